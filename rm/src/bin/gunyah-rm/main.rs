@@ -1,0 +1,30 @@
+//! `gunyah-rm`: the host tool. Each subcommand lives in its own module.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod decode;
+
+#[derive(Parser)]
+#[command(
+    name = "gunyah-rm",
+    version,
+    about = "Gunyah Resource Manager (host tool)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Decode RM RPC message-queue messages given as hex (arguments, or lines on stdin).
+    Decode(decode::Args),
+}
+
+fn main() -> ExitCode {
+    match Cli::parse().cmd {
+        Cmd::Decode(a) => decode::run(a),
+    }
+}

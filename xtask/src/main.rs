@@ -1,0 +1,160 @@
+//! Build/run/test driver: `cargo xtask setup | run | test`.
+//!
+//! Kept dependency-free so it builds in seconds on a fresh machine.
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::{exit, Command};
+
+/// Debian packages the project needs beyond the Rust toolchain
+/// (the toolchain, target and components come from rust-toolchain.toml).
+const DEBIAN_PACKAGES: &[(&str, &str)] = &[
+    ("dtc", "device-tree-compiler"),
+    ("qemu-system-aarch64", "qemu-system-arm"),
+];
+
+/// Crates that must build for the bare-metal EL2 target, with their cargo flags.
+const NO_STD_BUILDS: &[&[&str]] = &[
+    &["-p", "gunyah-rm-abi"],
+    &["-p", "gunyah-stage2"],
+    &["-p", "gunyah-rm", "--no-default-features"],
+];
+
+fn main() {
+    let args: Vec<String> = env::args().skip(1).collect();
+    let rest = if args.len() > 1 { &args[1..] } else { &[][..] };
+    let result = match args.first().map(String::as_str) {
+        Some("setup") => setup(),
+        Some("run") => run_main_job(rest),
+        Some("test") => test_all(),
+        _ => {
+            eprintln!("usage: cargo xtask <setup|run|test>");
+            eprintln!(
+                "  setup  install the Debian packages the project needs (dtc, qemu-system-arm)"
+            );
+            eprintln!("  run    run the main job");
+            eprintln!("  test   run every test of the project");
+            exit(2);
+        }
+    };
+    if let Err(e) = result {
+        eprintln!("xtask: {e}");
+        exit(1);
+    }
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives one level below the workspace root")
+        .to_path_buf()
+}
+
+fn cargo() -> Command {
+    let mut c = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(root());
+    c
+}
+
+fn status(what: &str, cmd: &mut Command) -> Result<(), String> {
+    eprintln!("xtask: {what}");
+    let st = cmd
+        .status()
+        .map_err(|e| format!("{what}: cannot start: {e}"))?;
+    if st.success() {
+        Ok(())
+    } else {
+        Err(format!("{what}: failed ({st})"))
+    }
+}
+
+fn have(tool: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {tool} >/dev/null 2>&1")])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+/// Install missing Debian packages with apt-get (as root), or say exactly what is missing.
+fn setup() -> Result<(), String> {
+    // rustup installs a rust-toolchain.toml's targets and components only when it installs the
+    // toolchain itself; on a machine that already has 1.95.0 this adds the missing pieces.
+    if have("rustup") {
+        status(
+            "rustup toolchain install (targets and components of rust-toolchain.toml)",
+            Command::new("rustup")
+                .args(["toolchain", "install", "--no-self-update"])
+                .current_dir(root()),
+        )?;
+    }
+    let missing: Vec<&str> = DEBIAN_PACKAGES
+        .iter()
+        .filter(|(tool, _)| !have(tool))
+        .map(|(_, pkg)| *pkg)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let is_root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false);
+    if !is_root || !have("apt-get") {
+        return Err(format!(
+            "missing Debian packages {missing:?}: install them with `apt-get install {}`",
+            missing.join(" ")
+        ));
+    }
+    status(
+        "apt-get update",
+        Command::new("apt-get").args(["update", "-qq"]),
+    )?;
+    status(
+        &format!("apt-get install {}", missing.join(" ")),
+        Command::new("apt-get")
+            .args(["install", "-y", "-qq", "--no-install-recommends"])
+            .args(&missing)
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+    )?;
+    for (tool, pkg) in DEBIAN_PACKAGES {
+        if !have(tool) {
+            return Err(format!("{pkg} installed but `{tool}` is still not on PATH"));
+        }
+    }
+    Ok(())
+}
+
+fn run_main_job(_rest: &[String]) -> Result<(), String> {
+    setup()?;
+    status(
+        "gunyah-rm decode (example exchange)",
+        cargo().args([
+            "run",
+            "--quiet",
+            "-p",
+            "gunyah-rm",
+            "--",
+            "decode",
+            "2101010024000056",
+        ]),
+    )
+}
+
+fn test_all() -> Result<(), String> {
+    setup()?;
+    status(
+        "cargo test --workspace",
+        cargo().args(["test", "--workspace"]),
+    )?;
+    for flags in NO_STD_BUILDS {
+        status(
+            &format!("build {} for aarch64-unknown-none", flags[1]),
+            cargo()
+                .args(["build", "--target", "aarch64-unknown-none"])
+                .args(*flags),
+        )?;
+    }
+    Ok(())
+}
