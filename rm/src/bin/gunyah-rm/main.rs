@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod check_config;
 mod decode;
 
 #[derive(Parser)]
@@ -21,10 +22,13 @@ struct Cli {
 enum Cmd {
     /// Decode RM RPC message-queue messages given as hex (arguments, or lines on stdin).
     Decode(decode::Args),
+    /// Parse VM launch configs and print the VMs they describe, or the first error.
+    CheckConfig(check_config::Args),
 }
 
 fn main() -> ExitCode {
     match Cli::parse().cmd {
         Cmd::Decode(a) => decode::run(a),
+        Cmd::CheckConfig(a) => check_config::run(a),
     }
 }
