@@ -6,27 +6,49 @@
 /// decoded and re-encoded without loss.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum RmError {
+    /// 0x0: success.
     Ok,
+    /// 0xFFFFFFFF: unknown or unsupported request.
     Unimplemented,
+    /// 0x1: out of memory.
     NoMem,
+    /// 0x2: out of a resource (also: list longer than 512 entries).
     NoResource,
+    /// 0x3: not permitted.
     Denied,
+    /// 0x4: malformed message (short, bad list, trailing bytes).
     MsgInvalid,
+    /// 0x5: busy.
     Busy,
+    /// 0x6: an argument is invalid.
     ArgumentInvalid,
+    /// 0x7: unknown handle.
     HandleInvalid,
+    /// 0x8: accept validation failed.
     ValidateFailed,
+    /// 0x9: mapping failed.
     MapFailed,
+    /// 0xA: memory invalid.
     MemInvalid,
+    /// 0xB: memory in use.
     MemInuse,
+    /// 0xC: memory already released.
     MemReleased,
+    /// 0xD: VMID invalid.
     VmidInvalid,
+    /// 0xE: lookup failed.
     LookupFailed,
+    /// 0xF: IRQ invalid.
     IrqInvalid,
+    /// 0x10: IRQ in use.
     IrqInuse,
+    /// 0x11: IRQ released.
     IrqReleased,
+    /// 0x12: in use.
     InUse,
+    /// 0x13: IRQ not mapped.
     IrqNotMapped,
+    /// 0x14: wrong VM state.
     VmState,
     /// A code this crate does not name.
     Other(u32),
