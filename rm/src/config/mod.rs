@@ -1,1 +1,75 @@
-//! VM launch configs: device-tree (`/gunyah-vm-config`) parsing into typed VM descriptions.
+//! VM launch configs: device-tree (`/gunyah-vm-config`) parsing into typed VM descriptions, and
+//! validation of a whole set of configs into a [`LaunchPlan`].
+//!
+//! The binding (every node and property) is `vm-configs/README.md`. Flow for the RM core:
+//! ```text
+//! dtb bytes ──parse──► Config::{Vm, Platform} ──validate_set(&[Config])──► LaunchPlan (launch order)
+//! ```
+//! Both steps are pure: nothing is launched or allocated, and an error names the node path, the
+//! property and the reason. The loader never panics on any input (the blob is structurally
+//! checked before the `fdt` crate reads it).
+
+mod dtb_check;
+mod error;
+mod plan;
+mod platform;
+mod props;
+mod types;
+mod vm;
+
+pub use error::{ConfigError, SetError};
+pub use plan::{validate_set, LaunchPlan, PlannedVm, ResolvedMapping};
+pub use types::*;
+pub use vm::{parse_digest, MAX_NAME_LEN};
+
+use alloc::string::String;
+use props::Node;
+
+/// Root node names the loader recognises.
+pub const VM_CONFIG_NODES: [&str; 2] = ["gunyah-vm-config", "qcom,vm-config"];
+/// Root node name of a platform description.
+pub const PLATFORM_NODE: &str = "gunyah-rm-platform";
+
+/// Parses one DTB into a VM or platform description.
+pub fn parse(dtb: &[u8]) -> Result<Config, ConfigError> {
+    dtb_check::check(dtb)?;
+    let fdt = fdt::Fdt::new(dtb)
+        .map_err(|e| ConfigError::node("/", alloc::format!("malformed device tree blob: {e}")))?;
+    let root = fdt
+        .find_node("/")
+        .ok_or_else(|| ConfigError::node("/", "no root node"))?;
+    let root = Node::new(root, String::from("/"))?;
+    for cells in ["#address-cells", "#size-cells"] {
+        if let Some(v) = root.u32(cells)? {
+            if v != 2 {
+                return Err(root.err(
+                    cells,
+                    "addresses and sizes are read as 2 cells; only <2> is allowed",
+                ));
+            }
+        }
+    }
+    let mut found: Option<Node> = None;
+    for c in root.children()? {
+        if VM_CONFIG_NODES.contains(&c.node.name) || c.node.name == PLATFORM_NODE {
+            if let Some(f) = &found {
+                return Err(ConfigError::node(
+                    &c.path,
+                    alloc::format!("a blob holds one config, but {} is also present", f.path),
+                ));
+            }
+            found = Some(c);
+        }
+    }
+    let Some(cfg) = found else {
+        return Err(ConfigError::node(
+            "/",
+            "no /gunyah-vm-config, /qcom,vm-config or /gunyah-rm-platform node",
+        ));
+    };
+    if cfg.node.name == PLATFORM_NODE {
+        platform::parse_platform(&cfg).map(Config::Platform)
+    } else {
+        vm::parse_vm(&root, &cfg).map(Config::Vm)
+    }
+}
