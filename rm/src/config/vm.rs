@@ -171,6 +171,15 @@ fn parse_guid(s: &str) -> Option<[u8; 16]> {
     Some(out)
 }
 
+/// `golden`, `golden@<unit>` or `golden-<suffix>`: a VM may map several golden images.
+fn is_golden_node(name: &str) -> bool {
+    match name.strip_prefix("golden") {
+        Some("") => true,
+        Some(rest) => rest.len() > 1 && (rest.starts_with('@') || rest.starts_with('-')),
+        None => false,
+    }
+}
+
 /// Parses the config node `cfg`; `root` is the tree's root (for `/cpus`).
 pub fn parse_vm(root: &Node, cfg: &Node) -> Result<VmConfig, ConfigError> {
     cfg.finish(VM_PROPS)?;
@@ -273,7 +282,7 @@ pub fn parse_vm(root: &Node, cfg: &Node) -> Result<VmConfig, ConfigError> {
             "vdevices" => vdevices = Some(parse_vdevices(&child)?),
             "gmem" => gmem_node = Some(child),
             "interrupts" | "segments" => {}
-            _ if name == "golden" || name.starts_with("golden@") => golden_nodes.push(child),
+            _ if is_golden_node(name) => golden_nodes.push(child),
             _ => return Err(ConfigError::node(&child.path, "unknown node")),
         }
     }
