@@ -1,0 +1,493 @@
+//! One VM's stage-2 address space: root table(s), VMID, and operations over IPA ranges.
+
+use crate::descriptor::{raw, Attrs, Descriptor};
+use crate::error::Error;
+use crate::fault::{FaultKind, FaultStatus};
+use crate::geometry::{
+    block_size, level_shift, vttbr, Geometry, Stage2Config, ENTRIES_PER_TABLE, PAGE_SIZE,
+};
+use crate::memory::TableMemory;
+use crate::tlb::TlbMaintenance;
+use crate::update::{check_range, plan_table, Committer, Node, Op, Reserve};
+
+/// Which block sizes [`AddressSpace::map`] may use, and whether it may replace existing mappings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct MapFlags(u8);
+
+impl MapFlags {
+    /// 4 KiB pages only, refuse to replace.
+    pub const PAGES: MapFlags = MapFlags(0);
+    /// Allow 2 MiB level-2 blocks where IPA, PA and range alignment allow.
+    pub const BLOCK_2M: MapFlags = MapFlags(1);
+    /// Allow 1 GiB level-1 blocks where IPA, PA and range alignment allow.
+    pub const BLOCK_1G: MapFlags = MapFlags(2);
+    /// Allow both block sizes.
+    pub const BLOCKS: MapFlags = MapFlags(3);
+    /// Replace existing mappings in the range (break-before-make where needed) instead of
+    /// failing with [`Error::AlreadyMapped`].
+    pub const REPLACE: MapFlags = MapFlags(4);
+
+    /// Union of flags.
+    pub const fn union(self, other: MapFlags) -> MapFlags {
+        MapFlags(self.0 | other.0)
+    }
+    /// Whether every flag of `other` is set.
+    pub const fn contains(self, other: MapFlags) -> bool {
+        self.0 & other.0 == other.0
+    }
+    pub(crate) const fn block_allowed(self, level: u8) -> bool {
+        match level {
+            3 => true,
+            2 => self.contains(MapFlags::BLOCK_2M),
+            1 => self.contains(MapFlags::BLOCK_1G),
+            _ => false,
+        }
+    }
+}
+
+/// A valid leaf (block or page) descriptor as found by a walk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Leaf {
+    /// First IPA the leaf maps (aligned to its size).
+    pub ipa: u64,
+    /// Output (physical) address of `ipa`.
+    pub pa: u64,
+    /// Level of the descriptor: 1 (1 GiB block), 2 (2 MiB block) or 3 (4 KiB page).
+    pub level: u8,
+    /// Attributes.
+    pub attrs: Attrs,
+}
+
+impl Leaf {
+    /// Size of the region the leaf maps.
+    pub const fn size(&self) -> u64 {
+        block_size(self.level)
+    }
+    /// Whether the leaf maps `ipa`.
+    pub const fn contains(&self, ipa: u64) -> bool {
+        ipa >= self.ipa && ipa - self.ipa < self.size()
+    }
+    /// The PA `ipa` translates to through this leaf.
+    pub const fn pa_of(&self, ipa: u64) -> Option<u64> {
+        if self.contains(ipa) {
+            Some(self.pa + (ipa - self.ipa))
+        } else {
+            None
+        }
+    }
+}
+
+/// Kind of access for [`AddressSpace::simulate_access`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Data read.
+    Read,
+    /// Data write.
+    Write,
+    /// Instruction fetch.
+    Execute,
+}
+
+/// A VM's stage-2 translation tables over table memory `M`, with TLB maintenance `T`.
+///
+/// Every mutating operation is all-or-nothing: it first walks the tables read-only, checking
+/// its arguments and counting the table pages it needs, allocates them all, and only then
+/// writes descriptors. Replacing a valid descriptor by a valid one with another output address,
+/// size or memory type is done break-before-make (invalid, TLB invalidate, new). Tables that
+/// become empty are freed after the TLB invalidation that makes them unreachable.
+///
+/// Operations take `&mut self`; the RM serialises each VM's operations with a lock. The object
+/// is `Send` when `M` and `T` are. Dropping it without [`destroy`](Self::destroy) leaks its table
+/// pages into `M`.
+pub struct AddressSpace<M: TableMemory, T: TlbMaintenance> {
+    mem: M,
+    tlb: T,
+    config: Stage2Config,
+    geometry: Geometry,
+    root: u64,
+    tables: usize,
+}
+
+impl<M: TableMemory, T: TlbMaintenance> AddressSpace<M, T> {
+    /// Create an empty address space, allocating its (possibly concatenated) root table.
+    pub fn new(mut mem: M, tlb: T, config: Stage2Config) -> Result<Self, Error> {
+        let geometry = config.geometry()?;
+        let n = geometry.root_tables();
+        let root = mem.alloc_root(n).ok_or(Error::NoMemory)?;
+        if !root.is_multiple_of(n as u64 * PAGE_SIZE) || root & !crate::descriptor::OA_MASK != 0 {
+            mem.free_root(root, n);
+            return Err(Error::BadTableMemory { pa: root });
+        }
+        Ok(AddressSpace {
+            mem,
+            tlb,
+            config,
+            geometry,
+            root,
+            tables: n,
+        })
+    }
+
+    /// The configuration the address space was created with.
+    pub fn config(&self) -> &Stage2Config {
+        &self.config
+    }
+    /// Start level and root-table concatenation.
+    pub fn geometry(&self) -> &Geometry {
+        &self.geometry
+    }
+    /// The VMID.
+    pub fn vmid(&self) -> u16 {
+        self.config.vmid
+    }
+    /// Physical address of the first root table.
+    pub fn root_pa(&self) -> u64 {
+        self.root
+    }
+    /// VTCR_EL2 value for this VM.
+    pub fn vtcr(&self) -> u64 {
+        // The configuration was validated in `new`.
+        self.config.vtcr().unwrap_or(0)
+    }
+    /// VTTBR_EL2 value for this VM (root PA and VMID).
+    pub fn vttbr(&self) -> u64 {
+        vttbr(self.root, self.config.vmid)
+    }
+    /// Number of table pages in use, root tables included.
+    pub fn table_pages(&self) -> usize {
+        self.tables
+    }
+    /// The table memory.
+    pub fn memory(&self) -> &M {
+        &self.mem
+    }
+    /// The table memory, mutably (for host tests: failure injection, tracing).
+    pub fn memory_mut(&mut self) -> &mut M {
+        &mut self.mem
+    }
+    /// The TLB maintenance object.
+    pub fn tlb(&self) -> &T {
+        &self.tlb
+    }
+    /// The TLB maintenance object, mutably.
+    pub fn tlb_mut(&mut self) -> &mut T {
+        &mut self.tlb
+    }
+
+    fn check_ipa_range(&self, ipa: u64, size: u64) -> Result<u64, Error> {
+        check_range(ipa, size, self.geometry.ipa_limit(), true)
+    }
+
+    /// Plan and commit `op` over `[s, e)`.
+    fn run(&mut self, s: u64, e: u64, op: &Op<'_>) -> Result<(), Error> {
+        let level = self.geometry.start_level();
+        let mut needed = 0;
+        let mut changed = false;
+        for (t, base, cs, ce) in root_slices(self.root, &self.geometry, s, e) {
+            let (n, c) = plan_table(&self.mem, Node::Real(t), level, base, cs, ce, op)?;
+            needed += n;
+            changed |= c;
+        }
+        if !changed {
+            return Ok(());
+        }
+        let reserve = Reserve::fill(&mut self.mem, needed)?;
+        let vttbr = self.vttbr();
+        let slices = root_slices(self.root, &self.geometry, s, e);
+        let mut c = Committer::new(
+            &mut self.mem,
+            &mut self.tlb,
+            vttbr,
+            &mut self.tables,
+            reserve,
+        );
+        for (t, base, cs, ce) in slices {
+            // Cannot fail: the plan above found every argument error and counted every table.
+            let r = c.commit_table(t, level, base, cs, ce, op, true);
+            debug_assert!(r.is_ok(), "commit failed after a successful plan: {r:?}");
+        }
+        c.finish();
+        Ok(())
+    }
+
+    /// Map `[ipa, ipa + size)` to `[pa, pa + size)` with `attrs`.
+    ///
+    /// Uses 2 MiB / 1 GiB blocks where `flags` permit and the IPA, PA and range are aligned for
+    /// them, 4 KiB pages elsewhere. Without [`MapFlags::REPLACE`], any page already mapped makes
+    /// the call fail with [`Error::AlreadyMapped`]; with it, existing mappings (including parts of
+    /// blocks, which are split) are replaced break-before-make.
+    pub fn map(
+        &mut self,
+        ipa: u64,
+        size: u64,
+        pa: u64,
+        attrs: Attrs,
+        flags: MapFlags,
+    ) -> Result<(), Error> {
+        let e = self.check_ipa_range(ipa, size)?;
+        let pa_limit = 1u64 << self.config.pa_range.bits();
+        check_range(pa, size, pa_limit, false)?;
+        let op = Op::Map {
+            ipa0: ipa,
+            pa0: pa,
+            attr_bits: attrs.to_bits(),
+            flags,
+        };
+        self.run(ipa, e, &op)
+    }
+
+    /// Unmap every page in `[ipa, ipa + size)` (holes are fine). Blocks partly inside the range
+    /// are split so the rest keeps its mapping; tables that become empty are freed.
+    pub fn unmap(&mut self, ipa: u64, size: u64) -> Result<(), Error> {
+        let e = self.check_ipa_range(ipa, size)?;
+        self.run(ipa, e, &Op::Unmap)
+    }
+
+    /// Change permission and execute-never of every page in `[ipa, ipa + size)`, which must all
+    /// be mapped ([`Error::NotMapped`] otherwise). Other attributes are kept.
+    pub fn protect(
+        &mut self,
+        ipa: u64,
+        size: u64,
+        s2ap: crate::S2Ap,
+        xn: bool,
+    ) -> Result<(), Error> {
+        self.modify_attrs(ipa, size, &|a: Attrs| a.with_s2ap(s2ap).with_xn(xn))
+    }
+
+    /// Replace the attributes `a` of every page in `[ipa, ipa + size)` by `f(a)` (`f` must be
+    /// deterministic). Every page must be mapped. Blocks partly inside the range are split only
+    /// if `f` changes their attributes. A memory-type or shareability change is done
+    /// break-before-make; permission, AF and software-bit changes are written in place.
+    pub fn modify_attrs(
+        &mut self,
+        ipa: u64,
+        size: u64,
+        f: &dyn Fn(Attrs) -> Attrs,
+    ) -> Result<(), Error> {
+        let e = self.check_ipa_range(ipa, size)?;
+        self.run(ipa, e, &Op::Modify(f))
+    }
+
+    /// Make the page at `ipa` map `pa` with `attrs` (the copy-on-write step), whatever it mapped
+    /// before. An enclosing block is split (the rest of it keeps its mapping); the old descriptor
+    /// is replaced break-before-make and invalidated. All or nothing: the split tables are
+    /// allocated first. Returns the leaf that mapped `ipa` before, if any.
+    pub fn replace_page(&mut self, ipa: u64, pa: u64, attrs: Attrs) -> Result<Option<Leaf>, Error> {
+        self.check_ipa_range(ipa, PAGE_SIZE)?;
+        let old = self.query(ipa);
+        self.map(ipa, PAGE_SIZE, pa, attrs, MapFlags::REPLACE)?;
+        Ok(old)
+    }
+
+    /// Split the block that maps `ipa` into a next-level table with the same output and
+    /// attributes (break-before-make). [`Error::NotABlock`] if `ipa` is mapped by a page,
+    /// [`Error::NotMapped`] if not mapped.
+    pub fn split_block(&mut self, ipa: u64) -> Result<(), Error> {
+        self.check_ipa_range(ipa, PAGE_SIZE)?;
+        let (table, index, level, es, old) = self.find_entry(ipa);
+        if !raw::is_leaf(old, level) {
+            return Err(Error::NotMapped { ipa });
+        }
+        if level == 3 {
+            return Err(Error::NotABlock { ipa });
+        }
+        let reserve = Reserve::fill(&mut self.mem, 1)?;
+        let vttbr = self.vttbr();
+        let mut c = Committer::new(
+            &mut self.mem,
+            &mut self.tlb,
+            vttbr,
+            &mut self.tables,
+            reserve,
+        );
+        let t = c.take_table()?;
+        c.fill_from_block(t, old, level + 1);
+        c.replace(table, index, level, es, old, raw::table(t), true);
+        c.finish();
+        Ok(())
+    }
+
+    /// Merge, bottom-up, every table inside `[ipa, ipa + size)` whose 512 leaves have identical
+    /// attributes (software bits included) and contiguous output aligned for a block, into one
+    /// 2 MiB or 1 GiB block (break-before-make; the table is freed). Returns how many blocks
+    /// were made. Never allocates.
+    pub fn merge(&mut self, ipa: u64, size: u64) -> Result<usize, Error> {
+        let e = self.check_ipa_range(ipa, size)?;
+        let level = self.geometry.start_level();
+        let vttbr = self.vttbr();
+        let slices = root_slices(self.root, &self.geometry, ipa, e);
+        let mut c = Committer::new(
+            &mut self.mem,
+            &mut self.tlb,
+            vttbr,
+            &mut self.tables,
+            Reserve::empty(),
+        );
+        let mut merged = 0;
+        for (t, base, cs, ce) in slices {
+            merged += c.merge_table(t, level, base, cs, ce);
+        }
+        c.finish();
+        Ok(merged)
+    }
+
+    /// Walk to the first non-table descriptor for `ipa` (which must be in range):
+    /// (table PA, index, level, IPA the descriptor maps from, descriptor).
+    fn find_entry(&self, ipa: u64) -> (u64, usize, u8, u64, u64) {
+        let mut level = self.geometry.start_level();
+        let shift = level_shift(level);
+        let idx = (ipa >> shift) as usize;
+        let mut table = self.root + (idx / ENTRIES_PER_TABLE) as u64 * PAGE_SIZE;
+        let mut index = idx % ENTRIES_PER_TABLE;
+        loop {
+            let d = self.mem.read_entry(table, index);
+            let es = ipa & !(block_size(level) - 1);
+            if !raw::is_table(d, level) {
+                return (table, index, level, es, d);
+            }
+            table = raw::table_pa(d);
+            level += 1;
+            index = ((ipa >> level_shift(level)) as usize) % ENTRIES_PER_TABLE;
+        }
+    }
+
+    /// The leaf mapping `ipa`, walking the tables as the MMU would; `None` if unmapped or out of
+    /// range.
+    pub fn query(&self, ipa: u64) -> Option<Leaf> {
+        if ipa >= self.geometry.ipa_limit() {
+            return None;
+        }
+        let (_, _, level, es, d) = self.find_entry(ipa);
+        raw::is_leaf(d, level).then(|| Leaf {
+            ipa: es,
+            pa: raw::leaf_oa(d, level),
+            level,
+            attrs: Attrs::from_descriptor(Descriptor::new(d)),
+        })
+    }
+
+    /// The PA and attributes `ipa` translates to.
+    pub fn translate(&self, ipa: u64) -> Option<(u64, Attrs)> {
+        let leaf = self.query(ipa)?;
+        Some((leaf.pa + (ipa - leaf.ipa), leaf.attrs))
+    }
+
+    /// What the MMU would do for a guest `access` to `ipa`: the PA, or the stage-2 fault it
+    /// raises (translation fault at the level of the invalid descriptor, access-flag fault,
+    /// permission fault at the leaf's level). An IPA beyond the IPA size gives a translation
+    /// fault at the start level.
+    pub fn simulate_access(&self, ipa: u64, access: Access) -> Result<u64, FaultStatus> {
+        if ipa >= self.geometry.ipa_limit() {
+            return Err(FaultStatus::new(
+                FaultKind::Translation,
+                Some(self.geometry.start_level()),
+            ));
+        }
+        let (_, _, level, es, d) = self.find_entry(ipa);
+        if !raw::is_leaf(d, level) {
+            return Err(FaultStatus::new(FaultKind::Translation, Some(level)));
+        }
+        let attrs = Attrs::from_descriptor(Descriptor::new(d));
+        if !attrs.af {
+            return Err(FaultStatus::new(FaultKind::AccessFlag, Some(level)));
+        }
+        let allowed = match access {
+            Access::Read => attrs.s2ap.readable(),
+            Access::Write => attrs.s2ap.writable(),
+            Access::Execute => !attrs.xn,
+        };
+        if !allowed {
+            return Err(FaultStatus::new(FaultKind::Permission, Some(level)));
+        }
+        Ok(raw::leaf_oa(d, level) + (ipa - es))
+    }
+
+    /// Call `f` for every valid leaf, in IPA order (for invariant and isolation checkers).
+    pub fn for_each_leaf(&self, f: &mut dyn FnMut(&Leaf)) {
+        let level = self.geometry.start_level();
+        let span = ENTRIES_PER_TABLE as u64 * block_size(level);
+        for t in 0..self.geometry.root_tables() as u64 {
+            self.leaves_in(self.root + t * PAGE_SIZE, level, t * span, f);
+        }
+    }
+
+    fn leaves_in(&self, table: u64, level: u8, base: u64, f: &mut dyn FnMut(&Leaf)) {
+        for i in 0..ENTRIES_PER_TABLE {
+            let d = self.mem.read_entry(table, i);
+            let es = base + i as u64 * block_size(level);
+            if raw::is_table(d, level) {
+                self.leaves_in(raw::table_pa(d), level + 1, es, f);
+            } else if raw::is_leaf(d, level) {
+                f(&Leaf {
+                    ipa: es,
+                    pa: raw::leaf_oa(d, level),
+                    level,
+                    attrs: Attrs::from_descriptor(Descriptor::new(d)),
+                });
+            }
+        }
+    }
+
+    /// Call `f(table_pa, level)` for every table page reachable from the root, root pages
+    /// included (each concatenated root page once).
+    pub fn for_each_table(&self, f: &mut dyn FnMut(u64, u8)) {
+        let level = self.geometry.start_level();
+        for t in 0..self.geometry.root_tables() as u64 {
+            self.tables_in(self.root + t * PAGE_SIZE, level, f);
+        }
+    }
+
+    fn tables_in(&self, table: u64, level: u8, f: &mut dyn FnMut(u64, u8)) {
+        f(table, level);
+        for i in 0..ENTRIES_PER_TABLE {
+            let d = self.mem.read_entry(table, i);
+            if raw::is_table(d, level) {
+                self.tables_in(raw::table_pa(d), level + 1, f);
+            }
+        }
+    }
+
+    /// Tear the address space down: invalidate the whole VMID, free every table page (root
+    /// included), and hand back the table memory and TLB objects.
+    pub fn destroy(mut self) -> (M, T) {
+        fn free_below<M: TableMemory>(mem: &mut M, t: u64, level: u8, tables: &mut usize) {
+            for i in 0..ENTRIES_PER_TABLE {
+                let d = mem.read_entry(t, i);
+                if raw::is_table(d, level) {
+                    let child = raw::table_pa(d);
+                    free_below(mem, child, level + 1, tables);
+                    mem.free_table(child);
+                    *tables -= 1;
+                }
+            }
+        }
+        let vttbr = self.vttbr();
+        self.tlb.invalidate_vmid(vttbr);
+        let level = self.geometry.start_level();
+        for t in 0..self.geometry.root_tables() as u64 {
+            free_below(
+                &mut self.mem,
+                self.root + t * PAGE_SIZE,
+                level,
+                &mut self.tables,
+            );
+        }
+        self.mem.free_root(self.root, self.geometry.root_tables());
+        (self.mem, self.tlb)
+    }
+}
+
+/// The root tables `[s, e)` touches: (table PA, IPA of its entry 0, clipped start, clipped end).
+fn root_slices(
+    root: u64,
+    g: &Geometry,
+    s: u64,
+    e: u64,
+) -> impl Iterator<Item = (u64, u64, u64, u64)> {
+    let span = ENTRIES_PER_TABLE as u64 * block_size(g.start_level());
+    ((s / span)..=((e - 1) / span)).map(move |t| {
+        let base = t * span;
+        (root + t * PAGE_SIZE, base, s.max(base), e.min(base + span))
+    })
+}

@@ -1,0 +1,393 @@
+//! Host-side simulation (feature `host`): a simulated physical arena for table pages, a TLB that
+//! records every invalidation, and a trace that orders descriptor writes against invalidations
+//! so tests can check break-before-make.
+
+extern crate alloc;
+
+use crate::memory::TableMemory;
+use crate::tlb::{vttbr_vmid, TlbMaintenance};
+use crate::PAGE_SIZE;
+use alloc::alloc::{alloc_zeroed, dealloc, Layout};
+use alloc::sync::Arc;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+/// Global sequence counter shared by every traced event, so events from an arena and a TLB
+/// recorder can be merged into one order.
+static SEQ: AtomicU64 = AtomicU64::new(0);
+
+fn next_seq() -> u64 {
+    SEQ.fetch_add(1, Ordering::Relaxed)
+}
+
+/// One traced event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TraceEvent {
+    /// A descriptor write (only recorded while the arena's tracing is on).
+    Write {
+        /// Table page written.
+        table_pa: u64,
+        /// Descriptor index.
+        index: usize,
+        /// Previous value.
+        old: u64,
+        /// New value.
+        new: u64,
+    },
+    /// `invalidate_ipas` for a VMID.
+    TlbiIpas {
+        /// VMID.
+        vmid: u16,
+        /// The IPAs.
+        ipas: Vec<u64>,
+    },
+    /// `invalidate_vmid`.
+    TlbiVmid {
+        /// VMID.
+        vmid: u16,
+    },
+}
+
+/// An event with its global sequence number.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Traced {
+    /// Position in the global order.
+    pub seq: u64,
+    /// The event.
+    pub event: TraceEvent,
+}
+
+/// A simulated physical memory arena of 4 KiB pages starting at `base_pa`.
+///
+/// Backs translation tables on the host (and may back simulated guest pages too). Counts pages
+/// in use, can fail the N-th allocation, and can trace descriptor writes.
+pub struct HostArena {
+    base: u64,
+    pages: usize,
+    mem: NonNull<u8>,
+    allocated: Vec<bool>,
+    free_list: Vec<usize>,
+    bump: usize,
+    in_use: usize,
+    alloc_calls: u64,
+    fail_at: Option<u64>,
+    trace: Option<Vec<Traced>>,
+}
+
+// SAFETY: the arena exclusively owns its memory block; the raw pointer is not shared with other
+// threads except through `&mut`/`&` borrows of the arena itself.
+unsafe impl Send for HostArena {}
+
+impl HostArena {
+    /// An arena of `pages` zeroed pages at physical address `base_pa`.
+    ///
+    /// # Panics
+    /// If `base_pa` is not 64 KiB aligned (so concatenated roots can be aligned), `pages` is 0,
+    /// or the host cannot allocate the memory.
+    pub fn new(base_pa: u64, pages: usize) -> HostArena {
+        assert!(
+            base_pa.is_multiple_of(16 * PAGE_SIZE),
+            "arena base must be 64 KiB aligned"
+        );
+        assert!(pages > 0, "arena needs at least one page");
+        let layout = Self::layout(pages);
+        // SAFETY: the layout has non-zero size.
+        let mem = NonNull::new(unsafe { alloc_zeroed(layout) }).expect("host allocation failed");
+        HostArena {
+            base: base_pa,
+            pages,
+            mem,
+            allocated: vec![false; pages],
+            free_list: Vec::new(),
+            bump: 0,
+            in_use: 0,
+            alloc_calls: 0,
+            fail_at: None,
+            trace: None,
+        }
+    }
+
+    fn layout(pages: usize) -> Layout {
+        Layout::from_size_align(pages * PAGE_SIZE as usize, PAGE_SIZE as usize)
+            .expect("arena too large")
+    }
+
+    /// First physical address of the arena.
+    pub fn base_pa(&self) -> u64 {
+        self.base
+    }
+    /// Number of pages in the arena.
+    pub fn capacity(&self) -> usize {
+        self.pages
+    }
+    /// Pages currently allocated.
+    pub fn pages_in_use(&self) -> usize {
+        self.in_use
+    }
+    /// Allocation calls made so far (successful or not).
+    pub fn allocation_calls(&self) -> u64 {
+        self.alloc_calls
+    }
+    /// Make the `n`-th allocation call from now fail (`1` = the next one). One-shot.
+    pub fn fail_nth_allocation(&mut self, n: u64) {
+        self.fail_at = Some(self.alloc_calls + n);
+    }
+    /// Cancel a pending injected failure.
+    pub fn clear_failure(&mut self) {
+        self.fail_at = None;
+    }
+    /// Start recording descriptor writes.
+    pub fn enable_trace(&mut self) {
+        self.trace.get_or_insert_with(Vec::new);
+    }
+    /// Take the recorded writes (tracing stays on).
+    pub fn take_trace(&mut self) -> Vec<Traced> {
+        self.trace.as_mut().map(core::mem::take).unwrap_or_default()
+    }
+    /// Whether `pa` lies in the arena.
+    pub fn contains(&self, pa: u64) -> bool {
+        pa >= self.base && (pa - self.base) / PAGE_SIZE < self.pages as u64
+    }
+    /// Whether the page holding `pa` is allocated.
+    pub fn is_allocated(&self, pa: u64) -> bool {
+        self.contains(pa) && self.allocated[((pa - self.base) / PAGE_SIZE) as usize]
+    }
+
+    /// Allocate `count` (a power of two) zeroed contiguous pages aligned to `count` pages.
+    pub fn alloc_pages(&mut self, count: usize) -> Option<u64> {
+        self.alloc_calls += 1;
+        if self.fail_at == Some(self.alloc_calls) {
+            self.fail_at = None;
+            return None;
+        }
+        if count == 0 || !count.is_power_of_two() {
+            return None;
+        }
+        let first = self.find(count)?;
+        for i in first..first + count {
+            self.allocated[i] = true;
+        }
+        self.in_use += count;
+        // SAFETY: pages `first..first + count` lie inside the arena block.
+        unsafe {
+            core::ptr::write_bytes(
+                self.mem.as_ptr().add(first * PAGE_SIZE as usize),
+                0,
+                count * PAGE_SIZE as usize,
+            )
+        };
+        Some(self.base + first as u64 * PAGE_SIZE)
+    }
+
+    /// Index of the first page of a free, aligned run of `count` pages.
+    fn find(&mut self, count: usize) -> Option<usize> {
+        let base_idx = (self.base / PAGE_SIZE) as usize;
+        let aligned = |i: usize| (base_idx + i).is_multiple_of(count);
+        if count == 1 {
+            while let Some(i) = self.free_list.pop() {
+                if !self.allocated[i] {
+                    return Some(i);
+                }
+            }
+        }
+        // Bump allocation, giving skipped pages to the free list.
+        let mut b = self.bump;
+        while b < self.pages && !aligned(b) {
+            b += 1;
+        }
+        if b + count <= self.pages {
+            for i in self.bump..b {
+                self.free_list.push(i);
+            }
+            self.bump = b + count;
+            return Some(b);
+        }
+        // Arena exhausted at the top: scan for a free aligned run.
+        (0..self.pages.saturating_sub(count - 1))
+            .filter(|&i| aligned(i))
+            .find(|&i| self.allocated[i..i + count].iter().all(|a| !a))
+    }
+
+    /// Free `count` pages at `pa`.
+    ///
+    /// # Panics
+    /// If a page is outside the arena or not allocated (a double free is a bug in the caller).
+    pub fn free_pages(&mut self, pa: u64, count: usize) {
+        for k in 0..count as u64 {
+            let p = pa + k * PAGE_SIZE;
+            assert!(
+                self.is_allocated(p),
+                "freeing page {p:#x} that is not allocated"
+            );
+            let i = ((p - self.base) / PAGE_SIZE) as usize;
+            self.allocated[i] = false;
+            self.free_list.push(i);
+            self.in_use -= 1;
+        }
+    }
+
+    /// Host pointer to the page holding `pa`, if it is in the arena.
+    pub fn page_ptr(&self, pa: u64) -> Option<*mut u8> {
+        self.contains(pa).then(|| {
+            let off = (pa & !(PAGE_SIZE - 1)) - self.base;
+            // SAFETY: `off` is inside the arena block.
+            unsafe { self.mem.as_ptr().add(off as usize) }
+        })
+    }
+}
+
+impl Drop for HostArena {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `new` with the same layout.
+        unsafe { dealloc(self.mem.as_ptr(), Self::layout(self.pages)) }
+    }
+}
+
+// SAFETY: pages come from the arena block, are zeroed, aligned as requested, exclusively handed
+// out until freed, and `table_ptr` points into the block.
+unsafe impl TableMemory for HostArena {
+    fn alloc_table(&mut self) -> Option<u64> {
+        self.alloc_pages(1)
+    }
+    fn free_table(&mut self, pa: u64) {
+        self.free_pages(pa, 1)
+    }
+    fn table_ptr(&self, pa: u64) -> *mut u64 {
+        assert!(
+            self.is_allocated(pa),
+            "table access to unallocated page {pa:#x}"
+        );
+        self.page_ptr(pa)
+            .map_or(core::ptr::null_mut(), |p| p.cast())
+    }
+    fn alloc_root(&mut self, count: usize) -> Option<u64> {
+        self.alloc_pages(count)
+    }
+    fn free_root(&mut self, pa: u64, count: usize) {
+        self.free_pages(pa, count)
+    }
+    fn write_entry(&mut self, table_pa: u64, index: usize, value: u64) {
+        let ptr = self.table_ptr(table_pa);
+        assert!(index < crate::ENTRIES_PER_TABLE);
+        // SAFETY: allocated table page (checked above), index in bounds, single 64-bit store.
+        let slot = unsafe { AtomicU64::from_ptr(ptr.add(index)) };
+        let old = slot.swap(value, Ordering::AcqRel);
+        if let Some(t) = self.trace.as_mut() {
+            t.push(Traced {
+                seq: next_seq(),
+                event: TraceEvent::Write {
+                    table_pa,
+                    index,
+                    old,
+                    new: value,
+                },
+            });
+        }
+    }
+}
+
+/// A [`HostArena`] shared by several address spaces (one per VM) behind a lock.
+#[derive(Clone)]
+pub struct SharedArena(Arc<spin::Mutex<HostArena>>);
+
+impl SharedArena {
+    /// Share `arena`.
+    pub fn new(arena: HostArena) -> SharedArena {
+        SharedArena(Arc::new(spin::Mutex::new(arena)))
+    }
+    /// Lock the arena (e.g. to allocate simulated guest pages or read counters).
+    pub fn lock(&self) -> spin::MutexGuard<'_, HostArena> {
+        self.0.lock()
+    }
+}
+
+// SAFETY: delegates to `HostArena`; arena memory never moves, so a pointer obtained under the
+// lock stays valid while the page is allocated.
+unsafe impl TableMemory for SharedArena {
+    fn alloc_table(&mut self) -> Option<u64> {
+        self.0.lock().alloc_table()
+    }
+    fn free_table(&mut self, pa: u64) {
+        self.0.lock().free_table(pa)
+    }
+    fn table_ptr(&self, pa: u64) -> *mut u64 {
+        self.0.lock().table_ptr(pa)
+    }
+    fn alloc_root(&mut self, count: usize) -> Option<u64> {
+        self.0.lock().alloc_root(count)
+    }
+    fn free_root(&mut self, pa: u64, count: usize) {
+        self.0.lock().free_root(pa, count)
+    }
+    fn write_entry(&mut self, table_pa: u64, index: usize, value: u64) {
+        self.0.lock().write_entry(table_pa, index, value)
+    }
+}
+
+/// A TLB that records every invalidation (with a global sequence number) instead of doing it.
+#[derive(Default, Debug)]
+pub struct RecordingTlb {
+    events: Vec<Traced>,
+}
+
+impl RecordingTlb {
+    /// An empty recorder.
+    pub fn new() -> RecordingTlb {
+        RecordingTlb::default()
+    }
+    /// Every invalidation so far, in order.
+    pub fn events(&self) -> &[Traced] {
+        &self.events
+    }
+    /// Take the recorded events.
+    pub fn take(&mut self) -> Vec<Traced> {
+        core::mem::take(&mut self.events)
+    }
+    /// All IPAs invalidated one by one so far, in order.
+    pub fn invalidated_ipas(&self) -> Vec<u64> {
+        self.events
+            .iter()
+            .flat_map(|t| match &t.event {
+                TraceEvent::TlbiIpas { ipas, .. } => ipas.clone(),
+                _ => Vec::new(),
+            })
+            .collect()
+    }
+    /// Number of whole-VMID invalidations so far.
+    pub fn vmid_invalidations(&self) -> usize {
+        self.events
+            .iter()
+            .filter(|t| matches!(t.event, TraceEvent::TlbiVmid { .. }))
+            .count()
+    }
+}
+
+impl TlbMaintenance for RecordingTlb {
+    fn invalidate_ipas(&mut self, vttbr: u64, ipas: &[u64]) {
+        self.events.push(Traced {
+            seq: next_seq(),
+            event: TraceEvent::TlbiIpas {
+                vmid: vttbr_vmid(vttbr),
+                ipas: ipas.to_vec(),
+            },
+        });
+    }
+    fn invalidate_vmid(&mut self, vttbr: u64) {
+        self.events.push(Traced {
+            seq: next_seq(),
+            event: TraceEvent::TlbiVmid {
+                vmid: vttbr_vmid(vttbr),
+            },
+        });
+    }
+}
+
+/// Merge traces (arena writes and TLB events) into one sequence order.
+pub fn merge_traces(a: Vec<Traced>, b: Vec<Traced>) -> Vec<Traced> {
+    let mut all = a;
+    all.extend(b);
+    all.sort_by_key(|t| t.seq);
+    all
+}

@@ -1,0 +1,66 @@
+//! Table memory: where translation table pages come from.
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+/// Supplier of 4 KiB translation-table pages, addressed by physical address.
+///
+/// On hardware this is a page allocator over memory the hypervisor owns; on the host it is a
+/// simulated physical arena ([`crate::host::HostArena`], feature `host`).
+///
+/// # Safety
+///
+/// Implementations guarantee that:
+/// * a PA returned by [`alloc_table`](Self::alloc_table) / [`alloc_root`](Self::alloc_root)
+///   names zeroed, page-aligned memory used by nothing else until it is freed, and that
+///   `alloc_root(n)` returns `n` physically contiguous pages aligned to `n * 4 KiB`;
+/// * [`table_ptr`](Self::table_ptr) of such a PA returns a pointer valid for reads and writes of
+///   512 naturally aligned `u64`s for as long as the page stays allocated;
+/// * the PA is what the MMU must see in a descriptor for that page.
+pub unsafe trait TableMemory {
+    /// Allocate one zeroed 4 KiB table page; `None` when out of memory.
+    fn alloc_table(&mut self) -> Option<u64>;
+
+    /// Return a page obtained from [`alloc_table`](Self::alloc_table). The stage-2 code calls this
+    /// only after the page is unreachable from the tables and the TLBs have been invalidated.
+    fn free_table(&mut self, pa: u64);
+
+    /// Pointer to the 512 descriptors of the allocated table page at `pa`.
+    fn table_ptr(&self, pa: u64) -> *mut u64;
+
+    /// Allocate `count` (1, 2, 4, 8 or 16) zeroed, physically contiguous pages aligned to
+    /// `count * 4 KiB` for concatenated root tables. The default supports only `count == 1`.
+    fn alloc_root(&mut self, count: usize) -> Option<u64> {
+        if count == 1 {
+            self.alloc_table()
+        } else {
+            None
+        }
+    }
+
+    /// Free pages obtained from [`alloc_root`](Self::alloc_root). The default frees page by page.
+    fn free_root(&mut self, pa: u64, count: usize) {
+        for i in 0..count as u64 {
+            self.free_table(pa + i * crate::PAGE_SIZE);
+        }
+    }
+
+    /// Read descriptor `index` (0..512) of the table page at `table_pa` with one 64-bit load.
+    fn read_entry(&self, table_pa: u64, index: usize) -> u64 {
+        debug_assert!(index < crate::ENTRIES_PER_TABLE);
+        // SAFETY: `table_pa` is an allocated table page (trait contract), so the pointer is valid
+        // and 8-byte aligned for 512 entries; `index < 512`. Access is atomic so a concurrent
+        // hardware or software walker never races with a non-atomic access.
+        unsafe { AtomicU64::from_ptr(self.table_ptr(table_pa).add(index)).load(Ordering::Acquire) }
+    }
+
+    /// Write descriptor `index` of the table page at `table_pa` with one 64-bit store (release:
+    /// earlier writes to a new next-level table are visible before the descriptor that links it).
+    /// Implementations that override this (e.g. to trace) must keep the single store.
+    fn write_entry(&mut self, table_pa: u64, index: usize, value: u64) {
+        debug_assert!(index < crate::ENTRIES_PER_TABLE);
+        // SAFETY: as in `read_entry`; the single atomic store cannot tear.
+        unsafe {
+            AtomicU64::from_ptr(self.table_ptr(table_pa).add(index)).store(value, Ordering::Release)
+        }
+    }
+}

@@ -1,0 +1,607 @@
+//! The update engine: plan (read-only, counts the tables an operation needs and finds argument
+//! errors), then commit (cannot fail: every table comes from a pre-filled reserve), with
+//! break-before-make, batched TLB invalidation and deferred freeing of unlinked tables.
+
+use crate::descriptor::{raw, Attrs, Descriptor, BBM_ATTR_MASK, HW_ATTR_MASK, OA_MASK};
+use crate::error::Error;
+use crate::geometry::{block_size, level_shift, ENTRIES_PER_TABLE, PAGE_SIZE};
+use crate::memory::TableMemory;
+use crate::tlb::{TlbMaintenance, MAX_TLBI_IPAS};
+use crate::MapFlags;
+
+/// What to do over an IPA range.
+pub(crate) enum Op<'a> {
+    /// Map `[ipa0, ..)` to `[pa0, ..)` with leaf attribute bits `attr_bits`.
+    Map {
+        ipa0: u64,
+        pa0: u64,
+        attr_bits: u64,
+        flags: MapFlags,
+    },
+    /// Remove every mapping.
+    Unmap,
+    /// Replace the attributes of every mapped page; every page must be mapped.
+    Modify(&'a dyn Fn(Attrs) -> Attrs),
+}
+
+/// A table as the walker sees it: real memory, a block seen as the table it would split into,
+/// or an empty table that does not exist yet.
+#[derive(Clone, Copy)]
+pub(crate) enum Node {
+    Real(u64),
+    Virtual(u64),
+    Empty,
+}
+
+/// The decision for one descriptor.
+enum Action {
+    Nothing,
+    Write(u64),
+    Clear,
+    Descend(u64),
+    DescendNew,
+    Split,
+}
+
+fn decide(op: &Op<'_>, old: u64, level: u8, es: u64, s: u64, e: u64) -> Result<Action, Error> {
+    let size = block_size(level);
+    let full = s == es && e - es == size;
+    let table = raw::is_table(old, level);
+    let leaf = raw::is_leaf(old, level);
+    Ok(match op {
+        Op::Map {
+            ipa0,
+            pa0,
+            attr_bits,
+            flags,
+        } => {
+            let pa = pa0 + (s - ipa0);
+            let replace = flags.contains(MapFlags::REPLACE);
+            if full && flags.block_allowed(level) && pa & (size - 1) == 0 {
+                let new = raw::leaf(pa, *attr_bits, level);
+                if table {
+                    if replace {
+                        Action::Write(new)
+                    } else {
+                        // Find the exact mapped page (tables are never empty) and report it.
+                        Action::Descend(raw::table_pa(old))
+                    }
+                } else if leaf {
+                    if !replace {
+                        return Err(Error::AlreadyMapped { ipa: s });
+                    } else if old == new {
+                        Action::Nothing
+                    } else {
+                        Action::Write(new)
+                    }
+                } else {
+                    Action::Write(new)
+                }
+            } else if table {
+                Action::Descend(raw::table_pa(old))
+            } else if leaf {
+                if !replace {
+                    return Err(Error::AlreadyMapped { ipa: s });
+                }
+                Action::Split
+            } else {
+                Action::DescendNew
+            }
+        }
+        Op::Unmap => {
+            if table {
+                if full {
+                    Action::Clear
+                } else {
+                    Action::Descend(raw::table_pa(old))
+                }
+            } else if leaf {
+                if full {
+                    Action::Clear
+                } else {
+                    Action::Split
+                }
+            } else {
+                Action::Nothing
+            }
+        }
+        Op::Modify(f) => {
+            if table {
+                Action::Descend(raw::table_pa(old))
+            } else if leaf {
+                if full {
+                    let attrs = f(Attrs::from_descriptor(Descriptor::new(old)));
+                    let new = raw::leaf(raw::leaf_oa(old, level), attrs.to_bits(), level);
+                    if new == old {
+                        Action::Nothing
+                    } else {
+                        Action::Write(new)
+                    }
+                } else {
+                    Action::Split
+                }
+            } else {
+                return Err(Error::NotMapped { ipa: s });
+            }
+        }
+    })
+}
+
+/// Descriptor `i` of a node at `level`.
+fn node_entry<M: TableMemory>(mem: &M, node: Node, level: u8, i: usize) -> u64 {
+    match node {
+        Node::Real(t) => mem.read_entry(t, i),
+        Node::Empty => 0,
+        Node::Virtual(block) => {
+            let oa = raw::leaf_oa(block, level - 1) + i as u64 * block_size(level);
+            raw::leaf(oa, block, level)
+        }
+    }
+}
+
+/// Index range `i0..=i1` of a table at `level` starting at `base` that `[s, e)` touches.
+fn index_range(level: u8, base: u64, s: u64, e: u64) -> (usize, usize) {
+    let shift = level_shift(level);
+    (
+        ((s - base) >> shift) as usize,
+        ((e - 1 - base) >> shift) as usize,
+    )
+}
+
+/// Plan `op` over `[s, e)` within a node: number of tables to allocate, and whether anything
+/// would change. Reads only.
+pub(crate) fn plan_table<M: TableMemory>(
+    mem: &M,
+    node: Node,
+    level: u8,
+    base: u64,
+    s: u64,
+    e: u64,
+    op: &Op<'_>,
+) -> Result<(usize, bool), Error> {
+    let size = block_size(level);
+    let (i0, i1) = index_range(level, base, s, e);
+    let mut count = 0;
+    let mut changed = false;
+    for i in i0..=i1 {
+        let es = base + i as u64 * size;
+        let (cs, ce) = (s.max(es), e.min(es + size));
+        let old = node_entry(mem, node, level, i);
+        match decide(op, old, level, es, cs, ce)? {
+            Action::Nothing => {}
+            Action::Write(_) | Action::Clear => changed = true,
+            Action::Descend(t) => {
+                let (n, c) = plan_table(mem, Node::Real(t), level + 1, es, cs, ce, op)?;
+                count += n;
+                changed |= c;
+            }
+            Action::DescendNew => {
+                let (n, _) = plan_table(mem, Node::Empty, level + 1, es, cs, ce, op)?;
+                count += n + 1;
+                changed = true;
+            }
+            Action::Split => {
+                let (n, c) = plan_table(mem, Node::Virtual(old), level + 1, es, cs, ce, op)?;
+                if c {
+                    count += n + 1;
+                    changed = true;
+                }
+            }
+        }
+    }
+    Ok((count, changed))
+}
+
+/// Pre-allocated table pages, linked through their first word (they are not reachable by any
+/// walker while in the reserve).
+pub(crate) struct Reserve {
+    head: Option<u64>,
+    len: usize,
+}
+
+impl Reserve {
+    pub(crate) const fn empty() -> Reserve {
+        Reserve { head: None, len: 0 }
+    }
+
+    /// Allocate `n` tables, or none at all.
+    pub(crate) fn fill<M: TableMemory>(mem: &mut M, n: usize) -> Result<Reserve, Error> {
+        let mut r = Reserve::empty();
+        for _ in 0..n {
+            match mem.alloc_table() {
+                Some(pa) if pa & !OA_MASK == 0 => r.push(mem, pa),
+                Some(pa) => {
+                    mem.free_table(pa);
+                    r.release(mem);
+                    return Err(Error::BadTableMemory { pa });
+                }
+                None => {
+                    r.release(mem);
+                    return Err(Error::NoMemory);
+                }
+            }
+        }
+        Ok(r)
+    }
+
+    fn push<M: TableMemory>(&mut self, mem: &mut M, pa: u64) {
+        mem.write_entry(pa, 0, self.head.unwrap_or(u64::MAX));
+        self.head = Some(pa);
+        self.len += 1;
+    }
+
+    /// Take a zeroed table.
+    pub(crate) fn take<M: TableMemory>(&mut self, mem: &mut M) -> Option<u64> {
+        let pa = self.head?;
+        let next = mem.read_entry(pa, 0);
+        mem.write_entry(pa, 0, 0);
+        self.head = if next == u64::MAX { None } else { Some(next) };
+        self.len -= 1;
+        Some(pa)
+    }
+
+    /// Return every remaining page to the allocator.
+    pub(crate) fn release<M: TableMemory>(&mut self, mem: &mut M) {
+        while let Some(pa) = self.take(mem) {
+            mem.free_table(pa);
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+}
+
+const MAX_PENDING: usize = 64;
+const MAX_FREES: usize = 64;
+
+/// The commit side: writes descriptors, batches TLB invalidation, defers "make" writes of
+/// break-before-make and frees of unlinked tables until after the invalidation.
+pub(crate) struct Committer<'a, M: TableMemory, T: TlbMaintenance> {
+    pub(crate) mem: &'a mut M,
+    pub(crate) tlb: &'a mut T,
+    pub(crate) vttbr: u64,
+    pub(crate) tables: &'a mut usize,
+    pub(crate) reserve: Reserve,
+    ipas: [u64; MAX_TLBI_IPAS],
+    n_ipas: usize,
+    whole_vmid: bool,
+    pending: [(u64, u16, u64); MAX_PENDING],
+    n_pending: usize,
+    frees: [u64; MAX_FREES],
+    n_frees: usize,
+}
+
+impl<'a, M: TableMemory, T: TlbMaintenance> Committer<'a, M, T> {
+    pub(crate) fn new(
+        mem: &'a mut M,
+        tlb: &'a mut T,
+        vttbr: u64,
+        tables: &'a mut usize,
+        reserve: Reserve,
+    ) -> Self {
+        Committer {
+            mem,
+            tlb,
+            vttbr,
+            tables,
+            reserve,
+            ipas: [0; MAX_TLBI_IPAS],
+            n_ipas: 0,
+            whole_vmid: false,
+            pending: [(0, 0, 0); MAX_PENDING],
+            n_pending: 0,
+            frees: [0; MAX_FREES],
+            n_frees: 0,
+        }
+    }
+
+    /// Invalidate what was broken, then write the pending descriptors, then free unlinked tables.
+    pub(crate) fn flush(&mut self) {
+        if self.whole_vmid {
+            self.tlb.invalidate_vmid(self.vttbr);
+        } else if self.n_ipas > 0 {
+            self.tlb
+                .invalidate_ipas(self.vttbr, &self.ipas[..self.n_ipas]);
+        }
+        for &(t, i, v) in &self.pending[..self.n_pending] {
+            self.mem.write_entry(t, i as usize, v);
+        }
+        for &pa in &self.frees[..self.n_frees] {
+            self.mem.free_table(pa);
+            *self.tables -= 1;
+        }
+        self.n_ipas = 0;
+        self.whole_vmid = false;
+        self.n_pending = 0;
+        self.n_frees = 0;
+    }
+
+    /// Finish: flush and give unused reserve pages back.
+    pub(crate) fn finish(mut self) {
+        self.flush();
+        debug_assert_eq!(self.reserve.len(), 0, "plan over-counted tables");
+        self.reserve.release(self.mem);
+    }
+
+    pub(crate) fn push_tlbi(&mut self, ipa: u64) {
+        if self.whole_vmid {
+            return;
+        }
+        if self.n_ipas == MAX_TLBI_IPAS {
+            self.whole_vmid = true;
+        } else {
+            self.ipas[self.n_ipas] = ipa;
+            self.n_ipas += 1;
+        }
+    }
+
+    fn push_pending(&mut self, table: u64, index: usize, value: u64) {
+        if self.n_pending == MAX_PENDING {
+            self.flush();
+        }
+        self.pending[self.n_pending] = (table, index as u16, value);
+        self.n_pending += 1;
+    }
+
+    fn defer_free(&mut self, pa: u64) {
+        if self.n_frees == MAX_FREES {
+            self.flush();
+        }
+        self.frees[self.n_frees] = pa;
+        self.n_frees += 1;
+    }
+
+    pub(crate) fn take_table(&mut self) -> Result<u64, Error> {
+        if let Some(pa) = self.reserve.take(self.mem) {
+            *self.tables += 1;
+            return Ok(pa);
+        }
+        // Only reachable if plan and commit disagree.
+        debug_assert!(false, "plan under-counted tables");
+        Err(Error::NoMemory)
+    }
+
+    /// Fill a fresh table at `level` with the pages/blocks of `block` (a leaf one level up).
+    pub(crate) fn fill_from_block(&mut self, t: u64, block: u64, level: u8) {
+        for i in 0..ENTRIES_PER_TABLE {
+            let v = node_entry(&*self.mem, Node::Virtual(block), level, i);
+            self.mem.write_entry(t, i, v);
+        }
+    }
+
+    /// Break-before-make replacement of the live or fresh descriptor `table[i]` (level `level`,
+    /// mapping from `es`) from `old` to `new`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn replace(
+        &mut self,
+        table: u64,
+        i: usize,
+        level: u8,
+        es: u64,
+        old: u64,
+        new: u64,
+        live: bool,
+    ) {
+        let old_table = raw::is_table(old, level);
+        let old_leaf = raw::is_leaf(old, level);
+        if !live || !(old_table || old_leaf) {
+            self.mem.write_entry(table, i, new);
+            if old_table {
+                self.free_subtree_now(raw::table_pa(old), level + 1);
+            }
+            return;
+        }
+        if old_leaf
+            && raw::is_leaf(new, level)
+            && raw::leaf_oa(old, level) == raw::leaf_oa(new, level)
+            && (old ^ new) & BBM_ATTR_MASK == 0
+        {
+            // Same output, same size, same memory type: permissions/AF/software bits change in
+            // place. Only software bits changing needs no invalidation.
+            self.mem.write_entry(table, i, new);
+            if (old ^ new) & HW_ATTR_MASK != 0 {
+                self.push_tlbi(es);
+            }
+            return;
+        }
+        self.mem.write_entry(table, i, 0);
+        if old_table {
+            self.collect_subtree(raw::table_pa(old), level + 1, es);
+        } else {
+            self.push_tlbi(es);
+        }
+        self.push_pending(table, i, new);
+    }
+
+    /// Clear the descriptor `table[i]`.
+    fn clear(&mut self, table: u64, i: usize, level: u8, es: u64, old: u64, live: bool) {
+        self.mem.write_entry(table, i, 0);
+        if raw::is_table(old, level) {
+            if live {
+                self.collect_subtree(raw::table_pa(old), level + 1, es);
+            } else {
+                self.free_subtree_now(raw::table_pa(old), level + 1);
+            }
+        } else if live && raw::is_leaf(old, level) {
+            self.push_tlbi(es);
+        }
+    }
+
+    /// An unlinked subtree: invalidate its leaves, then free its tables after the invalidation.
+    /// Returns the number of leaves.
+    pub(crate) fn collect_subtree(&mut self, t: u64, level: u8, base: u64) -> usize {
+        let mut leaves = 0;
+        for i in 0..ENTRIES_PER_TABLE {
+            let d = self.mem.read_entry(t, i);
+            let es = base + i as u64 * block_size(level);
+            if raw::is_table(d, level) {
+                leaves += self.collect_subtree(raw::table_pa(d), level + 1, es);
+            } else if raw::is_leaf(d, level) {
+                self.push_tlbi(es);
+                leaves += 1;
+            }
+        }
+        if leaves == 0 {
+            // Still drop walk-cache entries for the table itself.
+            self.push_tlbi(base);
+        }
+        self.defer_free(t);
+        leaves
+    }
+
+    /// Free a subtree that no walker can have seen.
+    fn free_subtree_now(&mut self, t: u64, level: u8) {
+        for i in 0..ENTRIES_PER_TABLE {
+            let d = self.mem.read_entry(t, i);
+            if raw::is_table(d, level) {
+                self.free_subtree_now(raw::table_pa(d), level + 1);
+            }
+        }
+        self.mem.free_table(t);
+        *self.tables -= 1;
+    }
+
+    /// All entries zero and no pending write into it.
+    fn table_empty(&self, t: u64) -> bool {
+        !self.pending[..self.n_pending].iter().any(|p| p.0 == t)
+            && (0..ENTRIES_PER_TABLE).all(|i| self.mem.read_entry(t, i) == 0)
+    }
+
+    /// Commit `op` over `[s, e)` within the real table `table` at `level` starting at `base`.
+    /// `live` says whether the table is reachable by the MMU.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn commit_table(
+        &mut self,
+        table: u64,
+        level: u8,
+        base: u64,
+        s: u64,
+        e: u64,
+        op: &Op<'_>,
+        live: bool,
+    ) -> Result<(), Error> {
+        let size = block_size(level);
+        let (i0, i1) = index_range(level, base, s, e);
+        for i in i0..=i1 {
+            let es = base + i as u64 * size;
+            let (cs, ce) = (s.max(es), e.min(es + size));
+            let old = self.mem.read_entry(table, i);
+            match decide(op, old, level, es, cs, ce)? {
+                Action::Nothing => {}
+                Action::Write(new) => self.replace(table, i, level, es, old, new, live),
+                Action::Clear => self.clear(table, i, level, es, old, live),
+                Action::Descend(t) => {
+                    self.commit_table(t, level + 1, es, cs, ce, op, live)?;
+                    if matches!(op, Op::Unmap) && self.table_empty(t) {
+                        self.mem.write_entry(table, i, 0);
+                        if live {
+                            // Its leaves were queued for invalidation as they were cleared.
+                            self.defer_free(t);
+                        } else {
+                            self.mem.free_table(t);
+                            *self.tables -= 1;
+                        }
+                    }
+                }
+                Action::DescendNew => {
+                    let t = self.take_table()?;
+                    self.commit_table(t, level + 1, es, cs, ce, op, false)?;
+                    self.mem.write_entry(table, i, raw::table(t));
+                }
+                Action::Split => {
+                    let (_, changed) =
+                        plan_table(&*self.mem, Node::Virtual(old), level + 1, es, cs, ce, op)?;
+                    if !changed {
+                        continue;
+                    }
+                    let t = self.take_table()?;
+                    self.fill_from_block(t, old, level + 1);
+                    self.commit_table(t, level + 1, es, cs, ce, op, false)?;
+                    self.replace(table, i, level, es, old, raw::table(t), live);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Merge uniform tables within `[s, e)` of `table` back into blocks; returns how many.
+    pub(crate) fn merge_table(
+        &mut self,
+        table: u64,
+        level: u8,
+        base: u64,
+        s: u64,
+        e: u64,
+    ) -> usize {
+        let size = block_size(level);
+        let (i0, i1) = index_range(level, base, s, e);
+        let mut merged = 0;
+        for i in i0..=i1 {
+            let es = base + i as u64 * size;
+            let (cs, ce) = (s.max(es), e.min(es + size));
+            let old = self.mem.read_entry(table, i);
+            if !raw::is_table(old, level) {
+                continue;
+            }
+            let t = raw::table_pa(old);
+            let inner = self.merge_table(t, level + 1, es, cs, ce);
+            merged += inner;
+            let full = cs == es && ce - es == size;
+            if !full || !(level == 1 || level == 2) {
+                continue;
+            }
+            if inner > 0 {
+                // Merged children are pending writes inside `t`; land them before inspecting it.
+                self.flush();
+            }
+            if let Some(block) = self.uniform(t, level + 1, level) {
+                self.mem.write_entry(table, i, 0);
+                self.collect_subtree(t, level + 1, es);
+                self.push_pending(table, i, block);
+                merged += 1;
+            }
+        }
+        merged
+    }
+
+    /// If the table `t` at `level` holds 512 leaves with identical attributes and contiguous
+    /// output aligned for a block at `parent_level`, that block descriptor.
+    fn uniform(&self, t: u64, level: u8, parent_level: u8) -> Option<u64> {
+        let first = self.mem.read_entry(t, 0);
+        if !raw::is_leaf(first, level) {
+            return None;
+        }
+        let oa = raw::leaf_oa(first, level);
+        if oa & (block_size(parent_level) - 1) != 0 {
+            return None;
+        }
+        let step = block_size(level);
+        let uniform =
+            (1..ENTRIES_PER_TABLE).all(|i| self.mem.read_entry(t, i) == first + i as u64 * step);
+        uniform.then(|| raw::leaf(oa, first, parent_level))
+    }
+}
+
+/// Check a range argument: aligned, non-empty, no overflow, within `limit`.
+pub(crate) fn check_range(addr: u64, size: u64, limit: u64, is_ipa: bool) -> Result<u64, Error> {
+    if size == 0 {
+        return Err(Error::ZeroSize);
+    }
+    if !addr.is_multiple_of(PAGE_SIZE) {
+        return Err(Error::Unaligned { value: addr });
+    }
+    if !size.is_multiple_of(PAGE_SIZE) {
+        return Err(Error::Unaligned { value: size });
+    }
+    let end = addr.checked_add(size).ok_or(Error::RangeOverflow)?;
+    if end > limit {
+        let first = addr.max(limit);
+        return Err(if is_ipa {
+            Error::IpaOutOfRange { ipa: first }
+        } else {
+            Error::PaOutOfRange { pa: first }
+        });
+    }
+    Ok(end)
+}
