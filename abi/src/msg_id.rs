@@ -8,7 +8,7 @@
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct MsgId(pub u32);
 
-/// The message family: bits [31:24] of the ID.
+/// The message family: bits \[31:24\] of the ID.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Family {
     /// 0x51: memparcels and firmware.
@@ -259,7 +259,7 @@ impl MsgId {
             .map(|(id, _)| *id)
     }
 
-    /// The family byte (bits [31:24]).
+    /// The family byte (bits \[31:24\]).
     pub const fn family(self) -> Family {
         match (self.0 >> 24) as u8 {
             0x51 => Family::Memory,
@@ -270,7 +270,7 @@ impl MsgId {
     }
 
     /// Whether the ID is in a notification range (0x5110xxxx, 0x5610xxxx,
-    /// 0x4710xxxx): bits [23:16] equal 0x10 in those families.
+    /// 0x4710xxxx): bits \[23:16\] equal 0x10 in those families.
     pub const fn is_notification_id(self) -> bool {
         let fam = (self.0 >> 24) as u8;
         (fam == 0x51 || fam == 0x56 || fam == 0x47) && ((self.0 >> 16) & 0xFF) == 0x10

@@ -1,0 +1,760 @@
+//! VM management, IRQ and console payloads (spec §5, §8, §9) of the 0x56
+//! family, plus FW_SET_VM_FIRMWARE.
+//!
+//! Fixed-size payloads are plain wire structs whose field comments give the
+//! offsets; `decode` requires the exact size (`MSG_INVALID` otherwise).
+
+use zerocopy::little_endian::{U16, U32, U64};
+
+use crate::mem::{SglEntry, VmidEntry};
+use crate::vm_state::{OsState, VmState};
+use crate::wire::{
+    fixed_payload, list_len, wire_struct, DecodeError, Encode, EncodeError, Reader, Writer,
+};
+
+/// VM_STOP flags.
+pub mod stop_flags {
+    /// Stop immediately (→ EXITED, VM_EXITED type VM_STOP_FORCED).
+    pub const FORCE: u8 = 0x1;
+}
+
+/// VM_STOP stop_reason values (OOT; LNX uses FORCE_STOP with FORCE).
+pub mod stop_reason {
+    /// Shutdown.
+    pub const SHUTDOWN: u32 = 0;
+    /// Restart.
+    pub const RESTART: u32 = 1;
+    /// Crash.
+    pub const CRASH: u32 = 2;
+    /// Forced stop.
+    pub const FORCE_STOP: u32 = 3;
+}
+
+/// VM_CONFIG_IMAGE auth_mech values.
+pub mod auth_mech {
+    /// No authentication.
+    pub const NONE: u16 = 0;
+    /// Platform (QCOM_PIL_ELF).
+    pub const PLATFORM: u16 = 1;
+    /// Android pVM (QCOM_ANDROID_PVM).
+    pub const ANDROID: u16 = 2;
+}
+
+/// VM_SET_BOOT_CONTEXT reg_set values.
+pub mod reg_set {
+    /// X registers (index ≤ 31).
+    pub const X: u8 = 0;
+    /// PC (index 0).
+    pub const PC: u8 = 1;
+    /// SP (index ≤ 2).
+    pub const SP: u8 = 2;
+}
+
+/// VM_SET_ADDRESS_LAYOUT range_id values.
+pub mod range_id {
+    /// The image range.
+    pub const IMAGE: u32 = 0;
+    /// The firmware range.
+    pub const FIRMWARE: u32 = 1;
+}
+
+/// Hypervisor resource entry types (VM_GET_HYP_RESOURCES).
+pub mod resource_type {
+    /// Doorbell source (LNX BELL_TX).
+    pub const DOORBELL_SRC: u8 = 0;
+    /// Doorbell (LNX BELL_RX).
+    pub const DOORBELL: u8 = 1;
+    /// Message queue send side.
+    pub const MSG_QUEUE_SEND: u8 = 2;
+    /// Message queue receive side.
+    pub const MSG_QUEUE_RECV: u8 = 3;
+    /// Virtual CPU.
+    pub const VIRTUAL_CPU: u8 = 4;
+    /// Virtual PM.
+    pub const VIRTUAL_PM: u8 = 5;
+    /// Virtio MMIO.
+    pub const VIRTIO_MMIO: u8 = 6;
+    /// Virtual RTC.
+    pub const VRTC: u8 = 7;
+    /// Watchdog.
+    pub const WATCHDOG: u8 = 8;
+    /// Memory extent (LNX only).
+    pub const MEM_EXTENT: u8 = 9;
+    /// Address space (LNX only).
+    pub const ADDR_SPACE: u8 = 10;
+}
+
+/// VM_IRQ_NOTIFY flags.
+pub mod irq_notify_flags {
+    /// Lent.
+    pub const LENT: u32 = 1;
+    /// Released.
+    pub const RELEASED: u32 = 2;
+    /// Accepted.
+    pub const ACCEPTED: u32 = 4;
+}
+
+wire_struct! {
+    /// `u16 vmid, u16 reserved` (4 bytes): VM_ALLOC_VMID (0 = dynamic),
+    /// VM_DEALLOC_VMID, VM_START, VM_RESET, VM_INIT (reserved must be 0),
+    /// VM_GET_STATE (0 = self), VM_GET_HYP_RESOURCES, VM_CONSOLE_OPEN/
+    /// CLOSE/FLUSH.
+    pub struct VmidReq {
+        /// +0 VMID.
+        pub vmid: U16,
+        /// +2 reserved.
+        pub reserved: U16,
+    }
+}
+
+impl VmidReq {
+    /// A request naming `vmid`.
+    pub fn new(vmid: u16) -> Self {
+        VmidReq {
+            vmid: U16::new(vmid),
+            reserved: U16::new(0),
+        }
+    }
+}
+
+wire_struct! {
+    /// VM_STOP request (8 bytes).
+    pub struct VmStopReq {
+        /// +0 VMID.
+        pub vmid: U16,
+        /// +2 flags ([`stop_flags`]).
+        pub flags: u8,
+        /// +3 reserved.
+        pub reserved: u8,
+        /// +4 stop reason ([`stop_reason`]).
+        pub stop_reason: U32,
+    }
+}
+
+impl VmStopReq {
+    /// A stop request.
+    pub fn new(vmid: u16, flags: u8, stop_reason: u32) -> Self {
+        VmStopReq {
+            vmid: U16::new(vmid),
+            flags,
+            reserved: 0,
+            stop_reason: U32::new(stop_reason),
+        }
+    }
+}
+
+wire_struct! {
+    /// VM_CONFIG_IMAGE request (40 bytes).
+    pub struct VmConfigImageReq {
+        /// +0 VMID.
+        pub vmid: U16,
+        /// +2 auth mechanism ([`auth_mech`]).
+        pub auth_mech: U16,
+        /// +4 image memparcel handle.
+        pub mem_handle: U32,
+        /// +8 image offset in the parcel.
+        pub image_offset: U64,
+        /// +16 image size.
+        pub image_size: U64,
+        /// +24 DT offset in the parcel.
+        pub dtb_offset: U64,
+        /// +32 DT size.
+        pub dtb_size: U64,
+    }
+}
+
+wire_struct! {
+    /// VM_AUTH_IMAGE parameter (8 bytes): +0 u32 type, +4 u32 value.
+    pub struct AuthParam {
+        /// Parameter type (PAS_ID = 0).
+        pub ty: U32,
+        /// Value.
+        pub value: U32,
+    }
+}
+
+wire_struct! {
+    /// VM_SET_FIRMWARE_MEM request (24 bytes).
+    pub struct VmSetFirmwareMemReq {
+        /// +0 VMID.
+        pub vmid: U16,
+        /// +2 reserved, must be 0.
+        pub reserved: U16,
+        /// +4 firmware memparcel handle.
+        pub mem_handle: U32,
+        /// +8 offset in the parcel.
+        pub fw_offset: U64,
+        /// +16 size.
+        pub fw_size: U64,
+    }
+}
+
+wire_struct! {
+    /// VM_SET_TIME_BASE request (20 bytes).
+    pub struct VmSetTimeBaseReq {
+        /// +0 VMID.
+        pub vmid: U16,
+        /// +2 reserved.
+        pub reserved: U16,
+        /// +4 time base.
+        pub time_base: U64,
+        /// +12 system timer reference.
+        pub sys_timer_ref: U64,
+    }
+}
+
+wire_struct! {
+    /// VM_SET_BOOT_CONTEXT request (16 bytes).
+    pub struct VmSetBootContextReq {
+        /// +0 VMID.
+        pub vmid: U16,
+        /// +2 register set ([`reg_set`]).
+        pub reg_set: u8,
+        /// +3 register index.
+        pub reg_index: u8,
+        /// +4 reserved.
+        pub reserved: U32,
+        /// +8 value.
+        pub value: U64,
+    }
+}
+
+wire_struct! {
+    /// VM_SET_ADDRESS_LAYOUT request (24 bytes).
+    pub struct VmSetAddressLayoutReq {
+        /// +0 VMID.
+        pub vmid: U16,
+        /// +2 reserved.
+        pub reserved: U16,
+        /// +4 range ID ([`range_id`]).
+        pub range_id: U32,
+        /// +8 base IPA.
+        pub base: U64,
+        /// +16 size.
+        pub size: U64,
+    }
+}
+
+wire_struct! {
+    /// VM_SET_STATUS request (guest → RM, 4 bytes).
+    pub struct VmSetStatusReq {
+        /// +0 VM status (unused by the RM).
+        pub vm_status: u8,
+        /// +1 OS status ([`OsState`]).
+        pub os_status: u8,
+        /// +2 application status (opaque).
+        pub app_status: U16,
+    }
+}
+
+wire_struct! {
+    /// VM_EXIT request (guest → RM, 4 bytes).
+    pub struct VmExitReq {
+        /// +0 exit flags (bit 0 RESTART).
+        pub exit_flags: U16,
+        /// +2 exit code.
+        pub exit_code: u8,
+        /// +3 reserved.
+        pub reserved: u8,
+    }
+}
+
+wire_struct! {
+    /// A `u32` reply or payload word: VM_GET_VMID reply (vmid),
+    /// VM_ALLOC_VMID reply (allocated vmid), VM_IRQ_LEND reply
+    /// (virq_handle), VM_IRQ_ACCEPT reply (virq), VM_IRQ_RELEASE/RECLAIM
+    /// request and VM_IRQ_RELEASED/ACCEPTED notification (virq_handle),
+    /// VM_SHUTDOWN notification (stop_reason), hypervisor error after a
+    /// failed VM_SET_TIME_BASE / VM_SET_FIRMWARE_MEM.
+    pub struct Word {
+        /// +0 value.
+        pub value: U32,
+    }
+}
+
+impl Word {
+    /// A word.
+    pub fn new(value: u32) -> Self {
+        Word {
+            value: U32::new(value),
+        }
+    }
+}
+
+wire_struct! {
+    /// VM_GET_STATE reply data (4 bytes; as a u32: bits\[7:0\] vm_status,
+    /// \[15:8\] os_status, \[31:16\] app_status).
+    pub struct VmStateReply {
+        /// +0 VM status ([`VmState`]).
+        pub vm_status: u8,
+        /// +1 OS status ([`OsState`]).
+        pub os_status: u8,
+        /// +2 application status.
+        pub app_status: U16,
+    }
+}
+
+wire_struct! {
+    /// VM_STATUS notification (8 bytes).
+    pub struct VmStatusNotif {
+        /// +0 VMID.
+        pub vmid: U16,
+        /// +2 reserved.
+        pub reserved: U16,
+        /// +4 VM status ([`VmState`]).
+        pub vm_status: u8,
+        /// +5 OS status ([`OsState`]).
+        pub os_status: u8,
+        /// +6 application status.
+        pub app_status: U16,
+    }
+}
+
+impl VmStatusNotif {
+    /// A VM_STATUS payload.
+    pub fn new(vmid: u16, vm: VmState, os: OsState, app_status: u16) -> Self {
+        VmStatusNotif {
+            vmid: U16::new(vmid),
+            reserved: U16::new(0),
+            vm_status: vm.raw(),
+            os_status: os.raw(),
+            app_status: U16::new(app_status),
+        }
+    }
+}
+
+wire_struct! {
+    /// Hypervisor resource entry (44 bytes) of VM_GET_HYP_RESOURCES.
+    pub struct HypResourceEntry {
+        /// +0 type ([`resource_type`]).
+        pub ty: u8,
+        /// +1 reserved.
+        pub reserved: u8,
+        /// +2 partner VMID.
+        pub partner_vmid: U16,
+        /// +4 resource handle.
+        pub resource_handle: U32,
+        /// +8 resource label.
+        pub resource_label: U32,
+        /// +12 capability ID.
+        pub cap_id: U64,
+        /// +20 virtual IRQ handle.
+        pub virq_handle: U32,
+        /// +24 virtual IRQ number.
+        pub virq: U32,
+        /// +28 base address.
+        pub base: U64,
+        /// +36 size.
+        pub size: U64,
+    }
+}
+
+wire_struct! {
+    /// VM_IRQ_LEND request (12 bytes).
+    pub struct VmIrqLendReq {
+        /// +0 borrower VMID.
+        pub vmid: U16,
+        /// +2 reserved.
+        pub reserved: U16,
+        /// +4 virtual IRQ.
+        pub virq: U32,
+        /// +8 label.
+        pub label: U32,
+    }
+}
+
+wire_struct! {
+    /// VM_IRQ_ACCEPT request (8 bytes).
+    pub struct VmIrqAcceptReq {
+        /// +0 handle from VM_IRQ_LEND.
+        pub virq_handle: U32,
+        /// +4 virtual IRQ wanted.
+        pub virq: U32,
+    }
+}
+
+wire_struct! {
+    /// VM_IRQ_LENT notification (12 bytes).
+    pub struct VmIrqLentNotif {
+        /// +0 owner VMID.
+        pub owner_vmid: U16,
+        /// +2 reserved.
+        pub reserved: U16,
+        /// +4 handle.
+        pub virq_handle: U32,
+        /// +8 label.
+        pub label: U32,
+    }
+}
+
+wire_struct! {
+    /// FW_SET_VM_FIRMWARE request (24 bytes).
+    pub struct FwSetVmFirmwareReq {
+        /// +0 auth type.
+        pub auth_type: U16,
+        /// +2 reserved.
+        pub reserved: U16,
+        /// +4 image memparcel handle.
+        pub mem_handle: U32,
+        /// +8 image offset.
+        pub image_offset: U64,
+        /// +16 image size.
+        pub image_size: U64,
+    }
+}
+
+fixed_payload!(
+    VmidReq,
+    VmStopReq,
+    VmConfigImageReq,
+    VmSetFirmwareMemReq,
+    VmSetTimeBaseReq,
+    VmSetBootContextReq,
+    VmSetAddressLayoutReq,
+    VmSetStatusReq,
+    VmExitReq,
+    Word,
+    VmStateReply,
+    VmStatusNotif,
+    VmIrqLendReq,
+    VmIrqAcceptReq,
+    VmIrqLentNotif,
+    FwSetVmFirmwareReq,
+);
+
+/// VM_AUTH_IMAGE request: +0 u16 vmid, +2 u16 n_params, +4 n × 8-byte
+/// [`AuthParam`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VmAuthImage<'a> {
+    /// VMID.
+    pub vmid: u16,
+    /// Parameters.
+    pub params: &'a [AuthParam],
+}
+
+impl<'a> VmAuthImage<'a> {
+    /// Decode untrusted bytes.
+    pub fn decode(bytes: &'a [u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(bytes);
+        let vmid = r.read::<U16>("vmid")?.get();
+        let n = r.read::<U16>("n_params")?.get() as usize;
+        let params = r.slice(n, "auth parameters overrun the payload")?;
+        r.finish()?;
+        Ok(VmAuthImage { vmid, params })
+    }
+}
+
+impl Encode for VmAuthImage<'_> {
+    fn encoded_len(&self) -> usize {
+        4 + 8 * self.params.len()
+    }
+
+    fn encode(&self, out: &mut [u8]) -> Result<usize, EncodeError> {
+        let n = u16::try_from(self.params.len()).map_err(|_| EncodeError::TooManyEntries {
+            count: self.params.len(),
+            max: u16::MAX as usize,
+        })?;
+        let mut w = Writer::new(out);
+        w.put(&U16::new(self.vmid))?;
+        w.put(&U16::new(n))?;
+        w.put(self.params)?;
+        Ok(w.finish())
+    }
+}
+
+/// VM_SET_DEMAND_PAGING request (LNX): +0 u16 vmid, +2 u16 reserved, +4 u32
+/// range_count, +8 range_count × {u64 base, u64 size}.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VmSetDemandPaging<'a> {
+    /// VMID.
+    pub vmid: u16,
+    /// Guest IPA ranges.
+    pub ranges: &'a [SglEntry],
+}
+
+impl<'a> VmSetDemandPaging<'a> {
+    /// Decode untrusted bytes.
+    pub fn decode(bytes: &'a [u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(bytes);
+        let vmid = r.read::<U16>("vmid")?.get();
+        let _ = r.read::<U16>("reserved")?;
+        let n = r.read::<U32>("range_count")?.get() as usize;
+        let ranges = r.slice(n, "ranges overrun the payload")?;
+        r.finish()?;
+        Ok(VmSetDemandPaging { vmid, ranges })
+    }
+}
+
+impl Encode for VmSetDemandPaging<'_> {
+    fn encoded_len(&self) -> usize {
+        8 + 16 * self.ranges.len()
+    }
+
+    fn encode(&self, out: &mut [u8]) -> Result<usize, EncodeError> {
+        let mut w = Writer::new(out);
+        w.put(&U16::new(self.vmid))?;
+        w.put(&U16::new(0))?;
+        w.put(&U32::new(self.ranges.len() as u32))?;
+        w.put(self.ranges)?;
+        Ok(w.finish())
+    }
+}
+
+/// VM_CONSOLE_WRITE request and VM_CONSOLE_CHARS notification: +0 u16
+/// vmid, +2 u16 num_bytes, +4 bytes; zero padding to a 4-byte boundary is
+/// accepted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConsoleChars<'a> {
+    /// VMID (target for WRITE, source for CHARS).
+    pub vmid: u16,
+    /// The characters.
+    pub bytes: &'a [u8],
+}
+
+impl<'a> ConsoleChars<'a> {
+    /// Decode untrusted bytes.
+    pub fn decode(bytes: &'a [u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(bytes);
+        let vmid = r.read::<U16>("vmid")?.get();
+        let n = r.read::<U16>("num_bytes")?.get() as usize;
+        let chars = r.bytes(n, "characters overrun the payload")?;
+        let pad = (4 - (r.pos() & 3)) & 3;
+        if r.remaining() != 0 && r.remaining() != pad {
+            r.finish()?;
+        }
+        Ok(ConsoleChars { vmid, bytes: chars })
+    }
+}
+
+impl Encode for ConsoleChars<'_> {
+    fn encoded_len(&self) -> usize {
+        4 + self.bytes.len()
+    }
+
+    fn encode(&self, out: &mut [u8]) -> Result<usize, EncodeError> {
+        let n = u16::try_from(self.bytes.len()).map_err(|_| EncodeError::TooManyEntries {
+            count: self.bytes.len(),
+            max: u16::MAX as usize,
+        })?;
+        let mut w = Writer::new(out);
+        w.put(&U16::new(self.vmid))?;
+        w.put(&U16::new(n))?;
+        w.bytes(self.bytes)?;
+        Ok(w.finish())
+    }
+}
+
+/// VM_EXITED notification (§5.4): +0 u16 vmid, +2 u16 exit_type, +4 u32
+/// exit_reason_size, +8 reason bytes (word 0 = exit_flags | exit_code << 16).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VmExited<'a> {
+    /// VMID.
+    pub vmid: u16,
+    /// [`ExitType`](crate::ExitType) value.
+    pub exit_type: u16,
+    /// The exit reason bytes.
+    pub reason: &'a [u8],
+}
+
+impl<'a> VmExited<'a> {
+    /// Decode untrusted bytes.
+    pub fn decode(bytes: &'a [u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(bytes);
+        let vmid = r.read::<U16>("vmid")?.get();
+        let exit_type = r.read::<U16>("exit_type")?.get();
+        let n = r.read::<U32>("exit_reason_size")?.get() as usize;
+        let reason = r.bytes(n, "exit reason overruns the payload")?;
+        r.finish()?;
+        Ok(VmExited {
+            vmid,
+            exit_type,
+            reason,
+        })
+    }
+}
+
+impl Encode for VmExited<'_> {
+    fn encoded_len(&self) -> usize {
+        8 + self.reason.len()
+    }
+
+    fn encode(&self, out: &mut [u8]) -> Result<usize, EncodeError> {
+        let mut w = Writer::new(out);
+        w.put(&U16::new(self.vmid))?;
+        w.put(&U16::new(self.exit_type))?;
+        w.put(&U32::new(self.reason.len() as u32))?;
+        w.bytes(self.reason)?;
+        Ok(w.finish())
+    }
+}
+
+/// VM_GET_HYP_RESOURCES reply data: +0 u32 n_entries, +4 n × 44-byte
+/// [`HypResourceEntry`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HypResources<'a> {
+    /// The entries.
+    pub entries: &'a [HypResourceEntry],
+}
+
+impl<'a> HypResources<'a> {
+    /// Decode untrusted bytes.
+    pub fn decode(bytes: &'a [u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(bytes);
+        let n = r.read::<U32>("n_entries")?.get() as usize;
+        let entries = r.slice(n, "resource entries overrun the payload")?;
+        r.finish()?;
+        Ok(HypResources { entries })
+    }
+}
+
+impl Encode for HypResources<'_> {
+    fn encoded_len(&self) -> usize {
+        4 + 44 * self.entries.len()
+    }
+
+    fn encode(&self, out: &mut [u8]) -> Result<usize, EncodeError> {
+        let mut w = Writer::new(out);
+        w.put(&U32::new(self.entries.len() as u32))?;
+        w.put(self.entries)?;
+        Ok(w.finish())
+    }
+}
+
+/// VM_IRQ_NOTIFY request: +0 u32 virq_handle, +4 u32 flags
+/// ([`irq_notify_flags`]), then for LENT a VMID list (u16 count, u16
+/// reserved, entries).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VmIrqNotify<'a> {
+    /// Handle.
+    pub virq_handle: u32,
+    /// Flags.
+    pub flags: u32,
+    /// VMIDs (LENT).
+    pub vmids: &'a [VmidEntry],
+}
+
+impl<'a> VmIrqNotify<'a> {
+    /// Decode untrusted bytes.
+    pub fn decode(bytes: &'a [u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(bytes);
+        let virq_handle = r.read::<U32>("virq_handle")?.get();
+        let flags = r.read::<U32>("flags")?.get();
+        let vmids = r.list("VMID list")?.entries;
+        r.finish()?;
+        Ok(VmIrqNotify {
+            virq_handle,
+            flags,
+            vmids,
+        })
+    }
+}
+
+impl Encode for VmIrqNotify<'_> {
+    fn encoded_len(&self) -> usize {
+        8 + list_len::<VmidEntry>(self.vmids.len())
+    }
+
+    fn encode(&self, out: &mut [u8]) -> Result<usize, EncodeError> {
+        let mut w = Writer::new(out);
+        w.put(&U32::new(self.virq_handle))?;
+        w.put(&U32::new(self.flags))?;
+        w.list(self.vmids, 0)?;
+        Ok(w.finish())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{ExitType, RmError};
+
+    #[test]
+    fn fixed_requests_from_spec_offsets() {
+        // VM_STOP vmid 0x80, FORCE, reason 3.
+        let s = VmStopReq::decode(&[0x80, 0, 1, 0, 3, 0, 0, 0]).unwrap();
+        assert_eq!(
+            s,
+            VmStopReq::new(0x80, stop_flags::FORCE, stop_reason::FORCE_STOP)
+        );
+        assert_eq!(
+            VmStopReq::decode(&[0x80, 0, 1, 0]).unwrap_err().error,
+            RmError::MsgInvalid
+        );
+        // VM_CONFIG_IMAGE: vmid 0x80, auth 0, handle 2, image 0/0, dtb 0x1000/0x2000.
+        let mut b = [0u8; 40];
+        b[0] = 0x80;
+        b[4] = 2;
+        b[25] = 0x10;
+        b[33] = 0x20;
+        let c = VmConfigImageReq::decode(&b).unwrap();
+        assert_eq!(c.mem_handle.get(), 2);
+        assert_eq!(c.dtb_offset.get(), 0x1000);
+        assert_eq!(c.dtb_size.get(), 0x2000);
+        // VM_SET_TIME_BASE: time_base at +4 (unaligned).
+        let mut t = [0u8; 20];
+        t[4] = 0x11;
+        t[12] = 0x22;
+        let tb = VmSetTimeBaseReq::decode(&t).unwrap();
+        assert_eq!((tb.time_base.get(), tb.sys_timer_ref.get()), (0x11, 0x22));
+        // VM_SET_BOOT_CONTEXT: vmid 0x80, PC(1), index 0, value 0x4008_0000.
+        let bc =
+            VmSetBootContextReq::decode(&[0x80, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0x08, 0x40, 0, 0, 0, 0])
+                .unwrap();
+        assert_eq!(bc.reg_set, reg_set::PC);
+        assert_eq!(bc.value.get(), 0x4008_0000);
+    }
+
+    #[test]
+    fn demand_paging_and_auth_by_hand() {
+        let mut b = std::vec![0x80, 0, 0, 0, 2, 0, 0, 0];
+        for (base, size) in [(0x8000_0000u64, 0x1000u64), (0x9000_0000, 0x2000)] {
+            b.extend_from_slice(&base.to_le_bytes());
+            b.extend_from_slice(&size.to_le_bytes());
+        }
+        let d = VmSetDemandPaging::decode(&b).unwrap();
+        assert_eq!(d.vmid, 0x80);
+        assert_eq!(d.ranges[1], SglEntry::new(0x9000_0000, 0x2000));
+        b[4] = 3;
+        assert_eq!(VmSetDemandPaging::decode(&b).unwrap_err().offset, 8);
+        let a = VmAuthImage::decode(&[0x80, 0, 1, 0, 0, 0, 0, 0, 7, 0, 0, 0]).unwrap();
+        assert_eq!(a.params[0].value.get(), 7);
+    }
+
+    #[test]
+    fn notifications_by_hand() {
+        // VM_STATUS vmid 0x80, RESET, os NONE, app 0.
+        let s = VmStatusNotif::decode(&[0x80, 0, 0, 0, 11, 0, 0, 0]).unwrap();
+        assert_eq!(
+            s,
+            VmStatusNotif::new(0x80, VmState::Reset, OsState::None, 0)
+        );
+        // VM_EXITED vmid 0x80, type 7, 4 reason bytes of 0.
+        let e = VmExited::decode(&[0x80, 0, 7, 0, 4, 0, 0, 0, 0, 0, 0, 0]).unwrap();
+        assert_eq!(e.exit_type, ExitType::VmStopForced.raw());
+        assert_eq!(e.reason, &[0, 0, 0, 0]);
+        assert_eq!(
+            VmExited::decode(&[0x80, 0, 7, 0, 8, 0, 0, 0, 0, 0, 0, 0])
+                .unwrap_err()
+                .offset,
+            8
+        );
+        // Console chars "hi" with padding.
+        let c = ConsoleChars::decode(&[3, 0, 2, 0, b'h', b'i', 0, 0]).unwrap();
+        assert_eq!(c.bytes, b"hi");
+        assert!(ConsoleChars::decode(&[3, 0, 2, 0, b'h', b'i', 0, 0, 0, 0]).is_err());
+    }
+
+    #[test]
+    fn hyp_resources_by_hand() {
+        let mut b = std::vec![1, 0, 0, 0];
+        let mut e = [0u8; 44];
+        e[0] = resource_type::VIRTUAL_CPU;
+        e[12] = 0x33; // cap_id
+        e[24] = 0x20; // virq
+        b.extend_from_slice(&e);
+        let r = HypResources::decode(&b).unwrap();
+        assert_eq!(r.entries[0].ty, 4);
+        assert_eq!(r.entries[0].cap_id.get(), 0x33);
+        assert_eq!(r.entries[0].virq.get(), 0x20);
+    }
+}

@@ -1,0 +1,478 @@
+//! Payload codec: a bounds-checked reader that applies the RM list rules of
+//! spec §1.6, and a writer that encodes into a caller's buffer.
+//!
+//! List encoding: `u16 count`, `u16` second half-word (reserved, except
+//! `map_vmid` in MEM_ACCEPT's SGL list), then `count` fixed-size entries; the
+//! next item starts at the next 4-byte boundary. A list that would start
+//! exactly at the end of the buffer is present with 0 entries. Fewer than 4
+//! bytes for a list header or entries overrunning the buffer → `MSG_INVALID`;
+//! more than 512 entries → `NORESOURCE` (checked before the overrun, as the RM
+//! does).
+
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
+
+use crate::error::RmError;
+
+/// Most entries in one RM list (`MAX_LIST_ENTRIES`).
+pub const MAX_LIST_ENTRIES: usize = 512;
+
+/// Why a payload failed to decode: the RM error code to answer with, the
+/// byte offset in the payload where the problem is, and what was wrong.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DecodeError {
+    /// The error code the RM replies with (`MSG_INVALID`, `NORESOURCE`, ...).
+    pub error: RmError,
+    /// Byte offset in the payload.
+    pub offset: usize,
+    /// What was wrong, in a few words.
+    pub what: &'static str,
+}
+
+impl DecodeError {
+    /// A `MSG_INVALID` error at `offset`.
+    pub const fn invalid(offset: usize, what: &'static str) -> Self {
+        DecodeError {
+            error: RmError::MsgInvalid,
+            offset,
+            what,
+        }
+    }
+}
+
+impl From<DecodeError> for RmError {
+    fn from(e: DecodeError) -> RmError {
+        e.error
+    }
+}
+
+impl core::fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "payload byte {}: {} ({})",
+            self.offset,
+            self.what,
+            self.error.name().unwrap_or("?")
+        )
+    }
+}
+
+/// Why a payload could not be encoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EncodeError {
+    /// The output buffer is too small.
+    BufferTooSmall {
+        /// Bytes needed in total.
+        needed: usize,
+        /// Bytes available.
+        available: usize,
+    },
+    /// A list has more entries than its count field or the RM allows.
+    TooManyEntries {
+        /// Entries given.
+        count: usize,
+        /// The maximum.
+        max: usize,
+    },
+}
+
+impl core::fmt::Display for EncodeError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            EncodeError::BufferTooSmall { needed, available } => write!(
+                f,
+                "output buffer of {available} bytes is too small ({needed} needed)"
+            ),
+            EncodeError::TooManyEntries { count, max } => {
+                write!(f, "list of {count} entries exceeds {max}")
+            }
+        }
+    }
+}
+
+/// A decoded list: its entries and the second half-word of its header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct List<'a, T> {
+    /// The entries, borrowed from the payload.
+    pub entries: &'a [T],
+    /// The header's second half-word (reserved in most lists).
+    pub aux: u16,
+    /// Whether the list was omitted (buffer ended where it would start).
+    pub omitted: bool,
+}
+
+/// A bounds-checked cursor over an untrusted payload.
+#[derive(Clone, Debug)]
+pub struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    /// A reader at offset 0.
+    pub fn new(buf: &'a [u8]) -> Self {
+        Reader { buf, pos: 0 }
+    }
+
+    /// Current offset.
+    pub fn pos(&self) -> usize {
+        self.pos
+    }
+
+    /// Bytes left.
+    pub fn remaining(&self) -> usize {
+        self.buf.len() - self.pos
+    }
+
+    /// Require at least `n` bytes in the whole payload (the RM's
+    /// `len < sizeof(req)` check).
+    pub fn require_len(&self, n: usize, what: &'static str) -> Result<(), DecodeError> {
+        if self.buf.len() < n {
+            Err(DecodeError::invalid(self.buf.len(), what))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Read a fixed-size wire struct (copied).
+    pub fn read<T: FromBytes + KnownLayout + Immutable + Unaligned>(
+        &mut self,
+        what: &'static str,
+    ) -> Result<T, DecodeError> {
+        let (v, _) = T::read_from_prefix(&self.buf[self.pos..])
+            .map_err(|_| DecodeError::invalid(self.pos, what))?;
+        self.pos += core::mem::size_of::<T>();
+        Ok(v)
+    }
+
+    /// Borrow `n` entries of `T`.
+    pub fn slice<T: FromBytes + Immutable + Unaligned>(
+        &mut self,
+        n: usize,
+        what: &'static str,
+    ) -> Result<&'a [T], DecodeError> {
+        let size = n
+            .checked_mul(core::mem::size_of::<T>())
+            .filter(|s| *s <= self.remaining())
+            .ok_or(DecodeError::invalid(self.pos, what))?;
+        let bytes = &self.buf[self.pos..self.pos + size];
+        let v = <[T]>::ref_from_bytes(bytes).map_err(|_| DecodeError::invalid(self.pos, what))?;
+        self.pos += size;
+        Ok(v)
+    }
+
+    /// Borrow `n` raw bytes.
+    pub fn bytes(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], DecodeError> {
+        self.slice::<u8>(n, what)
+    }
+
+    /// Borrow everything that is left.
+    pub fn rest(&mut self) -> &'a [u8] {
+        let r = &self.buf[self.pos..];
+        self.pos = self.buf.len();
+        r
+    }
+
+    /// Read an RM list (§1.6) with at most 512 entries.
+    pub fn list<T: FromBytes + Immutable + Unaligned>(
+        &mut self,
+        what: &'static str,
+    ) -> Result<List<'a, T>, DecodeError> {
+        if self.pos == self.buf.len() {
+            return Ok(List {
+                entries: &[],
+                aux: 0,
+                omitted: true,
+            });
+        }
+        if self.remaining() < 4 {
+            return Err(DecodeError::invalid(self.pos, what));
+        }
+        let at = self.pos;
+        let count = u16::from_le_bytes([self.buf[at], self.buf[at + 1]]) as usize;
+        let aux = u16::from_le_bytes([self.buf[at + 2], self.buf[at + 3]]);
+        if count > MAX_LIST_ENTRIES {
+            return Err(DecodeError {
+                error: RmError::NoResource,
+                offset: at,
+                what,
+            });
+        }
+        self.pos += 4;
+        let entries = self.slice::<T>(count, what)?;
+        // Next item starts at the next 4-byte boundary (may lie past the end
+        // for entry sizes that are not multiples of 4, as in the RM).
+        self.pos = (self.pos + 3) & !3;
+        Ok(List {
+            entries,
+            aux,
+            omitted: false,
+        })
+    }
+
+    /// Fail with `MSG_INVALID` if bytes are left over.
+    pub fn finish(&self) -> Result<(), DecodeError> {
+        if self.pos < self.buf.len() {
+            Err(DecodeError::invalid(self.pos, "trailing bytes"))
+        } else if self.pos > self.buf.len() {
+            // Only reachable through list padding past the end.
+            Err(DecodeError::invalid(self.buf.len(), "list padding missing"))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// Encodes into a caller's buffer.
+#[derive(Debug)]
+pub struct Writer<'a> {
+    buf: &'a mut [u8],
+    pos: usize,
+}
+
+impl<'a> Writer<'a> {
+    /// A writer at offset 0 of `buf`.
+    pub fn new(buf: &'a mut [u8]) -> Self {
+        Writer { buf, pos: 0 }
+    }
+
+    /// Bytes written so far.
+    pub fn len(&self) -> usize {
+        self.pos
+    }
+
+    /// Whether nothing was written yet.
+    pub fn is_empty(&self) -> bool {
+        self.pos == 0
+    }
+
+    fn room(&self, n: usize) -> Result<(), EncodeError> {
+        if self.buf.len() - self.pos < n {
+            Err(EncodeError::BufferTooSmall {
+                needed: self.pos + n,
+                available: self.buf.len(),
+            })
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Write raw bytes.
+    pub fn bytes(&mut self, b: &[u8]) -> Result<(), EncodeError> {
+        self.room(b.len())?;
+        self.buf[self.pos..self.pos + b.len()].copy_from_slice(b);
+        self.pos += b.len();
+        Ok(())
+    }
+
+    /// Write a wire struct or a slice of them.
+    pub fn put<T: IntoBytes + Immutable + ?Sized>(&mut self, v: &T) -> Result<(), EncodeError> {
+        self.bytes(v.as_bytes())
+    }
+
+    /// Zero-pad to the next 4-byte boundary.
+    pub fn pad4(&mut self) -> Result<(), EncodeError> {
+        let pad = (4 - (self.pos & 3)) & 3;
+        self.bytes(&[0u8; 3][..pad])
+    }
+
+    /// Write an RM list: `u16 count, u16 aux, entries`, padded to 4 bytes.
+    pub fn list<T: IntoBytes + Immutable>(
+        &mut self,
+        entries: &[T],
+        aux: u16,
+    ) -> Result<(), EncodeError> {
+        if entries.len() > MAX_LIST_ENTRIES {
+            return Err(EncodeError::TooManyEntries {
+                count: entries.len(),
+                max: MAX_LIST_ENTRIES,
+            });
+        }
+        self.bytes(&(entries.len() as u16).to_le_bytes())?;
+        self.bytes(&aux.to_le_bytes())?;
+        self.put(entries)?;
+        self.pad4()
+    }
+
+    /// The number of bytes written.
+    pub fn finish(self) -> usize {
+        self.pos
+    }
+}
+
+/// Length of an RM list with `n` entries of `T` on the wire.
+pub const fn list_len<T>(n: usize) -> usize {
+    (4 + n * core::mem::size_of::<T>() + 3) & !3
+}
+
+/// A payload that can be written into a caller's buffer.
+pub trait Encode {
+    /// Exact encoded length in bytes.
+    fn encoded_len(&self) -> usize;
+    /// Write the payload to the start of `out`; returns the length written.
+    fn encode(&self, out: &mut [u8]) -> Result<usize, EncodeError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zerocopy::little_endian::U32;
+
+    #[test]
+    fn list_rules() {
+        // Omitted list at the end.
+        let mut r = Reader::new(&[]);
+        let l = r.list::<U32>("x").unwrap();
+        assert!(l.omitted && l.entries.is_empty());
+        // Header too short.
+        let mut r = Reader::new(&[1, 0]);
+        assert_eq!(r.list::<U32>("x").unwrap_err().error, RmError::MsgInvalid);
+        // 513 entries → NORESOURCE even though the entries are missing.
+        let mut r = Reader::new(&[0x01, 0x02, 0, 0]);
+        let e = r.list::<U32>("x").unwrap_err();
+        assert_eq!((e.error, e.offset), (RmError::NoResource, 0));
+        // 512 entries but none present → MSG_INVALID.
+        let mut r = Reader::new(&[0x00, 0x02, 0, 0]);
+        assert_eq!(r.list::<U32>("x").unwrap_err().error, RmError::MsgInvalid);
+        // Two entries and aux = 0x0203, then trailing byte.
+        let b = [2, 0, 3, 2, 1, 0, 0, 0, 2, 0, 0, 0, 9];
+        let mut r = Reader::new(&b);
+        let l = r.list::<U32>("x").unwrap();
+        assert_eq!(l.aux, 0x0203);
+        assert_eq!(l.entries[1].get(), 2);
+        assert_eq!(r.finish().unwrap_err().offset, 12);
+    }
+
+    #[test]
+    fn byte_list_padding() {
+        let mut out = [0xFFu8; 16];
+        let mut w = Writer::new(&mut out);
+        w.list(&[7u8, 8, 9][..], 0).unwrap();
+        let n = w.finish();
+        assert_eq!(&out[..n], &[3, 0, 0, 0, 7, 8, 9, 0]);
+        assert_eq!(list_len::<u8>(3), 8);
+    }
+
+    #[test]
+    fn writer_bounds() {
+        let mut out = [0u8; 3];
+        let mut w = Writer::new(&mut out);
+        assert_eq!(
+            w.bytes(&[1, 2, 3, 4]).unwrap_err(),
+            EncodeError::BufferTooSmall {
+                needed: 4,
+                available: 3
+            }
+        );
+        let big = [0u8; 513];
+        let mut out = [0u8; 1024];
+        assert!(matches!(
+            Writer::new(&mut out).list(&big[..], 0),
+            Err(EncodeError::TooManyEntries { count: 513, .. })
+        ));
+    }
+}
+
+/// Implement exact-size `decode` and [`Encode`] for a fixed-size wire struct.
+macro_rules! fixed_payload {
+    ($($t:ident),* $(,)?) => {$(
+        impl $t {
+            /// Wire size in bytes.
+            pub const SIZE: usize = core::mem::size_of::<$t>();
+
+            /// Decode a payload of exactly [`Self::SIZE`] bytes (`MSG_INVALID`
+            /// otherwise).
+            pub fn decode(bytes: &[u8]) -> Result<$t, $crate::wire::DecodeError> {
+                use zerocopy::FromBytes;
+                if bytes.len() < Self::SIZE {
+                    return Err($crate::wire::DecodeError::invalid(
+                        bytes.len(),
+                        concat!("payload ends before the end of ", stringify!($t)),
+                    ));
+                }
+                if bytes.len() > Self::SIZE {
+                    return Err($crate::wire::DecodeError::invalid(Self::SIZE, "trailing bytes"));
+                }
+                <$t>::read_from_bytes(bytes).map_err(|_| {
+                    $crate::wire::DecodeError::invalid(0, stringify!($t))
+                })
+            }
+        }
+
+        impl $crate::wire::Encode for $t {
+            fn encoded_len(&self) -> usize {
+                Self::SIZE
+            }
+            fn encode(&self, out: &mut [u8]) -> Result<usize, $crate::wire::EncodeError> {
+                let mut w = $crate::wire::Writer::new(out);
+                w.put(self)?;
+                Ok(w.finish())
+            }
+        }
+    )*};
+}
+pub(crate) use fixed_payload;
+
+/// Derive list for every fixed-size wire struct in this crate.
+macro_rules! wire_struct {
+    ($(#[$m:meta])* pub struct $name:ident { $($body:tt)* }) => {
+        $(#[$m])*
+        #[derive(
+            Clone, Copy, Debug, PartialEq, Eq, Default,
+            zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::KnownLayout,
+            zerocopy::Immutable, zerocopy::Unaligned,
+        )]
+        #[repr(C)]
+        pub struct $name { $($body)* }
+    };
+}
+pub(crate) use wire_struct;
+
+/// An empty payload (VM_GET_VMID request, standard replies).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Empty;
+
+impl Empty {
+    /// Decode: any byte is a trailing byte (`MSG_INVALID`).
+    pub fn decode(bytes: &[u8]) -> Result<Empty, DecodeError> {
+        if bytes.is_empty() {
+            Ok(Empty)
+        } else {
+            Err(DecodeError::invalid(
+                0,
+                "trailing bytes (payload must be empty)",
+            ))
+        }
+    }
+}
+
+impl Encode for Empty {
+    fn encoded_len(&self) -> usize {
+        0
+    }
+    fn encode(&self, _out: &mut [u8]) -> Result<usize, EncodeError> {
+        Ok(0)
+    }
+}
+
+/// Opaque bytes (unknown messages, SIM_VM_READ reply data).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Bytes<'a>(pub &'a [u8]);
+
+impl<'a> Bytes<'a> {
+    /// Borrow all bytes.
+    pub fn decode(bytes: &'a [u8]) -> Result<Bytes<'a>, DecodeError> {
+        Ok(Bytes(bytes))
+    }
+}
+
+impl Encode for Bytes<'_> {
+    fn encoded_len(&self) -> usize {
+        self.0.len()
+    }
+    fn encode(&self, out: &mut [u8]) -> Result<usize, EncodeError> {
+        let mut w = Writer::new(out);
+        w.bytes(self.0)?;
+        Ok(w.finish())
+    }
+}
