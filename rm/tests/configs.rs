@@ -804,3 +804,25 @@ mod fuzz {
         S.get_or_init(positive_set).clone()
     }
 }
+
+#[test]
+fn the_binding_documents_complete_example_is_valid() {
+    let readme = std::fs::read_to_string(repo().join("vm-configs/README.md")).unwrap();
+    let start = readme.find("## Complete example").unwrap();
+    let body = &readme[start..];
+    let src = body
+        .split("```dts\n")
+        .nth(1)
+        .and_then(|s| s.split("```").next())
+        .unwrap();
+    let example = config::parse(&dtc_source(src)).unwrap_or_else(|e| panic!("README example: {e}"));
+    let Config::Vm(v) = &example else {
+        panic!("README example is a VM config")
+    };
+    assert_eq!(v.image_name, "app-clone-0");
+    let zygote = config::parse(&dtc(&repo().join("vm-configs/zygote.dts"))).unwrap();
+    let platform = config::parse(&dtc(&repo().join("vm-configs/platform.dts"))).unwrap();
+    let plan = config::validate_set(&[example, zygote, platform]).unwrap();
+    assert_eq!(plan.vms[1].config.image_name, "app-clone-0");
+    assert_eq!(plan.vms[1].golden[0].size, 0x0c00_0000);
+}
