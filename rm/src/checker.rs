@@ -1,0 +1,288 @@
+//! The isolation checker: walks every VM's real stage-2 tables (through the
+//! platform's leaf visitor) and the RM's records, and reports every
+//! violation it finds.
+
+use alloc::collections::BTreeMap;
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use crate::memparcel::{ParcelState, TransType};
+use crate::platform::{Leaf, MemKind, Platform, Rights, Vmid};
+use crate::service::Rm;
+
+/// One broken invariant.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Violation {
+    /// A VM's tables differ from what the records say it maps.
+    TablesDisagree {
+        /// The VM.
+        vmid: Vmid,
+        /// First difference.
+        detail: String,
+    },
+    /// A PA is writable by two VMs without a shared parcel allowing it.
+    WritableByTwo {
+        /// The PA.
+        pa: u64,
+        /// The VMs.
+        vms: (Vmid, Vmid),
+    },
+    /// A PA is mapped in a VM that neither owns it nor accepted it.
+    NotOwnedNorAccepted {
+        /// The VM.
+        vmid: Vmid,
+        /// The PA.
+        pa: u64,
+    },
+    /// A PA is recorded as owned by two VMs.
+    OwnedTwice {
+        /// The PA.
+        pa: u64,
+    },
+    /// A lent or donated page is still mapped in its owner.
+    LentStillMapped {
+        /// The parcel.
+        handle: u32,
+        /// The PA.
+        pa: u64,
+    },
+    /// A record is internally inconsistent.
+    BadRecord {
+        /// What is wrong.
+        detail: String,
+    },
+    /// Partition pages are neither free nor accounted for.
+    PagesLost {
+        /// total - free.
+        in_use: u64,
+        /// Pages accounted for (tables + RM records).
+        accounted: u64,
+    },
+}
+
+/// A contiguous mapping run: (ipa, pa, size, rights, kind).
+type Run = (u64, u64, u64, Rights, MemKind);
+
+fn push_run(v: &mut Vec<Run>, r: Run) {
+    if let Some(l) = v.last_mut() {
+        if l.0 + l.2 == r.0 && l.1 + l.2 == r.1 && l.3 == r.3 && l.4 == r.4 {
+            l.2 += r.2;
+            return;
+        }
+    }
+    v.push(r);
+}
+
+fn normalise(mut v: Vec<Run>) -> Vec<Run> {
+    v.sort();
+    let mut out = Vec::with_capacity(v.len());
+    for r in v {
+        push_run(&mut out, r);
+    }
+    out
+}
+
+/// Subtract the sorted, disjoint intervals `holes` (ipa, size) from `r`.
+fn subtract(r: Run, holes: &[(u64, u64)], out: &mut Vec<Run>) {
+    let (mut ipa, end) = (r.0, r.0 + r.2);
+    for &(h, hs) in holes {
+        let he = h + hs;
+        if he <= ipa || h >= end {
+            continue;
+        }
+        if h > ipa {
+            out.push((ipa, r.1 + (ipa - r.0), h - ipa, r.3, r.4));
+        }
+        ipa = ipa.max(he);
+    }
+    if ipa < end {
+        out.push((ipa, r.1 + (ipa - r.0), end - ipa, r.3, r.4));
+    }
+}
+
+impl<P: Platform> Rm<P> {
+    /// What the records say `vmid`'s stage 2 maps.
+    fn expected_runs(&self, vmid: Vmid) -> Vec<Run> {
+        let mut v = Vec::new();
+        let mut holes: Vec<(u64, u64)> = Vec::new();
+        for p in self.parcels.parcels.values() {
+            if p.owner == vmid && p.trans != TransType::Share {
+                holes.extend(p.regions.iter().map(|r| (r.owner_ipa, r.size)));
+            }
+            if let Some(acc) = p.accepted.get(&vmid) {
+                if acc.mapped {
+                    let rights = p.acl_of(vmid).map_or(Rights(0), |a| a.rights);
+                    for (i, r) in p.regions.iter().enumerate() {
+                        v.push((p.acceptor_ipa(acc, i), r.pa, r.size, rights, p.kind()));
+                    }
+                }
+            }
+        }
+        holes.sort();
+        if let Some(m) = self.mem.get(&vmid) {
+            for o in m.owned.values() {
+                subtract((o.ipa, o.pa, o.size, o.rights, o.kind), &holes, &mut v);
+            }
+        }
+        normalise(v)
+    }
+
+    fn actual_runs(&self, vmid: Vmid) -> Vec<Run> {
+        let mut v = Vec::new();
+        self.plat.for_each_leaf(vmid, &mut |l: &Leaf| {
+            v.push((l.ipa, l.pa, l.size, l.rights, l.kind))
+        });
+        normalise(v)
+    }
+
+    /// Check every invariant; an empty list means the system is sound.
+    pub fn check_isolation(&self) -> Vec<Violation> {
+        let mut out = Vec::new();
+        // 1. Tables agree with records, VM by VM.
+        let mut actual: BTreeMap<Vmid, Vec<Run>> = BTreeMap::new();
+        for &vmid in self.vms.vms.keys() {
+            let a = self.actual_runs(vmid);
+            let e = self.expected_runs(vmid);
+            if a != e {
+                let i = a
+                    .iter()
+                    .zip(&e)
+                    .position(|(x, y)| x != y)
+                    .unwrap_or(a.len().min(e.len()));
+                out.push(Violation::TablesDisagree {
+                    vmid,
+                    detail: format!(
+                        "run {i}: tables {:x?}, records {:x?} ({} vs {} runs)",
+                        a.get(i),
+                        e.get(i),
+                        a.len(),
+                        e.len()
+                    ),
+                });
+            }
+            actual.insert(vmid, a);
+        }
+        // 2. Physical ownership: each PA owned by at most one VM.
+        let mut owned: Vec<(u64, u64, Vmid)> = Vec::new();
+        for (&vmid, m) in &self.mem {
+            owned.extend(m.owned.values().map(|o| (o.pa, o.pa + o.size, vmid)));
+        }
+        owned.sort();
+        for w in owned.windows(2) {
+            if w[1].0 < w[0].1 {
+                out.push(Violation::OwnedTwice { pa: w[1].0 });
+            }
+        }
+        // Accepted PA ranges per VM, and Share parcels' parties.
+        let mut accepted: Vec<(u64, u64, Vmid)> = Vec::new();
+        let mut shared_parties: Vec<(u64, u64, Vec<Vmid>)> = Vec::new();
+        for p in self.parcels.parcels.values() {
+            for (&v, acc) in &p.accepted {
+                if acc.mapped {
+                    accepted.extend(p.regions.iter().map(|r| (r.pa, r.pa + r.size, v)));
+                }
+            }
+            if p.trans == TransType::Share {
+                let mut parties: Vec<Vmid> = p.accepted.keys().copied().collect();
+                parties.push(p.owner);
+                shared_parties.extend(
+                    p.regions
+                        .iter()
+                        .map(|r| (r.pa, r.pa + r.size, parties.clone())),
+                );
+            }
+            // 4. Record consistency.
+            if (p.state == ParcelState::Shared) == p.accepted.is_empty() {
+                out.push(Violation::BadRecord {
+                    detail: format!(
+                        "parcel {} state {:?} with {} acceptors",
+                        p.handle,
+                        p.state,
+                        p.accepted.len()
+                    ),
+                });
+            }
+            // 3. Lent / donated pages are not mapped in their owner.
+            if p.trans != TransType::Share {
+                if let Some(runs) = actual.get(&p.owner) {
+                    for r in &p.regions {
+                        if runs.iter().any(|a| a.1 < r.pa + r.size && r.pa < a.1 + a.2) {
+                            out.push(Violation::LentStillMapped {
+                                handle: p.handle,
+                                pa: r.pa,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        let covered = |list: &[(u64, u64, Vmid)], vmid: Vmid, lo: u64, hi: u64| -> bool {
+            // Is [lo, hi) covered by the union of `vmid`'s intervals in `list`?
+            let mut iv: Vec<(u64, u64)> = list
+                .iter()
+                .filter(|x| x.2 == vmid && x.0 < hi && lo < x.1)
+                .map(|x| (x.0, x.1))
+                .collect();
+            iv.sort();
+            let mut cur = lo;
+            for (a, b) in iv {
+                if a > cur {
+                    return false;
+                }
+                cur = cur.max(b);
+            }
+            cur >= hi
+        };
+        // Every mapped PA is owned or accepted by the VM mapping it.
+        let mut writers: Vec<(u64, u64, Vmid)> = Vec::new();
+        for (&vmid, runs) in &actual {
+            for r in runs {
+                let (lo, hi) = (r.1, r.1 + r.2);
+                let mut both: Vec<(u64, u64, Vmid)> = owned
+                    .iter()
+                    .chain(accepted.iter())
+                    .copied()
+                    .filter(|x| x.2 == vmid)
+                    .collect();
+                both.sort();
+                if !covered(&both, vmid, lo, hi) {
+                    out.push(Violation::NotOwnedNorAccepted { vmid, pa: lo });
+                }
+                if r.3.writable() {
+                    writers.push((lo, hi, vmid));
+                }
+            }
+        }
+        // A PA writable by two VMs only inside a Share parcel naming both.
+        writers.sort();
+        for i in 0..writers.len() {
+            let (lo, hi, v) = writers[i];
+            for &(lo2, hi2, v2) in writers[i + 1..].iter().take_while(|w| w.0 < hi) {
+                if v2 == v || hi2 <= lo {
+                    continue;
+                }
+                let (a, b) = (lo.max(lo2), hi.min(hi2));
+                let ok = shared_parties.iter().any(|(s, e, parties)| {
+                    *s <= a && b <= *e && parties.contains(&v) && parties.contains(&v2)
+                });
+                if !ok {
+                    out.push(Violation::WritableByTwo {
+                        pa: a,
+                        vms: (v, v2),
+                    });
+                }
+            }
+        }
+        // 5. Partition pages: in use == tables + RM-held pages.
+        let u = self.plat.partition_usage();
+        let accounted = u.tables + self.rm_pages.len() as u64;
+        if u.total - u.free != accounted {
+            out.push(Violation::PagesLost {
+                in_use: u.total - u.free,
+                accounted,
+            });
+        }
+        out
+    }
+}

@@ -1,0 +1,174 @@
+//! The seams between the RM and the machine it runs on.
+//!
+//! The RM never writes a stage-2 descriptor and never issues a TLB invalidate
+//! itself: it asks [`AddressSpaces`]. It touches physical memory only through
+//! [`PhysMem`]. The host simulator implements both over the real
+//! `gunyah-stage2` tables and a simulated arena; an EL2 build implements them
+//! over real memory; a future backend over Gunyah hypercalls.
+
+use core::fmt;
+
+/// A VM identifier (Gunyah VMID, 16 bits on the wire).
+pub type Vmid = u16;
+
+/// The size of a translation granule / page.
+pub const PAGE_SIZE: u64 = 4096;
+
+/// Access rights as encoded in ACL entries: X = 0x1, W = 0x2, R = 0x4.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct Rights(pub u8);
+
+impl Rights {
+    /// Execute.
+    pub const X: Rights = Rights(0x1);
+    /// Write.
+    pub const W: Rights = Rights(0x2);
+    /// Read.
+    pub const R: Rights = Rights(0x4);
+    /// Read + write.
+    pub const RW: Rights = Rights(0x6);
+    /// Read + execute.
+    pub const RX: Rights = Rights(0x5);
+    /// Read + write + execute.
+    pub const RWX: Rights = Rights(0x7);
+
+    /// Whether write is granted.
+    pub const fn writable(self) -> bool {
+        self.0 & 0x2 != 0
+    }
+    /// Whether read is granted.
+    pub const fn readable(self) -> bool {
+        self.0 & 0x4 != 0
+    }
+    /// Whether execute is granted.
+    pub const fn executable(self) -> bool {
+        self.0 & 0x1 != 0
+    }
+}
+
+/// Memory type of a mapping.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum MemKind {
+    /// Normal (cacheable) memory.
+    Normal,
+    /// Device (IO) memory.
+    Device,
+}
+
+/// One stage-2 leaf (page or block) as the tables hold it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Leaf {
+    /// First IPA covered.
+    pub ipa: u64,
+    /// First PA it translates to.
+    pub pa: u64,
+    /// Bytes covered (4 KiB, 2 MiB or 1 GiB).
+    pub size: u64,
+    /// Access rights.
+    pub rights: Rights,
+    /// Memory type.
+    pub kind: MemKind,
+}
+
+/// A platform operation that failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PlatformError {
+    /// No address space exists for that VMID.
+    NoSuchSpace,
+    /// An address space already exists for that VMID.
+    SpaceExists,
+    /// Out of memory (for tables or pages).
+    NoMemory,
+    /// Part of the range is already mapped.
+    AlreadyMapped,
+    /// Part of the range is not mapped.
+    NotMapped,
+    /// Misaligned, out of range or wrapping address.
+    BadAddress,
+}
+
+impl fmt::Display for PlatformError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = match self {
+            PlatformError::NoSuchSpace => "no address space for that VMID",
+            PlatformError::SpaceExists => "address space already exists",
+            PlatformError::NoMemory => "out of memory",
+            PlatformError::AlreadyMapped => "range already mapped",
+            PlatformError::NotMapped => "range not mapped",
+            PlatformError::BadAddress => "bad address",
+        };
+        f.write_str(s)
+    }
+}
+
+/// Per-VM stage-2 address spaces.
+///
+/// Ranges are page aligned. `map` must not replace an existing mapping and
+/// `unmap`/`protect` must cover only mapped pages; an implementation fails
+/// such calls without changing anything.
+pub trait AddressSpaces {
+    /// Create an empty address space for `vmid`.
+    fn create_space(&mut self, vmid: Vmid) -> Result<(), PlatformError>;
+    /// Destroy `vmid`'s address space, freeing its tables (mappings included).
+    fn destroy_space(&mut self, vmid: Vmid) -> Result<(), PlatformError>;
+    /// Map `[ipa, ipa+size)` to `[pa, pa+size)`.
+    fn map(
+        &mut self,
+        vmid: Vmid,
+        ipa: u64,
+        pa: u64,
+        size: u64,
+        rights: Rights,
+        kind: MemKind,
+    ) -> Result<(), PlatformError>;
+    /// Remove the mappings of `[ipa, ipa+size)`.
+    fn unmap(&mut self, vmid: Vmid, ipa: u64, size: u64) -> Result<(), PlatformError>;
+    /// Change the rights of the mapped range `[ipa, ipa+size)`.
+    fn protect(
+        &mut self,
+        vmid: Vmid,
+        ipa: u64,
+        size: u64,
+        rights: Rights,
+    ) -> Result<(), PlatformError>;
+    /// The leaf translating `ipa`, if any.
+    fn query(&self, vmid: Vmid, ipa: u64) -> Option<Leaf>;
+    /// Call `f` for every leaf of `vmid`'s tables, in IPA order.
+    fn for_each_leaf(&self, vmid: Vmid, f: &mut dyn FnMut(&Leaf));
+    /// One past the highest IPA an address space can map.
+    fn ipa_limit(&self) -> u64;
+}
+
+/// How the partition's pages are used, for leak checks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PartitionUsage {
+    /// Pages in the partition.
+    pub total: u64,
+    /// Pages currently free.
+    pub free: u64,
+    /// Pages the platform itself holds (stage-2 table pages).
+    pub tables: u64,
+}
+
+/// Physical memory: the partition's page allocator and byte access.
+pub trait PhysMem {
+    /// Allocate one page from the partition (contents unspecified).
+    fn alloc_page(&mut self) -> Option<u64>;
+    /// Return a page obtained from [`PhysMem::alloc_page`].
+    fn free_page(&mut self, pa: u64);
+    /// Copy `buf.len()` bytes from `pa`; false if any byte is not memory.
+    fn read(&self, pa: u64, buf: &mut [u8]) -> bool;
+    /// Copy `data` to `pa`; false (and nothing written) if any byte is not memory.
+    fn write(&mut self, pa: u64, data: &[u8]) -> bool;
+    /// Zero `[pa, pa+len)`.
+    fn zero(&mut self, pa: u64, len: u64) -> bool;
+    /// Copy `len` bytes from `src` to `dst`.
+    fn copy(&mut self, dst: u64, src: u64, len: u64) -> bool;
+    /// Partition accounting.
+    fn partition_usage(&self) -> PartitionUsage;
+}
+
+/// Everything the RM core needs from a platform.
+pub trait Platform: AddressSpaces + PhysMem {}
+
+impl<T: AddressSpaces + PhysMem> Platform for T {}

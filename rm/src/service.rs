@@ -1,0 +1,215 @@
+//! The RM service object: its records, its platform and its transport API.
+
+use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
+use alloc::vec::Vec;
+
+use crate::ids;
+use crate::memory::{Origin, OwnedRange, VmMem};
+use crate::memparcel::ParcelDb;
+use crate::platform::{MemKind, Platform, PlatformError, Rights, Vmid};
+use crate::rpc::{self, Outbox, Reassembler, TYPE_REQUEST};
+use crate::vm::{Vm, VmState, VmTable, VMID_HLOS};
+use crate::wire::Writer;
+
+/// RM configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RmConfig {
+    /// Most live parcels one VM may own (`MAX_MEMPARCEL_PER_VM`, default 64).
+    pub max_parcels_per_vm: usize,
+    /// Lowest IPA the RM picks when it chooses where to map a parcel.
+    pub ipa_alloc_base: u64,
+    /// One past the highest such IPA.
+    pub ipa_alloc_end: u64,
+    /// HLOS RAM mapped at boot: (IPA, PA, size), owned by HLOS.
+    pub hlos_ram: Option<(u64, u64, u64)>,
+}
+
+impl Default for RmConfig {
+    fn default() -> Self {
+        RmConfig {
+            max_parcels_per_vm: 64,
+            ipa_alloc_base: 0x1_0000_0000,
+            ipa_alloc_end: 0x100_0000_0000,
+            hlos_ram: Some((0x4000_0000, 0x4000_0000, 0x4000_0000)),
+        }
+    }
+}
+
+/// The Resource Manager.
+pub struct Rm<P: Platform> {
+    pub(crate) plat: P,
+    pub(crate) cfg: RmConfig,
+    pub(crate) vms: VmTable,
+    pub(crate) mem: BTreeMap<Vmid, VmMem>,
+    pub(crate) parcels: ParcelDb,
+    pub(crate) out: Outbox,
+    pub(crate) rx: BTreeMap<Vmid, Reassembler>,
+    pub(crate) notif_seq: u16,
+    pub(crate) next_cap: u64,
+    /// VMs with asynchronous work (reset stages) pending, in order.
+    pub(crate) deferred: VecDeque<Vmid>,
+    /// Partition pages the RM holds in its records.
+    pub(crate) rm_pages: BTreeSet<u64>,
+}
+
+impl<P: Platform> Rm<P> {
+    /// Boot the RM on `plat`: create HLOS (RUNNING) and map its RAM.
+    pub fn new(mut plat: P, cfg: RmConfig) -> Result<Self, PlatformError> {
+        let mut vms = VmTable::default();
+        let mut hlos = Vm::new(VMID_HLOS, VMID_HLOS, VmState::Running);
+        hlos.vcpus = 0;
+        vms.vms.insert(VMID_HLOS, hlos);
+        plat.create_space(VMID_HLOS)?;
+        let mut m = VmMem::default();
+        if let Some((ipa, pa, size)) = cfg.hlos_ram {
+            plat.map(VMID_HLOS, ipa, pa, size, Rights::RWX, MemKind::Normal)?;
+            m.add_owned(OwnedRange {
+                ipa,
+                pa,
+                size,
+                rights: Rights::RWX,
+                kind: MemKind::Normal,
+                origin: Origin::Boot,
+            });
+        }
+        let mut mem = BTreeMap::new();
+        mem.insert(VMID_HLOS, m);
+        Ok(Rm {
+            plat,
+            cfg,
+            vms,
+            mem,
+            parcels: ParcelDb::default(),
+            out: Outbox::default(),
+            rx: BTreeMap::new(),
+            notif_seq: 0,
+            next_cap: 0x100,
+            deferred: VecDeque::new(),
+            rm_pages: BTreeSet::new(),
+        })
+    }
+
+    /// The platform (for inspection, e.g. reading simulated memory).
+    pub fn platform(&self) -> &P {
+        &self.plat
+    }
+
+    /// The platform, mutably (tests use it to fill memory).
+    pub fn platform_mut(&mut self) -> &mut P {
+        &mut self.plat
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &RmConfig {
+        &self.cfg
+    }
+
+    /// Whether `vmid` is a VM the RM knows (a transport may let it connect).
+    pub fn vm_exists(&self, vmid: Vmid) -> bool {
+        self.vms.exists(vmid)
+    }
+
+    /// A VM's state, if it exists.
+    pub fn vm_state(&self, vmid: Vmid) -> Option<VmState> {
+        self.vms.get(vmid).map(|v| v.state)
+    }
+
+    /// The VM records.
+    pub fn vms(&self) -> &VmTable {
+        &self.vms
+    }
+
+    /// The parcel database.
+    pub fn parcels(&self) -> &ParcelDb {
+        &self.parcels
+    }
+
+    /// A VM's memory records.
+    pub fn vm_mem(&self, vmid: Vmid) -> Option<&VmMem> {
+        self.mem.get(&vmid)
+    }
+
+    /// Transport entry point: one message-queue message from `from`.
+    ///
+    /// Complete requests are handled at once; their replies, the
+    /// notifications they cause and any asynchronous work that follows are
+    /// queued for [`Rm::drain_outgoing`]. Malformed packets are dropped.
+    pub fn packet_from(&mut self, from: Vmid, packet: &[u8]) {
+        if !self.vms.exists(from) {
+            return;
+        }
+        let msg = match self.rx.entry(from).or_default().push(packet) {
+            Some(m) => m,
+            None => return,
+        };
+        if msg.msg_type == TYPE_REQUEST {
+            self.handle_request(from, msg.seq, msg.msg_id, &msg.payload);
+        }
+        // Notifications from clients have no handler here; they are ignored.
+        self.run_deferred();
+    }
+
+    /// Take every outgoing packet as `(to_vmid, packet)` in the order the
+    /// RM produced them (replies after the notifications they caused).
+    pub fn drain_outgoing(&mut self) -> Vec<(Vmid, Vec<u8>)> {
+        let mut v = Vec::new();
+        for o in self.out.drain() {
+            if let Some(pk) = rpc::fragment(o.msg_type, o.seq, o.msg_id, &o.payload) {
+                for p in pk {
+                    v.push((o.to, p));
+                }
+            }
+        }
+        v
+    }
+
+    /// Forget a client's partial message (it disconnected).
+    pub fn client_disconnected(&mut self, vmid: Vmid) {
+        self.rx.remove(&vmid);
+    }
+
+    /// Queue a reply.
+    pub(crate) fn reply(&mut self, to: Vmid, seq: u16, msg_id: u32, payload: Vec<u8>) {
+        self.out.reply(to, seq, msg_id, payload);
+    }
+
+    /// Queue a notification with the next notification sequence number.
+    pub(crate) fn notify(&mut self, to: Vmid, msg_id: u32, payload: Vec<u8>) {
+        let seq = self.notif_seq;
+        self.notif_seq = self.notif_seq.wrapping_add(1);
+        self.out.notify(to, seq, msg_id, payload);
+    }
+
+    /// Send VM_STATUS for `vmid` to its peers (its owner).
+    pub(crate) fn send_vm_status(&mut self, vmid: Vmid) {
+        let vm = match self.vms.get(vmid) {
+            Some(v) => v,
+            None => return,
+        };
+        let mut w = Writer::new();
+        w.u16(vmid)
+            .u16(0)
+            .u8(vm.state as u8)
+            .u8(vm.os_status)
+            .u16(vm.app_status);
+        let owner = vm.owner;
+        if owner != vmid {
+            self.notify(owner, ids::NOTIF_VM_STATUS, w.finish());
+        }
+    }
+
+    /// Move `vmid` to `state` and tell its peers.
+    pub(crate) fn set_state(&mut self, vmid: Vmid, state: VmState) {
+        if let Some(vm) = self.vms.get_mut(vmid) {
+            vm.state = state;
+        }
+        self.send_vm_status(vmid);
+    }
+
+    /// A fresh capability ID.
+    pub(crate) fn new_cap(&mut self) -> u64 {
+        let c = self.next_cap;
+        self.next_cap += 1;
+        c
+    }
+}
