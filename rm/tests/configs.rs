@@ -794,6 +794,79 @@ mod fuzz {
         );
     }
 
+    #[test]
+    fn each_structural_defect_is_named() {
+        use Tok::*;
+        let s = b"image-name\0".as_slice();
+        let root = || Begin(String::new());
+        let p = || Prop(2, 0, b"a\0".to_vec());
+        let cases: Vec<(Vec<Tok>, &[u8], &str)> = vec![
+            (vec![root(), End], s, "structure block ends without FDT_END"),
+            (vec![End, Fin], s, "unbalanced FDT_END_NODE"),
+            (
+                vec![root(), Fin],
+                s,
+                "FDT_END inside a node or before the root node",
+            ),
+            (
+                vec![root(), End, root(), End, Fin],
+                s,
+                "more than one root node",
+            ),
+            (
+                vec![root(), Begin(String::new()), End, End, Fin],
+                s,
+                "only the root node may have an empty name",
+            ),
+            (vec![root(), Nop, End, Fin], s, "unexpected token 0x4"),
+            (
+                vec![root(), Prop(2, 11, b"a\0".to_vec()), End, Fin],
+                s,
+                "property name is not a NUL-terminated UTF-8 string inside the strings block",
+            ),
+            (
+                vec![root(), Prop(200, 0, vec![]), End, Fin],
+                s,
+                "property value runs past the structure block",
+            ),
+            (
+                vec![root(), p(), End, Fin],
+                b"image-name",
+                "property name is not a NUL-terminated UTF-8 string inside the strings block",
+            ),
+            (
+                vec![root(), Prop(2, 0, b"a\0".to_vec()), End, Fin],
+                b"\xff\0",
+                "property name is not a NUL-terminated UTF-8 string inside the strings block",
+            ),
+            (vec![p(), Fin], s, "property outside any node"),
+        ];
+        for (toks, strings, why) in cases {
+            assert_eq!(
+                config::parse(&blob_from(&toks, strings))
+                    .unwrap_err()
+                    .to_string(),
+                format!("/: malformed device tree blob: {why}"),
+                "{toks:?}"
+            );
+        }
+        let mut deep = vec![root()];
+        deep.extend((0..16).map(|i| Begin(format!("n{i}"))));
+        deep.extend((0..17).map(|_| End));
+        deep.push(Fin);
+        assert_eq!(
+            config::parse(&blob_from(&deep, s)).unwrap_err().to_string(),
+            "/: malformed device tree blob: nodes nested deeper than 16"
+        );
+        // Version 16 blobs are refused (byte 20..24 of the header is the version).
+        let mut old = blob_from(&[root(), End, Fin], s);
+        old[23] = 16;
+        assert_eq!(
+            config::parse(&old).unwrap_err().to_string(),
+            "/: malformed device tree blob: version 16 (need 17)"
+        );
+    }
+
     fn valid_blobs_cached() -> &'static Vec<Vec<u8>> {
         static B: std::sync::OnceLock<Vec<Vec<u8>>> = std::sync::OnceLock::new();
         B.get_or_init(valid_blobs)

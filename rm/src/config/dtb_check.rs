@@ -122,7 +122,7 @@ fn walk(st: &[u8], strings: &[u8]) -> Result<(), ConfigError> {
                 let end = pos.checked_add(len).filter(|&e| e <= st.len());
                 let end = end.ok_or_else(|| bad("property value runs past the structure block"))?;
                 cstr_len(strings, nameoff)
-                    .ok_or_else(|| bad("property name offset outside the strings block"))?;
+                    .ok_or_else(|| bad("property name is not a NUL-terminated UTF-8 string inside the strings block"))?;
                 pos = align4(end).ok_or_else(|| bad("property overflows"))?;
             }
             END => {
