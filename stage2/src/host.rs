@@ -36,6 +36,11 @@ pub enum TraceEvent {
         /// New value.
         new: u64,
     },
+    /// A page returned to the arena (only recorded while tracing is on).
+    Free {
+        /// The page.
+        pa: u64,
+    },
     /// `invalidate_ipas` for a VMID.
     TlbiIpas {
         /// VMID.
@@ -138,7 +143,7 @@ impl HostArena {
     pub fn clear_failure(&mut self) {
         self.fail_at = None;
     }
-    /// Start recording descriptor writes.
+    /// Start recording descriptor writes and page frees.
     pub fn enable_trace(&mut self) {
         self.trace.get_or_insert_with(Vec::new);
     }
@@ -225,6 +230,12 @@ impl HostArena {
             self.allocated[i] = false;
             self.free_list.push(i);
             self.in_use -= 1;
+            if let Some(t) = self.trace.as_mut() {
+                t.push(Traced {
+                    seq: next_seq(),
+                    event: TraceEvent::Free { pa: p },
+                });
+            }
         }
     }
 
