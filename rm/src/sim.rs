@@ -1,8 +1,14 @@
-//! The host simulator platform: a simulated physical arena (sparse, zero
-//! filled) holding HLOS RAM and the RM's partition, and per-VM stage-2
-//! address spaces.
+//! The host simulator platform: the real `gunyah-stage2` tables for every
+//! VM, their table pages allocated from a simulated partition (a
+//! `HostArena`), and sparse, zero-filled memory contents for HLOS RAM and
+//! partition pages.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
+
+use gunyah_stage2::host::{HostArena, SharedArena};
+use gunyah_stage2::{
+    AddressSpace, Attrs, MapFlags, MemAttr, PaRange, S2Ap, Stage2Config, TlbMaintenance,
+};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::platform::*;
@@ -39,21 +45,13 @@ pub type PageBuf = [u64; 512];
 pub struct Arena {
     cfg: SimConfig,
     pages: BTreeMap<u64, Box<PageBuf>>,
-    free: Vec<u64>,
-    tables: BTreeSet<u64>,
 }
 
 impl Arena {
     fn new(cfg: SimConfig) -> Arena {
-        let free = (0..cfg.partition_pages)
-            .rev()
-            .map(|i| cfg.partition_base + i * PAGE_SIZE)
-            .collect();
         Arena {
             cfg,
             pages: BTreeMap::new(),
-            free,
-            tables: BTreeSet::new(),
         }
     }
 
@@ -147,88 +145,141 @@ impl ArenaHandle {
     }
 }
 
-/// Range-based stand-in for stage-2 tables (replaced by gunyah-stage2).
-#[derive(Debug, Default)]
-struct FakeSpace {
-    leaves: BTreeMap<u64, Leaf>,
+/// TLB maintenance for simulated address spaces: counts invalidations.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SimTlb {
+    /// Per-IPA invalidations issued.
+    pub ipa_invalidations: u64,
+    /// Whole-VMID invalidations issued.
+    pub vmid_invalidations: u64,
 }
 
-impl FakeSpace {
-    fn overlapping(&self, ipa: u64, size: u64) -> Vec<Leaf> {
-        self.leaves
-            .range(..ipa + size)
-            .filter(|(_, l)| l.ipa + l.size > ipa)
-            .map(|(_, l)| *l)
-            .collect()
+impl TlbMaintenance for SimTlb {
+    fn invalidate_ipas(&mut self, _vttbr: u64, ipas: &[u64]) {
+        self.ipa_invalidations += ipas.len() as u64;
     }
-    fn covered(&self, ipa: u64, size: u64) -> bool {
-        let mut cur = ipa;
-        for l in self.overlapping(ipa, size) {
-            if l.ipa > cur {
-                return false;
-            }
-            cur = l.ipa + l.size;
-        }
-        cur >= ipa + size
-    }
-    fn carve(&mut self, ipa: u64, size: u64) -> Vec<Leaf> {
-        let end = ipa + size;
-        let mut mid = Vec::new();
-        for l in self.overlapping(ipa, size) {
-            self.leaves.remove(&l.ipa);
-            if l.ipa < ipa {
-                self.leaves.insert(
-                    l.ipa,
-                    Leaf {
-                        size: ipa - l.ipa,
-                        ..l
-                    },
-                );
-            }
-            if l.ipa + l.size > end {
-                let b = Leaf {
-                    ipa: end,
-                    pa: l.pa + (end - l.ipa),
-                    size: l.ipa + l.size - end,
-                    ..l
-                };
-                self.leaves.insert(end, b);
-            }
-            let s = l.ipa.max(ipa);
-            let e = (l.ipa + l.size).min(end);
-            mid.push(Leaf {
-                ipa: s,
-                pa: l.pa + (s - l.ipa),
-                size: e - s,
-                ..l
-            });
-        }
-        mid
+    fn invalidate_vmid(&mut self, _vttbr: u64) {
+        self.vmid_invalidations += 1;
     }
 }
 
-/// The simulator platform.
-#[derive(Debug)]
+/// One VM's real stage-2 tables, with table pages from the partition.
+pub type SimSpace = AddressSpace<SharedArena, SimTlb>;
+
+fn attrs_of(rights: Rights, kind: MemKind) -> Attrs {
+    let s2ap = match (rights.readable(), rights.writable()) {
+        (true, true) => S2Ap::ReadWrite,
+        (true, false) => S2Ap::ReadOnly,
+        (false, true) => S2Ap::WriteOnly,
+        (false, false) => S2Ap::None,
+    };
+    let base = match kind {
+        MemKind::Normal => Attrs::normal(s2ap),
+        MemKind::Device => Attrs::device_rw().with_s2ap(s2ap),
+    };
+    base.with_xn(!rights.executable())
+}
+
+fn leaf_of(l: &gunyah_stage2::Leaf) -> Leaf {
+    let a = l.attrs;
+    let mut r = 0;
+    if a.s2ap.readable() {
+        r |= Rights::R.0;
+    }
+    if a.s2ap.writable() {
+        r |= Rights::W.0;
+    }
+    if !a.xn {
+        r |= Rights::X.0;
+    }
+    let kind = match a.mem {
+        MemAttr::DeviceNGnRnE | MemAttr::DeviceNGnRE => MemKind::Device,
+        _ => MemKind::Normal,
+    };
+    Leaf {
+        ipa: l.ipa,
+        pa: l.pa,
+        size: l.size(),
+        rights: Rights(r),
+        kind,
+    }
+}
+
+fn perr(e: gunyah_stage2::Error) -> PlatformError {
+    use gunyah_stage2::Error as E;
+    match e {
+        E::NoMemory => PlatformError::NoMemory,
+        E::AlreadyMapped { .. } => PlatformError::AlreadyMapped,
+        E::NotMapped { .. } => PlatformError::NotMapped,
+        _ => PlatformError::BadAddress,
+    }
+}
+
+/// The simulator platform: real `gunyah-stage2` tables whose pages come
+/// from the partition arena, and sparse simulated memory contents.
 pub struct SimPlatform {
+    cfg: SimConfig,
     arena: ArenaHandle,
-    spaces: BTreeMap<Vmid, FakeSpace>,
+    partition: SharedArena,
+    spaces: BTreeMap<Vmid, SimSpace>,
     ipa_limit: u64,
+}
+
+impl std::fmt::Debug for SimPlatform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimPlatform")
+            .field("cfg", &self.cfg)
+            .field("vms", &self.spaces.keys())
+            .finish()
+    }
 }
 
 impl SimPlatform {
     /// A simulated machine.
     pub fn new(cfg: SimConfig) -> SimPlatform {
         let ipa_limit = 1u64 << cfg.ipa_bits;
+        let partition = SharedArena::new(HostArena::new(
+            cfg.partition_base,
+            cfg.partition_pages as usize,
+        ));
         SimPlatform {
-            arena: ArenaHandle(Arc::new(Mutex::new(Arena::new(cfg)))),
+            arena: ArenaHandle(Arc::new(Mutex::new(Arena::new(cfg.clone())))),
+            partition,
             spaces: BTreeMap::new(),
             ipa_limit,
+            cfg,
         }
     }
 
-    /// The arena.
+    /// The memory contents.
     pub fn arena(&self) -> &ArenaHandle {
         &self.arena
+    }
+
+    /// The partition's page allocator (table pages and RM pages).
+    pub fn partition(&self) -> &SharedArena {
+        &self.partition
+    }
+
+    /// A VM's real stage-2 tables.
+    pub fn space(&self, vmid: Vmid) -> Option<&SimSpace> {
+        self.spaces.get(&vmid)
+    }
+
+    /// A VM's real stage-2 tables, mutably (the fault path of issue 5 uses this).
+    pub fn space_mut(&mut self, vmid: Vmid) -> Option<&mut SimSpace> {
+        self.spaces.get_mut(&vmid)
+    }
+
+    fn covered(&self, vmid: Vmid, ipa: u64, size: u64) -> Result<(), PlatformError> {
+        let s = self.spaces.get(&vmid).ok_or(PlatformError::NoSuchSpace)?;
+        let end = ipa.checked_add(size).ok_or(PlatformError::BadAddress)?;
+        let mut cur = ipa;
+        while cur < end {
+            let l = s.query(cur).ok_or(PlatformError::NotMapped)?;
+            cur = l.ipa + l.size();
+        }
+        Ok(())
     }
 }
 
@@ -237,14 +288,18 @@ impl AddressSpaces for SimPlatform {
         if self.spaces.contains_key(&vmid) {
             return Err(PlatformError::SpaceExists);
         }
-        self.spaces.insert(vmid, FakeSpace::default());
+        let cfg = Stage2Config::new(self.cfg.ipa_bits, PaRange::Bits40, vmid);
+        let s = AddressSpace::new(self.partition.clone(), SimTlb::default(), cfg).map_err(perr)?;
+        self.spaces.insert(vmid, s);
         Ok(())
     }
     fn destroy_space(&mut self, vmid: Vmid) -> Result<(), PlatformError> {
-        self.spaces
+        let s = self
+            .spaces
             .remove(&vmid)
-            .map(|_| ())
-            .ok_or(PlatformError::NoSuchSpace)
+            .ok_or(PlatformError::NoSuchSpace)?;
+        let _ = s.destroy();
+        Ok(())
     }
     fn map(
         &mut self,
@@ -255,44 +310,20 @@ impl AddressSpaces for SimPlatform {
         rights: Rights,
         kind: MemKind,
     ) -> Result<(), PlatformError> {
-        let limit = self.ipa_limit;
         let s = self
             .spaces
             .get_mut(&vmid)
             .ok_or(PlatformError::NoSuchSpace)?;
-        if !ipa.is_multiple_of(PAGE_SIZE)
-            || !pa.is_multiple_of(PAGE_SIZE)
-            || !size.is_multiple_of(PAGE_SIZE)
-            || size == 0
-            || ipa + size > limit
-        {
-            return Err(PlatformError::BadAddress);
-        }
-        if !s.overlapping(ipa, size).is_empty() {
-            return Err(PlatformError::AlreadyMapped);
-        }
-        s.leaves.insert(
-            ipa,
-            Leaf {
-                ipa,
-                pa,
-                size,
-                rights,
-                kind,
-            },
-        );
-        Ok(())
+        s.map(ipa, size, pa, attrs_of(rights, kind), MapFlags::BLOCKS)
+            .map_err(perr)
     }
     fn unmap(&mut self, vmid: Vmid, ipa: u64, size: u64) -> Result<(), PlatformError> {
+        self.covered(vmid, ipa, size)?;
         let s = self
             .spaces
             .get_mut(&vmid)
             .ok_or(PlatformError::NoSuchSpace)?;
-        if !s.covered(ipa, size) {
-            return Err(PlatformError::NotMapped);
-        }
-        s.carve(ipa, size);
-        Ok(())
+        s.unmap(ipa, size).map_err(perr)
     }
     fn protect(
         &mut self,
@@ -305,23 +336,28 @@ impl AddressSpaces for SimPlatform {
             .spaces
             .get_mut(&vmid)
             .ok_or(PlatformError::NoSuchSpace)?;
-        if !s.covered(ipa, size) {
-            return Err(PlatformError::NotMapped);
-        }
-        for l in s.carve(ipa, size) {
-            s.leaves.insert(l.ipa, Leaf { rights, ..l });
-        }
-        Ok(())
+        let kind_of = |a: Attrs| {
+            attrs_of(
+                rights,
+                if matches!(a.mem, MemAttr::DeviceNGnRnE | MemAttr::DeviceNGnRE) {
+                    MemKind::Device
+                } else {
+                    MemKind::Normal
+                },
+            )
+        };
+        s.modify_attrs(ipa, size, &move |a: Attrs| {
+            let n = kind_of(a);
+            a.with_s2ap(n.s2ap).with_xn(n.xn)
+        })
+        .map_err(perr)
     }
     fn query(&self, vmid: Vmid, ipa: u64) -> Option<Leaf> {
-        let s = self.spaces.get(&vmid)?;
-        s.overlapping(ipa, 1).first().copied()
+        self.spaces.get(&vmid)?.query(ipa).map(|l| leaf_of(&l))
     }
     fn for_each_leaf(&self, vmid: Vmid, f: &mut dyn FnMut(&Leaf)) {
         if let Some(s) = self.spaces.get(&vmid) {
-            for l in s.leaves.values() {
-                f(l);
-            }
+            s.for_each_leaf(&mut |l| f(&leaf_of(l)));
         }
     }
     fn ipa_limit(&self) -> u64 {
@@ -331,12 +367,17 @@ impl AddressSpaces for SimPlatform {
 
 impl PhysMem for SimPlatform {
     fn alloc_page(&mut self) -> Option<u64> {
-        self.arena.lock().free.pop()
+        let pa = self.partition.lock().alloc_pages(1)?;
+        self.arena.lock().zero(pa, PAGE_SIZE);
+        Some(pa)
     }
     fn free_page(&mut self, pa: u64) {
-        let mut a = self.arena.lock();
-        a.pages.remove(&pa);
-        a.free.push(pa);
+        let mut p = self.partition.lock();
+        if p.is_allocated(pa) {
+            p.free_pages(pa, 1);
+        }
+        drop(p);
+        self.arena.lock().zero(pa, PAGE_SIZE);
     }
     fn read(&self, pa: u64, buf: &mut [u8]) -> bool {
         self.arena.lock().read(pa, buf)
@@ -353,11 +394,12 @@ impl PhysMem for SimPlatform {
         a.read(src, &mut buf) && a.write(dst, &buf)
     }
     fn partition_usage(&self) -> PartitionUsage {
-        let a = self.arena.lock();
+        let p = self.partition.lock();
+        let tables: usize = self.spaces.values().map(|s| s.table_pages()).sum();
         PartitionUsage {
-            total: a.cfg.partition_pages,
-            free: a.free.len() as u64,
-            tables: a.tables.len() as u64,
+            total: p.capacity() as u64,
+            free: (p.capacity() - p.pages_in_use()) as u64,
+            tables: tables as u64,
         }
     }
 }
