@@ -217,6 +217,12 @@ fn the_positive_set_validates_into_a_launch_plan_with_templates_first() {
             }
         );
     }
+    let boot: Vec<&str> = plan
+        .at_boot()
+        .map(|v| v.config.image_name.as_str())
+        .collect();
+    assert!(!boot.contains(&"app-clone-1") && boot.contains(&"app-clone-0"));
+    assert_eq!(boot.len(), plan.vms.len() - 1);
     // app-clone-1 leaves size out: it defaults to the rest of the image.
     assert_eq!(plan.vm("app-clone-1").unwrap().golden[0].size, 0x0c00_0000);
     // Every planned VM points back at its own source file.
@@ -399,6 +405,26 @@ fn direct_mapped_memory_must_be_inside_the_partition_and_exclusive() {
     assert_eq!(
         e.to_string(),
         "/gunyah-vm-config/memory: property \"base-address\": direct-mapped memory 0x80000000-0x80200000 overlaps \"a\" at 0x80000000-0x80200000"
+    );
+    // Direct RAM counts against the partition like eagerly populated RAM does.
+    let big = |name: &str, base: &str| {
+        let src = MINIMAL_VM
+            .replace("NAME", name)
+            .replace("EXTRA_PROPS", "")
+            .replace(
+                "base-address = <0x0 0x80000000>;",
+                &format!("base-address = <0x0 {base}>;"),
+            )
+            .replace("size-min = <0x0 0x200000>;", "size-min = <0x0 0x30000000>;")
+            .replace("MEMORY_PROPS", if name == "d" { "is-direct;" } else { "" })
+            .replace("CHILDREN", "");
+        config::parse(&dtc_source(&src)).unwrap()
+    };
+    let e = config::validate_set(&[big("e", "0x80000000"), big("d", "0x80000000")]).unwrap_err();
+    assert_eq!(e.config, 1);
+    assert_eq!(
+        e.to_string(),
+        "/gunyah-vm-config/memory: property \"size-min\": the set needs 0x60000000 bytes of eagerly populated memory but the partition has 0x40000000"
     );
     let e = config::validate_set(&[direct("h", "0x40000000")]).unwrap_err();
     assert_eq!(

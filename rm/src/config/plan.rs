@@ -21,6 +21,13 @@ pub struct LaunchPlan {
 }
 
 impl LaunchPlan {
+    /// The VMs to launch at RM boot, in launch order.
+    pub fn at_boot(&self) -> impl Iterator<Item = &PlannedVm> {
+        self.vms
+            .iter()
+            .filter(|v| v.config.launch == LaunchMode::Boot)
+    }
+
     /// The planned VM whose `image-name` is `name`.
     pub fn vm(&self, name: &str) -> Option<&PlannedVm> {
         self.vms.iter().find(|v| v.config.image_name == name)
@@ -110,7 +117,8 @@ pub fn validate_set(configs: &[Config]) -> Result<LaunchPlan, SetError> {
 
     let mut resolved: Vec<Vec<(usize, ResolvedMapping)>> = Vec::new();
     let mut direct: Vec<(MemRange, &str)> = Vec::new();
-    let mut eager: u64 = 0;
+    // Bytes the partition must supply at launch: direct RAM plus eagerly populated gmem.
+    let mut committed: u64 = 0;
     let mut dynamic = 0usize;
     for (k, &(i, vm)) in vms.iter().enumerate() {
         let earlier = &vms[..k];
@@ -229,22 +237,21 @@ pub fn validate_set(configs: &[Config]) -> Result<LaunchPlan, SetError> {
                 ));
             }
             direct.push((ram, &vm.image_name));
+            committed = committed.saturating_add(ram.size);
         } else if !vm.gmem.demand_paging {
-            eager = eager.saturating_add(vm.memory.size_min);
-            let direct_total: u64 = direct.iter().map(|(r, _)| r.size).sum();
-            if eager.saturating_add(direct_total) > partition_total {
-                return Err(at(
-                    i,
-                    ConfigError::prop(
-                        &mem_node,
-                        "size-min",
-                        format!(
-                            "the set needs {:#x} bytes of eagerly populated memory but the partition has {partition_total:#x}",
-                            eager.saturating_add(direct_total)
-                        ),
+            committed = committed.saturating_add(ram.size);
+        }
+        if committed > partition_total {
+            return Err(at(
+                i,
+                ConfigError::prop(
+                    &mem_node,
+                    "size-min",
+                    format!(
+                        "the set needs {committed:#x} bytes of eagerly populated memory but the partition has {partition_total:#x}"
                     ),
-                ));
-            }
+                ),
+            ));
         }
 
         // Resolve golden references against templates anywhere in the set.
