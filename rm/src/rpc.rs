@@ -8,113 +8,46 @@
 //! [`MAX_QUEUED_NOTIFICATIONS`] notifications wait per VM and the oldest is
 //! dropped when that is exceeded.
 
+use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
 
+use gunyah_rm_abi::header::MAX_PACKET_SIZE;
+use gunyah_rm_abi::{Fragmenter, MsgId, MsgType, Reassembler, Received, RmError};
+
 use crate::platform::Vmid;
 
-/// Bytes of an RPC header.
-pub const HEADER_SIZE: usize = 8;
-/// Largest message-queue message.
-pub const MAX_PACKET: usize = 240;
-/// Payload bytes per fragment.
-pub const FRAGMENT_PAYLOAD: usize = MAX_PACKET - HEADER_SIZE;
-/// Most continuation fragments.
-pub const MAX_CONTINUATIONS: usize = 62;
 /// Notifications kept per VM before the oldest is dropped.
 pub const MAX_QUEUED_NOTIFICATIONS: usize = 256;
 
-/// Message type: continuation.
-pub const TYPE_CONTINUATION: u8 = 0;
-/// Message type: request.
-pub const TYPE_REQUEST: u8 = 1;
 /// Message type: reply.
 pub const TYPE_REPLY: u8 = 2;
 /// Message type: notification.
 pub const TYPE_NOTIFICATION: u8 = 3;
 
-/// A decoded RPC header.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Header {
-    /// Message type (bits 1:0 of byte 1).
-    pub msg_type: u8,
-    /// Continuation count (bits 7:2 of byte 1).
-    pub fragments: u8,
-    /// Sequence number.
-    pub seq: u16,
-    /// Message ID.
-    pub msg_id: u32,
-}
-
-impl Header {
-    /// Parse and validate as the RM does; `None` means drop the packet.
-    pub fn parse(p: &[u8]) -> Option<(Header, &[u8])> {
-        if p.len() < HEADER_SIZE || p[0] != 0x21 {
-            return None;
-        }
-        let h = Header {
-            msg_type: p[1] & 3,
-            fragments: p[1] >> 2,
-            seq: u16::from_le_bytes([p[2], p[3]]),
-            msg_id: u32::from_le_bytes([p[4], p[5], p[6], p[7]]),
-        };
-        if h.fragments as usize > MAX_CONTINUATIONS {
-            return None;
-        }
-        Some((h, &p[HEADER_SIZE..]))
-    }
-
-    /// Encode the 8 header bytes.
-    pub fn encode(&self) -> [u8; HEADER_SIZE] {
-        let s = self.seq.to_le_bytes();
-        let m = self.msg_id.to_le_bytes();
-        [
-            0x21,
-            (self.fragments << 2) | (self.msg_type & 3),
-            s[0],
-            s[1],
-            m[0],
-            m[1],
-            m[2],
-            m[3],
-        ]
-    }
-}
-
-/// Split a logical message into packets. Returns `None` if it needs more
-/// than 62 continuations.
+/// Split a logical message into packets with the abi `Fragmenter`. A reply's
+/// payload starts with its error code. `None` if it needs more than 62
+/// continuations.
 pub fn fragment(msg_type: u8, seq: u16, msg_id: u32, payload: &[u8]) -> Option<Vec<Vec<u8>>> {
-    let n = if payload.is_empty() {
-        1
+    let id = MsgId(msg_id);
+    let mut f = if msg_type == TYPE_REPLY {
+        let (code, data) = payload.split_at_checked(4)?;
+        let code = u32::from_le_bytes([code[0], code[1], code[2], code[3]]);
+        Fragmenter::reply(seq, id, RmError::from_code(code), data).ok()?
     } else {
-        payload.len().div_ceil(FRAGMENT_PAYLOAD)
+        Fragmenter::notification(seq, id, payload).ok()?
     };
-    if n > MAX_CONTINUATIONS + 1 {
-        return None;
-    }
-    let mut out = Vec::with_capacity(n);
-    for i in 0..n {
-        let h = Header {
-            msg_type: if i == 0 { msg_type } else { TYPE_CONTINUATION },
-            fragments: (n - 1) as u8,
-            seq,
-            msg_id,
-        };
-        let lo = i * FRAGMENT_PAYLOAD;
-        let hi = (lo + FRAGMENT_PAYLOAD).min(payload.len());
-        let mut p = Vec::with_capacity(HEADER_SIZE + hi - lo);
-        p.extend_from_slice(&h.encode());
-        p.extend_from_slice(&payload[lo..hi]);
-        out.push(p);
+    let mut out = Vec::with_capacity(f.packet_count());
+    let mut buf = [0u8; MAX_PACKET_SIZE];
+    while let Some(n) = f.next_into(&mut buf) {
+        out.push(buf[..n].to_vec());
     }
     Some(out)
 }
 
-/// A complete message received from a client.
+/// A complete request received from a client.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Incoming {
-    /// Message type of the first fragment.
-    pub msg_type: u8,
     /// Sequence number.
     pub seq: u16,
     /// Message ID.
@@ -123,62 +56,40 @@ pub struct Incoming {
     pub payload: Vec<u8>,
 }
 
-#[derive(Clone, Debug)]
-struct Partial {
-    hdr: Header,
-    remaining: u8,
-    payload: Vec<u8>,
+/// One client's reassembly state (the abi `Reassembler`, which applies the
+/// RM's receive rules: bad headers, stray or mismatched continuations are
+/// dropped; a new first fragment abandons a partial message).
+pub struct ClientRx(Box<Reassembler>);
+
+impl Default for ClientRx {
+    fn default() -> Self {
+        ClientRx(Box::new(Reassembler::new()))
+    }
 }
 
-/// Reassembles one client's fragments.
-#[derive(Clone, Debug, Default)]
-pub struct Reassembler {
-    partial: Option<Partial>,
+impl core::fmt::Debug for ClientRx {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        self.0.fmt(f)
+    }
 }
 
-impl Reassembler {
-    /// Feed one packet; returns a message when one completes.
+impl ClientRx {
+    /// Feed one packet; returns a request when one completes. Replies and
+    /// notifications from clients are not handled by the RM and are dropped.
     pub fn push(&mut self, packet: &[u8]) -> Option<Incoming> {
-        let (h, body) = Header::parse(packet)?;
-        if h.msg_type == TYPE_CONTINUATION {
-            let p = self.partial.as_mut()?;
-            if p.hdr.msg_id != h.msg_id || p.hdr.seq != h.seq || p.hdr.fragments != h.fragments {
-                return None;
-            }
-            p.payload.extend_from_slice(body);
-            p.remaining -= 1;
-            if p.remaining == 0 {
-                let p = self.partial.take()?;
-                return Some(Incoming {
-                    msg_type: p.hdr.msg_type,
-                    seq: p.hdr.seq,
-                    msg_id: p.hdr.msg_id,
-                    payload: p.payload,
-                });
-            }
-            return None;
+        match self.0.push(packet).received {
+            Received::Complete(m) if m.ty == MsgType::Request => Some(Incoming {
+                seq: m.seq,
+                msg_id: m.msg_id.0,
+                payload: m.payload.to_vec(),
+            }),
+            _ => None,
         }
-        // A new message abandons any partial one.
-        self.partial = None;
-        if h.fragments == 0 {
-            return Some(Incoming {
-                msg_type: h.msg_type,
-                seq: h.seq,
-                msg_id: h.msg_id,
-                payload: body.to_vec(),
-            });
-        }
-        self.partial = Some(Partial {
-            hdr: h,
-            remaining: h.fragments,
-            payload: body.to_vec(),
-        });
-        None
     }
 
     /// Whether a partial message is pending.
     pub fn pending(&self) -> bool {
-        self.partial.is_some()
+        self.0.pending().is_some()
     }
 }
 
@@ -269,41 +180,44 @@ impl Outbox {
 mod tests {
     use super::*;
 
-    #[test]
-    fn fragments_and_reassembles() {
-        let payload: Vec<u8> = (0..500u32).map(|i| i as u8).collect();
-        let pk = fragment(TYPE_REQUEST, 9, 0x5100_0013, &payload).unwrap();
-        assert_eq!(pk.len(), 3); // 232 + 232 + 36
-        assert_eq!(&pk[0][..8], &[0x21, (2 << 2) | 1, 9, 0, 0x13, 0, 0, 0x51]);
-        assert_eq!(pk[1][1], 2 << 2);
-        let mut r = Reassembler::default();
-        assert!(r.push(&pk[0]).is_none());
-        assert!(r.push(&pk[1]).is_none());
-        let m = r.push(&pk[2]).unwrap();
-        assert_eq!(m.payload, payload);
-        assert_eq!(
-            (m.seq, m.msg_id, m.msg_type),
-            (9, 0x5100_0013, TYPE_REQUEST)
-        );
+    fn req(frags: u8, ty: u8, seq: u16, id: u32, body: &[u8]) -> Vec<u8> {
+        let mut p = vec![0x21, (frags << 2) | ty];
+        p.extend_from_slice(&seq.to_le_bytes());
+        p.extend_from_slice(&id.to_le_bytes());
+        p.extend_from_slice(body);
+        p
     }
 
     #[test]
-    fn drops_what_rm_drops() {
-        let mut r = Reassembler::default();
-        // Stray continuation.
-        assert!(r.push(&[0x21, 1 << 2, 0, 0, 1, 0, 0, 0]).is_none());
-        // Bad api byte.
+    fn reply_fragments_carry_error_code_first() {
+        // 4-byte error + 300 data bytes = 304 → 232 + 72.
+        let mut payload = 6u32.to_le_bytes().to_vec();
+        payload.extend((0..300u32).map(|i| i as u8));
+        let pk = fragment(TYPE_REPLY, 9, 0x5100_0011, &payload).unwrap();
+        assert_eq!(pk.len(), 2);
+        assert_eq!(
+            &pk[0][..12],
+            &[0x21, (1 << 2) | 2, 9, 0, 0x11, 0, 0, 0x51, 6, 0, 0, 0]
+        );
+        assert_eq!(&pk[1][..8], &[0x21, 1 << 2, 9, 0, 0x11, 0, 0, 0x51]);
+        assert_eq!(pk[0].len() + pk[1].len() - 16, 304);
+    }
+
+    #[test]
+    fn reassembles_requests_and_drops_what_rm_drops() {
+        let mut r = ClientRx::default();
+        // Stray continuation, bad api byte, 63 continuations: dropped.
+        assert!(r.push(&req(1, 0, 0, 1, &[])).is_none());
         assert!(r.push(&[0x22, 1, 0, 0, 1, 0, 0, 0]).is_none());
-        // 63 continuations announced.
-        assert!(r.push(&[0x21, (63 << 2) | 1, 0, 0, 1, 0, 0, 0]).is_none());
+        assert!(r.push(&req(63, 1, 0, 1, &[])).is_none());
         assert!(!r.pending());
         // Continuation with the wrong seq is dropped; the right one completes.
-        assert!(r
-            .push(&[0x21, (1 << 2) | 1, 5, 0, 1, 0, 0, 0, 0xAA])
-            .is_none());
-        assert!(r.push(&[0x21, 1 << 2, 6, 0, 1, 0, 0, 0, 0xBB]).is_none());
-        let m = r.push(&[0x21, 1 << 2, 5, 0, 1, 0, 0, 0, 0xCC]).unwrap();
-        assert_eq!(m.payload, [0xAA, 0xCC]);
+        assert!(r.push(&req(1, 1, 5, 1, &[0xAA])).is_none());
+        assert!(r.push(&req(1, 0, 6, 1, &[0xBB])).is_none());
+        let m = r.push(&req(1, 0, 5, 1, &[0xCC])).unwrap();
+        assert_eq!((m.seq, m.msg_id, m.payload), (5, 1, vec![0xAA, 0xCC]));
+        // A notification from a client is not a request.
+        assert!(r.push(&req(0, 3, 1, 1, &[])).is_none());
     }
 
     #[test]

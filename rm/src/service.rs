@@ -7,7 +7,7 @@ use crate::ids;
 use crate::memory::{Origin, OwnedRange, VmMem};
 use crate::memparcel::ParcelDb;
 use crate::platform::{MemKind, Platform, PlatformError, Rights, Vmid};
-use crate::rpc::{self, Outbox, Reassembler, TYPE_REQUEST};
+use crate::rpc::{self, ClientRx, Outbox};
 use crate::vm::{Vm, VmState, VmTable, VMID_HLOS};
 use crate::wire::Writer;
 
@@ -43,7 +43,7 @@ pub struct Rm<P: Platform> {
     pub(crate) mem: BTreeMap<Vmid, VmMem>,
     pub(crate) parcels: ParcelDb,
     pub(crate) out: Outbox,
-    pub(crate) rx: BTreeMap<Vmid, Reassembler>,
+    pub(crate) rx: BTreeMap<Vmid, ClientRx>,
     pub(crate) notif_seq: u16,
     pub(crate) next_cap: u64,
     /// VMs with asynchronous work (reset stages) pending, in order.
@@ -142,10 +142,7 @@ impl<P: Platform> Rm<P> {
             Some(m) => m,
             None => return,
         };
-        if msg.msg_type == TYPE_REQUEST {
-            self.handle_request(from, msg.seq, msg.msg_id, &msg.payload);
-        }
-        // Notifications from clients have no handler here; they are ignored.
+        self.handle_request(from, msg.seq, msg.msg_id, &msg.payload);
         self.run_deferred();
     }
 
