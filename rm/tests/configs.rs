@@ -925,3 +925,77 @@ fn the_binding_documents_complete_example_is_valid() {
     assert_eq!(plan.vms[1].config.image_name, "app-clone-0");
     assert_eq!(plan.vms[1].golden[0].size, 0x0c00_0000);
 }
+
+/// The README section starting at the heading that begins with `heading`, up to the next heading.
+fn readme_section<'a>(readme: &'a str, heading: &str) -> &'a str {
+    let start = readme
+        .find(heading)
+        .unwrap_or_else(|| panic!("README has no heading {heading}"));
+    let rest = &readme[start + heading.len()..];
+    let end = rest
+        .find("\n## ")
+        .into_iter()
+        .chain(rest.find("\n### "))
+        .min()
+        .unwrap_or(rest.len());
+    &rest[..end]
+}
+
+/// Backticked names in the first column of the markdown tables of `text`.
+fn table_names(text: &str) -> std::collections::BTreeSet<String> {
+    text.lines()
+        .filter(|l| l.starts_with("| `"))
+        .flat_map(|l| {
+            let first = l.split('|').nth(1).unwrap_or_default();
+            first
+                .split('`')
+                .skip(1)
+                .step_by(2)
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+fn set(names: &[&str]) -> std::collections::BTreeSet<String> {
+    names.iter().map(|s| s.to_string()).collect()
+}
+
+#[test]
+fn the_binding_document_lists_exactly_the_properties_the_loader_accepts() {
+    use config::schema::*;
+    let readme = std::fs::read_to_string(repo().join("vm-configs/README.md")).unwrap();
+    let r = |h| table_names(readme_section(&readme, h));
+    assert_eq!(r("## `/gunyah-rm-platform`"), set(PLATFORM_PROPS));
+    assert_eq!(
+        r("## `/gunyah-vm-config` or `/qcom,vm-config`"),
+        set(VM_PROPS)
+    );
+    assert_eq!(r("### `memory`"), set(MEMORY_PROPS));
+    assert_eq!(r("### `vcpus`"), set(VCPUS_PROPS));
+    assert_eq!(r("### `vdevices`"), set(RM_RPC_PROPS));
+    assert_eq!(r("### `gmem`"), set(GMEM_PROPS));
+    let golden = readme_section(&readme, "### `golden`");
+    let (common, rest) = golden.split_once("**`role = \"template\"`**").unwrap();
+    let (template, clone) = rest.split_once("**`role = \"clone\"`**").unwrap();
+    let with_role = |t: &str| {
+        let mut s = table_names(common);
+        s.extend(table_names(t));
+        s
+    };
+    assert_eq!(with_role(template), set(TEMPLATE_PROPS));
+    assert_eq!(with_role(clone), set(CLONE_PROPS));
+    let vdev = readme_section(&readme, "### `vdevices`");
+    let sentence = vdev
+        .split("needs `vdevice-type` (string), one of")
+        .nth(1)
+        .unwrap();
+    let sentence = sentence.split(". ").next().unwrap();
+    let types: std::collections::BTreeSet<String> = sentence
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_string)
+        .collect();
+    assert_eq!(types, set(VDEVICE_TYPES));
+}

@@ -22,6 +22,16 @@ pub use plan::{validate_set, LaunchPlan, PlannedVm, ResolvedMapping};
 pub use types::*;
 pub use vm::{parse_digest, MAX_NAME_LEN};
 
+/// The property names each node accepts; any other is `unknown property`. These are the lists
+/// `vm-configs/README.md` documents (a test keeps the two in step).
+pub mod schema {
+    pub use super::platform::PLATFORM_PROPS;
+    pub use super::vm::{
+        CLONE_PROPS, GMEM_PROPS, MEMORY_PROPS, RM_RPC_PROPS, TEMPLATE_PROPS, VCPUS_PROPS,
+        VDEVICE_TYPES, VM_PROPS,
+    };
+}
+
 use alloc::string::String;
 use props::Node;
 

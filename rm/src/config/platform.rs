@@ -6,7 +6,8 @@ use super::types::{MemRange, PlatformConfig, PAGE_SIZE};
 use alloc::format;
 use alloc::vec::Vec;
 
-const PLATFORM_PROPS: &[&str] = &["hlos-vmid", "hlos-memory", "partition", "ipa-bits"];
+/// Properties of `/gunyah-rm-platform`.
+pub const PLATFORM_PROPS: &[&str] = &["hlos-vmid", "hlos-memory", "partition", "ipa-bits"];
 
 fn ranges(
     n: &Node,

@@ -8,8 +8,8 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-/// Gunyah's properties of the config node, plus the extension's.
-const VM_PROPS: &[&str] = &[
+/// Properties of the config node (Gunyah's, then the extension's).
+pub const VM_PROPS: &[&str] = &[
     "vm-type",
     "os-type",
     "boot-config",
@@ -29,7 +29,8 @@ const VM_PROPS: &[&str] = &[
     "protected",
     "launch",
 ];
-const MEMORY_PROPS: &[&str] = &[
+/// Properties of `memory`.
+pub const MEMORY_PROPS: &[&str] = &[
     "base-address",
     "size-min",
     "size-max",
@@ -40,14 +41,16 @@ const MEMORY_PROPS: &[&str] = &[
     "#address-cells",
     "#size-cells",
 ];
-const VCPUS_PROPS: &[&str] = &[
+/// Properties of `vcpus`.
+pub const VCPUS_PROPS: &[&str] = &[
     "affinity",
     "affinity-map",
     "sched-priority",
     "sched-timeslice",
     "config",
 ];
-const RM_RPC_PROPS: &[&str] = &[
+/// Properties of the `rm-rpc` vdevice.
+pub const RM_RPC_PROPS: &[&str] = &[
     "vdevice-type",
     "console-dev",
     "message-size",
@@ -58,7 +61,8 @@ const RM_RPC_PROPS: &[&str] = &[
     "label",
     "qcom,label",
 ];
-const VDEVICE_TYPES: &[&str] = &[
+/// Recognised `vdevice-type` values.
+pub const VDEVICE_TYPES: &[&str] = &[
     "rm-rpc",
     "doorbell",
     "doorbell-source",
@@ -71,9 +75,12 @@ const VDEVICE_TYPES: &[&str] = &[
     "vsmmu-v2",
     "vrtc-pl031",
 ];
-const GMEM_PROPS: &[&str] = &["size", "demand-paging"];
-const TEMPLATE_PROPS: &[&str] = &["role", "image-name", "seal-ranges", "seal-trigger"];
-const CLONE_PROPS: &[&str] = &[
+/// Properties of `gmem`.
+pub const GMEM_PROPS: &[&str] = &["size", "demand-paging"];
+/// Properties of a `golden` node with `role = "template"`.
+pub const TEMPLATE_PROPS: &[&str] = &["role", "image-name", "seal-ranges", "seal-trigger"];
+/// Properties of a `golden` node with `role = "clone"`.
+pub const CLONE_PROPS: &[&str] = &[
     "role",
     "golden-name",
     "ipa",
