@@ -558,7 +558,7 @@ impl<'a> SimVmWrite<'a> {
         let _ = r.read::<U16>("reserved")?;
         let len = r.read::<U32>("length")?.get() as usize;
         let ipa = r.read::<U64>("ipa")?.get();
-        let data = r.bytes(len, "data shorter than length")?;
+        let data = r.bytes(len, "data (length)")?;
         r.finish()?;
         Ok(SimVmWrite { vmid, ipa, data })
     }

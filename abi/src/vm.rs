@@ -438,7 +438,7 @@ impl<'a> VmAuthImage<'a> {
         let mut r = Reader::new(bytes);
         let vmid = r.read::<U16>("vmid")?.get();
         let n = r.read::<U16>("n_params")?.get() as usize;
-        let params = r.slice(n, "auth parameters overrun the payload")?;
+        let params = r.slice(n, "auth parameters")?;
         r.finish()?;
         Ok(VmAuthImage { vmid, params })
     }
@@ -479,7 +479,7 @@ impl<'a> VmSetDemandPaging<'a> {
         let vmid = r.read::<U16>("vmid")?.get();
         let _ = r.read::<U16>("reserved")?;
         let n = r.read::<U32>("range_count")?.get() as usize;
-        let ranges = r.slice(n, "ranges overrun the payload")?;
+        let ranges = r.slice(n, "ranges")?;
         r.finish()?;
         Ok(VmSetDemandPaging { vmid, ranges })
     }
@@ -517,7 +517,7 @@ impl<'a> ConsoleChars<'a> {
         let mut r = Reader::new(bytes);
         let vmid = r.read::<U16>("vmid")?.get();
         let n = r.read::<U16>("num_bytes")?.get() as usize;
-        let chars = r.bytes(n, "characters overrun the payload")?;
+        let chars = r.bytes(n, "characters")?;
         let pad = (4 - (r.pos() & 3)) & 3;
         if r.remaining() != 0 && r.remaining() != pad {
             r.finish()?;
@@ -563,7 +563,7 @@ impl<'a> VmExited<'a> {
         let vmid = r.read::<U16>("vmid")?.get();
         let exit_type = r.read::<U16>("exit_type")?.get();
         let n = r.read::<U32>("exit_reason_size")?.get() as usize;
-        let reason = r.bytes(n, "exit reason overruns the payload")?;
+        let reason = r.bytes(n, "exit reason")?;
         r.finish()?;
         Ok(VmExited {
             vmid,
@@ -601,7 +601,7 @@ impl<'a> HypResources<'a> {
     pub fn decode(bytes: &'a [u8]) -> Result<Self, DecodeError> {
         let mut r = Reader::new(bytes);
         let n = r.read::<U32>("n_entries")?.get() as usize;
-        let entries = r.slice(n, "resource entries overrun the payload")?;
+        let entries = r.slice(n, "resource entries")?;
         r.finish()?;
         Ok(HypResources { entries })
     }

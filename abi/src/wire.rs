@@ -24,8 +24,10 @@ pub struct DecodeError {
     pub error: RmError,
     /// Byte offset in the payload.
     pub offset: usize,
-    /// What was wrong, in a few words.
+    /// The field or part concerned.
     pub what: &'static str,
+    /// What is wrong with it (may be empty when `what` says it all).
+    pub why: &'static str,
 }
 
 impl DecodeError {
@@ -35,7 +37,14 @@ impl DecodeError {
             error: RmError::MsgInvalid,
             offset,
             what,
+            why: "",
         }
+    }
+
+    /// The same error with a reason attached.
+    pub const fn because(mut self, why: &'static str) -> Self {
+        self.why = why;
+        self
     }
 }
 
@@ -47,13 +56,11 @@ impl From<DecodeError> for RmError {
 
 impl core::fmt::Display for DecodeError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(
-            f,
-            "payload byte {}: {} ({})",
-            self.offset,
-            self.what,
-            self.error.name().unwrap_or("?")
-        )
+        write!(f, "payload byte {}: {}", self.offset, self.what)?;
+        if !self.why.is_empty() {
+            write!(f, ": {}", self.why)?;
+        }
+        write!(f, " ({})", self.error.name().unwrap_or("?"))
     }
 }
 
@@ -140,7 +147,7 @@ impl<'a> Reader<'a> {
         what: &'static str,
     ) -> Result<T, DecodeError> {
         let (v, _) = T::read_from_prefix(&self.buf[self.pos..])
-            .map_err(|_| DecodeError::invalid(self.pos, what))?;
+            .map_err(|_| DecodeError::invalid(self.pos, what).because("payload ends early"))?;
         self.pos += core::mem::size_of::<T>();
         Ok(v)
     }
@@ -154,7 +161,7 @@ impl<'a> Reader<'a> {
         let size = n
             .checked_mul(core::mem::size_of::<T>())
             .filter(|s| *s <= self.remaining())
-            .ok_or(DecodeError::invalid(self.pos, what))?;
+            .ok_or(DecodeError::invalid(self.pos, what).because("overruns the payload"))?;
         let bytes = &self.buf[self.pos..self.pos + size];
         let v = <[T]>::ref_from_bytes(bytes).map_err(|_| DecodeError::invalid(self.pos, what))?;
         self.pos += size;
@@ -186,7 +193,7 @@ impl<'a> Reader<'a> {
             });
         }
         if self.remaining() < 4 {
-            return Err(DecodeError::invalid(self.pos, what));
+            return Err(DecodeError::invalid(self.pos, what).because("list header truncated"));
         }
         let at = self.pos;
         let count = u16::from_le_bytes([self.buf[at], self.buf[at + 1]]) as usize;
@@ -196,10 +203,13 @@ impl<'a> Reader<'a> {
                 error: RmError::NoResource,
                 offset: at,
                 what,
+                why: "more than 512 entries",
             });
         }
         self.pos += 4;
-        let entries = self.slice::<T>(count, what)?;
+        let entries = self
+            .slice::<T>(count, what)
+            .map_err(|e| e.because("entries overrun the payload"))?;
         // Next item starts at the next 4-byte boundary (may lie past the end
         // for entry sizes that are not multiples of 4, as in the RM).
         self.pos = (self.pos + 3) & !3;
@@ -213,7 +223,7 @@ impl<'a> Reader<'a> {
     /// Fail with `MSG_INVALID` if bytes are left over.
     pub fn finish(&self) -> Result<(), DecodeError> {
         if self.pos < self.buf.len() {
-            Err(DecodeError::invalid(self.pos, "trailing bytes"))
+            Err(DecodeError::invalid(self.pos, "payload").because("trailing bytes"))
         } else if self.pos > self.buf.len() {
             // Only reachable through list padding past the end.
             Err(DecodeError::invalid(self.buf.len(), "list padding missing"))
@@ -385,13 +395,12 @@ macro_rules! fixed_payload {
             pub fn decode(bytes: &[u8]) -> Result<$t, $crate::wire::DecodeError> {
                 use zerocopy::FromBytes;
                 if bytes.len() < Self::SIZE {
-                    return Err($crate::wire::DecodeError::invalid(
-                        bytes.len(),
-                        concat!("payload ends before the end of ", stringify!($t)),
-                    ));
+                    return Err($crate::wire::DecodeError::invalid(bytes.len(), stringify!($t))
+                        .because(concat!("payload shorter than ", stringify!($t))));
                 }
                 if bytes.len() > Self::SIZE {
-                    return Err($crate::wire::DecodeError::invalid(Self::SIZE, "trailing bytes"));
+                    return Err($crate::wire::DecodeError::invalid(Self::SIZE, stringify!($t))
+                        .because("trailing bytes"));
                 }
                 <$t>::read_from_bytes(bytes).map_err(|_| {
                     $crate::wire::DecodeError::invalid(0, stringify!($t))
