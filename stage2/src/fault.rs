@@ -3,7 +3,7 @@
 //! HPFAR_EL2 holds the faulting IPA only for translation, access-flag and address-size faults,
 //! and for faults taken on a stage-1 table walk (S1PTW). For an ordinary stage-2 permission fault
 //! (a write to a read-only golden page: the copy-on-write case) [`Fault::ipa`] is `None` and
-//! the caller resolves it from FAR_EL2, as KVM does, with `AT S1E1R` ([`resolve_ipa_at_s1e1r`],
+//! the caller resolves it from FAR_EL2, as KVM does, with `AT S1E1R` (`resolve_ipa_at_s1e1r`,
 //! aarch64 only) or, where the PAR_EL1 value is known, [`ipa_from_par`].
 
 use crate::address_space::Access;
@@ -169,7 +169,7 @@ impl FaultStatus {
     }
 }
 
-/// HPFAR_EL2 value naming the page of `ipa` (FIPA = IPA[47:12] in bits 43:4).
+/// HPFAR_EL2 value naming the page of `ipa` (FIPA = IPA bits 47:12, in HPFAR bits 39:4).
 pub const fn hpfar_for_ipa(ipa: u64) -> u64 {
     ((ipa >> 12) & ((1 << 36) - 1)) << 4
 }

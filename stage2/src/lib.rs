@@ -4,8 +4,9 @@
 //! maintenance. The RM asks an [`AddressSpace`] (one per VM) to map, unmap, protect and
 //! copy-on-write-replace IPA ranges; the address space allocates table pages through a
 //! [`TableMemory`] and invalidates TLBs through a [`TlbMaintenance`]. On hardware those are a
-//! page allocator and [`HwTlb`](tlb::HwTlb) (aarch64 only); on the host, the `host` feature
-//! provides [`host::HostArena`] (a simulated physical arena) and [`host::RecordingTlb`].
+//! page allocator and `tlb::HwTlb` (aarch64 only); on the host, the `host` feature
+//! provides `host::HostArena` (a simulated physical arena), `host::SharedArena` (one arena
+//! shared by several VMs) and `host::RecordingTlb`.
 //!
 //! Guarantees:
 //! * every operation is all-or-nothing: arguments are checked and every table page it needs is

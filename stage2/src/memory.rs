@@ -5,7 +5,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 /// Supplier of 4 KiB translation-table pages, addressed by physical address.
 ///
 /// On hardware this is a page allocator over memory the hypervisor owns; on the host it is a
-/// simulated physical arena ([`crate::host::HostArena`], feature `host`).
+/// simulated physical arena (`host::HostArena`, feature `host`).
 ///
 /// # Safety
 ///

@@ -2,7 +2,7 @@
 //!
 //! The address space decides *what* to invalidate (one IPA per removed or changed leaf, or the
 //! whole VMID when a batch would exceed [`MAX_TLBI_IPAS`]); an implementation of
-//! [`TlbMaintenance`] decides *how*. On hardware ([`HwTlb`], aarch64 only) that is
+//! [`TlbMaintenance`] decides *how*. On hardware (`HwTlb`, aarch64 only) that is
 //! `DSB ISHST; TLBI IPAS2E1IS (per IPA); DSB ISH; TLBI VMALLE1IS; DSB ISH; ISB` with the target
 //! VMID loaded in VTTBR_EL2, or `DSB ISHST; TLBI VMALLS12E1IS; DSB ISH; ISB` for the whole VMID.
 
