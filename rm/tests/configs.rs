@@ -876,6 +876,40 @@ mod fuzz {
                 "{toks:?}"
             );
         }
+        // Two same-named properties or children (dtc merges these; a crafted blob may not).
+        let dup_prop = vec![
+            root(),
+            Begin("gunyah-vm-config".into()),
+            p(),
+            p(),
+            End,
+            End,
+            Fin,
+        ];
+        assert_eq!(
+            config::parse(&blob_from(&dup_prop, s))
+                .unwrap_err()
+                .to_string(),
+            "/gunyah-vm-config: property \"image-name\": duplicate property"
+        );
+        let dup_node = vec![
+            root(),
+            Begin("gunyah-vm-config".into()),
+            p(),
+            Begin("memory".into()),
+            End,
+            Begin("memory".into()),
+            End,
+            End,
+            End,
+            Fin,
+        ];
+        assert_eq!(
+            config::parse(&blob_from(&dup_node, s))
+                .unwrap_err()
+                .to_string(),
+            "/gunyah-vm-config/memory: duplicate node"
+        );
         let mut deep = vec![root()];
         deep.extend((0..16).map(|i| Begin(format!("n{i}"))));
         deep.extend((0..17).map(|_| End));

@@ -112,8 +112,14 @@ pub fn validate_set(configs: &[Config]) -> Result<LaunchPlan, SetError> {
         }
     }
     let platform = platform.unwrap_or_default();
-    let ipa_limit = 1u64 << platform.ipa_bits;
-    let partition_total: u64 = platform.partition.iter().map(|r| r.size).sum();
+    // Saturating: the types have public fields, so a caller may hand in values parse() never makes.
+    let ipa_limit = 1u64
+        .checked_shl(platform.ipa_bits.into())
+        .unwrap_or(u64::MAX);
+    let partition_total = platform
+        .partition
+        .iter()
+        .fold(0u64, |a, r| a.saturating_add(r.size));
 
     let mut resolved: Vec<Vec<(usize, ResolvedMapping)>> = Vec::new();
     let mut direct: Vec<(MemRange, &str)> = Vec::new();

@@ -2,6 +2,7 @@
 //! `finish` rejects properties the schema does not know.
 
 use super::error::ConfigError;
+use alloc::collections::BTreeSet;
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
@@ -19,10 +20,10 @@ pub struct Node<'b, 'a> {
 impl<'b, 'a> Node<'b, 'a> {
     /// Wraps `node` found at `path`; rejects duplicate property names up front.
     pub fn new(node: FdtNode<'b, 'a>, path: String) -> Result<Self, ConfigError> {
-        let names: Vec<&str> = node.properties().map(|p| p.name).collect();
-        for (i, n) in names.iter().enumerate() {
-            if names[..i].contains(n) {
-                return Err(ConfigError::prop(&path, n, "duplicate property"));
+        let mut seen = BTreeSet::new();
+        for p in node.properties() {
+            if !seen.insert(p.name) {
+                return Err(ConfigError::prop(&path, p.name, "duplicate property"));
             }
         }
         Ok(Self { node, path })
@@ -45,12 +46,18 @@ impl<'b, 'a> Node<'b, 'a> {
         }
     }
 
-    /// All children as (name, node).
+    /// All children, in order; two children with the same name are an error.
     pub fn children(&self) -> Result<Vec<Node<'b, 'a>>, ConfigError> {
-        self.node
-            .children()
-            .map(|c| Node::new(c, self.child_path(c.name)))
-            .collect()
+        let mut seen = BTreeSet::new();
+        let mut out = Vec::new();
+        for c in self.node.children() {
+            let path = self.child_path(c.name);
+            if !seen.insert(c.name) {
+                return Err(ConfigError::node(&path, "duplicate node"));
+            }
+            out.push(Node::new(c, path)?);
+        }
+        Ok(out)
     }
 
     /// Rejects any property not in `known` (nor one every node may have).

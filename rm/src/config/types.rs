@@ -348,7 +348,9 @@ pub struct GoldenTemplate {
 impl GoldenTemplate {
     /// Size of the golden image: the sum of the sealed ranges.
     pub fn size(&self) -> u64 {
-        self.seal_ranges.iter().map(|r| r.size).sum()
+        self.seal_ranges
+            .iter()
+            .fold(0, |a, r| a.saturating_add(r.size))
     }
 }
 

@@ -312,7 +312,7 @@ pub fn parse_vm(root: &Node, cfg: &Node) -> Result<VmConfig, ConfigError> {
             GoldenMode::CopyOnWrite { quota_pages } => u64::from(quota_pages) * PAGE_SIZE,
             GoldenMode::ReadOnly => 0,
         })
-        .sum();
+        .fold(0u64, u64::saturating_add);
     let needed = memory.size_min.saturating_add(quota_bytes);
     let gmem = match gmem_node {
         None => Gmem {
