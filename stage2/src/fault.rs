@@ -224,6 +224,18 @@ pub enum DecodeError {
     },
 }
 
+impl core::fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            DecodeError::NotLowerElAbort { ec } => {
+                write!(f, "ESR_EL2.EC {ec:#x} is not an abort from a lower EL")
+            }
+        }
+    }
+}
+
+impl core::error::Error for DecodeError {}
+
 /// A decoded abort from a guest.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Fault {

@@ -341,6 +341,7 @@ unsafe impl TableMemory for SharedArena {
 #[derive(Default, Debug)]
 pub struct RecordingTlb {
     events: Vec<Traced>,
+    syncs: usize,
 }
 
 impl RecordingTlb {
@@ -366,6 +367,10 @@ impl RecordingTlb {
             })
             .collect()
     }
+    /// Number of `sync_writes` calls so far (one per operation that wrote descriptors).
+    pub fn write_syncs(&self) -> usize {
+        self.syncs
+    }
     /// Number of whole-VMID invalidations so far.
     pub fn vmid_invalidations(&self) -> usize {
         self.events
@@ -384,6 +389,9 @@ impl TlbMaintenance for RecordingTlb {
                 ipas: ipas.to_vec(),
             },
         });
+    }
+    fn sync_writes(&mut self, _vttbr: u64) {
+        self.syncs += 1;
     }
     fn invalidate_vmid(&mut self, vttbr: u64) {
         self.events.push(Traced {

@@ -23,6 +23,13 @@ pub trait TlbMaintenance {
 
     /// Invalidate every stage-1 and stage-2 entry of the VMID (`TLBI VMALLS12E1IS`).
     fn invalidate_vmid(&mut self, vttbr: u64);
+
+    /// Called once at the end of every operation that wrote descriptors: make those writes
+    /// visible to hardware table walkers before the guest runs again (`DSB ISH; ISB`; a
+    /// translation table walk is a separate observer). The default does nothing.
+    fn sync_writes(&mut self, vttbr: u64) {
+        let _ = vttbr;
+    }
 }
 
 /// VMID of a VTTBR_EL2 value.
@@ -84,6 +91,11 @@ mod hw {
                     );
                 }
             });
+        }
+
+        fn sync_writes(&mut self, _vttbr: u64) {
+            // SAFETY: barriers only.
+            unsafe { asm!("dsb ish", "isb", options(nostack, preserves_flags)) };
         }
 
         fn invalidate_vmid(&mut self, vttbr: u64) {

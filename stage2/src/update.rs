@@ -270,6 +270,7 @@ pub(crate) struct Committer<'a, M: TableMemory, T: TlbMaintenance> {
     n_pending: usize,
     frees: [u64; MAX_FREES],
     n_frees: usize,
+    wrote: bool,
 }
 
 impl<'a, M: TableMemory, T: TlbMaintenance> Committer<'a, M, T> {
@@ -293,7 +294,14 @@ impl<'a, M: TableMemory, T: TlbMaintenance> Committer<'a, M, T> {
             n_pending: 0,
             frees: [0; MAX_FREES],
             n_frees: 0,
+            wrote: false,
         }
+    }
+
+    /// Write a descriptor (one 64-bit store).
+    fn put(&mut self, table: u64, index: usize, value: u64) {
+        self.wrote = true;
+        self.mem.write_entry(table, index, value);
     }
 
     /// Invalidate what was broken, then write the pending descriptors, then free unlinked tables.
@@ -320,6 +328,10 @@ impl<'a, M: TableMemory, T: TlbMaintenance> Committer<'a, M, T> {
     /// Finish: flush and give unused reserve pages back.
     pub(crate) fn finish(mut self) {
         self.flush();
+        if self.wrote {
+            // Make the final descriptor writes visible to table walkers before returning.
+            self.tlb.sync_writes(self.vttbr);
+        }
         debug_assert_eq!(self.reserve.len(), 0, "plan over-counted tables");
         self.reserve.release(self.mem);
     }
@@ -366,7 +378,7 @@ impl<'a, M: TableMemory, T: TlbMaintenance> Committer<'a, M, T> {
     pub(crate) fn fill_from_block(&mut self, t: u64, block: u64, level: u8) {
         for i in 0..ENTRIES_PER_TABLE {
             let v = node_entry(&*self.mem, Node::Virtual(block), level, i);
-            self.mem.write_entry(t, i, v);
+            self.put(t, i, v);
         }
     }
 
@@ -386,7 +398,7 @@ impl<'a, M: TableMemory, T: TlbMaintenance> Committer<'a, M, T> {
         let old_table = raw::is_table(old, level);
         let old_leaf = raw::is_leaf(old, level);
         if !live || !(old_table || old_leaf) {
-            self.mem.write_entry(table, i, new);
+            self.put(table, i, new);
             if old_table {
                 self.free_subtree_now(raw::table_pa(old), level + 1);
             }
@@ -399,13 +411,13 @@ impl<'a, M: TableMemory, T: TlbMaintenance> Committer<'a, M, T> {
         {
             // Same output, same size, same memory type: permissions/AF/software bits change in
             // place. Only software bits changing needs no invalidation.
-            self.mem.write_entry(table, i, new);
+            self.put(table, i, new);
             if (old ^ new) & HW_ATTR_MASK != 0 {
                 self.push_tlbi(es);
             }
             return;
         }
-        self.mem.write_entry(table, i, 0);
+        self.put(table, i, 0);
         if old_table {
             self.collect_subtree(raw::table_pa(old), level + 1, es);
         } else {
@@ -416,7 +428,7 @@ impl<'a, M: TableMemory, T: TlbMaintenance> Committer<'a, M, T> {
 
     /// Clear the descriptor `table[i]`.
     fn clear(&mut self, table: u64, i: usize, level: u8, es: u64, old: u64, live: bool) {
-        self.mem.write_entry(table, i, 0);
+        self.put(table, i, 0);
         if raw::is_table(old, level) {
             if live {
                 self.collect_subtree(raw::table_pa(old), level + 1, es);
@@ -494,7 +506,7 @@ impl<'a, M: TableMemory, T: TlbMaintenance> Committer<'a, M, T> {
                 Action::Descend(t) => {
                     self.commit_table(t, level + 1, es, cs, ce, op, live)?;
                     if matches!(op, Op::Unmap) && self.table_empty(t) {
-                        self.mem.write_entry(table, i, 0);
+                        self.put(table, i, 0);
                         if live {
                             // Its leaves were queued for invalidation as they were cleared.
                             self.defer_free(t);
@@ -507,7 +519,7 @@ impl<'a, M: TableMemory, T: TlbMaintenance> Committer<'a, M, T> {
                 Action::DescendNew => {
                     let t = self.take_table()?;
                     self.commit_table(t, level + 1, es, cs, ce, op, false)?;
-                    self.mem.write_entry(table, i, raw::table(t));
+                    self.put(table, i, raw::table(t));
                 }
                 Action::Split => {
                     let (_, changed) =
@@ -556,7 +568,7 @@ impl<'a, M: TableMemory, T: TlbMaintenance> Committer<'a, M, T> {
                 self.flush();
             }
             if let Some(block) = self.uniform(t, level + 1, level) {
-                self.mem.write_entry(table, i, 0);
+                self.put(table, i, 0);
                 self.collect_subtree(t, level + 1, es);
                 self.push_pending(table, i, block);
                 merged += 1;

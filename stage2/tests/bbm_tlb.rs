@@ -398,3 +398,25 @@ fn bbm_checker_catches_a_valid_to_valid_remap() {
     ];
     check_bbm(&good, &live, 7);
 }
+
+#[test]
+fn writes_are_synced_once_per_changing_operation() {
+    let mut vm = vm();
+    vm.map(0x4000_0000, M2, PA, RO, MapFlags::BLOCKS).unwrap();
+    assert_eq!(vm.tlb().write_syncs(), 1);
+    vm.unmap(G1 * 8, M2).unwrap(); // nothing mapped there
+    assert_eq!(vm.merge(0, 4 * G1), Ok(0));
+    assert_eq!(
+        vm.map(0x4000_0000, K4, PA, RW, MapFlags::PAGES),
+        Err(gunyah_stage2::Error::AlreadyMapped { ipa: 0x4000_0000 })
+    );
+    assert_eq!(
+        vm.tlb().write_syncs(),
+        1,
+        "no-ops and refused operations write nothing"
+    );
+    vm.replace_page(0x4000_1000, PA + G1, RW).unwrap();
+    vm.split_block(0x4000_0000).unwrap_err();
+    vm.protect(0x4000_1000, K4, S2Ap::ReadOnly, false).unwrap();
+    assert_eq!(vm.tlb().write_syncs(), 3);
+}
