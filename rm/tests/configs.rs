@@ -1033,3 +1033,40 @@ fn the_binding_document_lists_exactly_the_properties_the_loader_accepts() {
         .collect();
     assert_eq!(types, set(VDEVICE_TYPES));
 }
+
+#[test]
+fn check_config_reports_every_file_that_fails_and_the_worst_status() {
+    let dir = std::env::temp_dir().join(format!("gunyah-rm-badsyntax-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let broken = dir.join("broken.dts");
+    std::fs::write(
+        &broken,
+        "/dts-v1/;\n/ { gunyah-vm-config { image-name = ; }; };\n",
+    )
+    .unwrap();
+    let negative = repo().join("tests/configs/cow-zero-quota.dts");
+    let out = bin()
+        .arg("check-config")
+        .arg(&broken)
+        .arg(&negative)
+        .output()
+        .unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    // A file that could not be compiled (2) outranks an invalid config (1).
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 2, "{stderr}");
+    assert!(lines[0].starts_with(&format!(
+        "gunyah-rm check-config: {}: dtc failed: ",
+        broken.display()
+    )));
+    assert_eq!(
+        lines[1],
+        format!(
+            "gunyah-rm check-config: {}: {}",
+            negative.display(),
+            expected_error(&negative)
+        )
+    );
+}

@@ -51,8 +51,14 @@ fn load_blob(path: &Path) -> Result<Vec<u8>, String> {
                     }
                 })?;
             if !out.status.success() {
+                // One line per file: dtc's own lines joined.
                 let msg = String::from_utf8_lossy(&out.stderr);
-                return Err(format!("dtc failed: {}", msg.trim()));
+                let msg: Vec<&str> = msg
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .collect();
+                return Err(format!("dtc failed: {}", msg.join("; ")));
             }
             Ok(out.stdout)
         }
