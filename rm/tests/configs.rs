@@ -1070,3 +1070,19 @@ fn check_config_reports_every_file_that_fails_and_the_worst_status() {
         )
     );
 }
+
+#[test]
+fn host_load_set_loads_files_and_blames_the_right_one() {
+    let files = dts_files("vm-configs");
+    let plan = config::host::load_set(&files).unwrap();
+    assert!(files[plan.vm("zygote").unwrap().source].ends_with("vm-configs/zygote.dts"));
+    let neg = repo().join("tests/configs/golden-missing-template.dts");
+    let errs =
+        config::host::load_set(&[repo().join("vm-configs/zygote.dts"), neg.clone()]).unwrap_err();
+    assert_eq!(errs.len(), 1);
+    assert_eq!(errs[0].file(), neg.as_path());
+    assert_eq!(
+        errs[0].to_string(),
+        format!("{}: {}", neg.display(), expected_error(&neg))
+    );
+}

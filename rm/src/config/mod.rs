@@ -11,6 +11,8 @@
 
 mod dtb_check;
 mod error;
+#[cfg(feature = "std")]
+pub mod host;
 mod plan;
 mod platform;
 mod props;

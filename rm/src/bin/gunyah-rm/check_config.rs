@@ -6,11 +6,10 @@
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 
-use gunyah_rm::config::{
-    self, Config, GoldenMode, LaunchPlan, PlannedVm, VdeviceKind, VmidRequest,
-};
+use gunyah_rm::config::host::LoadError;
+use gunyah_rm::config::{self, GoldenMode, LaunchPlan, PlannedVm, VdeviceKind, VmidRequest};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -22,55 +21,6 @@ pub struct Args {
     pub json: bool,
 }
 
-/// Why a file produced no config.
-enum Failure {
-    /// Could not read or compile the file (exit 2).
-    Io(String),
-    /// The config is invalid (exit 1).
-    Config(config::ConfigError),
-}
-
-/// Compiles `.dts` with dtc (output captured from stdout) or reads `.dtb`.
-fn load_blob(path: &Path) -> Result<Vec<u8>, String> {
-    match path.extension().and_then(|e| e.to_str()) {
-        Some("dtb") => std::fs::read(path).map_err(|e| format!("cannot read: {e}")),
-        Some("dts") => {
-            let dtc = std::env::var_os("DTC").unwrap_or_else(|| "dtc".into());
-            let out = Command::new(&dtc)
-                .args(["-q", "-I", "dts", "-O", "dtb"])
-                .arg(path)
-                .output()
-                .map_err(|e| {
-                    if e.kind() == std::io::ErrorKind::NotFound {
-                        format!(
-                            "cannot compile: {} not found (install the Debian package device-tree-compiler, or pass a .dtb)",
-                            dtc.to_string_lossy()
-                        )
-                    } else {
-                        format!("cannot run {}: {e}", dtc.to_string_lossy())
-                    }
-                })?;
-            if !out.status.success() {
-                // One line per file: dtc's own lines joined.
-                let msg = String::from_utf8_lossy(&out.stderr);
-                let msg: Vec<&str> = msg
-                    .lines()
-                    .map(str::trim)
-                    .filter(|l| !l.is_empty())
-                    .collect();
-                return Err(format!("dtc failed: {}", msg.join("; ")));
-            }
-            Ok(out.stdout)
-        }
-        _ => Err("expected a .dts or .dtb file".into()),
-    }
-}
-
-fn load(path: &Path) -> Result<Config, Failure> {
-    let blob = load_blob(path).map_err(Failure::Io)?;
-    config::parse(&blob).map_err(Failure::Config)
-}
-
 /// `writeln!` into a String, which cannot fail.
 macro_rules! w {
     ($out:expr, $($arg:tt)*) => {{
@@ -79,64 +29,57 @@ macro_rules! w {
 }
 
 pub fn run(args: Args) -> ExitCode {
-    let mut configs = Vec::new();
-    let mut worst = 0u8;
-    let mut errors = Vec::new();
-    for f in &args.files {
-        match load(f) {
-            Ok(c) => configs.push(c),
-            Err(Failure::Io(msg)) => {
-                worst = 2;
-                errors.push((f, None, msg));
+    let errors = match config::host::load_set(&args.files) {
+        Ok(plan) => {
+            let mut out = if args.json {
+                plan_json(&plan, &args.files).to_string()
+            } else {
+                let mut out = String::new();
+                print_plan(&mut out, &plan, &args.files);
+                out
+            };
+            if args.json {
+                out.push('\n');
             }
-            Err(Failure::Config(e)) => {
-                worst = worst.max(1);
-                errors.push((f, Some(e.clone()), e.to_string()));
-            }
+            // A closed pipe (`| head`) is not an error worth a panic.
+            let _ = std::io::stdout().write_all(out.as_bytes());
+            return ExitCode::SUCCESS;
         }
-    }
-    if errors.is_empty() {
-        match config::validate_set(&configs) {
-            Ok(plan) => {
-                if args.json {
-                    println!("{}", plan_json(&plan, &args.files));
-                } else {
-                    let mut out = String::new();
-                    print_plan(&mut out, &plan, &args.files);
-                    // A closed pipe (`| head`) is not an error worth a panic.
-                    let _ = std::io::stdout().write_all(out.as_bytes());
-                }
-                return ExitCode::SUCCESS;
-            }
-            Err(e) => {
-                worst = 1;
-                errors.push((
-                    &args.files[e.config],
-                    Some(e.error.clone()),
-                    e.error.to_string(),
-                ));
-            }
-        }
-    }
+        Err(errors) => errors,
+    };
     if args.json {
         let list: Vec<_> = errors
             .iter()
-            .map(|(f, e, msg)| {
+            .map(|e| {
+                let (node, property, reason) = match e {
+                    LoadError::Config { error, .. } => (
+                        Some(error.node.clone()),
+                        error.property.clone(),
+                        error.reason.clone(),
+                    ),
+                    LoadError::Io { reason, .. } => (None, None, reason.clone()),
+                };
                 serde_json::json!({
-                    "file": f.display().to_string(),
-                    "message": msg,
-                    "node": e.as_ref().map(|e| e.node.clone()),
-                    "property": e.as_ref().and_then(|e| e.property.clone()),
-                    "reason": e.as_ref().map(|e| e.reason.clone()),
+                    "file": e.file().display().to_string(),
+                    "message": e.to_string(),
+                    "io": matches!(e, LoadError::Io { .. }),
+                    "node": node,
+                    "property": property,
+                    "reason": reason,
                 })
             })
             .collect();
-        println!("{}", serde_json::json!({ "errors": list }));
+        let _ = writeln!(
+            std::io::stdout(),
+            "{}",
+            serde_json::json!({ "errors": list })
+        );
     }
-    for (f, _, msg) in &errors {
-        eprintln!("gunyah-rm check-config: {}: {msg}", f.display());
+    for e in &errors {
+        eprintln!("gunyah-rm check-config: {e}");
     }
-    ExitCode::from(worst)
+    let io = errors.iter().any(|e| matches!(e, LoadError::Io { .. }));
+    ExitCode::from(if io { 2 } else { 1 })
 }
 
 fn plan_json(plan: &LaunchPlan, files: &[PathBuf]) -> serde_json::Value {
