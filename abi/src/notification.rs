@@ -2,6 +2,7 @@
 
 use crate::error::RmError;
 use crate::ext::{CowBroken, QuotaExhausted};
+use crate::fragment::Fragmenter;
 use crate::mem::{MemOwnerNotif, MemRecall, MemShared};
 use crate::msg_id::MsgId;
 use crate::request::message_enum;
@@ -37,6 +38,18 @@ message_enum! {
         CowBroken(CowBroken<'a>) = COW_BROKEN,
         /// QUOTA_EXHAUSTED.
         QuotaExhausted(QuotaExhausted) = QUOTA_EXHAUSTED,
+    }
+}
+
+impl Notification<'_> {
+    /// Encode into `scratch` and return the packets of the notification.
+    pub fn packets<'b>(
+        &self,
+        seq: u16,
+        scratch: &'b mut [u8],
+    ) -> Result<Fragmenter<'b>, EncodeError> {
+        let n = self.encode(scratch)?;
+        Ok(Fragmenter::notification(seq, self.msg_id(), &scratch[..n])?)
     }
 }
 

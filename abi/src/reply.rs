@@ -7,6 +7,7 @@
 
 use crate::error::RmError;
 use crate::ext::{FaultIpa, GoldenSealReply, IdReply, VmMemStatsReply};
+use crate::fragment::Fragmenter;
 use crate::mem::{MemAcceptReply, MemHandleReply};
 use crate::msg_id::MsgId;
 use crate::reassemble::split_reply;
@@ -178,6 +179,18 @@ impl<'a> Reply<'a> {
         w.bytes(&self.error.code().to_le_bytes())?;
         let n = w.finish();
         Ok(n + self.data.encode(&mut out[n..])?)
+    }
+
+    /// Encode the data into `scratch` and return the packets of the reply
+    /// to request `msg_id` with sequence number `seq`.
+    pub fn packets<'b>(
+        &self,
+        seq: u16,
+        msg_id: MsgId,
+        scratch: &'b mut [u8],
+    ) -> Result<Fragmenter<'b>, EncodeError> {
+        let n = self.data.encode(scratch)?;
+        Ok(Fragmenter::reply(seq, msg_id, self.error, &scratch[..n])?)
     }
 
     /// Encoded length including the error code.

@@ -17,6 +17,7 @@ use crate::ext::{
     GmemBindReq, GmemCreateReq, GmemUnbindReq, GoldenMapReq, GoldenReleaseReq, GoldenSealReq,
     GoldenUnmapReq, SimVmReadReq, SimVmWrite,
 };
+use crate::fragment::Fragmenter;
 use crate::mem::{MemAccept, MemAppend, MemCreate, MemLookupSgl, MemNotify, MemReleaseReq};
 use crate::msg_id::MsgId;
 use crate::vm::{
@@ -198,6 +199,28 @@ message_enum! {
         SimVmRead(SimVmReadReq) = SIM_VM_READ,
         /// SIM_VM_WRITE.
         SimVmWrite(SimVmWrite<'a>) = SIM_VM_WRITE,
+    }
+}
+
+impl Request<'_> {
+    /// Encode into `scratch` and return the packets of the request.
+    ///
+    /// ```
+    /// use gunyah_rm_abi::{Request, vm::VmidReq};
+    /// let mut scratch = [0u8; 64];
+    /// let packets: Vec<_> = Request::VmStart(VmidReq::new(0x80))
+    ///     .packets(5, &mut scratch)
+    ///     .unwrap()
+    ///     .collect();
+    /// assert_eq!(packets[0].as_bytes(), &[0x21, 0x01, 5, 0, 0x04, 0, 0, 0x56, 0x80, 0, 0, 0]);
+    /// ```
+    pub fn packets<'b>(
+        &self,
+        seq: u16,
+        scratch: &'b mut [u8],
+    ) -> Result<Fragmenter<'b>, EncodeError> {
+        let n = self.encode(scratch)?;
+        Ok(Fragmenter::request(seq, self.msg_id(), &scratch[..n])?)
     }
 }
 

@@ -74,6 +74,9 @@ pub enum EncodeError {
         /// Bytes available.
         available: usize,
     },
+    /// The encoded message cannot be fragmented (more than 62
+    /// continuations).
+    Fragment(crate::fragment::FragmentError),
     /// A list has more entries than its count field or the RM allows.
     TooManyEntries {
         /// Entries given.
@@ -90,10 +93,17 @@ impl core::fmt::Display for EncodeError {
                 f,
                 "output buffer of {available} bytes is too small ({needed} needed)"
             ),
+            EncodeError::Fragment(e) => write!(f, "{e}"),
             EncodeError::TooManyEntries { count, max } => {
                 write!(f, "list of {count} entries exceeds {max}")
             }
         }
+    }
+}
+
+impl From<crate::fragment::FragmentError> for EncodeError {
+    fn from(e: crate::fragment::FragmentError) -> Self {
+        EncodeError::Fragment(e)
     }
 }
 
@@ -128,7 +138,12 @@ impl<'a> Reader<'a> {
 
     /// Bytes left.
     pub fn remaining(&self) -> usize {
-        self.buf.len() - self.pos
+        self.buf.len().saturating_sub(self.pos)
+    }
+
+    /// The unread bytes (empty if list padding ran past the end).
+    fn tail(&self) -> &'a [u8] {
+        self.buf.get(self.pos..).unwrap_or(&[])
     }
 
     /// Require at least `n` bytes in the whole payload (the RM's
@@ -146,7 +161,7 @@ impl<'a> Reader<'a> {
         &mut self,
         what: &'static str,
     ) -> Result<T, DecodeError> {
-        let (v, _) = T::read_from_prefix(&self.buf[self.pos..])
+        let (v, _) = T::read_from_prefix(self.tail())
             .map_err(|_| DecodeError::invalid(self.pos, what).because("payload ends early"))?;
         self.pos += core::mem::size_of::<T>();
         Ok(v)
@@ -162,7 +177,7 @@ impl<'a> Reader<'a> {
             .checked_mul(core::mem::size_of::<T>())
             .filter(|s| *s <= self.remaining())
             .ok_or(DecodeError::invalid(self.pos, what).because("overruns the payload"))?;
-        let bytes = &self.buf[self.pos..self.pos + size];
+        let bytes = &self.tail()[..size];
         let v = <[T]>::ref_from_bytes(bytes).map_err(|_| DecodeError::invalid(self.pos, what))?;
         self.pos += size;
         Ok(v)
@@ -175,8 +190,8 @@ impl<'a> Reader<'a> {
 
     /// Borrow everything that is left.
     pub fn rest(&mut self) -> &'a [u8] {
-        let r = &self.buf[self.pos..];
-        self.pos = self.buf.len();
+        let r = self.tail();
+        self.pos = self.pos.max(self.buf.len());
         r
     }
 
@@ -351,6 +366,20 @@ mod tests {
         assert_eq!(l.aux, 0x0203);
         assert_eq!(l.entries[1].get(), 2);
         assert_eq!(r.finish().unwrap_err().offset, 12);
+    }
+
+    #[test]
+    fn padding_past_the_end_is_not_a_panic() {
+        // A 3-byte u8 list whose padding byte is missing.
+        let b = [3, 0, 0, 0, 7, 8, 9];
+        let mut r = Reader::new(&b);
+        assert_eq!(r.list::<u8>("x").unwrap().entries, &[7, 8, 9]);
+        assert_eq!(r.remaining(), 0);
+        assert!(r.read::<u8>("y").is_err());
+        assert!(r.slice::<u8>(1, "z").is_err());
+        assert!(r.list::<u8>("w").is_err());
+        assert!(r.rest().is_empty());
+        assert_eq!(r.finish().unwrap_err().offset, 7);
     }
 
     #[test]
