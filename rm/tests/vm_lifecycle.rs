@@ -1,0 +1,385 @@
+//! VM lifecycle requests (spec §5): allocation, the state machine of §5.2
+//! with its error codes, notifications to the owner, firmware and boot
+//! configuration. Driven by encoded requests; the checker runs after each.
+
+mod common;
+use common::*;
+
+use gunyah_rm::platform::{AddressSpaces, PhysMem};
+
+const VM: u16 = 0x80;
+const MIB2: u64 = 0x20_0000;
+const IMG_PA: u64 = 0x5000_0000;
+const FW_PA: u64 = 0x5100_0000;
+
+/// Allocate 0x80 and configure it (auth NONE) with a DT in a lent parcel.
+fn configured(h: &mut H) -> u32 {
+    h.ok(HLOS, VM_ALLOC, &vmid_pad(0));
+    let dtb = tiny_dtb(2);
+    assert!(h.rm.platform_mut().write(IMG_PA + 0x100, &dtb));
+    let img = h
+        .ok(
+            HLOS,
+            MEM_LEND,
+            &create(0, 0, 0, &[(VM, 7)], &[(IMG_PA, MIB2)]),
+        )
+        .u32_at(0);
+    h.ok(
+        HLOS,
+        VM_CONFIG_IMAGE,
+        &config_image(VM, 0, img, (0, 0), (0x100, dtb.len() as u64)),
+    );
+    img
+}
+
+#[test]
+fn allocation_rules() {
+    let mut h = H::new();
+    h.call_fails(HLOS, VM_ALLOC, &[0, 0, 0], MSG_INVALID);
+    // A specific VMID: no reply data, VM_STATUS(LOAD).
+    let c = h.ok(HLOS, VM_ALLOC, &vmid_pad(10));
+    assert!(c.data.is_empty());
+    assert_eq!(
+        c.notifs(),
+        vec![(HLOS, N_VM_STATUS, vm_status(10, 5, 0, 0))]
+    );
+    h.call_fails(HLOS, VM_ALLOC, &vmid_pad(10), VMID_INVALID);
+    h.call_fails(HLOS, VM_ALLOC, &vmid_pad(64), VMID_INVALID);
+    h.call_fails(HLOS, VM_ALLOC, &vmid_pad(HLOS), VMID_INVALID);
+    // Only HLOS may allocate.
+    h.call_fails(10, VM_ALLOC, &vmid_pad(0), DENIED);
+    // 63 dynamic VMIDs: 0x80..=0xBE, then NORESOURCE.
+    for i in 0..63u16 {
+        let c = h.ok(HLOS, VM_ALLOC, &vmid_pad(0));
+        assert_eq!(c.u32_at(0), 0x80 + i as u32);
+    }
+    h.call_fails(HLOS, VM_ALLOC, &vmid_pad(0), NORESOURCE);
+    h.ok(HLOS, VM_DEALLOC, &vmid_pad(0x85));
+    assert_eq!(h.ok(HLOS, VM_ALLOC, &vmid_pad(0)).u32_at(0), 0x85);
+    // Dealloc of a VMID never allocated, or by a non-owner → VMID_INVALID.
+    h.call_fails(HLOS, VM_DEALLOC, &vmid_pad(0x40), VMID_INVALID);
+    h.call_fails(0x81, VM_DEALLOC, &vmid_pad(0x82), VMID_INVALID);
+    h.call_fails(HLOS, VM_DEALLOC, &vmid_pad(HLOS), VMID_INVALID);
+}
+
+#[test]
+fn state_machine_errors() {
+    let mut h = H::new();
+    h.ok(HLOS, VM_ALLOC, &vmid_pad(0));
+    // LOAD: no INIT, START, STOP, RESET, boot context.
+    h.call_fails(HLOS, VM_INIT, &vmid_pad(VM), VM_STATE);
+    h.call_fails(HLOS, VM_START, &vmid_pad(VM), VM_STATE);
+    h.call_fails(HLOS, VM_STOP, &stop(VM, 1, 0), VM_STATE);
+    h.call_fails(HLOS, VM_RESET, &vmid_pad(VM), VM_STATE);
+    let mut bc = VM.to_le_bytes().to_vec();
+    bc.extend_from_slice(&[1, 0, 0, 0, 0, 0]);
+    bc.extend(0x8000_0000u64.to_le_bytes());
+    h.call_fails(HLOS, VM_SET_BOOT_CONTEXT, &bc, VM_STATE);
+    // Non-owners get VMID_INVALID (§10 item 7), including the VM itself.
+    h.call_fails(VM, VM_STOP, &stop(VM, 1, 0), VMID_INVALID);
+    h.call_fails(VM, VM_RESET, &vmid_pad(VM), VMID_INVALID);
+    // VM_INIT: reserved half-word must be 0; only HLOS.
+    h.call_fails(HLOS, VM_INIT, &[0x80, 0, 1, 0], ARGUMENT_INVALID);
+    h.call_fails(VM, VM_INIT, &vmid_pad(VM), DENIED);
+    // VM_CONFIG_IMAGE: only HLOS; unknown auth mechanism.
+    h.call_fails(
+        VM,
+        VM_CONFIG_IMAGE,
+        &config_image(VM, 0, 0, (0, 0), (0, 0)),
+        DENIED,
+    );
+    h.call_fails(
+        HLOS,
+        VM_CONFIG_IMAGE,
+        &config_image(VM, 3, 0, (0, 0), (0, 0)),
+        ARGUMENT_INVALID,
+    );
+}
+
+#[test]
+fn platform_auth_path() {
+    let mut h = H::new();
+    h.ok(HLOS, VM_ALLOC, &vmid_pad(0));
+    let img = h
+        .ok(
+            HLOS,
+            MEM_LEND,
+            &create(0, 0, 0, &[(VM, 7)], &[(IMG_PA, MIB2)]),
+        )
+        .u32_at(0);
+    // auth PLATFORM → AUTH (6).
+    let c = h.ok(
+        HLOS,
+        VM_CONFIG_IMAGE,
+        &config_image(VM, 1, img, (0, 0x1000), (0x1000, 0x100)),
+    );
+    assert_eq!(
+        c.notifs(),
+        vec![(HLOS, N_VM_STATUS, vm_status(VM, 6, 0, 0))]
+    );
+    h.call_fails(HLOS, VM_INIT, &vmid_pad(VM), VM_STATE);
+    // n_params 1 but no parameter bytes → MSG_INVALID; unknown type → ARGUMENT_INVALID.
+    h.call_fails(HLOS, VM_AUTH_IMAGE, &[0x80, 0, 1, 0], MSG_INVALID);
+    h.call_fails(
+        HLOS,
+        VM_AUTH_IMAGE,
+        &[0x80, 0, 1, 0, 5, 0, 0, 0, 0, 0, 0, 0],
+        ARGUMENT_INVALID,
+    );
+    // PAS_ID (type 0) → INIT.
+    let c = h.ok(
+        HLOS,
+        VM_AUTH_IMAGE,
+        &[0x80, 0, 1, 0, 0, 0, 0, 0, 0x34, 0x12, 0, 0],
+    );
+    assert_eq!(
+        c.notifs(),
+        vec![(HLOS, N_VM_STATUS, vm_status(VM, 1, 0, 0))]
+    );
+    h.call_fails(HLOS, VM_AUTH_IMAGE, &[0x80, 0, 0, 0], VM_STATE);
+}
+
+#[test]
+fn guest_exit_status_and_shutdown() {
+    let mut h = H::new();
+    configured(&mut h);
+    h.ok(HLOS, VM_INIT, &vmid_pad(VM));
+    h.ok(HLOS, VM_START, &vmid_pad(VM));
+    // HLOS itself is RUNNING (vmid 0 = self).
+    assert_eq!(
+        h.ok(HLOS, VM_GET_STATE, &vmid_pad(0)).data,
+        vec![3, 0, 0, 0]
+    );
+    // VM_SET_STATUS from the guest: os RUN (4), app 1 → VM_STATUS to its owner.
+    let c = h.ok(VM, VM_SET_STATUS, &[0, 4, 1, 0]);
+    assert_eq!(
+        c.notifs(),
+        vec![(HLOS, N_VM_STATUS, vm_status(VM, 3, 4, 1))]
+    );
+    assert_eq!(
+        h.ok(HLOS, VM_GET_STATE, &vmid_pad(VM)).data,
+        vec![3, 4, 1, 0]
+    );
+    assert_eq!(h.ok(VM, VM_GET_STATE, &vmid_pad(0)).data, vec![3, 4, 1, 0]);
+    h.call_fails(HLOS, VM_SET_STATUS, &[0, 4, 1, 0], DENIED);
+    // Non-forced stop: VM_SHUTDOWN {reason} to the VM, no state change.
+    let c = h.ok(HLOS, VM_STOP, &stop(VM, 0, 1));
+    assert_eq!(c.notifs(), vec![(VM, N_VM_SHUTDOWN, vec![1, 0, 0, 0])]);
+    assert_eq!(h.ok(HLOS, VM_GET_STATE, &vmid_pad(VM)).data[0], 3);
+    // The guest exits: exit code 2 is refused; RESTART flag + code 1 accepted.
+    h.call_fails(VM, VM_EXIT, &[0, 0, 2, 0], ARGUMENT_INVALID);
+    h.call_fails(HLOS, VM_EXIT, &[0, 0, 0, 0], DENIED);
+    let c = h.ok(VM, VM_EXIT, &[1, 0, 1, 0]);
+    let mut exited = VM.to_le_bytes().to_vec();
+    exited.extend_from_slice(&[0, 0, 4, 0, 0, 0, 1, 0, 1, 0]);
+    assert_eq!(
+        c.notifs(),
+        vec![
+            (HLOS, N_VM_STATUS, vm_status(VM, 9, 4, 1)),
+            (HLOS, N_VM_EXITED, exited)
+        ]
+    );
+    h.call_fails(VM, VM_EXIT, &[0, 0, 0, 0], VM_STATE);
+    h.call_fails(HLOS, VM_STOP, &stop(VM, 1, 0), VM_STATE);
+    // EXITED → reset → dealloc.
+    h.ok(HLOS, VM_RESET, &vmid_pad(VM));
+    h.call_fails(HLOS, VM_RESET, &vmid_pad(VM), VM_STATE);
+    assert_eq!(h.ok(HLOS, VM_GET_STATE, &vmid_pad(VM)).data[0], 11);
+    // RESET → a new image can be configured (RESET → INIT).
+    let img2 = h
+        .ok(
+            HLOS,
+            MEM_LEND,
+            &create(0, 0, 0, &[(VM, 7)], &[(0x5200_0000, MIB2)]),
+        )
+        .u32_at(0);
+    h.ok(
+        HLOS,
+        VM_CONFIG_IMAGE,
+        &config_image(VM, 0, img2, (0, 0), (0, 0x10)),
+    );
+    assert_eq!(h.ok(HLOS, VM_GET_STATE, &vmid_pad(VM)).data[0], 1);
+}
+
+#[test]
+fn configuration_calls() {
+    let mut h = H::new();
+    configured(&mut h);
+    // Address layout: range ids 0/1 only, page aligned.
+    let layout = |id: u32, base: u64, size: u64| {
+        let mut v = vmid_pad(VM);
+        v.extend(id.to_le_bytes());
+        v.extend(base.to_le_bytes());
+        v.extend(size.to_le_bytes());
+        v
+    };
+    h.call_fails(
+        HLOS,
+        VM_SET_ADDRESS_LAYOUT,
+        &layout(2, 0x8000_0000, MIB2),
+        ARGUMENT_INVALID,
+    );
+    h.call_fails(
+        HLOS,
+        VM_SET_ADDRESS_LAYOUT,
+        &layout(0, 0x8000_0800, MIB2),
+        ARGUMENT_INVALID,
+    );
+    h.call_fails(
+        HLOS,
+        VM_SET_ADDRESS_LAYOUT,
+        &layout(0, 0x8000_0000, 0),
+        ARGUMENT_INVALID,
+    );
+    h.call_fails(
+        HLOS,
+        VM_SET_ADDRESS_LAYOUT,
+        &layout(0, 0x8000_0000, MIB2)[..23],
+        MSG_INVALID,
+    );
+    h.ok(HLOS, VM_SET_ADDRESS_LAYOUT, &layout(0, 0x8000_0000, MIB2));
+    h.ok(HLOS, VM_SET_ADDRESS_LAYOUT, &layout(1, 0x9000_0000, MIB2));
+    // Demand paging: size must match the count; ranges may not overlap.
+    let dp = |ranges: &[(u64, u64)]| {
+        let mut v = vmid_pad(VM);
+        v.extend((ranges.len() as u32).to_le_bytes());
+        for (b, s) in ranges {
+            v.extend(b.to_le_bytes());
+            v.extend(s.to_le_bytes());
+        }
+        v
+    };
+    h.call_fails(
+        HLOS,
+        VM_SET_DEMAND_PAGING,
+        &dp(&[(0xA000_0000, MIB2)])[..20],
+        MSG_INVALID,
+    );
+    h.call_fails(
+        HLOS,
+        VM_SET_DEMAND_PAGING,
+        &dp(&[(0xA000_0000, MIB2), (0xA010_0000, MIB2)]),
+        ARGUMENT_INVALID,
+    );
+    h.ok(
+        HLOS,
+        VM_SET_DEMAND_PAGING,
+        &dp(&[(0xA000_0000, MIB2), (0xB000_0000, MIB2)]),
+    );
+    // Firmware: the error reply carries an extra hypervisor word (§1.3).
+    let fw = |handle: u32, off: u64, size: u64| {
+        let mut v = vmid_pad(VM);
+        v.extend(handle.to_le_bytes());
+        v.extend(off.to_le_bytes());
+        v.extend(size.to_le_bytes());
+        v
+    };
+    let c = h.call_fails(HLOS, VM_SET_FIRMWARE_MEM, &fw(77, 0, 0x1000), MEM_INVALID);
+    assert_eq!(c.data.len(), 4);
+    let fwh = h
+        .ok(
+            HLOS,
+            MEM_LEND,
+            &create(0, 0, 0, &[(VM, 7)], &[(FW_PA, MIB2)]),
+        )
+        .u32_at(0);
+    let c = h.call_fails(
+        HLOS,
+        VM_SET_FIRMWARE_MEM,
+        &fw(fwh, MIB2, 0x1000),
+        ARGUMENT_INVALID,
+    );
+    assert_eq!(c.data, vec![1, 0, 0, 0]);
+    h.ok(HLOS, VM_SET_FIRMWARE_MEM, &fw(fwh, 0, 0x1000));
+    h.ok(HLOS, VM_INIT, &vmid_pad(VM));
+    // After VM_INIT: layout, demand paging and firmware are closed.
+    h.call_fails(
+        HLOS,
+        VM_SET_ADDRESS_LAYOUT,
+        &layout(0, 0x8000_0000, MIB2),
+        VM_STATE,
+    );
+    h.call_fails(
+        HLOS,
+        VM_SET_DEMAND_PAGING,
+        &dp(&[(0xC000_0000, MIB2)]),
+        VM_STATE,
+    );
+    h.call_fails(HLOS, VM_SET_FIRMWARE_MEM, &fw(fwh, 0, 0x1000), VM_STATE);
+    // Boot context: X ≤ 31, PC 0, SP ≤ 2.
+    let bc = |set: u8, idx: u8| {
+        let mut v = VM.to_le_bytes().to_vec();
+        v.extend_from_slice(&[set, idx, 0, 0, 0, 0]);
+        v.extend(0x1234u64.to_le_bytes());
+        v
+    };
+    for (set, idx) in [(0u8, 32u8), (1, 1), (2, 3), (3, 0)] {
+        h.call_fails(HLOS, VM_SET_BOOT_CONTEXT, &bc(set, idx), ARGUMENT_INVALID);
+    }
+    for (set, idx) in [(0u8, 31u8), (1, 0), (2, 2)] {
+        h.ok(HLOS, VM_SET_BOOT_CONTEXT, &bc(set, idx));
+    }
+    // Hyp resources: 2 queues + 2 vCPUs from the DT; strangers are refused.
+    let c = h.ok(HLOS, VM_GET_HYP_RESOURCES, &vmid_pad(VM));
+    assert_eq!(c.u32_at(0), 4);
+    h.ok(HLOS, VM_ALLOC, &vmid_pad(10));
+    h.call_fails(10, VM_GET_HYP_RESOURCES, &vmid_pad(VM), VMID_INVALID);
+    // Start: image at the IMAGE layout base, firmware at the FIRMWARE base.
+    h.ok(HLOS, VM_START, &vmid_pad(VM));
+    assert_eq!(
+        h.rm.platform().query(VM, 0x8000_0000).map(|l| l.pa),
+        Some(IMG_PA)
+    );
+    assert_eq!(
+        h.rm.platform().query(VM, 0x9000_0000).map(|l| l.pa),
+        Some(FW_PA)
+    );
+    // The VM can ask for its own resources (vmid 0 = self).
+    assert_eq!(h.ok(VM, VM_GET_HYP_RESOURCES, &vmid_pad(0)).u32_at(0), 4);
+    // Stop and reset: both parcels released to HLOS, in order, then RESET.
+    h.ok(HLOS, VM_STOP, &stop(VM, 1, 3));
+    let c = h.ok(HLOS, VM_RESET, &vmid_pad(VM));
+    let ids: Vec<u32> = c.notifs().iter().map(|n| n.1).collect();
+    assert_eq!(
+        ids,
+        vec![N_VM_STATUS, N_MEM_RELEASED, N_MEM_RELEASED, N_VM_STATUS]
+    );
+    assert_eq!(h.rm.platform().query(VM, 0x8000_0000), None);
+    // Everything back: reclaim both, dealloc; no partition page is lost
+    // (the checker compares partition usage with the records after each step).
+    h.ok(HLOS, MEM_RECLAIM, &handle_flags(0, 0));
+    h.ok(HLOS, MEM_RECLAIM, &handle_flags(fwh, 0));
+    h.ok(HLOS, VM_DEALLOC, &vmid_pad(VM));
+    let u = h.rm.platform().partition_usage();
+    assert_eq!(u.total - u.free, u.tables);
+}
+
+#[test]
+fn image_parcel_must_be_lent_to_the_vm_alone() {
+    let mut h = H::new();
+    h.ok(HLOS, VM_ALLOC, &vmid_pad(0));
+    h.ok(HLOS, VM_ALLOC, &vmid_pad(0));
+    let dtb = tiny_dtb(1);
+    assert!(h.rm.platform_mut().write(IMG_PA, &dtb));
+    // Shared (not lent) image parcel → VM_START fails with NORESOURCE.
+    let img = h
+        .ok(
+            HLOS,
+            MEM_SHARE,
+            &create(0, 0, 0, &[(HLOS, 7), (VM, 7)], &[(IMG_PA, MIB2)]),
+        )
+        .u32_at(0);
+    h.ok(
+        HLOS,
+        VM_CONFIG_IMAGE,
+        &config_image(VM, 0, img, (0, 0), (0, dtb.len() as u64)),
+    );
+    h.ok(HLOS, VM_INIT, &vmid_pad(VM));
+    let c = h.call(HLOS, VM_START, &vmid_pad(VM));
+    assert_eq!(c.err, NORESOURCE);
+    assert_eq!(h.ok(HLOS, VM_GET_STATE, &vmid_pad(VM)).data[0], 8);
+    // INIT_FAILED → dealloc needs a reset first.
+    h.call_fails(HLOS, VM_DEALLOC, &vmid_pad(VM), VM_STATE);
+    h.ok(HLOS, VM_RESET, &vmid_pad(VM));
+    h.ok(HLOS, VM_DEALLOC, &vmid_pad(VM));
+}
