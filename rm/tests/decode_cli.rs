@@ -72,6 +72,7 @@ fn human_output_field_by_field() {
         "{s}"
     );
     assert!(s.contains("label: 287454020 (0x11223344)"), "{s}");
+    assert!(s.contains("mem_type: 0 (NORMAL)"), "{s}");
     assert!(s.contains("[0] vmid: 128 (0x80), rights: 7"), "{s}");
     assert!(
         s.contains("[0] ipa: 1073741824 (0x40000000), size: 2097152 (0x200000)"),
@@ -90,6 +91,7 @@ fn json_request() {
     assert_eq!(m["seq"], 0x24);
     assert_eq!(m["msg_id"], "0x51000012");
     assert_eq!(m["name"], "MEM_LEND");
+    assert_eq!(m["payload"]["mem_type"]["name"], "NORMAL");
     assert_eq!(m["payload"]["flags"], 1);
     assert_eq!(m["payload"]["label"], 0x1122_3344);
     assert_eq!(m["payload"]["acl"][0]["vmid"], 0x80);

@@ -133,18 +133,26 @@ impl Val {
             Val::Str(s) => Some(s.clone()),
             Val::Bytes(b) if b.is_empty() => Some("(none)".into()),
             Val::Bytes(b) => {
-                let text: String = b
+                // Show text only when it is text (console output, strings).
+                let printable = b
                     .iter()
-                    .map(|&c| {
-                        if c.is_ascii_graphic() || c == b' ' {
-                            c as char
-                        } else {
-                            '.'
-                        }
-                    })
-                    .collect();
-                Some(format!("{} \"{text}\"", hex::encode(b)))
+                    .all(|&c| c.is_ascii_graphic() || c == b' ' || c == b'\n' || c == b'\t');
+                if printable {
+                    Some(format!(
+                        "{} {:?}",
+                        hex::encode(b),
+                        String::from_utf8_lossy(b)
+                    ))
+                } else {
+                    Some(hex::encode(b))
+                }
             }
+            // A value with its name, e.g. a VM state: "3 (RUNNING)".
+            Val::Obj(f) if f.len() == 2 && f[0].0 == "value" && f[1].0 == "name" => Some(format!(
+                "{} ({})",
+                f[0].1.scalar().unwrap_or_default(),
+                f[1].1.scalar().unwrap_or_default()
+            )),
             Val::Null => Some("-".into()),
             Val::List(_) | Val::Obj(_) => None,
         }
@@ -183,7 +191,7 @@ impl Val {
                         }
                     }
                 }
-                Val::Obj(_) => {
+                Val::Obj(_) if v.scalar().is_none() => {
                     out.push_str(&format!("{pad}{k}:\n"));
                     v.print_fields(out, indent + 1);
                 }
@@ -210,6 +218,31 @@ where
         ]),
         None => Val::from(raw),
     }
+}
+
+fn mem_type(v: u8) -> Val {
+    named(v, ["NORMAL", "IO"].get(v as usize).copied())
+}
+
+fn trans_type(v: u8) -> Val {
+    named(v, ["DONATE", "LEND", "SHARE"].get(v as usize).copied())
+}
+
+fn resource_type(v: u8) -> Val {
+    const NAMES: [&str; 11] = [
+        "DOORBELL_SRC",
+        "DOORBELL",
+        "MSG_QUEUE_SEND",
+        "MSG_QUEUE_RECV",
+        "VIRTUAL_CPU",
+        "VIRTUAL_PM",
+        "VIRTIO_MMIO",
+        "VRTC",
+        "WATCHDOG",
+        "MEM_EXTENT",
+        "ADDR_SPACE",
+    ];
+    named(v, NAMES.get(v as usize).copied())
 }
 
 impl ToVal for AclEntry {
@@ -245,7 +278,7 @@ impl ToVal for gunyah_rm_abi::vm::AuthParam {
 impl ToVal for HypResourceEntry {
     fn val(&self) -> Val {
         obj! {
-            "type" => self.ty, "partner_vmid" => self.partner_vmid.get(),
+            "type" => resource_type(self.ty), "partner_vmid" => self.partner_vmid.get(),
             "resource_handle" => self.resource_handle.get(),
             "resource_label" => self.resource_label.get(), "cap_id" => self.cap_id.get(),
             "virq_handle" => self.virq_handle.get(), "virq" => self.virq.get(),
@@ -257,7 +290,7 @@ impl ToVal for HypResourceEntry {
 impl ToVal for MemCreate<'_> {
     fn val(&self) -> Val {
         obj! {
-            "mem_type" => self.mem_type, "flags" => self.flags, "label" => self.label,
+            "mem_type" => mem_type(self.mem_type), "flags" => self.flags, "label" => self.label,
             "acl" => self.acl, "sgl" => self.sgl, "attrs" => self.attrs,
         }
     }
@@ -270,8 +303,8 @@ impl ToVal for MemAppend<'_> {
 impl ToVal for MemAccept<'_> {
     fn val(&self) -> Val {
         obj! {
-            "mem_handle" => self.handle, "mem_type" => self.mem_type,
-            "trans_type" => self.trans_type, "flags" => self.flags, "label" => self.label,
+            "mem_handle" => self.handle, "mem_type" => mem_type(self.mem_type),
+            "trans_type" => trans_type(self.trans_type), "flags" => self.flags, "label" => self.label,
             "acl" => self.acl, "map_vmid" => self.map_vmid, "sgl" => self.sgl,
             "attrs" => self.attrs,
         }
@@ -293,7 +326,7 @@ impl ToVal for MemNotify<'_> {
 impl ToVal for MemLookupSgl<'_> {
     fn val(&self) -> Val {
         obj! {
-            "mem_type" => self.mem_type, "label" => self.label, "acl" => self.acl,
+            "mem_type" => mem_type(self.mem_type), "label" => self.label, "acl" => self.acl,
             "sgl" => self.sgl, "attrs" => self.attrs,
         }
     }
@@ -311,8 +344,8 @@ impl ToVal for MemAcceptReply<'_> {
 impl ToVal for MemShared<'_> {
     fn val(&self) -> Val {
         obj! {
-            "mem_handle" => self.handle, "mem_type" => self.mem_type,
-            "trans_type" => self.trans_type, "flags" => self.flags,
+            "mem_handle" => self.handle, "mem_type" => mem_type(self.mem_type),
+            "trans_type" => trans_type(self.trans_type), "flags" => self.flags,
             "owner_vmid" => self.owner_vmid, "label" => self.label,
             "mem_info_tag" => self.mem_info_tag, "acl" => self.acl,
             "region_sizes" => self.region_sizes, "attrs" => self.attrs,
