@@ -158,6 +158,7 @@ fn every_positive_config_parses_to_the_values_written_in_it() {
     assert_eq!(m.size, Some(0x0c00_0000));
     assert_eq!(m.mode, GoldenMode::CopyOnWrite { quota_pages: 4096 });
     assert_eq!(m.fault_action, FaultAction::InjectAbort);
+    assert!(m.executable);
     assert_eq!(c.gmem.size, 0x0500_0000);
     assert!(c.gmem.demand_paging);
 
@@ -173,8 +174,8 @@ fn every_positive_config_parses_to_the_values_written_in_it() {
     let d = p.golden.mappings[0]
         .digest
         .expect("protected mapping names a digest");
-    assert_eq!(&d[..4], &[0x5c, 0x3e, 0x5f, 0xbd]);
-    assert_eq!(d[31], 0xc8);
+    assert_eq!(&d[..4], &[0x46, 0xb2, 0x3b, 0x74]);
+    assert_eq!(d[31], 0x13);
 
     let tv = vm(&configs, "trusted-vm");
     assert_eq!(tv.node, "/qcom,vm-config");
@@ -521,7 +522,7 @@ fn check_config_accepts_the_vm_configs_directory() {
         "golden template \"zygote-golden\" (192 MiB): seals 0x80000000-0x8c000000 (192 MiB) on os-run"
     ));
     assert!(stdout.contains("vmid 0x2d (fixed), launch boot"));
-    assert!(stdout.contains("requires digest sha256:5c3e5fbd"));
+    assert!(stdout.contains("requires digest sha256:46b23b74"));
     let z = stdout.find(". zygote (").unwrap();
     let c = stdout.find(". app-clone-0 (").unwrap();
     assert!(z < c, "template printed (launched) before its clone");
@@ -547,7 +548,7 @@ fn check_config_json_is_the_launch_plan() {
     assert!(p["file"].as_str().unwrap().ends_with("protected-vm.dts"));
     assert_eq!(
         p["golden"][0]["digest"],
-        "5c3e5fbd2c4e9a4bc0a1c1e3f8b6d9a7e2f0c4b8a6d2e1f3c5b7a9d0e2f4a6c8"
+        "46b23b74b0d431993099b9ccef75ac4e30dc48305089aa236b6ff1de97fed713"
     );
     assert_eq!(p["golden"][0]["mode"]["copy-on-write"]["quota_pages"], 1024);
 }

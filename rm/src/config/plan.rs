@@ -66,6 +66,8 @@ pub struct ResolvedMapping {
     pub mode: GoldenMode,
     /// What an unserved write does.
     pub fault_action: FaultAction,
+    /// Map executable.
+    pub executable: bool,
     /// Digest the sealed image must have (protected VMs always have one).
     #[cfg_attr(feature = "std", serde(serialize_with = "super::types::hex_json::opt"))]
     pub digest: Option<[u8; 32]>,
@@ -323,6 +325,7 @@ pub fn validate_set(configs: &[Config]) -> Result<LaunchPlan, SetError> {
                 ipa: m.ipa,
                 mode: m.mode,
                 fault_action: m.fault_action,
+                executable: m.executable,
                 digest: m.digest,
             };
             let ipa = r.ipa_range();

@@ -407,6 +407,8 @@ pub struct GoldenMapping {
     pub mode: GoldenMode,
     /// `fault-action`.
     pub fault_action: FaultAction,
+    /// `executable`: map the golden pages executable (GOLDEN_MAP flag EXEC).
+    pub executable: bool,
     /// `digest`: SHA-256 the sealed image must have, else the mapping is refused at launch.
     #[cfg_attr(feature = "std", serde(serialize_with = "hex_json::opt"))]
     pub digest: Option<[u8; 32]>,

@@ -89,6 +89,7 @@ pub const CLONE_PROPS: &[&str] = &[
     "mapping",
     "quota-pages",
     "fault-action",
+    "executable",
     "digest",
 ];
 
@@ -728,6 +729,7 @@ fn parse_golden(
                 ipa,
                 mode,
                 fault_action,
+                executable: g.bool("executable")?,
                 digest,
             });
         }

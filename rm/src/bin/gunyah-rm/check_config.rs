@@ -242,6 +242,11 @@ fn print_vm(out: &mut String, i: usize, vm: &PlannedVm, plan: &LaunchPlan, file:
             }
             GoldenMode::ReadOnly => "read-only".into(),
         };
+        let mode = if g.executable {
+            format!("{mode}, executable")
+        } else {
+            mode
+        };
         w!(
             out,
             "   golden map \"{}\" from {} [offset {:#x}] at {}: {mode}, on unserved write {}",
