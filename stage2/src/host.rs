@@ -335,6 +335,12 @@ unsafe impl TableMemory for SharedArena {
     fn write_entry(&mut self, table_pa: u64, index: usize, value: u64) {
         self.0.lock().write_entry(table_pa, index, value)
     }
+    fn fill_table(&mut self, table_pa: u64, value: &dyn Fn(usize) -> u64) {
+        let mut arena = self.0.lock();
+        for i in 0..crate::ENTRIES_PER_TABLE {
+            arena.write_entry(table_pa, i, value(i));
+        }
+    }
 }
 
 /// A TLB that records every invalidation (with a global sequence number) instead of doing it.

@@ -53,6 +53,15 @@ pub unsafe trait TableMemory {
         unsafe { AtomicU64::from_ptr(self.table_ptr(table_pa).add(index)).load(Ordering::Acquire) }
     }
 
+    /// Fill all 512 descriptors of a table page that no walker can see yet (a new table being
+    /// prepared) with `value(index)`. The default writes entry by entry with
+    /// [`write_entry`](Self::write_entry); implementations may batch (e.g. take a lock once).
+    fn fill_table(&mut self, table_pa: u64, value: &dyn Fn(usize) -> u64) {
+        for i in 0..crate::ENTRIES_PER_TABLE {
+            self.write_entry(table_pa, i, value(i));
+        }
+    }
+
     /// Write descriptor `index` of the table page at `table_pa` with one 64-bit store (release:
     /// earlier writes to a new next-level table are visible before the descriptor that links it).
     /// Implementations that override this (e.g. to trace) must keep the single store.

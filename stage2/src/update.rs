@@ -376,10 +376,11 @@ impl<'a, M: TableMemory, T: TlbMaintenance> Committer<'a, M, T> {
 
     /// Fill a fresh table at `level` with the pages/blocks of `block` (a leaf one level up).
     pub(crate) fn fill_from_block(&mut self, t: u64, block: u64, level: u8) {
-        for i in 0..ENTRIES_PER_TABLE {
-            let v = node_entry(&*self.mem, Node::Virtual(block), level, i);
-            self.put(t, i, v);
-        }
+        let first = raw::leaf_oa(block, level - 1);
+        let step = block_size(level);
+        self.wrote = true;
+        self.mem
+            .fill_table(t, &|i| raw::leaf(first + i as u64 * step, block, level));
     }
 
     /// Break-before-make replacement of the live or fresh descriptor `table[i]` (level `level`,

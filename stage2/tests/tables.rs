@@ -1101,6 +1101,14 @@ fn two_vms_share_one_arena() {
         a.table_pages() + b.table_pages()
     );
     b.unmap(0, K4).unwrap();
+    // A CoW split over the shared arena (its batched table fill).
+    a.map(0x4000_0000, M2, PA, RO, MapFlags::BLOCKS).unwrap();
+    a.replace_page(0x4000_2000, PA + G1, RW).unwrap();
+    assert_eq!(a.translate(0x4000_1000), Some((PA + 0x1000, RO)));
+    assert_eq!(a.translate(0x4000_2000), Some((PA + G1, RW)));
+    assert_eq!(a.translate(0x4000_3000), Some((PA + 0x3000, RO)));
+    a.unmap(0x4000_0000, M2).unwrap();
+    assert_eq!(shared.lock().pages_in_use(), a.table_pages() + b.table_pages());
     a.destroy();
     assert_eq!(shared.lock().pages_in_use(), 4);
     b.destroy();
