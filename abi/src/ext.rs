@@ -109,7 +109,7 @@
 //! |---|---|---|
 //! | 0 | 2 | vmid |
 //! | 2 | 2 | reserved |
-//! | 4 | 4 | length (> 0, at most 14612 so that the reply fits) |
+//! | 4 | 4 | length: 1..=14612 ([`SIM_MAX_READ`], so that the reply fits); otherwise ARGUMENT_INVALID |
 //! | 8 | 8 | ipa (any alignment) |
 //!
 //! Reply: on OK `length` bytes; on MEM_INVALID `u64 ipa` of the page that

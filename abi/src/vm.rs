@@ -84,6 +84,33 @@ pub mod resource_type {
     pub const ADDR_SPACE: u8 = 10;
 }
 
+/// VM_EXIT / VM_EXITED exit flags (RM: bit 0 RESTART).
+pub mod exit_flags {
+    /// The VM asks to be restarted.
+    pub const RESTART: u16 = 0x1;
+}
+
+/// Exit codes, RM numbering (bits \[23:16\] of VM_EXITED reason word 0).
+/// RM rejects UNKNOWN_ERROR in VM_EXIT. OOT numbers them differently.
+pub mod exit_code {
+    /// Normal exit.
+    pub const NORMAL: u8 = 0;
+    /// Software error.
+    pub const SOFTWARE_ERROR: u8 = 1;
+    /// Unknown error (refused in VM_EXIT).
+    pub const UNKNOWN_ERROR: u8 = 2;
+    /// Bus error.
+    pub const BUS_ERROR: u8 = 3;
+    /// Device error.
+    pub const DEVICE_ERROR: u8 = 4;
+}
+
+/// VM_AUTH_IMAGE parameter types (OOT).
+pub mod auth_param {
+    /// Peripheral authentication service ID.
+    pub const PAS_ID: u32 = 0;
+}
+
 /// VM_IRQ_NOTIFY flags.
 pub mod irq_notify_flags {
     /// Lent.
@@ -400,6 +427,184 @@ wire_struct! {
         pub image_offset: U64,
         /// +16 image size.
         pub image_size: U64,
+    }
+}
+
+impl VmConfigImageReq {
+    /// A VM_CONFIG_IMAGE request.
+    pub fn new(
+        vmid: u16,
+        auth_mech: u16,
+        mem_handle: u32,
+        image: (u64, u64),
+        dtb: (u64, u64),
+    ) -> Self {
+        VmConfigImageReq {
+            vmid: U16::new(vmid),
+            auth_mech: U16::new(auth_mech),
+            mem_handle: U32::new(mem_handle),
+            image_offset: U64::new(image.0),
+            image_size: U64::new(image.1),
+            dtb_offset: U64::new(dtb.0),
+            dtb_size: U64::new(dtb.1),
+        }
+    }
+}
+
+impl AuthParam {
+    /// An auth parameter.
+    pub fn new(ty: u32, value: u32) -> Self {
+        AuthParam {
+            ty: U32::new(ty),
+            value: U32::new(value),
+        }
+    }
+}
+
+impl VmSetFirmwareMemReq {
+    /// A VM_SET_FIRMWARE_MEM request.
+    pub fn new(vmid: u16, mem_handle: u32, fw_offset: u64, fw_size: u64) -> Self {
+        VmSetFirmwareMemReq {
+            vmid: U16::new(vmid),
+            reserved: U16::new(0),
+            mem_handle: U32::new(mem_handle),
+            fw_offset: U64::new(fw_offset),
+            fw_size: U64::new(fw_size),
+        }
+    }
+}
+
+impl VmSetTimeBaseReq {
+    /// A VM_SET_TIME_BASE request.
+    pub fn new(vmid: u16, time_base: u64, sys_timer_ref: u64) -> Self {
+        VmSetTimeBaseReq {
+            vmid: U16::new(vmid),
+            reserved: U16::new(0),
+            time_base: U64::new(time_base),
+            sys_timer_ref: U64::new(sys_timer_ref),
+        }
+    }
+}
+
+impl VmSetBootContextReq {
+    /// A VM_SET_BOOT_CONTEXT request.
+    pub fn new(vmid: u16, reg_set: u8, reg_index: u8, value: u64) -> Self {
+        VmSetBootContextReq {
+            vmid: U16::new(vmid),
+            reg_set,
+            reg_index,
+            reserved: U32::new(0),
+            value: U64::new(value),
+        }
+    }
+}
+
+impl VmSetAddressLayoutReq {
+    /// A VM_SET_ADDRESS_LAYOUT request.
+    pub fn new(vmid: u16, range_id: u32, base: u64, size: u64) -> Self {
+        VmSetAddressLayoutReq {
+            vmid: U16::new(vmid),
+            reserved: U16::new(0),
+            range_id: U32::new(range_id),
+            base: U64::new(base),
+            size: U64::new(size),
+        }
+    }
+}
+
+impl VmSetStatusReq {
+    /// A VM_SET_STATUS request.
+    pub fn new(vm_status: u8, os: OsState, app_status: u16) -> Self {
+        VmSetStatusReq {
+            vm_status,
+            os_status: os.raw(),
+            app_status: U16::new(app_status),
+        }
+    }
+}
+
+impl VmExitReq {
+    /// A VM_EXIT request.
+    pub fn new(exit_flags: u16, exit_code: u8) -> Self {
+        VmExitReq {
+            exit_flags: U16::new(exit_flags),
+            exit_code,
+            reserved: 0,
+        }
+    }
+}
+
+impl VmStateReply {
+    /// A VM_GET_STATE reply.
+    pub fn new(vm: VmState, os: OsState, app_status: u16) -> Self {
+        VmStateReply {
+            vm_status: vm.raw(),
+            os_status: os.raw(),
+            app_status: U16::new(app_status),
+        }
+    }
+}
+
+impl VmIrqLendReq {
+    /// A VM_IRQ_LEND request.
+    pub fn new(vmid: u16, virq: u32, label: u32) -> Self {
+        VmIrqLendReq {
+            vmid: U16::new(vmid),
+            reserved: U16::new(0),
+            virq: U32::new(virq),
+            label: U32::new(label),
+        }
+    }
+}
+
+impl VmIrqAcceptReq {
+    /// A VM_IRQ_ACCEPT request.
+    pub fn new(virq_handle: u32, virq: u32) -> Self {
+        VmIrqAcceptReq {
+            virq_handle: U32::new(virq_handle),
+            virq: U32::new(virq),
+        }
+    }
+}
+
+impl VmIrqLentNotif {
+    /// A VM_IRQ_LENT payload.
+    pub fn new(owner_vmid: u16, virq_handle: u32, label: u32) -> Self {
+        VmIrqLentNotif {
+            owner_vmid: U16::new(owner_vmid),
+            reserved: U16::new(0),
+            virq_handle: U32::new(virq_handle),
+            label: U32::new(label),
+        }
+    }
+}
+
+impl HypResourceEntry {
+    /// A resource entry (`ty` from [`resource_type`]).
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        ty: u8,
+        partner_vmid: u16,
+        resource_handle: u32,
+        resource_label: u32,
+        cap_id: u64,
+        virq_handle: u32,
+        virq: u32,
+        base: u64,
+        size: u64,
+    ) -> Self {
+        HypResourceEntry {
+            ty,
+            reserved: 0,
+            partner_vmid: U16::new(partner_vmid),
+            resource_handle: U32::new(resource_handle),
+            resource_label: U32::new(resource_label),
+            cap_id: U64::new(cap_id),
+            virq_handle: U32::new(virq_handle),
+            virq: U32::new(virq),
+            base: U64::new(base),
+            size: U64::new(size),
+        }
     }
 }
 
@@ -742,6 +947,31 @@ mod tests {
         let c = ConsoleChars::decode(&[3, 0, 2, 0, b'h', b'i', 0, 0]).unwrap();
         assert_eq!(c.bytes, b"hi");
         assert!(ConsoleChars::decode(&[3, 0, 2, 0, b'h', b'i', 0, 0, 0, 0]).is_err());
+    }
+
+    #[test]
+    fn constructors_match_hand_bytes() {
+        use zerocopy::IntoBytes;
+        assert_eq!(
+            VmExitReq::new(exit_flags::RESTART, exit_code::BUS_ERROR).as_bytes(),
+            &[1, 0, 3, 0]
+        );
+        assert_eq!(
+            VmStateReply::new(VmState::Running, OsState::Run, 0x0102).as_bytes(),
+            &[3, 4, 2, 1]
+        );
+        assert_eq!(
+            VmSetAddressLayoutReq::new(0x80, range_id::FIRMWARE, 0x1000, 0x2000).as_bytes(),
+            &[0x80, 0, 0, 0, 1, 0, 0, 0, 0, 0x10, 0, 0, 0, 0, 0, 0, 0, 0x20, 0, 0, 0, 0, 0, 0]
+        );
+        assert_eq!(
+            VmIrqLendReq::new(0x80, 0x20, 7).as_bytes(),
+            &[0x80, 0, 0, 0, 0x20, 0, 0, 0, 7, 0, 0, 0]
+        );
+        assert_eq!(
+            HypResourceEntry::new(4, 0, 0, 0, 9, 0, 0, 0, 0).as_bytes()[12],
+            9
+        );
     }
 
     #[test]
