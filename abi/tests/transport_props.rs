@@ -29,7 +29,20 @@ proptest! {
                 p[0] = 0x21;
                 p[1] &= 0xF3; // ≤ 60 continuations, any type
             }
-            let _ = r.push(&p);
+            let before = r.pending();
+            let out = r.push(&p);
+            match out.received {
+                // A dropped packet changes nothing.
+                Received::Dropped(_) => {
+                    prop_assert!(out.abandoned.is_none());
+                    prop_assert_eq!(r.pending(), before);
+                }
+                Received::Complete(m) => {
+                    prop_assert!(m.payload.len() <= MAX_MESSAGE_PAYLOAD);
+                    prop_assert!(r.pending().is_none());
+                }
+                Received::Partial(p) => prop_assert_eq!(r.pending(), Some(p)),
+            }
         }
     }
 
