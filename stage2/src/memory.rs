@@ -7,6 +7,53 @@ use core::sync::atomic::{AtomicU64, Ordering};
 /// On hardware this is a page allocator over memory the hypervisor owns; on the host it is a
 /// simulated physical arena (`host::HostArena`, feature `host`).
 ///
+/// # Example: an identity-mapped pool (as at EL2, where PA == VA)
+///
+/// ```
+/// use core::cell::UnsafeCell;
+/// use gunyah_stage2::{host::RecordingTlb, AddressSpace, Attrs, MapFlags, PaRange, Stage2Config};
+/// use gunyah_stage2::{TableMemory, PAGE_SIZE};
+///
+/// #[repr(C, align(4096))]
+/// struct Page(UnsafeCell<[u64; 512]>);
+///
+/// struct Pool<const N: usize> {
+///     pages: [Page; N],
+///     used: [bool; N],
+/// }
+///
+/// // SAFETY: pages are zeroed on allocation, handed out once until freed, 4 KiB aligned, and
+/// // the "PA" is the page's address, which `table_ptr` turns back into a pointer.
+/// unsafe impl<const N: usize> TableMemory for Pool<N> {
+///     fn alloc_table(&mut self) -> Option<u64> {
+///         let i = self.used.iter().position(|u| !u)?;
+///         self.used[i] = true;
+///         let p = self.pages[i].0.get();
+///         // SAFETY: the page is ours and not referenced elsewhere.
+///         unsafe { p.write([0; 512]) };
+///         Some(p as u64)
+///     }
+///     fn free_table(&mut self, pa: u64) {
+///         let base = self.pages.as_ptr() as u64;
+///         self.used[((pa - base) / PAGE_SIZE) as usize] = false;
+///     }
+///     fn table_ptr(&self, pa: u64) -> *mut u64 {
+///         pa as *mut u64
+///     }
+/// }
+///
+/// let pool: Box<Pool<8>> = Box::new(Pool {
+///     pages: core::array::from_fn(|_| Page(UnsafeCell::new([0; 512]))),
+///     used: [false; 8],
+/// });
+/// // 39-bit IPA: a single level-1 root table, so the default `alloc_root` (one page) suffices.
+/// let cfg = Stage2Config::new(39, PaRange::Bits40, 1);
+/// let mut vm = AddressSpace::new(pool, RecordingTlb::new(), cfg).unwrap();
+/// vm.map(0x8000_0000, 0x1000, 0x4000_0000, Attrs::normal_rw(), MapFlags::PAGES).unwrap();
+/// assert_eq!(vm.table_pages(), 3);
+/// # // `Box<Pool>` implements `TableMemory` through the blanket impl for `Box<M>`.
+/// ```
+///
 /// # Safety
 ///
 /// Implementations guarantee that:
@@ -71,5 +118,37 @@ pub unsafe trait TableMemory {
         unsafe {
             AtomicU64::from_ptr(self.table_ptr(table_pa).add(index)).store(value, Ordering::Release)
         }
+    }
+}
+
+#[cfg(feature = "host")]
+extern crate alloc;
+
+// SAFETY: forwards to `M`, which upholds the contract; the box only adds an indirection.
+#[cfg(feature = "host")]
+unsafe impl<M: TableMemory + ?Sized> TableMemory for alloc::boxed::Box<M> {
+    fn alloc_table(&mut self) -> Option<u64> {
+        (**self).alloc_table()
+    }
+    fn free_table(&mut self, pa: u64) {
+        (**self).free_table(pa)
+    }
+    fn table_ptr(&self, pa: u64) -> *mut u64 {
+        (**self).table_ptr(pa)
+    }
+    fn alloc_root(&mut self, count: usize) -> Option<u64> {
+        (**self).alloc_root(count)
+    }
+    fn free_root(&mut self, pa: u64, count: usize) {
+        (**self).free_root(pa, count)
+    }
+    fn read_entry(&self, table_pa: u64, index: usize) -> u64 {
+        (**self).read_entry(table_pa, index)
+    }
+    fn write_entry(&mut self, table_pa: u64, index: usize, value: u64) {
+        (**self).write_entry(table_pa, index, value)
+    }
+    fn fill_table(&mut self, table_pa: u64, value: &dyn Fn(usize) -> u64) {
+        (**self).fill_table(table_pa, value)
     }
 }
