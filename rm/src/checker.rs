@@ -263,9 +263,23 @@ impl<P: Platform> Rm<P> {
                     continue;
                 }
                 let (a, b) = (lo.max(lo2), hi.min(hi2));
-                let ok = shared_parties.iter().any(|(s, e, parties)| {
-                    *s <= a && b <= *e && parties.contains(&v) && parties.contains(&v2)
-                });
+                // The overlap must be covered by Share parcels naming both.
+                let mut iv: Vec<(u64, u64)> = shared_parties
+                    .iter()
+                    .filter(|(s, e, parties)| {
+                        *s < b && a < *e && parties.contains(&v) && parties.contains(&v2)
+                    })
+                    .map(|(s, e, _)| (*s, *e))
+                    .collect();
+                iv.sort();
+                let mut cur = a;
+                for (s, e) in iv {
+                    if s > cur {
+                        break;
+                    }
+                    cur = cur.max(e);
+                }
+                let ok = cur >= b;
                 if !ok {
                     out.push(Violation::WritableByTwo {
                         pa: a,

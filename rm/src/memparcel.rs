@@ -374,20 +374,24 @@ impl<P: Platform> Rm<P> {
     }
 
     /// Take `regions` out of the owner's stage 2 (LEND/DONATE), undoing on failure.
-    fn unmap_owner(&mut self, owner: Vmid, regions: &[Region]) -> Result<(), RmError> {
+    fn unmap_owner(
+        &mut self,
+        owner: Vmid,
+        kind: MemKind,
+        regions: &[Region],
+    ) -> Result<(), RmError> {
         for (i, r) in regions.iter().enumerate() {
-            if self.plat.unmap(owner, r.owner_ipa, r.size).is_err() {
+            if let Err(e) = self.plat.unmap(owner, r.owner_ipa, r.size) {
                 for u in &regions[..i] {
-                    let _ = self.plat.map(
-                        owner,
-                        u.owner_ipa,
-                        u.pa,
-                        u.size,
-                        u.owner_rights,
-                        MemKind::Normal,
-                    );
+                    let _ = self
+                        .plat
+                        .map(owner, u.owner_ipa, u.pa, u.size, u.owner_rights, kind);
                 }
-                return Err(RmError::MemInvalid);
+                return Err(if e == crate::platform::PlatformError::NoMemory {
+                    RmError::NoMem
+                } else {
+                    RmError::MemInvalid
+                });
             }
         }
         Ok(())
@@ -473,7 +477,7 @@ impl<P: Platform> Rm<P> {
         let handle = self.parcels.alloc_handle().ok_or(RmError::NoResource)?;
         // --- commit ---
         if req.trans != TransType::Share {
-            self.unmap_owner(owner, &regions)?;
+            self.unmap_owner(owner, mem_type.kind(), &regions)?;
         }
         if sanitize {
             for r in &regions {
@@ -526,7 +530,7 @@ impl<P: Platform> Rm<P> {
         let (trans, mem_type, sanitize) = (p.trans, p.mem_type, p.sanitize_create);
         let new = self.resolve_sgl(caller, mem_type, sgl, &p.regions)?;
         if trans != TransType::Share {
-            self.unmap_owner(caller, &new)?;
+            self.unmap_owner(caller, mem_type.kind(), &new)?;
         }
         if sanitize {
             for r in &new {
