@@ -895,7 +895,7 @@ impl Decoder {
     }
 }
 
-fn human(m: &Message<'_>, v: &Val) -> String {
+pub fn human(m: &Message<'_>, v: &Val) -> String {
     let mut s = format!(
         "{} seq={} msg_id={:#010x} {} ({} fragment(s), {} payload bytes)\n",
         m.ty.name(),

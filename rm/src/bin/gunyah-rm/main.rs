@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 mod check_config;
 mod decode;
+mod serve;
 
 #[derive(Parser)]
 #[command(
@@ -24,11 +25,14 @@ enum Cmd {
     Decode(decode::Args),
     /// Parse VM launch configs and print the VMs they describe, or the first error.
     CheckConfig(check_config::Args),
+    /// Run the RM over the host simulator, serving clients on a Unix SOCK_SEQPACKET socket.
+    Serve(serve::Args),
 }
 
 fn main() -> ExitCode {
     match Cli::parse().cmd {
         Cmd::Decode(a) => decode::run(a),
         Cmd::CheckConfig(a) => check_config::run(a),
+        Cmd::Serve(a) => serve::run(a),
     }
 }

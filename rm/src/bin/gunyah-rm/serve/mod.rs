@@ -1,0 +1,143 @@
+//! `gunyah-rm serve`: the RM over the simulated platform, reachable through a Unix socket.
+
+pub mod transport;
+
+use std::collections::{HashMap, VecDeque};
+use std::io::{self, Write};
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use gunyah_rm::sim::SimPlatform;
+use gunyah_rm::Rm;
+use gunyah_rm_abi::reassemble::{Reassembler, Received};
+use transport::{Endpoint, Event, Server};
+
+use crate::decode;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Path of the Unix SOCK_SEQPACKET socket to listen on.
+    #[arg(long)]
+    pub socket: PathBuf,
+    /// Print every message received and sent, decoded, on stderr.
+    #[arg(long)]
+    pub log: bool,
+}
+
+pub fn run(args: Args) -> ExitCode {
+    match serve(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("gunyah-rm serve: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(args: &Args) -> io::Result<()> {
+    // SIGINT/SIGTERM write to this pipe, which wakes the server's poll.
+    let (stop_rx, stop_tx) = std::os::unix::net::UnixStream::pair()?;
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::low_level::pipe::register(sig, stop_tx.try_clone()?)?;
+    }
+    let mut rm = RmEndpoint::new();
+    let mut server = Server::bind(&args.socket)?;
+    eprintln!(
+        "gunyah-rm serve: listening on {} (HLOS is VMID 3)",
+        args.socket.display()
+    );
+    let mut log = Log {
+        verbose: args.log,
+        rx: HashMap::new(),
+    };
+    server.run(&mut rm, stop_rx.as_raw_fd(), &mut |ev| log.event(ev))?;
+    eprintln!("gunyah-rm serve: shutting down");
+    Ok(())
+}
+
+/// The server's log on stderr; with `--log`, every message decoded as `gunyah-rm decode` does.
+struct Log {
+    verbose: bool,
+    /// One reassembler per (VMID, direction: true = to the RM).
+    rx: HashMap<(u16, bool), Reassembler>,
+}
+
+impl Log {
+    fn event(&mut self, ev: Event<'_>) {
+        let line = match ev {
+            Event::Connected(v) => format!("[vm {v:#x}] connected"),
+            Event::Disconnected(v) => format!("[vm {v:#x}] disconnected"),
+            Event::Refused { vmid, why } => format!("[vm {}] refused: {why}", vm_name(vmid)),
+            Event::Dropped { vmid, why } => format!("[vm {}] dropped: {why}", vm_name(vmid)),
+            Event::Rx(v, p) if self.verbose => self.message(v, true, p),
+            Event::Tx(v, p) if self.verbose => self.message(v, false, p),
+            Event::Rx(..) | Event::Tx(..) => return,
+        };
+        let _ = writeln!(io::stderr().lock(), "{}", line.trim_end());
+    }
+
+    fn message(&mut self, vmid: u16, to_rm: bool, p: &[u8]) -> String {
+        let arrow = if to_rm { "->" } else { "<-" };
+        let r = self.rx.entry((vmid, to_rm)).or_default();
+        match r.push(p).received {
+            Received::Complete(m) => match decode::message_val(&m) {
+                Ok(v) => format!("[vm {vmid:#x}] {arrow} rm  {}", decode::human(&m, &v)),
+                Err(e) => format!("[vm {vmid:#x}] {arrow} rm  undecodable message: {e}"),
+            },
+            Received::Partial(_) => format!("[vm {vmid:#x}] {arrow} rm  (fragment)"),
+            Received::Dropped(why) => format!("[vm {vmid:#x}] {arrow} rm  dropped packet: {why}"),
+        }
+    }
+}
+
+fn vm_name(vmid: Option<u16>) -> String {
+    vmid.map_or_else(|| "?".to_string(), |v| format!("{v:#x}"))
+}
+
+/// Packets held for one VM that has no client connected; past this the oldest are dropped.
+const MAX_HELD: usize = 4096;
+
+/// The RM behind the socket: the host simulator's RM and the packets it has for each VM.
+struct RmEndpoint {
+    rm: Rm<SimPlatform>,
+    outgoing: HashMap<u16, VecDeque<Vec<u8>>>,
+}
+
+impl RmEndpoint {
+    fn new() -> RmEndpoint {
+        RmEndpoint {
+            rm: gunyah_rm::sim::default_rm(),
+            outgoing: HashMap::new(),
+        }
+    }
+
+    fn collect(&mut self) {
+        for (to, p) in self.rm.drain_outgoing() {
+            let q = self.outgoing.entry(to).or_default();
+            if q.len() >= MAX_HELD {
+                q.pop_front();
+            }
+            q.push_back(p);
+        }
+    }
+}
+
+impl Endpoint for RmEndpoint {
+    fn accepts(&self, vmid: u16) -> bool {
+        self.rm.vm_exists(vmid)
+    }
+    fn connected(&mut self, vmid: u16) {
+        self.rm.client_disconnected(vmid);
+    }
+    fn disconnected(&mut self, vmid: u16) {
+        self.rm.client_disconnected(vmid);
+    }
+    fn packet(&mut self, vmid: u16, packet: &[u8]) {
+        self.rm.packet_from(vmid, packet);
+        self.collect();
+    }
+    fn pop_outgoing(&mut self, vmid: u16) -> Option<Vec<u8>> {
+        self.outgoing.get_mut(&vmid)?.pop_front()
+    }
+}
