@@ -51,6 +51,9 @@ pub struct VmMem {
     pub owned: BTreeMap<u64, OwnedRange>,
     /// IPA ranges in use by any record: start → end (exclusive).
     pub ipa_used: BTreeMap<u64, u64>,
+    /// Where the next RM-chosen IPA search starts (next fit keeps
+    /// allocation cost flat as the space fills).
+    pub cursor: u64,
 }
 
 /// A piece of owned memory found by [`VmMem::lookup`].
@@ -132,24 +135,36 @@ impl VmMem {
         }
     }
 
-    /// First free IPA range of `size` aligned to `align` within `[lo, hi)`.
+    /// A free IPA range of `size` aligned to `align` within `[lo, hi)`:
+    /// the first fit at or after the cursor, else the first fit from `lo`.
     pub fn alloc_ipa(&self, size: u64, align: u64, lo: u64, hi: u64) -> Option<u64> {
-        let mut cand = lo.checked_add(align - 1)? & !(align - 1);
+        let start = if self.cursor > lo && self.cursor < hi {
+            self.cursor
+        } else {
+            lo
+        };
+        self.first_fit(size, align, start, hi)
+            .or_else(|| self.first_fit(size, align, lo, hi))
+    }
+
+    fn first_fit(&self, size: u64, align: u64, from: u64, hi: u64) -> Option<u64> {
+        let up = |a: u64| a.checked_add(align - 1).map(|v| v & !(align - 1));
+        let mut cand = up(from)?;
         loop {
+            // A range starting at or before `cand` may cover it.
+            if let Some((_, &e)) = self.ipa_used.range(..=cand).next_back() {
+                if e > cand {
+                    cand = up(e)?;
+                    continue;
+                }
+            }
             let end = cand.checked_add(size)?;
             if end > hi {
                 return None;
             }
-            // The first used range that ends after cand and starts before end.
-            let clash = self
-                .ipa_used
-                .range(..end)
-                .filter(|(_, e)| **e > cand)
-                .map(|(_, e)| *e)
-                .max();
-            match clash {
+            match self.ipa_used.range(cand..end).next() {
+                Some((_, &e)) => cand = up(e)?,
                 None => return Some(cand),
-                Some(e) => cand = e.checked_add(align - 1)? & !(align - 1),
             }
         }
     }
@@ -230,5 +245,10 @@ mod tests {
         assert_eq!(m.alloc_ipa(0x2000, 0x1000, 0x1000, 0x10000), Some(0x5000));
         assert_eq!(m.alloc_ipa(0x2000, 0x4000, 0x0, 0x10000), Some(0x8000));
         assert_eq!(m.alloc_ipa(0x2000, 0x1000, 0x1000, 0x6000), None);
+        // Next fit from the cursor, wrapping to the bottom when the top is full.
+        m.cursor = 0x9000;
+        assert_eq!(m.alloc_ipa(0x1000, 0x1000, 0x1000, 0x10000), Some(0x9000));
+        m.cursor = 0xF000;
+        assert_eq!(m.alloc_ipa(0x2000, 0x1000, 0x1000, 0x10000), Some(0x5000));
     }
 }

@@ -231,6 +231,8 @@ pub struct ParcelDb {
     pub next_handle: u32,
     /// Owner IPA ranges in a parcel: (owner, ipa) → (end, handle).
     pub owner_index: BTreeMap<(Vmid, u64), (u64, u32)>,
+    /// Live parcels per owner.
+    pub counts: BTreeMap<Vmid, usize>,
 }
 
 impl ParcelDb {
@@ -240,14 +242,31 @@ impl ParcelDb {
     }
     /// Live parcels owned by `vmid`.
     pub fn owned_by(&self, vmid: Vmid) -> usize {
-        self.parcels.values().filter(|p| p.owner == vmid).count()
+        self.counts.get(&vmid).copied().unwrap_or(0)
+    }
+    fn insert(&mut self, p: Parcel) {
+        *self.counts.entry(p.owner).or_insert(0) += 1;
+        self.parcels.insert(p.handle, p);
+    }
+    fn remove(&mut self, h: u32) -> Option<Parcel> {
+        let p = self.parcels.remove(&h)?;
+        if let Some(c) = self.counts.get_mut(&p.owner) {
+            *c -= 1;
+            if *c == 0 {
+                self.counts.remove(&p.owner);
+            }
+        }
+        Some(p)
     }
     /// Whether any byte of the owner's `[ipa, ipa+size)` is in a parcel.
     fn owner_range_busy(&self, owner: Vmid, ipa: u64, size: u64) -> bool {
+        // Entries are disjoint, so only the last one starting before `end`
+        // can reach into the range.
         let end = ipa + size;
         self.owner_index
             .range((owner, 0)..(owner, end))
-            .any(|(_, (e, _))| *e > ipa)
+            .next_back()
+            .is_some_and(|(_, (e, _))| *e > ipa)
     }
     fn alloc_handle(&self) -> Option<u32> {
         let mut h = self.next_handle;
@@ -490,24 +509,21 @@ impl<P: Platform> Rm<P> {
         } else {
             ParcelState::Sharing
         };
-        self.parcels.parcels.insert(
+        self.parcels.insert(Parcel {
             handle,
-            Parcel {
-                handle,
-                owner,
-                mem_type,
-                trans: req.trans,
-                label: req.label,
-                acl: req.acl.clone(),
-                attrs: req.attrs.clone(),
-                regions,
-                state,
-                sanitize_create: sanitize,
-                sanitize_reclaim: false,
-                tag: None,
-                accepted: BTreeMap::new(),
-            },
-        );
+            owner,
+            mem_type,
+            trans: req.trans,
+            label: req.label,
+            acl: req.acl.clone(),
+            attrs: req.attrs.clone(),
+            regions,
+            state,
+            sanitize_create: sanitize,
+            sanitize_reclaim: false,
+            tag: None,
+            accepted: BTreeMap::new(),
+        });
         self.parcels.next_handle = handle.wrapping_add(1);
         Ok(handle)
     }
@@ -628,31 +644,59 @@ impl<P: Platform> Rm<P> {
                 .map(|r| r.size)
                 .collect()
         };
-        let acc_mem = self.mem.get(&caller).ok_or(RmError::VmidInvalid)?;
         let hi = self.cfg.ipa_alloc_end.min(self.plat.ipa_limit());
-        let mut scratch = acc_mem.clone();
+        let base = self.cfg.ipa_alloc_base;
+        let addr_ok: Vec<bool> = req
+            .sgl
+            .iter()
+            .map(|&(i, s)| self.addr_valid(i, s))
+            .collect();
+        let done = f & ACCEPT_DONE != 0;
+        // IPAs are reserved in the acceptor's records as they are chosen and
+        // released again if anything fails (the records are only ours).
+        let m = self.mem.get_mut(&caller).ok_or(RmError::VmidInvalid)?;
+        let cursor_before = m.cursor;
         let mut new_ipas = Vec::with_capacity(sizes.len());
+        let mut failed = None;
         for (j, &size) in sizes.iter().enumerate() {
-            let ipa = if let Some(&(ipa, sz)) = req.sgl.get(j) {
-                if !self.addr_valid(ipa, sz) || sz != size {
-                    return Err(RmError::ArgumentInvalid);
+            let r = if let Some(&(ipa, sz)) = req.sgl.get(j) {
+                if !addr_ok[j] || sz != size {
+                    Err(RmError::ArgumentInvalid)
+                } else if !m.ipa_free(ipa, size) {
+                    Err(RmError::NoResource)
+                } else {
+                    Ok(ipa)
                 }
-                if !scratch.ipa_free(ipa, size) {
-                    return Err(RmError::NoResource);
-                }
-                ipa
             } else {
                 let align = if size >= SIZE_2M { SIZE_2M } else { PAGE_SIZE };
-                scratch
-                    .alloc_ipa(size, align, self.cfg.ipa_alloc_base, hi)
-                    .ok_or(RmError::NoResource)?
+                let r = m
+                    .alloc_ipa(size, align, base, hi)
+                    .ok_or(RmError::NoResource);
+                if let Ok(ipa) = r {
+                    m.cursor = ipa + size;
+                }
+                r
             };
-            scratch.reserve(ipa, size);
-            new_ipas.push(ipa);
+            match r {
+                Ok(ipa) => {
+                    m.reserve(ipa, size);
+                    new_ipas.push(ipa);
+                }
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
         }
-        let done = f & ACCEPT_DONE != 0;
-        if done && done_before + new_ipas.len() != num_mappings {
-            return Err(RmError::ArgumentInvalid);
+        if failed.is_none() && done && done_before + new_ipas.len() != num_mappings {
+            failed = Some(RmError::ArgumentInvalid);
+        }
+        if let Some(e) = failed {
+            for (ipa, size) in new_ipas.iter().zip(&sizes) {
+                m.unreserve(*ipa, *size);
+            }
+            m.cursor = cursor_before;
+            return Err(e);
         }
         let trans = p.trans;
         let kind = p.kind();
@@ -679,6 +723,12 @@ impl<P: Platform> Rm<P> {
                     for &(u, _, s) in &maps[..k] {
                         let _ = self.plat.unmap(caller, u, s);
                     }
+                    if let Some(m) = self.mem.get_mut(&caller) {
+                        for (ipa, size) in new_ipas.iter().zip(&sizes) {
+                            m.unreserve(*ipa, *size);
+                        }
+                        m.cursor = cursor_before;
+                    }
                     return Err(RmError::MapFailed);
                 }
             }
@@ -689,7 +739,6 @@ impl<P: Platform> Rm<P> {
             .copied()
             .zip(sizes.iter().copied())
             .collect();
-        self.mem.insert(caller, scratch);
         let p = self
             .parcels
             .parcels
@@ -711,7 +760,7 @@ impl<P: Platform> Rm<P> {
 
     /// A DONE accept of a donated parcel: ownership moves to `to`.
     fn complete_donation(&mut self, handle: u32, to: Vmid) {
-        let p = match self.parcels.parcels.remove(&handle) {
+        let p = match self.parcels.remove(handle) {
             Some(p) => p,
             None => return,
         };
@@ -838,7 +887,7 @@ impl<P: Platform> Rm<P> {
         for r in &regions {
             self.parcels.owner_index.remove(&(caller, r.owner_ipa));
         }
-        self.parcels.parcels.remove(&handle);
+        self.parcels.remove(handle);
         Ok(())
     }
 
