@@ -65,6 +65,19 @@
 //! assert_eq!(arena.pages_in_use(), 0);
 //! # Ok::<(), gunyah_stage2::Error>(())
 //! ```
+//!
+//! # Verification
+//!
+//! * `cargo test -p gunyah-stage2`: host tests over a traced arena (exact break-before-make and
+//!   TLB sequences, N-th allocation failure leaving tables byte-identical, hand-computed
+//!   VTCR_EL2 / ESR_EL2 / descriptor values) and property tests against page-granular models.
+//! * The hardware paths (`tlb::HwTlb`, `Fault::from_el2_registers`,
+//!   `fault::resolve_ipa_at_s1e1r`) run in the bare-metal example `examples/qemu_el2` under
+//!   QEMU at EL2 with a guest at EL1 (MMU on) taking a real copy-on-write fault:
+//!   `cargo build -p gunyah-stage2 --example qemu_el2_selftest --features qemu-selftest
+//!   --target aarch64-unknown-none`, then `qemu-system-aarch64 -machine
+//!   virt,virtualization=on,gic-version=3 -cpu max -m 1G -nographic -nic none -semihosting
+//!   -kernel <target-dir>/aarch64-unknown-none/debug/examples/qemu_el2_selftest` exits 0.
 #![no_std]
 #![deny(missing_docs)]
 
