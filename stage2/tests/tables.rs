@@ -1108,7 +1108,10 @@ fn two_vms_share_one_arena() {
     assert_eq!(a.translate(0x4000_2000), Some((PA + G1, RW)));
     assert_eq!(a.translate(0x4000_3000), Some((PA + 0x3000, RO)));
     a.unmap(0x4000_0000, M2).unwrap();
-    assert_eq!(shared.lock().pages_in_use(), a.table_pages() + b.table_pages());
+    assert_eq!(
+        shared.lock().pages_in_use(),
+        a.table_pages() + b.table_pages()
+    );
     a.destroy();
     assert_eq!(shared.lock().pages_in_use(), 4);
     b.destroy();
