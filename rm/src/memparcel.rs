@@ -929,6 +929,17 @@ impl<P: Platform> Rm<P> {
                 if flags == NOTIFY_SHARED && p.state == ParcelState::Init {
                     return Err(RmError::Denied);
                 }
+                // Gunyah's RM stops answering when MEM_SHARED names a VM that
+                // has not started (§12); here that VM must be READY (the RM
+                // accepts for it) or have an RPC link, else VM_STATE.
+                let reachable = |v: &Vmid| {
+                    self.vms.get(*v).is_some_and(|vm| {
+                        vm.state == crate::vm::VmState::Ready || vm.has_rpc_link()
+                    })
+                };
+                if flags == NOTIFY_SHARED && !vmids.iter().all(reachable) {
+                    return Err(RmError::VmState);
+                }
             }
             _ => {
                 if p.acl_of(caller).is_none() || caller == p.owner {

@@ -133,6 +133,33 @@ fn linux_start_and_teardown() {
     assert!(h.rm.platform().read(FOLIO_A + 0x1000, &mut buf));
     assert_eq!(buf, dtb);
 
+    // A shared buffer for the running VM: MEM_SHARED (§3.7) goes to it.
+    let page = 0x6000_0000u64;
+    let sh = h
+        .ok(
+            HLOS,
+            MEM_SHARE,
+            &create(0, 1, 5, &[(HLOS, 7), (VM, 6)], &[(page, 0x2000)]),
+        )
+        .u32_at(0);
+    let c = h.ok(HLOS, MEM_NOTIFY, &notify(sh, 0x1, 0x99, &[VM]));
+    let mut shared = sh.to_le_bytes().to_vec();
+    shared.extend_from_slice(&[0, 2, 1, 0]); // NORMAL, SHARE, sanitized
+    shared.extend_from_slice(&[3, 0, 0, 0]); // owner HLOS
+    shared.extend(5u32.to_le_bytes()); // label
+    shared.extend(0x99u32.to_le_bytes()); // tag
+    shared.extend(acl(&[(HLOS, 7), (VM, 6)]));
+    shared.extend_from_slice(&[1, 0, 0, 0]); // one region, sizes only
+    shared.extend(0x2000u64.to_le_bytes());
+    shared.extend(attrs(&[]));
+    assert_eq!(c.notifs(), vec![(VM, N_MEM_SHARED, shared)]);
+    // The guest accepts it and tells the owner.
+    h.ok(VM, MEM_ACCEPT, &accept(sh, 0, 2, 0x80, 5, &[], &[], &[]));
+    let c = h.ok(VM, MEM_NOTIFY, &notify(sh, 0x4, 0x99, &[]));
+    let mut acc = sh.to_le_bytes().to_vec();
+    acc.extend_from_slice(&[0x80, 0, 0, 0, 0x99, 0, 0, 0]);
+    assert_eq!(c.notifs(), vec![(HLOS, N_MEM_ACCEPTED, acc)]);
+
     // Teardown: VM_STOP(force, reason 3) → VM_STATUS(EXITED), VM_EXITED{type 7}.
     let c = h.ok(HLOS, VM_STOP, &stop(VM, 1, 3));
     let mut exited = VM.to_le_bytes().to_vec();
@@ -154,20 +181,26 @@ fn linux_start_and_teardown() {
             (3, N_VM_STATUS),
             (2, VM_RESET),
             (3, N_MEM_RELEASED),
+            (3, N_MEM_RELEASED),
             (3, N_VM_STATUS)
         ]
     );
     assert_eq!(c.msgs[0].payload, vm_status(VM, 10, 0, 0));
+    // MEM_RELEASED {handle, vmid, tag}: the image parcel (no tag), then the buffer.
     let mut rel = handle.to_le_bytes().to_vec();
     rel.extend_from_slice(&[0x80, 0, 0, 0, 0, 0, 0, 0]);
     assert_eq!(c.msgs[2].payload, rel);
-    assert_eq!(c.msgs[3].payload, vm_status(VM, 11, 0, 0));
+    let mut rel = sh.to_le_bytes().to_vec();
+    rel.extend_from_slice(&[0x80, 0, 0, 0, 0x99, 0, 0, 0]);
+    assert_eq!(c.msgs[3].payload, rel);
+    assert_eq!(c.msgs[4].payload, vm_status(VM, 11, 0, 0));
     // Notifications use their own counter: consecutive seq numbers.
     assert_eq!(c.msgs[2].seq, c.msgs[0].seq.wrapping_add(1));
     assert_eq!(h.rm.platform().query(VM, GUEST_BASE), None);
 
     // Reclaim the DTB parcel: back in HLOS, and zeroed because the RM
     // accepted it with SANITIZE (§7.4).
+    h.ok(HLOS, MEM_RECLAIM, &handle_flags(sh, 0));
     h.ok(HLOS, MEM_RECLAIM, &handle_flags(handle, 0));
     let l = h.rm.platform().query(HLOS, FOLIO_A + 0x1000).unwrap();
     assert_eq!(

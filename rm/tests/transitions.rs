@@ -264,25 +264,29 @@ fn lend_walk() {
         illegal(&mut h, *from, *id, body, *err, handle, lent);
     }
 
-    // Legal: the owner tells ACC (tag 0x77). ACC is not READY → MEM_SHARED.
-    let c = h.ok(OWNER, MEM_NOTIFY, &notify(handle, 0x1, 0x77, &[ACC]));
-    let mut shared = handle.to_le_bytes().to_vec();
-    shared.extend_from_slice(&[0, 1, 0, 0]); // NORMAL, LEND, not sanitized
-    shared.extend_from_slice(&[3, 0, 0, 0]); // owner HLOS
-    shared.extend(0x55u32.to_le_bytes());
-    shared.extend(0x77u32.to_le_bytes());
-    shared.extend(acl(&[(ACC, 6)]));
-    shared.extend_from_slice(&[1, 0, 0, 0]);
-    shared.extend(P.to_le_bytes());
-    shared.extend(attrs(&[]));
-    assert_eq!(c.notifs(), vec![(ACC, N_MEM_SHARED, shared)]);
+    // ACC has not started: Gunyah's RM would stop answering (§12); here
+    // the owner gets VM_STATE and nothing changes.
+    illegal(
+        &mut h,
+        OWNER,
+        MEM_NOTIFY,
+        &notify(handle, 0x1, 0x77, &[ACC]),
+        VM_STATE,
+        handle,
+        lent,
+    );
+    // RECALL records the tag (MEM_RECALL {handle, tag} to ACC).
+    let c = h.ok(OWNER, MEM_NOTIFY, &notify(handle, 0x8, 0x77, &[ACC]));
+    let mut recall = handle.to_le_bytes().to_vec();
+    recall.extend(0x77u32.to_le_bytes());
+    assert_eq!(c.notifs(), vec![(ACC, N_MEM_RECALL, recall)]);
     assert_eq!(state(&h, handle), lent);
     // A later notify with another tag is refused.
     illegal(
         &mut h,
         OWNER,
         MEM_NOTIFY,
-        &notify(handle, 0x1, 0x78, &[ACC]),
+        &notify(handle, 0x8, 0x78, &[ACC]),
         ARGUMENT_INVALID,
         handle,
         lent,
