@@ -1,7 +1,7 @@
-//! RPC dispatch throughput (DESIGN.md target): one share + accept + release
-//! + reclaim cycle, sent as encoded packets through `Rm::packet_from` and
-//! drained with `Rm::drain_outgoing`, with 10 / 1000 / 10000 other parcels
-//! live. Four requests per iteration.
+//! RPC dispatch throughput (DESIGN.md target): one cycle of share, accept,
+//! release and reclaim, sent as encoded packets through `Rm::packet_from`
+//! and drained with `Rm::drain_outgoing`, with 10, 1000 or 10000 other
+//! parcels live. Four requests (and four replies) per iteration.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use gunyah_rm::sim::{sim_rm, SimConfig, SimPlatform};
