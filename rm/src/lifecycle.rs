@@ -119,9 +119,7 @@ impl<P: Platform> Rm<P> {
                 Origin::Partition => {
                     let mut pa = r.pa;
                     while pa < r.pa + r.size {
-                        self.plat.zero(pa, crate::platform::PAGE_SIZE);
-                        self.plat.free_page(pa);
-                        self.rm_pages.remove(&pa);
+                        self.free_partition_page(pa);
                         pa += crate::platform::PAGE_SIZE;
                     }
                 }

@@ -1,4 +1,21 @@
 //! The RM service object: its records, its platform and its transport API.
+//!
+//! Records (all checked against the real stage-2 tables by
+//! [`Rm::check_isolation`] and dumped by [`Rm::snapshot`]):
+//! * `vms`: the VM table and state machine ([`crate::vm`]);
+//! * `mem`: per VM, the memory it owns and where it maps it, and every IPA
+//!   range any record uses ([`crate::memory`]);
+//! * `parcels`: the memparcel database ([`crate::memparcel`]);
+//! * `rm_pages`: partition pages the RM holds for records (take them with
+//!   [`Rm::alloc_partition_page`] so the leak check accounts for them).
+//!
+//! Extension points for gmem / golden pages / copy-on-write: a gmem page
+//! mapped in its VM is an [`crate::memory::OwnedRange`] with
+//! `Origin::Partition`; golden mappings become another record kind that
+//! `checker::expected_runs` adds to a VM's expected leaves; a fault entry
+//! point `Rm::handle_fault(vmid, fault)` goes beside `packet_from` and uses
+//! the same platform seams (`AddressSpaces` for the replace, `PhysMem` for
+//! the copy).
 
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::vec::Vec;
@@ -201,6 +218,22 @@ impl<P: Platform> Rm<P> {
             vm.state = state;
         }
         self.send_vm_status(vmid);
+    }
+
+    /// Take one page from the partition and account for it in the RM's
+    /// records (the checker's leak check counts these).
+    pub fn alloc_partition_page(&mut self) -> Option<u64> {
+        let pa = self.plat.alloc_page()?;
+        self.rm_pages.insert(pa);
+        Some(pa)
+    }
+
+    /// Zero a page taken with [`Rm::alloc_partition_page`] and give it back.
+    pub fn free_partition_page(&mut self, pa: u64) {
+        if self.rm_pages.remove(&pa) {
+            self.plat.zero(pa, crate::platform::PAGE_SIZE);
+            self.plat.free_page(pa);
+        }
     }
 
     /// A fresh capability ID.

@@ -116,3 +116,24 @@ fn a_partition_page_nobody_accounts_for() {
         }]
     );
 }
+
+#[test]
+fn pages_the_rm_accounts_for_are_not_lost() {
+    let mut h = with_vm();
+    let before = h.rm.platform().partition_usage();
+    let pa = h.rm.alloc_partition_page().unwrap();
+    assert!(h.rm.platform_mut().write(pa, b"dirty"));
+    h.check();
+    h.rm.free_partition_page(pa);
+    h.check();
+    assert_eq!(h.rm.platform().partition_usage(), before);
+    // Freed pages come back zeroed.
+    let pa2 = h.rm.alloc_partition_page().unwrap();
+    let mut b = [0xFFu8; 5];
+    assert!(h.rm.platform().read(pa2, &mut b));
+    assert_eq!(b, [0; 5]);
+    h.rm.free_partition_page(pa2);
+    // Freeing a page the RM does not hold is ignored.
+    h.rm.free_partition_page(0x1_0000_0000);
+    h.check();
+}
