@@ -382,6 +382,11 @@ impl<P: Platform> Rm<P> {
         self.auto_accept(vmid, img.mem_handle, true, at)?;
         accepted.push(img.mem_handle);
         if let Some(fw) = vm.firmware {
+            // Accepted as LEND (§7.4): a shared or donated firmware parcel fails.
+            let lent = self.parcels.get(fw.mem_handle).map(|p| p.trans);
+            if lent != Some(TransType::Lend) {
+                return Err(RmError::ArgumentInvalid);
+            }
             let at = vm.layout.get(&LAYOUT_FIRMWARE).map(|l| l.0);
             self.auto_accept(vmid, fw.mem_handle, true, at)?;
             accepted.push(fw.mem_handle);
