@@ -152,7 +152,7 @@ fn flipped_bytes() {
                 let i = (r.next() % b.len() as u64) as usize;
                 b[i] ^= 1 << (r.next() % 8);
             }
-            let from = if r.next() % 2 == 0 { HLOS } else { VM };
+            let from = if r.next().is_multiple_of(2) { HLOS } else { VM };
             try_one(&mut h, from, id, &b);
         }
     }
@@ -166,7 +166,7 @@ fn random_bytes() {
         for _ in 0..30 {
             let len = (r.next() % 90) as usize;
             let b: Vec<u8> = (0..len).map(|_| r.next() as u8).collect();
-            let from = if r.next() % 2 == 0 { HLOS } else { VM };
+            let from = if r.next().is_multiple_of(2) { HLOS } else { VM };
             try_one(&mut h, from, id, &b);
         }
     }
