@@ -279,22 +279,38 @@ unsafe impl TableMemory for HostArena {
     fn free_root(&mut self, pa: u64, count: usize) {
         self.free_pages(pa, count)
     }
+    fn fill_table(&mut self, table_pa: u64, value: &dyn Fn(usize) -> u64) {
+        if self.trace.is_some() {
+            for i in 0..crate::ENTRIES_PER_TABLE {
+                self.write_entry(table_pa, i, value(i));
+            }
+            return;
+        }
+        let ptr = self.table_ptr(table_pa);
+        for i in 0..crate::ENTRIES_PER_TABLE {
+            // SAFETY: allocated table page (checked by `table_ptr`), `i < 512`.
+            unsafe { AtomicU64::from_ptr(ptr.add(i)).store(value(i), Ordering::Release) };
+        }
+    }
     fn write_entry(&mut self, table_pa: u64, index: usize, value: u64) {
         let ptr = self.table_ptr(table_pa);
         assert!(index < crate::ENTRIES_PER_TABLE);
         // SAFETY: allocated table page (checked above), index in bounds, single 64-bit store.
         let slot = unsafe { AtomicU64::from_ptr(ptr.add(index)) };
-        let old = slot.swap(value, Ordering::AcqRel);
-        if let Some(t) = self.trace.as_mut() {
-            t.push(Traced {
-                seq: next_seq(),
-                event: TraceEvent::Write {
-                    table_pa,
-                    index,
-                    old,
-                    new: value,
-                },
-            });
+        match self.trace.as_mut() {
+            None => slot.store(value, Ordering::Release),
+            Some(t) => {
+                let old = slot.swap(value, Ordering::AcqRel);
+                t.push(Traced {
+                    seq: next_seq(),
+                    event: TraceEvent::Write {
+                        table_pa,
+                        index,
+                        old,
+                        new: value,
+                    },
+                });
+            }
         }
     }
 }
@@ -336,10 +352,7 @@ unsafe impl TableMemory for SharedArena {
         self.0.lock().write_entry(table_pa, index, value)
     }
     fn fill_table(&mut self, table_pa: u64, value: &dyn Fn(usize) -> u64) {
-        let mut arena = self.0.lock();
-        for i in 0..crate::ENTRIES_PER_TABLE {
-            arena.write_entry(table_pa, i, value(i));
-        }
+        self.0.lock().fill_table(table_pa, value)
     }
 }
 

@@ -8,6 +8,7 @@ use crate::geometry::{block_size, level_shift, ENTRIES_PER_TABLE, PAGE_SIZE};
 use crate::memory::TableMemory;
 use crate::tlb::{TlbMaintenance, MAX_TLBI_IPAS};
 use crate::MapFlags;
+use core::mem::MaybeUninit;
 
 /// What to do over an IPA range.
 pub(crate) enum Op<'a> {
@@ -252,6 +253,39 @@ impl Reserve {
     }
 }
 
+/// A fixed-capacity list that is not zero-filled on creation: the committer is built on every
+/// operation (the copy-on-write hot path), and clearing ~6 KiB of buffers each time would cost
+/// more than the table update itself.
+struct FixedBuf<T: Copy, const N: usize> {
+    data: [MaybeUninit<T>; N],
+    len: usize,
+}
+
+impl<T: Copy, const N: usize> FixedBuf<T, N> {
+    const fn new() -> Self {
+        FixedBuf {
+            data: [const { MaybeUninit::uninit() }; N],
+            len: 0,
+        }
+    }
+    fn is_full(&self) -> bool {
+        self.len == N
+    }
+    /// Append; the caller checks `is_full` first.
+    fn push(&mut self, v: T) {
+        self.data[self.len].write(v);
+        self.len += 1;
+    }
+    fn as_slice(&self) -> &[T] {
+        // SAFETY: elements `0..len` were initialised by `push` (`len` only grows there and is
+        // reset to 0 by `clear`); `MaybeUninit<T>` has the layout of `T`.
+        unsafe { core::slice::from_raw_parts(self.data.as_ptr().cast::<T>(), self.len) }
+    }
+    fn clear(&mut self) {
+        self.len = 0;
+    }
+}
+
 const MAX_PENDING: usize = 64;
 const MAX_FREES: usize = 64;
 
@@ -263,13 +297,10 @@ pub(crate) struct Committer<'a, M: TableMemory, T: TlbMaintenance> {
     pub(crate) vttbr: u64,
     pub(crate) tables: &'a mut usize,
     pub(crate) reserve: Reserve,
-    ipas: [u64; MAX_TLBI_IPAS],
-    n_ipas: usize,
+    ipas: FixedBuf<u64, MAX_TLBI_IPAS>,
     whole_vmid: bool,
-    pending: [(u64, u16, u64); MAX_PENDING],
-    n_pending: usize,
-    frees: [u64; MAX_FREES],
-    n_frees: usize,
+    pending: FixedBuf<(u64, u16, u64), MAX_PENDING>,
+    frees: FixedBuf<u64, MAX_FREES>,
     wrote: bool,
 }
 
@@ -287,13 +318,10 @@ impl<'a, M: TableMemory, T: TlbMaintenance> Committer<'a, M, T> {
             vttbr,
             tables,
             reserve,
-            ipas: [0; MAX_TLBI_IPAS],
-            n_ipas: 0,
+            ipas: FixedBuf::new(),
             whole_vmid: false,
-            pending: [(0, 0, 0); MAX_PENDING],
-            n_pending: 0,
-            frees: [0; MAX_FREES],
-            n_frees: 0,
+            pending: FixedBuf::new(),
+            frees: FixedBuf::new(),
             wrote: false,
         }
     }
@@ -308,21 +336,20 @@ impl<'a, M: TableMemory, T: TlbMaintenance> Committer<'a, M, T> {
     pub(crate) fn flush(&mut self) {
         if self.whole_vmid {
             self.tlb.invalidate_vmid(self.vttbr);
-        } else if self.n_ipas > 0 {
-            self.tlb
-                .invalidate_ipas(self.vttbr, &self.ipas[..self.n_ipas]);
+        } else if !self.ipas.as_slice().is_empty() {
+            self.tlb.invalidate_ipas(self.vttbr, self.ipas.as_slice());
         }
-        for &(t, i, v) in &self.pending[..self.n_pending] {
+        for &(t, i, v) in self.pending.as_slice() {
             self.mem.write_entry(t, i as usize, v);
         }
-        for &pa in &self.frees[..self.n_frees] {
+        for &pa in self.frees.as_slice() {
             self.mem.free_table(pa);
             *self.tables -= 1;
         }
-        self.n_ipas = 0;
+        self.ipas.clear();
         self.whole_vmid = false;
-        self.n_pending = 0;
-        self.n_frees = 0;
+        self.pending.clear();
+        self.frees.clear();
     }
 
     /// Finish: flush and give unused reserve pages back.
@@ -340,28 +367,25 @@ impl<'a, M: TableMemory, T: TlbMaintenance> Committer<'a, M, T> {
         if self.whole_vmid {
             return;
         }
-        if self.n_ipas == MAX_TLBI_IPAS {
+        if self.ipas.is_full() {
             self.whole_vmid = true;
         } else {
-            self.ipas[self.n_ipas] = ipa;
-            self.n_ipas += 1;
+            self.ipas.push(ipa);
         }
     }
 
     fn push_pending(&mut self, table: u64, index: usize, value: u64) {
-        if self.n_pending == MAX_PENDING {
+        if self.pending.is_full() {
             self.flush();
         }
-        self.pending[self.n_pending] = (table, index as u16, value);
-        self.n_pending += 1;
+        self.pending.push((table, index as u16, value));
     }
 
     fn defer_free(&mut self, pa: u64) {
-        if self.n_frees == MAX_FREES {
+        if self.frees.is_full() {
             self.flush();
         }
-        self.frees[self.n_frees] = pa;
-        self.n_frees += 1;
+        self.frees.push(pa);
     }
 
     pub(crate) fn take_table(&mut self) -> Result<u64, Error> {
@@ -477,7 +501,7 @@ impl<'a, M: TableMemory, T: TlbMaintenance> Committer<'a, M, T> {
 
     /// All entries zero and no pending write into it.
     fn table_empty(&self, t: u64) -> bool {
-        !self.pending[..self.n_pending].iter().any(|p| p.0 == t)
+        !self.pending.as_slice().iter().any(|p| p.0 == t)
             && (0..ENTRIES_PER_TABLE).all(|i| self.mem.read_entry(t, i) == 0)
     }
 
