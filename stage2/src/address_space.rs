@@ -266,7 +266,34 @@ impl<M: TableMemory, T: TlbMaintenance> AddressSpace<M, T> {
         f: &dyn Fn(Attrs) -> Attrs,
     ) -> Result<(), Error> {
         let e = self.check_ipa_range(ipa, size)?;
-        self.run(ipa, e, &Op::Modify(f))
+        self.run(
+            ipa,
+            e,
+            &Op::Modify {
+                f,
+                skip_holes: false,
+            },
+        )
+    }
+
+    /// Like [`modify_attrs`](Self::modify_attrs), but pages of the range that are not mapped are
+    /// skipped instead of refused (e.g. revoking write access from whatever part of a
+    /// demand-paged range is populated).
+    pub fn modify_mapped_attrs(
+        &mut self,
+        ipa: u64,
+        size: u64,
+        f: &dyn Fn(Attrs) -> Attrs,
+    ) -> Result<(), Error> {
+        let e = self.check_ipa_range(ipa, size)?;
+        self.run(
+            ipa,
+            e,
+            &Op::Modify {
+                f,
+                skip_holes: true,
+            },
+        )
     }
 
     /// Make the page at `ipa` map `pa` with `attrs` (the copy-on-write step), whatever it mapped
@@ -418,6 +445,54 @@ impl<M: TableMemory, T: TlbMaintenance> AddressSpace<M, T> {
             let es = base + i as u64 * block_size(level);
             if raw::is_table(d, level) {
                 self.leaves_in(raw::table_pa(d), level + 1, es, f);
+            } else if raw::is_leaf(d, level) {
+                f(&Leaf {
+                    ipa: es,
+                    pa: raw::leaf_oa(d, level),
+                    level,
+                    attrs: Attrs::from_descriptor(Descriptor::new(d)),
+                });
+            }
+        }
+    }
+
+    /// Call `f` for every valid leaf that maps part of `[ipa, ipa + size)`, in IPA order (a leaf
+    /// is reported whole even if it extends beyond the range). Visits only the tables that
+    /// cover the range.
+    pub fn for_each_leaf_in(
+        &self,
+        ipa: u64,
+        size: u64,
+        f: &mut dyn FnMut(&Leaf),
+    ) -> Result<(), Error> {
+        let e = self.check_ipa_range(ipa, size)?;
+        let level = self.geometry.start_level();
+        for (t, base, s, e) in root_slices(self.root, &self.geometry, ipa, e) {
+            self.leaves_in_range(t, level, base, s, e, f);
+        }
+        Ok(())
+    }
+
+    fn leaves_in_range(
+        &self,
+        table: u64,
+        level: u8,
+        base: u64,
+        s: u64,
+        e: u64,
+        f: &mut dyn FnMut(&Leaf),
+    ) {
+        let shift = level_shift(level);
+        let (i0, i1) = (
+            ((s - base) >> shift) as usize,
+            ((e - 1 - base) >> shift) as usize,
+        );
+        for i in i0..=i1 {
+            let d = self.mem.read_entry(table, i);
+            let es = base + i as u64 * block_size(level);
+            if raw::is_table(d, level) {
+                let (cs, ce) = (s.max(es), e.min(es + block_size(level)));
+                self.leaves_in_range(raw::table_pa(d), level + 1, es, cs, ce, f);
             } else if raw::is_leaf(d, level) {
                 f(&Leaf {
                     ipa: es,

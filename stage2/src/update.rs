@@ -21,8 +21,12 @@ pub(crate) enum Op<'a> {
     },
     /// Remove every mapping.
     Unmap,
-    /// Replace the attributes of every mapped page; every page must be mapped.
-    Modify(&'a dyn Fn(Attrs) -> Attrs),
+    /// Replace the attributes of every mapped page; unless `skip_holes`, every page must be
+    /// mapped.
+    Modify {
+        f: &'a dyn Fn(Attrs) -> Attrs,
+        skip_holes: bool,
+    },
 }
 
 /// A table as the walker sees it: real memory, a block seen as the table it would split into,
@@ -106,7 +110,7 @@ fn decide(op: &Op<'_>, old: u64, level: u8, es: u64, s: u64, e: u64) -> Result<A
                 Action::Nothing
             }
         }
-        Op::Modify(f) => {
+        Op::Modify { f, skip_holes } => {
             if table {
                 Action::Descend(raw::table_pa(old))
             } else if leaf {
@@ -121,6 +125,8 @@ fn decide(op: &Op<'_>, old: u64, level: u8, es: u64, s: u64, e: u64) -> Result<A
                 } else {
                     Action::Split
                 }
+            } else if *skip_holes {
+                Action::Nothing
             } else {
                 return Err(Error::NotMapped { ipa: s });
             }

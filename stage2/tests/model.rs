@@ -39,6 +39,11 @@ enum Op {
         len: usize,
         sw: u8,
     },
+    SetSwMapped {
+        start: usize,
+        len: usize,
+        sw: u8,
+    },
     Split {
         page: usize,
     },
@@ -89,6 +94,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (start(), len()).prop_map(|(start, len)| Op::Unmap { start, len }),
         2 => (start(), len(), 0..4usize, any::<bool>()).prop_map(|(start, len, s2ap, xn)| Op::Protect { start, len, s2ap, xn }),
         1 => (start(), len(), 0..16u8).prop_map(|(start, len, sw)| Op::SetSw { start, len, sw }),
+        1 => (start(), len(), 0..16u8).prop_map(|(start, len, sw)| Op::SetSwMapped { start, len, sw }),
         1 => (0..PAGES).prop_map(|page| Op::Split { page }),
         1 => (start(), len()).prop_map(|(start, len)| Op::Merge { start, len }),
         2 => (0..PAGES, 0..4096usize, 0..4usize).prop_map(|(page, target, attrs)| Op::Replace { page, target, attrs }),
@@ -164,6 +170,15 @@ fn step(vm: &mut Vm, model: &Model, op: &Op) -> (Result<(), Error>, Result<(), E
             let got = vm.modify_attrs(ipa(start), len as u64 * K4, &|a| a.with_sw(sw));
             let want = modify(&mut next, start, len, |a| a.with_sw(sw));
             (got, want)
+        }
+        Op::SetSwMapped { start, len, sw } => {
+            let (start, len) = clip(start, len);
+            let sw = SwBits::new(sw).unwrap();
+            let got = vm.modify_mapped_attrs(ipa(start), len as u64 * K4, &|a| a.with_sw(sw));
+            for (_, a) in next[start..start + len].iter_mut().flatten() {
+                *a = a.with_sw(sw);
+            }
+            (got, Ok(()))
         }
         Op::Split { page } => {
             let want = match vm.query(ipa(page)) {

@@ -1124,3 +1124,51 @@ fn address_space_is_send() {
     send::<Vm>();
     send::<AddressSpace<SharedArena, RecordingTlb>>();
 }
+
+#[test]
+fn modify_mapped_attrs_skips_holes() {
+    let mut vm = vm();
+    map(&mut vm, 0x4000_0000, 2 * K4, PA, RW, MapFlags::PAGES).unwrap();
+    map(&mut vm, 0x4000_3000, K4, PA + 0x3000, RW, MapFlags::PAGES).unwrap();
+    map(&mut vm, 0x4040_0000, M2, PA + M2, RW, MapFlags::BLOCKS).unwrap();
+    let tables = vm.table_pages();
+    let r = checked(&mut vm, |vm| {
+        vm.modify_mapped_attrs(0x4000_0000, 3 * M2, &|a| a.with_s2ap(S2Ap::ReadOnly))
+    });
+    r.unwrap();
+    assert_eq!(vm.table_pages(), tables, "holes get no tables");
+    assert_eq!(vm.translate(0x4000_1000), Some((PA + 0x1000, RO)));
+    assert_eq!(vm.query(0x4000_2000), None);
+    assert_eq!(vm.translate(0x4000_3000), Some((PA + 0x3000, RO)));
+    assert_eq!(leaf(&vm, 0x4040_0000).attrs, RO);
+    assert_eq!(vm.query(0x4020_0000), None);
+    // The strict variant refuses the same range.
+    assert_eq!(
+        vm.modify_attrs(0x4000_0000, 3 * M2, &|a| a),
+        Err(Error::NotMapped { ipa: 0x4000_2000 })
+    );
+}
+
+#[test]
+fn for_each_leaf_in_range_visits_only_intersecting_leaves() {
+    let mut vm = vm();
+    map(&mut vm, 0x4000_0000, M2, PA, RO, MapFlags::BLOCKS).unwrap();
+    map(&mut vm, 0x4020_0000, 4 * K4, PA, RW, MapFlags::PAGES).unwrap();
+    map(&mut vm, 0x8000_0000, G1, PA, RO, MapFlags::BLOCKS).unwrap();
+    let mut seen = Vec::new();
+    vm.for_each_leaf_in(0x401F_F000, 0x3000, &mut |l| seen.push((l.ipa, l.level)))
+        .unwrap();
+    assert_eq!(
+        seen,
+        vec![(0x4000_0000, 2), (0x4020_0000, 3), (0x4020_1000, 3)]
+    );
+    seen.clear();
+    vm.for_each_leaf_in(0x7FFF_F000, 2 * K4, &mut |l| seen.push((l.ipa, l.level)))
+        .unwrap();
+    assert_eq!(seen, vec![(0x8000_0000, 1)]);
+    assert_eq!(
+        vm.for_each_leaf_in(1 << 40, K4, &mut |_| {}),
+        Err(Error::IpaOutOfRange { ipa: 1 << 40 })
+    );
+    assert_eq!(vm.for_each_leaf_in(0, 0, &mut |_| {}), Err(Error::ZeroSize));
+}
