@@ -7,8 +7,8 @@ use alloc::vec::Vec;
 use gunyah_rm_abi::RmError;
 
 use crate::ids;
+use crate::memparcel::msg;
 use crate::memparcel::TransType;
-use crate::memparcel_msg as msg;
 use crate::platform::{Platform, Vmid};
 use crate::service::Rm;
 use crate::wire::Writer;

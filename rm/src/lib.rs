@@ -17,7 +17,6 @@ pub mod ids;
 pub mod lifecycle;
 pub mod memory;
 pub mod memparcel;
-pub mod memparcel_msg;
 pub mod platform;
 pub mod rpc;
 pub mod service;

@@ -4,7 +4,7 @@ use alloc::vec::Vec;
 
 use gunyah_rm_abi::RmError;
 
-use crate::memparcel::{AcceptReply, AcceptReq, AclEntry, AttrEntry, CreateReq, TransType};
+use super::{AcceptReply, AcceptReq, AclEntry, AttrEntry, CreateReq, TransType};
 use crate::platform::{Rights, Vmid};
 use crate::wire::{le16, le64, Reader, Writer};
 

@@ -1,0 +1,122 @@
+//! VM_ALLOC_VMID and VM_DEALLOC_VMID, and giving back everything a VM holds.
+
+use alloc::vec::Vec;
+
+use gunyah_rm_abi::RmError;
+
+use super::*;
+use crate::memory::{Origin, OwnedRange, VmMem};
+use crate::platform::{Platform, Vmid};
+use crate::service::Rm;
+use crate::vm::*;
+use crate::wire::Writer;
+
+impl<P: Platform> Rm<P> {
+    /// VM_ALLOC_VMID.
+    pub(crate) fn vm_alloc(&mut self, caller: Vmid, buf: &[u8]) -> Result<Vec<u8>, RmError> {
+        let mut r = exact(buf, 4)?;
+        let want = r.u16()?;
+        if caller != VMID_HLOS {
+            return Err(RmError::Denied);
+        }
+        let vmid = if want == 0 {
+            self.vms.free_dynamic().ok_or(RmError::NoResource)?
+        } else {
+            if want >= STATIC_VMID_LIMIT || want == VMID_HYP || self.vms.exists(want) {
+                return Err(RmError::VmidInvalid);
+            }
+            want
+        };
+        self.plat.create_space(vmid).map_err(|_| RmError::NoMem)?;
+        self.vms
+            .vms
+            .insert(vmid, Vm::new(vmid, caller, VmState::Load));
+        self.mem.insert(vmid, VmMem::default());
+        self.send_vm_status(vmid);
+        let mut w = Writer::new();
+        if want == 0 {
+            w.u32(vmid as u32);
+        }
+        Ok(w.finish())
+    }
+
+    /// VM_DEALLOC_VMID.
+    pub(crate) fn vm_dealloc(&mut self, caller: Vmid, buf: &[u8]) -> Result<Vec<u8>, RmError> {
+        let mut r = exact(buf, 4)?;
+        let vmid = r.u16()?;
+        let vm = self.owned_vm(caller, vmid)?;
+        if !matches!(vm.state, VmState::Load | VmState::Reset) {
+            return Err(RmError::VmState);
+        }
+        self.teardown_memory(vmid);
+        let _ = self.plat.destroy_space(vmid);
+        self.mem.remove(&vmid);
+        self.vms.vms.remove(&vmid);
+        self.rx.remove(&vmid);
+        self.out.forget(vmid);
+        Ok(Vec::new())
+    }
+
+    /// Give back everything `vmid` holds: accepted parcels, owned parcels and
+    /// owned memory (donated memory to its donor, partition pages to the
+    /// partition).
+    pub(super) fn teardown_memory(&mut self, vmid: Vmid) {
+        self.release_all_accepted(vmid);
+        self.revoke_owned_parcels(vmid);
+        let owned: Vec<OwnedRange> = self
+            .mem
+            .get(&vmid)
+            .map(|m| m.owned.values().copied().collect())
+            .unwrap_or_default();
+        for r in owned {
+            let _ = self.plat.unmap(vmid, r.ipa, r.size);
+            if let Some(m) = self.mem.get_mut(&vmid) {
+                m.remove_owned(r.ipa, r.size);
+            }
+            match r.origin {
+                Origin::Partition => {
+                    let mut pa = r.pa;
+                    while pa < r.pa + r.size {
+                        self.free_partition_page(pa);
+                        pa += crate::platform::PAGE_SIZE;
+                    }
+                }
+                Origin::Donated { from, ipa, rights } => {
+                    self.plat.zero(r.pa, r.size);
+                    let home = if self.vms.exists(from) {
+                        from
+                    } else {
+                        VMID_HLOS
+                    };
+                    let hi = self.cfg.ipa_alloc_end.min(self.plat.ipa_limit());
+                    let base = self.cfg.ipa_alloc_base;
+                    let Some(m) = self.mem.get_mut(&home) else {
+                        continue;
+                    };
+                    let at = if home == from && m.ipa_free(ipa, r.size) {
+                        Some(ipa)
+                    } else {
+                        m.alloc_ipa(r.size, crate::platform::PAGE_SIZE, base, hi)
+                    };
+                    if let Some(at) = at {
+                        if self
+                            .plat
+                            .map(home, at, r.pa, r.size, rights, r.kind)
+                            .is_ok()
+                        {
+                            if let Some(m) = self.mem.get_mut(&home) {
+                                m.add_owned(OwnedRange {
+                                    ipa: at,
+                                    origin: Origin::Boot,
+                                    rights,
+                                    ..r
+                                });
+                            }
+                        }
+                    }
+                }
+                Origin::Boot => {}
+            }
+        }
+    }
+}

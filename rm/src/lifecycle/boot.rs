@@ -1,0 +1,279 @@
+//! From LOAD to RUNNING: VM_CONFIG_IMAGE, VM_AUTH_IMAGE, VM_INIT and VM_START
+//! with the RM's accepts of the image, firmware and private parcels (§7.4).
+
+use alloc::vec::Vec;
+
+use gunyah_rm_abi::RmError;
+
+use super::*;
+use crate::memparcel::{ParcelState, TransType};
+use crate::platform::{Platform, Rights, Vmid};
+use crate::service::Rm;
+use crate::vm::*;
+use crate::wire::Reader;
+
+impl<P: Platform> Rm<P> {
+    /// VM_CONFIG_IMAGE.
+    pub(crate) fn vm_config_image(&mut self, caller: Vmid, buf: &[u8]) -> Result<Vec<u8>, RmError> {
+        let mut r = exact(buf, 40)?;
+        let vmid = r.u16()?;
+        let auth = r.u16()?;
+        let handle = r.u32()?;
+        let (image_offset, image_size, dtb_offset, dtb_size) =
+            (r.u64()?, r.u64()?, r.u64()?, r.u64()?);
+        if caller != VMID_HLOS {
+            return Err(RmError::Denied);
+        }
+        let vm = self.owned_vm(caller, vmid)?;
+        let auth = match auth {
+            0 => AuthMech::None,
+            1 => AuthMech::Platform,
+            2 => AuthMech::Android,
+            _ => return Err(RmError::ArgumentInvalid),
+        };
+        let target = if auth == AuthMech::Platform {
+            VmState::Auth
+        } else {
+            VmState::Init
+        };
+        self.require_transition(vm, target)?;
+        // Past the argument checks: a bad parcel fails the VM.
+        let total = match self.parcels.get(handle) {
+            Some(p) if p.owner == caller => p.total_size(),
+            _ => {
+                self.set_state(vmid, VmState::InitFailed);
+                return Err(RmError::MemInvalid);
+            }
+        };
+        let within = |off: u64, size: u64| off.checked_add(size).is_some_and(|e| e <= total);
+        if !within(dtb_offset, dtb_size) || !within(image_offset, image_size) {
+            return Err(RmError::ArgumentInvalid);
+        }
+        if let Some(vm) = self.vms.get_mut(vmid) {
+            vm.image = Some(ImageConfig {
+                auth,
+                mem_handle: handle,
+                image_offset,
+                image_size,
+                dtb_offset,
+                dtb_size,
+            });
+        }
+        self.set_state(vmid, target);
+        Ok(Vec::new())
+    }
+
+    /// VM_AUTH_IMAGE.
+    pub(crate) fn vm_auth_image(&mut self, caller: Vmid, buf: &[u8]) -> Result<Vec<u8>, RmError> {
+        if buf.len() < 4 {
+            return Err(RmError::MsgInvalid);
+        }
+        let mut r = Reader::new(buf);
+        let vmid = r.u16()?;
+        let n = r.u16()? as usize;
+        if buf.len() != 4 + 8 * n {
+            return Err(RmError::MsgInvalid);
+        }
+        let vm = self.owned_vm(caller, vmid)?;
+        if vm.state != VmState::Auth {
+            return Err(RmError::VmState);
+        }
+        if vm.image.map(|i| i.auth) != Some(AuthMech::Platform) {
+            return Err(RmError::ArgumentInvalid);
+        }
+        for _ in 0..n {
+            let (ty, _value) = (r.u32()?, r.u32()?);
+            if ty != 0 {
+                return Err(RmError::ArgumentInvalid);
+            }
+        }
+        self.set_state(vmid, VmState::Init);
+        Ok(Vec::new())
+    }
+
+    /// Read the VM's DT out of its image parcel, if it is there.
+    pub(super) fn read_dt(&self, vmid: Vmid) -> Option<Vec<u8>> {
+        let img = self.vms.get(vmid)?.image?;
+        let p = self.parcels.get(img.mem_handle)?;
+        let len = usize::try_from(img.dtb_size)
+            .ok()
+            .filter(|l| *l <= 16 << 20)?;
+        let mut out = alloc::vec![0u8; len];
+        let mut off = img.dtb_offset;
+        let mut done = 0usize;
+        for reg in &p.regions {
+            if done == len {
+                break;
+            }
+            if off >= reg.size {
+                off -= reg.size;
+                continue;
+            }
+            let n = ((reg.size - off) as usize).min(len - done);
+            if !self.plat.read(reg.pa + off, &mut out[done..done + n]) {
+                return None;
+            }
+            done += n;
+            off = 0;
+        }
+        (done == len).then_some(out)
+    }
+
+    /// VM_INIT.
+    pub(crate) fn vm_init(&mut self, caller: Vmid, buf: &[u8]) -> Result<Vec<u8>, RmError> {
+        let mut r = exact(buf, 4)?;
+        let vmid = r.u16()?;
+        if r.u16()? != 0 {
+            return Err(RmError::ArgumentInvalid);
+        }
+        if caller != VMID_HLOS {
+            return Err(RmError::Denied);
+        }
+        let vm = self.owned_vm(caller, vmid)?;
+        if vm.state != VmState::Init {
+            return Err(RmError::VmState);
+        }
+        // vCPU count from the DT's /cpus when it can be read now; the DT is
+        // validated for real at VM_START.
+        let vcpus = self
+            .read_dt(vmid)
+            .and_then(|dt| {
+                let fdt = fdt::Fdt::new(&dt).ok()?;
+                let n = fdt.cpus().count() as u32;
+                (n > 0).then_some(n)
+            })
+            .unwrap_or(vm.vcpus.max(1));
+        let mut res = Vec::new();
+        for (rtype, virq) in [(RES_MSG_QUEUE_SEND, 0x40u32), (RES_MSG_QUEUE_RECV, 0x41)] {
+            res.push(HypResource {
+                rtype,
+                partner: VMID_RM,
+                handle: res.len() as u32,
+                label: 0,
+                cap_id: self.new_cap(),
+                virq_handle: 0,
+                virq,
+                base: 0,
+                size: 0,
+            });
+        }
+        for i in 0..vcpus {
+            res.push(HypResource {
+                rtype: RES_VIRTUAL_CPU,
+                partner: vmid,
+                handle: res.len() as u32,
+                label: i,
+                cap_id: self.new_cap(),
+                virq_handle: 0,
+                virq: 0,
+                base: 0,
+                size: 0,
+            });
+        }
+        if let Some(vm) = self.vms.get_mut(vmid) {
+            vm.vcpus = vcpus;
+            vm.resources = res;
+        }
+        self.set_state(vmid, VmState::Ready);
+        Ok(Vec::new())
+    }
+
+    /// VM_START: accept the image, firmware and private parcels on the VM's
+    /// behalf (§7.4), check its DT, then RUNNING; any failure → NORESOURCE
+    /// and INIT_FAILED with the accepts undone.
+    pub(crate) fn vm_start(&mut self, caller: Vmid, buf: &[u8]) -> Result<Vec<u8>, RmError> {
+        let mut r = exact(buf, 4)?;
+        let vmid = r.u16()?;
+        let vm = self.owned_vm(caller, vmid)?;
+        if vm.state != VmState::Ready {
+            return Err(RmError::VmState);
+        }
+        let vm = vm.clone();
+        let mut accepted: Vec<u32> = Vec::new();
+        let result = self.start_accepts(&vm, &mut accepted);
+        let result = result.and_then(|_| {
+            let dt = self.read_dt(vmid).ok_or(RmError::NoResource)?;
+            fdt::Fdt::new(&dt)
+                .map(|_| ())
+                .map_err(|_| RmError::NoResource)
+        });
+        if result.is_err() {
+            for h in accepted {
+                let _ = self.mem_release(vmid, h, 0);
+            }
+            self.set_state(vmid, VmState::InitFailed);
+            return Err(RmError::NoResource);
+        }
+        // Private donated parcels last: a completed donation cannot be undone.
+        let donations: Vec<u32> = self.private_parcels(vmid, true);
+        for h in donations {
+            let _ = self.auto_accept(vmid, h, false, None);
+        }
+        self.set_state(vmid, VmState::Running);
+        Ok(Vec::new())
+    }
+
+    pub(super) fn start_accepts(
+        &mut self,
+        vm: &Vm,
+        accepted: &mut Vec<u32>,
+    ) -> Result<(), RmError> {
+        let vmid = vm.vmid;
+        let img = vm.image.ok_or(RmError::NoResource)?;
+        {
+            let p = self
+                .parcels
+                .get(img.mem_handle)
+                .ok_or(RmError::NoResource)?;
+            let own = [crate::memparcel::AclEntry {
+                vmid,
+                rights: Rights::RWX,
+            }];
+            if p.trans != TransType::Lend || p.acl != own || !p.attrs.is_empty() {
+                return Err(RmError::ValidateFailed);
+            }
+        }
+        let at = vm.layout.get(&LAYOUT_IMAGE).map(|l| l.0);
+        self.auto_accept(vmid, img.mem_handle, true, at)?;
+        accepted.push(img.mem_handle);
+        if let Some(fw) = vm.firmware {
+            // Accepted as LEND (§7.4): a shared or donated firmware parcel fails.
+            let lent = self.parcels.get(fw.mem_handle).map(|p| p.trans);
+            if lent != Some(TransType::Lend) {
+                return Err(RmError::ArgumentInvalid);
+            }
+            let at = vm.layout.get(&LAYOUT_FIRMWARE).map(|l| l.0);
+            self.auto_accept(vmid, fw.mem_handle, true, at)?;
+            accepted.push(fw.mem_handle);
+        }
+        for h in self.private_parcels(vmid, false) {
+            self.auto_accept(vmid, h, false, None)?;
+            accepted.push(h);
+        }
+        Ok(())
+    }
+
+    /// Parcels exclusive to `vmid` with RWX, NORMAL, label 0, default attrs,
+    /// not yet accepted (donations or the rest).
+    pub(super) fn private_parcels(&self, vmid: Vmid, donations: bool) -> Vec<u32> {
+        let own = [crate::memparcel::AclEntry {
+            vmid,
+            rights: Rights::RWX,
+        }];
+        self.parcels
+            .parcels
+            .values()
+            .filter(|p| {
+                p.acl == own
+                    && p.mem_type == crate::memparcel::MemType::Normal
+                    && p.label == 0
+                    && p.attrs
+                        .iter()
+                        .all(|a| a.attr == crate::memparcel::ATTR_NORMAL)
+                    && p.state == ParcelState::Sharing
+                    && (p.trans == TransType::Donate) == donations
+            })
+            .map(|p| p.handle)
+            .collect()
+    }
+}

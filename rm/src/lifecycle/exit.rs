@@ -1,0 +1,126 @@
+//! Leaving RUNNING: VM_STOP (forced or not), VM_EXIT from the guest, and
+//! VM_RESET with its asynchronous stages.
+
+use alloc::vec::Vec;
+
+use gunyah_rm_abi::RmError;
+
+use super::*;
+use crate::ids;
+use crate::memory::VmMem;
+use crate::platform::{Platform, Vmid};
+use crate::service::Rm;
+use crate::vm::*;
+use crate::wire::Writer;
+
+impl<P: Platform> Rm<P> {
+    /// VM_STOP.
+    pub(crate) fn vm_stop(&mut self, caller: Vmid, buf: &[u8]) -> Result<Vec<u8>, RmError> {
+        let mut r = exact(buf, 8)?;
+        let vmid = r.u16()?;
+        let flags = r.u8()?;
+        r.u8()?;
+        let reason = r.u32()?;
+        let vm = self.owned_vm(caller, vmid)?;
+        self.require_transition(vm, VmState::Exited)?;
+        if flags & 1 != 0 {
+            self.exit_vm(vmid, EXIT_VM_STOP_FORCED, 0);
+        } else {
+            let mut w = Writer::new();
+            w.u32(reason);
+            self.notify(vmid, ids::NOTIF_VM_SHUTDOWN, w.finish());
+        }
+        Ok(Vec::new())
+    }
+
+    /// Move a VM to EXITED and tell its owner (VM_STATUS then VM_EXITED).
+    pub(super) fn exit_vm(&mut self, vmid: Vmid, exit_type: u16, reason: u32) {
+        if let Some(vm) = self.vms.get_mut(vmid) {
+            vm.exit = Some(ExitInfo { exit_type, reason });
+        }
+        self.set_state(vmid, VmState::Exited);
+        let owner = self.vms.get(vmid).map_or(VMID_HLOS, |v| v.owner);
+        let mut w = Writer::new();
+        w.u16(vmid).u16(exit_type).u32(4).u32(reason);
+        self.notify(owner, ids::NOTIF_VM_EXITED, w.finish());
+    }
+
+    /// VM_EXIT from the guest itself.
+    pub(crate) fn vm_exit(&mut self, caller: Vmid, buf: &[u8]) -> Result<Vec<u8>, RmError> {
+        let mut r = exact(buf, 4)?;
+        let flags = r.u16()?;
+        let code = r.u8()?;
+        let vm = self.vms.get(caller).ok_or(RmError::VmidInvalid)?;
+        if caller == VMID_HLOS {
+            return Err(RmError::Denied);
+        }
+        if code == 2 || code > 4 {
+            return Err(RmError::ArgumentInvalid);
+        }
+        self.require_transition(vm, VmState::Exited)?;
+        self.exit_vm(caller, 0, flags as u32 | ((code as u32) << 16));
+        Ok(Vec::new())
+    }
+
+    /// VM_RESET: RESETTING now, the stages run after the reply.
+    pub(crate) fn vm_reset(&mut self, caller: Vmid, buf: &[u8]) -> Result<Vec<u8>, RmError> {
+        let mut r = exact(buf, 4)?;
+        let vmid = r.u16()?;
+        let vm = self.owned_vm(caller, vmid)?;
+        if vm.flags.no_reset {
+            return Err(RmError::Denied);
+        }
+        self.require_transition(vm, VmState::Resetting)?;
+        if let Some(vm) = self.vms.get_mut(vmid) {
+            vm.reset = Some(ResetStage::DestroyVdevices);
+        }
+        self.set_state(vmid, VmState::Resetting);
+        self.deferred.push_back(vmid);
+        Ok(Vec::new())
+    }
+
+    /// Run pending asynchronous work (reset stages) to completion.
+    pub fn run_deferred(&mut self) {
+        while let Some(vmid) = self.deferred.pop_front() {
+            while let Some(stage) = self.vms.get(vmid).and_then(|v| v.reset) {
+                let next = match stage {
+                    ResetStage::DestroyVdevices => {
+                        if let Some(vm) = self.vms.get_mut(vmid) {
+                            vm.resources.clear();
+                        }
+                        Some(ResetStage::ReleaseMemparcels)
+                    }
+                    ResetStage::ReleaseMemparcels => {
+                        self.release_all_accepted(vmid);
+                        Some(ResetStage::ReleaseIrqs)
+                    }
+                    ResetStage::ReleaseIrqs => Some(ResetStage::DestroyVm),
+                    ResetStage::DestroyVm => {
+                        self.teardown_memory(vmid);
+                        // Fresh tables: the old ones' pages go back to the partition.
+                        let _ = self.plat.destroy_space(vmid);
+                        let _ = self.plat.create_space(vmid);
+                        if let Some(m) = self.mem.get_mut(&vmid) {
+                            *m = VmMem::default();
+                        }
+                        Some(ResetStage::CleanupVm)
+                    }
+                    ResetStage::CleanupVm => {
+                        if let Some(vm) = self.vms.get_mut(vmid) {
+                            let keep = Vm::new(vmid, vm.owner, vm.state);
+                            *vm = Vm {
+                                flags: vm.flags,
+                                ..keep
+                            };
+                        }
+                        None
+                    }
+                };
+                if let Some(vm) = self.vms.get_mut(vmid) {
+                    vm.reset = next;
+                }
+            }
+            self.set_state(vmid, VmState::Reset);
+        }
+    }
+}

@@ -1,0 +1,67 @@
+//! VM lifecycle requests (§5): allocation, image configuration, init,
+//! start, stop, reset (asynchronous stages), exit and the VM queries.
+//!
+//! Each handler checks the request and the VM's state first; a failure
+//! before the point where Gunyah's RM moves the VM to INIT_FAILED changes
+//! nothing. State changes are announced with VM_STATUS before the reply.
+
+mod allocation;
+mod boot;
+mod exit;
+mod query;
+mod setup;
+
+use gunyah_rm_abi::RmError;
+
+use crate::platform::{Platform, Vmid};
+use crate::service::Rm;
+use crate::vm::*;
+use crate::wire::Reader;
+
+/// Hyp resource type: message queue send end.
+pub const RES_MSG_QUEUE_SEND: u8 = 2;
+/// Hyp resource type: message queue receive end.
+pub const RES_MSG_QUEUE_RECV: u8 = 3;
+/// Hyp resource type: vCPU.
+pub const RES_VIRTUAL_CPU: u8 = 4;
+/// exit_type of a forced VM_STOP.
+pub const EXIT_VM_STOP_FORCED: u16 = 7;
+/// Address layout range: image.
+pub const LAYOUT_IMAGE: u32 = 0;
+/// Address layout range: firmware.
+pub const LAYOUT_FIRMWARE: u32 = 1;
+
+/// A reader over a payload that must be exactly `n` bytes (else MSG_INVALID).
+pub(crate) fn exact(buf: &[u8], n: usize) -> Result<Reader<'_>, RmError> {
+    if buf.len() != n {
+        return Err(RmError::MsgInvalid);
+    }
+    Ok(Reader::new(buf))
+}
+
+impl<P: Platform> Rm<P> {
+    /// `vmid` must exist and be owned by `caller` (else VMID_INVALID).
+    pub(super) fn owned_vm(&self, caller: Vmid, vmid: Vmid) -> Result<&Vm, RmError> {
+        match self.vms.get(vmid) {
+            Some(vm) if vm.owner == caller && vmid != caller => Ok(vm),
+            _ => Err(RmError::VmidInvalid),
+        }
+    }
+
+    pub(super) fn require_transition(&self, vm: &Vm, to: VmState) -> Result<(), RmError> {
+        if transition_valid(vm.state, to, vm.flags) {
+            Ok(())
+        } else {
+            Err(RmError::VmState)
+        }
+    }
+
+    pub(super) fn range_ok(&self, base: u64, size: u64) -> bool {
+        crate::memory::page_aligned(base)
+            && crate::memory::page_aligned(size)
+            && size != 0
+            && base
+                .checked_add(size)
+                .is_some_and(|e| e <= self.plat.ipa_limit())
+    }
+}

@@ -1,0 +1,143 @@
+//! Configuration before start: VM_SET_DEMAND_PAGING, VM_SET_ADDRESS_LAYOUT,
+//! VM_SET_BOOT_CONTEXT and VM_SET_FIRMWARE_MEM.
+
+use alloc::vec::Vec;
+
+use gunyah_rm_abi::RmError;
+
+use super::*;
+use crate::platform::{Platform, Vmid};
+use crate::service::Rm;
+use crate::vm::*;
+use crate::wire::Reader;
+
+impl<P: Platform> Rm<P> {
+    /// VM_SET_DEMAND_PAGING (before VM_INIT).
+    pub(crate) fn vm_set_demand_paging(
+        &mut self,
+        caller: Vmid,
+        buf: &[u8],
+    ) -> Result<Vec<u8>, RmError> {
+        if buf.len() < 8 {
+            return Err(RmError::MsgInvalid);
+        }
+        let mut r = Reader::new(buf);
+        let vmid = r.u16()?;
+        r.u16()?;
+        let n = r.u32()? as usize;
+        if n > crate::wire::MAX_LIST_ENTRIES {
+            return Err(RmError::NoResource);
+        }
+        if buf.len() != 8 + 16 * n {
+            return Err(RmError::MsgInvalid);
+        }
+        let vm = self.owned_vm(caller, vmid)?;
+        if !matches!(vm.state, VmState::Load | VmState::Auth | VmState::Init) {
+            return Err(RmError::VmState);
+        }
+        let mut ranges = vm.demand_paging.clone();
+        for _ in 0..n {
+            let (base, size) = (r.u64()?, r.u64()?);
+            if !self.range_ok(base, size)
+                || ranges.iter().any(|&(b, s)| base < b + s && b < base + size)
+            {
+                return Err(RmError::ArgumentInvalid);
+            }
+            ranges.push((base, size));
+        }
+        if let Some(vm) = self.vms.get_mut(vmid) {
+            vm.demand_paging = ranges;
+        }
+        Ok(Vec::new())
+    }
+
+    /// VM_SET_ADDRESS_LAYOUT (before VM_INIT).
+    pub(crate) fn vm_set_address_layout(
+        &mut self,
+        caller: Vmid,
+        buf: &[u8],
+    ) -> Result<Vec<u8>, RmError> {
+        let mut r = exact(buf, 24)?;
+        let vmid = r.u16()?;
+        r.u16()?;
+        let id = r.u32()?;
+        let (base, size) = (r.u64()?, r.u64()?);
+        let vm = self.owned_vm(caller, vmid)?;
+        if !matches!(vm.state, VmState::Load | VmState::Auth | VmState::Init) {
+            return Err(RmError::VmState);
+        }
+        if !matches!(id, LAYOUT_IMAGE | LAYOUT_FIRMWARE) || !self.range_ok(base, size) {
+            return Err(RmError::ArgumentInvalid);
+        }
+        if let Some(vm) = self.vms.get_mut(vmid) {
+            vm.layout.insert(id, (base, size));
+        }
+        Ok(Vec::new())
+    }
+
+    /// VM_SET_BOOT_CONTEXT (INIT or READY).
+    pub(crate) fn vm_set_boot_context(
+        &mut self,
+        caller: Vmid,
+        buf: &[u8],
+    ) -> Result<Vec<u8>, RmError> {
+        let mut r = exact(buf, 16)?;
+        let vmid = r.u16()?;
+        let set = r.u8()?;
+        let index = r.u8()?;
+        r.u32()?;
+        let value = r.u64()?;
+        let vm = self.owned_vm(caller, vmid)?;
+        if !matches!(vm.state, VmState::Init | VmState::Ready) {
+            return Err(RmError::VmState);
+        }
+        let ok = match set {
+            0 => index <= 31,
+            1 => index == 0,
+            2 => index <= 2,
+            _ => false,
+        };
+        if !ok {
+            return Err(RmError::ArgumentInvalid);
+        }
+        if let Some(vm) = self.vms.get_mut(vmid) {
+            vm.boot_context.insert(BootReg { set, index }, value);
+        }
+        Ok(Vec::new())
+    }
+
+    /// VM_SET_FIRMWARE_MEM (INIT).
+    pub(crate) fn vm_set_firmware_mem(
+        &mut self,
+        caller: Vmid,
+        buf: &[u8],
+    ) -> Result<Vec<u8>, RmError> {
+        let mut r = exact(buf, 24)?;
+        let vmid = r.u16()?;
+        let res0 = r.u16()?;
+        let handle = r.u32()?;
+        let (offset, size) = (r.u64()?, r.u64()?);
+        if res0 != 0 {
+            return Err(RmError::ArgumentInvalid);
+        }
+        let vm = self.owned_vm(caller, vmid)?;
+        if vm.state != VmState::Init {
+            return Err(RmError::VmState);
+        }
+        let total = match self.parcels.get(handle) {
+            Some(p) if p.owner == caller => p.total_size(),
+            _ => return Err(RmError::MemInvalid),
+        };
+        if offset.checked_add(size).is_none_or(|e| e > total) {
+            return Err(RmError::ArgumentInvalid);
+        }
+        if let Some(vm) = self.vms.get_mut(vmid) {
+            vm.firmware = Some(FirmwareConfig {
+                mem_handle: handle,
+                offset,
+                size,
+            });
+        }
+        Ok(Vec::new())
+    }
+}

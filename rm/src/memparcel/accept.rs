@@ -1,0 +1,272 @@
+//! MEM_ACCEPT (§3.5, §7.3): validation flags, RM- or caller-chosen IPAs,
+//! contiguous mapping, INCOMPLETE replies, mapping on DONE, and the
+//! completion of a donation; plus the RM's own accepts (§7.4).
+
+use alloc::vec::Vec;
+
+use gunyah_rm_abi::RmError;
+
+use super::*;
+use crate::memory::{Origin, OwnedRange};
+use crate::platform::{Platform, Rights, Vmid, PAGE_SIZE};
+use crate::service::Rm;
+
+impl<P: Platform> Rm<P> {
+    /// MEM_ACCEPT from `caller`.
+    pub fn mem_accept(&mut self, caller: Vmid, req: &AcceptReq) -> Result<AcceptReply, RmError> {
+        // --- check ---
+        let p = self.parcels.get(req.handle).ok_or(RmError::HandleInvalid)?;
+        if req.mem_type != p.mem_type as u8 || req.trans_type != p.trans as u8 {
+            return Err(RmError::ArgumentInvalid);
+        }
+        let f = req.flags;
+        if f & ACCEPT_VALIDATE_SANITIZED != 0 && !p.sanitize_create {
+            return Err(RmError::ValidateFailed);
+        }
+        if f & ACCEPT_VALIDATE_LABEL != 0 && req.label != p.label {
+            return Err(RmError::ValidateFailed);
+        }
+        if f & ACCEPT_VALIDATE_ACL_ATTR != 0
+            && (req.acl.len() != p.acl.len()
+                || req.attrs.len() != p.attrs.len()
+                || req.acl.iter().zip(&p.acl).any(|(a, b)| a != b)
+                || req.attrs.iter().zip(&p.attrs).any(|(a, b)| a != b))
+        {
+            return Err(RmError::ValidateFailed);
+        }
+        if f & ACCEPT_MAP_OTHER != 0 {
+            return Err(RmError::Denied);
+        }
+        if req.map_vmid != 0 {
+            return Err(RmError::ArgumentInvalid);
+        }
+        let acl = p.acl_of(caller).ok_or(RmError::VmidInvalid)?;
+        let prev = p.accepted.get(&caller);
+        if caller == p.owner || prev.is_some_and(|a| a.mapped) {
+            return Err(RmError::Denied);
+        }
+        // The open RM does not check INIT here; accepting a parcel whose SGL
+        // can still grow would leave its IPA list short, so refuse it.
+        if p.state == ParcelState::Init {
+            return Err(RmError::Denied);
+        }
+        let mut contiguous = false;
+        if f & ACCEPT_MAP_CONTIGUOUS != 0 {
+            if p.mem_type != MemType::Normal
+                || prev.is_some_and(|a| !a.contiguous && !a.ipas.is_empty())
+            {
+                return Err(RmError::ArgumentInvalid);
+            }
+            contiguous = true;
+        }
+        if let Some(a) = prev {
+            if !a.ipas.is_empty() {
+                contiguous = a.contiguous;
+            }
+        }
+        if f & ACCEPT_SANITIZE != 0 && (p.mem_type == MemType::Io || !acl.rights.writable()) {
+            return Err(RmError::ArgumentInvalid);
+        }
+        let num_mappings = p.num_mappings(contiguous);
+        let done_before = prev.map_or(0, |a| a.ipas.len());
+        let mut num_alloc = (num_mappings - done_before).min(crate::wire::MAX_LIST_ENTRIES);
+        let incomplete = req.sgl.is_empty() && done_before + num_alloc < num_mappings;
+        if !req.sgl.is_empty() {
+            if req.sgl.len() > num_alloc {
+                return Err(RmError::ArgumentInvalid);
+            }
+            num_alloc = req.sgl.len();
+        }
+        // Sizes of the mappings this call allocates.
+        let sizes: Vec<u64> = if contiguous {
+            if num_alloc == 1 {
+                alloc::vec![p.total_size()]
+            } else {
+                Vec::new()
+            }
+        } else {
+            p.regions[done_before..done_before + num_alloc]
+                .iter()
+                .map(|r| r.size)
+                .collect()
+        };
+        let hi = self.cfg.ipa_alloc_end.min(self.plat.ipa_limit());
+        let base = self.cfg.ipa_alloc_base;
+        let addr_ok: Vec<bool> = req
+            .sgl
+            .iter()
+            .map(|&(i, s)| self.addr_valid(i, s))
+            .collect();
+        let done = f & ACCEPT_DONE != 0;
+        // IPAs are reserved in the acceptor's records as they are chosen and
+        // released again if anything fails (the records are only ours).
+        let m = self.mem.get_mut(&caller).ok_or(RmError::VmidInvalid)?;
+        let cursor_before = m.cursor;
+        let mut new_ipas = Vec::with_capacity(sizes.len());
+        let mut failed = None;
+        for (j, &size) in sizes.iter().enumerate() {
+            let r = if let Some(&(ipa, sz)) = req.sgl.get(j) {
+                if !addr_ok[j] || sz != size {
+                    Err(RmError::ArgumentInvalid)
+                } else if !m.ipa_free(ipa, size) {
+                    Err(RmError::NoResource)
+                } else {
+                    Ok(ipa)
+                }
+            } else {
+                let align = if size >= SIZE_2M { SIZE_2M } else { PAGE_SIZE };
+                let r = m
+                    .alloc_ipa(size, align, base, hi)
+                    .ok_or(RmError::NoResource);
+                if let Ok(ipa) = r {
+                    m.cursor = ipa + size;
+                }
+                r
+            };
+            match r {
+                Ok(ipa) => {
+                    m.reserve(ipa, size);
+                    new_ipas.push(ipa);
+                }
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
+        }
+        if failed.is_none() && done && done_before + new_ipas.len() != num_mappings {
+            failed = Some(RmError::ArgumentInvalid);
+        }
+        if let Some(e) = failed {
+            for (ipa, size) in new_ipas.iter().zip(&sizes) {
+                m.unreserve(*ipa, *size);
+            }
+            m.cursor = cursor_before;
+            return Err(e);
+        }
+        let trans = p.trans;
+        let kind = p.kind();
+        // --- commit ---
+        let mut acc = prev.cloned().unwrap_or(Acceptance {
+            contiguous,
+            ipas: Vec::new(),
+            mapped: false,
+        });
+        acc.contiguous = contiguous;
+        acc.ipas.extend_from_slice(&new_ipas);
+        if done {
+            let p = self.parcels.get(req.handle).ok_or(RmError::HandleInvalid)?;
+            let mut maps: Vec<(u64, u64, u64)> = Vec::new();
+            for (i, r) in p.regions.iter().enumerate() {
+                maps.push((p.acceptor_ipa(&acc, i), r.pa, r.size));
+            }
+            for (k, &(ipa, pa, size)) in maps.iter().enumerate() {
+                if self
+                    .plat
+                    .map(caller, ipa, pa, size, acl.rights, kind)
+                    .is_err()
+                {
+                    for &(u, _, s) in &maps[..k] {
+                        let _ = self.plat.unmap(caller, u, s);
+                    }
+                    if let Some(m) = self.mem.get_mut(&caller) {
+                        for (ipa, size) in new_ipas.iter().zip(&sizes) {
+                            m.unreserve(*ipa, *size);
+                        }
+                        m.cursor = cursor_before;
+                    }
+                    return Err(RmError::MapFailed);
+                }
+            }
+            acc.mapped = true;
+        }
+        let entries: Vec<(u64, u64)> = new_ipas
+            .iter()
+            .copied()
+            .zip(sizes.iter().copied())
+            .collect();
+        let p = self
+            .parcels
+            .parcels
+            .get_mut(&req.handle)
+            .ok_or(RmError::HandleInvalid)?;
+        if f & ACCEPT_SANITIZE != 0 {
+            p.sanitize_reclaim = true;
+        }
+        p.state = ParcelState::Shared;
+        p.accepted.insert(caller, acc);
+        if done && trans == TransType::Donate {
+            self.complete_donation(req.handle, caller);
+        }
+        Ok(AcceptReply {
+            entries,
+            incomplete,
+        })
+    }
+
+    /// A DONE accept of a donated parcel: ownership moves to `to`.
+    pub(super) fn complete_donation(&mut self, handle: u32, to: Vmid) {
+        let p = match self.parcels.remove(handle) {
+            Some(p) => p,
+            None => return,
+        };
+        let acc = &p.accepted[&to];
+        let rights = p.acl_of(to).map_or(Rights::RWX, |a| a.rights);
+        for (i, r) in p.regions.iter().enumerate() {
+            self.parcels.owner_index.remove(&(p.owner, r.owner_ipa));
+            if let Some(m) = self.mem.get_mut(&p.owner) {
+                m.remove_owned(r.owner_ipa, r.size);
+            }
+            let ipa = p.acceptor_ipa(acc, i);
+            if let Some(m) = self.mem.get_mut(&to) {
+                m.unreserve(ipa, r.size);
+                m.add_owned(OwnedRange {
+                    ipa,
+                    pa: r.pa,
+                    size: r.size,
+                    rights,
+                    kind: p.kind(),
+                    origin: Origin::Donated {
+                        from: p.owner,
+                        ipa: r.owner_ipa,
+                        rights: r.owner_rights,
+                    },
+                });
+            }
+        }
+    }
+
+    /// Accept `handle` on `vmid`'s behalf (VM_START and READY auto-accept):
+    /// its own ACL entry, DONE, contiguous, at `ipa` or where the RM chooses.
+    pub(crate) fn auto_accept(
+        &mut self,
+        vmid: Vmid,
+        handle: u32,
+        sanitize: bool,
+        ipa: Option<u64>,
+    ) -> Result<AcceptReply, RmError> {
+        let p = self.parcels.get(handle).ok_or(RmError::HandleInvalid)?;
+        let acl = p.acl_of(vmid).ok_or(RmError::VmidInvalid)?;
+        let mut flags = ACCEPT_DONE;
+        if p.mem_type == MemType::Normal {
+            flags |= ACCEPT_MAP_CONTIGUOUS;
+        }
+        if sanitize {
+            flags |= ACCEPT_SANITIZE;
+        }
+        let req = AcceptReq {
+            handle,
+            mem_type: p.mem_type as u8,
+            trans_type: p.trans as u8,
+            flags,
+            label: 0,
+            acl: alloc::vec![acl],
+            sgl: ipa
+                .map(|i| alloc::vec![(i, p.total_size())])
+                .unwrap_or_default(),
+            map_vmid: 0,
+            attrs: Vec::new(),
+        };
+        self.mem_accept(vmid, &req)
+    }
+}

@@ -1,0 +1,249 @@
+//! MEM_SHARE / MEM_LEND / MEM_DONATE and MEM_APPEND (§7.2): check every
+//! argument and the owner's memory first, then take LEND/DONATE memory out
+//! of the owner's stage 2, sanitize, and record the parcel.
+
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+
+use gunyah_rm_abi::RmError;
+
+use super::*;
+use crate::memory::page_aligned;
+use crate::platform::{MemKind, Platform, Rights, Vmid};
+use crate::service::Rm;
+
+impl<P: Platform> Rm<P> {
+    pub(super) fn addr_valid(&self, ipa: u64, size: u64) -> bool {
+        page_aligned(ipa)
+            && page_aligned(size)
+            && size != 0
+            && ipa
+                .checked_add(size)
+                .is_some_and(|e| e <= self.plat.ipa_limit())
+    }
+
+    /// Resolve SGL entries to regions in `owner`'s memory (check only).
+    pub(super) fn resolve_sgl(
+        &self,
+        owner: Vmid,
+        mem_type: MemType,
+        sgl: &[(u64, u64)],
+        existing: &[Region],
+    ) -> Result<Vec<Region>, RmError> {
+        let vm_mem = self.mem.get(&owner).ok_or(RmError::MemInvalid)?;
+        for &(ipa, size) in sgl {
+            if !self.addr_valid(ipa, size) {
+                return Err(RmError::ArgumentInvalid);
+            }
+        }
+        let mut regions: Vec<Region> = Vec::new();
+        for &(ipa, size) in sgl {
+            let pieces = vm_mem.lookup(ipa, size).ok_or(RmError::MemInvalid)?;
+            if self.parcels.owner_range_busy(owner, ipa, size) {
+                return Err(RmError::MemInvalid);
+            }
+            // Entries of one request must not overlap each other or earlier appends.
+            let overlaps = |r: &Region| r.owner_ipa < ipa + size && ipa < r.owner_ipa + r.size;
+            if regions.iter().chain(existing.iter()).any(overlaps) {
+                return Err(RmError::MemInvalid);
+            }
+            let mut entry_regions: Vec<Region> = Vec::new();
+            for p in pieces {
+                if p.kind != mem_type.kind() {
+                    return Err(RmError::MemInvalid);
+                }
+                match entry_regions.last_mut() {
+                    Some(l) if l.pa + l.size == p.pa && l.owner_rights == p.rights => {
+                        l.size += p.size
+                    }
+                    _ => entry_regions.push(Region {
+                        owner_ipa: p.ipa,
+                        pa: p.pa,
+                        size: p.size,
+                        owner_rights: p.rights,
+                    }),
+                }
+            }
+            regions.extend(entry_regions);
+        }
+        Ok(regions)
+    }
+
+    /// Take `regions` out of the owner's stage 2 (LEND/DONATE), undoing on failure.
+    pub(super) fn unmap_owner(
+        &mut self,
+        owner: Vmid,
+        kind: MemKind,
+        regions: &[Region],
+    ) -> Result<(), RmError> {
+        for (i, r) in regions.iter().enumerate() {
+            if let Err(e) = self.plat.unmap(owner, r.owner_ipa, r.size) {
+                for u in &regions[..i] {
+                    let _ = self
+                        .plat
+                        .map(owner, u.owner_ipa, u.pa, u.size, u.owner_rights, kind);
+                }
+                return Err(if e == crate::platform::PlatformError::NoMemory {
+                    RmError::NoMem
+                } else {
+                    RmError::MemInvalid
+                });
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn index_regions(&mut self, owner: Vmid, handle: u32, regions: &[Region]) {
+        for r in regions {
+            self.parcels
+                .owner_index
+                .insert((owner, r.owner_ipa), (r.owner_ipa + r.size, handle));
+        }
+    }
+
+    /// MEM_SHARE / MEM_LEND / MEM_DONATE from `owner`.
+    pub fn mem_create(&mut self, owner: Vmid, req: &CreateReq) -> Result<u32, RmError> {
+        // --- check ---
+        let mem_type = MemType::from_u8(req.mem_type).ok_or(RmError::ArgumentInvalid)?;
+        if req.flags & !(CREATE_SANITIZE | CREATE_APPEND) != 0 {
+            return Err(RmError::ArgumentInvalid);
+        }
+        if req.acl.is_empty() || req.sgl.is_empty() {
+            return Err(RmError::ArgumentInvalid);
+        }
+        let owner_in_acl = req.acl.iter().any(|a| a.vmid == owner);
+        match req.trans {
+            TransType::Share if !owner_in_acl => return Err(RmError::ArgumentInvalid),
+            TransType::Lend | TransType::Donate if owner_in_acl => {
+                return Err(RmError::ArgumentInvalid)
+            }
+            _ => {}
+        }
+        if req.trans == TransType::Donate {
+            if req.acl.len() != 1 {
+                return Err(RmError::ArgumentInvalid);
+            }
+            let max = if mem_type == MemType::Io {
+                Rights::RW
+            } else {
+                Rights::RWX
+            };
+            if req.acl[0].rights != max {
+                return Err(RmError::Denied);
+            }
+        }
+        for (i, a) in req.acl.iter().enumerate() {
+            if req.acl[..i].iter().any(|b| b.vmid == a.vmid) {
+                return Err(RmError::ArgumentInvalid);
+            }
+            if !self.vms.exists(a.vmid) {
+                return Err(RmError::VmidInvalid);
+            }
+            if !rights_valid(a.rights, mem_type) {
+                return Err(RmError::ArgumentInvalid);
+            }
+        }
+        for (i, at) in req.attrs.iter().enumerate() {
+            if req.attrs[..i].iter().any(|b| b.vmid == at.vmid) || !owner_in_acl_or(req, at.vmid) {
+                return Err(RmError::VmidInvalid);
+            }
+            if at.attr > 3 {
+                return Err(RmError::ArgumentInvalid);
+            }
+            if (mem_type == MemType::Io) != (at.attr == ATTR_DEVICE) {
+                return Err(RmError::ArgumentInvalid);
+            }
+            let default = if mem_type == MemType::Io {
+                ATTR_DEVICE
+            } else {
+                ATTR_NORMAL
+            };
+            if req.trans == TransType::Donate && at.attr != default {
+                return Err(RmError::ArgumentInvalid);
+            }
+        }
+        let sanitize = req.flags & CREATE_SANITIZE != 0;
+        if sanitize && mem_type == MemType::Io {
+            return Err(RmError::ArgumentInvalid);
+        }
+        let regions = self.resolve_sgl(owner, mem_type, &req.sgl, &[])?;
+        if self.parcels.owned_by(owner) >= self.cfg.max_parcels_per_vm {
+            return Err(RmError::Denied);
+        }
+        let handle = self.parcels.alloc_handle().ok_or(RmError::NoResource)?;
+        // --- commit ---
+        if req.trans != TransType::Share {
+            self.unmap_owner(owner, mem_type.kind(), &regions)?;
+        }
+        if sanitize {
+            for r in &regions {
+                self.plat.zero(r.pa, r.size);
+            }
+        }
+        self.index_regions(owner, handle, &regions);
+        let state = if req.flags & CREATE_APPEND != 0 {
+            ParcelState::Init
+        } else {
+            ParcelState::Sharing
+        };
+        self.parcels.insert(Parcel {
+            handle,
+            owner,
+            mem_type,
+            trans: req.trans,
+            label: req.label,
+            acl: req.acl.clone(),
+            attrs: req.attrs.clone(),
+            regions,
+            state,
+            sanitize_create: sanitize,
+            sanitize_reclaim: false,
+            tag: None,
+            accepted: BTreeMap::new(),
+        });
+        self.parcels.next_handle = handle.wrapping_add(1);
+        Ok(handle)
+    }
+
+    /// MEM_APPEND from `caller`.
+    pub fn mem_append(
+        &mut self,
+        caller: Vmid,
+        handle: u32,
+        flags: u8,
+        sgl: &[(u64, u64)],
+    ) -> Result<(), RmError> {
+        let p = self.parcels.get(handle).ok_or(RmError::HandleInvalid)?;
+        if p.owner != caller || p.state != ParcelState::Init {
+            return Err(RmError::Denied);
+        }
+        if flags & !APPEND_DONE != 0 {
+            return Err(RmError::ArgumentInvalid);
+        }
+        let (trans, mem_type, sanitize) = (p.trans, p.mem_type, p.sanitize_create);
+        let new = self.resolve_sgl(caller, mem_type, sgl, &p.regions)?;
+        if trans != TransType::Share {
+            self.unmap_owner(caller, mem_type.kind(), &new)?;
+        }
+        if sanitize {
+            for r in &new {
+                self.plat.zero(r.pa, r.size);
+            }
+        }
+        self.index_regions(caller, handle, &new);
+        let p = self
+            .parcels
+            .parcels
+            .get_mut(&handle)
+            .ok_or(RmError::HandleInvalid)?;
+        p.regions.extend(new);
+        if flags & APPEND_DONE != 0 {
+            p.state = ParcelState::Sharing;
+        }
+        Ok(())
+    }
+}
+
+fn owner_in_acl_or(req: &CreateReq, vmid: Vmid) -> bool {
+    req.acl.iter().any(|a| a.vmid == vmid)
+}

@@ -1,0 +1,152 @@
+//! MEM_RELEASE and MEM_RECLAIM (§7.3), and the bulk releases of VM
+//! teardown.
+
+use alloc::vec::Vec;
+
+use gunyah_rm_abi::RmError;
+
+use super::*;
+use crate::ids;
+use crate::platform::{Platform, Vmid};
+use crate::service::Rm;
+
+impl<P: Platform> Rm<P> {
+    /// Undo `vmid`'s acceptance of parcel `handle` (check done by caller).
+    pub(super) fn drop_acceptance(&mut self, handle: u32, vmid: Vmid) {
+        let p = match self.parcels.parcels.get_mut(&handle) {
+            Some(p) => p,
+            None => return,
+        };
+        let acc = match p.accepted.remove(&vmid) {
+            Some(a) => a,
+            None => return,
+        };
+        let mut ranges = Vec::new();
+        for i in 0..acc.ipas.len().min(p.num_mappings(acc.contiguous)) {
+            let size = if acc.contiguous {
+                p.total_size()
+            } else {
+                p.regions[i].size
+            };
+            ranges.push((acc.ipas[i], size));
+        }
+        if p.accepted.is_empty() {
+            p.state = ParcelState::Sharing;
+        }
+        for (ipa, size) in ranges {
+            if acc.mapped {
+                let _ = self.plat.unmap(vmid, ipa, size);
+            }
+            if let Some(m) = self.mem.get_mut(&vmid) {
+                m.unreserve(ipa, size);
+            }
+        }
+    }
+
+    /// MEM_RELEASE from `caller`.
+    pub fn mem_release(&mut self, caller: Vmid, handle: u32, flags: u8) -> Result<(), RmError> {
+        let p = self.parcels.get(handle).ok_or(RmError::HandleInvalid)?;
+        if flags & !RELEASE_SANITIZE != 0 {
+            return Err(RmError::ArgumentInvalid);
+        }
+        let acl = p.acl_of(caller).ok_or(RmError::HandleInvalid)?;
+        if caller == p.owner {
+            return Err(RmError::Denied);
+        }
+        if !p.accepted.contains_key(&caller) {
+            return Err(RmError::MemReleased);
+        }
+        let sanitize = flags & RELEASE_SANITIZE != 0;
+        if sanitize && (p.mem_type != MemType::Normal || !acl.rights.writable()) {
+            return Err(RmError::ArgumentInvalid);
+        }
+        self.drop_acceptance(handle, caller);
+        if sanitize {
+            if let Some(p) = self.parcels.parcels.get_mut(&handle) {
+                p.sanitize_reclaim = true;
+            }
+        }
+        Ok(())
+    }
+
+    /// MEM_RECLAIM from `caller`.
+    pub fn mem_reclaim(&mut self, caller: Vmid, handle: u32, flags: u8) -> Result<(), RmError> {
+        let p = self.parcels.get(handle).ok_or(RmError::HandleInvalid)?;
+        if p.owner != caller {
+            return Err(RmError::Denied);
+        }
+        if flags & !RELEASE_SANITIZE != 0 {
+            return Err(RmError::ArgumentInvalid);
+        }
+        if p.state == ParcelState::Shared {
+            return Err(RmError::MemInuse);
+        }
+        if flags & RELEASE_SANITIZE != 0 && p.mem_type == MemType::Io {
+            return Err(RmError::ArgumentInvalid);
+        }
+        let zero = p.sanitize_reclaim || flags & RELEASE_SANITIZE != 0;
+        let (trans, kind, regions) = (p.trans, p.kind(), p.regions.clone());
+        if zero {
+            for r in &regions {
+                self.plat.zero(r.pa, r.size);
+            }
+        }
+        if trans != TransType::Share {
+            for (i, r) in regions.iter().enumerate() {
+                if self
+                    .plat
+                    .map(caller, r.owner_ipa, r.pa, r.size, r.owner_rights, kind)
+                    .is_err()
+                {
+                    for u in &regions[..i] {
+                        let _ = self.plat.unmap(caller, u.owner_ipa, u.size);
+                    }
+                    return Err(RmError::MapFailed);
+                }
+            }
+        }
+        for r in &regions {
+            self.parcels.owner_index.remove(&(caller, r.owner_ipa));
+        }
+        self.parcels.remove(handle);
+        Ok(())
+    }
+
+    /// Release every parcel `vmid` has accepted (VM reset), telling owners.
+    pub(crate) fn release_all_accepted(&mut self, vmid: Vmid) {
+        let hs: Vec<(u32, Vmid, u32)> = self
+            .parcels
+            .parcels
+            .values()
+            .filter(|p| p.accepted.contains_key(&vmid))
+            .map(|p| (p.handle, p.owner, p.tag.unwrap_or(0)))
+            .collect();
+        for (h, owner, tag) in hs {
+            self.drop_acceptance(h, vmid);
+            self.notify_owner(ids::NOTIF_MEM_RELEASED, owner, h, vmid, tag);
+        }
+    }
+
+    /// Delete every parcel `vmid` owns (it is going away): acceptors lose
+    /// their mappings and the memory returns to its place.
+    pub(crate) fn revoke_owned_parcels(&mut self, vmid: Vmid) {
+        let hs: Vec<u32> = self
+            .parcels
+            .parcels
+            .values()
+            .filter(|p| p.owner == vmid)
+            .map(|p| p.handle)
+            .collect();
+        for h in hs {
+            let acceptors: Vec<Vmid> = self
+                .parcels
+                .get(h)
+                .map(|p| p.accepted.keys().copied().collect())
+                .unwrap_or_default();
+            for a in acceptors {
+                self.drop_acceptance(h, a);
+            }
+            let _ = self.mem_reclaim(vmid, h, 0);
+        }
+    }
+}
