@@ -203,6 +203,35 @@ impl<P: Platform> Rm<P> {
                     ),
                 });
             }
+            for r in &p.regions {
+                if self.parcels.owner_index.get(&(p.owner, r.owner_ipa))
+                    != Some(&(r.owner_ipa + r.size, p.handle))
+                {
+                    out.push(Violation::BadRecord {
+                        detail: format!(
+                            "parcel {} region {:#x} not indexed",
+                            p.handle, r.owner_ipa
+                        ),
+                    });
+                }
+            }
+            for (&v, acc) in &p.accepted {
+                let reserved = self.mem.get(&v).is_some_and(|m| {
+                    (0..acc.ipas.len()).all(|i| {
+                        let size = if acc.contiguous {
+                            p.total_size()
+                        } else {
+                            p.regions[i].size
+                        };
+                        m.is_reserved(acc.ipas[i], size)
+                    })
+                });
+                if !reserved {
+                    out.push(Violation::BadRecord {
+                        detail: format!("parcel {}: IPAs of VM {v:#x} not reserved", p.handle),
+                    });
+                }
+            }
             // 3. Lent / donated pages are not mapped in their owner.
             if p.trans != TransType::Share {
                 if let Some(runs) = actual.get(&p.owner) {
@@ -286,6 +315,37 @@ impl<P: Platform> Rm<P> {
                         vms: (v, v2),
                     });
                 }
+            }
+        }
+        // Index and counters agree with the parcels; owned IPAs are reserved.
+        let regions: usize = self.parcels.parcels.values().map(|p| p.regions.len()).sum();
+        if regions != self.parcels.owner_index.len() {
+            out.push(Violation::BadRecord {
+                detail: format!(
+                    "{} regions but {} index entries",
+                    regions,
+                    self.parcels.owner_index.len()
+                ),
+            });
+        }
+        for (&vmid, &n) in &self.parcels.counts {
+            let real = self
+                .parcels
+                .parcels
+                .values()
+                .filter(|p| p.owner == vmid)
+                .count();
+            if real != n {
+                out.push(Violation::BadRecord {
+                    detail: format!("VM {vmid:#x} parcel count {n}, real {real}"),
+                });
+            }
+        }
+        for (&vmid, m) in &self.mem {
+            if let Some(o) = m.owned.values().find(|o| !m.is_reserved(o.ipa, o.size)) {
+                out.push(Violation::BadRecord {
+                    detail: format!("VM {vmid:#x}: owned IPA {:#x} not reserved", o.ipa),
+                });
             }
         }
         // 5. Partition pages: in use == tables + RM-held pages.

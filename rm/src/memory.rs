@@ -110,6 +110,21 @@ impl VmMem {
         self.ipa_used.range(ipa..end).next().is_none()
     }
 
+    /// Whether every byte of `[ipa, ipa+size)` is in a reserved range.
+    pub fn is_reserved(&self, ipa: u64, size: u64) -> bool {
+        let Some(end) = ipa.checked_add(size) else {
+            return false;
+        };
+        let mut cur = ipa;
+        while cur < end {
+            match self.ipa_used.range(..=cur).next_back() {
+                Some((_, &e)) if e > cur => cur = e,
+                _ => return false,
+            }
+        }
+        true
+    }
+
     /// Mark `[ipa, ipa+size)` used. The caller checked [`VmMem::ipa_free`].
     pub fn reserve(&mut self, ipa: u64, size: u64) {
         self.ipa_used.insert(ipa, ipa + size);
@@ -237,7 +252,10 @@ mod tests {
         assert!(m.lookup(0x4000, 0x2000).is_none());
         assert!(!m.ipa_free(0x3000, 0x1000));
         assert!(m.ipa_free(0x5000, 0x1000));
+        assert!(m.is_reserved(0x1000, 0x4000));
+        assert!(!m.is_reserved(0x1000, 0x5000));
         m.remove_owned(0x2000, 0x1000);
+        assert!(!m.is_reserved(0x1000, 0x3000));
         assert!(m.lookup(0x2000, 0x1000).is_none());
         assert_eq!(m.lookup(0x3000, 0x1000).unwrap()[0].pa, 0xB000);
         assert!(m.ipa_free(0x2000, 0x1000));
