@@ -20,6 +20,8 @@
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::vec::Vec;
 
+use gunyah_rm_abi::RmError;
+
 use crate::ids;
 use crate::memory::{Origin, OwnedRange, VmMem};
 use crate::memparcel::ParcelDb;
@@ -168,10 +170,16 @@ impl<P: Platform> Rm<P> {
     pub fn drain_outgoing(&mut self) -> Vec<(Vmid, Vec<u8>)> {
         let mut v = Vec::new();
         for o in self.out.drain() {
-            if let Some(pk) = rpc::fragment(o.msg_type, o.seq, o.msg_id, &o.payload) {
-                for p in pk {
-                    v.push((o.to, p));
-                }
+            let pk = rpc::fragment(o.msg_type, o.seq, o.msg_id, &o.payload).or_else(|| {
+                // A reply too large for 63 fragments becomes NORESOURCE so
+                // the caller is never left waiting.
+                (o.msg_type == rpc::TYPE_REPLY).then(|| {
+                    let err = RmError::NoResource.code().to_le_bytes();
+                    rpc::fragment(o.msg_type, o.seq, o.msg_id, &err).unwrap_or_default()
+                })
+            });
+            for p in pk.unwrap_or_default() {
+                v.push((o.to, p));
             }
         }
         v
@@ -241,5 +249,23 @@ impl<P: Platform> Rm<P> {
         let c = self.next_cap;
         self.next_cap += 1;
         c
+    }
+}
+
+#[cfg(all(test, feature = "std"))]
+mod tests {
+    #[test]
+    fn an_oversized_reply_becomes_noresource() {
+        let mut rm = crate::sim::default_rm();
+        // 20000 bytes need more than 63 fragments.
+        let mut payload = 0u32.to_le_bytes().to_vec();
+        payload.resize(20_000, 0xAB);
+        rm.reply(3, 0x77, 0x5600_0020, payload);
+        let out = rm.drain_outgoing();
+        // One 12-byte standard reply: header (reply, seq 0x77, msg_id), NORESOURCE (2).
+        assert_eq!(
+            out,
+            vec![(3, vec![0x21, 0x02, 0x77, 0, 0x20, 0, 0, 0x56, 2, 0, 0, 0])]
+        );
     }
 }

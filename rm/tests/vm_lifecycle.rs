@@ -383,3 +383,51 @@ fn image_parcel_must_be_lent_to_the_vm_alone() {
     h.ok(HLOS, VM_RESET, &vmid_pad(VM));
     h.ok(HLOS, VM_DEALLOC, &vmid_pad(VM));
 }
+
+#[test]
+fn too_many_vcpus_fail_init() {
+    let mut h = H::new();
+    h.ok(HLOS, VM_ALLOC, &vmid_pad(0));
+    let dtb = tiny_dtb(300);
+    assert!(h.rm.platform_mut().write(IMG_PA, &dtb));
+    let img = h
+        .ok(
+            HLOS,
+            MEM_LEND,
+            &create(0, 0, 0, &[(VM, 7)], &[(IMG_PA, MIB2)]),
+        )
+        .u32_at(0);
+    h.ok(
+        HLOS,
+        VM_CONFIG_IMAGE,
+        &config_image(VM, 0, img, (0, 0), (0, dtb.len() as u64)),
+    );
+    // 300 vCPUs is more than the RM creates (256): NORESOURCE, INIT_FAILED.
+    let c = h.call(HLOS, VM_INIT, &vmid_pad(VM));
+    assert_eq!(c.err, NORESOURCE);
+    assert_eq!(
+        c.notifs(),
+        vec![(HLOS, N_VM_STATUS, vm_status(VM, 8, 0, 0))]
+    );
+    // 256 is fine, and VM_GET_HYP_RESOURCES still fits one (fragmented) reply.
+    h.ok(HLOS, MEM_RECLAIM, &handle_flags(img, 0));
+    h.ok(HLOS, VM_RESET, &vmid_pad(VM));
+    let dtb = tiny_dtb(256);
+    assert!(h.rm.platform_mut().write(IMG_PA, &dtb));
+    let img = h
+        .ok(
+            HLOS,
+            MEM_LEND,
+            &create(0, 0, 0, &[(VM, 7)], &[(IMG_PA, MIB2)]),
+        )
+        .u32_at(0);
+    h.ok(
+        HLOS,
+        VM_CONFIG_IMAGE,
+        &config_image(VM, 0, img, (0, 0), (0, dtb.len() as u64)),
+    );
+    h.ok(HLOS, VM_INIT, &vmid_pad(VM));
+    let c = h.ok(HLOS, VM_GET_HYP_RESOURCES, &vmid_pad(VM));
+    assert_eq!(c.u32_at(0), 258);
+    assert_eq!(c.data.len(), 4 + 258 * 44);
+}

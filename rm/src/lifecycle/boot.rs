@@ -143,6 +143,11 @@ impl<P: Platform> Rm<P> {
                 (n > 0).then_some(n)
             })
             .unwrap_or(vm.vcpus.max(1));
+        if vcpus > MAX_VCPUS {
+            // More vCPUs than the RM will create: initialisation fails.
+            self.set_state(vmid, VmState::InitFailed);
+            return Err(RmError::NoResource);
+        }
         let mut res = Vec::new();
         for (rtype, virq) in [(RES_MSG_QUEUE_SEND, 0x40u32), (RES_MSG_QUEUE_RECV, 0x41)] {
             res.push(HypResource {

@@ -26,6 +26,9 @@ pub const RES_MSG_QUEUE_RECV: u8 = 3;
 pub const RES_VIRTUAL_CPU: u8 = 4;
 /// exit_type of a forced VM_STOP.
 pub const EXIT_VM_STOP_FORCED: u16 = 7;
+/// Most vCPUs the RM creates for one VM (keeps VM_GET_HYP_RESOURCES within
+/// one message).
+pub const MAX_VCPUS: u32 = 256;
 /// Address layout range: image.
 pub const LAYOUT_IMAGE: u32 = 0;
 /// Address layout range: firmware.
