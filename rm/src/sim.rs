@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 
 use gunyah_stage2::host::{HostArena, SharedArena};
 use gunyah_stage2::{
-    AddressSpace, Attrs, MapFlags, MemAttr, PaRange, S2Ap, Stage2Config, TlbMaintenance,
+    AddressSpace, Attrs, MapFlags, MemAttr, PaRange, S2Ap, Stage2Config, TableMemory,
+    TlbMaintenance,
 };
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -164,7 +165,73 @@ impl TlbMaintenance for SimTlb {
 }
 
 /// One VM's real stage-2 tables, with table pages from the partition.
-pub type SimSpace = AddressSpace<SharedArena, SimTlb>;
+pub type SimSpace = AddressSpace<PartitionTables, SimTlb>;
+
+/// Table memory for the simulated VMs: table pages are allocated from the
+/// shared partition arena under its lock, while descriptor reads and writes
+/// go straight to the arena's memory block (locking per descriptor access
+/// cost more than the table walks themselves).
+#[derive(Clone)]
+pub struct PartitionTables {
+    arena: SharedArena,
+    base_pa: u64,
+    base_ptr: *mut u8,
+    len: u64,
+}
+
+// SAFETY: `base_ptr` points into the arena's memory block, which is a
+// separate heap allocation owned by the `HostArena` behind `arena`'s `Arc`;
+// it never moves and lives as long as any clone of `arena` (this struct holds
+// one). Each table page is used by exactly one address space, whose
+// operations take `&mut self`, so sending or sharing the pointer across
+// threads creates no aliasing beyond what the page ownership already rules out.
+unsafe impl Send for PartitionTables {}
+// SAFETY: as for `Send`; `&PartitionTables` only computes addresses.
+unsafe impl Sync for PartitionTables {}
+
+impl PartitionTables {
+    fn new(arena: SharedArena) -> Option<PartitionTables> {
+        let (base_pa, len, base_ptr) = {
+            let a = arena.lock();
+            (
+                a.base_pa(),
+                a.capacity() as u64 * PAGE_SIZE,
+                a.page_ptr(a.base_pa())?,
+            )
+        };
+        Some(PartitionTables {
+            arena,
+            base_pa,
+            base_ptr,
+            len,
+        })
+    }
+}
+
+// SAFETY: allocation and freeing are delegated to the `HostArena`, which
+// hands out zeroed, aligned, exclusively owned pages; `table_ptr` returns the
+// address of that page inside the arena block (valid while the page stays
+// allocated, see the `Send` justification), which is what `page_ptr` returns.
+unsafe impl TableMemory for PartitionTables {
+    fn alloc_table(&mut self) -> Option<u64> {
+        self.arena.lock().alloc_table()
+    }
+    fn free_table(&mut self, pa: u64) {
+        self.arena.lock().free_table(pa)
+    }
+    fn table_ptr(&self, pa: u64) -> *mut u64 {
+        let off = pa.wrapping_sub(self.base_pa);
+        assert!(off < self.len, "table page {pa:#x} outside the partition");
+        // SAFETY: `off` is inside the arena block (checked above).
+        unsafe { self.base_ptr.add((off & !(PAGE_SIZE - 1)) as usize).cast() }
+    }
+    fn alloc_root(&mut self, count: usize) -> Option<u64> {
+        self.arena.lock().alloc_root(count)
+    }
+    fn free_root(&mut self, pa: u64, count: usize) {
+        self.arena.lock().free_root(pa, count)
+    }
+}
 
 fn attrs_of(rights: Rights, kind: MemKind) -> Attrs {
     let s2ap = match (rights.readable(), rights.writable()) {
@@ -289,7 +356,8 @@ impl AddressSpaces for SimPlatform {
             return Err(PlatformError::SpaceExists);
         }
         let cfg = Stage2Config::new(self.cfg.ipa_bits, PaRange::Bits40, vmid);
-        let s = AddressSpace::new(self.partition.clone(), SimTlb::default(), cfg).map_err(perr)?;
+        let mem = PartitionTables::new(self.partition.clone()).ok_or(PlatformError::NoMemory)?;
+        let s = AddressSpace::new(mem, SimTlb::default(), cfg).map_err(perr)?;
         self.spaces.insert(vmid, s);
         Ok(())
     }
