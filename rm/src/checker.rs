@@ -246,36 +246,36 @@ impl<P: Platform> Rm<P> {
                 }
             }
         }
-        let covered = |list: &[(u64, u64, Vmid)], vmid: Vmid, lo: u64, hi: u64| -> bool {
-            // Is [lo, hi) covered by the union of `vmid`'s intervals in `list`?
-            let mut iv: Vec<(u64, u64)> = list
-                .iter()
-                .filter(|x| x.2 == vmid && x.0 < hi && lo < x.1)
-                .map(|x| (x.0, x.1))
-                .collect();
+        // Per VM, the PA intervals it owns or accepted, merged and sorted.
+        let mut rights_by_vm: BTreeMap<Vmid, Vec<(u64, u64)>> = BTreeMap::new();
+        for &(lo, hi, v) in owned.iter().chain(accepted.iter()) {
+            rights_by_vm.entry(v).or_default().push((lo, hi));
+        }
+        for iv in rights_by_vm.values_mut() {
             iv.sort();
-            let mut cur = lo;
-            for (a, b) in iv {
-                if a > cur {
-                    return false;
+            let mut merged: Vec<(u64, u64)> = Vec::with_capacity(iv.len());
+            for &(lo, hi) in iv.iter() {
+                match merged.last_mut() {
+                    Some(l) if lo <= l.1 => l.1 = l.1.max(hi),
+                    _ => merged.push((lo, hi)),
                 }
-                cur = cur.max(b);
             }
-            cur >= hi
+            *iv = merged;
+        }
+        let covered = |vmid: Vmid, lo: u64, hi: u64| -> bool {
+            let Some(iv) = rights_by_vm.get(&vmid) else {
+                return false;
+            };
+            // The merged interval starting at or before `lo` must reach `hi`.
+            let i = iv.partition_point(|x| x.0 <= lo);
+            i > 0 && iv[i - 1].1 >= hi
         };
         // Every mapped PA is owned or accepted by the VM mapping it.
         let mut writers: Vec<(u64, u64, Vmid)> = Vec::new();
         for (&vmid, runs) in &actual {
             for r in runs {
                 let (lo, hi) = (r.1, r.1 + r.2);
-                let mut both: Vec<(u64, u64, Vmid)> = owned
-                    .iter()
-                    .chain(accepted.iter())
-                    .copied()
-                    .filter(|x| x.2 == vmid)
-                    .collect();
-                both.sort();
-                if !covered(&both, vmid, lo, hi) {
+                if !covered(vmid, lo, hi) {
                     out.push(Violation::NotOwnedNorAccepted { vmid, pa: lo });
                 }
                 if r.3.writable() {
