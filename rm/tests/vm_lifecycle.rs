@@ -431,3 +431,79 @@ fn too_many_vcpus_fail_init() {
     assert_eq!(c.u32_at(0), 258);
     assert_eq!(c.data.len(), 4 + 258 * 44);
 }
+
+#[test]
+fn start_accepts_private_parcels() {
+    let mut h = H::new();
+    let img = configured(&mut h);
+    // Private: lent to the VM alone, RWX, NORMAL, label 0 → accepted at start.
+    let private = h
+        .ok(
+            HLOS,
+            MEM_LEND,
+            &create(0, 0, 0, &[(VM, 7)], &[(0x5400_0000, MIB2)]),
+        )
+        .u32_at(0);
+    // Donated the same way → ownership moves to the VM at start.
+    let donated = h
+        .ok(
+            HLOS,
+            MEM_DONATE,
+            &create(0, 0, 0, &[(VM, 7)], &[(0x5600_0000, 0x1000)]),
+        )
+        .u32_at(0);
+    // Not private: a label, or less than RWX → left for the guest to accept.
+    let labelled = h
+        .ok(
+            HLOS,
+            MEM_LEND,
+            &create(0, 0, 9, &[(VM, 7)], &[(0x5800_0000, 0x1000)]),
+        )
+        .u32_at(0);
+    let ro = h
+        .ok(
+            HLOS,
+            MEM_LEND,
+            &create(0, 0, 0, &[(VM, 5)], &[(0x5900_0000, 0x1000)]),
+        )
+        .u32_at(0);
+    h.ok(HLOS, VM_INIT, &vmid_pad(VM));
+    h.ok(HLOS, VM_START, &vmid_pad(VM));
+    let p = h.rm.parcels();
+    assert!(p.get(img).unwrap().accepted[&VM].mapped);
+    let acc = &p.get(private).unwrap().accepted[&VM];
+    assert!(acc.mapped);
+    // RM-chosen IPA for a 2 MiB parcel is 2 MiB aligned.
+    assert_eq!(acc.ipas[0] % MIB2, 0);
+    assert_eq!(
+        h.rm.platform().query(VM, acc.ipas[0]).map(|l| l.pa),
+        Some(0x5400_0000)
+    );
+    assert!(p.get(donated).is_none());
+    let owned =
+        h.rm.vm_mem(VM)
+            .unwrap()
+            .owned
+            .values()
+            .find(|o| o.pa == 0x5600_0000)
+            .copied();
+    assert!(owned.is_some());
+    assert!(p.get(labelled).unwrap().accepted.is_empty());
+    assert!(p.get(ro).unwrap().accepted.is_empty());
+    // The private parcel cannot be reclaimed while the VM holds it.
+    h.call_fails(HLOS, MEM_RECLAIM, &handle_flags(private, 0), MEM_INUSE);
+    // Teardown: reset releases image and private parcels; the donated page
+    // goes back to HLOS when the VM's memory is destroyed.
+    h.ok(HLOS, VM_STOP, &stop(VM, 1, 0));
+    let c = h.ok(HLOS, VM_RESET, &vmid_pad(VM));
+    let released = c.notifs().iter().filter(|n| n.1 == N_MEM_RELEASED).count();
+    assert_eq!(released, 2);
+    assert_eq!(
+        h.rm.platform().query(HLOS, 0x5600_0000).map(|l| l.pa),
+        Some(0x5600_0000)
+    );
+    for hd in [img, private, labelled, ro] {
+        h.ok(HLOS, MEM_RECLAIM, &handle_flags(hd, 0));
+    }
+    h.ok(HLOS, VM_DEALLOC, &vmid_pad(VM));
+}
