@@ -2,9 +2,29 @@
 //!
 //! `no_std` + `alloc`; the `std` feature adds the host simulator and tools.
 //!
+//! The RM speaks Gunyah's RM RPC ([`rpc`], [`dispatch`]), keeps the VM table
+//! and its state machine ([`vm`], [`lifecycle`]), the memory each VM owns
+//! ([`memory`]) and the memparcel database ([`memparcel`]), and changes
+//! stage 2 only through the platform seams ([`platform`]). [`checker`]
+//! compares the real tables with those records; [`snapshot`] dumps all
+//! state. [`sim`] (feature `std`) is the host platform over the real
+//! `gunyah-stage2` tables.
+//!
 //! Transport-facing API: [`Rm::packet_from`] feeds one message-queue message
-//! from a VM, [`Rm::drain_outgoing`] yields `(to_vmid, packet)` pairs,
-//! [`Rm::vm_exists`] tells a transport whether a VMID may connect.
+//! from a VM, [`Rm::drain_outgoing`] yields `(to_vmid, packet)` pairs in the
+//! order the RM produced them, [`Rm::vm_exists`] tells a transport whether a
+//! VMID may connect, [`Rm::client_disconnected`] drops a partial message.
+//!
+//! ```
+//! # #[cfg(feature = "std")] {
+//! let mut rm = gunyah_rm::sim::default_rm();
+//! // VM_GET_VMID (0x56000024) from HLOS (VMID 3): api 0x21, request, seq 1.
+//! rm.packet_from(3, &[0x21, 0x01, 0x01, 0x00, 0x24, 0x00, 0x00, 0x56]);
+//! // The reply echoes seq and msg_id: OK (0), then VMID 3.
+//! let reply = vec![0x21, 0x02, 0x01, 0x00, 0x24, 0x00, 0x00, 0x56, 0, 0, 0, 0, 3, 0, 0, 0];
+//! assert_eq!(rm.drain_outgoing(), vec![(3, reply)]);
+//! # }
+//! ```
 #![cfg_attr(not(feature = "std"), no_std)]
 #![warn(missing_docs)]
 
