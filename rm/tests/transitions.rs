@@ -600,3 +600,48 @@ fn donate_walk() {
         Some(PAGE)
     );
 }
+
+#[test]
+fn donation_chain_returns_to_the_first_donor() {
+    let mut h = setup();
+    let d1 = h
+        .ok(
+            OWNER,
+            MEM_DONATE,
+            &create(0, 0, 0, &[(ACC, 7)], &[(PAGE, P)]),
+        )
+        .u32_at(0);
+    h.ok(
+        ACC,
+        MEM_ACCEPT,
+        &acc_req(d1, 0, DONE, 0, &[], &[(ACC_IPA, P)]),
+    );
+    // ACC passes the page on to the stranger.
+    let d2 = h
+        .ok(
+            ACC,
+            MEM_DONATE,
+            &create(0, 0, 0, &[(STR, 7)], &[(ACC_IPA, P)]),
+        )
+        .u32_at(0);
+    assert_eq!(
+        state(&h, d2),
+        (None, None, None, Some(ParcelState::Sharing))
+    );
+    h.ok(
+        STR,
+        MEM_ACCEPT,
+        &acc_req(d2, 0, DONE, 0, &[], &[(0x3_0000_0000, P)]),
+    );
+    assert_eq!(state(&h, d2), (None, None, Some(Rights::RWX), None));
+    // When the stranger goes away the page returns to HLOS, where it began.
+    h.ok(HLOS, VM_DEALLOC, &vmid_pad(STR));
+    assert_eq!(mapped_anywhere(&h, OWNER, PAGE), Some(Rights::RWX));
+    assert_eq!(
+        h.rm.platform()
+            .query(OWNER, PAGE)
+            .map(|l| l.pa + (PAGE - l.ipa)),
+        Some(PAGE)
+    );
+    assert_eq!(mapped_anywhere(&h, ACC, PAGE), None);
+}

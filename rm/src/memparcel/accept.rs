@@ -214,24 +214,48 @@ impl<P: Platform> Rm<P> {
         let rights = p.acl_of(to).map_or(Rights::RWX, |a| a.rights);
         for (i, r) in p.regions.iter().enumerate() {
             self.parcels.owner_index.remove(&(p.owner, r.owner_ipa));
+            // Provenance travels with the pages: partition pages stay
+            // partition pages, donated pages keep their first donor, and the
+            // donor's own (boot) memory records the donor to return it to.
+            let (lo, hi) = (r.owner_ipa, r.owner_ipa + r.size);
+            let pieces: Vec<(u64, u64, Origin)> = self
+                .mem
+                .get(&p.owner)
+                .map(|m| {
+                    m.owned
+                        .range(..hi)
+                        .filter(|(_, o)| o.ipa + o.size > lo)
+                        .map(|(_, o)| {
+                            let (s, e) = (o.ipa.max(lo), (o.ipa + o.size).min(hi));
+                            let origin = match o.origin {
+                                Origin::Boot => Origin::Donated {
+                                    from: p.owner,
+                                    ipa: s,
+                                    rights: o.rights,
+                                },
+                                other => other,
+                            };
+                            (s - lo, e - s, origin)
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
             if let Some(m) = self.mem.get_mut(&p.owner) {
                 m.remove_owned(r.owner_ipa, r.size);
             }
             let ipa = p.acceptor_ipa(acc, i);
             if let Some(m) = self.mem.get_mut(&to) {
                 m.unreserve(ipa, r.size);
-                m.add_owned(OwnedRange {
-                    ipa,
-                    pa: r.pa,
-                    size: r.size,
-                    rights,
-                    kind: p.kind(),
-                    origin: Origin::Donated {
-                        from: p.owner,
-                        ipa: r.owner_ipa,
-                        rights: r.owner_rights,
-                    },
-                });
+                for (off, len, origin) in pieces {
+                    m.add_owned(OwnedRange {
+                        ipa: ipa + off,
+                        pa: r.pa + off,
+                        size: len,
+                        rights,
+                        kind: p.kind(),
+                        origin,
+                    });
+                }
             }
         }
     }
