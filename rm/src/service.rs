@@ -41,6 +41,9 @@ pub struct RmConfig {
     pub ipa_alloc_end: u64,
     /// HLOS RAM mapped at boot: (IPA, PA, size), owned by HLOS.
     pub hlos_ram: Option<(u64, u64, u64)>,
+    /// HLOS device (IO) memory mapped at boot: (IPA, PA, size), owned by
+    /// HLOS, so it can lend and share IO parcels.
+    pub hlos_mmio: Option<(u64, u64, u64)>,
 }
 
 impl Default for RmConfig {
@@ -50,6 +53,7 @@ impl Default for RmConfig {
             ipa_alloc_base: 0x1_0000_0000,
             ipa_alloc_end: 0x100_0000_0000,
             hlos_ram: Some((0x4000_0000, 0x4000_0000, 0x4000_0000)),
+            hlos_mmio: None,
         }
     }
 }
@@ -80,16 +84,22 @@ impl<P: Platform> Rm<P> {
         vms.vms.insert(VMID_HLOS, hlos);
         plat.create_space(VMID_HLOS)?;
         let mut m = VmMem::default();
-        if let Some((ipa, pa, size)) = cfg.hlos_ram {
-            plat.map(VMID_HLOS, ipa, pa, size, Rights::RWX, MemKind::Normal)?;
-            m.add_owned(OwnedRange {
-                ipa,
-                pa,
-                size,
-                rights: Rights::RWX,
-                kind: MemKind::Normal,
-                origin: Origin::Boot,
-            });
+        let boot = [
+            (cfg.hlos_ram, Rights::RWX, MemKind::Normal),
+            (cfg.hlos_mmio, Rights::RW, MemKind::Device),
+        ];
+        for (range, rights, kind) in boot {
+            if let Some((ipa, pa, size)) = range {
+                plat.map(VMID_HLOS, ipa, pa, size, rights, kind)?;
+                m.add_owned(OwnedRange {
+                    ipa,
+                    pa,
+                    size,
+                    rights,
+                    kind,
+                    origin: Origin::Boot,
+                });
+            }
         }
         let mut mem = BTreeMap::new();
         mem.insert(VMID_HLOS, m);

@@ -530,3 +530,117 @@ fn per_vm_parcel_limit() {
         &create(0, 0, 0, &[(VM, 6)], &[(BASE + 2 * P, P)]),
     );
 }
+
+const MMIO: u64 = 0x0A00_0000;
+
+/// HLOS with 2 MiB of device memory at 0x0A000000 (QEMU virt's virtio-mmio area).
+fn with_mmio() -> H {
+    let cfg = RmConfig {
+        hlos_mmio: Some((MMIO, MMIO, MIB2)),
+        ..RmConfig::default()
+    };
+    let mut h = H {
+        rm: sim_rm(SimConfig::default(), cfg),
+        seq: 0,
+    };
+    h.check();
+    h.ok(HLOS, VM_ALLOC, &vmid_pad(0));
+    h
+}
+
+#[test]
+fn io_parcels() {
+    let mut h = with_mmio();
+    let dev = [(MMIO, P)];
+    let with_attrs = |mem_type: u8, a: &[(u16, u8)], s: &[(u64, u64)], at: &[(u16, u16)]| {
+        let mut v = vec![mem_type, 0, 0, 0, 0, 0, 0, 0];
+        v.extend(acl(a));
+        v.extend(sgl(s));
+        v.extend(attrs(at));
+        v
+    };
+    // Device memory is IO: a NORMAL parcel over it, or a NORMAL attr, fails.
+    h.call_fails(
+        HLOS,
+        MEM_LEND,
+        &create(0, 0, 0, &[(VM, 6)], &dev),
+        MEM_INVALID,
+    );
+    h.call_fails(
+        HLOS,
+        MEM_LEND,
+        &with_attrs(1, &[(VM, 6)], &dev, &[(0, VM)]),
+        ARGUMENT_INVALID,
+    );
+    // IO may not be executable or sanitized; a donation's rights must be
+    // exactly the maximum, RW for IO (wrong rights → DENIED).
+    h.call_fails(
+        HLOS,
+        MEM_LEND,
+        &create(1, 0, 0, &[(VM, 7)], &dev),
+        ARGUMENT_INVALID,
+    );
+    h.call_fails(
+        HLOS,
+        MEM_LEND,
+        &create(1, 1, 0, &[(VM, 6)], &dev),
+        ARGUMENT_INVALID,
+    );
+    h.call_fails(
+        HLOS,
+        MEM_DONATE,
+        &create(1, 0, 0, &[(VM, 7)], &dev),
+        DENIED,
+    );
+    let hd = h
+        .ok(HLOS, MEM_LEND, &with_attrs(1, &[(VM, 6)], &dev, &[(1, VM)]))
+        .u32_at(0);
+    // Accept: no MAP_CONTIGUOUS, no SANITIZE on IO.
+    h.call_fails(
+        VM,
+        MEM_ACCEPT,
+        &accept(hd, 1, 1, 0x80 | 0x10, 0, &[], &[], &[]),
+        ARGUMENT_INVALID,
+    );
+    h.call_fails(
+        VM,
+        MEM_ACCEPT,
+        &accept(hd, 1, 1, 0x80 | 0x20, 0, &[], &[], &[]),
+        ARGUMENT_INVALID,
+    );
+    // VALIDATE_ACL_ATTR with the DEVICE attr.
+    let c = h.ok(
+        VM,
+        MEM_ACCEPT,
+        &accept(hd, 1, 1, 0x80 | 0x02, 0, &[(VM, 6)], &[], &[(1, VM)]),
+    );
+    let ipa = u64::from_le_bytes(c.data[4..12].try_into().unwrap());
+    let l = h.rm.platform().query(VM, ipa).unwrap();
+    assert_eq!(
+        (l.pa, l.rights, l.kind),
+        (MMIO, Rights::RW, gunyah_rm::MemKind::Device)
+    );
+    assert_eq!(h.rm.platform().query(HLOS, MMIO), None);
+    h.call_fails(VM, MEM_RELEASE, &handle_flags(hd, 1), ARGUMENT_INVALID);
+    h.ok(VM, MEM_RELEASE, &handle_flags(hd, 0));
+    h.call_fails(HLOS, MEM_RECLAIM, &handle_flags(hd, 1), ARGUMENT_INVALID);
+    h.ok(HLOS, MEM_RECLAIM, &handle_flags(hd, 0));
+    let l = h.rm.platform().query(HLOS, MMIO).unwrap();
+    assert_eq!((l.rights, l.kind), (Rights::RW, gunyah_rm::MemKind::Device));
+    // A donation of IO memory needs RW (the maximum for IO).
+    let d = h
+        .ok(HLOS, MEM_DONATE, &create(1, 0, 0, &[(VM, 6)], &dev))
+        .u32_at(0);
+    h.ok(
+        VM,
+        MEM_ACCEPT,
+        &accept(d, 1, 0, 0x80, 0, &[], &[(0x2_0000_0000, P)], &[]),
+    );
+    assert!(h.rm.parcels().get(d).is_none());
+    // The VM goes away: the device page returns to HLOS.
+    h.ok(HLOS, VM_DEALLOC, &vmid_pad(VM));
+    assert_eq!(
+        h.rm.platform().query(HLOS, MMIO).map(|l| l.kind),
+        Some(gunyah_rm::MemKind::Device)
+    );
+}
