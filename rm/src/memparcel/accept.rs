@@ -210,7 +210,12 @@ impl<P: Platform> Rm<P> {
             Some(p) => p,
             None => return,
         };
-        let acc = &p.accepted[&to];
+        let Some(acc) = p.accepted.get(&to).cloned() else {
+            // Only called right after `to`'s acceptance was recorded.
+            self.parcels.insert(p);
+            return;
+        };
+        let acc = &acc;
         let rights = p.acl_of(to).map_or(Rights::RWX, |a| a.rights);
         for (i, r) in p.regions.iter().enumerate() {
             self.parcels.owner_index.remove(&(p.owner, r.owner_ipa));
