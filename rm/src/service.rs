@@ -195,6 +195,11 @@ impl<P: Platform> Rm<P> {
         v
     }
 
+    /// Notifications dropped so far because a VM's queue held 256.
+    pub fn notifications_dropped(&self) -> u64 {
+        self.out.dropped
+    }
+
     /// Forget a client's partial message (it disconnected).
     pub fn client_disconnected(&mut self, vmid: Vmid) {
         self.rx.remove(&vmid);

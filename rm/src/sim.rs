@@ -38,7 +38,7 @@ impl Default for SimConfig {
     }
 }
 
-/// One 4 KiB page of simulated memory, u64-aligned so it can hold tables.
+/// The contents of one 4 KiB page of simulated memory.
 pub type PageBuf = [u64; 512];
 
 /// The simulated physical memory.

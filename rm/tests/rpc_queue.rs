@@ -35,6 +35,7 @@ fn notification_queue_is_bounded_per_vm() {
     }
     // Only the newest 256 notifications survive, in order.
     assert_eq!(recalls.len(), 256);
+    assert_eq!(rm.notifications_dropped(), 44);
     for w in recalls.windows(2) {
         assert_eq!(w[1].seq, w[0].seq.wrapping_add(1));
     }
