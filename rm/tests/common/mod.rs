@@ -197,6 +197,27 @@ impl H {
         }
         let out = decode_outgoing(self.rm.drain_outgoing());
         self.check();
+        // Everything the RM sends must decode with the abi crate's
+        // independent implementation of the wire format.
+        for m in &out {
+            let id = gunyah_rm_abi::MsgId(m.msg_id);
+            if m.msg_type == 2 {
+                let r = gunyah_rm_abi::Reply::decode_detailed(id, &m.payload);
+                assert!(
+                    r.is_ok(),
+                    "reply to {:#x} does not decode: {r:?} {:02x?}",
+                    m.msg_id,
+                    m.payload
+                );
+            } else {
+                let n = gunyah_rm_abi::Notification::decode_detailed(id, &m.payload);
+                assert!(
+                    matches!(n, Ok(ref x) if !matches!(x, gunyah_rm_abi::Notification::Other { .. })),
+                    "notification {:#x} does not decode: {n:?}",
+                    m.msg_id
+                );
+            }
+        }
         out
     }
 
