@@ -131,6 +131,33 @@ pub trait AddressSpaces {
         size: u64,
         rights: Rights,
     ) -> Result<(), PlatformError>;
+    /// Make the page at `ipa` map `pa` with `rights`/`kind`, whatever it
+    /// mapped before (the copy-on-write step): an enclosing block is split
+    /// so the rest of it keeps its mapping, and the old entry is replaced
+    /// break-before-make. All or nothing. Returns the old leaf, if any.
+    ///
+    /// The default does it with `unmap` + `map` and puts the old page back if
+    /// the map fails; platforms with a single-entry replace override it.
+    fn replace_page(
+        &mut self,
+        vmid: Vmid,
+        ipa: u64,
+        pa: u64,
+        rights: Rights,
+        kind: MemKind,
+    ) -> Result<Option<Leaf>, PlatformError> {
+        let old = self.query(vmid, ipa);
+        if old.is_some() {
+            self.unmap(vmid, ipa, PAGE_SIZE)?;
+        }
+        if let Err(e) = self.map(vmid, ipa, pa, PAGE_SIZE, rights, kind) {
+            if let Some(o) = old {
+                let _ = self.map(vmid, ipa, o.pa + (ipa - o.ipa), PAGE_SIZE, o.rights, o.kind);
+            }
+            return Err(e);
+        }
+        Ok(old)
+    }
     /// The leaf translating `ipa`, if any.
     fn query(&self, vmid: Vmid, ipa: u64) -> Option<Leaf>;
     /// Call `f` for every leaf of `vmid`'s tables, in IPA order.

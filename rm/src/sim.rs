@@ -420,6 +420,22 @@ impl AddressSpaces for SimPlatform {
         })
         .map_err(perr)
     }
+    fn replace_page(
+        &mut self,
+        vmid: Vmid,
+        ipa: u64,
+        pa: u64,
+        rights: Rights,
+        kind: MemKind,
+    ) -> Result<Option<Leaf>, PlatformError> {
+        let s = self
+            .spaces
+            .get_mut(&vmid)
+            .ok_or(PlatformError::NoSuchSpace)?;
+        s.replace_page(ipa, pa, attrs_of(rights, kind))
+            .map(|old| old.map(|l| leaf_of(&l)))
+            .map_err(perr)
+    }
     fn query(&self, vmid: Vmid, ipa: u64) -> Option<Leaf> {
         self.spaces.get(&vmid)?.query(ipa).map(|l| leaf_of(&l))
     }

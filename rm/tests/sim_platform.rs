@@ -1,0 +1,168 @@
+//! The simulator's platform seams over the real stage-2 tables: the
+//! single-page replace (the copy-on-write step) and partition accounting.
+
+use gunyah_rm::platform::{AddressSpaces, MemKind, PhysMem, Rights};
+use gunyah_rm::sim::{SimConfig, SimPlatform};
+
+const VM: u16 = 5;
+
+#[test]
+fn replace_page_splits_a_block_and_keeps_the_rest() {
+    let mut p = SimPlatform::new(SimConfig::default());
+    p.create_space(VM).unwrap();
+    // A 2 MiB read-only mapping: one level-2 block.
+    p.map(
+        VM,
+        0x4000_0000,
+        0x4020_0000,
+        0x20_0000,
+        Rights::R,
+        MemKind::Normal,
+    )
+    .unwrap();
+    assert_eq!(p.query(VM, 0x4000_3000).unwrap().size, 0x20_0000);
+    let tables = p.partition_usage().tables;
+    // Replace page 3 with a private RW page from the partition.
+    let private = p.alloc_page().unwrap();
+    let old = p
+        .replace_page(VM, 0x4000_3000, private, Rights::RW, MemKind::Normal)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (old.ipa, old.pa, old.size),
+        (0x4000_0000, 0x4020_0000, 0x20_0000)
+    );
+    let l = p.query(VM, 0x4000_3000).unwrap();
+    assert_eq!((l.pa, l.size, l.rights), (private, 0x1000, Rights::RW));
+    // Neighbours keep the original mapping, now as pages.
+    let n = p.query(VM, 0x4000_4000).unwrap();
+    assert_eq!((n.pa, n.size, n.rights), (0x4020_4000, 0x1000, Rights::R));
+    assert_eq!(p.query(VM, 0x4000_2000).unwrap().pa, 0x4020_2000);
+    // The split took one table page from the partition.
+    assert_eq!(p.partition_usage().tables, tables + 1);
+    // Replacing an unmapped page maps it.
+    assert_eq!(
+        p.replace_page(VM, 0x5000_0000, private, Rights::R, MemKind::Normal)
+            .unwrap(),
+        None
+    );
+    // Destroying the space returns every table page.
+    p.destroy_space(VM).unwrap();
+    p.free_page(private);
+    let u = p.partition_usage();
+    assert_eq!((u.total - u.free, u.tables), (0, 0));
+}
+
+#[test]
+fn map_refuses_overlap_and_unmap_refuses_holes() {
+    let mut p = SimPlatform::new(SimConfig::default());
+    p.create_space(VM).unwrap();
+    p.map(
+        VM,
+        0x4000_0000,
+        0x4000_0000,
+        0x2000,
+        Rights::RW,
+        MemKind::Normal,
+    )
+    .unwrap();
+    let before = p.partition_usage();
+    assert!(p
+        .map(
+            VM,
+            0x4000_1000,
+            0x4100_0000,
+            0x2000,
+            Rights::RW,
+            MemKind::Normal
+        )
+        .is_err());
+    assert!(p.unmap(VM, 0x4000_1000, 0x2000).is_err());
+    assert!(p.protect(VM, 0x4000_1000, 0x2000, Rights::R).is_err());
+    // Nothing changed.
+    assert_eq!(p.partition_usage(), before);
+    assert_eq!(p.query(VM, 0x4000_1000).unwrap().rights, Rights::RW);
+    assert!(p.query(VM, 0x4000_2000).is_none());
+    assert!(p.create_space(VM).is_err());
+}
+
+/// A platform using the trait's default `replace_page` (unmap + map).
+struct NoReplace(SimPlatform);
+
+impl AddressSpaces for NoReplace {
+    fn create_space(&mut self, v: u16) -> Result<(), gunyah_rm::PlatformError> {
+        self.0.create_space(v)
+    }
+    fn destroy_space(&mut self, v: u16) -> Result<(), gunyah_rm::PlatformError> {
+        self.0.destroy_space(v)
+    }
+    fn map(
+        &mut self,
+        v: u16,
+        i: u64,
+        p: u64,
+        s: u64,
+        r: Rights,
+        k: MemKind,
+    ) -> Result<(), gunyah_rm::PlatformError> {
+        self.0.map(v, i, p, s, r, k)
+    }
+    fn unmap(&mut self, v: u16, i: u64, s: u64) -> Result<(), gunyah_rm::PlatformError> {
+        self.0.unmap(v, i, s)
+    }
+    fn protect(
+        &mut self,
+        v: u16,
+        i: u64,
+        s: u64,
+        r: Rights,
+    ) -> Result<(), gunyah_rm::PlatformError> {
+        self.0.protect(v, i, s, r)
+    }
+    fn query(&self, v: u16, i: u64) -> Option<gunyah_rm::Leaf> {
+        self.0.query(v, i)
+    }
+    fn for_each_leaf(&self, v: u16, f: &mut dyn FnMut(&gunyah_rm::Leaf)) {
+        self.0.for_each_leaf(v, f)
+    }
+    fn ipa_limit(&self) -> u64 {
+        self.0.ipa_limit()
+    }
+}
+
+#[test]
+fn default_replace_page_behaves_the_same() {
+    let mut p = NoReplace(SimPlatform::new(SimConfig::default()));
+    p.create_space(VM).unwrap();
+    p.map(
+        VM,
+        0x4000_0000,
+        0x4020_0000,
+        0x20_0000,
+        Rights::R,
+        MemKind::Normal,
+    )
+    .unwrap();
+    let old = p
+        .replace_page(VM, 0x4000_3000, 0x7000_0000, Rights::RW, MemKind::Normal)
+        .unwrap()
+        .unwrap();
+    assert_eq!((old.pa, old.size), (0x4020_0000, 0x20_0000));
+    assert_eq!(
+        p.query(VM, 0x4000_3000).map(|l| (l.pa, l.rights)),
+        Some((0x7000_0000, Rights::RW))
+    );
+    assert_eq!(
+        p.query(VM, 0x4000_4000).map(|l| l.pa + 0x4000_4000 - l.ipa),
+        Some(0x4020_4000)
+    );
+    // A map that fails (misaligned PA) puts the old page back.
+    assert!(p
+        .replace_page(VM, 0x4000_5000, 0x7000_0800, Rights::RW, MemKind::Normal)
+        .is_err());
+    let l = p.query(VM, 0x4000_5000).unwrap();
+    assert_eq!(
+        (l.pa + 0x4000_5000 - l.ipa, l.rights),
+        (0x4020_5000, Rights::R)
+    );
+}
