@@ -40,7 +40,7 @@ fn setup(live: u64) -> Rm<SimPlatform> {
         max_parcels_per_vm: 20_000,
         ..RmConfig::default()
     };
-    let mut rm = sim_rm(SimConfig::default(), cfg);
+    let mut rm = sim_rm(SimConfig::default(), cfg).unwrap();
     call(&mut rm, HLOS, 0x5600_0001, &[0, 0, 0, 0]);
     for i in 0..live {
         let r = call(

@@ -38,6 +38,62 @@ impl Default for SimConfig {
     }
 }
 
+/// Why a simulated machine cannot be built.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SimError {
+    /// The layout is invalid: which field, and why.
+    Config(&'static str),
+    /// The RM could not boot HLOS on it.
+    Boot(PlatformError),
+}
+
+impl std::fmt::Display for SimError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SimError::Config(why) => write!(f, "invalid simulated platform: {why}"),
+            SimError::Boot(e) => write!(f, "cannot boot HLOS on the simulated platform: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for SimError {}
+
+/// Physical addresses are 40 bits (VTCR_EL2.PS of the simulated tables).
+const PA_LIMIT: u64 = 1 << 40;
+
+impl SimConfig {
+    /// Check the layout: IPA size 32..=40 bits, page-aligned non-empty HLOS
+    /// RAM inside the IPA space, a 64 KiB-aligned partition of 1..=2^22
+    /// pages, nothing beyond 40-bit PAs and no overlap.
+    pub fn validate(&self) -> Result<(), SimError> {
+        let bad = |why| Err(SimError::Config(why));
+        if !(32..=40).contains(&self.ipa_bits) {
+            return bad("ipa_bits must be 32..=40");
+        }
+        let (rb, rs) = self.hlos_ram;
+        if rs == 0 || !rb.is_multiple_of(PAGE_SIZE) || !rs.is_multiple_of(PAGE_SIZE) {
+            return bad("hlos_ram must be page aligned and not empty");
+        }
+        let Some(re) = rb.checked_add(rs).filter(|e| *e <= 1u64 << self.ipa_bits) else {
+            return bad("hlos_ram must fit the IPA space (it is mapped 1:1)");
+        };
+        if !self.partition_base.is_multiple_of(16 * PAGE_SIZE) {
+            return bad("partition_base must be 64 KiB aligned");
+        }
+        if self.partition_pages == 0 || self.partition_pages > 1 << 22 {
+            return bad("partition_pages must be 1..=4194304");
+        }
+        let pe = self.partition_base + self.partition_pages * PAGE_SIZE;
+        if pe > PA_LIMIT {
+            return bad("the partition must lie below 2^40");
+        }
+        if rb < pe && self.partition_base < re {
+            return bad("hlos_ram and the partition overlap");
+        }
+        Ok(())
+    }
+}
+
 /// The contents of one 4 KiB page of simulated memory.
 pub type PageBuf = [u64; 512];
 
@@ -302,20 +358,21 @@ impl std::fmt::Debug for SimPlatform {
 }
 
 impl SimPlatform {
-    /// A simulated machine.
-    pub fn new(cfg: SimConfig) -> SimPlatform {
+    /// A simulated machine, or why `cfg` does not describe one.
+    pub fn new(cfg: SimConfig) -> Result<SimPlatform, SimError> {
+        cfg.validate()?;
         let ipa_limit = 1u64 << cfg.ipa_bits;
         let partition = SharedArena::new(HostArena::new(
             cfg.partition_base,
             cfg.partition_pages as usize,
         ));
-        SimPlatform {
+        Ok(SimPlatform {
             arena: ArenaHandle(Arc::new(Mutex::new(Arena::new(cfg.clone())))),
             partition,
             spaces: BTreeMap::new(),
             ipa_limit,
             cfg,
-        }
+        })
     }
 
     /// The memory contents.
@@ -474,6 +531,9 @@ impl PhysMem for SimPlatform {
     }
     fn copy(&mut self, dst: u64, src: u64, len: u64) -> bool {
         let mut a = self.arena.lock();
+        if !a.is_memory(src, len) || !a.is_memory(dst, len) {
+            return false;
+        }
         let mut buf = vec![0u8; len as usize];
         a.read(src, &mut buf) && a.write(dst, &buf)
     }
@@ -490,16 +550,93 @@ impl PhysMem for SimPlatform {
 
 /// An RM on the default simulated platform (HLOS with 1 GiB at 0x40000000).
 pub fn default_rm() -> crate::Rm<SimPlatform> {
-    sim_rm(SimConfig::default(), crate::RmConfig::default())
+    match sim_rm(SimConfig::default(), crate::RmConfig::default()) {
+        Ok(rm) => rm,
+        // The default layout is a constant that a unit test boots.
+        Err(e) => panic!("{e}"),
+    }
 }
 
-/// An RM on a simulated platform; HLOS RAM comes from `sim.hlos_ram`.
-pub fn sim_rm(sim: SimConfig, mut cfg: crate::RmConfig) -> crate::Rm<SimPlatform> {
+/// An RM on a simulated platform; HLOS RAM (1:1) comes from `sim.hlos_ram`.
+pub fn sim_rm(
+    sim: SimConfig,
+    mut cfg: crate::RmConfig,
+) -> Result<crate::Rm<SimPlatform>, SimError> {
     cfg.hlos_ram = Some((sim.hlos_ram.0, sim.hlos_ram.0, sim.hlos_ram.1));
-    let plat = SimPlatform::new(sim);
-    match crate::Rm::new(plat, cfg) {
-        Ok(rm) => rm,
-        // The default layouts always fit; a custom one that does not is a test bug.
-        Err(e) => panic!("simulated platform cannot boot HLOS: {e}"),
+    let plat = SimPlatform::new(sim)?;
+    crate::Rm::new(plat, cfg).map_err(SimError::Boot)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_layout_boots_and_bad_layouts_are_named() {
+        assert!(sim_rm(SimConfig::default(), crate::RmConfig::default()).is_ok());
+        let d = SimConfig::default();
+        let cases = [
+            (
+                SimConfig {
+                    ipa_bits: 44,
+                    ..d.clone()
+                },
+                "ipa_bits must be 32..=40",
+            ),
+            (
+                SimConfig {
+                    partition_base: 0x1_0000_1000,
+                    ..d.clone()
+                },
+                "partition_base must be 64 KiB aligned",
+            ),
+            (
+                SimConfig {
+                    partition_pages: 0,
+                    ..d.clone()
+                },
+                "partition_pages must be 1..=4194304",
+            ),
+            (
+                SimConfig {
+                    hlos_ram: (0x4000_0800, 0x1000),
+                    ..d.clone()
+                },
+                "hlos_ram must be page aligned and not empty",
+            ),
+            (
+                SimConfig {
+                    hlos_ram: (0xFF_FFFF_F000, 0x2000),
+                    ..d.clone()
+                },
+                "hlos_ram must fit the IPA space (it is mapped 1:1)",
+            ),
+            (
+                SimConfig {
+                    partition_base: 0x4000_0000,
+                    ..d.clone()
+                },
+                "hlos_ram and the partition overlap",
+            ),
+            (
+                SimConfig {
+                    partition_base: 0xFF_FFFF_0000,
+                    ..d.clone()
+                },
+                "the partition must lie below 2^40",
+            ),
+        ];
+        for (cfg, why) in cases {
+            assert_eq!(SimPlatform::new(cfg).err(), Some(SimError::Config(why)));
+        }
+        // A valid layout whose partition cannot even hold HLOS's root tables.
+        let tiny = SimConfig {
+            partition_pages: 1,
+            ..d
+        };
+        assert!(matches!(
+            sim_rm(tiny, crate::RmConfig::default()),
+            Err(SimError::Boot(_))
+        ));
     }
 }

@@ -505,7 +505,7 @@ fn per_vm_parcel_limit() {
         ..RmConfig::default()
     };
     let mut h = H {
-        rm: sim_rm(SimConfig::default(), cfg),
+        rm: sim_rm(SimConfig::default(), cfg).unwrap(),
         seq: 0,
     };
     h.ok(HLOS, VM_ALLOC, &vmid_pad(0));
@@ -540,7 +540,7 @@ fn with_mmio() -> H {
         ..RmConfig::default()
     };
     let mut h = H {
-        rm: sim_rm(SimConfig::default(), cfg),
+        rm: sim_rm(SimConfig::default(), cfg).unwrap(),
         seq: 0,
     };
     h.check();
@@ -586,12 +586,7 @@ fn io_parcels() {
         &create(1, 1, 0, &[(VM, 6)], &dev),
         ARGUMENT_INVALID,
     );
-    h.call_fails(
-        HLOS,
-        MEM_DONATE,
-        &create(1, 0, 0, &[(VM, 7)], &dev),
-        DENIED,
-    );
+    h.call_fails(HLOS, MEM_DONATE, &create(1, 0, 0, &[(VM, 7)], &dev), DENIED);
     let hd = h
         .ok(HLOS, MEM_LEND, &with_attrs(1, &[(VM, 6)], &dev, &[(1, VM)]))
         .u32_at(0);

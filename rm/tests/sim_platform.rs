@@ -8,7 +8,7 @@ const VM: u16 = 5;
 
 #[test]
 fn replace_page_splits_a_block_and_keeps_the_rest() {
-    let mut p = SimPlatform::new(SimConfig::default());
+    let mut p = SimPlatform::new(SimConfig::default()).unwrap();
     p.create_space(VM).unwrap();
     // A 2 MiB read-only mapping: one level-2 block.
     p.map(
@@ -55,7 +55,7 @@ fn replace_page_splits_a_block_and_keeps_the_rest() {
 
 #[test]
 fn map_refuses_overlap_and_unmap_refuses_holes() {
-    let mut p = SimPlatform::new(SimConfig::default());
+    let mut p = SimPlatform::new(SimConfig::default()).unwrap();
     p.create_space(VM).unwrap();
     p.map(
         VM,
@@ -132,7 +132,7 @@ impl AddressSpaces for NoReplace {
 
 #[test]
 fn default_replace_page_behaves_the_same() {
-    let mut p = NoReplace(SimPlatform::new(SimConfig::default()));
+    let mut p = NoReplace(SimPlatform::new(SimConfig::default()).unwrap());
     p.create_space(VM).unwrap();
     p.map(
         VM,
