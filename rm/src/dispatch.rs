@@ -1,94 +1,130 @@
 //! Routing a complete request to its handler by message ID and building the
 //! reply: `[u32 error][data]`, echoing the request's seq and msg_id.
-//! Unknown IDs get UNIMPLEMENTED.
+//!
+//! Payloads are decoded here, once, with the abi crate's typed decoders
+//! (`Request::decode`), which give the RM's answer for malformed input
+//! (MSG_INVALID, NORESOURCE for lists over 512 entries); handlers only see
+//! typed requests. Unknown IDs get UNIMPLEMENTED.
 
 use alloc::vec::Vec;
 
-use gunyah_rm_abi::RmError;
+use gunyah_rm_abi::mem::{MemAcceptReply, MemHandleReply, SglEntry};
+use gunyah_rm_abi::vm::Word;
+use gunyah_rm_abi::{Encode, MsgId, Request, RmError};
 
-use crate::ids;
-use crate::memparcel::msg;
-use crate::memparcel::TransType;
+use crate::memparcel::{msg, TransType};
 use crate::platform::{Platform, Vmid};
 use crate::service::Rm;
-use crate::wire::Writer;
+
+/// Encode a payload into a new vector; `None` if it cannot be encoded.
+pub(crate) fn encode_vec<E: Encode + ?Sized>(e: &E) -> Option<Vec<u8>> {
+    let mut v = alloc::vec![0u8; e.encoded_len()];
+    let n = e.encode(&mut v).ok()?;
+    v.truncate(n);
+    Some(v)
+}
+
+/// Reply data that is one encoded payload.
+fn data<E: Encode + ?Sized>(e: &E) -> Result<Vec<u8>, RmError> {
+    encode_vec(e).ok_or(RmError::NoResource)
+}
 
 impl<P: Platform> Rm<P> {
     /// Handle one reassembled request from `from` and queue its reply.
     pub fn handle_request(&mut self, from: Vmid, seq: u16, msg_id: u32, payload: &[u8]) {
-        let result: Result<Vec<u8>, RmError> = match msg_id {
-            ids::MEM_SHARE => self.rpc_create(from, TransType::Share, payload),
-            ids::MEM_LEND => self.rpc_create(from, TransType::Lend, payload),
-            ids::MEM_DONATE => self.rpc_create(from, TransType::Donate, payload),
-            ids::MEM_APPEND => msg::parse_append(payload)
-                .and_then(|(h, f, sgl)| self.mem_append(from, h, f, &sgl))
-                .map(|_| Vec::new()),
-            ids::MEM_ACCEPT => msg::parse_accept(payload).and_then(|req| {
-                let rep = self.mem_accept(from, &req)?;
-                Ok(if req.sgl.is_empty() {
-                    msg::encode_accept_reply(&rep)
-                } else {
-                    Vec::new()
-                })
-            }),
-            ids::MEM_RELEASE => msg::parse_handle_flags(payload)
-                .and_then(|(h, f)| self.mem_release(from, h, f))
-                .map(|_| Vec::new()),
-            ids::MEM_RECLAIM => msg::parse_handle_flags(payload)
-                .and_then(|(h, f)| self.mem_reclaim(from, h, f))
-                .map(|_| Vec::new()),
-            ids::MEM_NOTIFY => msg::parse_notify(payload)
-                .and_then(|(h, f, tag, v)| self.mem_notify(from, h, f, tag, &v))
-                .map(|_| Vec::new()),
-            ids::MEM_QCOM_LOOKUP_SGL => msg::parse_lookup(payload).and_then(|q| {
-                let h = self.mem_lookup_sgl(from, q.mem_type, q.label, &q.acl, &q.sgl, &q.attrs)?;
-                Ok(h.to_le_bytes().to_vec())
-            }),
-            ids::VM_ALLOC_VMID => self.vm_alloc(from, payload),
-            ids::VM_DEALLOC_VMID => self.vm_dealloc(from, payload),
-            ids::VM_CONFIG_IMAGE => self.vm_config_image(from, payload),
-            ids::VM_AUTH_IMAGE => self.vm_auth_image(from, payload),
-            ids::VM_INIT => self.vm_init(from, payload),
-            ids::VM_START => self.vm_start(from, payload),
-            ids::VM_STOP => self.vm_stop(from, payload),
-            ids::VM_RESET => self.vm_reset(from, payload),
-            ids::VM_EXIT => self.vm_exit(from, payload),
-            ids::VM_GET_STATE => self.vm_get_state(from, payload),
-            ids::VM_SET_STATUS => self.vm_set_status(from, payload),
-            ids::VM_GET_HYP_RESOURCES => self.vm_get_hyp_resources(from, payload),
-            ids::VM_SET_DEMAND_PAGING => self.vm_set_demand_paging(from, payload),
-            ids::VM_SET_ADDRESS_LAYOUT => self.vm_set_address_layout(from, payload),
-            ids::VM_SET_BOOT_CONTEXT => self.vm_set_boot_context(from, payload),
-            ids::VM_SET_FIRMWARE_MEM => self.vm_set_firmware_mem(from, payload),
-            ids::VM_GET_VMID => Ok((from as u32).to_le_bytes().to_vec()),
-            _ => Err(RmError::Unimplemented),
-        };
-        let mut w = Writer::new();
+        let id = MsgId(msg_id);
+        let result = Request::decode(id, payload).and_then(|req| self.route(from, req));
+        let mut out = Vec::with_capacity(4 + result.as_ref().map_or(4, Vec::len));
         match result {
             Ok(data) => {
-                w.u32(0).bytes(&data);
+                out.extend_from_slice(&0u32.to_le_bytes());
+                out.extend_from_slice(&data);
             }
             Err(e) => {
-                w.u32(e.code());
+                out.extend_from_slice(&e.code().to_le_bytes());
                 // VM_SET_FIRMWARE_MEM appends the hypervisor error_t (§1.3);
                 // these failures are the RM's own checks, so it is ARG_INVAL (1)
                 // for bad arguments and OK (0) otherwise.
-                if msg_id == ids::VM_SET_FIRMWARE_MEM {
-                    w.u32(if e == RmError::ArgumentInvalid { 1 } else { 0 });
+                if id == MsgId::VM_SET_FIRMWARE_MEM {
+                    let hyp: u32 = if e == RmError::ArgumentInvalid { 1 } else { 0 };
+                    out.extend_from_slice(&hyp.to_le_bytes());
                 }
             }
         }
-        self.reply(from, seq, msg_id, w.finish());
+        self.reply(from, seq, msg_id, out);
+    }
+
+    /// Call the handler of a decoded request; `Ok` carries the reply data.
+    fn route(&mut self, from: Vmid, req: Request<'_>) -> Result<Vec<u8>, RmError> {
+        let none = |r: Result<(), RmError>| r.map(|()| Vec::new());
+        match req {
+            Request::MemShare(c) => self.rpc_create(from, TransType::Share, &c),
+            Request::MemLend(c) => self.rpc_create(from, TransType::Lend, &c),
+            Request::MemDonate(c) => self.rpc_create(from, TransType::Donate, &c),
+            Request::MemAppend(a) => {
+                none(self.mem_append(from, a.handle, a.flags, &msg::sgl(a.sgl)))
+            }
+            Request::MemAccept(a) => {
+                let req = msg::accept_req(&a);
+                let rep = self.mem_accept(from, &req)?;
+                if !req.sgl.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let sgl: Vec<SglEntry> = rep
+                    .entries
+                    .iter()
+                    .map(|&(ipa, size)| SglEntry::new(ipa, size))
+                    .collect();
+                data(&MemAcceptReply {
+                    flags: rep.incomplete as u8,
+                    sgl: &sgl,
+                })
+            }
+            Request::MemRelease(r) => none(self.mem_release(from, r.handle.get(), r.flags)),
+            Request::MemReclaim(r) => none(self.mem_reclaim(from, r.handle.get(), r.flags)),
+            Request::MemNotify(n) => {
+                let vmids: Vec<Vmid> = n.vmids.iter().map(|v| v.vmid.get()).collect();
+                none(self.mem_notify(from, n.handle, n.flags, n.mem_info_tag, &vmids))
+            }
+            Request::MemLookupSgl(q) => {
+                let h = self.mem_lookup_sgl(
+                    from,
+                    q.mem_type,
+                    q.label,
+                    &msg::acl(q.acl),
+                    &msg::sgl(q.sgl),
+                    &msg::attrs(q.attrs),
+                )?;
+                data(&MemHandleReply::new(h))
+            }
+            Request::VmAllocVmid(r) => self.vm_alloc(from, &r),
+            Request::VmDeallocVmid(r) => self.vm_dealloc(from, &r),
+            Request::VmConfigImage(r) => self.vm_config_image(from, &r),
+            Request::VmAuthImage(r) => self.vm_auth_image(from, &r),
+            Request::VmInit(r) => self.vm_init(from, &r),
+            Request::VmStart(r) => self.vm_start(from, &r),
+            Request::VmStop(r) => self.vm_stop(from, &r),
+            Request::VmReset(r) => self.vm_reset(from, &r),
+            Request::VmExit(r) => self.vm_exit(from, &r),
+            Request::VmGetState(r) => self.vm_get_state(from, &r),
+            Request::VmSetStatus(r) => self.vm_set_status(from, &r),
+            Request::VmGetHypResources(r) => self.vm_get_hyp_resources(from, &r),
+            Request::VmSetDemandPaging(r) => self.vm_set_demand_paging(from, &r),
+            Request::VmSetAddressLayout(r) => self.vm_set_address_layout(from, &r),
+            Request::VmSetBootContext(r) => self.vm_set_boot_context(from, &r),
+            Request::VmSetFirmwareMem(r) => self.vm_set_firmware_mem(from, &r),
+            Request::VmGetVmid(_) => data(&Word::new(from as u32)),
+            _ => Err(RmError::Unimplemented),
+        }
     }
 
     fn rpc_create(
         &mut self,
         from: Vmid,
         trans: TransType,
-        payload: &[u8],
+        c: &gunyah_rm_abi::mem::MemCreate<'_>,
     ) -> Result<Vec<u8>, RmError> {
-        let req = msg::parse_create(trans, payload)?;
-        let h = self.mem_create(from, &req)?;
-        Ok(h.to_le_bytes().to_vec())
+        let h = self.mem_create(from, &msg::create_req(trans, c))?;
+        data(&MemHandleReply::new(h))
     }
 }

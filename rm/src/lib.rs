@@ -33,7 +33,6 @@ extern crate alloc;
 pub mod checker;
 pub mod config;
 pub mod dispatch;
-pub mod ids;
 pub mod lifecycle;
 pub mod memory;
 pub mod memparcel;
@@ -44,7 +43,6 @@ pub mod service;
 pub mod sim;
 pub mod snapshot;
 pub mod vm;
-pub mod wire;
 
 pub use platform::{AddressSpaces, Leaf, MemKind, PhysMem, Platform, PlatformError, Rights, Vmid};
 pub use service::{Rm, RmConfig};

@@ -22,13 +22,11 @@ use alloc::vec::Vec;
 
 use gunyah_rm_abi::RmError;
 
-use crate::ids;
 use crate::memory::{Origin, OwnedRange, VmMem};
 use crate::memparcel::ParcelDb;
 use crate::platform::{MemKind, Platform, PlatformError, Rights, Vmid};
 use crate::rpc::{self, ClientRx, Outbox};
 use crate::vm::{Vm, VmState, VmTable, VMID_HLOS};
-use crate::wire::Writer;
 
 /// RM configuration.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -217,21 +215,36 @@ impl<P: Platform> Rm<P> {
         self.out.notify(to, seq, msg_id, payload);
     }
 
+    /// Queue a notification whose payload is `payload` encoded by the abi crate.
+    /// A payload that cannot be encoded (more entries than its count field
+    /// holds) is not sent.
+    pub(crate) fn notify_with<E: gunyah_rm_abi::Encode + ?Sized>(
+        &mut self,
+        to: Vmid,
+        msg_id: gunyah_rm_abi::MsgId,
+        payload: &E,
+    ) {
+        if let Some(p) = crate::dispatch::encode_vec(payload) {
+            self.notify(to, msg_id.0, p);
+        }
+    }
+
     /// Send VM_STATUS for `vmid` to its peers (its owner).
     pub(crate) fn send_vm_status(&mut self, vmid: Vmid) {
         let vm = match self.vms.get(vmid) {
             Some(v) => v,
             None => return,
         };
-        let mut w = Writer::new();
-        w.u16(vmid)
-            .u16(0)
-            .u8(vm.state as u8)
-            .u8(vm.os_status)
-            .u16(vm.app_status);
+        let status = gunyah_rm_abi::vm::VmStatusNotif {
+            vmid: vmid.into(),
+            reserved: 0.into(),
+            vm_status: vm.state as u8,
+            os_status: vm.os_status,
+            app_status: vm.app_status.into(),
+        };
         let owner = vm.owner;
         if owner != vmid {
-            self.notify(owner, ids::NOTIF_VM_STATUS, w.finish());
+            self.notify_with(owner, gunyah_rm_abi::MsgId::VM_STATUS, &status);
         }
     }
 

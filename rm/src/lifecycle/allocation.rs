@@ -4,18 +4,16 @@ use alloc::vec::Vec;
 
 use gunyah_rm_abi::RmError;
 
-use super::*;
 use crate::memory::{Origin, OwnedRange, VmMem};
 use crate::platform::{Platform, Vmid};
 use crate::service::Rm;
 use crate::vm::*;
-use crate::wire::Writer;
+use gunyah_rm_abi::vm::{VmidReq, Word};
 
 impl<P: Platform> Rm<P> {
     /// VM_ALLOC_VMID.
-    pub(crate) fn vm_alloc(&mut self, caller: Vmid, buf: &[u8]) -> Result<Vec<u8>, RmError> {
-        let mut r = exact(buf, 4)?;
-        let want = r.u16()?;
+    pub(crate) fn vm_alloc(&mut self, caller: Vmid, req: &VmidReq) -> Result<Vec<u8>, RmError> {
+        let want = req.vmid.get();
         if caller != VMID_HLOS {
             return Err(RmError::Denied);
         }
@@ -33,17 +31,15 @@ impl<P: Platform> Rm<P> {
             .insert(vmid, Vm::new(vmid, caller, VmState::Load));
         self.mem.insert(vmid, VmMem::default());
         self.send_vm_status(vmid);
-        let mut w = Writer::new();
         if want == 0 {
-            w.u32(vmid as u32);
+            return Ok(zerocopy::IntoBytes::as_bytes(&Word::new(vmid as u32)).to_vec());
         }
-        Ok(w.finish())
+        Ok(Vec::new())
     }
 
     /// VM_DEALLOC_VMID.
-    pub(crate) fn vm_dealloc(&mut self, caller: Vmid, buf: &[u8]) -> Result<Vec<u8>, RmError> {
-        let mut r = exact(buf, 4)?;
-        let vmid = r.u16()?;
+    pub(crate) fn vm_dealloc(&mut self, caller: Vmid, req: &VmidReq) -> Result<Vec<u8>, RmError> {
+        let vmid = req.vmid.get();
         let vm = self.owned_vm(caller, vmid)?;
         if !matches!(vm.state, VmState::Load | VmState::Reset) {
             return Err(RmError::VmState);

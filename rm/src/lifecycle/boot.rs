@@ -10,17 +10,18 @@ use crate::memparcel::{ParcelState, TransType};
 use crate::platform::{Platform, Rights, Vmid};
 use crate::service::Rm;
 use crate::vm::*;
-use crate::wire::Reader;
+use gunyah_rm_abi::vm::{VmAuthImage, VmConfigImageReq, VmidReq};
 
 impl<P: Platform> Rm<P> {
     /// VM_CONFIG_IMAGE.
-    pub(crate) fn vm_config_image(&mut self, caller: Vmid, buf: &[u8]) -> Result<Vec<u8>, RmError> {
-        let mut r = exact(buf, 40)?;
-        let vmid = r.u16()?;
-        let auth = r.u16()?;
-        let handle = r.u32()?;
-        let (image_offset, image_size, dtb_offset, dtb_size) =
-            (r.u64()?, r.u64()?, r.u64()?, r.u64()?);
+    pub(crate) fn vm_config_image(
+        &mut self,
+        caller: Vmid,
+        req: &VmConfigImageReq,
+    ) -> Result<Vec<u8>, RmError> {
+        let (vmid, auth, handle) = (req.vmid.get(), req.auth_mech.get(), req.mem_handle.get());
+        let (image_offset, image_size) = (req.image_offset.get(), req.image_size.get());
+        let (dtb_offset, dtb_size) = (req.dtb_offset.get(), req.dtb_size.get());
         if caller != VMID_HLOS {
             return Err(RmError::Denied);
         }
@@ -64,16 +65,12 @@ impl<P: Platform> Rm<P> {
     }
 
     /// VM_AUTH_IMAGE.
-    pub(crate) fn vm_auth_image(&mut self, caller: Vmid, buf: &[u8]) -> Result<Vec<u8>, RmError> {
-        if buf.len() < 4 {
-            return Err(RmError::MsgInvalid);
-        }
-        let mut r = Reader::new(buf);
-        let vmid = r.u16()?;
-        let n = r.u16()? as usize;
-        if buf.len() != 4 + 8 * n {
-            return Err(RmError::MsgInvalid);
-        }
+    pub(crate) fn vm_auth_image(
+        &mut self,
+        caller: Vmid,
+        req: &VmAuthImage<'_>,
+    ) -> Result<Vec<u8>, RmError> {
+        let vmid = req.vmid;
         let vm = self.owned_vm(caller, vmid)?;
         if vm.state != VmState::Auth {
             return Err(RmError::VmState);
@@ -81,11 +78,12 @@ impl<P: Platform> Rm<P> {
         if vm.image.map(|i| i.auth) != Some(AuthMech::Platform) {
             return Err(RmError::ArgumentInvalid);
         }
-        for _ in 0..n {
-            let (ty, _value) = (r.u32()?, r.u32()?);
-            if ty != 0 {
-                return Err(RmError::ArgumentInvalid);
-            }
+        if req
+            .params
+            .iter()
+            .any(|p| p.ty.get() != gunyah_rm_abi::vm::auth_param::PAS_ID)
+        {
+            return Err(RmError::ArgumentInvalid);
         }
         self.set_state(vmid, VmState::Init);
         Ok(Vec::new())
@@ -120,10 +118,9 @@ impl<P: Platform> Rm<P> {
     }
 
     /// VM_INIT.
-    pub(crate) fn vm_init(&mut self, caller: Vmid, buf: &[u8]) -> Result<Vec<u8>, RmError> {
-        let mut r = exact(buf, 4)?;
-        let vmid = r.u16()?;
-        if r.u16()? != 0 {
+    pub(crate) fn vm_init(&mut self, caller: Vmid, req: &VmidReq) -> Result<Vec<u8>, RmError> {
+        let vmid = req.vmid.get();
+        if req.reserved.get() != 0 {
             return Err(RmError::ArgumentInvalid);
         }
         if caller != VMID_HLOS {
@@ -186,9 +183,8 @@ impl<P: Platform> Rm<P> {
     /// VM_START: accept the image, firmware and private parcels on the VM's
     /// behalf (§7.4), check its DT, then RUNNING; any failure → NORESOURCE
     /// and INIT_FAILED with the accepts undone.
-    pub(crate) fn vm_start(&mut self, caller: Vmid, buf: &[u8]) -> Result<Vec<u8>, RmError> {
-        let mut r = exact(buf, 4)?;
-        let vmid = r.u16()?;
+    pub(crate) fn vm_start(&mut self, caller: Vmid, req: &VmidReq) -> Result<Vec<u8>, RmError> {
+        let vmid = req.vmid.get();
         let vm = self.owned_vm(caller, vmid)?;
         if vm.state != VmState::Ready {
             return Err(RmError::VmState);

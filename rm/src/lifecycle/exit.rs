@@ -6,29 +6,23 @@ use alloc::vec::Vec;
 use gunyah_rm_abi::RmError;
 
 use super::*;
-use crate::ids;
 use crate::memory::VmMem;
 use crate::platform::{Platform, Vmid};
 use crate::service::Rm;
 use crate::vm::*;
-use crate::wire::Writer;
+use gunyah_rm_abi::vm::{VmExitReq, VmExited, VmStopReq, VmidReq, Word};
+use gunyah_rm_abi::MsgId;
 
 impl<P: Platform> Rm<P> {
     /// VM_STOP.
-    pub(crate) fn vm_stop(&mut self, caller: Vmid, buf: &[u8]) -> Result<Vec<u8>, RmError> {
-        let mut r = exact(buf, 8)?;
-        let vmid = r.u16()?;
-        let flags = r.u8()?;
-        r.u8()?;
-        let reason = r.u32()?;
+    pub(crate) fn vm_stop(&mut self, caller: Vmid, req: &VmStopReq) -> Result<Vec<u8>, RmError> {
+        let (vmid, flags, reason) = (req.vmid.get(), req.flags, req.stop_reason.get());
         let vm = self.owned_vm(caller, vmid)?;
         self.require_transition(vm, VmState::Exited)?;
         if flags & 1 != 0 {
             self.exit_vm(vmid, EXIT_VM_STOP_FORCED, 0);
         } else {
-            let mut w = Writer::new();
-            w.u32(reason);
-            self.notify(vmid, ids::NOTIF_VM_SHUTDOWN, w.finish());
+            self.notify_with(vmid, MsgId::VM_SHUTDOWN, &Word::new(reason));
         }
         Ok(Vec::new())
     }
@@ -40,16 +34,18 @@ impl<P: Platform> Rm<P> {
         }
         self.set_state(vmid, VmState::Exited);
         let owner = self.vms.get(vmid).map_or(VMID_HLOS, |v| v.owner);
-        let mut w = Writer::new();
-        w.u16(vmid).u16(exit_type).u32(4).u32(reason);
-        self.notify(owner, ids::NOTIF_VM_EXITED, w.finish());
+        let reason = reason.to_le_bytes();
+        let exited = VmExited {
+            vmid,
+            exit_type,
+            reason: &reason,
+        };
+        self.notify_with(owner, MsgId::VM_EXITED, &exited);
     }
 
     /// VM_EXIT from the guest itself.
-    pub(crate) fn vm_exit(&mut self, caller: Vmid, buf: &[u8]) -> Result<Vec<u8>, RmError> {
-        let mut r = exact(buf, 4)?;
-        let flags = r.u16()?;
-        let code = r.u8()?;
+    pub(crate) fn vm_exit(&mut self, caller: Vmid, req: &VmExitReq) -> Result<Vec<u8>, RmError> {
+        let (flags, code) = (req.exit_flags.get(), req.exit_code);
         let vm = self.vms.get(caller).ok_or(RmError::VmidInvalid)?;
         if caller == VMID_HLOS {
             return Err(RmError::Denied);
@@ -63,9 +59,8 @@ impl<P: Platform> Rm<P> {
     }
 
     /// VM_RESET: RESETTING now, the stages run after the reply.
-    pub(crate) fn vm_reset(&mut self, caller: Vmid, buf: &[u8]) -> Result<Vec<u8>, RmError> {
-        let mut r = exact(buf, 4)?;
-        let vmid = r.u16()?;
+    pub(crate) fn vm_reset(&mut self, caller: Vmid, req: &VmidReq) -> Result<Vec<u8>, RmError> {
+        let vmid = req.vmid.get();
         let vm = self.owned_vm(caller, vmid)?;
         if vm.flags.no_reset {
             return Err(RmError::Denied);

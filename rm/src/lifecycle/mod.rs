@@ -16,7 +16,6 @@ use gunyah_rm_abi::RmError;
 use crate::platform::{Platform, Vmid};
 use crate::service::Rm;
 use crate::vm::*;
-use crate::wire::Reader;
 
 /// Hyp resource type: message queue send end.
 pub const RES_MSG_QUEUE_SEND: u8 = 2;
@@ -33,14 +32,6 @@ pub const MAX_VCPUS: u32 = 256;
 pub const LAYOUT_IMAGE: u32 = 0;
 /// Address layout range: firmware.
 pub const LAYOUT_FIRMWARE: u32 = 1;
-
-/// A reader over a payload that must be exactly `n` bytes (else MSG_INVALID).
-pub(crate) fn exact(buf: &[u8], n: usize) -> Result<Reader<'_>, RmError> {
-    if buf.len() != n {
-        return Err(RmError::MsgInvalid);
-    }
-    Ok(Reader::new(buf))
-}
 
 impl<P: Platform> Rm<P> {
     /// `vmid` must exist and be owned by `caller` (else VMID_INVALID).

@@ -4,32 +4,35 @@ use alloc::vec::Vec;
 
 use gunyah_rm_abi::RmError;
 
-use super::*;
 use crate::platform::{Platform, Vmid};
 use crate::service::Rm;
 use crate::vm::*;
-use crate::wire::Writer;
+use gunyah_rm_abi::vm::{HypResourceEntry, HypResources, VmSetStatusReq, VmStateReply, VmidReq};
 
 impl<P: Platform> Rm<P> {
     /// VM_GET_STATE (vmid 0 = the caller).
-    pub(crate) fn vm_get_state(&mut self, caller: Vmid, buf: &[u8]) -> Result<Vec<u8>, RmError> {
-        let mut r = exact(buf, 4)?;
-        let mut vmid = r.u16()?;
+    pub(crate) fn vm_get_state(&mut self, caller: Vmid, req: &VmidReq) -> Result<Vec<u8>, RmError> {
+        let mut vmid = req.vmid.get();
         if vmid == 0 {
             vmid = caller;
         }
         let vm = self.vms.get(vmid).ok_or(RmError::NoResource)?;
-        let mut w = Writer::new();
-        w.u8(vm.state as u8).u8(vm.os_status).u16(vm.app_status);
-        Ok(w.finish())
+        let reply = VmStateReply {
+            vm_status: vm.state as u8,
+            os_status: vm.os_status,
+            app_status: vm.app_status.into(),
+        };
+        Ok(zerocopy::IntoBytes::as_bytes(&reply).to_vec())
     }
 
     /// VM_SET_STATUS from a secondary VM.
-    pub(crate) fn vm_set_status(&mut self, caller: Vmid, buf: &[u8]) -> Result<Vec<u8>, RmError> {
-        let mut r = exact(buf, 4)?;
-        let _vm_status = r.u8()?;
-        let os = r.u8()?;
-        let app = r.u16()?;
+    pub(crate) fn vm_set_status(
+        &mut self,
+        caller: Vmid,
+        req: &VmSetStatusReq,
+    ) -> Result<Vec<u8>, RmError> {
+        // The vm_status byte is not used by the RM (§5.3).
+        let (os, app) = (req.os_status, req.app_status.get());
         if caller == VMID_HLOS {
             return Err(RmError::Denied);
         }
@@ -44,10 +47,9 @@ impl<P: Platform> Rm<P> {
     pub(crate) fn vm_get_hyp_resources(
         &mut self,
         caller: Vmid,
-        buf: &[u8],
+        req: &VmidReq,
     ) -> Result<Vec<u8>, RmError> {
-        let mut r = exact(buf, 4)?;
-        let mut vmid = r.u16()?;
+        let mut vmid = req.vmid.get();
         if vmid == 0 {
             vmid = caller;
         }
@@ -55,17 +57,22 @@ impl<P: Platform> Rm<P> {
             Some(vm) if vm.owner == caller || vmid == caller => vm,
             _ => return Err(RmError::VmidInvalid),
         };
-        let mut w = Writer::new();
-        w.u32(vm.resources.len() as u32);
-        for e in &vm.resources {
-            w.u8(e.rtype)
-                .u8(0)
-                .u16(e.partner)
-                .u32(e.handle)
-                .u32(e.label)
-                .u64(e.cap_id);
-            w.u32(e.virq_handle).u32(e.virq).u64(e.base).u64(e.size);
-        }
-        Ok(w.finish())
+        let entries: Vec<HypResourceEntry> = vm
+            .resources
+            .iter()
+            .map(|e| HypResourceEntry {
+                ty: e.rtype,
+                reserved: 0,
+                partner_vmid: e.partner.into(),
+                resource_handle: e.handle.into(),
+                resource_label: e.label.into(),
+                cap_id: e.cap_id.into(),
+                virq_handle: e.virq_handle.into(),
+                virq: e.virq.into(),
+                base: e.base.into(),
+                size: e.size.into(),
+            })
+            .collect();
+        crate::dispatch::encode_vec(&HypResources { entries: &entries }).ok_or(RmError::NoResource)
     }
 }

@@ -9,35 +9,28 @@ use super::*;
 use crate::platform::{Platform, Vmid};
 use crate::service::Rm;
 use crate::vm::*;
-use crate::wire::Reader;
+use gunyah_rm_abi::vm::{
+    VmSetAddressLayoutReq, VmSetBootContextReq, VmSetDemandPaging, VmSetFirmwareMemReq,
+};
 
 impl<P: Platform> Rm<P> {
     /// VM_SET_DEMAND_PAGING (before VM_INIT).
     pub(crate) fn vm_set_demand_paging(
         &mut self,
         caller: Vmid,
-        buf: &[u8],
+        req: &VmSetDemandPaging<'_>,
     ) -> Result<Vec<u8>, RmError> {
-        if buf.len() < 8 {
-            return Err(RmError::MsgInvalid);
-        }
-        let mut r = Reader::new(buf);
-        let vmid = r.u16()?;
-        r.u16()?;
-        let n = r.u32()? as usize;
-        if n > crate::wire::MAX_LIST_ENTRIES {
+        let vmid = req.vmid;
+        if req.ranges.len() > gunyah_rm_abi::MAX_LIST_ENTRIES {
             return Err(RmError::NoResource);
-        }
-        if buf.len() != 8 + 16 * n {
-            return Err(RmError::MsgInvalid);
         }
         let vm = self.owned_vm(caller, vmid)?;
         if !matches!(vm.state, VmState::Load | VmState::Auth | VmState::Init) {
             return Err(RmError::VmState);
         }
         let mut ranges = vm.demand_paging.clone();
-        for _ in 0..n {
-            let (base, size) = (r.u64()?, r.u64()?);
+        for range in req.ranges {
+            let (base, size) = (range.ipa.get(), range.size.get());
             if !self.range_ok(base, size)
                 || ranges.iter().any(|&(b, s)| base < b + s && b < base + size)
             {
@@ -55,13 +48,10 @@ impl<P: Platform> Rm<P> {
     pub(crate) fn vm_set_address_layout(
         &mut self,
         caller: Vmid,
-        buf: &[u8],
+        req: &VmSetAddressLayoutReq,
     ) -> Result<Vec<u8>, RmError> {
-        let mut r = exact(buf, 24)?;
-        let vmid = r.u16()?;
-        r.u16()?;
-        let id = r.u32()?;
-        let (base, size) = (r.u64()?, r.u64()?);
+        let (vmid, id) = (req.vmid.get(), req.range_id.get());
+        let (base, size) = (req.base.get(), req.size.get());
         let vm = self.owned_vm(caller, vmid)?;
         if !matches!(vm.state, VmState::Load | VmState::Auth | VmState::Init) {
             return Err(RmError::VmState);
@@ -79,14 +69,10 @@ impl<P: Platform> Rm<P> {
     pub(crate) fn vm_set_boot_context(
         &mut self,
         caller: Vmid,
-        buf: &[u8],
+        req: &VmSetBootContextReq,
     ) -> Result<Vec<u8>, RmError> {
-        let mut r = exact(buf, 16)?;
-        let vmid = r.u16()?;
-        let set = r.u8()?;
-        let index = r.u8()?;
-        r.u32()?;
-        let value = r.u64()?;
+        let (vmid, set, index) = (req.vmid.get(), req.reg_set, req.reg_index);
+        let value = req.value.get();
         let vm = self.owned_vm(caller, vmid)?;
         if !matches!(vm.state, VmState::Init | VmState::Ready) {
             return Err(RmError::VmState);
@@ -110,13 +96,10 @@ impl<P: Platform> Rm<P> {
     pub(crate) fn vm_set_firmware_mem(
         &mut self,
         caller: Vmid,
-        buf: &[u8],
+        req: &VmSetFirmwareMemReq,
     ) -> Result<Vec<u8>, RmError> {
-        let mut r = exact(buf, 24)?;
-        let vmid = r.u16()?;
-        let res0 = r.u16()?;
-        let handle = r.u32()?;
-        let (offset, size) = (r.u64()?, r.u64()?);
+        let (vmid, res0, handle) = (req.vmid.get(), req.reserved.get(), req.mem_handle.get());
+        let (offset, size) = (req.fw_offset.get(), req.fw_size.get());
         if res0 != 0 {
             return Err(RmError::ArgumentInvalid);
         }

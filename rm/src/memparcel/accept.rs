@@ -69,7 +69,7 @@ impl<P: Platform> Rm<P> {
         }
         let num_mappings = p.num_mappings(contiguous);
         let done_before = prev.map_or(0, |a| a.ipas.len());
-        let mut num_alloc = (num_mappings - done_before).min(crate::wire::MAX_LIST_ENTRIES);
+        let mut num_alloc = (num_mappings - done_before).min(gunyah_rm_abi::MAX_LIST_ENTRIES);
         let incomplete = req.sgl.is_empty() && done_before + num_alloc < num_mappings;
         if !req.sgl.is_empty() {
             if req.sgl.len() > num_alloc {

@@ -4,10 +4,11 @@
 use gunyah_rm_abi::RmError;
 
 use super::*;
-use crate::ids;
 use crate::platform::{Platform, Vmid};
 use crate::service::Rm;
-use crate::wire::Writer;
+use alloc::vec::Vec;
+use gunyah_rm_abi::mem::{self as wire, MemOwnerNotif, MemRecall, MemShared};
+use gunyah_rm_abi::MsgId;
 
 impl<P: Platform> Rm<P> {
     /// MEM_NOTIFY from `caller`.
@@ -89,24 +90,25 @@ impl<P: Platform> Rm<P> {
             }
             NOTIFY_RECALL => {
                 for &v in vmids {
-                    let mut w = Writer::new();
-                    w.u32(handle).u32(tag);
-                    self.notify(v, ids::NOTIF_MEM_RECALL, w.finish());
+                    self.notify_with(v, MsgId::MEM_RECALL, &MemRecall::new(handle, tag));
                 }
             }
-            NOTIFY_ACCEPTED => {
-                self.notify_owner(ids::NOTIF_MEM_ACCEPTED, owner, handle, caller, tag)
-            }
-            _ => self.notify_owner(ids::NOTIF_MEM_RELEASED, owner, handle, caller, tag),
+            NOTIFY_ACCEPTED => self.notify_owner(MsgId::MEM_ACCEPTED, owner, handle, caller, tag),
+            _ => self.notify_owner(MsgId::MEM_RELEASED, owner, handle, caller, tag),
         }
         Ok(())
     }
 
     /// MEM_ACCEPTED / MEM_RELEASED to the owner.
-    pub(crate) fn notify_owner(&mut self, id: u32, owner: Vmid, handle: u32, vmid: Vmid, tag: u32) {
-        let mut w = Writer::new();
-        w.u32(handle).u16(vmid).u16(0).u32(tag);
-        self.notify(owner, id, w.finish());
+    pub(crate) fn notify_owner(
+        &mut self,
+        id: MsgId,
+        owner: Vmid,
+        handle: u32,
+        vmid: Vmid,
+        tag: u32,
+    ) {
+        self.notify_with(owner, id, &MemOwnerNotif::new(handle, vmid, tag));
     }
 
     /// MEM_SHARED to `to`, or the auto-accept for a VM still in READY.
@@ -123,34 +125,43 @@ impl<P: Platform> Rm<P> {
         {
             let r = self.auto_accept(to, handle, false, None);
             let id = if r.is_ok() {
-                ids::NOTIF_MEM_ACCEPTED
+                MsgId::MEM_ACCEPTED
             } else {
-                ids::NOTIF_MEM_RELEASED
+                MsgId::MEM_RELEASED
             };
             self.notify_owner(id, p.owner, handle, to, tag);
             return;
         }
-        let mut w = Writer::new();
-        w.u32(handle)
-            .u8(p.mem_type as u8)
-            .u8(p.trans as u8)
-            .u8(p.sanitize_create as u8)
-            .u8(0);
-        w.u16(p.owner).u16(0).u32(p.label).u32(tag);
-        w.u16(p.acl.len() as u16).u16(0);
-        for a in &p.acl {
-            w.u16(a.vmid).u8(a.rights.0).u8(0);
-        }
-        let n = p.regions.len().min(crate::wire::MAX_LIST_ENTRIES);
-        w.u16(n as u16).u16(0);
-        for r in &p.regions[..n] {
-            w.u64(r.size);
-        }
-        w.u16(p.attrs.len() as u16).u16(0);
-        for a in &p.attrs {
-            w.u16(a.attr).u16(a.vmid);
-        }
-        self.notify(to, ids::NOTIF_MEM_SHARED, w.finish());
+        let acl: Vec<wire::AclEntry> = p
+            .acl
+            .iter()
+            .map(|a| wire::AclEntry::new(a.vmid, a.rights.0))
+            .collect();
+        // The region list is truncated to 512 entries, as the RM does (§3.7).
+        let sizes: Vec<zerocopy::little_endian::U64> = p
+            .regions
+            .iter()
+            .take(gunyah_rm_abi::MAX_LIST_ENTRIES)
+            .map(|r| r.size.into())
+            .collect();
+        let attrs: Vec<wire::AttrEntry> = p
+            .attrs
+            .iter()
+            .map(|a| wire::AttrEntry::new(a.attr, a.vmid))
+            .collect();
+        let shared = MemShared {
+            handle,
+            mem_type: p.mem_type as u8,
+            trans_type: p.trans as u8,
+            flags: p.sanitize_create as u8,
+            owner_vmid: p.owner,
+            label: p.label,
+            mem_info_tag: tag,
+            acl: &acl,
+            region_sizes: &sizes,
+            attrs: &attrs,
+        };
+        self.notify_with(to, MsgId::MEM_SHARED, &shared);
     }
 
     /// MEM_QCOM_LOOKUP_SGL from `caller`.

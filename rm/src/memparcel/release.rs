@@ -6,7 +6,6 @@ use alloc::vec::Vec;
 use gunyah_rm_abi::RmError;
 
 use super::*;
-use crate::ids;
 use crate::platform::{Platform, Vmid};
 use crate::service::Rm;
 
@@ -123,7 +122,7 @@ impl<P: Platform> Rm<P> {
             .collect();
         for (h, owner, tag) in hs {
             self.drop_acceptance(h, vmid);
-            self.notify_owner(ids::NOTIF_MEM_RELEASED, owner, h, vmid, tag);
+            self.notify_owner(gunyah_rm_abi::MsgId::MEM_RELEASED, owner, h, vmid, tag);
         }
     }
 
