@@ -13,7 +13,7 @@
 //! | ID | Name | Request | Reply data (after `u32 err`, on OK) |
 //! |---|---|---|---|
 //! | 0x47000001 | GMEM_CREATE | [`GmemCreateReq`] (16) | [`IdReply`] gmem id (4) |
-//! | 0x47000002 | GMEM_BIND | [`GmemBindReq`] (32) | [`IdReply`] memparcel handle (4) |
+//! | 0x47000002 | GMEM_BIND | [`GmemBindReq`] (32) | [`IdReply`] binding handle (4) |
 //! | 0x47000003 | GMEM_UNBIND | [`GmemUnbindReq`] (24) | – |
 //! | 0x47000010 | GOLDEN_SEAL | [`GoldenSealReq`] (8) | [`GoldenSealReply`] (40) |
 //! | 0x47000011 | GOLDEN_MAP | [`GoldenMapReq`] (40) | – |
@@ -46,7 +46,10 @@
 //! | 16 | 8 | ipa (gfn << 12) in the VM |
 //! | 24 | 8 | size |
 //!
-//! Reply: `u32 mem_handle` of the memparcel that records the binding.
+//! Reply: `u32` handle of the binding. Binding handles are numbered from
+//! 0x47420000 up, disjoint from memparcel handles; a binding is not a
+//! memparcel (MEM_* requests do not accept its handle). GMEM_UNBIND names
+//! the binding by gmem id, VM and range.
 //!
 //! ### GMEM_UNBIND request (24 bytes)
 //! | Offset | Size | Field |
@@ -201,7 +204,7 @@ impl GmemCreateReq {
 }
 
 wire_struct! {
-    /// A `u32` reply: gmem id (GMEM_CREATE), memparcel handle (GMEM_BIND),
+    /// A `u32` reply: gmem id (GMEM_CREATE), binding handle (GMEM_BIND),
     /// faults_served (SIM_VM_WRITE).
     pub struct IdReply {
         /// +0 value.
