@@ -52,6 +52,32 @@ pub enum Violation {
         /// What is wrong.
         detail: String,
     },
+    /// A golden page is writable in a VM.
+    GoldenWritable {
+        /// The VM.
+        vmid: Vmid,
+        /// The PA.
+        pa: u64,
+    },
+    /// A golden page's share count differs from the number of VMs mapping it.
+    ShareCount {
+        /// The image.
+        golden: u32,
+        /// Page index in the image.
+        page: u64,
+        /// The recorded count.
+        recorded: u64,
+        /// VMs whose tables map it.
+        actual: u64,
+    },
+    /// A private (CoW or demand-zero) page is not owned by exactly one VM
+    /// and charged to exactly that VM's pool.
+    CopyOwnership {
+        /// The page.
+        pa: u64,
+        /// What is wrong.
+        detail: String,
+    },
     /// Partition pages are neither free nor accounted for.
     PagesLost {
         /// total - free.
@@ -62,7 +88,7 @@ pub enum Violation {
 }
 
 /// A contiguous mapping run: (ipa, pa, size, rights, kind).
-type Run = (u64, u64, u64, Rights, MemKind);
+pub(crate) type Run = (u64, u64, u64, Rights, MemKind);
 
 fn push_run(v: &mut Vec<Run>, r: Run) {
     if let Some(l) = v.last_mut() {
@@ -125,6 +151,7 @@ impl<P: Platform> Rm<P> {
                 subtract((o.ipa, o.pa, o.size, o.rights, o.kind), &holes, &mut v);
             }
         }
+        v.extend(self.ext_expected_runs(vmid));
         normalise(v)
     }
 
@@ -246,6 +273,8 @@ impl<P: Platform> Rm<P> {
                 }
             }
         }
+        // PAs the extension lets VMs map (bindings, golden mappings, copies).
+        accepted.extend(self.ext_mappable());
         // Per VM, the PA intervals it owns or accepted, merged and sorted.
         let mut rights_by_vm: BTreeMap<Vmid, Vec<(u64, u64)>> = BTreeMap::new();
         for &(lo, hi, v) in owned.iter().chain(accepted.iter()) {
@@ -350,13 +379,15 @@ impl<P: Platform> Rm<P> {
         }
         // 5. Partition pages: in use == tables + RM-held pages.
         let u = self.plat.partition_usage();
-        let accounted = u.tables + self.rm_pages.len() as u64;
+        let accounted = u.tables + self.rm_pages.len() as u64 + self.ext.partition_pages_held();
         if u.total - u.free != accounted {
             out.push(Violation::PagesLost {
                 in_use: u.total - u.free,
                 accounted,
             });
         }
+        // 6. Golden pages, share counts, private pages.
+        out.extend(self.ext_violations(&actual));
         out
     }
 }

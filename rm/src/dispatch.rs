@@ -32,6 +32,11 @@ fn data<E: Encode + ?Sized>(e: &E) -> Result<Vec<u8>, RmError> {
 impl<P: Platform> Rm<P> {
     /// Handle one reassembled request from `from` and queue its reply.
     pub fn handle_request(&mut self, from: Vmid, seq: u16, msg_id: u32, payload: &[u8]) {
+        if crate::ext_rpc::is_ext_request(msg_id) {
+            let body = self.handle_ext_request(from, msg_id, payload);
+            self.reply(from, seq, msg_id, body);
+            return;
+        }
         let id = MsgId(msg_id);
         let result = Request::decode(id, payload).and_then(|req| self.route(from, req));
         let mut out = Vec::with_capacity(4 + result.as_ref().map_or(4, Vec::len));

@@ -32,8 +32,14 @@ extern crate alloc;
 
 pub mod checker;
 pub mod config;
+pub mod cow;
 pub mod dispatch;
+pub mod ext_rpc;
+pub mod gmem;
+pub mod golden;
+mod golden_check;
 pub mod lifecycle;
+pub mod memext;
 pub mod memory;
 pub mod memparcel;
 pub mod platform;
@@ -41,6 +47,9 @@ pub mod rpc;
 pub mod service;
 #[cfg(feature = "std")]
 pub mod sim;
+pub mod sim_access;
+#[cfg(feature = "std")]
+pub mod sim_mmu;
 pub mod snapshot;
 pub mod vm;
 

@@ -164,6 +164,20 @@ pub trait AddressSpaces {
     fn for_each_leaf(&self, vmid: Vmid, f: &mut dyn FnMut(&Leaf));
     /// One past the highest IPA an address space can map.
     fn ipa_limit(&self) -> u64;
+
+    /// What the MMU does for a guest `access` to `ipa` through `vmid`'s real
+    /// stage-2 tables: `Some(Ok(pa))`, or `Some(Err(status))` for the stage-2
+    /// fault it raises. `None` on platforms that cannot simulate guest
+    /// accesses (everything but the host simulator).
+    fn simulate_access(
+        &self,
+        vmid: Vmid,
+        ipa: u64,
+        access: gunyah_stage2::Access,
+    ) -> Option<Result<u64, gunyah_stage2::FaultStatus>> {
+        let _ = (vmid, ipa, access);
+        None
+    }
 }
 
 /// How the partition's pages are used, for leak checks.

@@ -71,6 +71,8 @@ pub struct Rm<P: Platform> {
     pub(crate) deferred: VecDeque<Vmid>,
     /// Partition pages the RM holds in its records.
     pub(crate) rm_pages: BTreeSet<u64>,
+    /// gmem pools, golden images, CoW records.
+    pub(crate) ext: crate::memext::MemExt,
 }
 
 impl<P: Platform> Rm<P> {
@@ -113,6 +115,7 @@ impl<P: Platform> Rm<P> {
             next_cap: 0x100,
             deferred: VecDeque::new(),
             rm_pages: BTreeSet::new(),
+            ext: crate::memext::MemExt::default(),
         })
     }
 
@@ -176,6 +179,7 @@ impl<P: Platform> Rm<P> {
     /// Take every outgoing packet as `(to_vmid, packet)` in the order the
     /// RM produced them (replies after the notifications they caused).
     pub fn drain_outgoing(&mut self) -> Vec<(Vmid, Vec<u8>)> {
+        self.flush_cow_broken();
         let mut v = Vec::new();
         for o in self.out.drain() {
             let pk = rpc::fragment(o.msg_type, o.seq, o.msg_id, &o.payload).or_else(|| {

@@ -127,7 +127,8 @@ impl Arena {
             .or_insert_with(|| Box::new([0u64; 512]))
     }
 
-    fn read(&self, pa: u64, buf: &mut [u8]) -> bool {
+    /// Copy memory at `pa` into `buf`; false if any byte is not memory.
+    pub fn read(&self, pa: u64, buf: &mut [u8]) -> bool {
         if !self.is_memory(pa, buf.len() as u64) {
             return false;
         }
@@ -146,7 +147,8 @@ impl Arena {
         true
     }
 
-    fn write(&mut self, pa: u64, data: &[u8]) -> bool {
+    /// Copy `data` to memory at `pa`; false (nothing written) if any byte is not memory.
+    pub fn write(&mut self, pa: u64, data: &[u8]) -> bool {
         if !self.is_memory(pa, data.len() as u64) {
             return false;
         }
@@ -503,6 +505,15 @@ impl AddressSpaces for SimPlatform {
     }
     fn ipa_limit(&self) -> u64 {
         self.ipa_limit
+    }
+    fn simulate_access(
+        &self,
+        vmid: Vmid,
+        ipa: u64,
+        access: gunyah_stage2::Access,
+    ) -> Option<Result<u64, gunyah_stage2::FaultStatus>> {
+        let s = self.spaces.get(&vmid)?;
+        Some(s.simulate_access(ipa, access))
     }
 }
 

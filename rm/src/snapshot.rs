@@ -25,8 +25,8 @@ impl<P: Platform> Rm<P> {
     /// Take a full state dump.
     pub fn snapshot(&self) -> Snapshot {
         let records = format!(
-            "vms: {:#?}\nmem: {:#?}\nparcels: {:#?}\nnotif_seq: {}\nnext_cap: {}\ndeferred: {:?}\nrm_pages: {:?}",
-            self.vms, self.mem, self.parcels, self.notif_seq, self.next_cap, self.deferred, self.rm_pages
+            "vms: {:#?}\nmem: {:#?}\nparcels: {:#?}\nnotif_seq: {}\nnext_cap: {}\ndeferred: {:?}\nrm_pages: {:?}\next: {:#?}",
+            self.vms, self.mem, self.parcels, self.notif_seq, self.next_cap, self.deferred, self.rm_pages, self.ext
         );
         let mut tables = Vec::new();
         for &vmid in self.vms.vms.keys() {

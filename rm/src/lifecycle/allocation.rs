@@ -45,6 +45,7 @@ impl<P: Platform> Rm<P> {
             return Err(RmError::VmState);
         }
         self.teardown_memory(vmid);
+        self.ext_teardown_vm(vmid, true);
         let _ = self.plat.destroy_space(vmid);
         self.mem.remove(&vmid);
         self.vms.vms.remove(&vmid);

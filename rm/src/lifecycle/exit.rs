@@ -28,7 +28,7 @@ impl<P: Platform> Rm<P> {
     }
 
     /// Move a VM to EXITED and tell its owner (VM_STATUS then VM_EXITED).
-    pub(super) fn exit_vm(&mut self, vmid: Vmid, exit_type: u16, reason: u32) {
+    pub(crate) fn exit_vm(&mut self, vmid: Vmid, exit_type: u16, reason: u32) {
         if let Some(vm) = self.vms.get_mut(vmid) {
             vm.exit = Some(ExitInfo { exit_type, reason });
         }
@@ -92,6 +92,7 @@ impl<P: Platform> Rm<P> {
                     ResetStage::ReleaseIrqs => Some(ResetStage::DestroyVm),
                     ResetStage::DestroyVm => {
                         self.teardown_memory(vmid);
+                        self.ext_teardown_vm(vmid, false);
                         // Fresh tables: the old ones' pages go back to the partition.
                         let _ = self.plat.destroy_space(vmid);
                         let _ = self.plat.create_space(vmid);

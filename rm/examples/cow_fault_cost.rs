@@ -1,0 +1,194 @@
+//! First measurement of the DESIGN.md CoW target: RM-side CoW fault service
+//! (decoded fault → resumable) on the host simulator, next to a plain 4 KiB
+//! memcpy between cold pages, for 1 and 64 VMs sharing the golden image and
+//! for two image sizes. Prints medians; see rm/PERF.md.
+//!
+//! cargo run --release -p gunyah-rm --example cow_fault_cost
+
+use std::time::Instant;
+
+use gunyah_rm::golden::MapParams;
+use gunyah_rm::memparcel::{AclEntry, CreateReq, TransType};
+use gunyah_rm::sim::{sim_rm, SimConfig};
+use gunyah_rm::{PhysMem, Rights, RmConfig};
+use gunyah_stage2::Access;
+
+const HLOS: u16 = 3;
+const PAGE: u64 = 4096;
+const SRC: u64 = 0x4000_0000;
+
+fn median(mut v: Vec<u64>) -> u64 {
+    v.sort_unstable();
+    v[v.len() / 2]
+}
+
+/// Median ns of one CoW fault with `vms` clones mapping a `golden_mib` image.
+fn cow(vms: u16, golden_mib: u64, faults: u64) -> u64 {
+    let sim = SimConfig {
+        partition_pages: 65536,
+        ..SimConfig::default()
+    };
+    let mut rm = sim_rm(sim, RmConfig::default()).expect("simulated layout");
+    let size = golden_mib << 20;
+    let mut clones = Vec::new();
+    for _ in 0..vms {
+        let v = rm.vms().free_dynamic().unwrap();
+        rm.handle_request(HLOS, 1, 0x5600_0001, &[0, 0, 0, 0]);
+        clones.push(v);
+    }
+    let _ = rm.drain_outgoing();
+    // Non-zero golden contents (one word per page is enough to make it real data).
+    for p in 0..size / PAGE {
+        rm.vm_write(HLOS, SRC + p * PAGE, &p.to_le_bytes()).unwrap();
+    }
+    let h = rm
+        .mem_create(
+            HLOS,
+            &CreateReq {
+                trans: TransType::Lend,
+                mem_type: 0,
+                flags: 0,
+                label: 0,
+                acl: vec![AclEntry {
+                    vmid: clones[0],
+                    rights: Rights::RWX,
+                }],
+                sgl: vec![(SRC, size)],
+                attrs: vec![],
+            },
+        )
+        .unwrap();
+    let (g, _) = rm.golden_seal(HLOS, h, 0).unwrap();
+    for &v in &clones {
+        let pool = rm.gmem_create(HLOS, faults * PAGE, 0, v).unwrap();
+        rm.golden_map(HLOS, MapParams::cow(g, v, 0, 0x1_0000_0000, size, pool))
+            .unwrap();
+    }
+    let vm = clones[clones.len() / 2];
+    let pages = size / PAGE;
+    let mut t = Vec::with_capacity(faults as usize);
+    for i in 0..faults {
+        // Spread over the image (a stride co-prime with the page count).
+        let ipa = 0x1_0000_0000 + (i * 2654435761 % pages) * PAGE;
+        let s = Instant::now();
+        let out = rm.handle_access_fault(vm, ipa, Access::Write);
+        t.push(s.elapsed().as_nanos() as u64);
+        assert!(out.made_page(), "{out:?}");
+        let _ = rm.drain_outgoing();
+    }
+    median(t)
+}
+
+/// Median ns of a 4 KiB memcpy from a page of a 256 MiB buffer (cold) to another.
+fn memcpy(n: usize) -> u64 {
+    let pages = 65536usize;
+    let src: Vec<u8> = (0..pages * 4096).map(|i| i as u8).collect();
+    // Touched up front: the copy must not take host page faults.
+    let mut dst = vec![1u8; pages * 4096];
+    let mut t = Vec::with_capacity(n);
+    for i in 0..n {
+        let a = (i * 2654435761) % pages * 4096;
+        let b = (i * 40503 + 7) % pages * 4096;
+        let s = Instant::now();
+        dst[b..b + 4096].copy_from_slice(&src[a..a + 4096]);
+        t.push(s.elapsed().as_nanos() as u64);
+        std::hint::black_box(&dst[b]);
+    }
+    median(t)
+}
+
+/// Median ns of the simulator's own 4 KiB page copy (`PhysMem::copy` over
+/// its sparse page map): the part of a CoW fault that is simulated memory.
+fn sim_copy(n: u64) -> u64 {
+    let mut rm = sim_rm(SimConfig::default(), RmConfig::default()).expect("simulated layout");
+    let p = rm.platform_mut();
+    for i in 0..n {
+        p.write(SRC + i * PAGE, &i.to_le_bytes());
+    }
+    let mut t = Vec::with_capacity(n as usize);
+    for i in 0..n {
+        let dst = p.alloc_page().unwrap();
+        let s = Instant::now();
+        p.copy(dst, SRC + i * PAGE, PAGE);
+        t.push(s.elapsed().as_nanos() as u64);
+    }
+    median(t)
+}
+
+/// Clone launch with a 512 MiB golden image: median ns of gmem_create +
+/// golden_map per clone, stage-2 table pages per clone, and ns of one
+/// 512 MiB memcpy (what launching by copying would cost at least).
+fn clone_launch(clones: u16) -> (u64, f64, u64) {
+    let mut rm = sim_rm(SimConfig::default(), RmConfig::default()).expect("simulated layout");
+    let size = 512u64 << 20;
+    let first = rm.vms().free_dynamic().unwrap();
+    let h = {
+        rm.handle_request(HLOS, 1, 0x5600_0001, &[0, 0, 0, 0]);
+        let _ = rm.drain_outgoing();
+        rm.mem_create(
+            HLOS,
+            &CreateReq {
+                trans: TransType::Lend,
+                mem_type: 0,
+                flags: 0,
+                label: 0,
+                acl: vec![AclEntry {
+                    vmid: first,
+                    rights: Rights::RWX,
+                }],
+                sgl: vec![(SRC, size)],
+                attrs: vec![],
+            },
+        )
+        .unwrap()
+    };
+    let (g, _) = rm.golden_seal(HLOS, h, 0).unwrap();
+    let mut t = Vec::new();
+    let tables_before = rm.platform().partition_usage().tables;
+    for _ in 0..clones {
+        let v = rm.vms().free_dynamic().unwrap();
+        rm.handle_request(HLOS, 1, 0x5600_0001, &[0, 0, 0, 0]);
+        let _ = rm.drain_outgoing();
+        let s = Instant::now();
+        let pool = rm.gmem_create(HLOS, 4096 * PAGE, 0, v).unwrap();
+        rm.golden_map(HLOS, MapParams::cow(g, v, 0, 0x1_0000_0000, size, pool))
+            .unwrap();
+        t.push(s.elapsed().as_nanos() as u64);
+    }
+    let tables = (rm.platform().partition_usage().tables - tables_before) as f64 / clones as f64;
+    let src = vec![1u8; size as usize];
+    let mut dst = vec![2u8; size as usize];
+    let s = Instant::now();
+    dst.copy_from_slice(&src);
+    let copy = s.elapsed().as_nanos() as u64;
+    std::hint::black_box(&dst[12345]);
+    (median(t), tables, copy)
+}
+
+fn main() {
+    let (launch, tables, copy) = clone_launch(32);
+    println!(
+        "clone launch, 512 MiB golden: median {launch} ns (gmem_create + golden_map), \
+         {tables:.1} table pages per clone; one 512 MiB memcpy {copy} ns ({:.0}x)",
+        copy as f64 / launch as f64
+    );
+    let m = memcpy(20000);
+    println!("4 KiB memcpy (cold source): median {m} ns");
+    println!(
+        "simulator PhysMem::copy of 4 KiB: median {} ns",
+        sim_copy(4000)
+    );
+    println!(
+        "{:>4} {:>10} {:>14} {:>8}",
+        "VMs", "golden", "CoW fault ns", "ratio"
+    );
+    for (vms, mib) in [(1u16, 1u64), (1, 64), (63, 1), (63, 64)] {
+        let faults = (mib * 256).min(2000);
+        let c = cow(vms, mib, faults);
+        println!(
+            "{vms:>4} {:>7} MiB {c:>14} {:>8.2}",
+            mib,
+            c as f64 / m as f64
+        );
+    }
+}

@@ -1,0 +1,381 @@
+//! The stage-2 fault path: copy-on-write of golden pages and demand paging.
+//!
+//! [`Rm::handle_fault`] takes a decoded stage-2 fault of one VM and either
+//! serves it (a private copy of a golden page, or a fresh zeroed pool page)
+//! and says "resume", finds it already served (another vCPU got there first,
+//! or the fault raced with break-before-make) and says "retry", or refuses
+//! it and says what the platform must do (inject an abort or the VM was
+//! stopped). Faults outside every binding, golden mapping and
+//! demand-paging range are reported, not served.
+//!
+//! The CoW step, in order: quota check, allocate one page from the VM's
+//! pool, copy 4 KiB, replace the one stage-2 entry (the platform splits a
+//! block if needed, break-before-make, TLB invalidate), update the VM's
+//! gfn → page record, the golden page's share count and the pool's charge.
+//! Only that VM's tables change. Every failure leaves the records and the
+//! tables as they were (the allocated page goes back).
+//!
+//! The RM serialises faults (one lock around [`Rm`]); a second fault on the
+//! same gfn, queued behind the first, finds the page writable and retries,
+//! so concurrent faults produce exactly one copy.
+
+use alloc::vec::Vec;
+
+use gunyah_stage2::{Access, Fault, FaultKind};
+
+use gunyah_rm_abi::ext::{CowBroken, QuotaExhausted};
+use gunyah_rm_abi::MsgId;
+use zerocopy::little_endian::U64;
+
+use crate::config::FaultAction;
+use crate::memext::{GoldenMapping, PrivateKind, PrivatePage, COW_BATCH};
+use crate::platform::{MemKind, Platform, Rights, Vmid, PAGE_SIZE};
+use crate::service::Rm;
+use crate::vm::{transition_valid, VmState};
+
+/// VM_EXITED exit_type when a VM is stopped for an unserved fault
+/// (5 = SOFTWARE_ERROR in the RM's table).
+pub const EXIT_TYPE_UNSERVED_FAULT: u16 = 5;
+/// VM_EXITED reason for it (RM exit code 3 = BUS_ERROR).
+pub const EXIT_REASON_BUS_ERROR: u32 = 3;
+
+/// Why a fault was not served.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unserved {
+    /// A write to a golden mapping without copy-on-write.
+    NoCow,
+    /// The paying pool's quota (or the mapping's copy quota) is used up.
+    QuotaExhausted {
+        /// The pool.
+        gmem: u32,
+    },
+    /// The partition has no free page (or no table page for the split).
+    NoMemory,
+    /// The access is not allowed by the mapping (e.g. a write to a read-only
+    /// binding, an instruction fetch from a non-executable golden mapping).
+    NotPermitted,
+}
+
+/// What the platform does after [`Rm::handle_fault`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultOutcome {
+    /// A private copy of the golden page was made and mapped: resume.
+    Copied {
+        /// The copy's PA.
+        pa: u64,
+    },
+    /// A zeroed pool page was mapped (demand paging): resume.
+    Populated {
+        /// The page's PA.
+        pa: u64,
+    },
+    /// The translation already allows the access (served by another vCPU,
+    /// or the fault raced with break-before-make): resume; the access retries.
+    Retry,
+    /// Not served: inject a synchronous external abort into the vCPU.
+    Abort(Unserved),
+    /// Not served: the VM was stopped (its config says `stop-vm`).
+    Stopped(Unserved),
+    /// Not an RM-managed page (outside every binding, golden mapping and
+    /// demand-paging range), or an IPA the platform has not resolved: the
+    /// platform handles it as it would without the RM (MMIO, abort).
+    Report,
+}
+
+impl FaultOutcome {
+    /// Whether the vCPU resumes (and retries the access).
+    pub fn resumes(&self) -> bool {
+        matches!(
+            self,
+            FaultOutcome::Copied { .. } | FaultOutcome::Populated { .. } | FaultOutcome::Retry
+        )
+    }
+    /// Whether this fault made a page (CoW copy or demand page).
+    pub fn made_page(&self) -> bool {
+        matches!(
+            self,
+            FaultOutcome::Copied { .. } | FaultOutcome::Populated { .. }
+        )
+    }
+}
+
+fn permits(r: Rights, access: Access) -> bool {
+    match access {
+        Access::Read => r.readable(),
+        Access::Write => r.writable(),
+        Access::Execute => r.executable(),
+    }
+}
+
+impl<P: Platform> Rm<P> {
+    /// Handle a decoded stage-2 abort of `vmid`. The IPA must be known
+    /// (`fault.ipa`; for a permission fault the platform resolves it from
+    /// FAR_EL2 first, see `gunyah_stage2::Fault::needs_ipa_resolution`).
+    pub fn handle_fault(&mut self, vmid: Vmid, fault: &Fault) -> FaultOutcome {
+        let Some(ipa) = fault.ipa else {
+            return FaultOutcome::Report;
+        };
+        match fault.status.kind {
+            FaultKind::Translation | FaultKind::Permission | FaultKind::AccessFlag => {
+                // A fault on the guest's own stage-1 walk may need to write
+                // the table (access/dirty flag updates): serve it as a write,
+                // as KVM does, so page tables in golden pages get copied.
+                let access = if fault.s1ptw {
+                    Access::Write
+                } else {
+                    fault.access
+                };
+                self.handle_access_fault(vmid, ipa, access)
+            }
+            _ => FaultOutcome::Report,
+        }
+    }
+
+    /// Handle a stage-2 fault of `vmid` on `access` to `ipa` (any kind: the
+    /// RM looks at what the tables hold now, under its lock).
+    pub fn handle_access_fault(&mut self, vmid: Vmid, ipa: u64, access: Access) -> FaultOutcome {
+        let page = ipa & !(PAGE_SIZE - 1);
+        if !self.vms.exists(vmid) {
+            return FaultOutcome::Report;
+        }
+        if let Some(l) = self.plat.query(vmid, page) {
+            if permits(l.rights, access) {
+                self.ext.counters.retries += 1;
+                return FaultOutcome::Retry;
+            }
+        }
+        if let Some(m) = self.ext.mapping_at(vmid, page).copied() {
+            if access != Access::Write || self.ext.private.contains_key(&(vmid, page)) {
+                return self.unserved(vmid, Unserved::NotPermitted, m.fault_action);
+            }
+            if !m.cow {
+                return self.unserved(vmid, Unserved::NoCow, m.fault_action);
+            }
+            return self.cow_copy(vmid, page, &m);
+        }
+        if let Some(b) = self.ext.binding_at(vmid, page).copied() {
+            let offset = b.offset + (page - b.ipa);
+            let populated = self
+                .ext
+                .gmems
+                .get(&b.gmem)
+                .is_some_and(|g| g.pages.contains_key(&offset));
+            if populated || !permits(b.rights, access) {
+                return self.unserved(vmid, Unserved::NotPermitted, FaultAction::InjectAbort);
+            }
+            return match self.new_zero_page(vmid, b.gmem, page, b.rights) {
+                Ok(pa) => {
+                    if let Some(g) = self.ext.gmems.get_mut(&b.gmem) {
+                        g.pages.insert(offset, pa);
+                    }
+                    self.ext.counters.demand_pages += 1;
+                    FaultOutcome::Populated { pa }
+                }
+                Err(u) => self.unserved(vmid, u, FaultAction::InjectAbort),
+            };
+        }
+        if self.ext.private.contains_key(&(vmid, page)) {
+            return self.unserved(vmid, Unserved::NotPermitted, FaultAction::InjectAbort);
+        }
+        let in_dp = self.vms.get(vmid).is_some_and(|v| {
+            v.demand_paging
+                .iter()
+                .any(|&(b, s)| page >= b && page - b < s)
+        });
+        let ipa_free = self
+            .mem
+            .get(&vmid)
+            .is_some_and(|m| m.ipa_free(page, PAGE_SIZE));
+        if in_dp && ipa_free {
+            // Charged to the VM's first pool.
+            let Some(gid) = self
+                .ext
+                .gmems
+                .values()
+                .find(|g| g.owner == vmid)
+                .map(|g| g.id)
+            else {
+                return FaultOutcome::Report;
+            };
+            return match self.new_zero_page(vmid, gid, page, Rights::RWX) {
+                Ok(pa) => {
+                    if let Some(g) = self.ext.gmems.get_mut(&gid) {
+                        g.anon.insert(pa);
+                    }
+                    self.ext.private.insert(
+                        (vmid, page),
+                        PrivatePage {
+                            pa,
+                            gmem: gid,
+                            kind: PrivateKind::DemandZero,
+                            rights: Rights::RWX,
+                        },
+                    );
+                    if let Some(m) = self.mem.get_mut(&vmid) {
+                        m.reserve(page, PAGE_SIZE);
+                    }
+                    self.ext.counters.demand_pages += 1;
+                    FaultOutcome::Populated { pa }
+                }
+                Err(u) => self.unserved(vmid, u, FaultAction::InjectAbort),
+            };
+        }
+        FaultOutcome::Report
+    }
+
+    /// Quota check, allocate, zero and map one page of pool `gid` at `page`.
+    /// The caller records it (charging the pool) on success.
+    fn new_zero_page(
+        &mut self,
+        vmid: Vmid,
+        gid: u32,
+        page: u64,
+        rights: Rights,
+    ) -> Result<u64, Unserved> {
+        let g = self.ext.gmems.get(&gid).ok_or(Unserved::NoMemory)?;
+        if !g.has_room(1) {
+            let quota = g.quota_pages;
+            self.quota_exhausted(vmid, gid, page, quota);
+            return Err(Unserved::QuotaExhausted { gmem: gid });
+        }
+        let pa = self.plat.alloc_page().ok_or(Unserved::NoMemory)?;
+        self.plat.zero(pa, PAGE_SIZE);
+        if self
+            .plat
+            .map(vmid, page, pa, PAGE_SIZE, rights, MemKind::Normal)
+            .is_err()
+        {
+            self.plat.free_page(pa);
+            return Err(Unserved::NoMemory);
+        }
+        Ok(pa)
+    }
+
+    /// The CoW step for a write to the golden page at `page` of mapping `m`.
+    fn cow_copy(&mut self, vmid: Vmid, page: u64, m: &GoldenMapping) -> FaultOutcome {
+        let Some(gid) = m.gmem else {
+            return self.unserved(vmid, Unserved::NoCow, m.fault_action);
+        };
+        let Some(pool) = self.ext.gmems.get(&gid) else {
+            return self.unserved(vmid, Unserved::NoMemory, m.fault_action);
+        };
+        // 1. Quota: the pool's, and the mapping's own copy limit.
+        let limit = match m.cow_quota {
+            Some(q) if m.copies >= q => Some(q),
+            _ if !pool.has_room(1) => Some(pool.quota_pages),
+            _ => None,
+        };
+        if let Some(quota) = limit {
+            self.quota_exhausted(vmid, gid, page, quota);
+            return self.unserved(vmid, Unserved::QuotaExhausted { gmem: gid }, m.fault_action);
+        }
+        let gpage = (m.offset + (page - m.ipa)) / PAGE_SIZE;
+        let Some(src) = self
+            .ext
+            .goldens
+            .get(&m.golden)
+            .and_then(|g| g.pa_of(gpage * PAGE_SIZE))
+        else {
+            return self.unserved(vmid, Unserved::NoMemory, m.fault_action);
+        };
+        // 2. One page from the partition, charged to the pool below.
+        let Some(pa) = self.plat.alloc_page() else {
+            return self.unserved(vmid, Unserved::NoMemory, m.fault_action);
+        };
+        // 3. Copy 4 KiB.
+        self.plat.copy(pa, src, PAGE_SIZE);
+        // 4. Replace the one entry (split, break-before-make, invalidate).
+        let rights = m.copy_rights();
+        if self
+            .plat
+            .replace_page(vmid, page, pa, rights, MemKind::Normal)
+            .is_err()
+        {
+            self.plat.free_page(pa);
+            return self.unserved(vmid, Unserved::NoMemory, m.fault_action);
+        }
+        // 5. Records: gfn → page, share count, pool charge, mapping count.
+        self.ext.private.insert(
+            (vmid, page),
+            PrivatePage {
+                pa,
+                gmem: gid,
+                kind: PrivateKind::Cow {
+                    golden: m.golden,
+                    page: gpage,
+                },
+                rights,
+            },
+        );
+        if let Some(g) = self.ext.gmems.get_mut(&gid) {
+            g.anon.insert(pa);
+        }
+        if let Some(g) = self.ext.goldens.get_mut(&m.golden) {
+            *g.copied.entry(gpage).or_insert(0) += 1;
+        }
+        if let Some(x) = self.ext.maps.get_mut(&(vmid, m.ipa)) {
+            x.copies += 1;
+        }
+        self.ext.counters.cow_copies += 1;
+        let pending = self.ext.pending_cow.entry(vmid).or_default();
+        pending.push(page);
+        if pending.len() >= COW_BATCH {
+            self.flush_cow_broken_of(vmid);
+        }
+        FaultOutcome::Copied { pa }
+    }
+
+    /// Count an unserved fault and apply `action`.
+    fn unserved(&mut self, vmid: Vmid, why: Unserved, action: FaultAction) -> FaultOutcome {
+        self.ext.counters.unserved += 1;
+        if action == FaultAction::StopVm && self.stop_for_fault(vmid) {
+            return FaultOutcome::Stopped(why);
+        }
+        FaultOutcome::Abort(why)
+    }
+
+    /// Stop `vmid` (EXITED, VM_EXITED to its owner) if its state allows.
+    fn stop_for_fault(&mut self, vmid: Vmid) -> bool {
+        let Some(vm) = self.vms.get(vmid) else {
+            return false;
+        };
+        if !transition_valid(vm.state, VmState::Exited, vm.flags) {
+            return false;
+        }
+        self.exit_vm(vmid, EXIT_TYPE_UNSERVED_FAULT, EXIT_REASON_BUS_ERROR);
+        true
+    }
+
+    /// QUOTA_EXHAUSTED to `vmid`'s owner.
+    fn quota_exhausted(&mut self, vmid: Vmid, gmem: u32, ipa: u64, quota: u64) {
+        let owner = self.vms.get(vmid).map_or(vmid, |v| v.owner);
+        let q = QuotaExhausted::new(vmid, gmem, ipa, quota);
+        self.notify_with(owner, MsgId::QUOTA_EXHAUSTED, &q);
+    }
+
+    /// Send every pending COW_BROKEN notification (one per VM, up to 512
+    /// IPAs each) to the VMs' owners. [`Rm::drain_outgoing`] calls this.
+    pub fn flush_cow_broken(&mut self) {
+        let vms: Vec<Vmid> = self.ext.pending_cow.keys().copied().collect();
+        for v in vms {
+            self.flush_cow_broken_of(v);
+        }
+    }
+
+    fn flush_cow_broken_of(&mut self, vmid: Vmid) {
+        let Some(ipas) = self.ext.pending_cow.remove(&vmid) else {
+            return;
+        };
+        let owner = self.vms.get(vmid).map_or(vmid, |v| v.owner);
+        for chunk in ipas.chunks(COW_BATCH) {
+            let list: Vec<U64> = chunk.iter().map(|&ipa| U64::new(ipa)).collect();
+            let n = CowBroken { vmid, ipas: &list };
+            self.notify_with(owner, MsgId::COW_BROKEN, &n);
+        }
+    }
+
+    /// Fault-path counters (copies made, demand pages, retries, unserved).
+    pub fn fault_counters(&self) -> crate::memext::FaultCounters {
+        self.ext.counters
+    }
+}
