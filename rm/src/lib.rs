@@ -10,6 +10,17 @@
 //! state. [`sim`] (feature `std`) is the host platform over the real
 //! `gunyah-stage2` tables.
 //!
+//! gmem, golden images and copy-on-write (DESIGN.md "Memory model"):
+//! [`gmem`] pools bound into VMs ([`Rm::gmem_create`], [`Rm::gmem_bind`]),
+//! [`golden`] images sealed from a parcel or a template VM
+//! ([`Rm::golden_seal`], [`Rm::golden_seal_vm`]) and mapped read-only with a
+//! CoW policy ([`Rm::golden_map`]), and the stage-2 fault path in [`cow`]
+//! ([`Rm::handle_fault`]: CoW copy, demand paging, abort or stop).
+//! [`sim_access`] lets the simulator touch guest memory through the real
+//! tables and that fault path ([`Rm::vm_read`], [`Rm::vm_write`], the
+//! SIM_VM_READ/WRITE requests); [`sim_mmu`] (feature `std`) is a vCPU's
+//! lock-free table walker for multi-threaded tests and benchmarks.
+//!
 //! Transport-facing API: [`Rm::packet_from`] feeds one message-queue message
 //! from a VM, [`Rm::drain_outgoing`] yields `(to_vmid, packet)` pairs in the
 //! order the RM produced them, [`Rm::vm_exists`] tells a transport whether a

@@ -7,15 +7,11 @@
 //!   range any record uses ([`crate::memory`]);
 //! * `parcels`: the memparcel database ([`crate::memparcel`]);
 //! * `rm_pages`: partition pages the RM holds for records (take them with
-//!   [`Rm::alloc_partition_page`] so the leak check accounts for them).
-//!
-//! Extension points for gmem / golden pages / copy-on-write: a gmem page
-//! mapped in its VM is an [`crate::memory::OwnedRange`] with
-//! `Origin::Partition`; golden mappings become another record kind that
-//! `checker::expected_runs` adds to a VM's expected leaves; a fault entry
-//! point `Rm::handle_fault(vmid, fault)` goes beside `packet_from` and uses
-//! the same platform seams (`AddressSpaces` for the replace, `PhysMem` for
-//! the copy).
+//!   [`Rm::alloc_partition_page`] so the leak check accounts for them);
+//! * `ext`: gmem pools and bindings, golden images and mappings, and every
+//!   VM's private pages made by faults ([`crate::memext`]); the operations
+//!   are in [`crate::gmem`], [`crate::golden`], [`crate::cow`] (the fault
+//!   path, [`Rm::handle_fault`]) and [`crate::sim_access`].
 
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::vec::Vec;
