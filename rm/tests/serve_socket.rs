@@ -347,3 +347,296 @@ impl WaitOutput for Child {
         err
     }
 }
+/// Read packets until the reply to `seq`; return it and the VM_STATUS notifications seen first.
+fn reply_after_status(c: &Client, seq: u16) -> (Vec<u8>, Vec<Vec<u8>>) {
+    let mut status = Vec::new();
+    loop {
+        let p = c.recv().expect("server closed the connection");
+        if p[1] & 3 == 3 {
+            if p[4..8] == 0x5610_0008u32.to_le_bytes() {
+                status.push(p[8..].to_vec());
+            }
+            continue;
+        }
+        assert_eq!(p[1] & 3, 2, "not a reply: {p:02x?}");
+        assert_eq!(u16::from_le_bytes([p[2], p[3]]), seq, "reply seq");
+        return (p, status);
+    }
+}
+
+fn ok_reply(c: &Client, seq: u16, msg_id: u32, payload: &[u8]) -> (Vec<u8>, Vec<Vec<u8>>) {
+    c.send(&request(seq, msg_id, payload));
+    let (r, st) = reply_after_status(c, seq);
+    assert_eq!(&r[4..8], &msg_id.to_le_bytes(), "reply msg_id");
+    assert_eq!(
+        &r[8..12],
+        &[0, 0, 0, 0],
+        "error code of {msg_id:#x}: {r:02x?}"
+    );
+    (r[12..].to_vec(), st)
+}
+
+#[test]
+fn hlos_launches_a_vm_through_the_socket() {
+    let s = Server::start("launch");
+    let c = Client::hello(&s.path, HLOS);
+
+    // VM_ALLOC_VMID(0): dynamic VMID 0x80 first (spec §12).
+    let (data, _) = ok_reply(&c, 1, VM_ALLOC_VMID, &[0, 0, 0, 0]);
+    assert_eq!(data, [0x80, 0, 0, 0]);
+    let vm = 0x80u8;
+
+    // MEM_LEND 2 MiB of HLOS RAM at 0x48000000 to the VM with RWX (spec §3.1 offsets).
+    #[rustfmt::skip]
+    let lend = [
+        0, 0, 0, 0,             // mem_type NORMAL, res, flags 0, res
+        0, 0, 0, 0,             // label
+        1, 0, 0, 0,             // acl count 1
+        vm, 0, 7, 0,            // {vmid, RWX}
+        1, 0, 0, 0,             // sgl count 1
+        0, 0, 0, 0x48, 0, 0, 0, 0, // ipa 0x48000000
+        0, 0, 0x20, 0, 0, 0, 0, 0, // size 0x200000
+        0, 0, 0, 0,             // attr count 0
+    ];
+    // The VM's DT goes into that memory first, through the simulator's SIM_VM_WRITE
+    // (0x470000F1: u16 vmid, u16 res, u32 length, u64 ipa, bytes; DESIGN.md). It is larger
+    // than one fragment, so this also sends a multi-fragment request over the socket.
+    let dtb = compile_dtb(
+        &s._dir.0,
+        "/dts-v1/; / { #address-cells = <2>; #size-cells = <2>; model = \"socket-test-guest\"; \
+         cpus { #address-cells = <1>; #size-cells = <0>; \
+         cpu@0 { device_type = \"cpu\"; reg = <0>; }; cpu@1 { device_type = \"cpu\"; reg = <1>; }; }; };",
+    );
+    assert!(
+        dtb.len() > 232,
+        "DTB of {} bytes would not need fragments",
+        dtb.len()
+    );
+    let mut w = vec![3, 0, 0, 0];
+    w.extend_from_slice(&(dtb.len() as u32).to_le_bytes());
+    w.extend_from_slice(&0x4800_0000u64.to_le_bytes());
+    w.extend_from_slice(&dtb);
+    for (i, chunk) in w.chunks(232).enumerate() {
+        let frags = (w.len() - 1) / 232;
+        let ty = if i == 0 { 1 } else { 0 };
+        let mut p = header(ty, frags as u8, 20, 0x4700_00F1);
+        p.extend_from_slice(chunk);
+        c.send(&p);
+    }
+    let (r, _) = reply_after_status(&c, 20);
+    assert_eq!(&r[8..12], &[0, 0, 0, 0], "SIM_VM_WRITE: {r:02x?}");
+
+    let (data, _) = ok_reply(&c, 2, 0x5100_0012, &lend);
+    let handle: [u8; 4] = data[..4].try_into().unwrap();
+
+    // VM_CONFIG_IMAGE: vmid, auth NONE, handle, image 0/0, the DTB at offset 0 (§5.5).
+    let mut cfg = vec![vm, 0, 0, 0];
+    cfg.extend_from_slice(&handle);
+    cfg.extend_from_slice(&[0; 16]);
+    cfg.extend_from_slice(&0u64.to_le_bytes());
+    cfg.extend_from_slice(&(dtb.len() as u64).to_le_bytes());
+    let (_, st) = ok_reply(&c, 3, 0x5600_0009, &cfg);
+    // VM_STATUS {vmid, res, INIT = 1, ...} comes before the reply.
+    assert_eq!(st.last().map(|s| (s[0], s[4])), Some((vm, 1)));
+
+    let (_, st) = ok_reply(&c, 4, 0x5600_000B, &[vm, 0, 0, 0]);
+    assert_eq!(st.last().map(|s| (s[0], s[4])), Some((vm, 2)), "READY");
+    let (_, st) = ok_reply(&c, 5, 0x5600_0004, &[vm, 0, 0, 0]);
+    assert_eq!(st.last().map(|s| (s[0], s[4])), Some((vm, 3)), "RUNNING");
+
+    // VM_GET_STATE: bits[7:0] vm_status = RUNNING (3).
+    let (data, _) = ok_reply(&c, 6, VM_GET_STATE, &[vm, 0, 0, 0]);
+    assert_eq!(data[0], 3);
+
+    // The new VM can connect as itself and learn its VMID.
+    let g = Client::hello(&s.path, vm as u16);
+    assert_get_vmid(&g, 1, vm as u16);
+
+    // While it runs, the lent image parcel cannot be reclaimed (MEM_INUSE, 0xB).
+    let mut reclaim = handle.to_vec();
+    reclaim.extend_from_slice(&[0; 4]);
+    c.send(&request(7, 0x5100_0015, &reclaim));
+    let (r, _) = reply_after_status(&c, 7);
+    assert_eq!(&r[8..12], &[0xB, 0, 0, 0]);
+}
+
+/// Compile device-tree source with dtc (a project dependency, installed by `cargo xtask setup`).
+fn compile_dtb(dir: &Path, dts: &str) -> Vec<u8> {
+    let src = dir.join("guest.dts");
+    let out = dir.join("guest.dtb");
+    std::fs::write(&src, dts).unwrap();
+    let st = Command::new("dtc")
+        .args(["-I", "dts", "-O", "dtb", "-o"])
+        .arg(&out)
+        .arg(&src)
+        .status()
+        .expect("run dtc (install device-tree-compiler: cargo xtask setup)");
+    assert!(st.success(), "dtc failed");
+    std::fs::read(out).unwrap()
+}
+
+/// A request of any size, fragmented by hand (232 payload bytes per fragment, spec §1.4).
+fn send_request(c: &Client, seq: u16, msg_id: u32, payload: &[u8]) {
+    let frags = payload.len().saturating_sub(1) / 232;
+    if payload.is_empty() {
+        c.send(&header(1, 0, seq, msg_id));
+        return;
+    }
+    for (i, chunk) in payload.chunks(232).enumerate() {
+        let mut p = header(if i == 0 { 1 } else { 0 }, frags as u8, seq, msg_id);
+        p.extend_from_slice(chunk);
+        c.send(&p);
+    }
+}
+
+/// The reply to `seq` (skipping notifications), reassembled: (error code, data).
+fn reassembled_reply(c: &Client, seq: u16) -> (u32, Vec<u8>) {
+    let first = c.reply();
+    assert_eq!(u16::from_le_bytes([first[2], first[3]]), seq);
+    let mut data = first[8..].to_vec();
+    for _ in 0..(first[1] >> 2) {
+        let p = c.reply();
+        assert_eq!(p[1] & 3, 0, "continuation expected");
+        data.extend_from_slice(&p[8..]);
+    }
+    let err = u32::from_le_bytes(data[..4].try_into().unwrap());
+    (err, data[4..].to_vec())
+}
+
+fn call(c: &Client, seq: u16, msg_id: u32, payload: &[u8]) -> (u32, Vec<u8>) {
+    send_request(c, seq, msg_id, payload);
+    reassembled_reply(c, seq)
+}
+
+fn sim_write(vmid: u16, ipa: u64, bytes: &[u8]) -> Vec<u8> {
+    let mut p = vmid.to_le_bytes().to_vec();
+    p.extend_from_slice(&[0, 0]);
+    p.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+    p.extend_from_slice(&ipa.to_le_bytes());
+    p.extend_from_slice(bytes);
+    p
+}
+
+fn sim_read(vmid: u16, ipa: u64, len: u32) -> Vec<u8> {
+    let mut p = vmid.to_le_bytes().to_vec();
+    p.extend_from_slice(&[0, 0]);
+    p.extend_from_slice(&len.to_le_bytes());
+    p.extend_from_slice(&ipa.to_le_bytes());
+    p
+}
+
+#[test]
+fn socket_clients_drive_copy_on_write_of_a_golden_image() {
+    use sha2::{Digest, Sha256};
+    const SIM_VM_READ: u32 = 0x4700_00F0;
+    const SIM_VM_WRITE: u32 = 0x4700_00F1;
+    let s = Server::start("cow");
+    let c = Client::hello(&s.path, HLOS);
+
+    // Two clone VMs.
+    let (a, _) = ok_reply(&c, 1, VM_ALLOC_VMID, &[0, 0, 0, 0]);
+    let (b, _) = ok_reply(&c, 2, VM_ALLOC_VMID, &[0, 0, 0, 0]);
+    let (a, b) = (
+        a[0] as u16 | (a[1] as u16) << 8,
+        b[0] as u16 | (b[1] as u16) << 8,
+    );
+
+    // HLOS fills two pages of its RAM at 0x48000000: 'A' * 4096, 'B' * 4096.
+    let mut image = vec![b'A'; 4096];
+    image.extend_from_slice(&[b'B'; 4096]);
+    let mut seq = 10;
+    for (i, chunk) in image.chunks(1024).enumerate() {
+        let (err, _) = call(
+            &c,
+            seq,
+            SIM_VM_WRITE,
+            &sim_write(HLOS, 0x4800_0000 + i as u64 * 1024, chunk),
+        );
+        assert_eq!(err, 0, "HLOS SIM_VM_WRITE");
+        seq += 1;
+    }
+
+    // Lend them (ACL {a, R}) and seal the parcel golden: the digest is SHA-256 of the contents.
+    let mut lend = vec![
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        1,
+        0,
+        0,
+        0,
+        a as u8,
+        (a >> 8) as u8,
+        4,
+        0,
+        1,
+        0,
+        0,
+        0,
+    ];
+    lend.extend_from_slice(&0x4800_0000u64.to_le_bytes());
+    lend.extend_from_slice(&0x2000u64.to_le_bytes());
+    lend.extend_from_slice(&[0, 0, 0, 0]);
+    let (h, _) = ok_reply(&c, 20, 0x5100_0012, &lend);
+    let mut seal = h[..4].to_vec();
+    seal.extend_from_slice(&[0; 4]);
+    let (sealed, _) = ok_reply(&c, 21, 0x4700_0010, &seal);
+    assert_eq!(sealed.len(), 40);
+    let golden: [u8; 4] = sealed[..4].try_into().unwrap();
+    assert_eq!(&sealed[8..40], Sha256::digest(&image).as_slice(), "digest");
+
+    // The lent pages left HLOS's stage 2: its read faults (MEM_INVALID + the page's IPA).
+    let (err, data) = call(&c, 22, SIM_VM_READ, &sim_read(HLOS, 0x4800_1000, 16));
+    assert_eq!(err, 0xA);
+    assert_eq!(data, 0x4800_1000u64.to_le_bytes());
+
+    // Each clone gets a gmem pool of 4 pages and the golden image copy-on-write at 0x80000000.
+    for (i, vm) in [a, b].into_iter().enumerate() {
+        let mut create = 0x4000u64.to_le_bytes().to_vec();
+        create.extend_from_slice(&[0, 0, 0, 0]);
+        create.extend_from_slice(&vm.to_le_bytes());
+        create.extend_from_slice(&[0, 0]);
+        let (gmem, _) = ok_reply(&c, 30 + i as u16, 0x4700_0001, &create);
+        let mut map = golden.to_vec();
+        map.extend_from_slice(&vm.to_le_bytes());
+        map.extend_from_slice(&1u16.to_le_bytes()); // COW
+        map.extend_from_slice(&0u64.to_le_bytes());
+        map.extend_from_slice(&0x8000_0000u64.to_le_bytes());
+        map.extend_from_slice(&0x2000u64.to_le_bytes());
+        map.extend_from_slice(&gmem[..4]);
+        map.extend_from_slice(&[0; 4]);
+        ok_reply(&c, 40 + i as u16, 0x4700_0011, &map);
+    }
+
+    // Clone a writes "hello" into the second page: exactly one fault served (one CoW copy).
+    let (err, data) = call(&c, 50, SIM_VM_WRITE, &sim_write(a, 0x8000_1000, b"hello"));
+    assert_eq!((err, data), (0, vec![1, 0, 0, 0]));
+    // Writing the same page again needs no fault.
+    let (err, data) = call(&c, 51, SIM_VM_WRITE, &sim_write(a, 0x8000_1005, b"!"));
+    assert_eq!((err, data), (0, vec![0, 0, 0, 0]));
+
+    let (err, data) = call(&c, 52, SIM_VM_READ, &sim_read(a, 0x8000_0ffe, 10));
+    assert_eq!(err, 0);
+    assert_eq!(data, b"AAhello!BB");
+    // Clone b still sees the golden contents, across the whole image (a 2-fragment reply).
+    let (err, data) = call(&c, 53, SIM_VM_READ, &sim_read(b, 0x8000_0000, 0x2000));
+    assert_eq!(err, 0);
+    assert_eq!(data, image);
+
+    // VM_MEM_STATS of a: 2 golden-mapped... of which 1 copied; quota 4 pages.
+    let (st, _) = ok_reply(&c, 54, 0x4700_0020, &[a as u8, (a >> 8) as u8, 0, 0]);
+    let word = |i: usize| u64::from_le_bytes(st[i * 8..i * 8 + 8].try_into().unwrap());
+    assert_eq!(word(2), 1, "cow_copied_pages: {st:02x?}");
+    assert_eq!(word(3), 4, "quota_pages: {st:02x?}");
+
+    // The golden image cannot be released while mapped (MEM_INUSE).
+    let mut release = golden.to_vec();
+    release.extend_from_slice(&[0; 4]);
+    let (err, _) = call(&c, 55, 0x4700_0013, &release);
+    assert_eq!(err, 0xB);
+}
