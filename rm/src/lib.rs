@@ -49,6 +49,7 @@ pub mod ext_rpc;
 pub mod gmem;
 pub mod golden;
 mod golden_check;
+pub mod launch;
 pub mod lifecycle;
 pub mod memext;
 pub mod memory;

@@ -1,0 +1,755 @@
+//! Launching the VMs of a validated [`LaunchPlan`] on an [`Rm`], as Gunyah's
+//! RM does for static VMs, by issuing the requests an owner (HLOS) would.
+//!
+//! Per VM, in order ([`LaunchStep`]):
+//! 1. VM_ALLOC_VMID (the config's fixed VMID, or 0 for a dynamic one);
+//! 2. GMEM_CREATE of `gmem.size` charged to the VM, GMEM_BIND of its private
+//!    RAM `[base-address, +size-min)` (DEMAND_PAGED when `gmem/demand-paging`);
+//! 3. for a protected VM, the RM is told which digests it accepts;
+//! 4. each golden mapping of a clone, once its template has sealed: the
+//!    image mapped read-only with the config's CoW policy, quota, fault
+//!    action, EXEC flag and expected digest, copies paid by the VM's gmem;
+//! 5. the VM's DT (its CPUs and RAM) written into two HLOS staging pages,
+//!    lent to the VM (MEM_LEND), VM_CONFIG_IMAGE, VM_INIT, VM_START.
+//!
+//! A template is sealed ([`LaunchStep::Seal`]) when its trigger fires: it
+//! reports OS status RUN (VM_SET_STATUS, noticed by [`Launch::poll`]) or
+//! the owner asks ([`Launch::seal`]). Sealing moves `seal-ranges` into the
+//! golden image and maps the image back into the template copy-on-write
+//! (paid by its own gmem), so it keeps running; boot VMs waiting for the
+//! image are launched then.
+//!
+//! Steps 1, 2 and 5 go through the RM's request path as encoded packets from
+//! HLOS ([`client::Client`]), so every check applies. The wire GOLDEN_MAP and
+//! GOLDEN_SEAL cannot carry a per-mapping quota, a fault action, an expected
+//! digest or a VM's seal ranges, so steps 3, 4 and the seal call the RM's
+//! golden operations directly with HLOS as the caller ([`Rm::golden_map`],
+//! [`Rm::set_vm_protected`], [`Rm::golden_seal_vm`]): the same functions the
+//! wire handlers call, with the same checks.
+//!
+//! All or nothing per VM: if a step fails, what was done for that VM is
+//! undone (the image parcel reclaimed, the VM reset if needed and
+//! deallocated, which returns its gmem, bindings and mappings) and the
+//! error names the VM, the step and the RM error code.
+
+mod client;
+mod dt;
+
+pub use client::Client;
+pub use dt::{vm_dt, DtWriter};
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+
+use gunyah_rm_abi::ext::{bind_flags, GmemBindReq, GmemCreateReq};
+use gunyah_rm_abi::mem::{rights, AclEntry, MemCreate, MemReleaseReq, SglEntry};
+use gunyah_rm_abi::vm::{VmConfigImageReq, VmidReq};
+use gunyah_rm_abi::{Request, RmError};
+
+use crate::config::{GoldenMode, LaunchMode, LaunchPlan, PlannedVm, SealTrigger, VmidRequest};
+use crate::golden::MapParams;
+use crate::platform::{Platform, Vmid, PAGE_SIZE};
+use crate::service::Rm;
+use crate::vm::{VmState, VMID_HLOS};
+
+/// OS status RUN (VM_SET_STATUS os_status 4): the template's seal trigger.
+pub const OS_STATUS_RUN: u8 = 4;
+/// HLOS staging pages per VM: the (empty) image page, then the DT page.
+const IMAGE_PAGES: u64 = 2;
+
+/// One step of launching a VM.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LaunchStep {
+    /// VM_ALLOC_VMID.
+    AllocVmid,
+    /// GMEM_CREATE.
+    GmemCreate,
+    /// GMEM_BIND of the private RAM.
+    GmemBind,
+    /// Telling the RM the digests a protected VM accepts.
+    Protect,
+    /// Mapping the named golden image.
+    GoldenMap(String),
+    /// Writing the DT and lending the image parcel (MEM_LEND).
+    ImageParcel,
+    /// VM_CONFIG_IMAGE.
+    ConfigImage,
+    /// VM_INIT.
+    Init,
+    /// VM_START.
+    Start,
+    /// Sealing a template's ranges into the named golden image.
+    Seal(String),
+}
+
+impl fmt::Display for LaunchStep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LaunchStep::AllocVmid => f.write_str("VM_ALLOC_VMID"),
+            LaunchStep::GmemCreate => f.write_str("GMEM_CREATE"),
+            LaunchStep::GmemBind => f.write_str("GMEM_BIND"),
+            LaunchStep::Protect => f.write_str("protect"),
+            LaunchStep::GoldenMap(g) => write!(f, "GOLDEN_MAP {g}"),
+            LaunchStep::ImageParcel => f.write_str("MEM_LEND (image)"),
+            LaunchStep::ConfigImage => f.write_str("VM_CONFIG_IMAGE"),
+            LaunchStep::Init => f.write_str("VM_INIT"),
+            LaunchStep::Start => f.write_str("VM_START"),
+            LaunchStep::Seal(g) => write!(f, "GOLDEN_SEAL {g}"),
+        }
+    }
+}
+
+/// Why a step failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LaunchFailure {
+    /// The RM answered with this error code.
+    Rm(RmError),
+    /// The golden image the VM maps has not been sealed yet.
+    NotSealed,
+    /// No VM of that name in the plan, or no instance of it launched.
+    UnknownVm,
+    /// `is-direct` RAM (IPA = PA) cannot be backed by a gmem pool.
+    DirectUnsupported,
+    /// No free HLOS staging page for the image parcel.
+    NoStaging,
+    /// The template was already sealed, or its trigger is not this one.
+    NotSealable,
+}
+
+impl fmt::Display for LaunchFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LaunchFailure::Rm(e) => write!(f, "{e}"),
+            LaunchFailure::NotSealed => f.write_str("golden image not sealed yet"),
+            LaunchFailure::UnknownVm => f.write_str("no such VM"),
+            LaunchFailure::DirectUnsupported => {
+                f.write_str("is-direct memory cannot be backed by gmem")
+            }
+            LaunchFailure::NoStaging => f.write_str("no free HLOS staging page for the image"),
+            LaunchFailure::NotSealable => f.write_str("not a template waiting to be sealed"),
+        }
+    }
+}
+
+/// A VM that could not be launched (or a template that could not be sealed).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LaunchError {
+    /// The VM's `image-name`.
+    pub vm: String,
+    /// The step that failed.
+    pub step: LaunchStep,
+    /// Why.
+    pub failure: LaunchFailure,
+    /// The undo step that failed in turn, if any (the RM keeps what it
+    /// could not undo; the checker still holds).
+    pub undo: Option<(LaunchStep, RmError)>,
+}
+
+impl LaunchError {
+    /// The RM error code, if the RM refused the step.
+    pub fn rm_error(&self) -> Option<RmError> {
+        match self.failure {
+            LaunchFailure::Rm(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for LaunchError {
+    /// `VM: STEP: reason`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}: {}", self.vm, self.step, self.failure)?;
+        if let Some((s, e)) = &self.undo {
+            write!(f, " (undo {s} failed: {e})")?;
+        }
+        Ok(())
+    }
+}
+
+/// A sealed golden image.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SealedImage {
+    /// The image's name (template `image-name`).
+    pub name: String,
+    /// Golden id.
+    pub id: u32,
+    /// SHA-256 of the contents.
+    pub digest: [u8; 32],
+    /// Size in bytes.
+    pub size: u64,
+    /// VMID of the template.
+    pub template: Vmid,
+}
+
+/// A launched VM.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Instance {
+    /// Index in [`LaunchPlan::vms`].
+    pub plan_index: usize,
+    /// `image-name`.
+    pub name: String,
+    /// Its VMID.
+    pub vmid: Vmid,
+    /// Its gmem pool.
+    pub gmem: u32,
+    /// The binding handle of its private RAM.
+    pub binding: u32,
+    /// The image parcel (lent by HLOS, accepted by the VM at start).
+    pub image_handle: u32,
+    /// Golden ids it maps, with the mapped IPA.
+    pub golden: Vec<(u32, u64)>,
+    /// Whether its template ranges have been sealed (templates only).
+    pub sealed: bool,
+}
+
+/// What the launcher did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LaunchEvent {
+    /// A VM is running.
+    Launched {
+        /// `image-name`.
+        name: String,
+        /// VMID.
+        vmid: Vmid,
+    },
+    /// A template's ranges were sealed.
+    Sealed(SealedImage),
+    /// A VM (or a seal) failed; nothing of it is left.
+    Failed(LaunchError),
+}
+
+/// HLOS pages the launcher lends as image parcels, taken from the top of
+/// HLOS RAM downwards.
+#[derive(Clone, Debug)]
+struct Staging {
+    next: u64,
+    floor: u64,
+    free: Vec<u64>,
+}
+
+impl Staging {
+    fn take(&mut self) -> Option<u64> {
+        if let Some(a) = self.free.pop() {
+            return Some(a);
+        }
+        let bytes = IMAGE_PAGES * PAGE_SIZE;
+        let at = self.next.checked_sub(bytes)?;
+        if at < self.floor {
+            return None;
+        }
+        self.next = at;
+        Some(at)
+    }
+}
+
+/// The launcher: the plan, what it launched, and its client connection.
+pub struct Launch {
+    plan: LaunchPlan,
+    client: Client,
+    staging: Staging,
+    instances: Vec<Instance>,
+    sealed: Vec<Option<SealedImage>>,
+    waiting: Vec<usize>,
+}
+
+impl Launch {
+    /// A launcher for `plan` on `rm`; image parcels come from the top of
+    /// HLOS RAM (`rm.config().hlos_ram`), two pages per VM.
+    pub fn new<P: Platform>(rm: &Rm<P>, plan: LaunchPlan) -> Self {
+        let (base, size) = rm
+            .config()
+            .hlos_ram
+            .map_or((0, 0), |(ipa, _, size)| (ipa, size));
+        Launch {
+            sealed: alloc::vec![None; plan.vms.len()],
+            plan,
+            client: Client::new(),
+            staging: Staging {
+                next: base + size,
+                floor: base,
+                free: Vec::new(),
+            },
+            instances: Vec::new(),
+            waiting: Vec::new(),
+        }
+    }
+
+    /// The plan.
+    pub fn plan(&self) -> &LaunchPlan {
+        &self.plan
+    }
+
+    /// The VMs launched so far, in launch order.
+    pub fn instances(&self) -> &[Instance] {
+        &self.instances
+    }
+
+    /// The running instance(s) of `name`.
+    pub fn instances_of<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Instance> + 'a {
+        self.instances.iter().filter(move |i| i.name == name)
+    }
+
+    /// The sealed image named `name`, or sealed from the template VM `name`.
+    pub fn sealed(&self, name: &str) -> Option<&SealedImage> {
+        self.plan.vms.iter().zip(&self.sealed).find_map(|(v, s)| {
+            s.as_ref()
+                .filter(|s| s.name == name || v.config.image_name == name)
+        })
+    }
+
+    /// Boot VMs waiting for a template to seal (plan indices).
+    pub fn waiting(&self) -> &[usize] {
+        &self.waiting
+    }
+
+    /// Packets the RM sent during launches that were not replies to the
+    /// launcher (VM_STATUS notifications to HLOS, ...), for a transport to
+    /// deliver.
+    pub fn take_other_packets(&mut self) -> Vec<(Vmid, Vec<u8>)> {
+        self.client.take_others()
+    }
+
+    /// Launch every `launch = "boot"` VM in plan order. A VM whose golden
+    /// images are not sealed yet waits for [`Launch::poll`] / [`Launch::seal`].
+    pub fn boot<P: Platform>(&mut self, rm: &mut Rm<P>) -> Vec<LaunchEvent> {
+        let mut ev = Vec::new();
+        for i in 0..self.plan.vms.len() {
+            if self.plan.vms[i].config.launch != LaunchMode::Boot {
+                continue;
+            }
+            if self.templates_sealed(i) {
+                ev.push(event(self.launch_index(rm, i)));
+            } else {
+                self.waiting.push(i);
+            }
+        }
+        ev
+    }
+
+    /// Launch one instance of the plan's VM `name` now (on request). A VM
+    /// with a dynamic VMID may be launched any number of times.
+    pub fn launch_vm<P: Platform>(
+        &mut self,
+        rm: &mut Rm<P>,
+        name: &str,
+    ) -> Result<Vmid, LaunchError> {
+        let Some(i) = self
+            .plan
+            .vms
+            .iter()
+            .position(|v| v.config.image_name == name)
+        else {
+            return Err(LaunchError {
+                vm: name.into(),
+                step: LaunchStep::AllocVmid,
+                failure: LaunchFailure::UnknownVm,
+                undo: None,
+            });
+        };
+        self.launch_index(rm, i).map(|(_, vmid)| vmid)
+    }
+
+    /// Check the templates' seal triggers (OS status RUN); seal those that
+    /// fired and launch the boot VMs that were waiting for them.
+    pub fn poll<P: Platform>(&mut self, rm: &mut Rm<P>) -> Vec<LaunchEvent> {
+        let mut ev = Vec::new();
+        let fired: Vec<usize> = self
+            .instances
+            .iter()
+            .enumerate()
+            .filter(|(_, inst)| {
+                !inst.sealed
+                    && self.plan.vms[inst.plan_index]
+                        .config
+                        .golden
+                        .template
+                        .as_ref()
+                        .is_some_and(|t| t.seal_trigger == SealTrigger::OsRun)
+                    && rm
+                        .vms()
+                        .get(inst.vmid)
+                        .is_some_and(|v| v.os_status == OS_STATUS_RUN)
+            })
+            .map(|(k, _)| k)
+            .collect();
+        for k in fired {
+            ev.push(self.seal_instance(rm, k));
+        }
+        ev.extend(self.launch_waiting(rm));
+        ev
+    }
+
+    /// Seal the template VM `name`'s ranges now (its owner's request; any
+    /// trigger), then launch the boot VMs that were waiting for the image.
+    pub fn seal<P: Platform>(&mut self, rm: &mut Rm<P>, name: &str) -> Vec<LaunchEvent> {
+        let k = self.instances.iter().position(|inst| {
+            inst.name == name
+                && !inst.sealed
+                && self.plan.vms[inst.plan_index]
+                    .config
+                    .golden
+                    .template
+                    .is_some()
+        });
+        let mut ev = alloc::vec![match k {
+            Some(k) => self.seal_instance(rm, k),
+            None => LaunchEvent::Failed(LaunchError {
+                vm: name.into(),
+                step: LaunchStep::Seal(String::new()),
+                failure: LaunchFailure::NotSealable,
+                undo: None,
+            }),
+        }];
+        ev.extend(self.launch_waiting(rm));
+        ev
+    }
+
+    fn launch_waiting<P: Platform>(&mut self, rm: &mut Rm<P>) -> Vec<LaunchEvent> {
+        let mut ev = Vec::new();
+        let waiting = core::mem::take(&mut self.waiting);
+        for i in waiting {
+            if self.templates_sealed(i) {
+                ev.push(event(self.launch_index(rm, i)));
+            } else {
+                self.waiting.push(i);
+            }
+        }
+        ev
+    }
+
+    fn templates_sealed(&self, i: usize) -> bool {
+        self.plan.vms[i]
+            .golden
+            .iter()
+            .all(|m| self.sealed.get(m.template).is_some_and(Option::is_some))
+    }
+
+    fn seal_instance<P: Platform>(&mut self, rm: &mut Rm<P>, k: usize) -> LaunchEvent {
+        let inst = self.instances[k].clone();
+        let pv = &self.plan.vms[inst.plan_index];
+        let Some(t) = pv.config.golden.template.clone() else {
+            return LaunchEvent::Failed(LaunchError {
+                vm: inst.name,
+                step: LaunchStep::Seal(String::new()),
+                failure: LaunchFailure::NotSealable,
+                undo: None,
+            });
+        };
+        let fail = |failure, undo| {
+            LaunchEvent::Failed(LaunchError {
+                vm: inst.name.clone(),
+                step: LaunchStep::Seal(t.image_name.clone()),
+                failure,
+                undo,
+            })
+        };
+        let ranges: Vec<(u64, u64)> = t.seal_ranges.iter().map(|r| (r.base, r.size)).collect();
+        let (id, digest) = match rm.golden_seal_vm(VMID_HLOS, inst.vmid, &ranges) {
+            Ok(v) => v,
+            Err(e) => return fail(LaunchFailure::Rm(e), None),
+        };
+        // Map the image back where it was sealed from, copy-on-write into
+        // the template's own pool, so the template keeps running.
+        let mut off = 0;
+        for &(ipa, size) in &ranges {
+            let p = MapParams::cow(id, inst.vmid, off, ipa, size, inst.gmem);
+            if let Err(e) = rm.golden_map(VMID_HLOS, p) {
+                // The image exists and the template lost these ranges: report,
+                // the image stays (clones may still use it).
+                return fail(LaunchFailure::Rm(e), None);
+            }
+            off += size;
+        }
+        self.instances[k].sealed = true;
+        self.instances[k]
+            .golden
+            .extend(ranges.iter().map(|r| (id, r.0)));
+        let img = SealedImage {
+            name: t.image_name.clone(),
+            id,
+            digest,
+            size: off,
+            template: inst.vmid,
+        };
+        self.sealed[inst.plan_index] = Some(img.clone());
+        LaunchEvent::Sealed(img)
+    }
+
+    fn launch_index<P: Platform>(
+        &mut self,
+        rm: &mut Rm<P>,
+        i: usize,
+    ) -> Result<(String, Vmid), LaunchError> {
+        let pv = self.plan.vms[i].clone();
+        let mut done = Done::default();
+        match self.steps(rm, &pv, &mut done) {
+            Ok(()) => {
+                let vmid = done.vmid.unwrap_or(0);
+                self.instances.push(Instance {
+                    plan_index: i,
+                    name: pv.config.image_name.clone(),
+                    vmid,
+                    gmem: done.gmem.unwrap_or(0),
+                    binding: done.binding.unwrap_or(0),
+                    image_handle: done.image.map_or(0, |x| x.0),
+                    golden: done.golden,
+                    sealed: false,
+                });
+                Ok((pv.config.image_name, vmid))
+            }
+            Err((step, failure)) => {
+                let undo = self.undo(rm, &done).err();
+                Err(LaunchError {
+                    vm: pv.config.image_name,
+                    step,
+                    failure,
+                    undo,
+                })
+            }
+        }
+    }
+
+    fn call<P: Platform>(
+        &mut self,
+        rm: &mut Rm<P>,
+        req: Request<'_>,
+        step: &LaunchStep,
+    ) -> Result<Vec<u8>, (LaunchStep, LaunchFailure)> {
+        self.client
+            .call(rm, VMID_HLOS, &req)
+            .map_err(|e| (step.clone(), LaunchFailure::Rm(e)))
+    }
+
+    fn steps<P: Platform>(
+        &mut self,
+        rm: &mut Rm<P>,
+        pv: &PlannedVm,
+        done: &mut Done,
+    ) -> Result<(), (LaunchStep, LaunchFailure)> {
+        let c = &pv.config;
+        let rm_err = |s: LaunchStep| move |e: RmError| (s.clone(), LaunchFailure::Rm(e));
+        // 1. VMID.
+        let s = LaunchStep::AllocVmid;
+        let want = match c.vmid {
+            VmidRequest::Fixed(n) => n,
+            VmidRequest::Dynamic => 0,
+        };
+        let r = self.call(rm, Request::VmAllocVmid(VmidReq::new(want)), &s)?;
+        let vmid = if want == 0 {
+            client::reply_u32(&r).map_err(rm_err(s))? as Vmid
+        } else {
+            want
+        };
+        done.vmid = Some(vmid);
+        // 2. gmem pool and private RAM.
+        if c.memory.is_direct {
+            return Err((LaunchStep::GmemBind, LaunchFailure::DirectUnsupported));
+        }
+        let s = LaunchStep::GmemCreate;
+        let r = self.call(
+            rm,
+            Request::GmemCreate(GmemCreateReq::new(c.gmem.size, 0, vmid)),
+            &s,
+        )?;
+        let gmem = client::reply_u32(&r).map_err(rm_err(s))?;
+        done.gmem = Some(gmem);
+        let s = LaunchStep::GmemBind;
+        let flags = if c.gmem.demand_paging {
+            bind_flags::DEMAND_PAGED
+        } else {
+            0
+        };
+        let ram = c.private_ram();
+        let r = self.call(
+            rm,
+            Request::GmemBind(GmemBindReq::new(
+                gmem,
+                vmid,
+                rights::RWX,
+                flags,
+                0,
+                ram.base,
+                ram.size,
+            )),
+            &s,
+        )?;
+        done.binding = Some(client::reply_u32(&r).map_err(rm_err(s))?);
+        // 3. Protected: the RM refuses any image whose digest the config
+        // does not name.
+        if c.protected {
+            let digests = pv.golden.iter().filter_map(|m| m.digest).collect();
+            rm.set_vm_protected(vmid, digests)
+                .map_err(rm_err(LaunchStep::Protect))?;
+        }
+        // 4. Golden mappings.
+        for m in &pv.golden {
+            let s = LaunchStep::GoldenMap(m.golden_name.clone());
+            let img = self
+                .sealed
+                .get(m.template)
+                .cloned()
+                .flatten()
+                .ok_or((s.clone(), LaunchFailure::NotSealed))?;
+            let pool = matches!(m.mode, GoldenMode::CopyOnWrite { .. }).then_some(gmem);
+            rm.golden_map(VMID_HLOS, MapParams::from_config(img.id, vmid, m, pool))
+                .map_err(rm_err(s))?;
+            done.golden.push((img.id, m.ipa));
+        }
+        // 5. Image parcel with the VM's DT, then init and start.
+        let s = LaunchStep::ImageParcel;
+        let at = self
+            .staging
+            .take()
+            .ok_or((s.clone(), LaunchFailure::NoStaging))?;
+        let dt = vm_dt(&c.image_name, c.vcpus.count, ram.base, ram.size);
+        if !write_hlos(rm, at, &dt) {
+            self.staging.free.push(at);
+            return Err((s, LaunchFailure::Rm(RmError::MemInvalid)));
+        }
+        let acl = [AclEntry::new(vmid, rights::RWX)];
+        let sgl = [SglEntry::new(at, IMAGE_PAGES * PAGE_SIZE)];
+        let lend = MemCreate {
+            mem_type: 0,
+            flags: 0,
+            label: 0,
+            acl: &acl,
+            sgl: &sgl,
+            attrs: &[],
+        };
+        let r = match self.call(rm, Request::MemLend(lend), &s) {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = zero_hlos(rm, at);
+                self.staging.free.push(at);
+                return Err(e);
+            }
+        };
+        let handle = client::reply_u32(&r).map_err(rm_err(s))?;
+        done.image = Some((handle, at));
+        let s = LaunchStep::ConfigImage;
+        let cfg = VmConfigImageReq {
+            vmid: vmid.into(),
+            auth_mech: 0.into(),
+            mem_handle: handle.into(),
+            image_offset: 0.into(),
+            image_size: PAGE_SIZE.into(),
+            dtb_offset: PAGE_SIZE.into(),
+            dtb_size: (dt.len() as u64).into(),
+        };
+        self.call(rm, Request::VmConfigImage(cfg), &s)?;
+        self.call(rm, Request::VmInit(VmidReq::new(vmid)), &LaunchStep::Init)?;
+        self.call(rm, Request::VmStart(VmidReq::new(vmid)), &LaunchStep::Start)?;
+        Ok(())
+    }
+
+    /// Undo a partial launch: reset the VM if it left LOAD, deallocate it
+    /// (the RM returns its gmem, bindings and mappings), reclaim the image
+    /// parcel and give the staging pages back.
+    fn undo<P: Platform>(
+        &mut self,
+        rm: &mut Rm<P>,
+        done: &Done,
+    ) -> Result<(), (LaunchStep, RmError)> {
+        if let Some(vmid) = done.vmid {
+            let state = rm.vm_state(vmid);
+            if matches!(
+                state,
+                Some(VmState::Init | VmState::Ready | VmState::InitFailed | VmState::Auth)
+            ) {
+                let r = Request::VmReset(VmidReq::new(vmid));
+                // Init/Auth cannot be reset; dealloc below reports it.
+                let _ = self.client.call(rm, VMID_HLOS, &r);
+            }
+            let r = Request::VmDeallocVmid(VmidReq::new(vmid));
+            self.client
+                .call(rm, VMID_HLOS, &r)
+                .map_err(|e| (LaunchStep::AllocVmid, e))?;
+        }
+        if let Some((handle, at)) = done.image {
+            let r = Request::MemReclaim(MemReleaseReq::new(handle, 0));
+            self.client
+                .call(rm, VMID_HLOS, &r)
+                .map_err(|e| (LaunchStep::ImageParcel, e))?;
+            zero_hlos(rm, at);
+            self.staging.free.push(at);
+        }
+        Ok(())
+    }
+}
+
+/// What a launch has done so far (for the undo).
+#[derive(Default)]
+struct Done {
+    vmid: Option<Vmid>,
+    gmem: Option<u32>,
+    binding: Option<u32>,
+    golden: Vec<(u32, u64)>,
+    image: Option<(u32, u64)>,
+}
+
+fn event(r: Result<(String, Vmid), LaunchError>) -> LaunchEvent {
+    match r {
+        Ok((name, vmid)) => LaunchEvent::Launched { name, vmid },
+        Err(e) => LaunchEvent::Failed(e),
+    }
+}
+
+/// Write the DT `data` into the second staging page at `base` (HLOS
+/// memory, through HLOS's stage 2).
+fn write_hlos<P: Platform>(rm: &mut Rm<P>, base: u64, data: &[u8]) -> bool {
+    let mut done = 0usize;
+    while done < data.len() {
+        let a = base + PAGE_SIZE + done as u64;
+        let Some(l) = rm.platform().query(VMID_HLOS, a) else {
+            return false;
+        };
+        let n = ((l.ipa + l.size - a) as usize).min(data.len() - done);
+        let pa = l.pa + (a - l.ipa);
+        if !rm.platform_mut().write(pa, &data[done..done + n]) {
+            return false;
+        }
+        done += n;
+    }
+    true
+}
+
+/// Zero the staging pages at `ipa` (they are HLOS's again).
+fn zero_hlos<P: Platform>(rm: &mut Rm<P>, ipa: u64) -> bool {
+    (0..IMAGE_PAGES).all(|k| {
+        let a = ipa + k * PAGE_SIZE;
+        match rm.platform().query(VMID_HLOS, a) {
+            Some(l) => rm.platform_mut().zero(l.pa + (a - l.ipa), PAGE_SIZE),
+            None => false,
+        }
+    })
+}
+
+/// The host simulator for a plan's platform: HLOS RAM and the partition as
+/// the platform config describes them (one range each, HLOS VMID 3, IPA
+/// size ≤ 40 bits: what the simulator models), or what does not fit it.
+#[cfg(feature = "std")]
+pub fn sim_rm_for(
+    p: &crate::config::PlatformConfig,
+) -> Result<Rm<crate::sim::SimPlatform>, String> {
+    use alloc::format;
+    if p.hlos_vmid != VMID_HLOS {
+        return Err(format!(
+            "hlos-vmid {}: the RM knows HLOS as VMID {VMID_HLOS}",
+            p.hlos_vmid
+        ));
+    }
+    let [hlos] = p.hlos_memory.as_slice() else {
+        return Err("hlos-memory: the simulator takes exactly one range".into());
+    };
+    let [part] = p.partition.as_slice() else {
+        return Err("partition: the simulator takes exactly one range".into());
+    };
+    let sim = crate::sim::SimConfig {
+        hlos_ram: (hlos.base, hlos.size),
+        partition_base: part.base,
+        partition_pages: part.size / PAGE_SIZE,
+        ipa_bits: p.ipa_bits,
+    };
+    crate::sim::sim_rm(sim, crate::RmConfig::default()).map_err(|e| format!("{e}"))
+}

@@ -1,0 +1,319 @@
+//! Launching VMs from `vm-configs/*.dts` (compiled with dtc) on the
+//! simulator: the template, its seal on OS RUN, its clones; failures undone.
+//! The isolation checker runs after every launch step the tests take.
+
+use std::path::PathBuf;
+
+use gunyah_rm::config::host::load_set;
+use gunyah_rm::config::{LaunchPlan, MemRange};
+use gunyah_rm::launch::{
+    sim_rm_for, Client, Launch, LaunchEvent, LaunchFailure, LaunchStep, OS_STATUS_RUN,
+};
+use gunyah_rm::sim::SimPlatform;
+use gunyah_rm::vm::VmState;
+use gunyah_rm::Rm;
+use gunyah_rm_abi::vm::VmSetStatusReq;
+use gunyah_rm_abi::{Request, RmError};
+
+const PAGE: u64 = 4096;
+/// `zygote.dts`: the first 192 MiB of its RAM at 0x80000000 become the image.
+const GOLDEN_BYTES: u64 = 0x0c00_0000;
+const GOLDEN_IPA: u64 = 0x8000_0000;
+/// SHA-256 of 192 MiB of zero bytes (`head -c 201326592 /dev/zero | sha256sum`).
+const ZERO_DIGEST: &str = "46b23b74b0d431993099b9ccef75ac4e30dc48305089aa236b6ff1de97fed713";
+
+fn config_paths() -> Vec<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../vm-configs");
+    let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "dts"))
+        .collect();
+    v.sort();
+    v
+}
+
+fn plan() -> LaunchPlan {
+    load_set(&config_paths()).unwrap_or_else(|e| panic!("configs: {e:?}"))
+}
+
+fn check(rm: &Rm<SimPlatform>) {
+    let v = rm.check_isolation();
+    assert!(v.is_empty(), "isolation violations: {v:#?}");
+}
+
+fn hex(d: &[u8; 32]) -> String {
+    d.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The guest of `vmid` reports OS status RUN (VM_SET_STATUS as itself).
+fn report_running(rm: &mut Rm<SimPlatform>, vmid: u16) {
+    let req = VmSetStatusReq {
+        vm_status: 0,
+        os_status: OS_STATUS_RUN,
+        app_status: 0.into(),
+    };
+    let mut c = Client::new();
+    assert_eq!(c.call(rm, vmid, &Request::VmSetStatus(req)), Ok(vec![]));
+}
+
+fn launched(ev: &[LaunchEvent]) -> Vec<(String, u16)> {
+    ev.iter()
+        .filter_map(|e| match e {
+            LaunchEvent::Launched { name, vmid } => Some((name.clone(), *vmid)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Boot the default set: returns the RM, the launcher and the boot events.
+fn boot() -> (Rm<SimPlatform>, Launch, Vec<LaunchEvent>) {
+    let plan = plan();
+    let mut rm = sim_rm_for(&plan.platform).unwrap();
+    let mut l = Launch::new(&rm, plan);
+    let ev = l.boot(&mut rm);
+    check(&rm);
+    (rm, l, ev)
+}
+
+#[test]
+fn template_boots_seals_on_os_run_and_clones_follow() {
+    let (mut rm, mut l, ev) = boot();
+    // Boot VMs that need no golden image launch now, in plan order (input
+    // order, templates first): the trusted VM (fixed 0x2d), then the zygote
+    // (first dynamic VMID).
+    assert_eq!(
+        launched(&ev),
+        vec![
+            ("trusted-vm".to_string(), 0x2d),
+            ("zygote".to_string(), 0x80)
+        ]
+    );
+    assert_eq!(ev.len(), 2, "{ev:?}");
+    assert_eq!(l.waiting().len(), 2, "app-clone-0 and protected-vm wait");
+    assert_eq!(rm.vm_state(0x80), Some(VmState::Running));
+    assert_eq!(rm.vm_state(0x2d), Some(VmState::Running));
+    // Nothing seals before the trigger.
+    assert!(l.poll(&mut rm).is_empty());
+    assert!(l.sealed("zygote-golden").is_none());
+
+    report_running(&mut rm, 0x80);
+    let ev = l.poll(&mut rm);
+    check(&rm);
+    let LaunchEvent::Sealed(img) = &ev[0] else {
+        panic!("expected the seal first: {ev:?}")
+    };
+    assert_eq!(img.name, "zygote-golden");
+    assert_eq!(img.size, GOLDEN_BYTES);
+    assert_eq!(img.template, 0x80);
+    // Nothing wrote the template's RAM: the digest of 192 MiB of zeros,
+    // which protected-vm.dts names, so the protected VM launches too.
+    assert_eq!(hex(&img.digest), ZERO_DIGEST);
+    assert_eq!(
+        launched(&ev[1..]),
+        vec![
+            ("app-clone-0".to_string(), 0x81),
+            ("protected-vm".to_string(), 0x82)
+        ]
+    );
+    assert!(l.waiting().is_empty());
+    // The clone maps all 49152 golden pages, has copied none, and its gmem
+    // quota is the config's 80 MiB; demand-paged RAM holds nothing yet.
+    let s = rm.mem_stats(0x81).unwrap();
+    assert_eq!(
+        (s.golden_mapped_pages, s.cow_copied_pages, s.private_pages),
+        (GOLDEN_BYTES / PAGE, 0, 0)
+    );
+    assert_eq!(s.quota_pages, 0x0500_0000 / PAGE);
+    // A clone write makes one private copy; the template and the other
+    // clone still read the golden contents.
+    assert_eq!(rm.vm_write(0x81, GOLDEN_IPA + 5 * PAGE, b"clone"), Ok(1));
+    check(&rm);
+    let mut b = [0xffu8; 5];
+    rm.vm_read(0x82, GOLDEN_IPA + 5 * PAGE, &mut b).unwrap();
+    assert_eq!(b, [0; 5]);
+    rm.vm_read(0x80, GOLDEN_IPA + 5 * PAGE, &mut b).unwrap();
+    assert_eq!(b, [0; 5]);
+    rm.vm_read(0x81, GOLDEN_IPA + 5 * PAGE, &mut b).unwrap();
+    assert_eq!(&b, b"clone");
+    assert_eq!(rm.mem_stats(0x81).unwrap().cow_copied_pages, 1);
+    // The template keeps running on its image (mapped back copy-on-write).
+    assert_eq!(rm.vm_write(0x80, GOLDEN_IPA, b"zygote"), Ok(1));
+    // Its RAM beyond the sealed ranges is still its own pool's.
+    assert_eq!(rm.vm_write(0x80, GOLDEN_IPA + GOLDEN_BYTES, b"own"), Ok(0));
+    check(&rm);
+    // A second trigger does nothing.
+    assert!(l.poll(&mut rm).is_empty());
+}
+
+#[test]
+fn clones_on_request_get_their_own_vmids_and_copies() {
+    let (mut rm, mut l, _) = boot();
+    // Before the seal, an on-request clone is refused and leaves nothing.
+    let before = rm.snapshot();
+    let e = l.launch_vm(&mut rm, "app-clone-1").unwrap_err();
+    assert_eq!(e.step, LaunchStep::GoldenMap("zygote-golden".into()));
+    assert_eq!(e.failure, LaunchFailure::NotSealed);
+    assert_eq!(e.undo, None);
+    let after = rm.snapshot();
+    assert_eq!(
+        (after.tables, after.partition),
+        (before.tables, before.partition)
+    );
+    assert!(!rm.vm_exists(0x81));
+    check(&rm);
+
+    report_running(&mut rm, 0x80);
+    l.poll(&mut rm);
+    let mut vmids = Vec::new();
+    for _ in 0..3 {
+        vmids.push(l.launch_vm(&mut rm, "app-clone-1").unwrap());
+        check(&rm);
+    }
+    // 0x81, 0x82 went to app-clone-0 and protected-vm at the seal.
+    assert_eq!(vmids, vec![0x83, 0x84, 0x85]);
+    assert_eq!(l.instances_of("app-clone-1").count(), 3);
+    // Each clone's write copies one page into its own gmem.
+    for (k, &v) in vmids.iter().enumerate() {
+        assert_eq!(
+            rm.vm_write(v, GOLDEN_IPA + 7 * PAGE, &[k as u8 + 1; 8]),
+            Ok(1)
+        );
+    }
+    for (k, &v) in vmids.iter().enumerate() {
+        let mut b = [0u8; 8];
+        rm.vm_read(v, GOLDEN_IPA + 7 * PAGE, &mut b).unwrap();
+        assert_eq!(b, [k as u8 + 1; 8]);
+        assert_eq!(rm.mem_stats(v).unwrap().cow_copied_pages, 1);
+    }
+    check(&rm);
+    // app-clone-1's quota is 256 copies with fault-action stop-vm: the
+    // 257th write is not served and stops the VM.
+    let v = vmids[0];
+    for p in 8..8 + 255 {
+        assert_eq!(
+            rm.vm_write(v, GOLDEN_IPA + p * PAGE, b"q"),
+            Ok(1),
+            "page {p}"
+        );
+    }
+    assert!(rm.vm_write(v, GOLDEN_IPA + 300 * PAGE, b"q").is_err());
+    assert_eq!(rm.vm_state(v), Some(VmState::Exited));
+    check(&rm);
+}
+
+#[test]
+fn protected_vm_is_refused_when_the_image_digest_differs() {
+    let (mut rm, mut l, _) = boot();
+    // The template writes its RAM before it reports RUN: another digest.
+    assert_eq!(rm.vm_write(0x80, GOLDEN_IPA, b"booted"), Ok(0));
+    report_running(&mut rm, 0x80);
+    let ev = l.poll(&mut rm);
+    check(&rm);
+    assert_eq!(launched(&ev), vec![("app-clone-0".to_string(), 0x81)]);
+    let fail: Vec<_> = ev
+        .iter()
+        .filter_map(|e| match e {
+            LaunchEvent::Failed(f) => Some(f.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(fail.len(), 1, "{ev:?}");
+    assert_eq!(fail[0].vm, "protected-vm");
+    assert_eq!(fail[0].step, LaunchStep::GoldenMap("zygote-golden".into()));
+    assert_eq!(fail[0].failure, LaunchFailure::Rm(RmError::ValidateFailed));
+    assert_eq!(fail[0].undo, None);
+    assert_eq!(
+        fail[0].to_string(),
+        "protected-vm: GOLDEN_MAP zygote-golden: VALIDATE_FAILED (0x8)"
+    );
+    // Undone: its VMID is free again and a retry changes nothing.
+    assert!(!rm.vm_exists(0x82));
+    let before = rm.snapshot();
+    assert!(l.launch_vm(&mut rm, "protected-vm").is_err());
+    let after = rm.snapshot();
+    assert_eq!(
+        (after.tables, after.partition),
+        (before.tables, before.partition)
+    );
+    check(&rm);
+    // The clone sees what the template wrote.
+    let mut b = [0u8; 6];
+    rm.vm_read(0x81, GOLDEN_IPA, &mut b).unwrap();
+    assert_eq!(&b, b"booted");
+}
+
+#[test]
+fn fixed_vmid_in_use_fails_at_alloc_and_changes_nothing() {
+    let (mut rm, mut l, _) = boot();
+    let before = rm.snapshot();
+    let e = l.launch_vm(&mut rm, "trusted-vm").unwrap_err();
+    assert_eq!(e.step, LaunchStep::AllocVmid);
+    assert_eq!(e.rm_error(), Some(RmError::VmidInvalid));
+    assert_eq!(rm.snapshot().tables, before.tables);
+    assert_eq!(rm.snapshot().partition, before.partition);
+    let e = l.launch_vm(&mut rm, "no-such-vm").unwrap_err();
+    assert_eq!(e.failure, LaunchFailure::UnknownVm);
+    check(&rm);
+}
+
+#[test]
+fn eager_bind_out_of_memory_is_undone() {
+    let mut plan = plan();
+    // A partition with room for the zygote's tables but not its 256 MiB.
+    plan.platform.partition = vec![MemRange {
+        base: 0x8000_0000,
+        size: 0x0800_0000,
+    }];
+    let mut rm = sim_rm_for(&plan.platform).unwrap();
+    let mut l = Launch::new(&rm, plan);
+    let before = rm.snapshot();
+    let e = l.launch_vm(&mut rm, "zygote").unwrap_err();
+    assert_eq!(e.step, LaunchStep::GmemBind);
+    assert_eq!(e.rm_error(), Some(RmError::NoMem));
+    assert_eq!(e.undo, None);
+    assert!(!rm.vm_exists(0x80));
+    let after = rm.snapshot();
+    assert_eq!(
+        (after.tables, after.partition),
+        (before.tables, before.partition)
+    );
+    check(&rm);
+    // The trusted VM (32 MiB) still fits and launches.
+    assert_eq!(l.launch_vm(&mut rm, "trusted-vm"), Ok(0x2d));
+    check(&rm);
+}
+
+#[test]
+fn owner_request_seal_and_dt_reaches_vm_init() {
+    let (mut rm, mut l, _) = boot();
+    // VM_INIT counted the CPUs of the DT the launcher wrote: the zygote's
+    // affinity-map has 2 entries, the trusted VM's 1.
+    assert_eq!(rm.vms().get(0x80).unwrap().vcpus, 2);
+    assert_eq!(rm.vms().get(0x2d).unwrap().vcpus, 1);
+    // Sealing on the owner's request works whatever the trigger.
+    let ev = l.seal(&mut rm, "zygote");
+    assert!(matches!(&ev[0], LaunchEvent::Sealed(s) if s.name == "zygote-golden"));
+    assert_eq!(launched(&ev[1..]).len(), 2);
+    check(&rm);
+    // Only once.
+    let ev = l.seal(&mut rm, "zygote");
+    assert!(matches!(&ev[0], LaunchEvent::Failed(e) if e.failure == LaunchFailure::NotSealable));
+    // And a VM that is no template cannot be sealed.
+    let ev = l.seal(&mut rm, "trusted-vm");
+    assert!(matches!(&ev[0], LaunchEvent::Failed(_)));
+    check(&rm);
+}
+
+#[test]
+fn platform_the_simulator_cannot_model_is_named() {
+    let mut plan = plan();
+    plan.platform.partition.push(MemRange {
+        base: 0x1_0000_0000,
+        size: 0x10_0000,
+    });
+    assert_eq!(
+        sim_rm_for(&plan.platform).err().as_deref(),
+        Some("partition: the simulator takes exactly one range")
+    );
+}
