@@ -10,7 +10,7 @@ use alloc::vec::Vec;
 
 use gunyah_rm_abi::RmError;
 
-use crate::memext::{Binding, Gmem};
+use crate::memext::{Binding, Gmem, MAX_GMEM_PER_VM, MAX_RANGES_PER_VM};
 use crate::memory::page_aligned;
 use crate::platform::{MemKind, Platform, Rights, Vmid, PAGE_SIZE};
 use crate::service::Rm;
@@ -76,8 +76,9 @@ impl<P: Platform> Rm<P> {
     }
 
     /// GMEM_CREATE: a pool of `size` bytes (= its quota) charged to `owner`
-    /// (0 = the caller). The caller must be `owner` or its owner; HLOS may
-    /// not own a pool (its pages would be mapped in the host).
+    /// (0 = the caller). The caller must be `owner`'s owner (a VM cannot set
+    /// its own quota); HLOS may not own a pool (its pages would be mapped in
+    /// the host). At most [`MAX_GMEM_PER_VM`] pools per VM (NORESOURCE).
     pub fn gmem_create(
         &mut self,
         caller: Vmid,
@@ -92,11 +93,14 @@ impl<P: Platform> Rm<P> {
         if !self.vms.exists(owner) {
             return Err(RmError::VmidInvalid);
         }
+        if owner == VMID_HLOS || owner == caller {
+            return Err(RmError::Denied);
+        }
         if !self.may_manage(caller, owner) {
             return Err(RmError::VmidInvalid);
         }
-        if owner == VMID_HLOS {
-            return Err(RmError::Denied);
+        if self.ext.gmems.values().filter(|g| g.owner == owner).count() >= MAX_GMEM_PER_VM {
+            return Err(RmError::NoResource);
         }
         let id = self.ext.alloc_gmem_id().ok_or(RmError::NoResource)?;
         self.ext.gmems.insert(
@@ -143,6 +147,9 @@ impl<P: Platform> Rm<P> {
         let m = self.mem.get(&b.vmid).ok_or(RmError::VmidInvalid)?;
         if !m.ipa_free(b.ipa, b.size) {
             return Err(RmError::MemInvalid);
+        }
+        if self.ext.ranges_of(b.vmid) >= MAX_RANGES_PER_VM {
+            return Err(RmError::NoResource);
         }
         let npages = b.size / PAGE_SIZE;
         if !b.demand && !g.has_room(npages) {

@@ -602,6 +602,9 @@ impl<P: Platform> Rm<P> {
         if !m.ipa_free(p.ipa, p.size) {
             return Err(RmError::MemInvalid);
         }
+        if self.ext.ranges_of(p.vmid) >= crate::memext::MAX_RANGES_PER_VM {
+            return Err(RmError::NoResource);
+        }
         // Pieces: (ipa, pa, size) per golden region overlapping the range.
         let mut pieces: Vec<(u64, u64, u64)> = Vec::new();
         let end = p.offset + p.size;

@@ -19,6 +19,11 @@ use crate::platform::{Rights, Vmid, PAGE_SIZE};
 pub const BINDING_HANDLE_BASE: u32 = 0x4742_0000;
 /// Most IPAs in one COW_BROKEN notification.
 pub const COW_BATCH: usize = 512;
+/// Most pools charged to one VM (bounds the RM's records, as
+/// `MAX_MEMPARCEL_PER_VM` does for parcels).
+pub const MAX_GMEM_PER_VM: usize = 64;
+/// Most bindings plus golden mappings in one VM.
+pub const MAX_RANGES_PER_VM: usize = 1024;
 
 /// A gmem instance: a page pool charged to one VM, with a quota.
 ///
@@ -309,6 +314,14 @@ impl MemExt {
     pub fn mapping_at(&self, vmid: Vmid, ipa: u64) -> Option<&GoldenMapping> {
         let (_, m) = self.maps.range((vmid, 0)..=(vmid, ipa)).next_back()?;
         m.contains(ipa).then_some(m)
+    }
+
+    /// Bindings plus golden mappings of `vmid`.
+    pub fn ranges_of(&self, vmid: Vmid) -> usize {
+        self.binding_index
+            .range((vmid, 0)..=(vmid, u64::MAX))
+            .count()
+            + self.maps.range((vmid, 0)..=(vmid, u64::MAX)).count()
     }
 
     /// Partition pages the extension holds: pool pages and golden pages

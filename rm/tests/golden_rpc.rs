@@ -362,6 +362,9 @@ fn bad_requests_change_nothing() {
         VMID_INVALID,
     );
     h.call_fails(HLOS, GMEM_CREATE, &gmem_create(4096, 0, HLOS, 0), DENIED);
+    // A VM cannot give itself a pool (its owner sets its quota).
+    h.call_fails(vm, GMEM_CREATE, &gmem_create(4096, 0, 0, 0), DENIED);
+    h.call_fails(vm, GMEM_CREATE, &gmem_create(4096, 0, vm, 0), DENIED);
     h.call_fails(
         HLOS,
         GMEM_CREATE,
@@ -713,5 +716,48 @@ fn unserved_write_stops_a_running_clone_with_stop_vm_policy() {
         h.rm.gmem(pool).unwrap().used_pages(),
         0,
         "the pool survives a reset, empty"
+    );
+}
+
+#[test]
+fn record_limits_per_vm() {
+    let mut h = H::new();
+    let vm = alloc_vm(&mut h);
+    let mut last = 0;
+    for _ in 0..64 {
+        last = h
+            .ok(HLOS, GMEM_CREATE, &gmem_create(4096, 0, vm, 0))
+            .u32_at(0);
+    }
+    // MAX_GMEM_PER_VM = 64.
+    h.call_fails(HLOS, GMEM_CREATE, &gmem_create(4096, 0, vm, 0), NORESOURCE);
+    // Another VM still gets pools.
+    let other = alloc_vm(&mut h);
+    h.ok(HLOS, GMEM_CREATE, &gmem_create(4096, 0, other, 0));
+    // MAX_RANGES_PER_VM = 1024 bindings and mappings together.
+    let big = h
+        .ok(HLOS, GMEM_CREATE, &gmem_create(2048 * 4096, 0, other, 0))
+        .u32_at(0);
+    for i in 0..1024u64 {
+        h.rm.gmem_bind(
+            HLOS,
+            gunyah_rm::gmem::BindParams {
+                gmem: big,
+                vmid: other,
+                rights: gunyah_rm::Rights::RW,
+                demand: true,
+                offset: i * 4096,
+                ipa: 0x1_0000_0000 + i * 0x2000,
+                size: 4096,
+            },
+        )
+        .unwrap();
+    }
+    h.check();
+    h.call_fails(
+        HLOS,
+        GMEM_BIND,
+        &gmem_bind(big, other, 6, 1, 1024 * 4096, 0x2_0000_0000, 4096),
+        NORESOURCE,
     );
 }
