@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 mod check_config;
 mod decode;
 mod serve;
+mod simulate;
 
 #[derive(Parser)]
 #[command(
@@ -27,6 +28,9 @@ enum Cmd {
     CheckConfig(check_config::Args),
     /// Run the RM over the host simulator, serving clients on a Unix SOCK_SEQPACKET socket.
     Serve(serve::Args),
+    /// Run the Android-like scenario on the simulator: seal a template's memory golden, launch
+    /// clones from the configs, let each write a fraction of its pages, print the figures.
+    Simulate(simulate::Args),
 }
 
 fn main() -> ExitCode {
@@ -34,5 +38,6 @@ fn main() -> ExitCode {
         Cmd::Decode(a) => decode::run(a),
         Cmd::CheckConfig(a) => check_config::run(a),
         Cmd::Serve(a) => serve::run(a),
+        Cmd::Simulate(a) => simulate::run(a),
     }
 }
