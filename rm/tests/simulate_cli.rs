@@ -129,3 +129,140 @@ fn table_output_and_errors() {
     assert_eq!(simulate(&["--write-percent", "101"]).status.code(), Some(2));
     assert_eq!(simulate(&["--clones", "0"]).status.code(), Some(2));
 }
+
+/// `gunyah-rm serve --config`: the configs' boot VMs run before the socket opens, and the
+/// template's OS RUN (sent by the template itself over the socket) seals its image and
+/// launches the clones waiting for it. Packets written by hand (rm-rpc-abi.md §1.2).
+mod serve_config {
+    use std::io::Read;
+    use std::os::fd::{AsRawFd, OwnedFd};
+    use std::path::Path;
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    use nix::sys::socket::{
+        connect, recv, send, setsockopt, socket, sockopt, AddressFamily, MsgFlags, SockFlag,
+        SockType, UnixAddr,
+    };
+    use nix::sys::time::TimeVal;
+
+    struct Conn(OwnedFd, u16);
+
+    impl Conn {
+        fn open(path: &Path, vmid: u16) -> Conn {
+            let fd = socket(
+                AddressFamily::Unix,
+                SockType::SeqPacket,
+                SockFlag::SOCK_CLOEXEC,
+                None,
+            )
+            .unwrap();
+            connect(fd.as_raw_fd(), &UnixAddr::new(path).unwrap()).unwrap();
+            setsockopt(&fd, sockopt::ReceiveTimeout, &TimeVal::new(30, 0)).unwrap();
+            let mut h = b"GRM1".to_vec();
+            h.extend_from_slice(&vmid.to_le_bytes());
+            h.extend_from_slice(&[0, 0]);
+            let c = Conn(fd, 0x10);
+            c.send(&h);
+            assert_eq!(c.recv(), h, "hello answer for VM {vmid:#x}");
+            c
+        }
+        fn send(&self, p: &[u8]) {
+            send(self.0.as_raw_fd(), p, MsgFlags::MSG_NOSIGNAL).unwrap();
+        }
+        fn recv(&self) -> Vec<u8> {
+            let mut b = [0u8; 256];
+            let n = recv(self.0.as_raw_fd(), &mut b, MsgFlags::empty()).unwrap();
+            b[..n].to_vec()
+        }
+        /// One single-fragment request; returns (error code, data) of its reply,
+        /// skipping notifications (type 3) that arrive first.
+        fn call(&mut self, msg_id: u32, payload: &[u8]) -> (u32, Vec<u8>) {
+            self.1 += 1;
+            let mut p = vec![0x21, 0x01];
+            p.extend_from_slice(&self.1.to_le_bytes());
+            p.extend_from_slice(&msg_id.to_le_bytes());
+            p.extend_from_slice(payload);
+            self.send(&p);
+            loop {
+                let r = self.recv();
+                assert!(r.len() >= 12, "short packet {r:?}");
+                if r[1] & 3 == 3 {
+                    continue;
+                }
+                assert_eq!(r[1], 0x02, "a single-fragment reply");
+                assert_eq!(u16::from_le_bytes([r[2], r[3]]), self.1);
+                assert_eq!(u32::from_le_bytes(r[4..8].try_into().unwrap()), msg_id);
+                let err = u32::from_le_bytes(r[8..12].try_into().unwrap());
+                return (err, r[12..].to_vec());
+            }
+        }
+    }
+
+    const VM_GET_STATE: u32 = 0x5600_0017;
+    const VM_SET_STATUS: u32 = 0x5600_0080;
+    const VM_MEM_STATS: u32 = 0x4700_0020;
+
+    #[test]
+    fn serve_with_configs_launches_and_seals_on_os_run() {
+        let dir =
+            std::env::temp_dir().join(format!("gunyah-rm-launch-serve-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let sock = dir.join("rm.sock");
+        let mut files: Vec<_> = std::fs::read_dir(super::configs())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "dts"))
+            .collect();
+        files.sort();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_gunyah-rm"))
+            .arg("serve")
+            .arg("--socket")
+            .arg(&sock)
+            .arg("--config")
+            .args(&files)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while !sock.exists() {
+            assert!(Instant::now() < deadline, "no socket");
+            assert!(child.try_wait().unwrap().is_none(), "serve exited");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let mut hlos = Conn::open(&sock, 3);
+        // The zygote (0x80) and the trusted VM (0x2d) run: vm_status 3 = RUNNING.
+        for vmid in [0x80u16, 0x2d] {
+            let (err, d) = hlos.call(VM_GET_STATE, &[vmid as u8, 0, 0, 0]);
+            assert_eq!((err, d[0]), (0, 3), "VM {vmid:#x}");
+        }
+        // app-clone-0 waits for the image: VMID 0x81 does not exist yet (NORESOURCE).
+        assert_eq!(hlos.call(VM_GET_STATE, &[0x81, 0, 0, 0]).0, 2);
+        // The zygote itself reports OS status RUN (os_status 4).
+        let mut zygote = Conn::open(&sock, 0x80);
+        assert_eq!(zygote.call(VM_SET_STATUS, &[0, 4, 0, 0]).0, 0);
+        // Now the clone runs with the 192 MiB image mapped: 49152 golden pages, no copies.
+        let (err, d) = hlos.call(VM_GET_STATE, &[0x81, 0, 0, 0]);
+        assert_eq!((err, d[0]), (0, 3));
+        let (err, d) = hlos.call(VM_MEM_STATS, &[0x81, 0, 0, 0]);
+        assert_eq!(err, 0);
+        let word = |i: usize| u64::from_le_bytes(d[i * 8..i * 8 + 8].try_into().unwrap());
+        assert_eq!((word(1), word(2)), (49152, 0));
+        drop((hlos, zygote));
+        let _ = child.kill();
+        let _ = child.wait();
+        let mut err = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .unwrap();
+        assert!(err.contains("launched zygote as VM 0x80"), "{err}");
+        assert!(err.contains("sealed zygote-golden from VM 0x80"), "{err}");
+        assert!(err.contains("launched app-clone-0 as VM 0x81"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -8,6 +8,7 @@ use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use gunyah_rm::launch::{sim_rm_for, Launch, LaunchEvent};
 use gunyah_rm::sim::SimPlatform;
 use gunyah_rm::Rm;
 use gunyah_rm_abi::reassemble::{Reassembler, Received};
@@ -23,6 +24,11 @@ pub struct Args {
     /// Print every message received and sent, decoded, on stderr.
     #[arg(long)]
     pub log: bool,
+    /// VM configs (`.dts` through dtc, or `.dtb`): the simulator is built from their platform
+    /// and their `launch = "boot"` VMs are launched before serving; a template is sealed when it
+    /// reports OS status RUN, and the VMs waiting for its image are launched then.
+    #[arg(long = "config", num_args = 1..)]
+    pub config: Vec<PathBuf>,
 }
 
 pub fn run(args: Args) -> ExitCode {
@@ -41,7 +47,11 @@ fn serve(args: &Args) -> io::Result<()> {
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::low_level::pipe::register(sig, stop_tx.try_clone()?)?;
     }
-    let mut rm = RmEndpoint::new();
+    let mut rm = if args.config.is_empty() {
+        RmEndpoint::new()
+    } else {
+        RmEndpoint::from_configs(&args.config)?
+    };
     let mut server = Server::bind(&args.socket)?;
     eprintln!(
         "gunyah-rm serve: listening on {} (HLOS is VMID 3)",
@@ -98,10 +108,12 @@ fn vm_name(vmid: Option<u16>) -> String {
 /// Packets held for one VM that has no client connected; past this the oldest are dropped.
 const MAX_HELD: usize = 4096;
 
-/// The RM behind the socket: the host simulator's RM and the packets it has for each VM.
+/// The RM behind the socket: the host simulator's RM, the packets it has for each VM, and the
+/// launcher of the configs it was started with.
 struct RmEndpoint {
     rm: Rm<SimPlatform>,
     outgoing: HashMap<u16, VecDeque<Vec<u8>>>,
+    launch: Option<Launch>,
 }
 
 impl RmEndpoint {
@@ -109,17 +121,65 @@ impl RmEndpoint {
         RmEndpoint {
             rm: gunyah_rm::sim::default_rm(),
             outgoing: HashMap::new(),
+            launch: None,
         }
     }
 
-    fn collect(&mut self) {
-        for (to, p) in self.rm.drain_outgoing() {
+    /// The simulator of the configs' platform with their boot VMs launched.
+    fn from_configs(files: &[PathBuf]) -> io::Result<RmEndpoint> {
+        let plan = gunyah_rm::config::host::load_set(files).map_err(|errs| {
+            let msg: Vec<String> = errs.iter().map(ToString::to_string).collect();
+            io::Error::new(io::ErrorKind::InvalidInput, msg.join("; "))
+        })?;
+        let rm = sim_rm_for(&plan.platform)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("platform: {e}")))?;
+        let mut ep = RmEndpoint {
+            launch: Some(Launch::new(&rm, plan)),
+            rm,
+            outgoing: HashMap::new(),
+        };
+        let ev = match ep.launch.as_mut() {
+            Some(l) => l.boot(&mut ep.rm),
+            None => Vec::new(),
+        };
+        ep.launched(&ev);
+        Ok(ep)
+    }
+
+    /// Log launch events and queue what the RM sent meanwhile.
+    fn launched(&mut self, ev: &[LaunchEvent]) {
+        for e in ev {
+            match e {
+                LaunchEvent::Launched { name, vmid } => {
+                    eprintln!("gunyah-rm serve: launched {name} as VM {vmid:#x}")
+                }
+                LaunchEvent::Sealed(s) => eprintln!(
+                    "gunyah-rm serve: sealed {} from VM {:#x} as golden {} ({} bytes)",
+                    s.name, s.template, s.id, s.size
+                ),
+                LaunchEvent::Failed(f) => eprintln!("gunyah-rm serve: launch refused: {f}"),
+            }
+        }
+        if let Some(l) = self.launch.as_mut() {
+            let others = l.take_other_packets();
+            self.queue(others);
+        }
+        self.collect();
+    }
+
+    fn queue(&mut self, packets: Vec<(u16, Vec<u8>)>) {
+        for (to, p) in packets {
             let q = self.outgoing.entry(to).or_default();
             if q.len() >= MAX_HELD {
                 q.pop_front();
             }
             q.push_back(p);
         }
+    }
+
+    fn collect(&mut self) {
+        let out = self.rm.drain_outgoing();
+        self.queue(out);
     }
 }
 
@@ -136,6 +196,14 @@ impl Endpoint for RmEndpoint {
     fn packet(&mut self, vmid: u16, packet: &[u8]) {
         self.rm.packet_from(vmid, packet);
         self.collect();
+        // A template's seal trigger (OS status RUN) may have fired.
+        let ev = match self.launch.as_mut() {
+            Some(l) => l.poll(&mut self.rm),
+            None => return,
+        };
+        if !ev.is_empty() {
+            self.launched(&ev);
+        }
     }
     fn pop_outgoing(&mut self, vmid: u16) -> Option<Vec<u8>> {
         self.outgoing.get_mut(&vmid)?.pop_front()
