@@ -126,19 +126,42 @@ fn setup() -> Result<(), String> {
     Ok(())
 }
 
-fn run_main_job(_rest: &[String]) -> Result<(), String> {
+/// The main job: the Android-like scenario on the host simulator, launched from the default
+/// configs in `vm-configs/` (release build). Extra arguments go to `gunyah-rm simulate`
+/// (e.g. `cargo xtask run --clones 32 --write-percent 2`).
+fn run_main_job(rest: &[String]) -> Result<(), String> {
     setup()?;
+    let mut configs: Vec<PathBuf> = std::fs::read_dir(root().join("vm-configs"))
+        .map_err(|e| format!("vm-configs/: {e}"))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "dts"))
+        .collect();
+    configs.sort();
+    let names: Vec<String> = configs
+        .iter()
+        .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .collect();
+    eprintln!(
+        "xtask: the template VM of vm-configs/ boots and reports OS RUN, its RAM is sealed as a \
+         golden image, clones are launched from the configs and write a fraction of their pages \
+         (copy-on-write through the RM's fault path); configs: {}",
+        names.join(" ")
+    );
     status(
-        "gunyah-rm decode (example exchange)",
-        cargo().args([
-            "run",
-            "--quiet",
-            "-p",
-            "gunyah-rm",
-            "--",
-            "decode",
-            "2101010024000056",
-        ]),
+        "gunyah-rm simulate (release)",
+        cargo()
+            .args([
+                "run",
+                "--quiet",
+                "--release",
+                "-p",
+                "gunyah-rm",
+                "--",
+                "simulate",
+                "--config",
+            ])
+            .args(&configs)
+            .args(rest),
     )
 }
 
