@@ -522,3 +522,37 @@ fn config_mapping_digest_quota_and_exec() {
     ));
     check(&rm);
 }
+
+#[test]
+fn simulator_whole_page_copy() {
+    let mut rm = default_rm();
+    let p = rm.platform_mut();
+    let (a, b, c) = (0x4000_0000u64, 0x4000_1000u64, 0x4000_2000u64);
+    let data: Vec<u8> = (0..PAGE).map(|i| (i * 7) as u8).collect();
+    assert!(p.write(a, &data));
+    assert!(p.write(b, &[9; 100]));
+    // Whole page over a resident page, then over an absent one.
+    assert!(p.copy(b, a, PAGE));
+    assert!(p.copy(c, a, PAGE));
+    for pa in [a, b, c] {
+        let mut buf = vec![0u8; PAGE as usize];
+        assert!(p.read(pa, &mut buf));
+        assert_eq!(buf, data);
+    }
+    // A zero (never written) page copies as zeros; a page onto itself is a no-op.
+    assert!(p.copy(b, 0x4000_5000, PAGE));
+    assert!(p.copy(a, a, PAGE));
+    let mut buf = vec![1u8; PAGE as usize];
+    assert!(p.read(b, &mut buf));
+    assert!(buf.iter().all(|&x| x == 0));
+    assert!(p.read(a, &mut buf));
+    assert_eq!(buf, data);
+    // Dropped pages are reused and read back as zeros when rewritten in part.
+    assert!(p.zero(c, PAGE));
+    assert!(p.write(c + 8, &[5]));
+    let mut buf = [1u8; 16];
+    assert!(p.read(c, &mut buf));
+    assert_eq!(buf, [0, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0]);
+    // Not memory: refused.
+    assert!(!p.copy(0x10, a, PAGE));
+}
