@@ -1,0 +1,419 @@
+//! The board: boots the RM, runs HLOS, sets up two clone VMs sharing a golden image
+//! copy-on-write, runs them, serves their stage-2 faults through `Rm::handle_fault`, checks
+//! the result and prints a summary.
+
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::vec;
+use alloc::vec::Vec;
+
+use aarch64_cpu::registers::{Readable, ESR_EL2, ID_AA64MMFR0_EL1};
+use gunyah_rm::cow::FaultOutcome;
+use gunyah_rm::gmem::BindParams;
+use gunyah_rm::golden::MapParams;
+use gunyah_rm::memparcel::{AcceptReq, AclEntry, CreateReq, TransType, ACCEPT_DONE};
+use gunyah_rm::platform::{AddressSpaces, PhysMem, Rights, Vmid, PAGE_SIZE};
+use gunyah_rm::{Rm, RmConfig};
+use gunyah_stage2::fault::resolve_ipa_at_s1e1r;
+use gunyah_stage2::{Fault, PaRange};
+
+use crate::boot::{self, Frame};
+use crate::console::{exit, fail};
+use crate::hypercalls::{self, Next};
+use crate::layout::*;
+use crate::platform::QemuPlatform;
+use crate::{guests, heap, pmu, println};
+
+const HLOS: Vmid = 3;
+
+/// Which vCPU runs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Hlos,
+    Clone(usize),
+}
+
+/// Everything EL2 keeps.
+pub struct Board {
+    /// The RM.
+    pub rm: Rm<QemuPlatform>,
+    /// Packets from the RM waiting in each VM's receive queue.
+    pub queues: BTreeMap<Vmid, VecDeque<Vec<u8>>>,
+    phase: Phase,
+    clones: [Vmid; 2],
+    golden: u32,
+    faults_served: u64,
+    cow_el2_instructions: [u64; 2],
+    guest_copy_instructions: [u64; 2],
+}
+
+static BOARD: spin::Mutex<Option<Board>> = spin::Mutex::new(None);
+
+extern "C" {
+    static __shared_start: u8;
+    static __shared_end: u8;
+}
+
+/// HLOS's vCPU stack (in HLOS RAM: part of the image).
+#[repr(C, align(16))]
+struct Stack([u8; 16384]);
+static mut HLOS_STACK: Stack = Stack([0; 16384]);
+
+fn shared_range() -> (u64, u64) {
+    // SAFETY: linker symbols; only their addresses are used.
+    let (s, e) = unsafe {
+        (
+            &__shared_start as *const u8 as u64,
+            &__shared_end as *const u8 as u64,
+        )
+    };
+    (s, e - s)
+}
+
+impl Board {
+    /// Move the RM's outgoing packets to the VMs' receive queues.
+    pub fn pump(&mut self) {
+        for (to, pk) in self.rm.drain_outgoing() {
+            self.queues.entry(to).or_default().push_back(pk);
+        }
+    }
+
+    fn stage2(&self, vmid: Vmid) -> (u64, u64) {
+        self.rm
+            .platform()
+            .stage2_regs(vmid)
+            .unwrap_or_else(|| fail(format_args!("VM {vmid} has no stage 2")))
+    }
+
+    fn current(&self) -> Vmid {
+        match self.phase {
+            Phase::Hlos => HLOS,
+            Phase::Clone(i) => self.clones[i],
+        }
+    }
+
+    /// HLOS made the golden source and two VMs: seal, share the code, bind stacks, map golden
+    /// copy-on-write (the RM API, called as HLOS would through RPC).
+    fn setup_clones(&mut self) {
+        let [a, b] = self.clones;
+        let rm = &mut self.rm;
+        let lend = CreateReq {
+            trans: TransType::Lend,
+            mem_type: 0,
+            flags: 0,
+            label: 0,
+            acl: vec![AclEntry {
+                vmid: a,
+                rights: Rights::RWX,
+            }],
+            sgl: vec![(GOLDEN_SRC, GOLDEN_SIZE)],
+            attrs: vec![],
+        };
+        let parcel = rm
+            .mem_create(HLOS, &lend)
+            .unwrap_or_else(|e| fail(format_args!("MEM_LEND of the golden source: {e:?}")));
+        let (golden, _digest) = rm
+            .golden_seal(HLOS, parcel, 0)
+            .unwrap_or_else(|e| fail(format_args!("GOLDEN_SEAL: {e:?}")));
+        self.golden = golden;
+        let (code, code_size) = shared_range();
+        let share = CreateReq {
+            trans: TransType::Share,
+            mem_type: 0,
+            flags: 0,
+            label: 0,
+            acl: vec![
+                AclEntry {
+                    vmid: HLOS,
+                    rights: Rights::RWX,
+                },
+                AclEntry {
+                    vmid: a,
+                    rights: Rights::RX,
+                },
+                AclEntry {
+                    vmid: b,
+                    rights: Rights::RX,
+                },
+            ],
+            sgl: vec![(code, code_size)],
+            attrs: vec![],
+        };
+        let code_parcel = rm
+            .mem_create(HLOS, &share)
+            .unwrap_or_else(|e| fail(format_args!("MEM_SHARE of the code: {e:?}")));
+        for vm in [a, b] {
+            let accept = AcceptReq {
+                handle: code_parcel,
+                mem_type: 0,
+                trans_type: TransType::Share as u8,
+                flags: ACCEPT_DONE,
+                label: 0,
+                acl: vec![],
+                sgl: vec![(code, code_size)],
+                map_vmid: 0,
+                attrs: vec![],
+            };
+            rm.mem_accept(vm, &accept)
+                .unwrap_or_else(|e| fail(format_args!("MEM_ACCEPT of the code by {vm}: {e:?}")));
+            let pool = rm
+                .gmem_create(HLOS, 64 * PAGE_SIZE, 0, vm)
+                .unwrap_or_else(|e| fail(format_args!("GMEM_CREATE for {vm}: {e:?}")));
+            let stack = BindParams {
+                gmem: pool,
+                vmid: vm,
+                rights: Rights::RW,
+                demand: false,
+                offset: 0,
+                ipa: CLONE_STACK_IPA,
+                size: CLONE_STACK_SIZE,
+            };
+            rm.gmem_bind(HLOS, stack)
+                .unwrap_or_else(|e| fail(format_args!("GMEM_BIND for {vm}: {e:?}")));
+            let map = MapParams::cow(golden, vm, 0, CLONE_GOLDEN_IPA, GOLDEN_SIZE, pool);
+            rm.golden_map(HLOS, map)
+                .unwrap_or_else(|e| fail(format_args!("GOLDEN_MAP into {vm}: {e:?}")));
+        }
+        // What the clones will run on: code shared read/execute, golden read-only.
+        for vm in [a, b] {
+            let l = rm.platform().query(vm, code);
+            check(
+                l.is_some_and(|l| l.pa == code && !l.rights.writable() && l.rights.executable()),
+                "a clone maps the shared code read/execute at its own address",
+            );
+            let g = rm
+                .platform()
+                .query(vm, CLONE_GOLDEN_IPA + WRITE_PAGE * PAGE_SIZE);
+            check(
+                g.is_some_and(|g| g.pa == GOLDEN_SRC && !g.rights.writable()),
+                "a clone maps the golden image read-only",
+            );
+        }
+        self.pump();
+    }
+
+    fn start_clone(&mut self, i: usize, frame: &mut Frame) {
+        self.phase = Phase::Clone(i);
+        let s2 = self.stage2(self.clones[i]);
+        boot::load_vcpu(
+            frame,
+            s2,
+            guests::clone_main as *const () as u64,
+            CLONE_STACK_IPA + CLONE_STACK_SIZE,
+            [i as u64, 0, 0],
+        );
+    }
+
+    /// A vCPU powered off: check what it reports, then run the next one or finish.
+    fn powered_off(&mut self, status: u64, r: [u64; 4], frame: &mut Frame) {
+        let who = self.current();
+        if status != 0 {
+            fail(format_args!(
+                "guest VM {who} failed check {status} ({:#x} {:#x} {:#x})",
+                r[0], r[1], r[2]
+            ));
+        }
+        match self.phase {
+            Phase::Hlos => {
+                check(r[0] == HLOS as u64, "VM_GET_VMID answers HLOS with 3");
+                println!("qemu board: HLOS got VMID {} from VM_GET_VMID", r[0]);
+                let (a, b) = (r[1] as Vmid, r[2] as Vmid);
+                check(
+                    a != b && self.rm.vm_exists(a) && self.rm.vm_exists(b),
+                    "VM_ALLOC_VMID made two VMs",
+                );
+                println!("qemu board: HLOS allocated VMs {a} and {b} with VM_ALLOC_VMID");
+                self.clones = [a, b];
+                self.setup_clones();
+                self.start_clone(0, frame);
+            }
+            Phase::Clone(i) => {
+                self.cow_el2_instructions[i] = r[0];
+                self.guest_copy_instructions[i] = r[1];
+                println!("qemu board: clone VM {who} read golden, wrote its copy, read it back");
+                if i == 0 {
+                    self.start_clone(1, frame);
+                } else {
+                    self.finish();
+                }
+            }
+        }
+    }
+
+    /// A stage-2 data abort of the running vCPU.
+    fn data_abort(&mut self) {
+        let vmid = self.current();
+        let fault = Fault::from_el2_registers()
+            .unwrap_or_else(|e| fail(format_args!("undecodable abort from VM {vmid}: {e:?}")));
+        let fault = if fault.needs_ipa_resolution() {
+            let far = fault
+                .far
+                .unwrap_or_else(|| fail(format_args!("no FAR: {fault:?}")));
+            // SAFETY: the faulting vCPU's EL1 registers and VTTBR_EL2 are still loaded.
+            match unsafe { resolve_ipa_at_s1e1r(far) } {
+                Some(ipa) => fault.with_ipa(ipa),
+                // Its stage 1 changed under us: let the access retry.
+                None => return,
+            }
+        } else {
+            fault
+        };
+        match self.rm.handle_fault(vmid, &fault) {
+            out @ (FaultOutcome::Copied { .. } | FaultOutcome::Populated { .. }) => {
+                let _ = out;
+                self.faults_served += 1;
+            }
+            FaultOutcome::Retry => {}
+            other => fail(format_args!(
+                "VM {vmid}: fault at IPA {:#x} not served: {other:?} ({fault:?})",
+                fault.ipa.unwrap_or(0)
+            )),
+        }
+        self.pump();
+    }
+
+    /// Both clones are done: check the memory and the RM's records, print the summary, exit.
+    fn finish(&mut self) -> ! {
+        let [a, b] = self.clones;
+        let page = WRITE_PAGE * PAGE_SIZE;
+        let plat = self.rm.platform();
+        let golden_pa = self
+            .rm
+            .golden(self.golden)
+            .and_then(|g| g.pa_of(page))
+            .unwrap_or_else(|| fail(format_args!("golden image lost")));
+        let mut copies = [0u64; 2];
+        for (i, vm) in [a, b].into_iter().enumerate() {
+            let l = plat
+                .query(vm, CLONE_GOLDEN_IPA + page)
+                .unwrap_or_else(|| fail(format_args!("VM {vm}: written page unmapped")));
+            check(
+                l.size == PAGE_SIZE && l.rights.writable() && l.pa != golden_pa,
+                "each clone's written page is its own writable copy",
+            );
+            copies[i] = l.pa;
+            let mut w = [0u8; 8];
+            for word in [0, 1, 511] {
+                check(plat.read(l.pa + word * 8, &mut w), "copy readable");
+                check(
+                    u64::from_le_bytes(w) == clone_word(i as u64, word),
+                    "each copy holds its clone's data",
+                );
+            }
+            let n = plat.query(vm, CLONE_GOLDEN_IPA + page + PAGE_SIZE);
+            check(
+                n.is_some_and(|n| n.pa == golden_pa + PAGE_SIZE && !n.rights.writable()),
+                "the neighbouring page still maps golden read-only",
+            );
+        }
+        check(
+            copies[0] != copies[1],
+            "the clones' copies are different pages",
+        );
+        let mut w = [0u8; 8];
+        for word in [0, 511] {
+            check(plat.read(golden_pa + word * 8, &mut w), "golden readable");
+            check(
+                u64::from_le_bytes(w) == golden_word(WRITE_PAGE, word),
+                "the golden page is unchanged",
+            );
+        }
+        let counters = self.rm.fault_counters();
+        check(
+            counters.cow_copies == 2,
+            "the RM made exactly two CoW copies",
+        );
+        check(self.faults_served == 2, "exactly two faults were served");
+        let violations = self.rm.check_isolation();
+        if !violations.is_empty() {
+            fail(format_args!("isolation checker: {:?}", violations));
+        }
+        let notifs = self.queues.get(&HLOS).map_or(0, |q| q.len());
+        let golden_pages = self
+            .rm
+            .golden(self.golden)
+            .map_or(0, |g| g.partition_pages().max(GOLDEN_SIZE / PAGE_SIZE));
+        let vms: Vec<Vmid> = [HLOS, a, b]
+            .into_iter()
+            .filter(|v| self.rm.vm_exists(*v))
+            .collect();
+        println!(
+            "qemu board: summary: VMs {vms:?}; golden pages {golden_pages}; faults served {}; \
+             CoW copies {}; notifications queued for HLOS {notifs}; isolation checker clean; \
+             EL2 heap used {} KiB",
+            self.faults_served,
+            counters.cow_copies,
+            heap::used() / 1024
+        );
+        let [e0, e1] = self.cow_el2_instructions;
+        let [g0, g1] = self.guest_copy_instructions;
+        if e0 == 0 && g0 == 0 {
+            println!("qemu board: instruction counts unavailable (run QEMU with -icount shift=0)");
+        } else {
+            println!(
+                "qemu board: EL2 instructions per CoW fault: {e0} (VM {a}), {e1} (VM {b}); \
+                 guest's own 4 KiB copy at EL1: {g0} (VM {a}), {g1} (VM {b})"
+            );
+        }
+        println!("qemu board: PASS");
+        exit(0)
+    }
+}
+
+fn check(ok: bool, what: &str) {
+    if !ok {
+        fail(format_args!("check failed: {what}"));
+    }
+}
+
+#[no_mangle]
+extern "C" fn el2_main() -> ! {
+    boot::init_cpu();
+    println!("qemu board: EL2 up, MMU on");
+    pmu::init();
+    let parange =
+        PaRange::from_parange((ID_AA64MMFR0_EL1.get() & 0xF) as u8).unwrap_or(PaRange::Bits40);
+    let cfg = RmConfig {
+        hlos_ram: Some((HLOS_RAM.0, HLOS_RAM.0, HLOS_RAM.1)),
+        ..RmConfig::default()
+    };
+    let rm = Rm::new(QemuPlatform::new(parange), cfg)
+        .unwrap_or_else(|e| fail(format_args!("RM boot: {e}")));
+    println!("qemu board: RM up, HLOS RAM mapped by stage 2");
+    let board = Board {
+        rm,
+        queues: BTreeMap::new(),
+        phase: Phase::Hlos,
+        clones: [0; 2],
+        golden: 0,
+        faults_served: 0,
+        cow_el2_instructions: [0; 2],
+        guest_copy_instructions: [0; 2],
+    };
+    let s2 = board.stage2(HLOS);
+    *BOARD.lock() = Some(board);
+    // Only the address is taken: HLOS's vCPU is the stack's only user.
+    let stack_top = core::ptr::addr_of!(HLOS_STACK) as u64 + 16384;
+    boot::run_first_vcpu(s2, guests::hlos_main as *const () as u64, stack_top, [0; 3])
+}
+
+#[no_mangle]
+extern "C" fn el2_lower_sync_rust(frame: &mut Frame) {
+    let mut guard = BOARD.lock();
+    let Some(board) = guard.as_mut() else {
+        fail(format_args!("trap before the board is up"))
+    };
+    let esr = ESR_EL2.get();
+    match (esr >> 26) & 0x3F {
+        0x16 => {
+            let vmid = board.current();
+            if let Next::PoweredOff(status, r) = hypercalls::handle(board, vmid, frame) {
+                board.powered_off(status, r, frame);
+            }
+        }
+        0x24 => board.data_abort(),
+        ec => fail(format_args!(
+            "VM {}: unexpected trap EC {ec:#x} ESR {esr:#x}",
+            board.current()
+        )),
+    }
+}

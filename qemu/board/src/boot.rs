@@ -1,0 +1,182 @@
+//! Entry at EL2, exception vectors, EL2's own stage 1, and entering a vCPU at EL1.
+
+use aarch64_cpu::registers::{
+    Writeable, CPACR_EL1, ELR_EL2, MAIR_EL1, MAIR_EL2, SCTLR_EL1, SCTLR_EL2, SPSR_EL2, SP_EL1,
+    TCR_EL1, TCR_EL2, TTBR0_EL1, TTBR0_EL2, VTCR_EL2, VTTBR_EL2,
+};
+
+#[cfg(target_arch = "aarch64")]
+core::arch::global_asm!(
+    r#"
+.section .text.boot, "ax"
+.global _start
+_start:
+    ldr x1, ={stack_top}
+    mov sp, x1
+    ldr x1, =__bss_start
+    ldr x2, =__bss_end
+1:  cmp x1, x2
+    b.hs 2f
+    str xzr, [x1], #8
+    b 1b
+2:  adr x1, el2_vectors
+    msr vbar_el2, x1
+    isb
+    bl el2_main
+3:  wfe
+    b 3b
+
+.section .text
+.balign 2048
+el2_vectors:
+.rept 8
+.balign 0x80
+    b el2_unexpected
+.endr
+.balign 0x80
+    b el2_lower_sync
+.rept 7
+.balign 0x80
+    b el2_unexpected
+.endr
+
+el2_unexpected:
+    mrs x0, esr_el2
+    mrs x1, elr_el2
+    bl el2_unexpected_rust
+
+// A trap from the running vCPU: save its x0-x30 as a frame the handler may change (results,
+// or a different vCPU's registers), restore from it and return to EL1.
+el2_lower_sync:
+    sub sp, sp, #256
+    stp x0, x1, [sp, #0]
+    stp x2, x3, [sp, #16]
+    stp x4, x5, [sp, #32]
+    stp x6, x7, [sp, #48]
+    stp x8, x9, [sp, #64]
+    stp x10, x11, [sp, #80]
+    stp x12, x13, [sp, #96]
+    stp x14, x15, [sp, #112]
+    stp x16, x17, [sp, #128]
+    stp x18, x19, [sp, #144]
+    stp x20, x21, [sp, #160]
+    stp x22, x23, [sp, #176]
+    stp x24, x25, [sp, #192]
+    stp x26, x27, [sp, #208]
+    stp x28, x29, [sp, #224]
+    str x30, [sp, #240]
+    mov x0, sp
+    bl el2_lower_sync_rust
+    ldp x0, x1, [sp, #0]
+    ldp x2, x3, [sp, #16]
+    ldp x4, x5, [sp, #32]
+    ldp x6, x7, [sp, #48]
+    ldp x8, x9, [sp, #64]
+    ldp x10, x11, [sp, #80]
+    ldp x12, x13, [sp, #96]
+    ldp x14, x15, [sp, #112]
+    ldp x16, x17, [sp, #128]
+    ldp x18, x19, [sp, #144]
+    ldp x20, x21, [sp, #160]
+    ldp x22, x23, [sp, #176]
+    ldp x24, x25, [sp, #192]
+    ldp x26, x27, [sp, #208]
+    ldp x28, x29, [sp, #224]
+    ldr x30, [sp, #240]
+    add sp, sp, #256
+    eret
+"#,
+    stack_top = const crate::layout::EL2_STACK_TOP,
+);
+
+/// The saved registers x0..x30 of the trapping vCPU (index 31 unused).
+pub type Frame = [u64; 32];
+
+#[repr(C, align(4096))]
+struct Table([u64; 512]);
+
+/// EL2 stage 1: 0..1 GiB device (PL011), 1..2 GiB normal write-back (RAM), identity.
+static EL2_L1: Table = {
+    let mut t = [0u64; 512];
+    t[0] = 0x401; // block, AF, AttrIndx 0 (device)
+    t[1] = 0x4000_0000 | 0x705; // block, AF, SH inner, AttrIndx 1 (normal)
+    Table(t)
+};
+
+/// The guests' stage 1 (shared by every guest, read-only, part of the shared image range):
+/// VA 1..2 GiB -> IPA 1..2 GiB (code, stacks, HLOS RAM); VA 4..5 GiB -> IPA 2..3 GiB (the
+/// clones' golden mapping), all normal write-back, AP RW at EL1.
+static GUEST_L1: Table = {
+    let mut t = [0u64; 512];
+    t[1] = 0x4000_0000 | 0x701;
+    t[(crate::layout::CLONE_GOLDEN_VA >> 30) as usize] = crate::layout::CLONE_GOLDEN_IPA | 0x701;
+    Table(t)
+};
+
+/// Turn on EL2's MMU and caches, let EL2 and EL1 use FP/SIMD, and load the guests' EL1
+/// stage-1 registers (every guest uses `GUEST_L1`).
+pub fn init_cpu() {
+    MAIR_EL2.set(0xFF00);
+    // T0SZ 25, IRGN0/ORGN0 WB, SH0 inner, TG0 4K, PS 40-bit, RES1 bits 23 and 31.
+    TCR_EL2.set(0x8082_3519);
+    TTBR0_EL2.set(&EL2_L1 as *const Table as u64);
+    #[cfg(target_arch = "aarch64")]
+    // SAFETY: invalidate EL2's TLB before turning on the MMU over identity tables that map
+    // this code and data where they are.
+    unsafe {
+        core::arch::asm!("tlbi alle2", "dsb sy", "isb")
+    };
+    SCTLR_EL2.set(0x30C5_1835); // M, C, I + RES1
+    #[cfg(target_arch = "aarch64")]
+    // SAFETY: context synchronisation; then CPTR_EL2.TFP = 0 (RES1 bits kept) so FP/SIMD
+    // does not trap.
+    unsafe {
+        core::arch::asm!("isb", "msr cptr_el2, {0}", "isb", in(reg) 0x33FFu64)
+    };
+    CPACR_EL1.set(3 << 20);
+    MAIR_EL1.set(0xFF);
+    TCR_EL1.set(0x2_0080_3519); // T0SZ 25, WB, inner, 4K, EPD1, IPS 40-bit
+    TTBR0_EL1.set(&GUEST_L1 as *const Table as u64);
+    SCTLR_EL1.set(0x30D0_1805); // M, C, I + RES1
+}
+
+/// Make the next ERET enter a vCPU of the VM whose stage 2 is `(vtcr, vttbr)` at `entry`
+/// (EL1h, interrupts masked) with stack `sp` and x0..x2 = `args` (the rest of `frame`
+/// zeroed). HCR_EL2: RW (EL1 is AArch64), VM (stage 2 on).
+pub fn load_vcpu(frame: &mut Frame, stage2: (u64, u64), entry: u64, sp: u64, args: [u64; 3]) {
+    frame.fill(0);
+    frame[..3].copy_from_slice(&args);
+    VTCR_EL2.set(stage2.0);
+    VTTBR_EL2.set(stage2.1);
+    aarch64_cpu::registers::HCR_EL2.set((1 << 31) | 1);
+    SP_EL1.set(sp);
+    ELR_EL2.set(entry);
+    SPSR_EL2.set(0x3C5);
+    #[cfg(target_arch = "aarch64")]
+    // SAFETY: synchronise the new translation regime before the ERET that uses it.
+    unsafe {
+        core::arch::asm!("isb")
+    };
+}
+
+/// Enter the first vCPU (from `el2_main`, not from a trap).
+pub fn run_first_vcpu(stage2: (u64, u64), entry: u64, sp: u64, args: [u64; 3]) -> ! {
+    let mut frame: Frame = [0; 32];
+    load_vcpu(&mut frame, stage2, entry, sp, args);
+    #[cfg(target_arch = "aarch64")]
+    // SAFETY: ELR/SPSR/SP_EL1 and stage 2 are set up by `load_vcpu`; the vCPU comes back
+    // only through the exception vectors.
+    unsafe {
+        core::arch::asm!("eret", in("x0") args[0], in("x1") args[1], in("x2") args[2],
+            options(noreturn))
+    }
+    #[cfg(not(target_arch = "aarch64"))]
+    crate::console::exit(1)
+}
+
+#[no_mangle]
+extern "C" fn el2_unexpected_rust(esr: u64, elr: u64) -> ! {
+    crate::console::fail(format_args!(
+        "unexpected exception taken at EL2: ESR {esr:#x} ELR {elr:#x}"
+    ))
+}

@@ -1,0 +1,180 @@
+//! The EL1 test guests. They run with their stage-1 MMU on (`boot::GUEST_L1`), touch only
+//! their stack, the image's code and read-only data, and the memory their VM maps, and talk
+//! to EL2 only through `hvc #0` (Gunyah SMCCC hypercalls). No statics, no panics: a failed
+//! check ends the vCPU with a nonzero status.
+
+use core::ptr::{read_volatile, write_volatile};
+
+use crate::hypercalls::{
+    HYP_IDENTIFY, MSGQUEUE_EMPTY, MSGQ_RECV, MSGQ_SEND, RM_RX_CAP, RM_TX_CAP, VCPU_POWEROFF,
+};
+use crate::layout::*;
+use crate::pmu;
+
+const VM_ALLOC_VMID: u32 = 0x5600_0001;
+const VM_GET_VMID: u32 = 0x5600_0024;
+/// RPC message types (header byte 1, low two bits).
+const TYPE_REQUEST: u8 = 1;
+const TYPE_REPLY: u8 = 2;
+
+/// One SMCCC hypercall: x0 = function ID, x1..x4 arguments; returns x0..x2.
+#[inline(always)]
+fn hvc(id: u64, a1: u64, a2: u64, a3: u64, a4: u64) -> [u64; 3] {
+    let (r0, r1, r2): (u64, u64, u64);
+    #[cfg(target_arch = "aarch64")]
+    // SAFETY: a hypercall to EL2, which preserves every register but x0..x3.
+    unsafe {
+        core::arch::asm!("hvc #0",
+            inout("x0") id => r0, inout("x1") a1 => r1, inout("x2") a2 => r2,
+            inout("x3") a3 => _, in("x4") a4, options(nostack))
+    };
+    #[cfg(not(target_arch = "aarch64"))]
+    {
+        (r0, r1, r2) = (id, a1 ^ a2 ^ a3 ^ a4, 0);
+    }
+    [r0, r1, r2]
+}
+
+/// vcpu_poweroff of the last vCPU, reporting `status` (0 = every check passed) and three
+/// result words to the board in x3..x6 (a board extension of the call).
+fn poweroff(status: u64, r: [u64; 3]) -> ! {
+    #[cfg(target_arch = "aarch64")]
+    // SAFETY: the board never resumes a powered-off vCPU.
+    unsafe {
+        core::arch::asm!("hvc #0", in("x0") VCPU_POWEROFF, in("x1") 0u64, in("x2") 1u64,
+            in("x3") status, in("x4") r[0], in("x5") r[1], in("x6") r[2], options(noreturn))
+    }
+    #[cfg(not(target_arch = "aarch64"))]
+    {
+        let _ = (status, r);
+        loop {}
+    }
+}
+
+/// One RM RPC call: send the request (one message), then receive until the matching reply.
+/// Returns the reply's error code and its first data word, or None on a transport error.
+fn rpc(seq: u16, msg_id: u32, payload: &[u8]) -> Option<(u32, u32)> {
+    let mut pk = [0u8; 240];
+    pk[0] = 0x21; // header words 2, API version 1
+    pk[1] = TYPE_REQUEST;
+    pk[2..4].copy_from_slice(&seq.to_le_bytes());
+    pk[4..8].copy_from_slice(&msg_id.to_le_bytes());
+    let n = 8 + payload.len();
+    pk.get_mut(8..n)?.copy_from_slice(payload);
+    let [err, _, _] = hvc(MSGQ_SEND, RM_TX_CAP, n as u64, pk.as_ptr() as u64, 1);
+    if err != 0 {
+        return None;
+    }
+    for _ in 0..16 {
+        let mut rx = [0u8; 240];
+        let [err, size, _] = hvc(MSGQ_RECV, RM_RX_CAP, rx.as_mut_ptr() as u64, 240, 0);
+        if err == MSGQUEUE_EMPTY {
+            return None;
+        }
+        if err != 0 || !(12..=240).contains(&size) {
+            return None;
+        }
+        let is_reply = rx[1] & 3 == TYPE_REPLY
+            && rx[2..4] == seq.to_le_bytes()
+            && rx[4..8] == msg_id.to_le_bytes();
+        if !is_reply {
+            continue; // a notification
+        }
+        let word = |o: usize| u32::from_le_bytes([rx[o], rx[o + 1], rx[o + 2], rx[o + 3]]);
+        let data = if size >= 16 { word(12) } else { 0 };
+        return Some((word(8), data));
+    }
+    None
+}
+
+/// HLOS (VMID 3): identify the hypervisor, ask the RM for its own VMID, allocate two VMs,
+/// fill the golden source in its RAM. Reports (status, [own vmid, vm a, vm b]).
+pub extern "C" fn hlos_main() -> ! {
+    let [info, flags0, _] = hvc(HYP_IDENTIFY, 0, 0, 0, 0);
+    if info & 0x3FFF != 1 || flags0 & (1 << 2) == 0 {
+        poweroff(1, [info, flags0, 0]);
+    }
+    let me = match rpc(1, VM_GET_VMID, &[]) {
+        Some((0, v)) => v as u64,
+        Some((e, _)) => poweroff(2, [e as u64, 0, 0]),
+        None => poweroff(3, [0; 3]),
+    };
+    let mut vms = [0u64; 2];
+    for (i, vm) in vms.iter_mut().enumerate() {
+        *vm = match rpc(2 + i as u16, VM_ALLOC_VMID, &[0, 0, 0, 0]) {
+            Some((0, v)) => (v & 0xFFFF) as u64,
+            Some((e, _)) => poweroff(4, [e as u64, 0, 0]),
+            None => poweroff(5, [0; 3]),
+        };
+    }
+    for page in 0..GOLDEN_SIZE / 4096 {
+        for word in 0..512 {
+            let p = (GOLDEN_SRC + page * 4096 + word * 8) as *mut u64;
+            // SAFETY: HLOS RAM, mapped read/write in HLOS's stage 2.
+            unsafe { write_volatile(p, golden_word(page, word)) };
+        }
+    }
+    poweroff(0, [me, vms[0], vms[1]])
+}
+
+fn golden_va(page: u64, word: u64) -> *mut u64 {
+    (CLONE_GOLDEN_VA + page * 4096 + word * 8) as *mut u64
+}
+
+fn read(page: u64, word: u64) -> u64 {
+    // SAFETY: the clone's golden mapping (read-only or its own copy), through its stage 1.
+    unsafe { read_volatile(golden_va(page, word)) }
+}
+
+/// A clone: `index` 0 or 1. Reads the golden image, writes page `WRITE_PAGE` (the first
+/// store takes a stage-2 permission fault that EL2 serves with a private copy), reads its
+/// data back, and times its own copy of a 4 KiB page. Reports (status, [EL2 instructions
+/// during the faulting store, EL1 instructions of its own 4 KiB copy, 0]).
+pub extern "C" fn clone_main(index: u64) -> ! {
+    // The golden data, the page about to be written included (the other clone's earlier
+    // write must not show).
+    let mut page = 0;
+    while page < GOLDEN_SIZE / 4096 {
+        if read(page, 0) != golden_word(page, 0) || read(page, 511) != golden_word(page, 511) {
+            poweroff(10, [page, read(page, 0), 0]);
+        }
+        page += 31;
+    }
+    for w in 0..512 {
+        if read(WRITE_PAGE, w) != golden_word(WRITE_PAGE, w) {
+            poweroff(11, [w, read(WRITE_PAGE, w), 0]);
+        }
+    }
+    // The write: the first store faults to EL2 and is retried there.
+    let before = pmu::el2_instructions();
+    // SAFETY: the clone's copy-on-write golden mapping.
+    unsafe { write_volatile(golden_va(WRITE_PAGE, 0), clone_word(index, 0)) };
+    let el2 = pmu::el2_instructions().wrapping_sub(before);
+    for w in 1..512 {
+        // SAFETY: as above; the page is now the clone's own copy.
+        unsafe { write_volatile(golden_va(WRITE_PAGE, w), clone_word(index, w)) };
+    }
+    for w in 0..512 {
+        if read(WRITE_PAGE, w) != clone_word(index, w) {
+            poweroff(12, [w, read(WRITE_PAGE, w), 0]);
+        }
+    }
+    for p in [WRITE_PAGE - 1, WRITE_PAGE + 1] {
+        if read(p, 0) != golden_word(p, 0) || read(p, 511) != golden_word(p, 511) {
+            poweroff(13, [p, read(p, 0), 0]);
+        }
+    }
+    // The guest's own 4 KiB copy (golden page -> its scratch page), for comparison.
+    let dst = CLONE_STACK_IPA as *mut u8;
+    let c0 = pmu::el1_instructions();
+    // SAFETY: source is the golden mapping, destination the clone's scratch page (the first
+    // 4 KiB of its stack binding, below the stack).
+    unsafe { core::ptr::copy_nonoverlapping(golden_va(COPY_PAGE, 0) as *const u8, dst, 4096) };
+    let own = pmu::el1_instructions().wrapping_sub(c0);
+    // SAFETY: the scratch page just written.
+    let last = unsafe { read_volatile((CLONE_STACK_IPA + 4088) as *const u64) };
+    if last != golden_word(COPY_PAGE, 511) {
+        poweroff(14, [last, 0, 0]);
+    }
+    poweroff(0, [el2, own, 0])
+}

@@ -1,0 +1,189 @@
+//! The Gunyah hypercalls this EL2 stand-in implements (SMCCC form: `hvc #0`, x0 =
+//! 0xC600_8000 | call): hypervisor_identify, msgqueue_send / msgqueue_receive on the RM RPC
+//! queue pair, and vcpu_poweroff. Everything else answers UNIMPLEMENTED.
+
+use alloc::vec::Vec;
+
+use gunyah_rm::platform::{AddressSpaces, Vmid, PAGE_SIZE};
+
+use crate::board::Board;
+use crate::boot::Frame;
+
+/// hypervisor_identify.
+pub const HYP_IDENTIFY: u64 = 0xC600_8000;
+/// msgqueue_send: x1 cap, x2 size, x3 buffer, x4 flags (bit0 push) -> x0 error, x1 not_full.
+pub const MSGQ_SEND: u64 = 0xC600_801B;
+/// msgqueue_receive: x1 cap, x2 buffer, x3 size -> x0 error, x1 size, x2 not_empty.
+pub const MSGQ_RECV: u64 = 0xC600_801C;
+/// vcpu_poweroff: x1 vcpu cap, x2 flags (bit0 last vCPU); the test guests add x3 = status
+/// and x4..x6 = results.
+pub const VCPU_POWEROFF: u64 = 0xC600_8039;
+/// Every VM's capability of its queue to the RM.
+pub const RM_TX_CAP: u64 = 0x1;
+/// Every VM's capability of its queue from the RM.
+pub const RM_RX_CAP: u64 = 0x2;
+/// Error codes (Gunyah `error_t`).
+pub const OK: u64 = 0;
+/// -1.
+pub const UNIMPLEMENTED: u64 = u64::MAX;
+/// Bad argument.
+pub const ARGUMENT_INVALID: u64 = 1;
+/// Bad size.
+pub const ARGUMENT_SIZE: u64 = 2;
+/// Bad guest address.
+pub const ADDR_INVALID: u64 = 22;
+/// No such capability.
+pub const CSPACE_CAP_NULL: u64 = 50;
+/// Nothing to receive.
+pub const MSGQUEUE_EMPTY: u64 = 60;
+/// An RM RPC message's size limit.
+const MAX_MSG: u64 = 240;
+
+/// What the board does after a hypercall.
+pub enum Next {
+    /// Return to the vCPU (results in the frame).
+    Resume,
+    /// The vCPU powered off with (status, results).
+    PoweredOff(u64, [u64; 4]),
+}
+
+/// Handle the hypercall in `frame` from `vmid`'s vCPU.
+pub fn handle(board: &mut Board, vmid: Vmid, frame: &mut Frame) -> Next {
+    match frame[0] {
+        HYP_IDENTIFY => {
+            // API version 1, 64-bit; flags0: partition/cspace (0), msgqueue (2), vcpu (5).
+            frame[0] = 1 | (1 << 15) | (0x48 << 56);
+            frame[1] = 1 | (1 << 2) | (1 << 5);
+            frame[2] = 0;
+        }
+        MSGQ_SEND => {
+            let (cap, size, buf, flags) = (frame[1], frame[2], frame[3], frame[4]);
+            frame[0] = if cap != RM_TX_CAP {
+                CSPACE_CAP_NULL
+            } else if size == 0 || size > MAX_MSG {
+                ARGUMENT_SIZE
+            } else if flags & !1 != 0 {
+                ARGUMENT_INVALID
+            } else {
+                match copy_from_guest(board, vmid, buf, size) {
+                    Some(msg) => {
+                        board.rm.packet_from(vmid, &msg);
+                        board.pump();
+                        frame[1] = 1; // not_full
+                        OK
+                    }
+                    None => ADDR_INVALID,
+                }
+            };
+        }
+        MSGQ_RECV => {
+            let (cap, buf, size) = (frame[1], frame[2], frame[3]);
+            frame[0] = if cap != RM_RX_CAP {
+                CSPACE_CAP_NULL
+            } else {
+                let q = board.queues.entry(vmid).or_default();
+                match q.front() {
+                    None => MSGQUEUE_EMPTY,
+                    Some(m) if m.len() as u64 > size => ARGUMENT_SIZE,
+                    Some(m) => {
+                        let m = m.clone();
+                        if copy_to_guest(board, vmid, buf, &m) {
+                            let q = board.queues.entry(vmid).or_default();
+                            q.pop_front();
+                            frame[1] = m.len() as u64;
+                            frame[2] = !q.is_empty() as u64;
+                            OK
+                        } else {
+                            ADDR_INVALID
+                        }
+                    }
+                }
+            };
+        }
+        VCPU_POWEROFF => {
+            return Next::PoweredOff(frame[3], [frame[4], frame[5], frame[6], 0]);
+        }
+        _ => frame[0] = UNIMPLEMENTED,
+    }
+    Next::Resume
+}
+
+/// The guest's stage-1 translation of `va` (the running vCPU's EL1 regime), for a read or a
+/// write: the IPA, or None if its stage 1 does not allow it.
+fn stage1(va: u64, write: bool) -> Option<u64> {
+    let par: u64;
+    #[cfg(target_arch = "aarch64")]
+    // SAFETY: AT only writes PAR_EL1, which is saved and restored around it; the guest's EL1
+    // registers and VTTBR_EL2 are loaded (we are handling its trap).
+    unsafe {
+        let saved: u64;
+        core::arch::asm!("mrs {0}, par_el1", out(reg) saved);
+        if write {
+            core::arch::asm!("at s1e1w, {0}", "isb", in(reg) va);
+        } else {
+            core::arch::asm!("at s1e1r, {0}", "isb", in(reg) va);
+        }
+        core::arch::asm!("mrs {0}, par_el1", "msr par_el1, {1}", out(reg) par, in(reg) saved);
+    }
+    #[cfg(not(target_arch = "aarch64"))]
+    {
+        par = 1;
+    }
+    (par & 1 == 0).then_some((par & 0x000F_FFFF_FFFF_F000) | (va & 0xFFF))
+}
+
+/// The PA behind guest VA `va` of `vmid`, if its stage 1 and stage 2 allow the access.
+fn guest_pa(board: &Board, vmid: Vmid, va: u64, write: bool) -> Option<u64> {
+    let ipa = stage1(va, write)?;
+    let leaf = board.rm.platform().query(vmid, ipa)?;
+    let ok = if write {
+        leaf.rights.writable()
+    } else {
+        leaf.rights.readable()
+    };
+    ok.then_some(leaf.pa + (ipa - leaf.ipa))
+}
+
+/// Page-sized pieces of `[va, va+len)`.
+fn pieces(va: u64, len: u64) -> impl Iterator<Item = (u64, u64, usize)> {
+    let mut off = 0;
+    core::iter::from_fn(move || {
+        if off >= len {
+            return None;
+        }
+        let a = va.wrapping_add(off);
+        let n = (PAGE_SIZE - a % PAGE_SIZE).min(len - off);
+        let item = (a, n, off as usize);
+        off += n;
+        Some(item)
+    })
+}
+
+fn copy_from_guest(board: &Board, vmid: Vmid, va: u64, len: u64) -> Option<Vec<u8>> {
+    let mut out = alloc::vec![0u8; len as usize];
+    for (a, n, off) in pieces(va, len) {
+        let pa = guest_pa(board, vmid, a, false)?;
+        // SAFETY: `pa..pa+n` is RAM the guest may read (its stage 2 maps it readable),
+        // identity-mapped at EL2, within one page.
+        unsafe {
+            core::ptr::copy_nonoverlapping(pa as *const u8, out[off..].as_mut_ptr(), n as usize)
+        };
+    }
+    Some(out)
+}
+
+fn copy_to_guest(board: &Board, vmid: Vmid, va: u64, data: &[u8]) -> bool {
+    let mut pas = Vec::new();
+    for (a, n, off) in pieces(va, data.len() as u64) {
+        match guest_pa(board, vmid, a, true) {
+            Some(pa) => pas.push((pa, n, off)),
+            None => return false, // nothing written
+        }
+    }
+    for (pa, n, off) in pas {
+        // SAFETY: RAM the guest may write (its stage 2 maps it writable), identity-mapped at
+        // EL2, within one page.
+        unsafe { core::ptr::copy_nonoverlapping(data[off..].as_ptr(), pa as *mut u8, n as usize) };
+    }
+    true
+}

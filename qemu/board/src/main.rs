@@ -1,0 +1,48 @@
+//! The QEMU virt aarch64 board: a small EL2 stand-in for the Gunyah hypervisor that runs the
+//! RM (`gunyah-rm`) beside it at EL2 over real stage-2 tables and real physical pages, and
+//! EL1 test guests that speak RM RPC through Gunyah's SMCCC hypercalls (`hvc #0`,
+//! msgqueue send/receive).
+//!
+//! The run (see `board.rs`): HLOS (VMID 3) asks VM_GET_VMID and allocates two VMs with
+//! VM_ALLOC_VMID, then fills a 2 MiB golden source in its RAM; EL2 setup code, acting for
+//! HLOS through the RM's API, seals it golden, shares the image's code with the clones and
+//! gives each a stack binding and a copy-on-write golden mapping; each clone (stage 1 on)
+//! reads the golden data, writes one page (a real stage-2 permission fault served by
+//! `Rm::handle_fault`) and reads its own data back. Exit status via semihosting: 0 = every
+//! check passed.
+//!
+//! Build for `aarch64-unknown-none`; on any other target this binary is a stub.
+#![cfg_attr(target_os = "none", no_std)]
+#![cfg_attr(target_os = "none", no_main)]
+
+#[cfg(target_os = "none")]
+extern crate alloc;
+
+#[cfg(target_os = "none")]
+mod board;
+#[cfg(target_os = "none")]
+mod boot;
+#[cfg(target_os = "none")]
+mod console;
+#[cfg(target_os = "none")]
+mod guests;
+#[cfg(target_os = "none")]
+mod heap;
+#[cfg(target_os = "none")]
+mod hypercalls;
+#[cfg(target_os = "none")]
+mod layout;
+#[cfg(target_os = "none")]
+mod platform;
+#[cfg(target_os = "none")]
+mod pmu;
+
+#[cfg(not(target_os = "none"))]
+fn main() {
+    eprintln!(
+        "gunyah-qemu-board is a bare-metal image: build it with \
+         `cargo build -p gunyah-qemu-board --target aarch64-unknown-none --release` \
+         and run it under qemu-system-aarch64 (see qemu/README.md)"
+    );
+    std::process::exit(2);
+}

@@ -1,0 +1,341 @@
+//! The RM's platform on this board: one real `gunyah-stage2` address space per VM (loaded
+//! into VTTBR_EL2 when its vCPU runs, TLB maintenance with `HwTlb`), table pages and RM pages
+//! from the partition's page allocator, and byte access to real RAM (EL2 is identity-mapped).
+
+use alloc::collections::BTreeMap;
+use alloc::vec;
+use alloc::vec::Vec;
+
+use gunyah_rm::platform::{
+    AddressSpaces, Leaf, MemKind, PartitionUsage, PhysMem, PlatformError, Rights, Vmid, PAGE_SIZE,
+};
+use gunyah_stage2::tlb::HwTlb;
+use gunyah_stage2::TableMemory;
+use gunyah_stage2::{AddressSpace, Attrs, MapFlags, MemAttr, PaRange, S2Ap, Stage2Config};
+
+use crate::layout::{HLOS_RAM, PARTITION_BASE, PARTITION_PAGES};
+
+/// The partition's pages: a first-fit bitmap allocator.
+struct PageAlloc {
+    used: Vec<u64>,
+    in_use: usize,
+}
+
+static PARTITION: spin::Mutex<Option<PageAlloc>> = spin::Mutex::new(None);
+
+impl PageAlloc {
+    fn is_used(&self, i: usize) -> bool {
+        self.used[i / 64] & (1 << (i % 64)) != 0
+    }
+    fn set(&mut self, i: usize, on: bool) {
+        if on {
+            self.used[i / 64] |= 1 << (i % 64);
+        } else {
+            self.used[i / 64] &= !(1 << (i % 64));
+        }
+    }
+    /// `count` free pages starting at a multiple of `count` pages.
+    fn alloc(&mut self, count: usize) -> Option<u64> {
+        let count = count.max(1);
+        let mut i = 0;
+        while i + count <= PARTITION_PAGES {
+            if (i..i + count).all(|k| !self.is_used(k)) {
+                (i..i + count).for_each(|k| self.set(k, true));
+                self.in_use += count;
+                return Some(PARTITION_BASE + i as u64 * PAGE_SIZE);
+            }
+            i += count;
+        }
+        None
+    }
+    fn free(&mut self, pa: u64, count: usize) {
+        let Some(first) = page_index(pa) else { return };
+        for k in first..(first + count).min(PARTITION_PAGES) {
+            if self.is_used(k) {
+                self.set(k, false);
+                self.in_use -= 1;
+            }
+        }
+    }
+}
+
+fn page_index(pa: u64) -> Option<usize> {
+    let off = pa.checked_sub(PARTITION_BASE)?;
+    let i = (off / PAGE_SIZE) as usize;
+    (off % PAGE_SIZE == 0 && i < PARTITION_PAGES).then_some(i)
+}
+
+fn with_partition<R>(f: impl FnOnce(&mut PageAlloc) -> R) -> R {
+    let mut g = PARTITION.lock();
+    let p = g.get_or_insert_with(|| PageAlloc {
+        used: vec![0; PARTITION_PAGES.div_ceil(64)],
+        in_use: 0,
+    });
+    f(p)
+}
+
+/// Whether `[pa, pa+len)` is RAM this platform gives the RM byte access to (HLOS RAM or the
+/// partition; never EL2's heap or stack).
+fn is_memory(pa: u64, len: u64) -> bool {
+    let Some(end) = pa.checked_add(len) else {
+        return false;
+    };
+    let part_end = PARTITION_BASE + PARTITION_PAGES as u64 * PAGE_SIZE;
+    (pa >= HLOS_RAM.0 && end <= HLOS_RAM.0 + HLOS_RAM.1)
+        || (pa >= PARTITION_BASE && end <= part_end)
+}
+
+/// Stage-2 table pages from the partition, zeroed, used identity-mapped.
+pub struct PartitionTables;
+
+// SAFETY: pages come from the partition allocator (exclusively owned until freed), are
+// zeroed before use and aligned to `count` pages for roots; EL2 runs identity-mapped so
+// `table_ptr` is the page itself.
+unsafe impl TableMemory for PartitionTables {
+    fn alloc_table(&mut self) -> Option<u64> {
+        self.alloc_root(1)
+    }
+    fn alloc_root(&mut self, count: usize) -> Option<u64> {
+        let pa = with_partition(|p| p.alloc(count))?;
+        // SAFETY: the pages were just allocated to us and lie in identity-mapped RAM.
+        unsafe { core::ptr::write_bytes(pa as *mut u8, 0, count * PAGE_SIZE as usize) };
+        Some(pa)
+    }
+    fn free_table(&mut self, pa: u64) {
+        with_partition(|p| p.free(pa, 1));
+    }
+    fn free_root(&mut self, pa: u64, count: usize) {
+        with_partition(|p| p.free(pa, count));
+    }
+    fn table_ptr(&self, pa: u64) -> *mut u64 {
+        pa as *mut u64
+    }
+}
+
+/// One VM's stage 2.
+pub type Space = AddressSpace<PartitionTables, HwTlb>;
+
+/// The board platform.
+pub struct QemuPlatform {
+    spaces: BTreeMap<Vmid, Space>,
+    parange: PaRange,
+}
+
+/// IPA size of every address space.
+const IPA_BITS: u8 = 40;
+
+impl QemuPlatform {
+    /// The platform; `parange` is the CPU's (ID_AA64MMFR0_EL1.PARange).
+    pub fn new(parange: PaRange) -> Self {
+        QemuPlatform {
+            spaces: BTreeMap::new(),
+            parange,
+        }
+    }
+
+    /// `(VTCR_EL2, VTTBR_EL2)` that run `vmid`'s vCPU on its stage 2.
+    pub fn stage2_regs(&self, vmid: Vmid) -> Option<(u64, u64)> {
+        self.spaces.get(&vmid).map(|s| (s.vtcr(), s.vttbr()))
+    }
+
+    fn space(&mut self, vmid: Vmid) -> Result<&mut Space, PlatformError> {
+        self.spaces.get_mut(&vmid).ok_or(PlatformError::NoSuchSpace)
+    }
+
+    fn covered(&self, vmid: Vmid, ipa: u64, size: u64) -> Result<(), PlatformError> {
+        let s = self.spaces.get(&vmid).ok_or(PlatformError::NoSuchSpace)?;
+        let end = ipa.checked_add(size).ok_or(PlatformError::BadAddress)?;
+        let mut cur = ipa;
+        while cur < end {
+            let l = s.query(cur).ok_or(PlatformError::NotMapped)?;
+            cur = l.ipa + l.size();
+        }
+        Ok(())
+    }
+}
+
+fn attrs_of(rights: Rights, kind: MemKind) -> Attrs {
+    let s2ap = match (rights.readable(), rights.writable()) {
+        (true, true) => S2Ap::ReadWrite,
+        (true, false) => S2Ap::ReadOnly,
+        (false, true) => S2Ap::WriteOnly,
+        (false, false) => S2Ap::None,
+    };
+    let base = match kind {
+        MemKind::Normal => Attrs::normal(s2ap),
+        MemKind::Device => Attrs::device_rw().with_s2ap(s2ap),
+    };
+    base.with_xn(!rights.executable())
+}
+
+fn is_device(a: &Attrs) -> bool {
+    matches!(a.mem, MemAttr::DeviceNGnRnE | MemAttr::DeviceNGnRE)
+}
+
+fn leaf_of(l: &gunyah_stage2::Leaf) -> Leaf {
+    let a = l.attrs;
+    let mut r = 0;
+    if a.s2ap.readable() {
+        r |= Rights::R.0;
+    }
+    if a.s2ap.writable() {
+        r |= Rights::W.0;
+    }
+    if !a.xn {
+        r |= Rights::X.0;
+    }
+    Leaf {
+        ipa: l.ipa,
+        pa: l.pa,
+        size: l.size(),
+        rights: Rights(r),
+        kind: if is_device(&a) {
+            MemKind::Device
+        } else {
+            MemKind::Normal
+        },
+    }
+}
+
+fn perr(e: gunyah_stage2::Error) -> PlatformError {
+    use gunyah_stage2::Error as E;
+    match e {
+        E::NoMemory => PlatformError::NoMemory,
+        E::AlreadyMapped { .. } => PlatformError::AlreadyMapped,
+        E::NotMapped { .. } => PlatformError::NotMapped,
+        _ => PlatformError::BadAddress,
+    }
+}
+
+impl AddressSpaces for QemuPlatform {
+    fn create_space(&mut self, vmid: Vmid) -> Result<(), PlatformError> {
+        if self.spaces.contains_key(&vmid) {
+            return Err(PlatformError::SpaceExists);
+        }
+        let cfg = Stage2Config::new(IPA_BITS, self.parange, vmid);
+        // SAFETY: we run at EL2 and only this platform changes VTTBR_EL2 outside a vCPU
+        // switch, which happens with no address-space operation in progress.
+        let tlb = unsafe { HwTlb::new() };
+        let s = AddressSpace::new(PartitionTables, tlb, cfg).map_err(perr)?;
+        self.spaces.insert(vmid, s);
+        Ok(())
+    }
+    fn destroy_space(&mut self, vmid: Vmid) -> Result<(), PlatformError> {
+        let s = self
+            .spaces
+            .remove(&vmid)
+            .ok_or(PlatformError::NoSuchSpace)?;
+        let _ = s.destroy();
+        Ok(())
+    }
+    fn map(
+        &mut self,
+        vmid: Vmid,
+        ipa: u64,
+        pa: u64,
+        size: u64,
+        rights: Rights,
+        kind: MemKind,
+    ) -> Result<(), PlatformError> {
+        self.space(vmid)?
+            .map(ipa, size, pa, attrs_of(rights, kind), MapFlags::BLOCKS)
+            .map_err(perr)
+    }
+    fn unmap(&mut self, vmid: Vmid, ipa: u64, size: u64) -> Result<(), PlatformError> {
+        self.covered(vmid, ipa, size)?;
+        self.space(vmid)?.unmap(ipa, size).map_err(perr)
+    }
+    fn protect(
+        &mut self,
+        vmid: Vmid,
+        ipa: u64,
+        size: u64,
+        rights: Rights,
+    ) -> Result<(), PlatformError> {
+        self.space(vmid)?
+            .modify_attrs(ipa, size, &move |a: Attrs| {
+                let kind = if is_device(&a) {
+                    MemKind::Device
+                } else {
+                    MemKind::Normal
+                };
+                let n = attrs_of(rights, kind);
+                a.with_s2ap(n.s2ap).with_xn(n.xn)
+            })
+            .map_err(perr)
+    }
+    fn replace_page(
+        &mut self,
+        vmid: Vmid,
+        ipa: u64,
+        pa: u64,
+        rights: Rights,
+        kind: MemKind,
+    ) -> Result<Option<Leaf>, PlatformError> {
+        self.space(vmid)?
+            .replace_page(ipa, pa, attrs_of(rights, kind))
+            .map(|old| old.map(|l| leaf_of(&l)))
+            .map_err(perr)
+    }
+    fn query(&self, vmid: Vmid, ipa: u64) -> Option<Leaf> {
+        self.spaces.get(&vmid)?.query(ipa).map(|l| leaf_of(&l))
+    }
+    fn for_each_leaf(&self, vmid: Vmid, f: &mut dyn FnMut(&Leaf)) {
+        if let Some(s) = self.spaces.get(&vmid) {
+            s.for_each_leaf(&mut |l| f(&leaf_of(l)));
+        }
+    }
+    fn ipa_limit(&self) -> u64 {
+        1 << IPA_BITS
+    }
+}
+
+impl PhysMem for QemuPlatform {
+    fn alloc_page(&mut self) -> Option<u64> {
+        with_partition(|p| p.alloc(1))
+    }
+    fn free_page(&mut self, pa: u64) {
+        with_partition(|p| p.free(pa, 1));
+    }
+    fn read(&self, pa: u64, buf: &mut [u8]) -> bool {
+        if !is_memory(pa, buf.len() as u64) {
+            return false;
+        }
+        // SAFETY: the range is RAM (checked above), identity-mapped at EL2, and `buf` is ours.
+        unsafe { core::ptr::copy_nonoverlapping(pa as *const u8, buf.as_mut_ptr(), buf.len()) };
+        true
+    }
+    fn write(&mut self, pa: u64, data: &[u8]) -> bool {
+        if !is_memory(pa, data.len() as u64) {
+            return false;
+        }
+        // SAFETY: as in `read`; the RM owns the page records that decide who writes where.
+        unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), pa as *mut u8, data.len()) };
+        true
+    }
+    fn zero(&mut self, pa: u64, len: u64) -> bool {
+        if !is_memory(pa, len) {
+            return false;
+        }
+        // SAFETY: as in `write`.
+        unsafe { core::ptr::write_bytes(pa as *mut u8, 0, len as usize) };
+        true
+    }
+    fn copy(&mut self, dst: u64, src: u64, len: u64) -> bool {
+        if !is_memory(src, len) || !is_memory(dst, len) {
+            return false;
+        }
+        // SAFETY: both ranges are RAM (checked above); `copy` allows overlap.
+        unsafe { core::ptr::copy(src as *const u8, dst as *mut u8, len as usize) };
+        true
+    }
+    fn partition_usage(&self) -> PartitionUsage {
+        let in_use = with_partition(|p| p.in_use) as u64;
+        let tables: usize = self.spaces.values().map(|s| s.table_pages()).sum();
+        PartitionUsage {
+            total: PARTITION_PAGES as u64,
+            free: PARTITION_PAGES as u64 - in_use,
+            tables: tables as u64,
+        }
+    }
+}
