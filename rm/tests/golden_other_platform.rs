@@ -99,8 +99,10 @@ fn reply_err(rm: &mut Rm<Plain>, msg_id: u32, payload: &[u8]) -> (u32, Vec<u8>) 
 #[test]
 fn sim_requests_are_unimplemented_and_cow_still_works() {
     let cfg = SimConfig::default();
-    let mut rc = RmConfig::default();
-    rc.hlos_ram = Some((cfg.hlos_ram.0, cfg.hlos_ram.0, cfg.hlos_ram.1));
+    let rc = RmConfig {
+        hlos_ram: Some((cfg.hlos_ram.0, cfg.hlos_ram.0, cfg.hlos_ram.1)),
+        ..RmConfig::default()
+    };
     let mut rm = Rm::new(Plain(SimPlatform::new(cfg).unwrap()), rc).unwrap();
     let mut read = vec![3, 0, 0, 0];
     read.extend_from_slice(&16u32.to_le_bytes());
