@@ -44,7 +44,7 @@ use core::fmt;
 
 use gunyah_rm_abi::ext::{bind_flags, GmemBindReq, GmemCreateReq};
 use gunyah_rm_abi::mem::{rights, AclEntry, MemCreate, MemReleaseReq, SglEntry};
-use gunyah_rm_abi::vm::{VmConfigImageReq, VmidReq};
+use gunyah_rm_abi::vm::{VmConfigImageReq, VmStopReq, VmidReq};
 use gunyah_rm_abi::{Request, RmError};
 
 use crate::config::{GoldenMode, LaunchMode, LaunchPlan, PlannedVm, SealTrigger, VmidRequest};
@@ -81,6 +81,12 @@ pub enum LaunchStep {
     Start,
     /// Sealing a template's ranges into the named golden image.
     Seal(String),
+    /// VM_STOP (forced), when tearing a VM down.
+    Stop,
+    /// VM_RESET (if needed) and VM_DEALLOC_VMID, when undoing or tearing down.
+    Dealloc,
+    /// MEM_RECLAIM of the image parcel, when undoing or tearing down.
+    Reclaim,
 }
 
 impl fmt::Display for LaunchStep {
@@ -96,6 +102,9 @@ impl fmt::Display for LaunchStep {
             LaunchStep::Init => f.write_str("VM_INIT"),
             LaunchStep::Start => f.write_str("VM_START"),
             LaunchStep::Seal(g) => write!(f, "GOLDEN_SEAL {g}"),
+            LaunchStep::Stop => f.write_str("VM_STOP"),
+            LaunchStep::Dealloc => f.write_str("VM_DEALLOC_VMID"),
+            LaunchStep::Reclaim => f.write_str("MEM_RECLAIM (image)"),
         }
     }
 }
@@ -197,6 +206,8 @@ pub struct Instance {
     pub binding: u32,
     /// The image parcel (lent by HLOS, accepted by the VM at start).
     pub image_handle: u32,
+    /// HLOS IPA of the image parcel's staging pages.
+    pub image_staging: u64,
     /// Golden ids it maps, with the mapped IPA.
     pub golden: Vec<(u32, u64)>,
     /// Whether its template ranges have been sealed (templates only).
@@ -405,6 +416,42 @@ impl Launch {
         ev
     }
 
+    /// Tear down an instance the launcher started: VM_STOP (forced), VM_RESET,
+    /// VM_DEALLOC_VMID (the RM returns its gmem, bindings, mappings and
+    /// copies), then MEM_RECLAIM of its image parcel; the staging pages are
+    /// reused. A sealed template's image stays (clones may map it).
+    pub fn stop<P: Platform>(&mut self, rm: &mut Rm<P>, vmid: Vmid) -> Result<(), LaunchError> {
+        let Some(k) = self.instances.iter().position(|i| i.vmid == vmid) else {
+            return Err(LaunchError {
+                vm: alloc::format!("VM {vmid:#x}"),
+                step: LaunchStep::Start,
+                failure: LaunchFailure::UnknownVm,
+                undo: None,
+            });
+        };
+        let inst = self.instances[k].clone();
+        let err = |step: LaunchStep, e: RmError| LaunchError {
+            vm: inst.name.clone(),
+            step,
+            failure: LaunchFailure::Rm(e),
+            undo: None,
+        };
+        if matches!(rm.vm_state(vmid), Some(VmState::Running | VmState::Paused)) {
+            let r = Request::VmStop(VmStopReq::new(vmid, 1, 0));
+            self.client
+                .call(rm, VMID_HLOS, &r)
+                .map_err(|e| err(LaunchStep::Stop, e))?;
+        }
+        let done = Done {
+            vmid: Some(vmid),
+            image: Some((inst.image_handle, inst.image_staging)),
+            ..Done::default()
+        };
+        self.undo(rm, &done).map_err(|(s, e)| err(s, e))?;
+        self.instances.remove(k);
+        Ok(())
+    }
+
     fn launch_waiting<P: Platform>(&mut self, rm: &mut Rm<P>) -> Vec<LaunchEvent> {
         let mut ev = Vec::new();
         let waiting = core::mem::take(&mut self.waiting);
@@ -493,6 +540,7 @@ impl Launch {
                     gmem: done.gmem.unwrap_or(0),
                     binding: done.binding.unwrap_or(0),
                     image_handle: done.image.map_or(0, |x| x.0),
+                    image_staging: done.image.map_or(0, |x| x.1),
                     golden: done.golden,
                     sealed: false,
                 });
@@ -655,22 +703,21 @@ impl Launch {
             let state = rm.vm_state(vmid);
             if matches!(
                 state,
-                Some(VmState::Init | VmState::Ready | VmState::InitFailed | VmState::Auth)
+                Some(VmState::Ready | VmState::InitFailed | VmState::Exited)
             ) {
                 let r = Request::VmReset(VmidReq::new(vmid));
-                // Init/Auth cannot be reset; dealloc below reports it.
                 let _ = self.client.call(rm, VMID_HLOS, &r);
             }
             let r = Request::VmDeallocVmid(VmidReq::new(vmid));
             self.client
                 .call(rm, VMID_HLOS, &r)
-                .map_err(|e| (LaunchStep::AllocVmid, e))?;
+                .map_err(|e| (LaunchStep::Dealloc, e))?;
         }
         if let Some((handle, at)) = done.image {
             let r = Request::MemReclaim(MemReleaseReq::new(handle, 0));
             self.client
                 .call(rm, VMID_HLOS, &r)
-                .map_err(|e| (LaunchStep::ImageParcel, e))?;
+                .map_err(|e| (LaunchStep::Reclaim, e))?;
             zero_hlos(rm, at);
             self.staging.free.push(at);
         }

@@ -317,3 +317,31 @@ fn platform_the_simulator_cannot_model_is_named() {
         Some("partition: the simulator takes exactly one range")
     );
 }
+
+#[test]
+fn stop_returns_everything_a_clone_held() {
+    let (mut rm, mut l, _) = boot();
+    report_running(&mut rm, 0x80);
+    l.poll(&mut rm);
+    let before = rm.snapshot();
+    let v = l.launch_vm(&mut rm, "app-clone-1").unwrap();
+    assert_eq!(rm.vm_write(v, GOLDEN_IPA + 3 * PAGE, b"x"), Ok(1));
+    // app-clone-stop.dts has no gmem node: its RAM is populated at launch.
+    assert_eq!(rm.vm_write(v, 0x8c00_0000, b"ram"), Ok(0));
+    check(&rm);
+    l.stop(&mut rm, v).unwrap();
+    check(&rm);
+    assert!(!rm.vm_exists(v));
+    assert_eq!(l.instances_of("app-clone-1").count(), 0);
+    let after = rm.snapshot();
+    // Same tables (HLOS has its staging pages back) and the same partition use.
+    assert_eq!(
+        (after.tables, after.partition),
+        (before.tables, before.partition)
+    );
+    // The VMID and the staging pages are reused.
+    assert_eq!(l.launch_vm(&mut rm, "app-clone-1"), Ok(v));
+    check(&rm);
+    let e = l.stop(&mut rm, 0x99).unwrap_err();
+    assert_eq!(e.failure, LaunchFailure::UnknownVm);
+}
