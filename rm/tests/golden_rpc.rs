@@ -723,11 +723,8 @@ fn unserved_write_stops_a_running_clone_with_stop_vm_policy() {
 fn record_limits_per_vm() {
     let mut h = H::new();
     let vm = alloc_vm(&mut h);
-    let mut last = 0;
     for _ in 0..64 {
-        last = h
-            .ok(HLOS, GMEM_CREATE, &gmem_create(4096, 0, vm, 0))
-            .u32_at(0);
+        h.ok(HLOS, GMEM_CREATE, &gmem_create(4096, 0, vm, 0));
     }
     // MAX_GMEM_PER_VM = 64.
     h.call_fails(HLOS, GMEM_CREATE, &gmem_create(4096, 0, vm, 0), NORESOURCE);
