@@ -8,10 +8,8 @@ use alloc::vec::Vec;
 
 use aarch64_cpu::registers::{Readable, ESR_EL2, ID_AA64MMFR0_EL1};
 use gunyah_rm::cow::FaultOutcome;
-use gunyah_rm::gmem::BindParams;
-use gunyah_rm::golden::MapParams;
-use gunyah_rm::memparcel::{AcceptReq, AclEntry, CreateReq, TransType, ACCEPT_DONE};
-use gunyah_rm::platform::{AddressSpaces, PhysMem, Rights, Vmid, PAGE_SIZE};
+use gunyah_rm::memparcel::{AcceptReq, TransType, ACCEPT_DONE};
+use gunyah_rm::platform::{AddressSpaces, PhysMem, Vmid, PAGE_SIZE};
 use gunyah_rm::{Rm, RmConfig};
 use gunyah_stage2::fault::resolve_ipa_at_s1e1r;
 use gunyah_stage2::{Fault, PaRange};
@@ -91,57 +89,12 @@ impl Board {
         }
     }
 
-    /// HLOS made the golden source and two VMs: seal, share the code, bind stacks, map golden
-    /// copy-on-write (the RM API, called as HLOS would through RPC).
-    fn setup_clones(&mut self) {
-        let [a, b] = self.clones;
-        let rm = &mut self.rm;
-        let lend = CreateReq {
-            trans: TransType::Lend,
-            mem_type: 0,
-            flags: 0,
-            label: 0,
-            acl: vec![AclEntry {
-                vmid: a,
-                rights: Rights::RWX,
-            }],
-            sgl: vec![(GOLDEN_SRC, GOLDEN_SIZE)],
-            attrs: vec![],
-        };
-        let parcel = rm
-            .mem_create(HLOS, &lend)
-            .unwrap_or_else(|e| fail(format_args!("MEM_LEND of the golden source: {e:?}")));
-        let (golden, _digest) = rm
-            .golden_seal(HLOS, parcel, 0)
-            .unwrap_or_else(|e| fail(format_args!("GOLDEN_SEAL: {e:?}")));
-        self.golden = golden;
+    /// HLOS set everything up through RPC; as the clones' loader, accept the shared code
+    /// into each (at its own address) and check what they will run on.
+    fn accept_code(&mut self, code_parcel: u32) {
         let (code, code_size) = shared_range();
-        let share = CreateReq {
-            trans: TransType::Share,
-            mem_type: 0,
-            flags: 0,
-            label: 0,
-            acl: vec![
-                AclEntry {
-                    vmid: HLOS,
-                    rights: Rights::RWX,
-                },
-                AclEntry {
-                    vmid: a,
-                    rights: Rights::RX,
-                },
-                AclEntry {
-                    vmid: b,
-                    rights: Rights::RX,
-                },
-            ],
-            sgl: vec![(code, code_size)],
-            attrs: vec![],
-        };
-        let code_parcel = rm
-            .mem_create(HLOS, &share)
-            .unwrap_or_else(|e| fail(format_args!("MEM_SHARE of the code: {e:?}")));
-        for vm in [a, b] {
+        let rm = &mut self.rm;
+        for vm in self.clones {
             let accept = AcceptReq {
                 handle: code_parcel,
                 mem_type: 0,
@@ -155,26 +108,6 @@ impl Board {
             };
             rm.mem_accept(vm, &accept)
                 .unwrap_or_else(|e| fail(format_args!("MEM_ACCEPT of the code by {vm}: {e:?}")));
-            let pool = rm
-                .gmem_create(HLOS, 64 * PAGE_SIZE, 0, vm)
-                .unwrap_or_else(|e| fail(format_args!("GMEM_CREATE for {vm}: {e:?}")));
-            let stack = BindParams {
-                gmem: pool,
-                vmid: vm,
-                rights: Rights::RW,
-                demand: false,
-                offset: 0,
-                ipa: CLONE_STACK_IPA,
-                size: CLONE_STACK_SIZE,
-            };
-            rm.gmem_bind(HLOS, stack)
-                .unwrap_or_else(|e| fail(format_args!("GMEM_BIND for {vm}: {e:?}")));
-            let map = MapParams::cow(golden, vm, 0, CLONE_GOLDEN_IPA, GOLDEN_SIZE, pool);
-            rm.golden_map(HLOS, map)
-                .unwrap_or_else(|e| fail(format_args!("GOLDEN_MAP into {vm}: {e:?}")));
-        }
-        // What the clones will run on: code shared read/execute, golden read-only.
-        for vm in [a, b] {
             let l = rm.platform().query(vm, code);
             check(
                 l.is_some_and(|l| l.pa == code && !l.rights.writable() && l.rights.executable()),
@@ -188,6 +121,10 @@ impl Board {
                 "a clone maps the golden image read-only",
             );
         }
+        check(
+            rm.platform().query(HLOS, GOLDEN_SRC).is_none(),
+            "HLOS lost its mapping of the sealed golden source",
+        );
         self.pump();
     }
 
@@ -204,7 +141,7 @@ impl Board {
     }
 
     /// A vCPU powered off: check what it reports, then run the next one or finish.
-    fn powered_off(&mut self, status: u64, r: [u64; 4], frame: &mut Frame) {
+    fn powered_off(&mut self, status: u64, r: [u64; 5], frame: &mut Frame) {
         let who = self.current();
         if status != 0 {
             fail(format_args!(
@@ -223,7 +160,17 @@ impl Board {
                 );
                 println!("qemu board: HLOS allocated VMs {a} and {b} with VM_ALLOC_VMID");
                 self.clones = [a, b];
-                self.setup_clones();
+                self.golden = r[4] as u32;
+                check(
+                    self.rm.golden(self.golden).is_some(),
+                    "GOLDEN_SEAL made a golden image",
+                );
+                println!(
+                    "qemu board: HLOS sealed golden image {} and mapped it copy-on-write into both \
+                     VMs through RPC",
+                    self.golden
+                );
+                self.accept_code(r[3] as u32);
                 self.start_clone(0, frame);
             }
             Phase::Clone(i) => {
@@ -292,11 +239,16 @@ impl Board {
             );
             copies[i] = l.pa;
             let mut w = [0u8; 8];
-            for word in [0, 1, 511] {
+            for word in [0, 1, WRITTEN_WORDS - 1, WRITTEN_WORDS, 511] {
+                let want = if word < WRITTEN_WORDS {
+                    clone_word(i as u64, word)
+                } else {
+                    golden_word(WRITE_PAGE, word)
+                };
                 check(plat.read(l.pa + word * 8, &mut w), "copy readable");
                 check(
-                    u64::from_le_bytes(w) == clone_word(i as u64, word),
-                    "each copy holds its clone's data",
+                    u64::from_le_bytes(w) == want,
+                    "each copy holds its clone's data over the golden data",
                 );
             }
             let n = plat.query(vm, CLONE_GOLDEN_IPA + page + PAGE_SIZE);
@@ -327,18 +279,34 @@ impl Board {
         if !violations.is_empty() {
             fail(format_args!("isolation checker: {:?}", violations));
         }
-        let notifs = self.queues.get(&HLOS).map_or(0, |q| q.len());
-        let golden_pages = self
+        // COW_BROKEN notifications (type 3, msg_id 0x47100001) waiting for HLOS.
+        let cow_broken = self.queues.get(&HLOS).map_or(0, |q| {
+            q.iter()
+                .filter(|p| {
+                    p.len() >= 8 && p[1] & 3 == 3 && p[4..8] == 0x4710_0001u32.to_le_bytes()
+                })
+                .count()
+        });
+        check(
+            cow_broken == 2,
+            "HLOS got one COW_BROKEN notification per copy",
+        );
+        let g = self
             .rm
             .golden(self.golden)
-            .map_or(0, |g| g.partition_pages().max(GOLDEN_SIZE / PAGE_SIZE));
+            .unwrap_or_else(|| fail(format_args!("golden image lost")));
+        check(
+            g.share_count(WRITE_PAGE) == 0 && g.share_count(WRITE_PAGE + 1) == 2,
+            "golden share counts: written page copied by both, its neighbour shared by both",
+        );
+        let golden_pages = g.size / PAGE_SIZE;
         let vms: Vec<Vmid> = [HLOS, a, b]
             .into_iter()
             .filter(|v| self.rm.vm_exists(*v))
             .collect();
         println!(
             "qemu board: summary: VMs {vms:?}; golden pages {golden_pages}; faults served {}; \
-             CoW copies {}; notifications queued for HLOS {notifs}; isolation checker clean; \
+             CoW copies {}; COW_BROKEN to HLOS {cow_broken}; isolation checker clean; \
              EL2 heap used {} KiB",
             self.faults_served,
             counters.cow_copies,
@@ -393,7 +361,13 @@ extern "C" fn el2_main() -> ! {
     *BOARD.lock() = Some(board);
     // Only the address is taken: HLOS's vCPU is the stack's only user.
     let stack_top = core::ptr::addr_of!(HLOS_STACK) as u64 + 16384;
-    boot::run_first_vcpu(s2, guests::hlos_main as *const () as u64, stack_top, [0; 3])
+    let (code, code_size) = shared_range();
+    boot::run_first_vcpu(
+        s2,
+        guests::hlos_main as *const () as u64,
+        stack_top,
+        [code, code_size, 0],
+    )
 }
 
 #[no_mangle]

@@ -12,6 +12,16 @@ use crate::layout::*;
 use crate::pmu;
 
 const VM_ALLOC_VMID: u32 = 0x5600_0001;
+const MEM_LEND: u32 = 0x5100_0012;
+const MEM_SHARE: u32 = 0x5100_0013;
+const GMEM_CREATE: u32 = 0x4700_0001;
+const GMEM_BIND: u32 = 0x4700_0002;
+const GOLDEN_SEAL: u32 = 0x4700_0010;
+const GOLDEN_MAP: u32 = 0x4700_0011;
+/// Rights (ACL and GMEM_BIND perms).
+const RWX: u8 = 7;
+const RX: u8 = 5;
+const RW: u8 = 6;
 const VM_GET_VMID: u32 = 0x5600_0024;
 /// RPC message types (header byte 1, low two bits).
 const TYPE_REQUEST: u8 = 1;
@@ -35,20 +45,69 @@ fn hvc(id: u64, a1: u64, a2: u64, a3: u64, a4: u64) -> [u64; 3] {
     [r0, r1, r2]
 }
 
-/// vcpu_poweroff of the last vCPU, reporting `status` (0 = every check passed) and three
-/// result words to the board in x3..x6 (a board extension of the call).
-fn poweroff(status: u64, r: [u64; 3]) -> ! {
+/// vcpu_poweroff of the last vCPU, reporting `status` (0 = every check passed) and five
+/// result words to the board in x3..x8 (a board extension of the call).
+fn poweroff(status: u64, r: [u64; 5]) -> ! {
     #[cfg(target_arch = "aarch64")]
     // SAFETY: the board never resumes a powered-off vCPU.
     unsafe {
         core::arch::asm!("hvc #0", in("x0") VCPU_POWEROFF, in("x1") 0u64, in("x2") 1u64,
-            in("x3") status, in("x4") r[0], in("x5") r[1], in("x6") r[2], options(noreturn))
+            in("x3") status, in("x4") r[0], in("x5") r[1], in("x6") r[2], in("x7") r[3],
+            in("x8") r[4], options(noreturn))
     }
     #[cfg(not(target_arch = "aarch64"))]
     {
         let _ = (status, r);
         loop {}
     }
+}
+
+/// A request payload being written (little-endian fields).
+struct Payload {
+    buf: [u8; 232],
+    len: usize,
+}
+
+impl Payload {
+    fn new() -> Self {
+        Payload {
+            buf: [0; 232],
+            len: 0,
+        }
+    }
+    fn put(&mut self, bytes: &[u8]) -> &mut Self {
+        if let Some(dst) = self.buf.get_mut(self.len..self.len + bytes.len()) {
+            dst.copy_from_slice(bytes);
+            self.len += bytes.len();
+        } else {
+            self.len = usize::MAX; // too long: `bytes()` fails the call
+        }
+        self
+    }
+    fn u16(&mut self, v: u16) -> &mut Self {
+        self.put(&v.to_le_bytes())
+    }
+    fn u32(&mut self, v: u32) -> &mut Self {
+        self.put(&v.to_le_bytes())
+    }
+    fn u64(&mut self, v: u64) -> &mut Self {
+        self.put(&v.to_le_bytes())
+    }
+    fn bytes(&self) -> &[u8] {
+        self.buf.get(..self.len).unwrap_or(&[0; 233])
+    }
+}
+
+/// A MEM_SHARE / MEM_LEND body (rm-rpc-abi §3.1): normal memory, no flags, label 0, the
+/// ACL, one SGL entry and an empty attribute list.
+fn mem_create(acl: &[(u16, u8)], ipa: u64, size: u64) -> Payload {
+    let mut p = Payload::new();
+    p.put(&[0, 0, 0, 0]).u32(0).u16(acl.len() as u16).u16(0);
+    for &(vmid, rights) in acl {
+        p.u16(vmid).put(&[rights, 0]);
+    }
+    p.u16(1).u16(0).u64(ipa).u64(size).u16(0).u16(0);
+    p
 }
 
 /// One RM RPC call: send the request (one message), then receive until the matching reply.
@@ -87,26 +146,30 @@ fn rpc(seq: u16, msg_id: u32, payload: &[u8]) -> Option<(u32, u32)> {
     None
 }
 
+/// An RPC that must succeed (status `check` otherwise): its first reply data word.
+fn rpc_ok(seq: &mut u16, msg_id: u32, payload: &[u8], check: u64) -> u32 {
+    *seq = seq.wrapping_add(1);
+    match rpc(*seq, msg_id, payload) {
+        Some((0, v)) => v,
+        Some((e, _)) => poweroff(check, [e as u64, msg_id as u64, 0, 0, 0]),
+        None => poweroff(check, [u64::MAX, msg_id as u64, 0, 0, 0]),
+    }
+}
+
 /// HLOS (VMID 3): identify the hypervisor, ask the RM for its own VMID, allocate two VMs,
-/// fill the golden source in its RAM. Reports (status, [own vmid, vm a, vm b]).
-pub extern "C" fn hlos_main() -> ! {
+/// fill the golden source in its RAM, then through RPC: lend it and seal it golden, share the
+/// image's code and read-only data (`shared` = (base, size)) with both VMs, and give each VM
+/// a pool, an eager stack binding and a copy-on-write mapping of the golden image.
+/// Reports (status, [own vmid, vm a, vm b, code parcel handle, golden id]).
+pub extern "C" fn hlos_main(shared_base: u64, shared_size: u64) -> ! {
     let [info, flags0, _] = hvc(HYP_IDENTIFY, 0, 0, 0, 0);
     if info & 0x3FFF != 1 || flags0 & (1 << 2) == 0 {
-        poweroff(1, [info, flags0, 0]);
+        poweroff(1, [info, flags0, 0, 0, 0]);
     }
-    let me = match rpc(1, VM_GET_VMID, &[]) {
-        Some((0, v)) => v as u64,
-        Some((e, _)) => poweroff(2, [e as u64, 0, 0]),
-        None => poweroff(3, [0; 3]),
-    };
-    let mut vms = [0u64; 2];
-    for (i, vm) in vms.iter_mut().enumerate() {
-        *vm = match rpc(2 + i as u16, VM_ALLOC_VMID, &[0, 0, 0, 0]) {
-            Some((0, v)) => (v & 0xFFFF) as u64,
-            Some((e, _)) => poweroff(4, [e as u64, 0, 0]),
-            None => poweroff(5, [0; 3]),
-        };
-    }
+    let mut seq = 0;
+    let me = rpc_ok(&mut seq, VM_GET_VMID, &[], 2) as u64;
+    let a = rpc_ok(&mut seq, VM_ALLOC_VMID, &[0, 0, 0, 0], 3) as u16;
+    let b = rpc_ok(&mut seq, VM_ALLOC_VMID, &[0, 0, 0, 0], 4) as u16;
     for page in 0..GOLDEN_SIZE / 4096 {
         for word in 0..512 {
             let p = (GOLDEN_SRC + page * 4096 + word * 8) as *mut u64;
@@ -114,7 +177,34 @@ pub extern "C" fn hlos_main() -> ! {
             unsafe { write_volatile(p, golden_word(page, word)) };
         }
     }
-    poweroff(0, [me, vms[0], vms[1]])
+    let lend = mem_create(&[(a, RWX)], GOLDEN_SRC, GOLDEN_SIZE);
+    let parcel = rpc_ok(&mut seq, MEM_LEND, lend.bytes(), 5);
+    let golden = rpc_ok(
+        &mut seq,
+        GOLDEN_SEAL,
+        Payload::new().u32(parcel).u32(0).bytes(),
+        6,
+    );
+    let share = mem_create(&[(3, RWX), (a, RX), (b, RX)], shared_base, shared_size);
+    let code = rpc_ok(&mut seq, MEM_SHARE, share.bytes(), 7);
+    for vm in [a, b] {
+        let mut create = Payload::new();
+        create.u64(64 * 4096).u32(0).u16(vm).u16(0);
+        let pool = rpc_ok(&mut seq, GMEM_CREATE, create.bytes(), 8);
+        let mut bind = Payload::new();
+        bind.u32(pool).u16(vm).put(&[RW, 0]);
+        bind.u64(0).u64(CLONE_STACK_IPA).u64(CLONE_STACK_SIZE);
+        rpc_ok(&mut seq, GMEM_BIND, bind.bytes(), 9);
+        let mut map = Payload::new();
+        map.u32(golden).u16(vm).u16(1); // COW
+        map.u64(0)
+            .u64(CLONE_GOLDEN_IPA)
+            .u64(GOLDEN_SIZE)
+            .u32(pool)
+            .u32(0);
+        rpc_ok(&mut seq, GOLDEN_MAP, map.bytes(), 10);
+    }
+    poweroff(0, [me, a as u64, b as u64, code as u64, golden as u64])
 }
 
 fn golden_va(page: u64, word: u64) -> *mut u64 {
@@ -128,7 +218,7 @@ fn read(page: u64, word: u64) -> u64 {
 
 /// A clone: `index` 0 or 1. Reads the golden image, writes page `WRITE_PAGE` (the first
 /// store takes a stage-2 permission fault that EL2 serves with a private copy), reads its
-/// data back, and times its own copy of a 4 KiB page. Reports (status, [EL2 instructions
+/// data and the rest of the copied golden page back, and times its own copy of a 4 KiB page. Reports (status, [EL2 instructions
 /// during the faulting store, EL1 instructions of its own 4 KiB copy, 0]).
 pub extern "C" fn clone_main(index: u64) -> ! {
     // The golden data, the page about to be written included (the other clone's earlier
@@ -136,13 +226,13 @@ pub extern "C" fn clone_main(index: u64) -> ! {
     let mut page = 0;
     while page < GOLDEN_SIZE / 4096 {
         if read(page, 0) != golden_word(page, 0) || read(page, 511) != golden_word(page, 511) {
-            poweroff(10, [page, read(page, 0), 0]);
+            poweroff(20, [page, read(page, 0), 0, 0, 0]);
         }
         page += 31;
     }
     for w in 0..512 {
         if read(WRITE_PAGE, w) != golden_word(WRITE_PAGE, w) {
-            poweroff(11, [w, read(WRITE_PAGE, w), 0]);
+            poweroff(21, [w, read(WRITE_PAGE, w), 0, 0, 0]);
         }
     }
     // The write: the first store faults to EL2 and is retried there.
@@ -150,18 +240,23 @@ pub extern "C" fn clone_main(index: u64) -> ! {
     // SAFETY: the clone's copy-on-write golden mapping.
     unsafe { write_volatile(golden_va(WRITE_PAGE, 0), clone_word(index, 0)) };
     let el2 = pmu::el2_instructions().wrapping_sub(before);
-    for w in 1..512 {
+    for w in 1..WRITTEN_WORDS {
         // SAFETY: as above; the page is now the clone's own copy.
         unsafe { write_volatile(golden_va(WRITE_PAGE, w), clone_word(index, w)) };
     }
     for w in 0..512 {
-        if read(WRITE_PAGE, w) != clone_word(index, w) {
-            poweroff(12, [w, read(WRITE_PAGE, w), 0]);
+        let want = if w < WRITTEN_WORDS {
+            clone_word(index, w)
+        } else {
+            golden_word(WRITE_PAGE, w)
+        };
+        if read(WRITE_PAGE, w) != want {
+            poweroff(22, [w, read(WRITE_PAGE, w), 0, 0, 0]);
         }
     }
     for p in [WRITE_PAGE - 1, WRITE_PAGE + 1] {
         if read(p, 0) != golden_word(p, 0) || read(p, 511) != golden_word(p, 511) {
-            poweroff(13, [p, read(p, 0), 0]);
+            poweroff(23, [p, read(p, 0), 0, 0, 0]);
         }
     }
     // The guest's own 4 KiB copy (golden page -> its scratch page), for comparison.
@@ -174,7 +269,7 @@ pub extern "C" fn clone_main(index: u64) -> ! {
     // SAFETY: the scratch page just written.
     let last = unsafe { read_volatile((CLONE_STACK_IPA + 4088) as *const u64) };
     if last != golden_word(COPY_PAGE, 511) {
-        poweroff(14, [last, 0, 0]);
+        poweroff(24, [last, 0, 0, 0, 0]);
     }
-    poweroff(0, [el2, own, 0])
+    poweroff(0, [el2, own, 0, 0, 0])
 }

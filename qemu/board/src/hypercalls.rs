@@ -16,7 +16,7 @@ pub const MSGQ_SEND: u64 = 0xC600_801B;
 /// msgqueue_receive: x1 cap, x2 buffer, x3 size -> x0 error, x1 size, x2 not_empty.
 pub const MSGQ_RECV: u64 = 0xC600_801C;
 /// vcpu_poweroff: x1 vcpu cap, x2 flags (bit0 last vCPU); the test guests add x3 = status
-/// and x4..x6 = results.
+/// and x4..x8 = results.
 pub const VCPU_POWEROFF: u64 = 0xC600_8039;
 /// Every VM's capability of its queue to the RM.
 pub const RM_TX_CAP: u64 = 0x1;
@@ -44,7 +44,7 @@ pub enum Next {
     /// Return to the vCPU (results in the frame).
     Resume,
     /// The vCPU powered off with (status, results).
-    PoweredOff(u64, [u64; 4]),
+    PoweredOff(u64, [u64; 5]),
 }
 
 /// Handle the hypercall in `frame` from `vmid`'s vCPU.
@@ -101,7 +101,7 @@ pub fn handle(board: &mut Board, vmid: Vmid, frame: &mut Frame) -> Next {
             };
         }
         VCPU_POWEROFF => {
-            return Next::PoweredOff(frame[3], [frame[4], frame[5], frame[6], 0]);
+            return Next::PoweredOff(frame[3], [frame[4], frame[5], frame[6], frame[7], frame[8]]);
         }
         _ => frame[0] = UNIMPLEMENTED,
     }

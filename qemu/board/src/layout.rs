@@ -28,6 +28,9 @@ pub const CLONE_STACK_IPA: u64 = 0x7FF0_0000;
 pub const CLONE_STACK_SIZE: u64 = 0x8000;
 /// The golden page each clone writes.
 pub const WRITE_PAGE: u64 = 5;
+/// How many words (from the start) of that page a clone writes; the rest must keep the
+/// golden data the CoW copy brought.
+pub const WRITTEN_WORDS: u64 = 256;
 /// The golden page each clone copies itself (for the instruction-count comparison).
 pub const COPY_PAGE: u64 = 7;
 

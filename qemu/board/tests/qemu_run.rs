@@ -84,6 +84,8 @@ fn rm_serves_rpc_and_real_cow_faults_on_qemu() {
     for line in [
         "qemu board: HLOS got VMID 3 from VM_GET_VMID\n",
         "qemu board: HLOS allocated VMs 128 and 129 with VM_ALLOC_VMID\n",
+        "qemu board: HLOS sealed golden image 0 and mapped it copy-on-write into both VMs \
+         through RPC\n",
         "qemu board: clone VM 128 read golden, wrote its copy, read it back\n",
         "qemu board: clone VM 129 read golden, wrote its copy, read it back\n",
         "qemu board: PASS\n",
@@ -97,7 +99,7 @@ fn rm_serves_rpc_and_real_cow_faults_on_qemu() {
     assert!(
         summary.starts_with(
             "qemu board: summary: VMs [3, 128, 129]; golden pages 512; faults served 2; \
-             CoW copies 2; notifications queued for HLOS 2; isolation checker clean;"
+             CoW copies 2; COW_BROKEN to HLOS 2; isolation checker clean;"
         ),
         "{summary}"
     );
