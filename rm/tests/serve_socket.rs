@@ -544,16 +544,15 @@ fn socket_clients_drive_copy_on_write_of_a_golden_image() {
     // HLOS fills two pages of its RAM at 0x48000000: 'A' * 4096, 'B' * 4096.
     let mut image = vec![b'A'; 4096];
     image.extend_from_slice(&[b'B'; 4096]);
-    let mut seq = 10;
     for (i, chunk) in image.chunks(1024).enumerate() {
+        let ipa = 0x4800_0000 + i as u64 * 1024;
         let (err, _) = call(
             &c,
-            seq,
+            10 + i as u16,
             SIM_VM_WRITE,
-            &sim_write(HLOS, 0x4800_0000 + i as u64 * 1024, chunk),
+            &sim_write(HLOS, ipa, chunk),
         );
         assert_eq!(err, 0, "HLOS SIM_VM_WRITE");
-        seq += 1;
     }
 
     // Lend them (ACL {a, R}) and seal the parcel golden: the digest is SHA-256 of the contents.
