@@ -40,6 +40,7 @@ pub struct Board {
     clones: [Vmid; 2],
     golden: u32,
     faults_served: u64,
+    aborts_injected: u64,
     cow_el2_instructions: [u64; 2],
     guest_copy_instructions: [u64; 2],
 }
@@ -136,7 +137,7 @@ impl Board {
             s2,
             guests::clone_main as *const () as u64,
             CLONE_STACK_IPA + CLONE_STACK_SIZE,
-            [i as u64, 0, 0],
+            [i as u64, shared_range().0, 0],
         );
     }
 
@@ -210,6 +211,11 @@ impl Board {
                 self.faults_served += 1;
             }
             FaultOutcome::Retry => {}
+            // Not memory the RM serves (or a refused write): the access aborts, as it would
+            // on Gunyah.
+            FaultOutcome::Report | FaultOutcome::Abort(_) if boot::inject_data_abort() => {
+                self.aborts_injected += 1;
+            }
             other => fail(format_args!(
                 "VM {vmid}: fault at IPA {:#x} not served: {other:?} ({fault:?})",
                 fault.ipa.unwrap_or(0)
@@ -275,6 +281,13 @@ impl Board {
             "the RM made exactly two CoW copies",
         );
         check(self.faults_served == 2, "exactly two faults were served");
+        // HLOS's probe of the sealed source, three probes per clone.
+        if self.aborts_injected != 7 {
+            fail(format_args!(
+                "{} aborts injected; the isolation probes take exactly 7",
+                self.aborts_injected
+            ));
+        }
         let violations = self.rm.check_isolation();
         if !violations.is_empty() {
             fail(format_args!("isolation checker: {:?}", violations));
@@ -306,10 +319,11 @@ impl Board {
             .collect();
         println!(
             "qemu board: summary: VMs {vms:?}; golden pages {golden_pages}; faults served {}; \
-             CoW copies {}; COW_BROKEN to HLOS {cow_broken}; isolation checker clean; \
-             EL2 heap used {} KiB",
+             CoW copies {}; COW_BROKEN to HLOS {cow_broken}; aborts injected {} (isolation \
+             probes); isolation checker clean; EL2 heap used {} KiB",
             self.faults_served,
             counters.cow_copies,
+            self.aborts_injected,
             heap::used() / 1024
         );
         let [e0, e1] = self.cow_el2_instructions;
@@ -354,6 +368,7 @@ extern "C" fn el2_main() -> ! {
         clones: [0; 2],
         golden: 0,
         faults_served: 0,
+        aborts_injected: 0,
         cow_el2_instructions: [0; 2],
         guest_copy_instructions: [0; 2],
     };

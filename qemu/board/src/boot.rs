@@ -1,9 +1,15 @@
 //! Entry at EL2, exception vectors, EL2's own stage 1, and entering a vCPU at EL1.
 
 use aarch64_cpu::registers::{
-    Writeable, CPACR_EL1, ELR_EL2, MAIR_EL1, MAIR_EL2, SCTLR_EL1, SCTLR_EL2, SPSR_EL2, SP_EL1,
-    TCR_EL1, TCR_EL2, TTBR0_EL1, TTBR0_EL2, VTCR_EL2, VTTBR_EL2,
+    Readable, Writeable, CPACR_EL1, ELR_EL1, ELR_EL2, ESR_EL1, ESR_EL2, FAR_EL1, FAR_EL2, MAIR_EL1,
+    MAIR_EL2, SCTLR_EL1, SCTLR_EL2, SPSR_EL1, SPSR_EL2, SP_EL1, TCR_EL1, TCR_EL2, TTBR0_EL1,
+    TTBR0_EL2, VBAR_EL1, VTCR_EL2, VTTBR_EL2,
 };
+
+extern "C" {
+    /// The guests' EL1 vector table (asm above).
+    static guest_vectors: u8;
+}
 
 #[cfg(target_arch = "aarch64")]
 core::arch::global_asm!(
@@ -85,7 +91,70 @@ el2_lower_sync:
     ldr x30, [sp, #240]
     add sp, sp, #256
     eret
+
+// ---- EL1 guest code (in the shared code range) ----
+
+// The guests' EL1 vectors. Only the current-EL/SPx synchronous entry is expected, and only
+// for an abort the hypervisor injected into one of the probes below.
+.balign 2048
+.global guest_vectors
+guest_vectors:
+.rept 4
+.balign 0x80
+    b guest_unexpected
+.endr
+.balign 0x80
+    b guest_abort
+.rept 11
+.balign 0x80
+    b guest_unexpected
+.endr
+
+// An abort on a probe's access: skip the access and hand ESR_EL1 back in x1 (probes treat
+// x1 and x2 as scratch). Anything else is unexpected.
+guest_abort:
+    mrs x1, elr_el1
+    adr x2, guest_probe_read_access
+    cmp x1, x2
+    b.eq 1f
+    adr x2, guest_probe_write_access
+    cmp x1, x2
+    b.ne guest_unexpected
+1:  add x1, x1, #4
+    msr elr_el1, x1
+    mrs x1, esr_el1
+    eret
+
+// vcpu_poweroff with status 99, ESR_EL1 and ELR_EL1 as results.
+guest_unexpected:
+    ldr x0, ={poweroff}
+    mov x1, xzr
+    mov x2, #1
+    mov x3, #99
+    mrs x4, esr_el1
+    mrs x5, elr_el1
+    hvc #0
+    b .
+
+// u64 guest_probe_read(u64 va): 0 if the load completed, else the ESR_EL1 of its abort.
+.global guest_probe_read
+guest_probe_read:
+    mov x1, xzr
+guest_probe_read_access:
+    ldr x2, [x0]
+    mov x0, x1
+    ret
+
+// u64 guest_probe_write(u64 va): stores zero; 0 if it completed, else the abort's ESR_EL1.
+.global guest_probe_write
+guest_probe_write:
+    mov x1, xzr
+guest_probe_write_access:
+    str xzr, [x0]
+    mov x0, x1
+    ret
 "#,
+    poweroff = const crate::hypercalls::VCPU_POWEROFF,
     stack_top = const crate::layout::EL2_STACK_TOP,
 );
 
@@ -138,6 +207,28 @@ pub fn init_cpu() {
     TCR_EL1.set(0x2_0080_3519); // T0SZ 25, WB, inner, 4K, EPD1, IPS 40-bit
     TTBR0_EL1.set(&GUEST_L1 as *const Table as u64);
     SCTLR_EL1.set(0x30D0_1805); // M, C, I + RES1
+                                // Only the symbol's address is taken.
+    VBAR_EL1.set(core::ptr::addr_of!(guest_vectors) as u64);
+}
+
+/// Inject a synchronous external abort (data abort, current EL) into the trapping vCPU, as
+/// the abort its access would raise without a hypervisor that serves it: ESR_EL1 / FAR_EL1 /
+/// ELR_EL1 / SPSR_EL1 as the CPU would set them, and the next ERET enters its EL1 vector
+/// (current EL with SP_ELx, synchronous). Returns false (nothing changed) unless the vCPU was
+/// at EL1h, the only mode the test guests use.
+pub fn inject_data_abort() -> bool {
+    let spsr = SPSR_EL2.get();
+    if spsr & 0xF != 0x5 {
+        return false;
+    }
+    let wnr = ESR_EL2.get() & (1 << 6);
+    ESR_EL1.set((0x25 << 26) | (1 << 25) | wnr | 0x10);
+    FAR_EL1.set(FAR_EL2.get());
+    ELR_EL1.set(ELR_EL2.get());
+    SPSR_EL1.set(spsr);
+    ELR_EL2.set(VBAR_EL1.get() + 0x200);
+    SPSR_EL2.set(0x3C5);
+    true
 }
 
 /// Make the next ERET enter a vCPU of the VM whose stage 2 is `(vtcr, vttbr)` at `entry`

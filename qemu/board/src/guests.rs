@@ -27,6 +27,31 @@ const VM_GET_VMID: u32 = 0x5600_0024;
 const TYPE_REQUEST: u8 = 1;
 const TYPE_REPLY: u8 = 2;
 
+extern "C" {
+    /// Load from `va`: 0, or the ESR_EL1 of the abort it took (asm in `boot.rs`).
+    fn guest_probe_read(va: u64) -> u64;
+    /// Store zero to `va`: 0, or the ESR_EL1 of the abort it took.
+    fn guest_probe_write(va: u64) -> u64;
+}
+
+/// Whether `esr` is the synchronous external abort (data abort, current EL) the board injects.
+fn is_injected_abort(esr: u64) -> bool {
+    esr >> 26 == 0x25 && esr & 0x3F == 0x10
+}
+
+/// Probe a load (`write` false) or a store of zero at `va`; the ESR_EL1 of its abort or 0.
+fn probe(va: u64, write: bool) -> u64 {
+    // SAFETY: the probes touch only `va`; an abort there comes back as its ESR (the EL1
+    // vectors skip the access), a completed store writes zero to memory the caller chose.
+    unsafe {
+        if write {
+            guest_probe_write(va)
+        } else {
+            guest_probe_read(va)
+        }
+    }
+}
+
 /// One SMCCC hypercall: x0 = function ID, x1..x4 arguments; returns x0..x2.
 #[inline(always)]
 fn hvc(id: u64, a1: u64, a2: u64, a3: u64, a4: u64) -> [u64; 3] {
@@ -185,6 +210,11 @@ pub extern "C" fn hlos_main(shared_base: u64, shared_size: u64) -> ! {
         Payload::new().u32(parcel).u32(0).bytes(),
         6,
     );
+    // Sealing took the source away from HLOS: reading it aborts; the RAM below does not.
+    let esr = probe(GOLDEN_SRC, false);
+    if !is_injected_abort(esr) || probe(GOLDEN_SRC - 4096, false) != 0 {
+        poweroff(11, [esr, 0, 0, 0, 0]);
+    }
     let share = mem_create(&[(3, RWX), (a, RX), (b, RX)], shared_base, shared_size);
     let code = rpc_ok(&mut seq, MEM_SHARE, share.bytes(), 7);
     for vm in [a, b] {
@@ -216,11 +246,27 @@ fn read(page: u64, word: u64) -> u64 {
     unsafe { read_volatile(golden_va(page, word)) }
 }
 
-/// A clone: `index` 0 or 1. Reads the golden image, writes page `WRITE_PAGE` (the first
+/// A clone: `index` 0 or 1; `shared_base` is the start of the code HLOS shared with it.
+/// Probes isolation, reads the golden image, writes page `WRITE_PAGE` (the first
 /// store takes a stage-2 permission fault that EL2 serves with a private copy), reads its
 /// data and the rest of the copied golden page back, and times its own copy of a 4 KiB page. Reports (status, [EL2 instructions
 /// during the faulting store, EL1 instructions of its own 4 KiB copy, 0]).
-pub extern "C" fn clone_main(index: u64) -> ! {
+pub extern "C" fn clone_main(index: u64, shared_base: u64) -> ! {
+    // Isolation probes: the golden mapping reads; writing the shared code, reading HLOS's
+    // RAM (the sealed source's IPA) and EL2's heap all abort.
+    if probe(golden_va(0, 0) as u64, false) != 0 {
+        poweroff(30, [0; 5]);
+    }
+    for (check, va, write) in [
+        (31, shared_base, true),
+        (32, GOLDEN_SRC, false),
+        (33, HEAP.0, false),
+    ] {
+        let esr = probe(va, write);
+        if !is_injected_abort(esr) {
+            poweroff(check, [esr, va, 0, 0, 0]);
+        }
+    }
     // The golden data, the page about to be written included (the other clone's earlier
     // write must not show).
     let mut page = 0;

@@ -99,7 +99,8 @@ fn rm_serves_rpc_and_real_cow_faults_on_qemu() {
     assert!(
         summary.starts_with(
             "qemu board: summary: VMs [3, 128, 129]; golden pages 512; faults served 2; \
-             CoW copies 2; COW_BROKEN to HLOS 2; isolation checker clean;"
+             CoW copies 2; COW_BROKEN to HLOS 2; aborts injected 7 (isolation \
+             probes); isolation checker clean;"
         ),
         "{summary}"
     );
