@@ -305,6 +305,25 @@ pub extern "C" fn clone_main(index: u64, shared_base: u64) -> ! {
             poweroff(23, [p, read(p, 0), 0, 0, 0]);
         }
     }
+    // A second CoW fault in the same 2 MiB block (already split by the first).
+    let before = pmu::el2_instructions();
+    // SAFETY: the clone's copy-on-write golden mapping.
+    unsafe { write_volatile(golden_va(SECOND_WRITE_PAGE, 0), clone_word(index, 0)) };
+    let el2_next = pmu::el2_instructions().wrapping_sub(before);
+    if read(SECOND_WRITE_PAGE, 0) != clone_word(index, 0)
+        || read(SECOND_WRITE_PAGE, 1) != golden_word(SECOND_WRITE_PAGE, 1)
+    {
+        poweroff(
+            25,
+            [
+                read(SECOND_WRITE_PAGE, 0),
+                read(SECOND_WRITE_PAGE, 1),
+                0,
+                0,
+                0,
+            ],
+        );
+    }
     // The guest's own 4 KiB copy (golden page -> its scratch page), for comparison.
     let dst = CLONE_STACK_IPA as *mut u8;
     let c0 = pmu::el1_instructions();
@@ -317,5 +336,5 @@ pub extern "C" fn clone_main(index: u64, shared_base: u64) -> ! {
     if last != golden_word(COPY_PAGE, 511) {
         poweroff(24, [last, 0, 0, 0, 0]);
     }
-    poweroff(0, [el2, own, 0, 0, 0])
+    poweroff(0, [el2, own, el2_next, 0, 0])
 }

@@ -31,6 +31,9 @@ pub const WRITE_PAGE: u64 = 5;
 /// How many words (from the start) of that page a clone writes; the rest must keep the
 /// golden data the CoW copy brought.
 pub const WRITTEN_WORDS: u64 = 256;
+/// A second page each clone writes (one word), in the same 2 MiB block: its fault finds the
+/// block already split.
+pub const SECOND_WRITE_PAGE: u64 = 9;
 /// The golden page each clone copies itself (for the instruction-count comparison).
 pub const COPY_PAGE: u64 = 7;
 
