@@ -546,21 +546,27 @@ impl<P: Platform> Rm<P> {
             .range((vmid, at)..(vmid, m.ipa + m.size))
             .count() as u64;
         let first = at - m.ipa;
+        let first_copies = m.copies - tail_copies;
+        // A per-mapping copy quota is shared out so the parts together allow
+        // exactly what the whole did: each keeps its copies, and the unused
+        // headroom is split in proportion to size.
+        let quotas = m.cow_quota.map(|q| {
+            let headroom = q.saturating_sub(m.copies);
+            let tail_room = (headroom as u128 * (m.size - first) as u128 / m.size as u128) as u64;
+            (first_copies + headroom - tail_room, tail_copies + tail_room)
+        });
         let tail = GoldenMapping {
             ipa: at,
             size: m.size - first,
             offset: m.offset + first,
             copies: tail_copies,
-            // A per-mapping copy quota stays with the first part; the tail
-            // keeps what the first part has not used.
-            cow_quota: m
-                .cow_quota
-                .map(|q| q.saturating_sub(m.copies - tail_copies)),
+            cow_quota: quotas.map(|q| q.1),
             ..m
         };
         if let Some(x) = self.ext.maps.get_mut(&(vmid, m.ipa)) {
             x.size = first;
-            x.copies = m.copies - tail_copies;
+            x.copies = first_copies;
+            x.cow_quota = quotas.map(|q| q.0);
         }
         self.ext.maps.insert((vmid, at), tail);
     }

@@ -556,3 +556,36 @@ fn simulator_whole_page_copy() {
     // Not memory: refused.
     assert!(!p.copy(0x10, a, PAGE));
 }
+
+#[test]
+fn a_split_mapping_shares_its_copy_quota() {
+    let mut rng = Rng(13);
+    let mut rm = default_rm();
+    let image = random_contents(&mut rng, 8);
+    let (_t, g) = sealed_template(&mut rm, &image);
+    let vm = alloc_vm(&mut rm);
+    let pool = rm.gmem_create(HLOS, 64 * PAGE, 0, vm).unwrap();
+    let mut p = MapParams::cow(g, vm, 0, CLONE_IPA, 8 * PAGE, pool);
+    p.cow_quota = Some(4);
+    rm.golden_map(HLOS, p).unwrap();
+    assert_eq!(rm.vm_write(vm, CLONE_IPA + 6 * PAGE, b"x"), Ok(1));
+    // Unmapping the first half splits the mapping: 3 copies of headroom are
+    // shared by size (the kept half gets 1), the copy stays with its half.
+    rm.golden_unmap(HLOS, g, vm, CLONE_IPA, 4 * PAGE).unwrap();
+    check(&rm);
+    let m = *rm.golden_mappings(vm).next().unwrap();
+    assert_eq!(
+        (m.ipa, m.copies, m.cow_quota),
+        (CLONE_IPA + 4 * PAGE, 1, Some(2))
+    );
+    assert_eq!(rm.vm_write(vm, CLONE_IPA + 5 * PAGE, b"y"), Ok(1));
+    let r = rm.vm_write(vm, CLONE_IPA + 7 * PAGE, b"z");
+    assert!(matches!(
+        r,
+        Err(AccessError::Fault {
+            outcome: FaultOutcome::Abort(Unserved::QuotaExhausted { .. }),
+            ..
+        })
+    ));
+    check(&rm);
+}
