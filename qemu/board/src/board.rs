@@ -158,6 +158,11 @@ impl Board {
             Phase::Hlos => {
                 check(r[0] == HLOS as u64, "VM_GET_VMID answers HLOS with 3");
                 println!("qemu board: HLOS got VMID {} from VM_GET_VMID", r[0]);
+                println!(
+                    "qemu board: HLOS's bad hypercalls (wrong cap, size or flags, unmapped or \
+                     page-crossing buffers, unknown call, malformed RPC, small receive buffer) \
+                     got Gunyah error codes and changed nothing"
+                );
                 let (a, b) = (r[1] as Vmid, r[2] as Vmid);
                 check(
                     a != b && self.rm.vm_exists(a) && self.rm.vm_exists(b),

@@ -6,7 +6,8 @@
 use core::ptr::{read_volatile, write_volatile};
 
 use crate::hypercalls::{
-    HYP_IDENTIFY, MSGQUEUE_EMPTY, MSGQ_RECV, MSGQ_SEND, RM_RX_CAP, RM_TX_CAP, VCPU_POWEROFF,
+    ADDR_INVALID, ARGUMENT_INVALID, ARGUMENT_SIZE, CSPACE_CAP_NULL, HYP_IDENTIFY, MSGQUEUE_EMPTY,
+    MSGQ_RECV, MSGQ_SEND, RM_RX_CAP, RM_TX_CAP, UNIMPLEMENTED, VCPU_POWEROFF,
 };
 use crate::layout::*;
 use crate::pmu;
@@ -171,6 +172,60 @@ fn rpc(seq: u16, msg_id: u32, payload: &[u8]) -> Option<(u32, u32)> {
     None
 }
 
+/// Bad hypercalls get Gunyah's error codes and change nothing: no request reaches the RM, a
+/// malformed RPC packet is dropped, a reply that does not fit stays queued. Returns the
+/// number of the first case that went wrong, or 0.
+fn bad_hypercalls() -> u64 {
+    // A valid VM_GET_VMID request, seq 0x77.
+    let pk = [0x21u8, 1, 0x77, 0, 0x24, 0, 0, 0x56];
+    let p = pk.as_ptr() as u64;
+    let unmapped = HEAP.0; // EL2's heap: not in HLOS's stage 2
+    let crossing = HLOS_RAM.0 + HLOS_RAM.1 - 8; // last 8 bytes of HLOS RAM, then the partition
+    let cases = [
+        (MSGQ_SEND, 7, 8, p, 0, CSPACE_CAP_NULL),
+        (MSGQ_SEND, RM_RX_CAP, 8, p, 0, CSPACE_CAP_NULL),
+        (MSGQ_SEND, RM_TX_CAP, 0, p, 0, ARGUMENT_SIZE),
+        (MSGQ_SEND, RM_TX_CAP, 241, p, 0, ARGUMENT_SIZE),
+        (MSGQ_SEND, RM_TX_CAP, 8, p, 2, ARGUMENT_INVALID),
+        (MSGQ_SEND, RM_TX_CAP, 8, unmapped, 0, ADDR_INVALID),
+        (MSGQ_SEND, RM_TX_CAP, 16, crossing, 0, ADDR_INVALID),
+        (MSGQ_RECV, RM_TX_CAP, p, 240, 0, CSPACE_CAP_NULL),
+        (MSGQ_RECV, RM_RX_CAP, p, 240, 0, MSGQUEUE_EMPTY),
+        (0xC600_8FFF, 0, 0, 0, 0, UNIMPLEMENTED),
+    ];
+    for (i, &(id, a1, a2, a3, a4, want)) in cases.iter().enumerate() {
+        if hvc(id, a1, a2, a3, a4)[0] != want {
+            return 1 + i as u64;
+        }
+    }
+    // A malformed RPC packet (unknown API version) is accepted by the queue, dropped by the RM.
+    let junk = [0xFFu8; 12];
+    if hvc(MSGQ_SEND, RM_TX_CAP, 12, junk.as_ptr() as u64, 1)[0] != 0 {
+        return 20;
+    }
+    let mut rx = [0u8; 240];
+    let rxp = rx.as_mut_ptr() as u64;
+    if hvc(MSGQ_RECV, RM_RX_CAP, rxp, 240, 0)[0] != MSGQUEUE_EMPTY {
+        return 21;
+    }
+    // A reply that does not fit the buffer, or a buffer EL2 cannot write, stays queued.
+    if hvc(MSGQ_SEND, RM_TX_CAP, 8, p, 1)[0] != 0 {
+        return 22;
+    }
+    if hvc(MSGQ_RECV, RM_RX_CAP, rxp, 8, 0)[0] != ARGUMENT_SIZE {
+        return 23;
+    }
+    if hvc(MSGQ_RECV, RM_RX_CAP, unmapped, 240, 0)[0] != ADDR_INVALID {
+        return 24;
+    }
+    let [err, size, more] = hvc(MSGQ_RECV, RM_RX_CAP, rxp, 240, 0);
+    let want = [0x21, 2, 0x77, 0, 0x24, 0, 0, 0x56, 0, 0, 0, 0, 3, 0, 0, 0];
+    if err != 0 || size != 16 || more != 0 || rx[..16] != want {
+        return 25;
+    }
+    0
+}
+
 /// An RPC that must succeed (status `check` otherwise): its first reply data word.
 fn rpc_ok(seq: &mut u16, msg_id: u32, payload: &[u8], check: u64) -> u32 {
     *seq = seq.wrapping_add(1);
@@ -193,6 +248,10 @@ pub extern "C" fn hlos_main(shared_base: u64, shared_size: u64) -> ! {
     }
     let mut seq = 0;
     let me = rpc_ok(&mut seq, VM_GET_VMID, &[], 2) as u64;
+    let bad = bad_hypercalls();
+    if bad != 0 {
+        poweroff(12, [bad, 0, 0, 0, 0]);
+    }
     let a = rpc_ok(&mut seq, VM_ALLOC_VMID, &[0, 0, 0, 0], 3) as u16;
     let b = rpc_ok(&mut seq, VM_ALLOC_VMID, &[0, 0, 0, 0], 4) as u16;
     for page in 0..GOLDEN_SIZE / 4096 {

@@ -83,6 +83,9 @@ fn rm_serves_rpc_and_real_cow_faults_on_qemu() {
     assert!(status.success(), "board run failed ({status}):\n{output}");
     for line in [
         "qemu board: HLOS got VMID 3 from VM_GET_VMID\n",
+        "qemu board: HLOS's bad hypercalls (wrong cap, size or flags, unmapped or page-crossing \
+         buffers, unknown call, malformed RPC, small receive buffer) got Gunyah error codes and \
+         changed nothing\n",
         "qemu board: HLOS allocated VMs 128 and 129 with VM_ALLOC_VMID\n",
         "qemu board: HLOS sealed golden image 0 and mapped it copy-on-write into both VMs \
          through RPC\n",
