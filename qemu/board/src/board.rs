@@ -10,6 +10,7 @@ use aarch64_cpu::registers::{Readable, ESR_EL2, ID_AA64MMFR0_EL1};
 use gunyah_rm::cow::FaultOutcome;
 use gunyah_rm::memparcel::{AcceptReq, TransType, ACCEPT_DONE};
 use gunyah_rm::platform::{AddressSpaces, PhysMem, Vmid, PAGE_SIZE};
+use gunyah_rm::vm::VmState;
 use gunyah_rm::{Rm, RmConfig};
 use gunyah_stage2::fault::resolve_ipa_at_s1e1r;
 use gunyah_stage2::{Fault, PaRange};
@@ -134,6 +135,11 @@ impl Board {
     }
 
     fn start_clone(&mut self, i: usize, frame: &mut Frame) {
+        // Only a VM the RM has started gets its vCPU run.
+        let vm = self.clones[i];
+        if self.rm.vm_state(vm) != Some(VmState::Running) {
+            fail(format_args!("VM {vm} is not RUNNING in the RM"));
+        }
         self.phase = Phase::Clone(i);
         let s2 = self.stage2(self.clones[i]);
         boot::load_vcpu(
@@ -181,6 +187,12 @@ impl Board {
                     self.golden
                 );
                 self.accept_code(r[3] as u32);
+                let running = [a, b].map(|v| self.rm.vm_state(v) == Some(VmState::Running));
+                check(running == [true, true], "VM_START left both VMs RUNNING");
+                println!(
+                    "qemu board: VMs {a} and {b} RUNNING (VM_CONFIG_IMAGE, VM_INIT, VM_START \
+                     through RPC)"
+                );
                 self.start_clone(0, frame);
             }
             Phase::Clone(i) => {

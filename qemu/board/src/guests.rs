@@ -24,6 +24,11 @@ const RWX: u8 = 7;
 const RX: u8 = 5;
 const RW: u8 = 6;
 const VM_GET_VMID: u32 = 0x5600_0024;
+const VM_START: u32 = 0x5600_0004;
+const VM_CONFIG_IMAGE: u32 = 0x5600_0009;
+const VM_INIT: u32 = 0x5600_000B;
+/// The clones' VM configuration DT (`clone.dts`, compiled by build.rs).
+static CLONE_DTB: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/clone.dtb"));
 /// RPC message types (header byte 1, low two bits).
 const TYPE_REQUEST: u8 = 1;
 const TYPE_REPLY: u8 = 2;
@@ -239,7 +244,8 @@ fn rpc_ok(seq: &mut u16, msg_id: u32, payload: &[u8], check: u64) -> u32 {
 /// HLOS (VMID 3): identify the hypervisor, ask the RM for its own VMID, allocate two VMs,
 /// fill the golden source in its RAM, then through RPC: lend it and seal it golden, share the
 /// image's code and read-only data (`shared` = (base, size)) with both VMs, and give each VM
-/// a pool, an eager stack binding and a copy-on-write mapping of the golden image.
+/// a pool, an eager stack binding and a copy-on-write mapping of the golden image, and
+/// launch both (VM_CONFIG_IMAGE with a lent image parcel holding their DT, VM_INIT, VM_START).
 /// Reports (status, [own vmid, vm a, vm b, code parcel handle, golden id]).
 pub extern "C" fn hlos_main(shared_base: u64, shared_size: u64) -> ! {
     let [info, flags0, _] = hvc(HYP_IDENTIFY, 0, 0, 0, 0);
@@ -292,6 +298,24 @@ pub extern "C" fn hlos_main(shared_base: u64, shared_size: u64) -> ! {
             .u32(pool)
             .u32(0);
         rpc_ok(&mut seq, GOLDEN_MAP, map.bytes(), 10);
+    }
+    // Launch both: image parcel (the DT) lent to the VM, VM_CONFIG_IMAGE, VM_INIT, VM_START.
+    for (i, vm) in [a, b].into_iter().enumerate() {
+        let img = CLONE_IMAGE_SRC + i as u64 * CLONE_IMAGE_SIZE;
+        for (k, byte) in CLONE_DTB.iter().enumerate() {
+            // SAFETY: HLOS RAM, mapped read/write in HLOS's stage 2.
+            unsafe { write_volatile((img + k as u64) as *mut u8, *byte) };
+        }
+        let lend = mem_create(&[(vm, RWX)], img, CLONE_IMAGE_SIZE);
+        let image = rpc_ok(&mut seq, MEM_LEND, lend.bytes(), 13);
+        let mut cfg = Payload::new();
+        cfg.u16(vm).u16(0).u32(image).u64(0).u64(CLONE_IMAGE_SIZE);
+        cfg.u64(0).u64(CLONE_DTB.len() as u64);
+        rpc_ok(&mut seq, VM_CONFIG_IMAGE, cfg.bytes(), 14);
+        let mut id = Payload::new();
+        id.u16(vm).u16(0);
+        rpc_ok(&mut seq, VM_INIT, id.bytes(), 15);
+        rpc_ok(&mut seq, VM_START, id.bytes(), 16);
     }
     poweroff(0, [me, a as u64, b as u64, code as u64, golden as u64])
 }

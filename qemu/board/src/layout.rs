@@ -17,6 +17,11 @@ pub const EL2_STACK_TOP: u64 = 0x5810_0000;
 pub const GOLDEN_SRC: u64 = 0x4400_0000;
 /// Golden image size.
 pub const GOLDEN_SIZE: u64 = 0x20_0000;
+/// Where HLOS puts each clone's VM image (the configuration DT), lent to that clone:
+/// `CLONE_IMAGE_SRC + i * CLONE_IMAGE_SIZE` for clone `i`.
+pub const CLONE_IMAGE_SRC: u64 = 0x4600_0000;
+/// Size of one clone's image parcel.
+pub const CLONE_IMAGE_SIZE: u64 = 0x1_0000;
 /// Where each clone maps the golden image (IPA).
 pub const CLONE_GOLDEN_IPA: u64 = 0x8000_0000;
 /// Where a clone sees it through its stage 1 (VA != IPA, so HPFAR is not valid for

@@ -89,6 +89,7 @@ fn rm_serves_rpc_and_real_cow_faults_on_qemu() {
         "qemu board: HLOS allocated VMs 128 and 129 with VM_ALLOC_VMID\n",
         "qemu board: HLOS sealed golden image 0 and mapped it copy-on-write into both VMs \
          through RPC\n",
+        "qemu board: VMs 128 and 129 RUNNING (VM_CONFIG_IMAGE, VM_INIT, VM_START through RPC)\n",
         "qemu board: clone VM 128 read golden, wrote its copy, read it back\n",
         "qemu board: clone VM 129 read golden, wrote its copy, read it back\n",
         "qemu board: PASS\n",
