@@ -237,7 +237,7 @@ impl<P: Platform> Rm<P> {
             .binding_index
             .get(&(vmid, ipa))
             .ok_or(RmError::MemInvalid)?;
-        let b = self.ext.bindings[&h];
+        let b = *self.ext.bindings.get(&h).ok_or(RmError::MemInvalid)?;
         if b.gmem != gmem || b.size != size {
             return Err(RmError::MemInvalid);
         }

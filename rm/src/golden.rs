@@ -125,7 +125,7 @@ pub struct MemStats {
 
 /// Where a page of a template range comes from at seal.
 enum Source {
-    /// A populated pool page of binding `handle`.
+    /// A populated page of pool `gmem` at pool offset `offset`.
     Pool { gmem: u32, offset: u64, pa: u64 },
     /// A private page (CoW copy or demand-zero).
     Private { pa: u64 },
@@ -362,7 +362,7 @@ impl<P: Platform> Rm<P> {
                     match self.ext.private.get(&(vmid, a)) {
                         Some(p) => Source::Private { pa: p.pa },
                         None => {
-                            let g = &self.ext.goldens[&m.golden];
+                            let g = self.ext.goldens.get(&m.golden).ok_or(RmError::MemInvalid)?;
                             let pa = g.pa_of(m.offset + (a - m.ipa)).ok_or(RmError::MemInvalid)?;
                             Source::Fresh {
                                 copy_from: Some(pa),
@@ -703,7 +703,9 @@ impl<P: Platform> Rm<P> {
             .map(|(k, _)| k.1)
             .collect();
         for m in ms {
-            let rec = self.ext.maps[&(vmid, m)];
+            let Some(rec) = self.ext.maps.get(&(vmid, m)).copied() else {
+                continue;
+            };
             let _ = self.plat.unmap(vmid, rec.ipa, rec.size);
             self.drop_mapping(vmid, m);
         }
