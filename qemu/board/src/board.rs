@@ -29,6 +29,7 @@ const HLOS: Vmid = 3;
 enum Phase {
     Hlos,
     Clone(usize),
+    HlosTeardown,
 }
 
 /// Everything EL2 keeps.
@@ -40,6 +41,11 @@ pub struct Board {
     phase: Phase,
     clones: [Vmid; 2],
     golden: u32,
+    /// HLOS's code parcel and image parcels (for the teardown).
+    code_parcel: u32,
+    images: u64,
+    /// COW_BROKEN notifications HLOS got (counted before the teardown consumes them).
+    cow_broken: usize,
     faults_served: u64,
     aborts_injected: u64,
     /// Per served fault: EL2 instructions inside `Rm::handle_fault`, then in draining the
@@ -61,6 +67,11 @@ extern "C" {
 #[repr(C, align(16))]
 struct Stack([u8; 16384]);
 static mut HLOS_STACK: Stack = Stack([0; 16384]);
+
+fn hlos_stack_top() -> u64 {
+    // Only the address is taken: HLOS's vCPU is the stack's only user.
+    core::ptr::addr_of!(HLOS_STACK) as u64 + 16384
+}
 
 fn shared_range() -> (u64, u64) {
     // SAFETY: linker symbols; only their addresses are used.
@@ -90,7 +101,7 @@ impl Board {
 
     fn current(&self) -> Vmid {
         match self.phase {
-            Phase::Hlos => HLOS,
+            Phase::Hlos | Phase::HlosTeardown => HLOS,
             Phase::Clone(i) => self.clones[i],
         }
     }
@@ -176,7 +187,9 @@ impl Board {
                 );
                 println!("qemu board: HLOS allocated VMs {a} and {b} with VM_ALLOC_VMID");
                 self.clones = [a, b];
-                self.golden = r[4] as u32;
+                self.golden = (r[3] >> 32) as u32;
+                self.code_parcel = r[3] as u32;
+                self.images = r[4];
                 check(
                     self.rm.golden(self.golden).is_some(),
                     "GOLDEN_SEAL made a golden image",
@@ -186,7 +199,7 @@ impl Board {
                      VMs through RPC",
                     self.golden
                 );
-                self.accept_code(r[3] as u32);
+                self.accept_code(self.code_parcel);
                 let running = [a, b].map(|v| self.rm.vm_state(v) == Some(VmState::Running));
                 check(running == [true, true], "VM_START left both VMs RUNNING");
                 println!(
@@ -202,8 +215,16 @@ impl Board {
                 if i == 0 {
                     self.start_clone(1, frame);
                 } else {
-                    self.finish();
+                    self.verify_clones();
+                    self.start_teardown(frame);
                 }
+            }
+            Phase::HlosTeardown => {
+                println!(
+                    "qemu board: HLOS stopped, reset and deallocated both VMs, reclaimed the \
+                     parcels, released the golden image and reads its source again"
+                );
+                self.finish();
             }
         }
     }
@@ -251,8 +272,8 @@ impl Board {
         self.pump();
     }
 
-    /// Both clones are done: check the memory and the RM's records, print the summary, exit.
-    fn finish(&mut self) -> ! {
+    /// Both clones are done: check their memory and the RM's records.
+    fn verify_clones(&mut self) {
         let [a, b] = self.clones;
         let page = WRITE_PAGE * PAGE_SIZE;
         let plat = self.rm.platform();
@@ -327,6 +348,7 @@ impl Board {
                 })
                 .count()
         });
+        self.cow_broken = cow_broken;
         check(
             cow_broken == 4,
             "HLOS got one COW_BROKEN notification per copy",
@@ -341,18 +363,67 @@ impl Board {
                 && g.share_count(WRITE_PAGE + 1) == 2,
             "golden share counts: written pages copied by both, a neighbour shared by both",
         );
-        let golden_pages = g.size / PAGE_SIZE;
-        let vms: Vec<Vmid> = [HLOS, a, b]
-            .into_iter()
-            .filter(|v| self.rm.vm_exists(*v))
-            .collect();
+    }
+
+    /// Re-enter HLOS (fresh stack) at its teardown code.
+    fn start_teardown(&mut self, frame: &mut Frame) {
+        self.phase = Phase::HlosTeardown;
+        let s2 = self.stage2(HLOS);
+        let [a, b] = self.clones;
+        boot::load_vcpu(
+            frame,
+            s2,
+            guests::hlos_teardown as *const () as u64,
+            hlos_stack_top(),
+            [
+                a as u64 | (b as u64) << 16,
+                self.code_parcel as u64 | (self.golden as u64) << 32,
+                self.images,
+            ],
+        );
+    }
+
+    /// HLOS tore everything down: check that every clone page and table came back, print the
+    /// summary, exit.
+    fn finish(&mut self) -> ! {
+        let [a, b] = self.clones;
+        for vm in [a, b] {
+            check(
+                !self.rm.vm_exists(vm) && self.rm.platform().stage2_regs(vm).is_none(),
+                "VM_DEALLOC removed the VM and its stage 2",
+            );
+        }
+        check(
+            self.rm.golden(self.golden).is_none(),
+            "GOLDEN_RELEASE removed the image",
+        );
+        let u = self.rm.platform().partition_usage();
+        if u.total - u.free != u.tables {
+            fail(format_args!(
+                "partition pages leaked: {} in use, {} of them stage-2 tables",
+                u.total - u.free,
+                u.tables
+            ));
+        }
+        let violations = self.rm.check_isolation();
+        if !violations.is_empty() {
+            fail(format_args!(
+                "isolation checker after teardown: {:?}",
+                violations
+            ));
+        }
+        let counters = self.rm.fault_counters();
+        let cow_broken = self.cow_broken;
+        let golden_pages = GOLDEN_SIZE / PAGE_SIZE;
         println!(
-            "qemu board: summary: VMs {vms:?}; golden pages {golden_pages}; faults served {}; \
+            "qemu board: summary: VMs [{HLOS}, {a}, {b}]; golden pages {golden_pages}; faults served {}; \
              CoW copies {}; COW_BROKEN to HLOS {cow_broken}; aborts injected {} (isolation \
-             probes); isolation checker clean; EL2 heap used {} KiB",
+             probes); isolation checker clean; after teardown {} partition pages in use, all \
+             HLOS's stage-2 tables; EL2 heap used {} KiB",
             self.faults_served,
             counters.cow_copies,
             self.aborts_injected,
+            u.total - u.free,
             heap::used() / 1024
         );
         let [[f0, n0], [f1, n1]] = self.cow_el2_instructions;
@@ -403,6 +474,9 @@ extern "C" fn el2_main() -> ! {
         phase: Phase::Hlos,
         clones: [0; 2],
         golden: 0,
+        code_parcel: 0,
+        images: 0,
+        cow_broken: 0,
         faults_served: 0,
         aborts_injected: 0,
         fault_split: Vec::new(),
@@ -411,8 +485,7 @@ extern "C" fn el2_main() -> ! {
     };
     let s2 = board.stage2(HLOS);
     *BOARD.lock() = Some(board);
-    // Only the address is taken: HLOS's vCPU is the stack's only user.
-    let stack_top = core::ptr::addr_of!(HLOS_STACK) as u64 + 16384;
+    let stack_top = hlos_stack_top();
     let (code, code_size) = shared_range();
     boot::run_first_vcpu(
         s2,

@@ -25,6 +25,11 @@ const RX: u8 = 5;
 const RW: u8 = 6;
 const VM_GET_VMID: u32 = 0x5600_0024;
 const VM_START: u32 = 0x5600_0004;
+const VM_DEALLOC: u32 = 0x5600_0002;
+const VM_STOP: u32 = 0x5600_0005;
+const VM_RESET: u32 = 0x5600_0006;
+const MEM_RECLAIM: u32 = 0x5100_0015;
+const GOLDEN_RELEASE: u32 = 0x4700_0013;
 const VM_CONFIG_IMAGE: u32 = 0x5600_0009;
 const VM_INIT: u32 = 0x5600_000B;
 /// The clones' VM configuration DT (`clone.dts`, compiled by build.rs).
@@ -155,7 +160,7 @@ fn rpc(seq: u16, msg_id: u32, payload: &[u8]) -> Option<(u32, u32)> {
     if err != 0 {
         return None;
     }
-    for _ in 0..16 {
+    for _ in 0..64 {
         let mut rx = [0u8; 240];
         let [err, size, _] = hvc(MSGQ_RECV, RM_RX_CAP, rx.as_mut_ptr() as u64, 240, 0);
         if err == MSGQUEUE_EMPTY {
@@ -299,6 +304,7 @@ pub extern "C" fn hlos_main(shared_base: u64, shared_size: u64) -> ! {
             .u32(0);
         rpc_ok(&mut seq, GOLDEN_MAP, map.bytes(), 10);
     }
+    let mut images = [0u32; 2];
     // Launch both: image parcel (the DT) lent to the VM, VM_CONFIG_IMAGE, VM_INIT, VM_START.
     for (i, vm) in [a, b].into_iter().enumerate() {
         let img = CLONE_IMAGE_SRC + i as u64 * CLONE_IMAGE_SIZE;
@@ -308,6 +314,7 @@ pub extern "C" fn hlos_main(shared_base: u64, shared_size: u64) -> ! {
         }
         let lend = mem_create(&[(vm, RWX)], img, CLONE_IMAGE_SIZE);
         let image = rpc_ok(&mut seq, MEM_LEND, lend.bytes(), 13);
+        images[i] = image;
         let mut cfg = Payload::new();
         cfg.u16(vm).u16(0).u32(image).u64(0).u64(CLONE_IMAGE_SIZE);
         cfg.u64(0).u64(CLONE_DTB.len() as u64);
@@ -317,7 +324,69 @@ pub extern "C" fn hlos_main(shared_base: u64, shared_size: u64) -> ! {
         rpc_ok(&mut seq, VM_INIT, id.bytes(), 15);
         rpc_ok(&mut seq, VM_START, id.bytes(), 16);
     }
-    poweroff(0, [me, a as u64, b as u64, code as u64, golden as u64])
+    poweroff(
+        0,
+        [
+            me,
+            a as u64,
+            b as u64,
+            code as u64 | (golden as u64) << 32,
+            images[0] as u64 | (images[1] as u64) << 32,
+        ],
+    )
+}
+
+/// HLOS again, after the clones ran: tear everything down through RPC (VM_STOP, VM_RESET,
+/// MEM_RECLAIM of the image and code parcels, VM_DEALLOC, GOLDEN_RELEASE), then check that the
+/// golden source came home: HLOS reads it again, unchanged. Arguments as HLOS reported them:
+/// `vms` = a | b << 16, `parcels` = code | golden << 32, `images` = image a | image b << 32.
+/// Reports (status, [0; 5]).
+pub extern "C" fn hlos_teardown(vms: u64, parcels: u64, images: u64) -> ! {
+    let (a, b) = (vms as u16, (vms >> 16) as u16);
+    let (code, golden) = (parcels as u32, (parcels >> 32) as u32);
+    let mut seq = 0x100;
+    for vm in [a, b] {
+        let mut stop = Payload::new();
+        stop.u16(vm).put(&[1, 0]).u32(0);
+        rpc_ok(&mut seq, VM_STOP, stop.bytes(), 40);
+        rpc_ok(
+            &mut seq,
+            VM_RESET,
+            Payload::new().u16(vm).u16(0).bytes(),
+            41,
+        );
+    }
+    for handle in [images as u32, (images >> 32) as u32, code] {
+        let mut reclaim = Payload::new();
+        reclaim.u32(handle).put(&[0, 0, 0, 0]);
+        rpc_ok(&mut seq, MEM_RECLAIM, reclaim.bytes(), 42);
+    }
+    for vm in [a, b] {
+        rpc_ok(
+            &mut seq,
+            VM_DEALLOC,
+            Payload::new().u16(vm).u16(0).bytes(),
+            43,
+        );
+    }
+    rpc_ok(
+        &mut seq,
+        GOLDEN_RELEASE,
+        Payload::new().u32(golden).u32(0).bytes(),
+        44,
+    );
+    for page in [0, WRITE_PAGE, SECOND_WRITE_PAGE, GOLDEN_SIZE / 4096 - 1] {
+        let va = GOLDEN_SRC + page * 4096;
+        if probe(va, false) != 0 {
+            poweroff(45, [page, 0, 0, 0, 0]);
+        }
+        // SAFETY: HLOS RAM, mapped again (the probe just read it).
+        let w = unsafe { read_volatile(va as *const u64) };
+        if w != golden_word(page, 0) {
+            poweroff(46, [page, w, 0, 0, 0]);
+        }
+    }
+    poweroff(0, [0; 5])
 }
 
 fn golden_va(page: u64, word: u64) -> *mut u64 {
