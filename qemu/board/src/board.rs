@@ -209,9 +209,13 @@ impl Board {
                 self.start_clone(0, frame);
             }
             Phase::Clone(i) => {
+                if r[3] != who as u64 {
+                    fail(format_args!("VM {who} got VMID {} from VM_GET_VMID", r[3]));
+                }
                 self.cow_el2_instructions[i] = [r[0], r[2]];
                 self.guest_copy_instructions[i] = r[1];
-                println!("qemu board: clone VM {who} read golden, wrote its copy, read it back");
+                println!("qemu board: clone VM {who} got VMID {who} from VM_GET_VMID, read golden, wrote its \
+                     copy, read it back");
                 if i == 0 {
                     self.start_clone(1, frame);
                 } else {

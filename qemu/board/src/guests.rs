@@ -399,11 +399,18 @@ fn read(page: u64, word: u64) -> u64 {
 }
 
 /// A clone: `index` 0 or 1; `shared_base` is the start of the code HLOS shared with it.
-/// Probes isolation, reads the golden image, writes page `WRITE_PAGE` (the first
-/// store takes a stage-2 permission fault that EL2 serves with a private copy), reads its
-/// data and the rest of the copied golden page back, and times its own copy of a 4 KiB page. Reports (status, [EL2 instructions
-/// during the faulting store, EL1 instructions of its own 4 KiB copy, 0]).
+/// Asks the RM for its VMID, probes isolation, reads the golden image, writes half of page
+/// `WRITE_PAGE` (the first store takes a stage-2 permission fault that EL2 serves with a
+/// private copy), reads its data and the rest of the copied golden page back, writes one word
+/// of `SECOND_WRITE_PAGE`, and times its own copy of a 4 KiB page. Reports (status, [EL2
+/// instructions during the first faulting store, EL1 instructions of its own 4 KiB copy, EL2
+/// instructions during the second faulting store, the VMID the RM told it, 0]).
 pub extern "C" fn clone_main(index: u64, shared_base: u64) -> ! {
+    // Its own RPC link: the RM answers VM_GET_VMID with this VM's VMID.
+    let me = match rpc(1, VM_GET_VMID, &[]) {
+        Some((0, v)) => v as u64,
+        other => poweroff(19, [other.map_or(u64::MAX, |r| r.0 as u64), 0, 0, 0, 0]),
+    };
     // Isolation probes: the golden mapping reads; writing the shared code, reading HLOS's
     // RAM (the sealed source's IPA) and EL2's heap all abort.
     if probe(golden_va(0, 0) as u64, false) != 0 {
@@ -488,5 +495,5 @@ pub extern "C" fn clone_main(index: u64, shared_base: u64) -> ! {
     if last != golden_word(COPY_PAGE, 511) {
         poweroff(24, [last, 0, 0, 0, 0]);
     }
-    poweroff(0, [el2, own, el2_next, 0, 0])
+    poweroff(0, [el2, own, el2_next, me, 0])
 }

@@ -90,8 +90,10 @@ fn rm_serves_rpc_and_real_cow_faults_on_qemu() {
         "qemu board: HLOS sealed golden image 0 and mapped it copy-on-write into both VMs \
          through RPC\n",
         "qemu board: VMs 128 and 129 RUNNING (VM_CONFIG_IMAGE, VM_INIT, VM_START through RPC)\n",
-        "qemu board: clone VM 128 read golden, wrote its copy, read it back\n",
-        "qemu board: clone VM 129 read golden, wrote its copy, read it back\n",
+        "qemu board: clone VM 128 got VMID 128 from VM_GET_VMID, read golden, wrote its copy, \
+         read it back\n",
+        "qemu board: clone VM 129 got VMID 129 from VM_GET_VMID, read golden, wrote its copy, \
+         read it back\n",
         "qemu board: HLOS stopped, reset and deallocated both VMs, reclaimed the parcels, \
          released the golden image and reads its source again\n",
         "qemu board: PASS\n",
