@@ -214,8 +214,10 @@ impl Board {
                 }
                 self.cow_el2_instructions[i] = [r[0], r[2]];
                 self.guest_copy_instructions[i] = r[1];
-                println!("qemu board: clone VM {who} got VMID {who} from VM_GET_VMID, read golden, wrote its \
-                     copy, read it back");
+                println!(
+                    "qemu board: clone VM {who} got VMID {who} from VM_GET_VMID, read golden, \
+                     wrote its copy, read it back"
+                );
                 if i == 0 {
                     self.start_clone(1, frame);
                 } else {

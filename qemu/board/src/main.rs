@@ -3,13 +3,14 @@
 //! EL1 test guests that speak RM RPC through Gunyah's SMCCC hypercalls (`hvc #0`,
 //! msgqueue send/receive).
 //!
-//! The run (see `board.rs`): HLOS (VMID 3) asks VM_GET_VMID and allocates two VMs with
-//! VM_ALLOC_VMID, then fills a 2 MiB golden source in its RAM; EL2 setup code, acting for
-//! HLOS through the RM's API, seals it golden, shares the image's code with the clones and
-//! gives each a stack binding and a copy-on-write golden mapping; each clone (stage 1 on)
-//! reads the golden data, writes one page (a real stage-2 permission fault served by
-//! `Rm::handle_fault`) and reads its own data back. Exit status via semihosting: 0 = every
-//! check passed.
+//! The run (see `board.rs` and `qemu/README.md`): HLOS (VMID 3) asks VM_GET_VMID, checks
+//! that bad hypercalls fail cleanly, allocates two VMs, fills a 2 MiB golden source in its
+//! RAM, and through RPC seals it golden, shares the image's code with the VMs, gives each a
+//! pool, a stack binding and a copy-on-write golden mapping, and launches them. Each clone
+//! (stage 1 on) asks its VMID, probes isolation (injected aborts), reads the golden data,
+//! writes golden pages (real stage-2 permission faults served by `Rm::handle_fault`) and reads
+//! its data back. HLOS then tears everything down through RPC and EL2 checks that every page
+//! came back. Exit status via semihosting: 0 = every check passed.
 //!
 //! Build for `aarch64-unknown-none`; on any other target this binary is a stub.
 #![cfg_attr(target_os = "none", no_std)]
