@@ -221,6 +221,10 @@ impl Board {
                 if i == 0 {
                     self.start_clone(1, frame);
                 } else {
+                    println!(
+                        "qemu board: guests' FP/SIMD registers survived traps to EL2 (an RPC, \
+                         CoW faults)"
+                    );
                     self.verify_clones();
                     self.start_teardown(frame);
                 }

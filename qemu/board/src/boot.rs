@@ -51,10 +51,11 @@ el2_unexpected:
     mrs x1, elr_el2
     bl el2_unexpected_rust
 
-// A trap from the running vCPU: save its x0-x30 as a frame the handler may change (results,
-// or a different vCPU's registers), restore from it and return to EL1.
+// A trap from the running vCPU: save its x0-x30, q0-q31, FPSR and FPCR as a `Frame` the
+// handler may change (results, or a different vCPU's registers; EL2's Rust code uses the
+// FP/SIMD registers too), restore from it and return to EL1.
 el2_lower_sync:
-    sub sp, sp, #256
+    sub sp, sp, #{frame_size}
     stp x0, x1, [sp, #0]
     stp x2, x3, [sp, #16]
     stp x4, x5, [sp, #32]
@@ -71,8 +72,49 @@ el2_lower_sync:
     stp x26, x27, [sp, #208]
     stp x28, x29, [sp, #224]
     str x30, [sp, #240]
+    stp q0, q1, [sp, #256]
+    stp q2, q3, [sp, #288]
+    stp q4, q5, [sp, #320]
+    stp q6, q7, [sp, #352]
+    stp q8, q9, [sp, #384]
+    stp q10, q11, [sp, #416]
+    stp q12, q13, [sp, #448]
+    stp q14, q15, [sp, #480]
+    stp q16, q17, [sp, #512]
+    stp q18, q19, [sp, #544]
+    stp q20, q21, [sp, #576]
+    stp q22, q23, [sp, #608]
+    stp q24, q25, [sp, #640]
+    stp q26, q27, [sp, #672]
+    stp q28, q29, [sp, #704]
+    stp q30, q31, [sp, #736]
+    mrs x0, fpsr
+    mrs x1, fpcr
+    str x0, [sp, #768]
+    str x1, [sp, #776]
     mov x0, sp
     bl el2_lower_sync_rust
+el2_vcpu_return:
+    ldr x0, [sp, #768]
+    ldr x1, [sp, #776]
+    msr fpsr, x0
+    msr fpcr, x1
+    ldp q0, q1, [sp, #256]
+    ldp q2, q3, [sp, #288]
+    ldp q4, q5, [sp, #320]
+    ldp q6, q7, [sp, #352]
+    ldp q8, q9, [sp, #384]
+    ldp q10, q11, [sp, #416]
+    ldp q12, q13, [sp, #448]
+    ldp q14, q15, [sp, #480]
+    ldp q16, q17, [sp, #512]
+    ldp q18, q19, [sp, #544]
+    ldp q20, q21, [sp, #576]
+    ldp q22, q23, [sp, #608]
+    ldp q24, q25, [sp, #640]
+    ldp q26, q27, [sp, #672]
+    ldp q28, q29, [sp, #704]
+    ldp q30, q31, [sp, #736]
     ldp x0, x1, [sp, #0]
     ldp x2, x3, [sp, #16]
     ldp x4, x5, [sp, #32]
@@ -89,8 +131,14 @@ el2_lower_sync:
     ldp x26, x27, [sp, #208]
     ldp x28, x29, [sp, #224]
     ldr x30, [sp, #240]
-    add sp, sp, #256
+    add sp, sp, #{frame_size}
     eret
+
+// fn el2_enter_vcpu(frame: &Frame) -> !: run a vCPU from a frame on EL2's stack.
+.global el2_enter_vcpu
+el2_enter_vcpu:
+    mov sp, x0
+    b el2_vcpu_return
 
 // ---- EL1 guest code (in the shared code range) ----
 
@@ -153,13 +201,85 @@ guest_probe_write_access:
     str xzr, [x0]
     mov x0, x1
     ret
+
+// u64 guest_fp_survives(u64 seed, u64 buf, u64 len, u64 store_va): fill q0-q31 from `seed`,
+// then (if `len` != 0) msgqueue_send `len` bytes at `buf` to the RM, then (if `store_va` != 0)
+// store `seed` there (which may fault to EL2), then check every q register: 0 if all kept
+// their values across the traps, else 1 + the first register that changed.
+.global guest_fp_survives
+guest_fp_survives:
+    mov x12, x0
+    mov x13, x1
+    mov x14, x2
+    mov x15, x3
+.irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+    add x9, x12, #\n
+    fmov d\n, x9
+    mvn x10, x9
+    mov v\n\().d[1], x10
+.endr
+    cbz x14, 1f
+    ldr x0, ={send}
+    mov x1, #{tx_cap}
+    mov x2, x14
+    mov x3, x13
+    mov x4, #1
+    hvc #0
+1:  cbz x15, 2f
+    str x12, [x15]
+2:
+.irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+    mov x0, #(\n + 1)
+    add x9, x12, #\n
+    fmov x10, d\n
+    cmp x9, x10
+    b.ne 3f
+    mvn x9, x9
+    mov x10, v\n\().d[1]
+    cmp x9, x10
+    b.ne 3f
+.endr
+    mov x0, xzr
+3:  ret
 "#,
+    send = const crate::hypercalls::MSGQ_SEND,
+    tx_cap = const crate::hypercalls::RM_TX_CAP,
     poweroff = const crate::hypercalls::VCPU_POWEROFF,
     stack_top = const crate::layout::EL2_STACK_TOP,
+    frame_size = const core::mem::size_of::<Frame>(),
 );
 
-/// The saved registers x0..x30 of the trapping vCPU (index 31 unused).
-pub type Frame = [u64; 32];
+/// The saved registers of the trapping vCPU (layout used by the vector asm above).
+#[repr(C)]
+pub struct Frame {
+    /// x0..x30 (index 31 unused).
+    pub x: [u64; 32],
+    /// q0..q31.
+    pub q: [u128; 32],
+    /// FPSR.
+    pub fpsr: u64,
+    /// FPCR.
+    pub fpcr: u64,
+}
+
+const _: () = assert!(core::mem::size_of::<Frame>() == 784);
+
+impl Frame {
+    /// All registers zero (a fresh vCPU sees nothing of EL2 or another VM).
+    pub const fn zeroed() -> Self {
+        Frame {
+            x: [0; 32],
+            q: [0; 32],
+            fpsr: 0,
+            fpcr: 0,
+        }
+    }
+}
+
+extern "C" {
+    /// Restore `frame` and ERET into the vCPU (asm above).
+    fn el2_enter_vcpu(frame: &Frame) -> !;
+}
 
 #[repr(C, align(4096))]
 struct Table([u64; 512]);
@@ -235,8 +355,8 @@ pub fn inject_data_abort() -> bool {
 /// (EL1h, interrupts masked) with stack `sp` and x0..x2 = `args` (the rest of `frame`
 /// zeroed). HCR_EL2: RW (EL1 is AArch64), VM (stage 2 on).
 pub fn load_vcpu(frame: &mut Frame, stage2: (u64, u64), entry: u64, sp: u64, args: [u64; 3]) {
-    frame.fill(0);
-    frame[..3].copy_from_slice(&args);
+    *frame = Frame::zeroed();
+    frame.x[..3].copy_from_slice(&args);
     VTCR_EL2.set(stage2.0);
     VTTBR_EL2.set(stage2.1);
     aarch64_cpu::registers::HCR_EL2.set((1 << 31) | 1);
@@ -252,17 +372,12 @@ pub fn load_vcpu(frame: &mut Frame, stage2: (u64, u64), entry: u64, sp: u64, arg
 
 /// Enter the first vCPU (from `el2_main`, not from a trap).
 pub fn run_first_vcpu(stage2: (u64, u64), entry: u64, sp: u64, args: [u64; 3]) -> ! {
-    let mut frame: Frame = [0; 32];
+    let mut frame = Frame::zeroed();
     load_vcpu(&mut frame, stage2, entry, sp, args);
-    #[cfg(target_arch = "aarch64")]
-    // SAFETY: ELR/SPSR/SP_EL1 and stage 2 are set up by `load_vcpu`; the vCPU comes back
-    // only through the exception vectors.
-    unsafe {
-        core::arch::asm!("eret", in("x0") args[0], in("x1") args[1], in("x2") args[2],
-            options(noreturn))
-    }
-    #[cfg(not(target_arch = "aarch64"))]
-    crate::console::exit(1)
+    // SAFETY: ELR/SPSR/SP_EL1 and stage 2 are set up by `load_vcpu`; the asm moves SP to the
+    // frame (on EL2's stack, never returned to), restores it and ERETs; the vCPU comes back
+    // only through the exception vectors, on the stack below.
+    unsafe { el2_enter_vcpu(&frame) }
 }
 
 #[no_mangle]

@@ -43,6 +43,9 @@ extern "C" {
     fn guest_probe_read(va: u64) -> u64;
     /// Store zero to `va`: 0, or the ESR_EL1 of the abort it took.
     fn guest_probe_write(va: u64) -> u64;
+    /// Fill q0-q31, msgqueue_send `len` bytes at `buf` (if `len` != 0), store `seed` at
+    /// `store_va` (if not 0), check q0-q31: 0, or 1 + the first register that changed.
+    fn guest_fp_survives(seed: u64, buf: u64, len: u64, store_va: u64) -> u64;
 }
 
 /// Whether `esr` is the synchronous external abort (data abort, current EL) the board injects.
@@ -263,6 +266,16 @@ pub extern "C" fn hlos_main(shared_base: u64, shared_size: u64) -> ! {
     if bad != 0 {
         poweroff(12, [bad, 0, 0, 0, 0]);
     }
+    // The FP/SIMD registers survive a trap that runs the RM (a VM_GET_VMID request).
+    let pk = [0x21u8, 1, 0x78, 0, 0x24, 0, 0, 0x56];
+    // SAFETY: the routine touches only q0-q31, x0-x15 (caller-saved or restored by it) and
+    // the 8 bytes of `pk`, which it hands to msgqueue_send.
+    let changed = unsafe { guest_fp_survives(0x5EED_0000, pk.as_ptr() as u64, 8, 0) };
+    let mut rx = [0u8; 240];
+    let [err, size, _] = hvc(MSGQ_RECV, RM_RX_CAP, rx.as_mut_ptr() as u64, 240, 0);
+    if changed != 0 || err != 0 || size != 16 || rx[2] != 0x78 || rx[12] != 3 {
+        poweroff(17, [changed, err, size, 0, 0]);
+    }
     let a = rpc_ok(&mut seq, VM_ALLOC_VMID, &[0, 0, 0, 0], 3) as u16;
     let b = rpc_ok(&mut seq, VM_ALLOC_VMID, &[0, 0, 0, 0], 4) as u16;
     for page in 0..GOLDEN_SIZE / 4096 {
@@ -465,10 +478,22 @@ pub extern "C" fn clone_main(index: u64, shared_base: u64) -> ! {
         }
     }
     // A second CoW fault in the same 2 MiB block (already split by the first).
+    // The store goes through `guest_fp_survives`: the FP/SIMD registers must survive the
+    // CoW fault too.
     let before = pmu::el2_instructions();
-    // SAFETY: the clone's copy-on-write golden mapping.
-    unsafe { write_volatile(golden_va(SECOND_WRITE_PAGE, 0), clone_word(index, 0)) };
+    // SAFETY: as in HLOS's use; the store hits the clone's copy-on-write golden mapping.
+    let changed = unsafe {
+        guest_fp_survives(
+            clone_word(index, 0),
+            0,
+            0,
+            golden_va(SECOND_WRITE_PAGE, 0) as u64,
+        )
+    };
     let el2_next = pmu::el2_instructions().wrapping_sub(before);
+    if changed != 0 {
+        poweroff(26, [changed, 0, 0, 0, 0]);
+    }
     if read(SECOND_WRITE_PAGE, 0) != clone_word(index, 0)
         || read(SECOND_WRITE_PAGE, 1) != golden_word(SECOND_WRITE_PAGE, 1)
     {

@@ -49,16 +49,16 @@ pub enum Next {
 
 /// Handle the hypercall in `frame` from `vmid`'s vCPU.
 pub fn handle(board: &mut Board, vmid: Vmid, frame: &mut Frame) -> Next {
-    match frame[0] {
+    match frame.x[0] {
         HYP_IDENTIFY => {
             // API version 1, 64-bit; flags0: partition/cspace (0), msgqueue (2), vcpu (5).
-            frame[0] = 1 | (1 << 15) | (0x48 << 56);
-            frame[1] = 1 | (1 << 2) | (1 << 5);
-            frame[2] = 0;
+            frame.x[0] = 1 | (1 << 15) | (0x48 << 56);
+            frame.x[1] = 1 | (1 << 2) | (1 << 5);
+            frame.x[2] = 0;
         }
         MSGQ_SEND => {
-            let (cap, size, buf, flags) = (frame[1], frame[2], frame[3], frame[4]);
-            frame[0] = if cap != RM_TX_CAP {
+            let (cap, size, buf, flags) = (frame.x[1], frame.x[2], frame.x[3], frame.x[4]);
+            frame.x[0] = if cap != RM_TX_CAP {
                 CSPACE_CAP_NULL
             } else if size == 0 || size > MAX_MSG {
                 ARGUMENT_SIZE
@@ -69,7 +69,7 @@ pub fn handle(board: &mut Board, vmid: Vmid, frame: &mut Frame) -> Next {
                     Some(msg) => {
                         board.rm.packet_from(vmid, &msg);
                         board.pump();
-                        frame[1] = 1; // not_full
+                        frame.x[1] = 1; // not_full
                         OK
                     }
                     None => ADDR_INVALID,
@@ -77,8 +77,8 @@ pub fn handle(board: &mut Board, vmid: Vmid, frame: &mut Frame) -> Next {
             };
         }
         MSGQ_RECV => {
-            let (cap, buf, size) = (frame[1], frame[2], frame[3]);
-            frame[0] = if cap != RM_RX_CAP {
+            let (cap, buf, size) = (frame.x[1], frame.x[2], frame.x[3]);
+            frame.x[0] = if cap != RM_RX_CAP {
                 CSPACE_CAP_NULL
             } else {
                 let q = board.queues.entry(vmid).or_default();
@@ -90,8 +90,8 @@ pub fn handle(board: &mut Board, vmid: Vmid, frame: &mut Frame) -> Next {
                         if copy_to_guest(board, vmid, buf, &m) {
                             let q = board.queues.entry(vmid).or_default();
                             q.pop_front();
-                            frame[1] = m.len() as u64;
-                            frame[2] = !q.is_empty() as u64;
+                            frame.x[1] = m.len() as u64;
+                            frame.x[2] = !q.is_empty() as u64;
                             OK
                         } else {
                             ADDR_INVALID
@@ -101,9 +101,12 @@ pub fn handle(board: &mut Board, vmid: Vmid, frame: &mut Frame) -> Next {
             };
         }
         VCPU_POWEROFF => {
-            return Next::PoweredOff(frame[3], [frame[4], frame[5], frame[6], frame[7], frame[8]]);
+            return Next::PoweredOff(
+                frame.x[3],
+                [frame.x[4], frame.x[5], frame.x[6], frame.x[7], frame.x[8]],
+            );
         }
-        _ => frame[0] = UNIMPLEMENTED,
+        _ => frame.x[0] = UNIMPLEMENTED,
     }
     Next::Resume
 }

@@ -94,6 +94,7 @@ fn rm_serves_rpc_and_real_cow_faults_on_qemu() {
          read it back\n",
         "qemu board: clone VM 129 got VMID 129 from VM_GET_VMID, read golden, wrote its copy, \
          read it back\n",
+        "qemu board: guests' FP/SIMD registers survived traps to EL2 (an RPC, CoW faults)\n",
         "qemu board: HLOS stopped, reset and deallocated both VMs, reclaimed the parcels, \
          released the golden image and reads its source again\n",
         "qemu board: PASS\n",
