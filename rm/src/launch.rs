@@ -9,7 +9,8 @@
 //! 4. each golden mapping of a clone, once its template has sealed: the
 //!    image mapped read-only with the config's CoW policy, quota, fault
 //!    action, EXEC flag and expected digest, copies paid by the VM's gmem;
-//! 5. the VM's DT (its CPUs and RAM) written into two HLOS staging pages,
+//! 5. the VM's DT (its CPUs and RAM) written into HLOS staging pages (one
+//!    empty image page, then the DT),
 //!    lent to the VM (MEM_LEND), VM_CONFIG_IMAGE, VM_INIT, VM_START.
 //!
 //! A template is sealed ([`LaunchStep::Seal`]) when its trigger fires: it
@@ -55,8 +56,6 @@ use crate::vm::{VmState, VMID_HLOS};
 
 /// OS status RUN (VM_SET_STATUS os_status 4): the template's seal trigger.
 pub const OS_STATUS_RUN: u8 = 4;
-/// HLOS staging pages per VM: the (empty) image page, then the DT page.
-const IMAGE_PAGES: u64 = 2;
 
 /// One step of launching a VM.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -208,6 +207,8 @@ pub struct Instance {
     pub image_handle: u32,
     /// HLOS IPA of the image parcel's staging pages.
     pub image_staging: u64,
+    /// Number of those pages (one image page, then the DT's).
+    pub image_pages: u64,
     /// Golden ids it maps, with the mapped IPA.
     pub golden: Vec<(u32, u64)>,
     /// Whether its template ranges have been sealed (templates only).
@@ -231,26 +232,32 @@ pub enum LaunchEvent {
 }
 
 /// HLOS pages the launcher lends as image parcels, taken from the top of
-/// HLOS RAM downwards.
+/// HLOS RAM downwards; given-back runs are reused when the size fits.
 #[derive(Clone, Debug)]
 struct Staging {
     next: u64,
     floor: u64,
-    free: Vec<u64>,
+    free: Vec<Area>,
+}
+
+/// A run of HLOS staging pages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Area {
+    ipa: u64,
+    pages: u64,
 }
 
 impl Staging {
-    fn take(&mut self) -> Option<u64> {
-        if let Some(a) = self.free.pop() {
-            return Some(a);
+    fn take(&mut self, pages: u64) -> Option<Area> {
+        if let Some(k) = self.free.iter().position(|a| a.pages == pages) {
+            return Some(self.free.swap_remove(k));
         }
-        let bytes = IMAGE_PAGES * PAGE_SIZE;
-        let at = self.next.checked_sub(bytes)?;
+        let at = self.next.checked_sub(pages.checked_mul(PAGE_SIZE)?)?;
         if at < self.floor {
             return None;
         }
         self.next = at;
-        Some(at)
+        Some(Area { ipa: at, pages })
     }
 }
 
@@ -444,7 +451,13 @@ impl Launch {
         }
         let done = Done {
             vmid: Some(vmid),
-            image: Some((inst.image_handle, inst.image_staging)),
+            image: Some((
+                inst.image_handle,
+                Area {
+                    ipa: inst.image_staging,
+                    pages: inst.image_pages,
+                },
+            )),
             ..Done::default()
         };
         self.undo(rm, &done).map_err(|(s, e)| err(s, e))?;
@@ -540,7 +553,8 @@ impl Launch {
                     gmem: done.gmem.unwrap_or(0),
                     binding: done.binding.unwrap_or(0),
                     image_handle: done.image.map_or(0, |x| x.0),
-                    image_staging: done.image.map_or(0, |x| x.1),
+                    image_staging: done.image.map_or(0, |x| x.1.ipa),
+                    image_pages: done.image.map_or(0, |x| x.1.pages),
                     golden: done.golden,
                     sealed: false,
                 });
@@ -646,17 +660,19 @@ impl Launch {
         }
         // 5. Image parcel with the VM's DT, then init and start.
         let s = LaunchStep::ImageParcel;
+        let dt = vm_dt(&c.image_name, c.vcpus.count, ram.base, ram.size);
+        let pages = 1 + (dt.len() as u64).div_ceil(PAGE_SIZE);
         let at = self
             .staging
-            .take()
+            .take(pages)
             .ok_or((s.clone(), LaunchFailure::NoStaging))?;
-        let dt = vm_dt(&c.image_name, c.vcpus.count, ram.base, ram.size);
-        if !write_hlos(rm, at, &dt) {
+        if !write_hlos(rm, at.ipa, &dt) {
+            zero_hlos(rm, at);
             self.staging.free.push(at);
             return Err((s, LaunchFailure::Rm(RmError::MemInvalid)));
         }
         let acl = [AclEntry::new(vmid, rights::RWX)];
-        let sgl = [SglEntry::new(at, IMAGE_PAGES * PAGE_SIZE)];
+        let sgl = [SglEntry::new(at.ipa, at.pages * PAGE_SIZE)];
         let lend = MemCreate {
             mem_type: 0,
             flags: 0,
@@ -732,7 +748,7 @@ struct Done {
     gmem: Option<u32>,
     binding: Option<u32>,
     golden: Vec<(u32, u64)>,
-    image: Option<(u32, u64)>,
+    image: Option<(u32, Area)>,
 }
 
 fn event(r: Result<(String, Vmid), LaunchError>) -> LaunchEvent {
@@ -761,10 +777,10 @@ fn write_hlos<P: Platform>(rm: &mut Rm<P>, base: u64, data: &[u8]) -> bool {
     true
 }
 
-/// Zero the staging pages at `ipa` (they are HLOS's again).
-fn zero_hlos<P: Platform>(rm: &mut Rm<P>, ipa: u64) -> bool {
-    (0..IMAGE_PAGES).all(|k| {
-        let a = ipa + k * PAGE_SIZE;
+/// Zero the staging pages of `area` (they are HLOS's again).
+fn zero_hlos<P: Platform>(rm: &mut Rm<P>, area: Area) -> bool {
+    (0..area.pages).all(|k| {
+        let a = area.ipa + k * PAGE_SIZE;
         match rm.platform().query(VMID_HLOS, a) {
             Some(l) => rm.platform_mut().zero(l.pa + (a - l.ipa), PAGE_SIZE),
             None => false,

@@ -46,6 +46,45 @@ fn hex(d: &[u8; 32]) -> String {
     d.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Two state dumps hold the same mappings and the same partition use.
+/// Leaves are compared merged into runs, and table pages count as used pages:
+/// a lend splits HLOS's 1 GiB block and the reclaim maps the pages back
+/// without merging the block again, which keeps a few more table pages
+/// (same translations, same memory in use).
+fn assert_same(before: &gunyah_rm::snapshot::Snapshot, after: &gunyah_rm::snapshot::Snapshot) {
+    /// (IPA, PA, size, rights) of a run of leaves.
+    type Run = (u64, u64, u64, u8);
+    fn runs(s: &gunyah_rm::snapshot::Snapshot) -> Vec<(u16, Vec<Run>)> {
+        s.tables
+            .iter()
+            .map(|(v, leaves)| {
+                let mut out: Vec<Run> = Vec::new();
+                for l in leaves {
+                    match out.last_mut() {
+                        Some(r) if r.0 + r.2 == l.ipa && r.1 + r.2 == l.pa && r.3 == l.rights.0 => {
+                            r.2 += l.size
+                        }
+                        _ => out.push((l.ipa, l.pa, l.size, l.rights.0)),
+                    }
+                }
+                (*v, out)
+            })
+            .collect()
+    }
+    assert_eq!(runs(after), runs(before), "mappings differ");
+    let used = |s: &gunyah_rm::snapshot::Snapshot| s.partition.total - s.partition.free;
+    let data = |s: &gunyah_rm::snapshot::Snapshot| used(s) - s.partition.tables;
+    assert_eq!(
+        data(after),
+        data(before),
+        "partition pages other than tables differ"
+    );
+    assert!(
+        used(after) - used(before) <= 4,
+        "more than a split's table pages kept"
+    );
+}
+
 /// The guest of `vmid` reports OS status RUN (VM_SET_STATUS as itself).
 fn report_running(rm: &mut Rm<SimPlatform>, vmid: u16) {
     let req = VmSetStatusReq {
@@ -155,11 +194,7 @@ fn clones_on_request_get_their_own_vmids_and_copies() {
     assert_eq!(e.step, LaunchStep::GoldenMap("zygote-golden".into()));
     assert_eq!(e.failure, LaunchFailure::NotSealed);
     assert_eq!(e.undo, None);
-    let after = rm.snapshot();
-    assert_eq!(
-        (after.tables, after.partition),
-        (before.tables, before.partition)
-    );
+    assert_same(&before, &rm.snapshot());
     assert!(!rm.vm_exists(0x81));
     check(&rm);
 
@@ -231,11 +266,7 @@ fn protected_vm_is_refused_when_the_image_digest_differs() {
     assert!(!rm.vm_exists(0x82));
     let before = rm.snapshot();
     assert!(l.launch_vm(&mut rm, "protected-vm").is_err());
-    let after = rm.snapshot();
-    assert_eq!(
-        (after.tables, after.partition),
-        (before.tables, before.partition)
-    );
+    assert_same(&before, &rm.snapshot());
     check(&rm);
     // The clone sees what the template wrote.
     let mut b = [0u8; 6];
@@ -250,8 +281,7 @@ fn fixed_vmid_in_use_fails_at_alloc_and_changes_nothing() {
     let e = l.launch_vm(&mut rm, "trusted-vm").unwrap_err();
     assert_eq!(e.step, LaunchStep::AllocVmid);
     assert_eq!(e.rm_error(), Some(RmError::VmidInvalid));
-    assert_eq!(rm.snapshot().tables, before.tables);
-    assert_eq!(rm.snapshot().partition, before.partition);
+    assert_same(&before, &rm.snapshot());
     let e = l.launch_vm(&mut rm, "no-such-vm").unwrap_err();
     assert_eq!(e.failure, LaunchFailure::UnknownVm);
     check(&rm);
@@ -273,11 +303,7 @@ fn eager_bind_out_of_memory_is_undone() {
     assert_eq!(e.rm_error(), Some(RmError::NoMem));
     assert_eq!(e.undo, None);
     assert!(!rm.vm_exists(0x80));
-    let after = rm.snapshot();
-    assert_eq!(
-        (after.tables, after.partition),
-        (before.tables, before.partition)
-    );
+    assert_same(&before, &rm.snapshot());
     check(&rm);
     // The trusted VM (32 MiB) still fits and launches.
     assert_eq!(l.launch_vm(&mut rm, "trusted-vm"), Ok(0x2d));
@@ -344,4 +370,30 @@ fn stop_returns_everything_a_clone_held() {
     check(&rm);
     let e = l.stop(&mut rm, 0x99).unwrap_err();
     assert_eq!(e.failure, LaunchFailure::UnknownVm);
+}
+
+#[test]
+fn vm_init_failure_resets_and_deallocates() {
+    let mut plan = plan();
+    // More vCPUs than the RM creates (256): VM_INIT fails with NORESOURCE and
+    // moves the VM to INIT_FAILED, after the image parcel (a 257-CPU DT spans
+    // several pages) was lent and configured.
+    let k = plan
+        .vms
+        .iter()
+        .position(|v| v.config.image_name == "trusted-vm")
+        .unwrap();
+    plan.vms[k].config.vcpus.count = 257;
+    let mut rm = sim_rm_for(&plan.platform).unwrap();
+    let mut l = Launch::new(&rm, plan);
+    let before = rm.snapshot();
+    let e = l.launch_vm(&mut rm, "trusted-vm").unwrap_err();
+    assert_eq!(e.step, LaunchStep::Init);
+    assert_eq!(e.rm_error(), Some(RmError::NoResource));
+    assert_eq!(e.undo, None, "{e}");
+    // Reset, deallocated, image parcel reclaimed: nothing is left.
+    assert!(!rm.vm_exists(0x2d));
+    assert!(rm.parcels().parcels.is_empty());
+    assert_same(&before, &rm.snapshot());
+    check(&rm);
 }
