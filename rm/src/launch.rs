@@ -269,6 +269,7 @@ pub struct Launch {
     instances: Vec<Instance>,
     sealed: Vec<Option<SealedImage>>,
     waiting: Vec<usize>,
+    booted: bool,
 }
 
 impl Launch {
@@ -290,6 +291,7 @@ impl Launch {
             },
             instances: Vec::new(),
             waiting: Vec::new(),
+            booted: false,
         }
     }
 
@@ -330,8 +332,13 @@ impl Launch {
 
     /// Launch every `launch = "boot"` VM in plan order. A VM whose golden
     /// images are not sealed yet waits for [`Launch::poll`] / [`Launch::seal`].
+    /// Only the first call launches; later calls return no events.
     pub fn boot<P: Platform>(&mut self, rm: &mut Rm<P>) -> Vec<LaunchEvent> {
         let mut ev = Vec::new();
+        if core::mem::replace(&mut self.booted, true) {
+            // Boot VMs are launched once; more instances come from `launch_vm`.
+            return ev;
+        }
         for i in 0..self.plan.vms.len() {
             if self.plan.vms[i].config.launch != LaunchMode::Boot {
                 continue;

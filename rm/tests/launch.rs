@@ -132,7 +132,8 @@ fn template_boots_seals_on_os_run_and_clones_follow() {
     assert_eq!(l.waiting().len(), 2, "app-clone-0 and protected-vm wait");
     assert_eq!(rm.vm_state(0x80), Some(VmState::Running));
     assert_eq!(rm.vm_state(0x2d), Some(VmState::Running));
-    // Nothing seals before the trigger.
+    // Booting again launches nothing; nothing seals before the trigger.
+    assert!(l.boot(&mut rm).is_empty());
     assert!(l.poll(&mut rm).is_empty());
     assert!(l.sealed("zygote-golden").is_none());
 
