@@ -10,8 +10,8 @@
 //!    image mapped read-only with the config's CoW policy, quota, fault
 //!    action, EXEC flag and expected digest, copies paid by the VM's gmem;
 //! 5. the VM's DT (its CPUs and RAM) written into HLOS staging pages (one
-//!    empty image page, then the DT),
-//!    lent to the VM (MEM_LEND), VM_CONFIG_IMAGE, VM_INIT, VM_START.
+//!    empty image page, then the DT) taken from the top of HLOS RAM, lent
+//!    to the VM (MEM_LEND), then VM_CONFIG_IMAGE, VM_INIT, VM_START.
 //!
 //! A template is sealed ([`LaunchStep::Seal`]) when its trigger fires: it
 //! reports OS status RUN (VM_SET_STATUS, noticed by [`Launch::poll`]) or
@@ -32,6 +32,11 @@
 //! undone (the image parcel reclaimed, the VM reset if needed and
 //! deallocated, which returns its gmem, bindings and mappings) and the
 //! error names the VM, the step and the RM error code.
+//!
+//! Not applied yet (no request carries them): `vm-attrs` (the RM's VM
+//! flags), the firmware region, vCPU affinity and scheduling, vdevices
+//! other than the RM RPC link; `is-direct` RAM is refused (gmem cannot
+//! give IPA = PA).
 
 mod client;
 mod dt;
