@@ -8,10 +8,13 @@
 use std::time::Instant;
 
 use gunyah_rm::golden::MapParams;
-use gunyah_rm::memparcel::{AclEntry, CreateReq, TransType};
 use gunyah_rm::sim::{sim_rm, SimConfig};
-use gunyah_rm::{PhysMem, Rights, RmConfig};
+use gunyah_rm::{PhysMem, RmConfig};
 use gunyah_stage2::Access;
+
+#[path = "../tests/common/golden_setup.rs"]
+mod golden_setup;
+use golden_setup::{alloc_vm, seal_lent};
 
 const HLOS: u16 = 3;
 const PAGE: u64 = 4096;
@@ -36,11 +39,8 @@ fn cow(vms: u16, golden_mib: u64, faults: u64, cold: bool) -> u64 {
     let mut clones = Vec::new();
     // One more VM warms the simulator's page buffers up (see below).
     for _ in 0..vms + 1 {
-        let v = rm.vms().free_dynamic().unwrap();
-        rm.handle_request(HLOS, 1, 0x5600_0001, &[0, 0, 0, 0]);
-        clones.push(v);
+        clones.push(alloc_vm(&mut rm));
     }
-    let _ = rm.drain_outgoing();
     // Non-zero golden contents (one word per page is enough to make it real data).
     // Every page gets data up to 64 MiB; beyond, every 16th (the rest reads
     // as zeros), to keep the simulator's memory small.
@@ -48,24 +48,7 @@ fn cow(vms: u16, golden_mib: u64, faults: u64, cold: bool) -> u64 {
     for p in (0..size / PAGE).step_by(step) {
         rm.vm_write(HLOS, SRC + p * PAGE, &p.to_le_bytes()).unwrap();
     }
-    let h = rm
-        .mem_create(
-            HLOS,
-            &CreateReq {
-                trans: TransType::Lend,
-                mem_type: 0,
-                flags: 0,
-                label: 0,
-                acl: vec![AclEntry {
-                    vmid: clones[0],
-                    rights: Rights::RWX,
-                }],
-                sgl: vec![(SRC, size)],
-                attrs: vec![],
-            },
-        )
-        .unwrap();
-    let (g, _) = rm.golden_seal(HLOS, h, 0).unwrap();
+    let g = seal_lent(&mut rm, clones[0], SRC, size);
     for &v in &clones {
         let pool = rm.gmem_create(HLOS, faults * PAGE, 0, v).unwrap();
         rm.golden_map(HLOS, MapParams::cow(g, v, 0, 0x1_0000_0000, size, pool))
@@ -159,34 +142,12 @@ fn sim_copy(n: u64) -> u64 {
 fn clone_launch(clones: u16) -> (u64, f64, u64) {
     let mut rm = sim_rm(SimConfig::default(), RmConfig::default()).expect("simulated layout");
     let size = 512u64 << 20;
-    let first = rm.vms().free_dynamic().unwrap();
-    let h = {
-        rm.handle_request(HLOS, 1, 0x5600_0001, &[0, 0, 0, 0]);
-        let _ = rm.drain_outgoing();
-        rm.mem_create(
-            HLOS,
-            &CreateReq {
-                trans: TransType::Lend,
-                mem_type: 0,
-                flags: 0,
-                label: 0,
-                acl: vec![AclEntry {
-                    vmid: first,
-                    rights: Rights::RWX,
-                }],
-                sgl: vec![(SRC, size)],
-                attrs: vec![],
-            },
-        )
-        .unwrap()
-    };
-    let (g, _) = rm.golden_seal(HLOS, h, 0).unwrap();
+    let first = alloc_vm(&mut rm);
+    let g = seal_lent(&mut rm, first, SRC, size);
     let mut t = Vec::new();
     let tables_before = rm.platform().partition_usage().tables;
     for _ in 0..clones {
-        let v = rm.vms().free_dynamic().unwrap();
-        rm.handle_request(HLOS, 1, 0x5600_0001, &[0, 0, 0, 0]);
-        let _ = rm.drain_outgoing();
+        let v = alloc_vm(&mut rm);
         let s = Instant::now();
         let pool = rm.gmem_create(HLOS, 4096 * PAGE, 0, v).unwrap();
         rm.golden_map(HLOS, MapParams::cow(g, v, 0, 0x1_0000_0000, size, pool))

@@ -63,6 +63,7 @@ pub mod sim_access;
 #[cfg(feature = "std")]
 pub mod sim_mmu;
 pub mod snapshot;
+pub mod stage2_spaces;
 pub mod vm;
 
 pub use platform::{AddressSpaces, Leaf, MemKind, PhysMem, Platform, PlatformError, Rights, Vmid};

@@ -6,13 +6,11 @@
 use std::collections::BTreeMap;
 
 use gunyah_stage2::host::{HostArena, SharedArena};
-use gunyah_stage2::{
-    AddressSpace, Attrs, MapFlags, MemAttr, PaRange, S2Ap, Stage2Config, TableMemory,
-    TlbMaintenance,
-};
+use gunyah_stage2::{AddressSpace, PaRange, TableMemory, TlbMaintenance};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::platform::*;
+use crate::stage2_spaces::{SpaceParts, Stage2Backed, Stage2Spaces};
 
 /// Simulated machine layout.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -334,52 +332,15 @@ unsafe impl TableMemory for PartitionTables {
     }
 }
 
-fn attrs_of(rights: Rights, kind: MemKind) -> Attrs {
-    let s2ap = match (rights.readable(), rights.writable()) {
-        (true, true) => S2Ap::ReadWrite,
-        (true, false) => S2Ap::ReadOnly,
-        (false, true) => S2Ap::WriteOnly,
-        (false, false) => S2Ap::None,
-    };
-    let base = match kind {
-        MemKind::Normal => Attrs::normal(s2ap),
-        MemKind::Device => Attrs::device_rw().with_s2ap(s2ap),
-    };
-    base.with_xn(!rights.executable())
-}
+/// Where a new simulated VM's stage 2 gets its pieces: table pages from the
+/// partition arena, a counting TLB.
+pub struct SimParts(SharedArena);
 
-fn leaf_of(l: &gunyah_stage2::Leaf) -> Leaf {
-    let a = l.attrs;
-    let mut r = 0;
-    if a.s2ap.readable() {
-        r |= Rights::R.0;
-    }
-    if a.s2ap.writable() {
-        r |= Rights::W.0;
-    }
-    if !a.xn {
-        r |= Rights::X.0;
-    }
-    let kind = match a.mem {
-        MemAttr::DeviceNGnRnE | MemAttr::DeviceNGnRE => MemKind::Device,
-        _ => MemKind::Normal,
-    };
-    Leaf {
-        ipa: l.ipa,
-        pa: l.pa,
-        size: l.size(),
-        rights: Rights(r),
-        kind,
-    }
-}
-
-fn perr(e: gunyah_stage2::Error) -> PlatformError {
-    use gunyah_stage2::Error as E;
-    match e {
-        E::NoMemory => PlatformError::NoMemory,
-        E::AlreadyMapped { .. } => PlatformError::AlreadyMapped,
-        E::NotMapped { .. } => PlatformError::NotMapped,
-        _ => PlatformError::BadAddress,
+impl SpaceParts for SimParts {
+    type Mem = PartitionTables;
+    type Tlb = SimTlb;
+    fn parts(&mut self, _vmid: Vmid) -> Option<(PartitionTables, SimTlb)> {
+        Some((PartitionTables::new(self.0.clone())?, SimTlb::default()))
     }
 }
 
@@ -389,15 +350,14 @@ pub struct SimPlatform {
     cfg: SimConfig,
     arena: ArenaHandle,
     partition: SharedArena,
-    spaces: BTreeMap<Vmid, SimSpace>,
-    ipa_limit: u64,
+    spaces: Stage2Spaces<SimParts>,
 }
 
 impl std::fmt::Debug for SimPlatform {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SimPlatform")
             .field("cfg", &self.cfg)
-            .field("vms", &self.spaces.keys())
+            .field("vms", &self.spaces.vmids().collect::<Vec<_>>())
             .finish()
     }
 }
@@ -406,16 +366,15 @@ impl SimPlatform {
     /// A simulated machine, or why `cfg` does not describe one.
     pub fn new(cfg: SimConfig) -> Result<SimPlatform, SimError> {
         cfg.validate()?;
-        let ipa_limit = 1u64 << cfg.ipa_bits;
         let partition = SharedArena::new(HostArena::new(
             cfg.partition_base,
             cfg.partition_pages as usize,
         ));
+        let parts = SimParts(partition.clone());
         Ok(SimPlatform {
             arena: ArenaHandle(Arc::new(Mutex::new(Arena::new(cfg.clone())))),
             partition,
-            spaces: BTreeMap::new(),
-            ipa_limit,
+            spaces: Stage2Spaces::new(parts, cfg.ipa_bits, PaRange::Bits40),
             cfg,
         })
     }
@@ -432,131 +391,25 @@ impl SimPlatform {
 
     /// A VM's real stage-2 tables.
     pub fn space(&self, vmid: Vmid) -> Option<&SimSpace> {
-        self.spaces.get(&vmid)
+        self.spaces.get(vmid)
     }
 
     /// A VM's real stage-2 tables, mutably (the fault path of issue 5 uses this).
     pub fn space_mut(&mut self, vmid: Vmid) -> Option<&mut SimSpace> {
-        self.spaces.get_mut(&vmid)
-    }
-
-    fn covered(&self, vmid: Vmid, ipa: u64, size: u64) -> Result<(), PlatformError> {
-        let s = self.spaces.get(&vmid).ok_or(PlatformError::NoSuchSpace)?;
-        let end = ipa.checked_add(size).ok_or(PlatformError::BadAddress)?;
-        let mut cur = ipa;
-        while cur < end {
-            let l = s.query(cur).ok_or(PlatformError::NotMapped)?;
-            cur = l.ipa + l.size();
-        }
-        Ok(())
+        self.spaces.get_mut(vmid)
     }
 }
 
-impl AddressSpaces for SimPlatform {
-    fn create_space(&mut self, vmid: Vmid) -> Result<(), PlatformError> {
-        if self.spaces.contains_key(&vmid) {
-            return Err(PlatformError::SpaceExists);
-        }
-        let cfg = Stage2Config::new(self.cfg.ipa_bits, PaRange::Bits40, vmid);
-        let mem = PartitionTables::new(self.partition.clone()).ok_or(PlatformError::NoMemory)?;
-        let s = AddressSpace::new(mem, SimTlb::default(), cfg).map_err(perr)?;
-        self.spaces.insert(vmid, s);
-        Ok(())
+impl Stage2Backed for SimPlatform {
+    type Parts = SimParts;
+    // Guest accesses are simulated here (SIM_VM_READ/WRITE, `Rm::vm_read`,
+    // `Rm::vm_write`), through the real tables.
+    const SIMULATES_ACCESS: bool = true;
+    fn stage2(&self) -> &Stage2Spaces<SimParts> {
+        &self.spaces
     }
-    fn destroy_space(&mut self, vmid: Vmid) -> Result<(), PlatformError> {
-        let s = self
-            .spaces
-            .remove(&vmid)
-            .ok_or(PlatformError::NoSuchSpace)?;
-        let _ = s.destroy();
-        Ok(())
-    }
-    fn map(
-        &mut self,
-        vmid: Vmid,
-        ipa: u64,
-        pa: u64,
-        size: u64,
-        rights: Rights,
-        kind: MemKind,
-    ) -> Result<(), PlatformError> {
-        let s = self
-            .spaces
-            .get_mut(&vmid)
-            .ok_or(PlatformError::NoSuchSpace)?;
-        s.map(ipa, size, pa, attrs_of(rights, kind), MapFlags::BLOCKS)
-            .map_err(perr)
-    }
-    fn unmap(&mut self, vmid: Vmid, ipa: u64, size: u64) -> Result<(), PlatformError> {
-        self.covered(vmid, ipa, size)?;
-        let s = self
-            .spaces
-            .get_mut(&vmid)
-            .ok_or(PlatformError::NoSuchSpace)?;
-        s.unmap(ipa, size).map_err(perr)
-    }
-    fn protect(
-        &mut self,
-        vmid: Vmid,
-        ipa: u64,
-        size: u64,
-        rights: Rights,
-    ) -> Result<(), PlatformError> {
-        let s = self
-            .spaces
-            .get_mut(&vmid)
-            .ok_or(PlatformError::NoSuchSpace)?;
-        let kind_of = |a: Attrs| {
-            attrs_of(
-                rights,
-                if matches!(a.mem, MemAttr::DeviceNGnRnE | MemAttr::DeviceNGnRE) {
-                    MemKind::Device
-                } else {
-                    MemKind::Normal
-                },
-            )
-        };
-        s.modify_attrs(ipa, size, &move |a: Attrs| {
-            let n = kind_of(a);
-            a.with_s2ap(n.s2ap).with_xn(n.xn)
-        })
-        .map_err(perr)
-    }
-    fn replace_page(
-        &mut self,
-        vmid: Vmid,
-        ipa: u64,
-        pa: u64,
-        rights: Rights,
-        kind: MemKind,
-    ) -> Result<Option<Leaf>, PlatformError> {
-        let s = self
-            .spaces
-            .get_mut(&vmid)
-            .ok_or(PlatformError::NoSuchSpace)?;
-        s.replace_page(ipa, pa, attrs_of(rights, kind))
-            .map(|old| old.map(|l| leaf_of(&l)))
-            .map_err(perr)
-    }
-    fn query(&self, vmid: Vmid, ipa: u64) -> Option<Leaf> {
-        self.spaces.get(&vmid)?.query(ipa).map(|l| leaf_of(&l))
-    }
-    fn for_each_leaf(&self, vmid: Vmid, f: &mut dyn FnMut(&Leaf)) {
-        if let Some(s) = self.spaces.get(&vmid) {
-            s.for_each_leaf(&mut |l| f(&leaf_of(l)));
-        }
-    }
-    fn ipa_limit(&self) -> u64 {
-        self.ipa_limit
-    }
-    fn simulate_access(
-        &self,
-        vmid: Vmid,
-        ipa: u64,
-        access: gunyah_stage2::Access,
-    ) -> Option<Result<u64, gunyah_stage2::FaultStatus>> {
-        let s = self.spaces.get(&vmid)?;
-        Some(s.simulate_access(ipa, access))
+    fn stage2_mut(&mut self) -> &mut Stage2Spaces<SimParts> {
+        &mut self.spaces
     }
 }
 
@@ -598,11 +451,10 @@ impl PhysMem for SimPlatform {
     }
     fn partition_usage(&self) -> PartitionUsage {
         let p = self.partition.lock();
-        let tables: usize = self.spaces.values().map(|s| s.table_pages()).sum();
         PartitionUsage {
             total: p.capacity() as u64,
             free: (p.capacity() - p.pages_in_use()) as u64,
-            tables: tables as u64,
+            tables: self.spaces.table_pages() as u64,
         }
     }
 }

@@ -8,18 +8,19 @@ use std::sync::{Arc, Barrier, Mutex};
 
 use gunyah_rm::cow::FaultOutcome;
 use gunyah_rm::golden::MapParams;
-use gunyah_rm::memparcel::{AclEntry, CreateReq, TransType};
 use gunyah_rm::sim::{default_rm, SimPlatform};
 use gunyah_rm::sim_mmu::SimMmu;
-use gunyah_rm::{Rights, Rm};
+use gunyah_rm::Rm;
 use gunyah_stage2::{Access, Fault, FaultKind};
+
+mod common;
+use common::golden_setup::{alloc_vm, seal_lent};
 
 const HLOS: u16 = 3;
 const PAGE: u64 = 4096;
 const SRC: u64 = 0x4020_0000;
 const IMAGE: u64 = 0x40_0000; // 4 MiB: two 2 MiB blocks in the clone
 const CLONE_IPA: u64 = 0x8000_0000;
-const VM_ALLOC: u32 = 0x5600_0001;
 
 fn golden_byte(page: u64, off: u64) -> u8 {
     (page as u8).wrapping_mul(31) ^ (off as u8)
@@ -32,27 +33,8 @@ fn setup(pool_pages: u64) -> (Rm<SimPlatform>, u16, u32) {
         let bytes: Vec<u8> = (0..PAGE).map(|o| golden_byte(p, o)).collect();
         rm.vm_write(HLOS, SRC + p * PAGE, &bytes).unwrap();
     }
-    let vm = rm.vms().free_dynamic().unwrap();
-    rm.handle_request(HLOS, 1, VM_ALLOC, &[0, 0, 0, 0]);
-    let _ = rm.drain_outgoing();
-    let h = rm
-        .mem_create(
-            HLOS,
-            &CreateReq {
-                trans: TransType::Lend,
-                mem_type: 0,
-                flags: 0,
-                label: 0,
-                acl: vec![AclEntry {
-                    vmid: vm,
-                    rights: Rights::RWX,
-                }],
-                sgl: vec![(SRC, IMAGE)],
-                attrs: vec![],
-            },
-        )
-        .unwrap();
-    let (g, _) = rm.golden_seal(HLOS, h, 0).unwrap();
+    let vm = alloc_vm(&mut rm);
+    let g = seal_lent(&mut rm, vm, SRC, IMAGE);
     let pool = rm.gmem_create(HLOS, pool_pages * PAGE, 0, vm).unwrap();
     rm.golden_map(HLOS, MapParams::cow(g, vm, 0, CLONE_IPA, IMAGE, pool))
         .unwrap();

@@ -5,80 +5,17 @@
 
 use gunyah_rm::cow::FaultOutcome;
 use gunyah_rm::golden::MapParams;
-use gunyah_rm::memparcel::{AclEntry, CreateReq, TransType};
-use gunyah_rm::platform::PartitionUsage;
 use gunyah_rm::sim::{SimConfig, SimPlatform};
-use gunyah_rm::{AddressSpaces, Leaf, MemKind, PhysMem, PlatformError, Rights, Rm, RmConfig, Vmid};
+use gunyah_rm::{AddressSpaces, PhysMem, Rights, Rm, RmConfig};
 use gunyah_stage2::Access;
+
+mod common;
+use common::golden_setup::{alloc_vm, seal_lent};
+use common::seams_only::SeamsOnly;
 
 /// The simulator's tables and memory, without its guest-access simulation
 /// or its single-entry replace (as a hardware or hypercall backend would be).
-struct Plain(SimPlatform);
-
-impl AddressSpaces for Plain {
-    fn create_space(&mut self, vmid: Vmid) -> Result<(), PlatformError> {
-        self.0.create_space(vmid)
-    }
-    fn destroy_space(&mut self, vmid: Vmid) -> Result<(), PlatformError> {
-        self.0.destroy_space(vmid)
-    }
-    fn map(
-        &mut self,
-        vmid: Vmid,
-        ipa: u64,
-        pa: u64,
-        size: u64,
-        rights: Rights,
-        kind: MemKind,
-    ) -> Result<(), PlatformError> {
-        self.0.map(vmid, ipa, pa, size, rights, kind)
-    }
-    fn unmap(&mut self, vmid: Vmid, ipa: u64, size: u64) -> Result<(), PlatformError> {
-        self.0.unmap(vmid, ipa, size)
-    }
-    fn protect(
-        &mut self,
-        vmid: Vmid,
-        ipa: u64,
-        size: u64,
-        rights: Rights,
-    ) -> Result<(), PlatformError> {
-        self.0.protect(vmid, ipa, size, rights)
-    }
-    fn query(&self, vmid: Vmid, ipa: u64) -> Option<Leaf> {
-        self.0.query(vmid, ipa)
-    }
-    fn for_each_leaf(&self, vmid: Vmid, f: &mut dyn FnMut(&Leaf)) {
-        self.0.for_each_leaf(vmid, f)
-    }
-    fn ipa_limit(&self) -> u64 {
-        self.0.ipa_limit()
-    }
-}
-
-impl PhysMem for Plain {
-    fn alloc_page(&mut self) -> Option<u64> {
-        self.0.alloc_page()
-    }
-    fn free_page(&mut self, pa: u64) {
-        self.0.free_page(pa)
-    }
-    fn read(&self, pa: u64, buf: &mut [u8]) -> bool {
-        self.0.read(pa, buf)
-    }
-    fn write(&mut self, pa: u64, data: &[u8]) -> bool {
-        self.0.write(pa, data)
-    }
-    fn zero(&mut self, pa: u64, len: u64) -> bool {
-        self.0.zero(pa, len)
-    }
-    fn copy(&mut self, dst: u64, src: u64, len: u64) -> bool {
-        self.0.copy(dst, src, len)
-    }
-    fn partition_usage(&self) -> PartitionUsage {
-        self.0.partition_usage()
-    }
-}
+type Plain = SeamsOnly<SimPlatform>;
 
 const HLOS: u16 = 3;
 const SRC: u64 = 0x4020_0000;
@@ -103,7 +40,7 @@ fn sim_requests_are_unimplemented_and_cow_still_works() {
         hlos_ram: Some((cfg.hlos_ram.0, cfg.hlos_ram.0, cfg.hlos_ram.1)),
         ..RmConfig::default()
     };
-    let mut rm = Rm::new(Plain(SimPlatform::new(cfg).unwrap()), rc).unwrap();
+    let mut rm = Rm::new(SeamsOnly(SimPlatform::new(cfg).unwrap()), rc).unwrap();
     let mut read = vec![3, 0, 0, 0];
     read.extend_from_slice(&16u32.to_le_bytes());
     read.extend_from_slice(&SRC.to_le_bytes());
@@ -123,27 +60,8 @@ fn sim_requests_are_unimplemented_and_cow_still_works() {
 
     // Golden image from HLOS RAM, a clone, and a CoW fault through the seams.
     assert!(rm.platform_mut().write(SRC + 0x1000, b"golden"));
-    let vm = rm.vms().free_dynamic().unwrap();
-    rm.handle_request(HLOS, 1, 0x5600_0001, &[0, 0, 0, 0]);
-    let _ = rm.drain_outgoing();
-    let h = rm
-        .mem_create(
-            HLOS,
-            &CreateReq {
-                trans: TransType::Lend,
-                mem_type: 0,
-                flags: 0,
-                label: 0,
-                acl: vec![AclEntry {
-                    vmid: vm,
-                    rights: Rights::RWX,
-                }],
-                sgl: vec![(SRC, 0x20_0000)],
-                attrs: vec![],
-            },
-        )
-        .unwrap();
-    let (g, _) = rm.golden_seal(HLOS, h, 0).unwrap();
+    let vm = alloc_vm(&mut rm);
+    let g = seal_lent(&mut rm, vm, SRC, 0x20_0000);
     let pool = rm.gmem_create(HLOS, 4 * 4096, 0, vm).unwrap();
     rm.golden_map(HLOS, MapParams::cow(g, vm, 0, 0x8000_0000, 0x20_0000, pool))
         .unwrap();

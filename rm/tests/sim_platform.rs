@@ -4,6 +4,9 @@
 use gunyah_rm::platform::{AddressSpaces, MemKind, PhysMem, Rights};
 use gunyah_rm::sim::{SimConfig, SimPlatform};
 
+mod common;
+use common::seams_only::SeamsOnly;
+
 const VM: u16 = 5;
 
 #[test]
@@ -86,53 +89,10 @@ fn map_refuses_overlap_and_unmap_refuses_holes() {
     assert!(p.create_space(VM).is_err());
 }
 
-/// A platform using the trait's default `replace_page` (unmap + map).
-struct NoReplace(SimPlatform);
-
-impl AddressSpaces for NoReplace {
-    fn create_space(&mut self, v: u16) -> Result<(), gunyah_rm::PlatformError> {
-        self.0.create_space(v)
-    }
-    fn destroy_space(&mut self, v: u16) -> Result<(), gunyah_rm::PlatformError> {
-        self.0.destroy_space(v)
-    }
-    fn map(
-        &mut self,
-        v: u16,
-        i: u64,
-        p: u64,
-        s: u64,
-        r: Rights,
-        k: MemKind,
-    ) -> Result<(), gunyah_rm::PlatformError> {
-        self.0.map(v, i, p, s, r, k)
-    }
-    fn unmap(&mut self, v: u16, i: u64, s: u64) -> Result<(), gunyah_rm::PlatformError> {
-        self.0.unmap(v, i, s)
-    }
-    fn protect(
-        &mut self,
-        v: u16,
-        i: u64,
-        s: u64,
-        r: Rights,
-    ) -> Result<(), gunyah_rm::PlatformError> {
-        self.0.protect(v, i, s, r)
-    }
-    fn query(&self, v: u16, i: u64) -> Option<gunyah_rm::Leaf> {
-        self.0.query(v, i)
-    }
-    fn for_each_leaf(&self, v: u16, f: &mut dyn FnMut(&gunyah_rm::Leaf)) {
-        self.0.for_each_leaf(v, f)
-    }
-    fn ipa_limit(&self) -> u64 {
-        self.0.ipa_limit()
-    }
-}
-
 #[test]
 fn default_replace_page_behaves_the_same() {
-    let mut p = NoReplace(SimPlatform::new(SimConfig::default()).unwrap());
+    // The trait's default `replace_page` (unmap + map).
+    let mut p = SeamsOnly(SimPlatform::new(SimConfig::default()).unwrap());
     p.create_space(VM).unwrap();
     p.map(
         VM,

@@ -2,6 +2,9 @@
 //! would, and runs the isolation checker after every step.
 #![allow(dead_code)]
 
+pub mod golden_setup;
+pub mod seams_only;
+
 use gunyah_rm::sim::{default_rm, SimPlatform};
 use gunyah_rm::Rm;
 

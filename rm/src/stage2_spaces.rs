@@ -1,0 +1,309 @@
+//! [`AddressSpaces`] over real `gunyah-stage2` tables, written once for every
+//! platform that keeps its VMs' stage 2 in software tables (the host
+//! simulator, the QEMU EL2 board).
+//!
+//! A platform holds a [`Stage2Spaces`] (one `gunyah_stage2::AddressSpace`
+//! per VMID plus the IPA size and PA range they are built with) and
+//! implements [`Stage2Backed`] to say where it is; it then gets
+//! [`AddressSpaces`] for free. What differs between platforms is only where
+//! table pages come from and how TLBs are maintained: a [`SpaceParts`].
+
+use alloc::collections::BTreeMap;
+
+use gunyah_stage2::{
+    Access, AddressSpace, Attrs, FaultStatus, MapFlags, MemAttr, PaRange, S2Ap, Stage2Config,
+    TableMemory, TlbMaintenance,
+};
+
+use crate::platform::{AddressSpaces, Leaf, MemKind, PlatformError, Rights, Vmid};
+
+/// How a platform makes the pieces of a new VM's stage 2.
+pub trait SpaceParts {
+    /// Where the VM's table pages come from.
+    type Mem: TableMemory;
+    /// How the VM's TLB entries are invalidated.
+    type Tlb: TlbMaintenance;
+    /// Table memory and TLB maintenance for `vmid`'s new address space;
+    /// `None` if there is no memory for them.
+    fn parts(&mut self, vmid: Vmid) -> Option<(Self::Mem, Self::Tlb)>;
+}
+
+/// One VM's stage 2, as a [`Stage2Spaces`] over `P` holds it.
+pub type Space<P> = AddressSpace<<P as SpaceParts>::Mem, <P as SpaceParts>::Tlb>;
+
+/// Every VM's stage-2 address space, by VMID.
+pub struct Stage2Spaces<P: SpaceParts> {
+    parts: P,
+    spaces: BTreeMap<Vmid, Space<P>>,
+    ipa_bits: u8,
+    parange: PaRange,
+}
+
+impl<P: SpaceParts> Stage2Spaces<P> {
+    /// No address spaces yet; each one made later has an `ipa_bits`-bit IPA
+    /// space and output addresses of `parange`, with pieces from `parts`.
+    pub fn new(parts: P, ipa_bits: u8, parange: PaRange) -> Self {
+        Stage2Spaces {
+            parts,
+            spaces: BTreeMap::new(),
+            ipa_bits,
+            parange,
+        }
+    }
+
+    /// `vmid`'s address space.
+    pub fn get(&self, vmid: Vmid) -> Option<&Space<P>> {
+        self.spaces.get(&vmid)
+    }
+
+    /// `vmid`'s address space, mutably.
+    pub fn get_mut(&mut self, vmid: Vmid) -> Option<&mut Space<P>> {
+        self.spaces.get_mut(&vmid)
+    }
+
+    /// The VMIDs that have an address space, in order.
+    pub fn vmids(&self) -> impl Iterator<Item = Vmid> + '_ {
+        self.spaces.keys().copied()
+    }
+
+    /// Table pages held by all address spaces.
+    pub fn table_pages(&self) -> usize {
+        self.spaces.values().map(|s| s.table_pages()).sum()
+    }
+
+    fn space(&mut self, vmid: Vmid) -> Result<&mut Space<P>, PlatformError> {
+        self.spaces.get_mut(&vmid).ok_or(PlatformError::NoSuchSpace)
+    }
+
+    /// Whether every page of `[ipa, ipa+size)` is mapped in `vmid`'s space.
+    fn covered(&self, vmid: Vmid, ipa: u64, size: u64) -> Result<(), PlatformError> {
+        let s = self.spaces.get(&vmid).ok_or(PlatformError::NoSuchSpace)?;
+        let end = ipa.checked_add(size).ok_or(PlatformError::BadAddress)?;
+        let mut cur = ipa;
+        while cur < end {
+            let l = s.query(cur).ok_or(PlatformError::NotMapped)?;
+            cur = l.ipa + l.size();
+        }
+        Ok(())
+    }
+}
+
+/// A platform whose VMs' stage 2 lives in a [`Stage2Spaces`]; it implements
+/// [`AddressSpaces`] through it.
+pub trait Stage2Backed {
+    /// How the platform makes a new VM's table memory and TLB maintenance.
+    type Parts: SpaceParts;
+    /// Whether [`AddressSpaces::simulate_access`] answers by walking the
+    /// tables in software: only the host simulator, where guest accesses
+    /// are simulated; a platform with real guests answers `None`.
+    const SIMULATES_ACCESS: bool = false;
+    /// The address spaces.
+    fn stage2(&self) -> &Stage2Spaces<Self::Parts>;
+    /// The address spaces, mutably.
+    fn stage2_mut(&mut self) -> &mut Stage2Spaces<Self::Parts>;
+}
+
+impl<P: SpaceParts> Stage2Backed for Stage2Spaces<P> {
+    type Parts = P;
+    fn stage2(&self) -> &Stage2Spaces<P> {
+        self
+    }
+    fn stage2_mut(&mut self) -> &mut Stage2Spaces<P> {
+        self
+    }
+}
+
+/// Descriptor attributes for `rights` on memory of `kind`.
+pub fn attrs_of(rights: Rights, kind: MemKind) -> Attrs {
+    let s2ap = match (rights.readable(), rights.writable()) {
+        (true, true) => S2Ap::ReadWrite,
+        (true, false) => S2Ap::ReadOnly,
+        (false, true) => S2Ap::WriteOnly,
+        (false, false) => S2Ap::None,
+    };
+    let base = match kind {
+        MemKind::Normal => Attrs::normal(s2ap),
+        MemKind::Device => Attrs::device_rw().with_s2ap(s2ap),
+    };
+    base.with_xn(!rights.executable())
+}
+
+/// The memory kind descriptor attributes `a` give.
+pub fn kind_of(a: &Attrs) -> MemKind {
+    match a.mem {
+        MemAttr::DeviceNGnRnE | MemAttr::DeviceNGnRE => MemKind::Device,
+        _ => MemKind::Normal,
+    }
+}
+
+/// A table leaf as the RM sees it.
+pub fn leaf_of(l: &gunyah_stage2::Leaf) -> Leaf {
+    let a = l.attrs;
+    let mut r = 0;
+    if a.s2ap.readable() {
+        r |= Rights::R.0;
+    }
+    if a.s2ap.writable() {
+        r |= Rights::W.0;
+    }
+    if !a.xn {
+        r |= Rights::X.0;
+    }
+    Leaf {
+        ipa: l.ipa,
+        pa: l.pa,
+        size: l.size(),
+        rights: Rights(r),
+        kind: kind_of(&a),
+    }
+}
+
+/// The platform error for a table operation's error.
+pub fn perr(e: gunyah_stage2::Error) -> PlatformError {
+    use gunyah_stage2::Error as E;
+    match e {
+        E::NoMemory => PlatformError::NoMemory,
+        E::AlreadyMapped { .. } => PlatformError::AlreadyMapped,
+        E::NotMapped { .. } => PlatformError::NotMapped,
+        _ => PlatformError::BadAddress,
+    }
+}
+
+impl<B: Stage2Backed> AddressSpaces for B {
+    fn create_space(&mut self, vmid: Vmid) -> Result<(), PlatformError> {
+        let s2 = self.stage2_mut();
+        if s2.spaces.contains_key(&vmid) {
+            return Err(PlatformError::SpaceExists);
+        }
+        let cfg = Stage2Config::new(s2.ipa_bits, s2.parange, vmid);
+        let (mem, tlb) = s2.parts.parts(vmid).ok_or(PlatformError::NoMemory)?;
+        let s = AddressSpace::new(mem, tlb, cfg).map_err(perr)?;
+        s2.spaces.insert(vmid, s);
+        Ok(())
+    }
+    fn destroy_space(&mut self, vmid: Vmid) -> Result<(), PlatformError> {
+        let s = self.stage2_mut().spaces.remove(&vmid);
+        let _ = s.ok_or(PlatformError::NoSuchSpace)?.destroy();
+        Ok(())
+    }
+    fn map(
+        &mut self,
+        vmid: Vmid,
+        ipa: u64,
+        pa: u64,
+        size: u64,
+        rights: Rights,
+        kind: MemKind,
+    ) -> Result<(), PlatformError> {
+        let attrs = attrs_of(rights, kind);
+        let s = self.stage2_mut().space(vmid)?;
+        s.map(ipa, size, pa, attrs, MapFlags::BLOCKS).map_err(perr)
+    }
+    fn unmap(&mut self, vmid: Vmid, ipa: u64, size: u64) -> Result<(), PlatformError> {
+        // The tables skip holes; the seam's contract is to refuse them.
+        self.stage2().covered(vmid, ipa, size)?;
+        self.stage2_mut()
+            .space(vmid)?
+            .unmap(ipa, size)
+            .map_err(perr)
+    }
+    fn protect(
+        &mut self,
+        vmid: Vmid,
+        ipa: u64,
+        size: u64,
+        rights: Rights,
+    ) -> Result<(), PlatformError> {
+        // Each leaf keeps its memory kind; only access and execute change.
+        let new_rights = move |a: Attrs| {
+            let n = attrs_of(rights, kind_of(&a));
+            a.with_s2ap(n.s2ap).with_xn(n.xn)
+        };
+        let s = self.stage2_mut().space(vmid)?;
+        s.modify_attrs(ipa, size, &new_rights).map_err(perr)
+    }
+    fn replace_page(
+        &mut self,
+        vmid: Vmid,
+        ipa: u64,
+        pa: u64,
+        rights: Rights,
+        kind: MemKind,
+    ) -> Result<Option<Leaf>, PlatformError> {
+        let s = self.stage2_mut().space(vmid)?;
+        s.replace_page(ipa, pa, attrs_of(rights, kind))
+            .map(|old| old.map(|l| leaf_of(&l)))
+            .map_err(perr)
+    }
+    fn query(&self, vmid: Vmid, ipa: u64) -> Option<Leaf> {
+        self.stage2().get(vmid)?.query(ipa).map(|l| leaf_of(&l))
+    }
+    fn for_each_leaf(&self, vmid: Vmid, f: &mut dyn FnMut(&Leaf)) {
+        if let Some(s) = self.stage2().get(vmid) {
+            s.for_each_leaf(&mut |l| f(&leaf_of(l)));
+        }
+    }
+    fn ipa_limit(&self) -> u64 {
+        1 << self.stage2().ipa_bits
+    }
+    fn simulate_access(
+        &self,
+        vmid: Vmid,
+        ipa: u64,
+        access: Access,
+    ) -> Option<Result<u64, FaultStatus>> {
+        if !B::SIMULATES_ACCESS {
+            return None;
+        }
+        Some(self.stage2().get(vmid)?.simulate_access(ipa, access))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gunyah_stage2::Error as E;
+
+    #[test]
+    fn rights_and_kind_survive_the_descriptor() {
+        for r in 0..8u8 {
+            for kind in [MemKind::Normal, MemKind::Device] {
+                let l = gunyah_stage2::Leaf {
+                    ipa: 0x8000_0000,
+                    pa: 0x4000_0000,
+                    level: 3,
+                    attrs: attrs_of(Rights(r), kind),
+                };
+                let want = Leaf {
+                    ipa: 0x8000_0000,
+                    pa: 0x4000_0000,
+                    size: 4096,
+                    rights: Rights(r),
+                    kind,
+                };
+                assert_eq!(leaf_of(&l), want, "rights {r:#x} {kind:?}");
+            }
+        }
+        let rx = attrs_of(Rights::RX, MemKind::Normal);
+        assert_eq!((rx.s2ap, rx.xn), (S2Ap::ReadOnly, false));
+        let w = attrs_of(Rights::W, MemKind::Device);
+        assert_eq!((w.s2ap, w.xn), (S2Ap::WriteOnly, true));
+        assert_eq!(kind_of(&w), MemKind::Device);
+    }
+
+    #[test]
+    fn table_errors_map_to_platform_errors() {
+        assert_eq!(perr(E::NoMemory), PlatformError::NoMemory);
+        assert_eq!(
+            perr(E::AlreadyMapped { ipa: 0x1000 }),
+            PlatformError::AlreadyMapped
+        );
+        assert_eq!(perr(E::NotMapped { ipa: 0x1000 }), PlatformError::NotMapped);
+        assert_eq!(perr(E::ZeroSize), PlatformError::BadAddress);
+        assert_eq!(perr(E::RangeOverflow), PlatformError::BadAddress);
+        assert_eq!(
+            perr(E::Unaligned { value: 0x800 }),
+            PlatformError::BadAddress
+        );
+    }
+}
