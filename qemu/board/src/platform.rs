@@ -2,16 +2,13 @@
 //! into VTTBR_EL2 when its vCPU runs, TLB maintenance with `HwTlb`), table pages and RM pages
 //! from the partition's page allocator, and byte access to real RAM (EL2 is identity-mapped).
 
-use alloc::collections::BTreeMap;
 use alloc::vec;
 use alloc::vec::Vec;
 
-use gunyah_rm::platform::{
-    AddressSpaces, Leaf, MemKind, PartitionUsage, PhysMem, PlatformError, Rights, Vmid, PAGE_SIZE,
-};
+use gunyah_rm::platform::{PartitionUsage, PhysMem, Vmid, PAGE_SIZE};
+use gunyah_rm::stage2_spaces::{SpaceParts, Stage2Backed, Stage2Spaces};
 use gunyah_stage2::tlb::HwTlb;
-use gunyah_stage2::TableMemory;
-use gunyah_stage2::{AddressSpace, Attrs, MapFlags, MemAttr, PaRange, S2Ap, Stage2Config};
+use gunyah_stage2::{PaRange, TableMemory};
 
 use crate::layout::{HLOS_RAM, PARTITION_BASE, PARTITION_PAGES};
 
@@ -112,13 +109,24 @@ unsafe impl TableMemory for PartitionTables {
     }
 }
 
-/// One VM's stage 2.
-pub type Space = AddressSpace<PartitionTables, HwTlb>;
+/// Where a new VM's stage 2 gets its pieces: table pages from the partition, hardware TLB
+/// maintenance.
+pub struct HwParts;
+
+impl SpaceParts for HwParts {
+    type Mem = PartitionTables;
+    type Tlb = HwTlb;
+    fn parts(&mut self, _vmid: Vmid) -> Option<(PartitionTables, HwTlb)> {
+        // SAFETY: we run at EL2 and only this platform changes VTTBR_EL2 outside a vCPU
+        // switch, which happens with no address-space operation in progress.
+        let tlb = unsafe { HwTlb::new() };
+        Some((PartitionTables, tlb))
+    }
+}
 
 /// The board platform.
 pub struct QemuPlatform {
-    spaces: BTreeMap<Vmid, Space>,
-    parange: PaRange,
+    spaces: Stage2Spaces<HwParts>,
 }
 
 /// IPA size of every address space.
@@ -128,165 +136,24 @@ impl QemuPlatform {
     /// The platform; `parange` is the CPU's (ID_AA64MMFR0_EL1.PARange).
     pub fn new(parange: PaRange) -> Self {
         QemuPlatform {
-            spaces: BTreeMap::new(),
-            parange,
+            spaces: Stage2Spaces::new(HwParts, IPA_BITS, parange),
         }
     }
 
     /// `(VTCR_EL2, VTTBR_EL2)` that run `vmid`'s vCPU on its stage 2.
     pub fn stage2_regs(&self, vmid: Vmid) -> Option<(u64, u64)> {
-        self.spaces.get(&vmid).map(|s| (s.vtcr(), s.vttbr()))
-    }
-
-    fn space(&mut self, vmid: Vmid) -> Result<&mut Space, PlatformError> {
-        self.spaces.get_mut(&vmid).ok_or(PlatformError::NoSuchSpace)
-    }
-
-    fn covered(&self, vmid: Vmid, ipa: u64, size: u64) -> Result<(), PlatformError> {
-        let s = self.spaces.get(&vmid).ok_or(PlatformError::NoSuchSpace)?;
-        let end = ipa.checked_add(size).ok_or(PlatformError::BadAddress)?;
-        let mut cur = ipa;
-        while cur < end {
-            let l = s.query(cur).ok_or(PlatformError::NotMapped)?;
-            cur = l.ipa + l.size();
-        }
-        Ok(())
+        self.spaces.get(vmid).map(|s| (s.vtcr(), s.vttbr()))
     }
 }
 
-fn attrs_of(rights: Rights, kind: MemKind) -> Attrs {
-    let s2ap = match (rights.readable(), rights.writable()) {
-        (true, true) => S2Ap::ReadWrite,
-        (true, false) => S2Ap::ReadOnly,
-        (false, true) => S2Ap::WriteOnly,
-        (false, false) => S2Ap::None,
-    };
-    let base = match kind {
-        MemKind::Normal => Attrs::normal(s2ap),
-        MemKind::Device => Attrs::device_rw().with_s2ap(s2ap),
-    };
-    base.with_xn(!rights.executable())
-}
-
-fn is_device(a: &Attrs) -> bool {
-    matches!(a.mem, MemAttr::DeviceNGnRnE | MemAttr::DeviceNGnRE)
-}
-
-fn leaf_of(l: &gunyah_stage2::Leaf) -> Leaf {
-    let a = l.attrs;
-    let mut r = 0;
-    if a.s2ap.readable() {
-        r |= Rights::R.0;
+// Guests run for real on this board, so `simulate_access` answers `None` (the default).
+impl Stage2Backed for QemuPlatform {
+    type Parts = HwParts;
+    fn stage2(&self) -> &Stage2Spaces<HwParts> {
+        &self.spaces
     }
-    if a.s2ap.writable() {
-        r |= Rights::W.0;
-    }
-    if !a.xn {
-        r |= Rights::X.0;
-    }
-    Leaf {
-        ipa: l.ipa,
-        pa: l.pa,
-        size: l.size(),
-        rights: Rights(r),
-        kind: if is_device(&a) {
-            MemKind::Device
-        } else {
-            MemKind::Normal
-        },
-    }
-}
-
-fn perr(e: gunyah_stage2::Error) -> PlatformError {
-    use gunyah_stage2::Error as E;
-    match e {
-        E::NoMemory => PlatformError::NoMemory,
-        E::AlreadyMapped { .. } => PlatformError::AlreadyMapped,
-        E::NotMapped { .. } => PlatformError::NotMapped,
-        _ => PlatformError::BadAddress,
-    }
-}
-
-impl AddressSpaces for QemuPlatform {
-    fn create_space(&mut self, vmid: Vmid) -> Result<(), PlatformError> {
-        if self.spaces.contains_key(&vmid) {
-            return Err(PlatformError::SpaceExists);
-        }
-        let cfg = Stage2Config::new(IPA_BITS, self.parange, vmid);
-        // SAFETY: we run at EL2 and only this platform changes VTTBR_EL2 outside a vCPU
-        // switch, which happens with no address-space operation in progress.
-        let tlb = unsafe { HwTlb::new() };
-        let s = AddressSpace::new(PartitionTables, tlb, cfg).map_err(perr)?;
-        self.spaces.insert(vmid, s);
-        Ok(())
-    }
-    fn destroy_space(&mut self, vmid: Vmid) -> Result<(), PlatformError> {
-        let s = self
-            .spaces
-            .remove(&vmid)
-            .ok_or(PlatformError::NoSuchSpace)?;
-        let _ = s.destroy();
-        Ok(())
-    }
-    fn map(
-        &mut self,
-        vmid: Vmid,
-        ipa: u64,
-        pa: u64,
-        size: u64,
-        rights: Rights,
-        kind: MemKind,
-    ) -> Result<(), PlatformError> {
-        self.space(vmid)?
-            .map(ipa, size, pa, attrs_of(rights, kind), MapFlags::BLOCKS)
-            .map_err(perr)
-    }
-    fn unmap(&mut self, vmid: Vmid, ipa: u64, size: u64) -> Result<(), PlatformError> {
-        self.covered(vmid, ipa, size)?;
-        self.space(vmid)?.unmap(ipa, size).map_err(perr)
-    }
-    fn protect(
-        &mut self,
-        vmid: Vmid,
-        ipa: u64,
-        size: u64,
-        rights: Rights,
-    ) -> Result<(), PlatformError> {
-        self.space(vmid)?
-            .modify_attrs(ipa, size, &move |a: Attrs| {
-                let kind = if is_device(&a) {
-                    MemKind::Device
-                } else {
-                    MemKind::Normal
-                };
-                let n = attrs_of(rights, kind);
-                a.with_s2ap(n.s2ap).with_xn(n.xn)
-            })
-            .map_err(perr)
-    }
-    fn replace_page(
-        &mut self,
-        vmid: Vmid,
-        ipa: u64,
-        pa: u64,
-        rights: Rights,
-        kind: MemKind,
-    ) -> Result<Option<Leaf>, PlatformError> {
-        self.space(vmid)?
-            .replace_page(ipa, pa, attrs_of(rights, kind))
-            .map(|old| old.map(|l| leaf_of(&l)))
-            .map_err(perr)
-    }
-    fn query(&self, vmid: Vmid, ipa: u64) -> Option<Leaf> {
-        self.spaces.get(&vmid)?.query(ipa).map(|l| leaf_of(&l))
-    }
-    fn for_each_leaf(&self, vmid: Vmid, f: &mut dyn FnMut(&Leaf)) {
-        if let Some(s) = self.spaces.get(&vmid) {
-            s.for_each_leaf(&mut |l| f(&leaf_of(l)));
-        }
-    }
-    fn ipa_limit(&self) -> u64 {
-        1 << IPA_BITS
+    fn stage2_mut(&mut self) -> &mut Stage2Spaces<HwParts> {
+        &mut self.spaces
     }
 }
 
@@ -331,11 +198,10 @@ impl PhysMem for QemuPlatform {
     }
     fn partition_usage(&self) -> PartitionUsage {
         let in_use = with_partition(|p| p.in_use) as u64;
-        let tables: usize = self.spaces.values().map(|s| s.table_pages()).sum();
         PartitionUsage {
             total: PARTITION_PAGES as u64,
             free: PARTITION_PAGES as u64 - in_use,
-            tables: tables as u64,
+            tables: self.spaces.table_pages() as u64,
         }
     }
 }
