@@ -9,11 +9,10 @@ use common::seams_only::SeamsOnly;
 
 const VM: u16 = 5;
 
-#[test]
-fn replace_page_splits_a_block_and_keeps_the_rest() {
-    let mut p = SimPlatform::new(SimConfig::default()).unwrap();
+/// `p` with VM's space mapping IPA 0x4000_0000 read-only to PA 0x4020_0000
+/// (2 MiB: one level-2 block).
+fn with_block<P: AddressSpaces>(mut p: P) -> P {
     p.create_space(VM).unwrap();
-    // A 2 MiB read-only mapping: one level-2 block.
     p.map(
         VM,
         0x4000_0000,
@@ -23,6 +22,12 @@ fn replace_page_splits_a_block_and_keeps_the_rest() {
         MemKind::Normal,
     )
     .unwrap();
+    p
+}
+
+#[test]
+fn replace_page_splits_a_block_and_keeps_the_rest() {
+    let mut p = with_block(SimPlatform::new(SimConfig::default()).unwrap());
     assert_eq!(p.query(VM, 0x4000_3000).unwrap().size, 0x20_0000);
     let tables = p.partition_usage().tables;
     // Replace page 3 with a private RW page from the partition.
@@ -92,17 +97,7 @@ fn map_refuses_overlap_and_unmap_refuses_holes() {
 #[test]
 fn default_replace_page_behaves_the_same() {
     // The trait's default `replace_page` (unmap + map).
-    let mut p = SeamsOnly(SimPlatform::new(SimConfig::default()).unwrap());
-    p.create_space(VM).unwrap();
-    p.map(
-        VM,
-        0x4000_0000,
-        0x4020_0000,
-        0x20_0000,
-        Rights::R,
-        MemKind::Normal,
-    )
-    .unwrap();
+    let mut p = with_block(SeamsOnly(SimPlatform::new(SimConfig::default()).unwrap()));
     let old = p
         .replace_page(VM, 0x4000_3000, 0x7000_0000, Rights::RW, MemKind::Normal)
         .unwrap()
