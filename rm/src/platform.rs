@@ -4,7 +4,9 @@
 //! itself: it asks [`AddressSpaces`]. It touches physical memory only through
 //! [`PhysMem`]. The host simulator implements both over the real
 //! `gunyah-stage2` tables and a simulated arena; an EL2 build implements them
-//! over real memory; a future backend over Gunyah hypercalls.
+//! over real memory; a future backend over Gunyah hypercalls. Platforms with
+//! software stage-2 tables get [`AddressSpaces`] from
+//! [`crate::stage2_spaces`] and supply only where table pages come from.
 
 use core::fmt;
 
