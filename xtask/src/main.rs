@@ -162,6 +162,53 @@ fn run_main_job(rest: &[String]) -> Result<(), String> {
             ])
             .args(&configs)
             .args(rest),
+    )?;
+    run_qemu_board()
+}
+
+/// Boot the RM on QEMU virt aarch64 (EL2, real stage-2 translation, EL1 guests): see
+/// qemu/README.md for what the run does. Exits non-zero unless the board reports PASS.
+fn run_qemu_board() -> Result<(), String> {
+    status(
+        "build the QEMU board image (aarch64-unknown-none, release)",
+        cargo().args([
+            "build",
+            "--quiet",
+            "-p",
+            "gunyah-qemu-board",
+            "--target",
+            "aarch64-unknown-none",
+            "--release",
+        ]),
+    )?;
+    let target = env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"));
+    let image = target.join("aarch64-unknown-none/release/gunyah-qemu-board");
+    eprintln!(
+        "xtask: booting the RM at EL2 on QEMU virt aarch64 (HLOS and two clone VMs at EL1, \
+         real stage-2 copy-on-write faults; -icount shift=0 for exact instruction counts)"
+    );
+    status(
+        "qemu-system-aarch64",
+        Command::new("qemu-system-aarch64")
+            .args([
+                "-machine",
+                "virt,virtualization=on,gic-version=3",
+                "-cpu",
+                "max",
+                "-m",
+                "1G",
+                "-nographic",
+                "-nic",
+                "none",
+                "-semihosting",
+                "-icount",
+                "shift=0",
+                "-kernel",
+            ])
+            .arg(&image)
+            .stdin(std::process::Stdio::null()),
     )
 }
 
