@@ -17,46 +17,24 @@ use alloc::vec::Vec;
 
 use crate::platform::{MemKind, Rights, Vmid};
 
-/// Invalid memparcel handle.
-pub const INVALID_HANDLE: u32 = 0xFFFF_FFFF;
+// The wire constants (spec §3), under the names the RM's rules use; defined once, in the abi crate.
+pub use gunyah_rm_abi::mem::accept_flags::{
+    DONE as ACCEPT_DONE, MAP_CONTIGUOUS as ACCEPT_MAP_CONTIGUOUS, MAP_OTHER as ACCEPT_MAP_OTHER,
+    SANITIZE as ACCEPT_SANITIZE, VALIDATE_ACL_ATTR as ACCEPT_VALIDATE_ACL_ATTR,
+    VALIDATE_LABEL as ACCEPT_VALIDATE_LABEL, VALIDATE_SANITIZED as ACCEPT_VALIDATE_SANITIZED,
+};
+pub use gunyah_rm_abi::mem::append_flags::DONE as APPEND_DONE;
+pub use gunyah_rm_abi::mem::create_flags::{APPEND as CREATE_APPEND, SANITIZE as CREATE_SANITIZE};
+pub use gunyah_rm_abi::mem::mem_attr::{DEVICE as ATTR_DEVICE, NORMAL as ATTR_NORMAL};
+pub use gunyah_rm_abi::mem::notify_flags::{
+    ACCEPTED as NOTIFY_ACCEPTED, RECALL as NOTIFY_RECALL, RELEASED as NOTIFY_RELEASED,
+    SHARED as NOTIFY_SHARED,
+};
+pub use gunyah_rm_abi::mem::release_flags::SANITIZE as RELEASE_SANITIZE;
+pub use gunyah_rm_abi::mem::INVALID_HANDLE;
+
 /// 2 MiB.
 pub const SIZE_2M: u64 = 0x20_0000;
-
-/// Create flag: zero the memory at create.
-pub const CREATE_SANITIZE: u8 = 0x1;
-/// Create flag: more SGL entries follow in MEM_APPEND.
-pub const CREATE_APPEND: u8 = 0x2;
-/// MEM_APPEND flag: last append.
-pub const APPEND_DONE: u8 = 0x1;
-/// Accept flags.
-pub const ACCEPT_VALIDATE_SANITIZED: u8 = 0x01;
-/// Accept: compare the ACL and attrs.
-pub const ACCEPT_VALIDATE_ACL_ATTR: u8 = 0x02;
-/// Accept: compare the label.
-pub const ACCEPT_VALIDATE_LABEL: u8 = 0x04;
-/// Accept: map for another VM (refused).
-pub const ACCEPT_MAP_OTHER: u8 = 0x08;
-/// Accept: one contiguous IPA range.
-pub const ACCEPT_MAP_CONTIGUOUS: u8 = 0x10;
-/// Accept: sanitize on reclaim.
-pub const ACCEPT_SANITIZE: u8 = 0x20;
-/// Accept: last accept call, map now.
-pub const ACCEPT_DONE: u8 = 0x80;
-/// Release/reclaim flag: sanitize.
-pub const RELEASE_SANITIZE: u8 = 0x1;
-/// Notify flags.
-pub const NOTIFY_SHARED: u8 = 0x1;
-/// Notify: the acceptor released.
-pub const NOTIFY_RELEASED: u8 = 0x2;
-/// Notify: the acceptor accepted.
-pub const NOTIFY_ACCEPTED: u8 = 0x4;
-/// Notify: the owner asks for it back.
-pub const NOTIFY_RECALL: u8 = 0x8;
-
-/// Memory attribute values.
-pub const ATTR_NORMAL: u16 = 0;
-/// Device attribute.
-pub const ATTR_DEVICE: u16 = 1;
 
 /// Transaction type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
