@@ -162,6 +162,23 @@ impl HostArena {
 
     /// Allocate `count` (a power of two) zeroed contiguous pages aligned to `count` pages.
     pub fn alloc_pages(&mut self, count: usize) -> Option<u64> {
+        let pa = self.alloc_pages_unzeroed(count)?;
+        let first = ((pa - self.base) / PAGE_SIZE) as usize;
+        // SAFETY: pages `first..first + count` lie inside the arena block.
+        unsafe {
+            core::ptr::write_bytes(
+                self.mem.as_ptr().add(first * PAGE_SIZE as usize),
+                0,
+                count * PAGE_SIZE as usize,
+            )
+        };
+        Some(pa)
+    }
+
+    /// As [`HostArena::alloc_pages`], but the pages' bytes in the arena block are left as
+    /// they are: for callers that keep page contents elsewhere (a simulator's data pages), so
+    /// the allocation neither writes 4 KiB per page nor touches fresh host memory.
+    pub fn alloc_pages_unzeroed(&mut self, count: usize) -> Option<u64> {
         self.alloc_calls += 1;
         if self.fail_at == Some(self.alloc_calls) {
             self.fail_at = None;
@@ -175,14 +192,6 @@ impl HostArena {
             self.allocated[i] = true;
         }
         self.in_use += count;
-        // SAFETY: pages `first..first + count` lie inside the arena block.
-        unsafe {
-            core::ptr::write_bytes(
-                self.mem.as_ptr().add(first * PAGE_SIZE as usize),
-                0,
-                count * PAGE_SIZE as usize,
-            )
-        };
         Some(self.base + first as u64 * PAGE_SIZE)
     }
 
