@@ -278,12 +278,12 @@ impl<P: Platform> Rm<P> {
         else {
             return self.unserved(vmid, Unserved::NoMemory, m.fault_action);
         };
-        // 2. One page from the partition, charged to the pool below.
-        let Some(pa) = self.plat.alloc_page() else {
+        // 2. + 3. One page from the partition (charged to the pool below),
+        // holding a copy of the golden page: not zeroed first, since the
+        // 4 KiB copy overwrites all of it.
+        let Some(pa) = self.plat.alloc_page_copy(src) else {
             return self.unserved(vmid, Unserved::NoMemory, m.fault_action);
         };
-        // 3. Copy 4 KiB.
-        self.plat.copy(pa, src, PAGE_SIZE);
         // 4. Replace the one entry (split, break-before-make, invalidate).
         let rights = m.copy_rights();
         if self

@@ -35,6 +35,9 @@ pub struct BindParams {
     pub size: u64,
 }
 
+/// Pages in a 2 MiB block: eager bindings allocate runs of this many.
+const BLOCK_PAGES: u64 = 512;
+
 /// Group pages `(ipa, pa)` sorted by IPA into runs contiguous in both.
 pub(crate) fn runs(pages: &[(u64, u64)]) -> Vec<(u64, u64, u64)> {
     let mut out: Vec<(u64, u64, u64)> = Vec::new();
@@ -159,11 +162,28 @@ impl<P: Platform> Rm<P> {
         // --- commit (undone on failure) ---
         let mut pages: Vec<(u64, u64)> = Vec::new();
         if !b.demand {
-            for i in 0..npages {
+            let mut i = 0;
+            while i < npages {
+                let ipa = b.ipa + i * PAGE_SIZE;
+                // A 2 MiB-aligned, 2 MiB-sized piece gets one aligned run of
+                // pages, so it (and a golden image sealed from it) can be
+                // mapped with a block; otherwise, or when the platform has no
+                // such run, page by page.
+                if ipa.is_multiple_of(BLOCK_PAGES * PAGE_SIZE) && npages - i >= BLOCK_PAGES {
+                    if let Some(pa) = self.plat.alloc_contiguous(BLOCK_PAGES) {
+                        self.plat.zero(pa, BLOCK_PAGES * PAGE_SIZE);
+                        pages.extend(
+                            (0..BLOCK_PAGES).map(|k| (ipa + k * PAGE_SIZE, pa + k * PAGE_SIZE)),
+                        );
+                        i += BLOCK_PAGES;
+                        continue;
+                    }
+                }
                 match self.plat.alloc_page() {
                     Some(pa) => {
                         self.plat.zero(pa, PAGE_SIZE);
-                        pages.push((b.ipa + i * PAGE_SIZE, pa));
+                        pages.push((ipa, pa));
+                        i += 1;
                     }
                     None => {
                         self.free_pages(pages.iter().map(|p| p.1));

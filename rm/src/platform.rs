@@ -197,8 +197,34 @@ pub struct PartitionUsage {
 pub trait PhysMem {
     /// Allocate one page from the partition (contents unspecified).
     fn alloc_page(&mut self) -> Option<u64>;
-    /// Return a page obtained from [`PhysMem::alloc_page`].
+    /// Return a page obtained from [`PhysMem::alloc_page`] (or one page of a
+    /// run from [`PhysMem::alloc_contiguous`]).
     fn free_page(&mut self, pa: u64);
+    /// Allocate `count` pages (a power of two) that are physically contiguous
+    /// and aligned to `count` pages, contents unspecified; each page is given
+    /// back on its own with [`PhysMem::free_page`]. Lets the RM map memory
+    /// with 2 MiB blocks. `None` when no such run is free, or (the default)
+    /// when the platform cannot allocate runs: callers then fall back to
+    /// [`PhysMem::alloc_page`] page by page.
+    fn alloc_contiguous(&mut self, count: u64) -> Option<u64> {
+        let _ = count;
+        None
+    }
+    /// Allocate one page holding a copy of the page at `src` (page aligned):
+    /// the copy-on-write allocation. The page is never seen with other
+    /// contents. `None` (nothing allocated) when out of memory or `src` is
+    /// not memory. The default is [`PhysMem::alloc_page`] +
+    /// [`PhysMem::copy`]; platforms whose allocation zeroes pages override it
+    /// to skip zeroing a page the copy overwrites completely.
+    fn alloc_page_copy(&mut self, src: u64) -> Option<u64> {
+        let pa = self.alloc_page()?;
+        if self.copy(pa, src, PAGE_SIZE) {
+            Some(pa)
+        } else {
+            self.free_page(pa);
+            None
+        }
+    }
     /// Copy `buf.len()` bytes from `pa`; false if any byte is not memory.
     fn read(&self, pa: u64, buf: &mut [u8]) -> bool;
     /// Copy `data` to `pa`; false (and nothing written) if any byte is not memory.

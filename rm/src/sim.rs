@@ -414,9 +414,29 @@ impl Stage2Backed for SimPlatform {
 }
 
 impl PhysMem for SimPlatform {
+    // Data pages take only their place in the partition allocator: their
+    // contents live in the sparse `Arena`, so the partition block's bytes are
+    // not zeroed (that memset and its host page faults were a third of a CoW
+    // fault's cost). Tables still get zeroed pages (`alloc_table`).
     fn alloc_page(&mut self) -> Option<u64> {
-        let pa = self.partition.lock().alloc_pages(1)?;
+        let pa = self.partition.lock().alloc_pages_unzeroed(1)?;
         self.arena.lock().zero(pa, PAGE_SIZE);
+        Some(pa)
+    }
+    fn alloc_contiguous(&mut self, count: u64) -> Option<u64> {
+        let n = usize::try_from(count).ok()?;
+        let pa = self.partition.lock().alloc_pages_unzeroed(n)?;
+        self.arena.lock().zero(pa, count * PAGE_SIZE);
+        Some(pa)
+    }
+    fn alloc_page_copy(&mut self, src: u64) -> Option<u64> {
+        if !src.is_multiple_of(PAGE_SIZE) || !self.arena.lock().is_memory(src, PAGE_SIZE) {
+            return None;
+        }
+        let pa = self.partition.lock().alloc_pages_unzeroed(1)?;
+        // `copy_page` overwrites the whole page (or drops it when the source
+        // reads as zeros), so stale contents are never visible.
+        self.arena.lock().copy_page(pa, src);
         Some(pa)
     }
     fn free_page(&mut self, pa: u64) {

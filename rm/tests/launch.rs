@@ -398,3 +398,93 @@ fn vm_init_failure_resets_and_deallocates() {
     assert_same(&before, &rm.snapshot());
     check(&rm);
 }
+
+/// `vmid`'s stage-2 leaves inside `[ipa, ipa + size)`.
+fn leaves_in(
+    rm: &Rm<SimPlatform>,
+    vmid: u16,
+    ipa: u64,
+    size: u64,
+) -> Vec<gunyah_rm::platform::Leaf> {
+    use gunyah_rm::platform::AddressSpaces;
+    let mut v = Vec::new();
+    rm.platform().for_each_leaf(vmid, &mut |l| {
+        if l.ipa >= ipa && l.ipa < ipa + size {
+            v.push(*l);
+        }
+    });
+    v
+}
+
+#[test]
+fn eager_ram_and_the_golden_sealed_from_it_map_with_2mib_blocks() {
+    const BLOCK: u64 = 2 << 20;
+    let (mut rm, mut l, _) = boot();
+    // The zygote's 256 MiB eager RAM at 0x80000000 (2 MiB aligned): 128
+    // read-write 2 MiB blocks, each over a 2 MiB-aligned physical run.
+    let t = leaves_in(&rm, 0x80, GOLDEN_IPA, 0x1000_0000);
+    assert_eq!(t.len(), 128, "{:x?}", &t[..t.len().min(4)]);
+    for b in &t {
+        assert_eq!(b.size, BLOCK, "{b:x?}");
+        assert_eq!(b.pa % BLOCK, 0, "{b:x?}");
+        assert!(b.rights.writable(), "{b:x?}");
+    }
+    report_running(&mut rm, 0x80);
+    let ev = l.poll(&mut rm);
+    assert!(matches!(ev[0], LaunchEvent::Sealed(_)), "{ev:?}");
+    check(&rm);
+    // The config-launched clone maps the 192 MiB golden image with 96
+    // read-only 2 MiB blocks (not 49152 page entries), onto the very blocks
+    // the template was populated with.
+    let c = leaves_in(&rm, 0x81, GOLDEN_IPA, GOLDEN_BYTES);
+    assert_eq!(c.len(), 96, "{:x?}", &c[..c.len().min(4)]);
+    for (k, b) in c.iter().enumerate() {
+        assert_eq!(
+            (b.ipa, b.size, b.pa),
+            (GOLDEN_IPA + k as u64 * BLOCK, BLOCK, t[k].pa),
+            "{b:x?}"
+        );
+        assert!(!b.rights.writable(), "{b:x?}");
+    }
+    // A write splits one block: 511 golden pages stay read-only, one
+    // becomes the clone's private read-write copy.
+    assert_eq!(rm.vm_write(0x81, GOLDEN_IPA + 3 * PAGE, b"x"), Ok(1));
+    let c = leaves_in(&rm, 0x81, GOLDEN_IPA, BLOCK);
+    assert_eq!(c.len(), 512);
+    assert_eq!(c.iter().filter(|l| l.rights.writable()).count(), 1);
+    assert_eq!(
+        leaves_in(&rm, 0x81, GOLDEN_IPA + BLOCK, GOLDEN_BYTES - BLOCK).len(),
+        95
+    );
+    check(&rm);
+}
+
+#[test]
+fn a_cow_copy_holds_exactly_the_golden_page() {
+    let (mut rm, mut l, _) = boot();
+    // The template fills one page with a pattern before the seal.
+    let page: Vec<u8> = (0..PAGE as usize).map(|i| (i * 7 + 3) as u8).collect();
+    let at = GOLDEN_IPA + 0x20_1000;
+    assert_eq!(rm.vm_write(0x80, at, &page), Ok(0));
+    report_running(&mut rm, 0x80);
+    l.poll(&mut rm);
+    check(&rm);
+    // The clone's first write copies the page: every other byte is the
+    // golden's, and the golden itself (read through the template, mapped
+    // back copy-on-write) is unchanged.
+    assert_eq!(rm.vm_write(0x81, at + 100, &[0xEE]), Ok(1));
+    let mut got = vec![0u8; PAGE as usize];
+    rm.vm_read(0x81, at, &mut got).unwrap();
+    let mut want = page.clone();
+    want[100] = 0xEE;
+    assert_eq!(got, want);
+    rm.vm_read(0x80, at, &mut got).unwrap();
+    assert_eq!(got, page);
+    // A copy of an all-zero golden page reads as zeros but for the write.
+    assert_eq!(rm.vm_write(0x81, at + PAGE, &[0x11]), Ok(1));
+    rm.vm_read(0x81, at + PAGE, &mut got).unwrap();
+    let mut want = vec![0u8; PAGE as usize];
+    want[0] = 0x11;
+    assert_eq!(got, want);
+    check(&rm);
+}

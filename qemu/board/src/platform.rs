@@ -164,6 +164,20 @@ impl PhysMem for QemuPlatform {
     fn free_page(&mut self, pa: u64) {
         with_partition(|p| p.free(pa, 1));
     }
+    fn alloc_contiguous(&mut self, count: u64) -> Option<u64> {
+        let n = usize::try_from(count)
+            .ok()
+            .filter(|n| n.is_power_of_two())?;
+        // The allocator aligns runs to `count` pages from the partition base;
+        // hand out only runs aligned in PA (what a block mapping needs).
+        let pa = with_partition(|p| p.alloc(n))?;
+        if pa.is_multiple_of(count * PAGE_SIZE) {
+            Some(pa)
+        } else {
+            with_partition(|p| p.free(pa, n));
+            None
+        }
+    }
     fn read(&self, pa: u64, buf: &mut [u8]) -> bool {
         if !is_memory(pa, buf.len() as u64) {
             return false;
