@@ -83,3 +83,62 @@ fn sim_requests_are_unimplemented_and_cow_still_works() {
     let v = rm.check_isolation();
     assert!(v.is_empty(), "{v:#?}");
 }
+
+/// (size, writable) of `vmid`'s leaves in `[ipa, ipa + size)`.
+fn leaf_sizes<P: AddressSpaces>(p: &P, vmid: u16, ipa: u64, size: u64) -> Vec<(u64, bool)> {
+    let mut v = Vec::new();
+    p.for_each_leaf(vmid, &mut |l| {
+        if l.ipa >= ipa && l.ipa < ipa + size {
+            v.push((l.size, l.rights.writable()));
+        }
+    });
+    v
+}
+
+/// Eagerly bind 4 MiB at a 2 MiB-aligned IPA of a new VM; returns the VM.
+fn bind_4mib<P: gunyah_rm::Platform>(rm: &mut Rm<P>) -> u16 {
+    let vm = alloc_vm(rm);
+    let g = rm.gmem_create(HLOS, 4 << 20, 0, vm).unwrap();
+    let b = gunyah_rm::gmem::BindParams {
+        gmem: g,
+        vmid: vm,
+        rights: Rights::RW,
+        demand: false,
+        offset: 0,
+        ipa: 0x8020_0000,
+        size: 4 << 20,
+    };
+    rm.gmem_bind(HLOS, b).unwrap();
+    vm
+}
+
+#[test]
+fn eager_binds_use_blocks_where_the_platform_has_runs_and_pages_otherwise() {
+    let cfg = SimConfig::default();
+    let rc = RmConfig {
+        hlos_ram: Some((cfg.hlos_ram.0, cfg.hlos_ram.0, cfg.hlos_ram.1)),
+        ..RmConfig::default()
+    };
+    // The simulator hands out 2 MiB runs: two read-write blocks.
+    let mut rm = Rm::new(SimPlatform::new(cfg.clone()).unwrap(), rc.clone()).unwrap();
+    let vm = bind_4mib(&mut rm);
+    assert_eq!(
+        leaf_sizes(rm.platform(), vm, 0x8020_0000, 4 << 20),
+        vec![(2 << 20, true); 2]
+    );
+    assert!(rm.check_isolation().is_empty());
+    // Through the seams alone (no `alloc_contiguous`): page by page, 1024
+    // read-write pages, all reading as zeros.
+    let mut rm = Rm::new(SeamsOnly(SimPlatform::new(cfg).unwrap()), rc).unwrap();
+    let vm = bind_4mib(&mut rm);
+    assert_eq!(
+        leaf_sizes(rm.platform(), vm, 0x8020_0000, 4 << 20),
+        vec![(4096, true); 1024]
+    );
+    let mut pa = 0;
+    rm.platform().for_each_leaf(vm, &mut |l| pa = l.pa);
+    let mut buf = vec![0xffu8; 4096];
+    assert!(rm.platform().read(pa, &mut buf));
+    assert_eq!(buf, vec![0u8; 4096]);
+    assert!(rm.check_isolation().is_empty());
+}
