@@ -7,6 +7,7 @@
 //! page stay, as on hardware); the isolation checker runs after each.
 
 mod common;
+use common::mutate::{self, Rng};
 use common::*;
 
 const VM: u16 = 0x80;
@@ -21,16 +22,6 @@ const VM_MEM_STATS: u32 = 0x4700_0020;
 const SIM_VM_READ: u32 = 0x4700_00F0;
 const SIM_VM_WRITE: u32 = 0x4700_00F1;
 const CLONE_IPA: u64 = 0x8000_0000;
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-}
 
 fn le(parts: &[&[u8]]) -> Vec<u8> {
     parts.concat()
@@ -207,41 +198,17 @@ fn try_one(h: &mut H, from: u16, id: u32, body: &[u8]) {
 
 #[test]
 fn truncated_payloads() {
-    for (id, body) in templates() {
-        for from in [HLOS, VM] {
-            let mut h = world();
-            for len in 0..body.len() {
-                try_one(&mut h, from, id, &body[..len]);
-            }
-        }
-    }
+    mutate::truncated(&templates(), [HLOS, VM], world, try_one);
 }
 
 #[test]
 fn flipped_bytes() {
     let mut r = Rng(0x600D_F00D);
-    for (id, body) in templates() {
-        let mut h = world();
-        for _ in 0..40 {
-            let mut b = body.clone();
-            let i = (r.next() % b.len() as u64) as usize;
-            b[i] ^= 1 << (r.next() % 8);
-            let from = if r.next().is_multiple_of(2) { HLOS } else { VM };
-            try_one(&mut h, from, id, &b);
-        }
-    }
+    mutate::flipped(&mut r, 40, &templates(), [HLOS, VM], world, try_one);
 }
 
 #[test]
 fn random_bytes() {
     let mut r = Rng(0xBAD_5EED);
-    for (id, _) in templates() {
-        let mut h = world();
-        for _ in 0..30 {
-            let len = (r.next() % 60) as usize;
-            let b: Vec<u8> = (0..len).map(|_| r.next() as u8).collect();
-            let from = if r.next().is_multiple_of(2) { HLOS } else { VM };
-            try_one(&mut h, from, id, &b);
-        }
-    }
+    mutate::random(&mut r, 30, 60, &templates(), [HLOS, VM], world, try_one);
 }

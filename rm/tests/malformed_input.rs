@@ -5,19 +5,10 @@
 //! dump unchanged; the isolation checker runs after each.
 
 mod common;
+use common::mutate::{self, Rng};
 use common::*;
 
 const VM: u16 = 0x80;
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-}
 
 /// HLOS with VM 0x80 running (image parcel 0) and a shared parcel 1.
 fn running() -> H {
@@ -131,43 +122,17 @@ fn try_one(h: &mut H, from: u16, id: u32, body: &[u8]) {
 
 #[test]
 fn truncated_payloads() {
-    for (id, body) in templates() {
-        for from in [HLOS, VM] {
-            let mut h = running();
-            for len in 0..body.len() {
-                try_one(&mut h, from, id, &body[..len]);
-            }
-        }
-    }
+    mutate::truncated(&templates(), [HLOS, VM], running, try_one);
 }
 
 #[test]
 fn flipped_bytes() {
     let mut r = Rng(0x1234_5678);
-    for (id, body) in templates() {
-        let mut h = running();
-        for _ in 0..40 {
-            let mut b = body.clone();
-            if !b.is_empty() {
-                let i = (r.next() % b.len() as u64) as usize;
-                b[i] ^= 1 << (r.next() % 8);
-            }
-            let from = if r.next().is_multiple_of(2) { HLOS } else { VM };
-            try_one(&mut h, from, id, &b);
-        }
-    }
+    mutate::flipped(&mut r, 40, &templates(), [HLOS, VM], running, try_one);
 }
 
 #[test]
 fn random_bytes() {
     let mut r = Rng(0xDEAD_BEEF);
-    for (id, _) in templates() {
-        let mut h = running();
-        for _ in 0..30 {
-            let len = (r.next() % 90) as usize;
-            let b: Vec<u8> = (0..len).map(|_| r.next() as u8).collect();
-            let from = if r.next().is_multiple_of(2) { HLOS } else { VM };
-            try_one(&mut h, from, id, &b);
-        }
-    }
+    mutate::random(&mut r, 30, 90, &templates(), [HLOS, VM], running, try_one);
 }

@@ -3,29 +3,13 @@
 //! leave the full state dump unchanged and send no notification.
 
 mod common;
+use common::mutate::Rng;
 use common::*;
 
 const A: u16 = 0x80;
 const B: u16 = 0x81;
 const PARTIES: [u16; 3] = [HLOS, A, B];
 const P: u64 = 0x1000;
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        // xorshift64*
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn pick<T: Copy>(&mut self, v: &[T]) -> T {
-        v[self.below(v.len() as u64) as usize]
-    }
-}
 
 /// An IPA a party might name: HLOS RAM pages, or IPAs in the VMs' spaces.
 fn some_ipa(r: &mut Rng) -> u64 {

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod golden_setup;
+pub mod mutate;
 pub mod seams_only;
 
 use gunyah_rm::sim::{default_rm, SimPlatform};
