@@ -110,8 +110,21 @@ impl Server {
             SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
             None,
         )?;
-        bind(listener.as_raw_fd(), &UnixAddr::new(path)?)?;
-        listen(&listener, Backlog::new(16).expect("16 is a valid backlog"))?;
+        // Bind under a temporary name and rename once listening, so that the socket file
+        // appears only when connections are accepted (a client that waits for the file and
+        // connects at once would otherwise be refused between bind and listen).
+        let mut staging = path.as_os_str().to_owned();
+        staging.push(format!(".{}.tmp", std::process::id()));
+        let staging = PathBuf::from(staging);
+        let _ = std::fs::remove_file(&staging);
+        bind(listener.as_raw_fd(), &UnixAddr::new(&staging)?)?;
+        let ready = listen(&listener, Backlog::new(16).expect("16 is a valid backlog"))
+            .map_err(io::Error::from)
+            .and_then(|()| std::fs::rename(&staging, path));
+        if let Err(e) = ready {
+            let _ = std::fs::remove_file(&staging);
+            return Err(e);
+        }
         Ok(Server {
             listener,
             path: path.to_path_buf(),
