@@ -52,7 +52,7 @@ fn root() -> PathBuf {
 
 fn cargo() -> Command {
     let mut c = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    c.current_dir(root());
+    c.current_dir(root()).env("PATH", tool_path());
     c
 }
 
@@ -71,31 +71,252 @@ fn status(what: &str, cmd: &mut Command) -> Result<(), String> {
 fn have(tool: &str) -> bool {
     Command::new("sh")
         .args(["-c", &format!("command -v {tool} >/dev/null 2>&1")])
+        .env("PATH", tool_path())
         .status()
         .map(|s| s.success())
         .unwrap_or(false)
 }
 
-/// Install missing Debian packages with apt-get (as root), or say exactly what is missing.
+/// Make the machine ready: the Rust targets and components `rust-toolchain.toml` lists, then
+/// the Debian packages. Each step installs only what is missing and says what it changes.
 fn setup() -> Result<(), String> {
-    // rustup installs a rust-toolchain.toml's targets and components only when it installs the
-    // toolchain itself; on a machine that already has 1.95.0 this adds the missing pieces.
-    if have("rustup") {
-        status(
-            "rustup toolchain install (targets and components of rust-toolchain.toml)",
-            Command::new("rustup")
-                .args(["toolchain", "install", "--no-self-update"])
-                .current_dir(root()),
-        )?;
+    rust_setup()?;
+    debian_setup()
+}
+
+/// What `rust-toolchain.toml` asks for.
+#[derive(Debug, PartialEq)]
+struct Toolchain {
+    channel: String,
+    targets: Vec<String>,
+    components: Vec<String>,
+}
+
+/// Parse the few keys of `rust-toolchain.toml` we need (`channel`, `targets`, `components`);
+/// kept by hand so xtask stays dependency-free.
+fn parse_toolchain(text: &str) -> Result<Toolchain, String> {
+    let mut channel = None;
+    let mut targets = Vec::new();
+    let mut components = Vec::new();
+    for line in text.lines() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        let value = value.trim();
+        let strings = || -> Vec<String> {
+            value
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .split(',')
+                .map(|s| s.trim().trim_matches('"').to_string())
+                .filter(|s| !s.is_empty())
+                .collect()
+        };
+        match key.trim() {
+            "channel" => channel = Some(value.trim_matches('"').to_string()),
+            "targets" => targets = strings(),
+            "components" => components = strings(),
+            _ => {}
+        }
     }
-    let missing: Vec<&str> = DEBIAN_PACKAGES
+    Ok(Toolchain {
+        channel: channel.ok_or("rust-toolchain.toml: no `channel`")?,
+        targets,
+        components,
+    })
+}
+
+/// The entries of `wanted` that `installed` (rustup's `--installed` listing, where components
+/// carry a host-triple suffix and targets do not) lacks.
+fn missing_from(wanted: &[String], installed: &str) -> Vec<String> {
+    wanted
         .iter()
+        .filter(|w| {
+            !installed.lines().map(str::trim).any(|line| {
+                line == w.as_str()
+                    || line
+                        .strip_prefix(w.as_str())
+                        .is_some_and(|rest| rest.starts_with('-') && rest[1..].contains("-"))
+                    // rustup lists llvm-tools as llvm-tools-preview on some versions
+                    || line.starts_with(&format!("{w}-preview"))
+            })
+        })
+        .cloned()
+        .collect()
+}
+
+fn output(cmd: &mut Command) -> Result<String, String> {
+    let out = cmd
+        .output()
+        .map_err(|e| format!("{cmd:?}: cannot start: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{cmd:?}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The sysroot holds `lib/rustlib/<target>` for every installed target: the check that does
+/// not trust rustup's bookkeeping (and works without rustup).
+fn target_in_sysroot(sysroot: &Path, target: &str) -> bool {
+    sysroot
+        .join("lib/rustlib")
+        .join(target)
+        .join("lib")
+        .is_dir()
+}
+
+/// Add the targets and components of `rust-toolchain.toml` to its toolchain. `rustup toolchain
+/// install` is not enough: run inside cargo, `RUSTUP_TOOLCHAIN` is set and rustup reports
+/// "using existing install" without adding a target the file lists. So ask rustup what the
+/// pinned toolchain has and add exactly what is missing, then check the sysroot.
+fn rust_setup() -> Result<(), String> {
+    let text = std::fs::read_to_string(root().join("rust-toolchain.toml"))
+        .map_err(|e| format!("rust-toolchain.toml: {e}"))?;
+    let tc = parse_toolchain(&text)?;
+    if have("rustup") {
+        let ch = tc.channel.as_str();
+        let installed = output(Command::new("rustup").args(["toolchain", "list"]))?;
+        if !installed.lines().any(|l| l.starts_with(ch)) {
+            status(
+                &format!("rustup toolchain install {ch} (pinned by rust-toolchain.toml)"),
+                Command::new("rustup").args([
+                    "toolchain",
+                    "install",
+                    ch,
+                    "--profile",
+                    "minimal",
+                    "--no-self-update",
+                ]),
+            )?;
+        }
+        let targets = output(Command::new("rustup").args([
+            "target",
+            "list",
+            "--installed",
+            "--toolchain",
+            ch,
+        ]))?;
+        let missing = missing_from(&tc.targets, &targets);
+        if !missing.is_empty() {
+            status(
+                &format!("rustup target add --toolchain {ch} {}", missing.join(" ")),
+                Command::new("rustup")
+                    .args(["target", "add", "--toolchain", ch])
+                    .args(&missing),
+            )?;
+        }
+        let components = output(Command::new("rustup").args([
+            "component",
+            "list",
+            "--installed",
+            "--toolchain",
+            ch,
+        ]))?;
+        let missing = missing_from(&tc.components, &components);
+        if !missing.is_empty() {
+            status(
+                &format!(
+                    "rustup component add --toolchain {ch} {}",
+                    missing.join(" ")
+                ),
+                Command::new("rustup")
+                    .args(["component", "add", "--toolchain", ch])
+                    .args(&missing),
+            )?;
+        }
+    }
+    let mut rustc = Command::new(env::var("RUSTC").unwrap_or_else(|_| "rustc".into()));
+    if have("rustup") {
+        rustc = Command::new("rustup");
+        rustc.args(["run", &tc.channel, "rustc"]);
+    }
+    let sysroot = output(rustc.args(["--print", "sysroot"]))?;
+    let sysroot = Path::new(sysroot.trim());
+    for t in &tc.targets {
+        if !target_in_sysroot(sysroot, t) {
+            return Err(format!(
+                "target {t} (rust-toolchain.toml) is not in {}: install it with \
+                 `rustup target add --toolchain {} {t}`",
+                sysroot.display(),
+                tc.channel
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Where Debian packages that cannot be installed system-wide without removing something are
+/// unpacked instead (see [`debian_setup`]); its `bin/` holds wrappers and goes first on the PATH
+/// of every command xtask runs.
+fn local_debs() -> PathBuf {
+    env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"))
+        .join("debian-tools")
+}
+
+/// PATH with [`local_debs`]`/bin` in front.
+fn tool_path() -> std::ffi::OsString {
+    let mut parts = vec![local_debs().join("bin")];
+    if let Some(p) = env::var_os("PATH") {
+        parts.extend(env::split_paths(&p));
+    }
+    env::join_paths(parts).unwrap_or_default()
+}
+
+/// `apt-get install -s` says what an install would do: (package, version) to install, and the
+/// names of installed packages it would remove.
+fn apt_plan(pkgs: &[&str]) -> Result<(Vec<(String, String)>, Vec<String>), String> {
+    let plan = output(
+        Command::new("apt-get")
+            .args(["install", "-s", "--no-install-recommends"])
+            .args(pkgs),
+    )?;
+    Ok(parse_apt_plan(&plan))
+}
+
+fn parse_apt_plan(plan: &str) -> (Vec<(String, String)>, Vec<String>) {
+    let installs = plan
+        .lines()
+        .filter_map(|l| l.strip_prefix("Inst "))
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            let name = w.next()?;
+            // "Inst name (version release [arch])", or "Inst name [old] (version ...)" on upgrade
+            let version = w.find(|t| t.starts_with('('))?.trim_start_matches('(');
+            Some((name.to_string(), version.to_string()))
+        })
+        .collect();
+    let removals = plan
+        .lines()
+        .filter_map(|l| l.strip_prefix("Remv "))
+        .filter_map(|l| l.split_whitespace().next().map(String::from))
+        .collect();
+    (installs, removals)
+}
+
+/// Install missing Debian packages, changing nothing else on the machine.
+///
+/// For each package whose tool is missing, apt-get's dry run says what it would change. When it
+/// only adds packages, they are installed with `--no-remove`. When it would remove something (on
+/// a machine with a newer `qemu-utils` from backports, Debian 12's `qemu-system-arm` 7.2 cannot
+/// be installed beside it), the packages are downloaded and unpacked into
+/// `target/debian-tools/` instead, with a wrapper on xtask's PATH, so the machine's own packages
+/// stay as they are.
+fn debian_setup() -> Result<(), String> {
+    let missing: Vec<(&str, &str)> = DEBIAN_PACKAGES
+        .iter()
+        .copied()
         .filter(|(tool, _)| !have(tool))
-        .map(|(_, pkg)| *pkg)
         .collect();
     if missing.is_empty() {
         return Ok(());
     }
+    let names: Vec<&str> = missing.iter().map(|(_, p)| *p).collect();
     let is_root = Command::new("id")
         .arg("-u")
         .output()
@@ -103,27 +324,96 @@ fn setup() -> Result<(), String> {
         .unwrap_or(false);
     if !is_root || !have("apt-get") {
         return Err(format!(
-            "missing Debian packages {missing:?}: install them with `apt-get install {}`",
-            missing.join(" ")
+            "missing Debian packages {names:?}: install them with `apt-get install {}`",
+            names.join(" ")
         ));
     }
     status(
         "apt-get update",
         Command::new("apt-get").args(["update", "-qq"]),
     )?;
-    status(
-        &format!("apt-get install {}", missing.join(" ")),
-        Command::new("apt-get")
-            .args(["install", "-y", "-qq", "--no-install-recommends"])
-            .args(&missing)
-            .env("DEBIAN_FRONTEND", "noninteractive"),
-    )?;
+    for (tool, pkg) in missing {
+        let (installs, removals) = apt_plan(&[pkg])?;
+        let list: Vec<&str> = installs.iter().map(|(n, _)| n.as_str()).collect();
+        if removals.is_empty() {
+            eprintln!(
+                "xtask: `{tool}` is missing: apt-get will install {} package(s): {}",
+                list.len(),
+                list.join(" ")
+            );
+            status(
+                &format!("apt-get install --no-remove {pkg}"),
+                Command::new("apt-get")
+                    .args([
+                        "install",
+                        "-y",
+                        "-qq",
+                        "--no-install-recommends",
+                        "--no-remove",
+                        pkg,
+                    ])
+                    .env("DEBIAN_FRONTEND", "noninteractive"),
+            )?;
+        } else {
+            eprintln!(
+                "xtask: `{tool}` is missing, and installing {pkg} system-wide would remove {}; \
+                 unpacking {} package(s) into {} instead (the machine's packages stay as they are)",
+                removals.join(" "),
+                list.len(),
+                local_debs().display()
+            );
+            unpack_locally(tool, &installs)?;
+        }
+    }
     for (tool, pkg) in DEBIAN_PACKAGES {
         if !have(tool) {
             return Err(format!("{pkg} installed but `{tool}` is still not on PATH"));
         }
     }
     Ok(())
+}
+
+/// Download `debs` (name, version) with apt-get and unpack them into [`local_debs`]; put a
+/// wrapper for `tool` in its `bin/` that finds the unpacked libraries and data files.
+fn unpack_locally(tool: &str, debs: &[(String, String)]) -> Result<(), String> {
+    let prefix = local_debs();
+    let cache = prefix.join("debs");
+    std::fs::create_dir_all(&cache).map_err(|e| format!("{}: {e}", cache.display()))?;
+    status(
+        &format!("apt-get download ({} packages)", debs.len()),
+        Command::new("apt-get")
+            .arg("download")
+            .args(debs.iter().map(|(n, v)| format!("{n}={v}")))
+            .current_dir(&cache),
+    )?;
+    for entry in std::fs::read_dir(&cache).map_err(|e| e.to_string())? {
+        let deb = entry.map_err(|e| e.to_string())?.path();
+        if deb.extension().is_some_and(|e| e == "deb") {
+            output(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&prefix))?;
+        }
+    }
+    let arch = output(Command::new("dpkg-architecture").arg("-qDEB_HOST_MULTIARCH"))
+        .or_else(|_| output(Command::new("gcc").arg("-print-multiarch")))
+        .unwrap_or_else(|_| "x86_64-linux-gnu".into());
+    let arch = arch.trim();
+    let p = prefix.display();
+    let script = format!(
+        "#!/bin/sh\n# Written by `cargo xtask setup`: {tool} unpacked from Debian packages (not installed).\n\
+         LD_LIBRARY_PATH={p}/usr/lib/{arch}:{p}/lib/{arch}${{LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}} \\\n\
+         exec {p}/usr/bin/{tool} -L {p}/usr/share/qemu \"$@\"\n"
+    );
+    let bin = prefix.join("bin");
+    std::fs::create_dir_all(&bin).map_err(|e| format!("{}: {e}", bin.display()))?;
+    let wrapper = bin.join(tool);
+    std::fs::write(&wrapper, script).map_err(|e| format!("{}: {e}", wrapper.display()))?;
+    status(
+        "chmod +x wrapper",
+        Command::new("chmod").arg("+x").arg(&wrapper),
+    )?;
+    status(
+        &format!("{tool} --version (unpacked)"),
+        Command::new(&wrapper).arg("--version"),
+    )
 }
 
 /// The main job: the Android-like scenario on the host simulator, launched from the default
@@ -192,6 +482,7 @@ fn run_qemu_board() -> Result<(), String> {
     status(
         "qemu-system-aarch64",
         Command::new("qemu-system-aarch64")
+            .env("PATH", tool_path())
             .args([
                 "-machine",
                 "virt,virtualization=on,gic-version=3",
@@ -227,4 +518,77 @@ fn test_all() -> Result<(), String> {
         )?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_projects_toolchain_file() {
+        let text = std::fs::read_to_string(root().join("rust-toolchain.toml")).unwrap();
+        let tc = parse_toolchain(&text).unwrap();
+        assert_eq!(tc.channel, "1.95.0");
+        assert!(tc.targets.contains(&"aarch64-unknown-none".to_string()));
+        assert!(tc.components.contains(&"rust-src".to_string()));
+    }
+
+    #[test]
+    fn a_toolchain_without_the_target_needs_it_added() {
+        let wanted = vec!["aarch64-unknown-none".to_string()];
+        // What `rustup target list --installed` prints on a machine with only the host target.
+        assert_eq!(
+            missing_from(&wanted, "x86_64-unknown-linux-gnu\n"),
+            wanted,
+            "setup would not add the missing target"
+        );
+        assert!(
+            missing_from(&wanted, "aarch64-unknown-none\nx86_64-unknown-linux-gnu\n").is_empty()
+        );
+    }
+
+    #[test]
+    fn components_match_with_their_host_suffix() {
+        let wanted: Vec<String> = ["rust-src", "llvm-tools", "clippy", "rustfmt"]
+            .map(String::from)
+            .to_vec();
+        let listed = "cargo-x86_64-unknown-linux-gnu\nclippy-x86_64-unknown-linux-gnu\n\
+                      rust-std-x86_64-unknown-linux-gnu\nrustfmt-x86_64-unknown-linux-gnu\n";
+        assert_eq!(missing_from(&wanted, listed), ["rust-src", "llvm-tools"]);
+        let listed = format!("{listed}rust-src\nllvm-tools-x86_64-unknown-linux-gnu\n");
+        assert!(missing_from(&wanted, &listed).is_empty());
+        // `rust` is not `rust-src`, and `rust-std-...` does not satisfy `rust`.
+        assert_eq!(
+            missing_from(&["rust-src".into()], "rust-std-x86_64-unknown-linux-gnu"),
+            ["rust-src"]
+        );
+    }
+
+    #[test]
+    fn apt_plans_list_installs_and_removals() {
+        let plan = "NOTE: This is only a simulation!\n\
+                    Remv qemu-utils [1:10.0.2+ds-2+deb13u1~bpo12+1]\n\
+                    Inst libfdt1 (1.6.1-4+b1 Debian:12.15/oldstable [amd64])\n\
+                    Inst qemu-system-arm (1:7.2+dfsg-7+deb12u18+b3 Debian:12.15/oldstable [amd64])\n\
+                    Conf libfdt1 (1.6.1-4+b1 Debian:12.15/oldstable [amd64])\n";
+        let (inst, remv) = parse_apt_plan(plan);
+        assert_eq!(
+            inst,
+            [
+                ("libfdt1".to_string(), "1.6.1-4+b1".to_string()),
+                ("qemu-system-arm".into(), "1:7.2+dfsg-7+deb12u18+b3".into())
+            ]
+        );
+        assert_eq!(remv, ["qemu-utils"]);
+    }
+
+    #[test]
+    fn the_sysroot_check_sees_a_missing_target() {
+        let dir = std::env::temp_dir().join(format!("xtask-sysroot-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("lib/rustlib/x86_64-unknown-linux-gnu/lib")).unwrap();
+        assert!(!target_in_sysroot(&dir, "aarch64-unknown-none"));
+        std::fs::create_dir_all(dir.join("lib/rustlib/aarch64-unknown-none/lib")).unwrap();
+        assert!(target_in_sysroot(&dir, "aarch64-unknown-none"));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 }
