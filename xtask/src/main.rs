@@ -268,9 +268,12 @@ fn tool_path() -> std::ffi::OsString {
     env::join_paths(parts).unwrap_or_default()
 }
 
-/// `apt-get install -s` says what an install would do: (package, version) to install, and the
+/// What `apt-get install -s` says an install would do: (package, version) to install, and the
 /// names of installed packages it would remove.
-fn apt_plan(pkgs: &[&str]) -> Result<(Vec<(String, String)>, Vec<String>), String> {
+type AptPlan = (Vec<(String, String)>, Vec<String>);
+
+/// Ask apt-get for the [`AptPlan`] of installing `pkgs`.
+fn apt_plan(pkgs: &[&str]) -> Result<AptPlan, String> {
     let plan = output(
         Command::new("apt-get")
             .args(["install", "-s", "--no-install-recommends"])
@@ -279,7 +282,7 @@ fn apt_plan(pkgs: &[&str]) -> Result<(Vec<(String, String)>, Vec<String>), Strin
     Ok(parse_apt_plan(&plan))
 }
 
-fn parse_apt_plan(plan: &str) -> (Vec<(String, String)>, Vec<String>) {
+fn parse_apt_plan(plan: &str) -> AptPlan {
     let installs = plan
         .lines()
         .filter_map(|l| l.strip_prefix("Inst "))
