@@ -24,6 +24,7 @@
 //! | 0x470000F1 | SIM_VM_WRITE | [`SimVmWrite`] (16 + length) | [`IdReply`] faults_served (4); on MEM_INVALID: `u64 ipa` |
 //! | 0x47100001 | COW_BROKEN (notification) | [`CowBroken`] (8 + 8n) | |
 //! | 0x47100002 | QUOTA_EXHAUSTED (notification) | [`QuotaExhausted`] (24) | |
+//! | 0x47100003 | FAULT_UNSERVED (notification) | [`FaultUnserved`] (16) | |
 //!
 //! ### GMEM_CREATE request (16 bytes)
 //! | Offset | Size | Field |
@@ -149,12 +150,48 @@
 //! | 4 | 4 | gmem_id whose quota is exhausted |
 //! | 8 | 8 | ipa of the faulting page |
 //! | 16 | 8 | quota_pages of that gmem |
+//!
+//! ### FAULT_UNSERVED notification (16 bytes)
+//! Sent to the VM's manager (the VM that allocated it) for every stage-2 fault
+//! of the VM that the RM does not serve. A quota fault also sends
+//! QUOTA_EXHAUSTED (which names the pool) before it.
+//!
+//! | Offset | Size | Field |
+//! |---|---|---|
+//! | 0 | 2 | vmid whose fault was not served |
+//! | 2 | 1 | why ([`fault_why`]): 1 write to a read-only golden mapping (no CoW), 2 unmapped IPA, 3 access not permitted by the mapping, 4 quota exhausted, 5 out of memory |
+//! | 3 | 1 | action ([`fault_action`]): 1 synchronous external abort injected, 2 VM stopped |
+//! | 4 | 4 | reserved (0) |
+//! | 8 | 8 | ipa of the faulting page |
 
 use zerocopy::little_endian::{U16, U32, U64};
 
 use crate::wire::{
     fixed_payload, list_len, wire_struct, DecodeError, Encode, EncodeError, Reader, Writer,
 };
+
+/// FAULT_UNSERVED `why` values.
+pub mod fault_why {
+    /// A write to a golden mapping without copy-on-write.
+    pub const NO_COW: u8 = 1;
+    /// The IPA is in no mapping of the VM.
+    pub const UNMAPPED: u8 = 2;
+    /// The mapping does not permit the access (e.g. a write to a read-only
+    /// binding, an instruction fetch from a non-executable golden mapping).
+    pub const NOT_PERMITTED: u8 = 3;
+    /// The paying pool's (or the mapping's) copy quota is used up.
+    pub const QUOTA_EXHAUSTED: u8 = 4;
+    /// The partition has no free page.
+    pub const NO_MEMORY: u8 = 5;
+}
+
+/// FAULT_UNSERVED `action` values.
+pub mod fault_action {
+    /// A synchronous external abort was injected into the vCPU.
+    pub const ABORT_INJECTED: u8 = 1;
+    /// The VM was stopped (EXITED).
+    pub const VM_STOPPED: u8 = 2;
+}
 
 /// GMEM_BIND flags.
 pub mod bind_flags {
@@ -485,6 +522,35 @@ impl QuotaExhausted {
 }
 
 wire_struct! {
+    /// FAULT_UNSERVED notification (16 bytes).
+    pub struct FaultUnserved {
+        /// +0 VMID.
+        pub vmid: U16,
+        /// +2 why ([`fault_why`]).
+        pub why: u8,
+        /// +3 action ([`fault_action`]).
+        pub action: u8,
+        /// +4 reserved.
+        pub reserved: U32,
+        /// +8 faulting IPA (page).
+        pub ipa: U64,
+    }
+}
+
+impl FaultUnserved {
+    /// A FAULT_UNSERVED payload.
+    pub fn new(vmid: u16, why: u8, action: u8, ipa: u64) -> Self {
+        FaultUnserved {
+            vmid: U16::new(vmid),
+            why,
+            action,
+            reserved: U32::new(0),
+            ipa: U64::new(ipa),
+        }
+    }
+}
+
+wire_struct! {
     /// SIM_VM_READ request (16 bytes).
     pub struct SimVmReadReq {
         /// +0 VMID.
@@ -537,6 +603,7 @@ fixed_payload!(
     GoldenReleaseReq,
     VmMemStatsReply,
     QuotaExhausted,
+    FaultUnserved,
     SimVmReadReq,
     FaultIpa,
 );

@@ -230,6 +230,8 @@ msg_ids! {
     COW_BROKEN = 0x4710_0001;
     /// RM → owner: a gmem quota was exhausted.
     QUOTA_EXHAUSTED = 0x4710_0002;
+    /// RM → manager: a stage-2 fault of a VM was not served.
+    FAULT_UNSERVED = 0x4710_0003;
 }
 
 impl MsgId {

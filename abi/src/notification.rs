@@ -1,7 +1,7 @@
 //! Every known notification as one enum, decoded by message ID.
 
 use crate::error::RmError;
-use crate::ext::{CowBroken, QuotaExhausted};
+use crate::ext::{CowBroken, FaultUnserved, QuotaExhausted};
 use crate::fragment::Fragmenter;
 use crate::mem::{MemOwnerNotif, MemRecall, MemShared};
 use crate::msg_id::MsgId;
@@ -38,6 +38,8 @@ message_enum! {
         CowBroken(CowBroken<'a>) = COW_BROKEN,
         /// QUOTA_EXHAUSTED.
         QuotaExhausted(QuotaExhausted) = QUOTA_EXHAUSTED,
+        /// FAULT_UNSERVED.
+        FaultUnserved(FaultUnserved) = FAULT_UNSERVED,
     }
 }
 
@@ -73,6 +75,21 @@ mod tests {
         );
         assert_eq!(
             Notification::decode(MsgId::VM_STATUS, &[0x81, 0, 0, 0, 3, 2, 2]),
+            Err(RmError::MsgInvalid)
+        );
+    }
+
+    #[test]
+    fn fault_unserved_by_hand() {
+        // VM 0x81, why 1 (no CoW), action 2 (stopped), ipa 0x1_0000_3000.
+        let b = [0x81, 0, 1, 2, 0, 0, 0, 0, 0, 0x30, 0, 0, 1, 0, 0, 0];
+        let n = Notification::decode(MsgId(0x4710_0003), &b).unwrap();
+        assert_eq!(
+            n,
+            Notification::FaultUnserved(crate::ext::FaultUnserved::new(0x81, 1, 2, 0x1_0000_3000))
+        );
+        assert_eq!(
+            Notification::decode(MsgId(0x4710_0003), &b[..15]),
             Err(RmError::MsgInvalid)
         );
     }

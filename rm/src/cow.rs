@@ -23,7 +23,7 @@ use alloc::vec::Vec;
 
 use gunyah_stage2::{Access, Fault, FaultKind};
 
-use gunyah_rm_abi::ext::{CowBroken, QuotaExhausted};
+use gunyah_rm_abi::ext::{CowBroken, FaultUnserved, QuotaExhausted};
 use gunyah_rm_abi::MsgId;
 use zerocopy::little_endian::U64;
 
@@ -54,6 +54,22 @@ pub enum Unserved {
     /// The access is not allowed by the mapping (e.g. a write to a read-only
     /// binding, an instruction fetch from a non-executable golden mapping).
     NotPermitted,
+    /// The IPA is in no mapping, binding or demand-paging range of the VM.
+    Unmapped,
+}
+
+impl Unserved {
+    /// The FAULT_UNSERVED `why` code.
+    pub fn why_code(self) -> u8 {
+        use gunyah_rm_abi::ext::fault_why;
+        match self {
+            Unserved::NoCow => fault_why::NO_COW,
+            Unserved::QuotaExhausted { .. } => fault_why::QUOTA_EXHAUSTED,
+            Unserved::NoMemory => fault_why::NO_MEMORY,
+            Unserved::NotPermitted => fault_why::NOT_PERMITTED,
+            Unserved::Unmapped => fault_why::UNMAPPED,
+        }
+    }
 }
 
 /// What the platform does after [`Rm::handle_fault`].
@@ -146,10 +162,10 @@ impl<P: Platform> Rm<P> {
         }
         if let Some(m) = self.ext.mapping_at(vmid, page).copied() {
             if access != Access::Write || self.ext.private.contains_key(&(vmid, page)) {
-                return self.unserved(vmid, Unserved::NotPermitted, m.fault_action);
+                return self.unserved_at(vmid, page, Unserved::NotPermitted, m.fault_action);
             }
             if !m.cow {
-                return self.unserved(vmid, Unserved::NoCow, m.fault_action);
+                return self.unserved_at(vmid, page, Unserved::NoCow, m.fault_action);
             }
             return self.cow_copy(vmid, page, &m);
         }
@@ -161,7 +177,12 @@ impl<P: Platform> Rm<P> {
                 .get(&b.gmem)
                 .is_some_and(|g| g.pages.contains_key(&offset));
             if populated || !permits(b.rights, access) {
-                return self.unserved(vmid, Unserved::NotPermitted, FaultAction::InjectAbort);
+                return self.unserved_at(
+                    vmid,
+                    page,
+                    Unserved::NotPermitted,
+                    FaultAction::InjectAbort,
+                );
             }
             return match self.new_zero_page(vmid, b.gmem, page, b.rights) {
                 Ok(pa) => {
@@ -171,11 +192,11 @@ impl<P: Platform> Rm<P> {
                     self.ext.counters.demand_pages += 1;
                     FaultOutcome::Populated { pa }
                 }
-                Err(u) => self.unserved(vmid, u, FaultAction::InjectAbort),
+                Err(u) => self.unserved_at(vmid, page, u, FaultAction::InjectAbort),
             };
         }
         if self.ext.private.contains_key(&(vmid, page)) {
-            return self.unserved(vmid, Unserved::NotPermitted, FaultAction::InjectAbort);
+            return self.unserved_at(vmid, page, Unserved::NotPermitted, FaultAction::InjectAbort);
         }
         let in_dp = self.vms.get(vmid).is_some_and(|v| {
             v.demand_paging
@@ -217,10 +238,18 @@ impl<P: Platform> Rm<P> {
                     self.ext.counters.demand_pages += 1;
                     FaultOutcome::Populated { pa }
                 }
-                Err(u) => self.unserved(vmid, u, FaultAction::InjectAbort),
+                Err(u) => self.unserved_at(vmid, page, u, FaultAction::InjectAbort),
             };
         }
-        FaultOutcome::Report
+        // Nothing the RM manages covers the page: mapped by the VM's other
+        // memory (an accepted parcel, its own RAM) without the right, or not
+        // mapped at all.
+        let why = if self.plat.query(vmid, page).is_some() {
+            Unserved::NotPermitted
+        } else {
+            Unserved::Unmapped
+        };
+        self.unserved_at(vmid, page, why, FaultAction::InjectAbort)
     }
 
     /// Quota check, allocate, zero and map one page of pool `gid` at `page`.
@@ -254,10 +283,10 @@ impl<P: Platform> Rm<P> {
     /// The CoW step for a write to the golden page at `page` of mapping `m`.
     fn cow_copy(&mut self, vmid: Vmid, page: u64, m: &GoldenMapping) -> FaultOutcome {
         let Some(gid) = m.gmem else {
-            return self.unserved(vmid, Unserved::NoCow, m.fault_action);
+            return self.unserved_at(vmid, page, Unserved::NoCow, m.fault_action);
         };
         let Some(pool) = self.ext.gmems.get(&gid) else {
-            return self.unserved(vmid, Unserved::NoMemory, m.fault_action);
+            return self.unserved_at(vmid, page, Unserved::NoMemory, m.fault_action);
         };
         // 1. Quota: the pool's, and the mapping's own copy limit.
         let limit = match m.cow_quota {
@@ -267,7 +296,12 @@ impl<P: Platform> Rm<P> {
         };
         if let Some(quota) = limit {
             self.quota_exhausted(vmid, gid, page, quota);
-            return self.unserved(vmid, Unserved::QuotaExhausted { gmem: gid }, m.fault_action);
+            return self.unserved_at(
+                vmid,
+                page,
+                Unserved::QuotaExhausted { gmem: gid },
+                m.fault_action,
+            );
         }
         let gpage = (m.offset + (page - m.ipa)) / PAGE_SIZE;
         let Some(src) = self
@@ -276,13 +310,13 @@ impl<P: Platform> Rm<P> {
             .get(&m.golden)
             .and_then(|g| g.pa_of(gpage * PAGE_SIZE))
         else {
-            return self.unserved(vmid, Unserved::NoMemory, m.fault_action);
+            return self.unserved_at(vmid, page, Unserved::NoMemory, m.fault_action);
         };
         // 2. + 3. One page from the partition (charged to the pool below),
         // holding a copy of the golden page: not zeroed first, since the
         // 4 KiB copy overwrites all of it.
         let Some(pa) = self.plat.alloc_page_copy(src) else {
-            return self.unserved(vmid, Unserved::NoMemory, m.fault_action);
+            return self.unserved_at(vmid, page, Unserved::NoMemory, m.fault_action);
         };
         // 4. Replace the one entry (split, break-before-make, invalidate).
         let rights = m.copy_rights();
@@ -292,7 +326,7 @@ impl<P: Platform> Rm<P> {
             .is_err()
         {
             self.plat.free_page(pa);
-            return self.unserved(vmid, Unserved::NoMemory, m.fault_action);
+            return self.unserved_at(vmid, page, Unserved::NoMemory, m.fault_action);
         }
         // 5. Records: gfn → page, share count, pool charge, mapping count.
         self.ext.private.insert(
@@ -325,13 +359,32 @@ impl<P: Platform> Rm<P> {
         FaultOutcome::Copied { pa }
     }
 
-    /// Count an unserved fault and apply `action`.
-    fn unserved(&mut self, vmid: Vmid, why: Unserved, action: FaultAction) -> FaultOutcome {
+    /// Count an unserved fault at `page`, apply `action` and tell the VM's
+    /// manager (FAULT_UNSERVED; a VM without a manager, HLOS, is not told).
+    fn unserved_at(
+        &mut self,
+        vmid: Vmid,
+        page: u64,
+        why: Unserved,
+        action: FaultAction,
+    ) -> FaultOutcome {
+        use gunyah_rm_abi::ext::fault_action;
         self.ext.counters.unserved += 1;
-        if action == FaultAction::StopVm && self.stop_for_fault(vmid) {
-            return FaultOutcome::Stopped(why);
+        let outcome = if action == FaultAction::StopVm && self.stop_for_fault(vmid) {
+            FaultOutcome::Stopped(why)
+        } else {
+            FaultOutcome::Abort(why)
+        };
+        let done = match outcome {
+            FaultOutcome::Stopped(_) => fault_action::VM_STOPPED,
+            _ => fault_action::ABORT_INJECTED,
+        };
+        let manager = self.vms.get(vmid).map_or(vmid, |v| v.owner);
+        if manager != vmid {
+            let n = FaultUnserved::new(vmid, why.why_code(), done, page);
+            self.notify_with(manager, MsgId::FAULT_UNSERVED, &n);
         }
-        FaultOutcome::Abort(why)
+        outcome
     }
 
     /// Stop `vmid` (EXITED, VM_EXITED to its owner) if its state allows.

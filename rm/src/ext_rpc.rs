@@ -147,9 +147,9 @@ impl<P: Platform> Rm<P> {
                 }
             }
             Request::SimVmRead(q) => {
-                return self.rpc_sim_read(q.vmid.get(), q.length.get(), q.ipa.get())
+                return self.rpc_sim_read(from, q.vmid.get(), q.length.get(), q.ipa.get())
             }
-            Request::SimVmWrite(w) => return self.rpc_sim_write(w.vmid, w.ipa, w.data),
+            Request::SimVmWrite(w) => return self.rpc_sim_write(from, w.vmid, w.ipa, w.data),
             _ => Err(RmError::Unimplemented),
         };
         match r {

@@ -473,7 +473,9 @@ impl<P: Platform> Rm<P> {
                 size: r.size,
             })
             .collect();
-        self.insert_golden(vmid, regions, home)
+        // The image belongs to the VM that sealed it (the template's manager),
+        // not to the template: the template cannot map it elsewhere.
+        self.insert_golden(caller, regions, home)
     }
 
     /// Remove the private page of `vmid` at `ipa` from the records (its
@@ -573,12 +575,19 @@ impl<P: Platform> Rm<P> {
 
     /// GOLDEN_MAP: map `golden[offset, offset+size)` read-only at
     /// `[ipa, ipa+size)` of `vmid`, with blocks where alignment allows.
+    ///
+    /// Who may: only the image's owner (the VM that sealed it), and only into
+    /// itself or a VM it manages. An unknown image is HANDLE_INVALID, someone
+    /// else's image DENIED, a target VM that is not the caller's VMID_INVALID.
     pub fn golden_map(&mut self, caller: Vmid, p: MapParams) -> Result<(), RmError> {
         let g = self
             .ext
             .goldens
             .get(&p.golden)
             .ok_or(RmError::HandleInvalid)?;
+        if g.owner != caller {
+            return Err(RmError::Denied);
+        }
         if !self.vms.exists(p.vmid) || !self.may_manage(caller, p.vmid) {
             return Err(RmError::VmidInvalid);
         }
@@ -675,8 +684,15 @@ impl<P: Platform> Rm<P> {
         ipa: u64,
         size: u64,
     ) -> Result<(), RmError> {
-        if !self.ext.goldens.contains_key(&golden) {
-            return Err(RmError::HandleInvalid);
+        // Who may: as GOLDEN_MAP (the image's owner, for itself or a VM it
+        // manages).
+        let g = self
+            .ext
+            .goldens
+            .get(&golden)
+            .ok_or(RmError::HandleInvalid)?;
+        if g.owner != caller {
+            return Err(RmError::Denied);
         }
         if !self.vms.exists(vmid) || !self.may_manage(caller, vmid) {
             return Err(RmError::VmidInvalid);
@@ -742,17 +758,18 @@ impl<P: Platform> Rm<P> {
     /// GOLDEN_RELEASE: destroy an image nobody maps (MEM_INUSE otherwise).
     /// Its pages go home: a sealed parcel's pages back to its owner (mapped
     /// again where they were, or where the RM chooses; HLOS if the owner is
-    /// gone), pool-made pages back to the partition. The caller is the VM
-    /// that sealed it or that VM's owner (HLOS once the VM is gone).
+    /// gone), pool-made pages back to the partition.
+    ///
+    /// Who may: the image's owner (the VM that sealed it); once that VM is
+    /// gone, HLOS (so an orphaned image can still be freed). Anyone else:
+    /// DENIED.
     pub fn golden_release(&mut self, caller: Vmid, golden: u32) -> Result<(), RmError> {
         let g = self
             .ext
             .goldens
             .get(&golden)
             .ok_or(RmError::HandleInvalid)?;
-        let allowed = g.owner == caller
-            || self.may_manage(caller, g.owner)
-            || (!self.vms.exists(g.owner) && caller == VMID_HLOS);
+        let allowed = g.owner == caller || (!self.vms.exists(g.owner) && caller == VMID_HLOS);
         if !allowed {
             return Err(RmError::Denied);
         }

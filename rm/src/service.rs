@@ -22,7 +22,7 @@ use crate::memory::{Origin, OwnedRange, VmMem};
 use crate::memparcel::ParcelDb;
 use crate::platform::{MemKind, Platform, PlatformError, Rights, Vmid};
 use crate::rpc::{self, ClientRx, Outbox};
-use crate::vm::{Vm, VmState, VmTable, VMID_HLOS};
+use crate::vm::{links_in, LinkId, Vm, VmState, VmTable, VMID_HLOS};
 
 /// RM configuration.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -69,6 +69,8 @@ pub struct Rm<P: Platform> {
     pub(crate) rm_pages: BTreeSet<u64>,
     /// gmem pools, golden images, CoW records.
     pub(crate) ext: crate::memext::MemExt,
+    /// The next [`LinkId`] to hand out.
+    pub(crate) next_link: LinkId,
 }
 
 impl<P: Platform> Rm<P> {
@@ -77,6 +79,7 @@ impl<P: Platform> Rm<P> {
         let mut vms = VmTable::default();
         let mut hlos = Vm::new(VMID_HLOS, VMID_HLOS, VmState::Running);
         hlos.vcpus = 0;
+        hlos.link = Some(1);
         vms.vms.insert(VMID_HLOS, hlos);
         plat.create_space(VMID_HLOS)?;
         let mut m = VmMem::default();
@@ -112,6 +115,7 @@ impl<P: Platform> Rm<P> {
             deferred: VecDeque::new(),
             rm_pages: BTreeSet::new(),
             ext: crate::memext::MemExt::default(),
+            next_link: 2,
         })
     }
 
@@ -130,9 +134,18 @@ impl<P: Platform> Rm<P> {
         &self.cfg
     }
 
-    /// Whether `vmid` is a VM the RM knows (a transport may let it connect).
+    /// Whether `vmid` is a VM the RM knows.
     pub fn vm_exists(&self, vmid: Vmid) -> bool {
         self.vms.exists(vmid)
+    }
+
+    /// `vmid`'s RM-RPC link, if its message queues exist now
+    /// ([`crate::vm::links_in`]; HLOS always). A transport lets a client
+    /// connect as `vmid` only then, binds the connection to this link, and
+    /// closes it as soon as `link(vmid)` no longer returns the same id (the VM
+    /// was reset or deallocated, and maybe a new VM has the VMID).
+    pub fn link(&self, vmid: Vmid) -> Option<LinkId> {
+        self.vms.get(vmid).and_then(|v| v.link)
     }
 
     /// A VM's state, if it exists.
@@ -160,8 +173,11 @@ impl<P: Platform> Rm<P> {
     /// Complete requests are handled at once; their replies, the
     /// notifications they cause and any asynchronous work that follows are
     /// queued for [`Rm::drain_outgoing`]. Malformed packets are dropped.
+    ///
+    /// A packet from a VM without an RM-RPC link ([`Rm::link`]: none yet, or
+    /// no more) is dropped: it has no queue to send it on.
     pub fn packet_from(&mut self, from: Vmid, packet: &[u8]) {
-        if !self.vms.exists(from) {
+        if self.link(from).is_none() {
             return;
         }
         let msg = match self.rx.entry(from).or_default().push(packet) {
@@ -209,7 +225,11 @@ impl<P: Platform> Rm<P> {
     }
 
     /// Queue a notification with the next notification sequence number.
+    /// A VM without an RM-RPC link has no queue for it: it is not sent.
     pub(crate) fn notify(&mut self, to: Vmid, msg_id: u32, payload: Vec<u8>) {
+        if self.link(to).is_none() {
+            return;
+        }
         let seq = self.notif_seq;
         self.notif_seq = self.notif_seq.wrapping_add(1);
         self.out.notify(to, seq, msg_id, payload);
@@ -248,12 +268,31 @@ impl<P: Platform> Rm<P> {
         }
     }
 
-    /// Move `vmid` to `state` and tell its peers.
+    /// Move `vmid` to `state` and tell its peers. The VM's RM-RPC link comes
+    /// into being or goes with the state ([`crate::vm::links_in`]).
     pub(crate) fn set_state(&mut self, vmid: Vmid, state: VmState) {
+        let next = self.next_link;
+        let mut closed = false;
         if let Some(vm) = self.vms.get_mut(vmid) {
             vm.state = state;
+            if links_in(state) && vm.link.is_none() {
+                vm.link = Some(next);
+                self.next_link += 1;
+            } else if !links_in(state) && vm.link.take().is_some() {
+                closed = true;
+            }
+        }
+        if closed {
+            self.close_link(vmid);
         }
         self.send_vm_status(vmid);
+    }
+
+    /// `vmid`'s link is gone: drop its partial message and everything queued
+    /// for it, so nothing meant for it reaches a later link of the VMID.
+    pub(crate) fn close_link(&mut self, vmid: Vmid) {
+        self.rx.remove(&vmid);
+        self.out.forget(vmid);
     }
 
     /// Take one page from the partition and account for it in the RM's

@@ -135,8 +135,30 @@ impl<P: Platform> Rm<P> {
         Ok(served)
     }
 
-    /// SIM_VM_READ: the reply body (`u32 err`, then the bytes or the IPA).
-    pub(crate) fn rpc_sim_read(&mut self, vmid: Vmid, length: u32, ipa: u64) -> Vec<u8> {
+    /// Who may touch `vmid`'s memory through SIM_VM_READ / SIM_VM_WRITE: the
+    /// VM itself and its manager (the VM that allocated it). For anyone else
+    /// the VM does not exist: VMID_INVALID, as for the other requests about
+    /// a VM that is not the caller's.
+    fn sim_allowed(&self, caller: Vmid, vmid: Vmid) -> Result<(), RmError> {
+        if self.may_manage(caller, vmid) {
+            Ok(())
+        } else {
+            Err(RmError::VmidInvalid)
+        }
+    }
+
+    /// SIM_VM_READ from `caller`: the reply body (`u32 err`, then the bytes or
+    /// the IPA).
+    pub(crate) fn rpc_sim_read(
+        &mut self,
+        caller: Vmid,
+        vmid: Vmid,
+        length: u32,
+        ipa: u64,
+    ) -> Vec<u8> {
+        if let Err(e) = self.sim_allowed(caller, vmid) {
+            return err_body(e);
+        }
         if length == 0 || length > gunyah_rm_abi::ext::SIM_MAX_READ {
             let unsupported =
                 self.plat.simulate_access(vmid, 0, Access::Read).is_none() && self.vms.exists(vmid);
@@ -162,8 +184,18 @@ impl<P: Platform> Rm<P> {
         }
     }
 
-    /// SIM_VM_WRITE: the reply body (`u32 err`, then `faults_served` or the IPA).
-    pub(crate) fn rpc_sim_write(&mut self, vmid: Vmid, ipa: u64, data: &[u8]) -> Vec<u8> {
+    /// SIM_VM_WRITE from `caller`: the reply body (`u32 err`, then
+    /// `faults_served` or the IPA).
+    pub(crate) fn rpc_sim_write(
+        &mut self,
+        caller: Vmid,
+        vmid: Vmid,
+        ipa: u64,
+        data: &[u8],
+    ) -> Vec<u8> {
+        if let Err(e) = self.sim_allowed(caller, vmid) {
+            return err_body(e);
+        }
         let r = self.vm_write(vmid, ipa, data);
         self.flush_cow_broken();
         match r {

@@ -203,6 +203,31 @@ pub struct Vm {
     pub exit: Option<ExitInfo>,
     /// Pending reset stage.
     pub reset: Option<ResetStage>,
+    /// The VM's RM-RPC link (its message-queue pair) while it exists: a
+    /// number unique over the RM's lifetime, so a transport can tell this
+    /// link from an earlier one of the same VMID (see [`links_in`]).
+    pub link: Option<LinkId>,
+}
+
+/// Names one RM-RPC link (a VM's message-queue pair) for as long as it exists;
+/// never reused, so a connection bound to an old link cannot act for a later
+/// VM given the same VMID.
+pub type LinkId = u64;
+
+/// Whether a VM in `state` has its RM message queues.
+///
+/// Gunyah's RM creates a secondary VM's RM-RPC msgqueue pair while it builds
+/// the VM from its config at VM_INIT (`svm_init` → `vm_config_create_vdevices`
+/// → `handle_rm_rpc`, `src/vm_creation/second_vm.c`, `src/vm_config/vm_config.c`),
+/// and destroys it with the VM's other vdevices in the first stage of a reset
+/// (DESTROY_VDEVICES). So the link exists from READY (VM_INIT done) through
+/// RUNNING, PAUSED and EXITED, and not in LOAD, AUTH, INIT, INIT_FAILED,
+/// RESETTING or RESET. HLOS's link exists from boot.
+pub fn links_in(state: VmState) -> bool {
+    matches!(
+        state,
+        VmState::Ready | VmState::Running | VmState::Paused | VmState::Exited
+    )
 }
 
 impl Vm {
@@ -224,6 +249,7 @@ impl Vm {
             resources: Vec::new(),
             exit: None,
             reset: None,
+            link: None,
         }
     }
 

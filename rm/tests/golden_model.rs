@@ -367,7 +367,7 @@ fn clone_of_a_clone_unmap_after_cow_and_teardown() {
     assert!(matches!(
         r,
         Err(AccessError::Fault {
-            outcome: FaultOutcome::Report,
+            outcome: FaultOutcome::Abort(Unserved::Unmapped),
             ..
         })
     ));

@@ -91,6 +91,7 @@ fn golden_bytes() -> Vec<u8> {
     b
 }
 
+/// A VM allocated by HLOS (LOAD: it cannot send requests yet).
 fn alloc_vm(h: &mut H) -> u16 {
     let c = h.ok(HLOS, VM_ALLOC, &vmid_pad(0));
     c.u32_at(0) as u16
@@ -254,7 +255,17 @@ fn quota_exhaustion_and_writes_without_cow() {
     q.extend_from_slice(&gmem.to_le_bytes());
     q.extend_from_slice(&(CLONE_IPA + 0x2000).to_le_bytes());
     q.extend_from_slice(&2u64.to_le_bytes());
-    assert_eq!(c.notifs(), vec![(HLOS, N_QUOTA_EXHAUSTED, q)]);
+    assert_eq!(
+        c.notifs(),
+        vec![
+            (HLOS, N_QUOTA_EXHAUSTED, q),
+            (
+                HLOS,
+                N_FAULT_UNSERVED,
+                fault_unserved(vm, 4, 1, CLONE_IPA + 0x2000)
+            )
+        ]
+    );
     assert_eq!(h.rm.platform().partition_usage(), used, "nothing leaked");
     // A write that spans into the next page: the bytes before the fault land.
     let c = h.call(
@@ -266,18 +277,25 @@ fn quota_exhaustion_and_writes_without_cow() {
     assert_eq!(c.data, (CLONE_IPA + 0x2000).to_le_bytes());
     let c = h.ok(HLOS, SIM_VM_READ, &sim_read(vm, 2, CLONE_IPA + 0x1FFE));
     assert_eq!(c.data, b"ab");
-    // Read-only mapping: the write is never served and nobody is told.
+    // Read-only mapping: the write is never served; the manager is told why.
     let c = h.call(HLOS, SIM_VM_WRITE, &sim_write(vm, CLONE_IPA + MIB2, b"x"));
     assert_eq!(c.err, MEM_INVALID);
     assert_eq!(c.data, (CLONE_IPA + MIB2).to_le_bytes());
-    assert!(c.notifs().is_empty());
+    assert_eq!(
+        c.notifs(),
+        vec![(
+            HLOS,
+            N_FAULT_UNSERVED,
+            fault_unserved(vm, 1, 1, CLONE_IPA + MIB2)
+        )]
+    );
     assert_eq!(stats(&mut h, vm), [0, 1022, 2, 2]);
 }
 
 #[test]
 fn release_is_refused_while_mapped_then_memory_goes_home() {
     let mut h = H::new();
-    let vm = alloc_vm(&mut h);
+    let vm = h.ready_vm();
     let (g, _) = make_golden(&mut h, vm);
     let gmem = h
         .ok(HLOS, GMEM_CREATE, &gmem_create(8 * 4096, 0, vm, 0))
@@ -329,7 +347,7 @@ fn release_is_refused_while_mapped_then_memory_goes_home() {
 #[test]
 fn bad_requests_change_nothing() {
     let mut h = H::new();
-    let vm = alloc_vm(&mut h);
+    let vm = h.ready_vm();
     let (g, _) = make_golden(&mut h, vm);
     h.call_fails(
         HLOS,
@@ -474,12 +492,19 @@ fn bad_requests_change_nothing() {
         &golden_map(g, vm, 4, 0, CLONE_IPA, MIB2, gmem),
         ARGUMENT_INVALID,
     );
-    // A VM may not map into another VM it does not own.
+    // Only the image's owner (HLOS, which sealed it) may map it: a VM may
+    // not map it into another VM, nor into itself.
     h.call_fails(
         vm,
         GOLDEN_MAP,
         &golden_map(g, other, 0, 0, CLONE_IPA, MIB2, 0xFFFF_FFFF),
-        VMID_INVALID,
+        DENIED,
+    );
+    h.call_fails(
+        vm,
+        GOLDEN_MAP,
+        &golden_map(g, vm, 0, 0, CLONE_IPA, MIB2, 0xFFFF_FFFF),
+        DENIED,
     );
     // A protected VM refuses images its config does not name.
     h.rm.set_vm_protected(other, vec![[0xAB; 32]]).unwrap();
@@ -557,14 +582,17 @@ fn demand_paged_binding_and_unbind() {
     assert_eq!(c.data, b"spanning");
     assert_eq!(stats(&mut h, vm), [2, 0, 0, 4]);
     h.ok(HLOS, SIM_VM_WRITE, &sim_write(vm, ram + 0x2000, b"3"));
-    // Outside every binding: reported, not served, nobody told.
+    // Outside every binding: not served, and the manager is told.
     let dp = 0x5000_0000u64;
     let c = h.call(HLOS, SIM_VM_READ, &sim_read(vm, 1, dp));
     assert_eq!(
         (c.err, c.data.clone()),
         (MEM_INVALID, dp.to_le_bytes().to_vec())
     );
-    assert!(c.notifs().is_empty());
+    assert_eq!(
+        c.notifs(),
+        vec![(HLOS, N_FAULT_UNSERVED, fault_unserved(vm, 2, 1, dp))]
+    );
     // A VM_SET_DEMAND_PAGING range is served from the VM's pool too.
     let mut req = vm.to_le_bytes().to_vec();
     req.extend_from_slice(&[0, 0]);
@@ -586,7 +614,17 @@ fn demand_paged_binding_and_unbind() {
     q.extend_from_slice(&gmem.to_le_bytes());
     q.extend_from_slice(&(dp + 0x3000).to_le_bytes());
     q.extend_from_slice(&4u64.to_le_bytes());
-    assert_eq!(c.notifs(), vec![(HLOS, N_QUOTA_EXHAUSTED, q)]);
+    assert_eq!(
+        c.notifs(),
+        vec![
+            (HLOS, N_QUOTA_EXHAUSTED, q),
+            (
+                HLOS,
+                N_FAULT_UNSERVED,
+                fault_unserved(vm, 4, 1, dp + 0x3000)
+            )
+        ]
+    );
     // Bound memory is never visible in HLOS.
     let pa = AddressSpaces::query(h.rm.platform(), vm, ram).unwrap().pa;
     let mut hl = Vec::new();
@@ -705,6 +743,11 @@ fn unserved_write_stops_a_running_clone_with_stop_vm_policy() {
             (HLOS, N_QUOTA_EXHAUSTED, q),
             (HLOS, N_VM_STATUS, vm_status(vm, 9, 0, 0)),
             (HLOS, N_VM_EXITED, exited),
+            (
+                HLOS,
+                N_FAULT_UNSERVED,
+                fault_unserved(vm, 4, 2, CLONE_IPA + 4096)
+            ),
         ]
     );
     assert_eq!(h.rm.vm_state(vm), Some(gunyah_rm::vm::VmState::Exited));

@@ -331,7 +331,7 @@ fn scattered(n: u64) -> Vec<(u64, u64)> {
 #[test]
 fn multi_fragment_share_and_accept_with_incomplete() {
     let mut h = H::new();
-    h.ok(HLOS, VM_ALLOC, &vmid_pad(0));
+    assert_eq!(h.ready_vm(), VM);
     // 600 entries: LNX sends the first 512 with APPEND (0x2) ...
     let pages = scattered(600);
     let body = {

@@ -13,9 +13,18 @@ const P: u64 = 0x1000;
 const BASE: u64 = 0x4400_0000;
 const MIB2: u64 = 0x20_0000;
 
+/// HLOS and VM 0x80, just allocated (LOAD: it cannot send requests yet).
 fn with_vm() -> H {
     let mut h = H::new();
     h.ok(HLOS, VM_ALLOC, &vmid_pad(0));
+    h
+}
+
+/// HLOS and VM 0x80, READY: its RM message queues exist, so it can send
+/// requests (accept, release, ...).
+fn with_ready_vm() -> H {
+    let mut h = H::new();
+    assert_eq!(h.ready_vm(), VM);
     h
 }
 
@@ -199,7 +208,7 @@ fn create_rules() {
 
 #[test]
 fn sanitize_at_create_and_on_reclaim() {
-    let mut h = with_vm();
+    let mut h = with_ready_vm();
     assert!(h.rm.platform_mut().write(BASE + 0x10, b"secret"));
     assert!(h.rm.platform_mut().write(BASE + P + 0x10, b"secret"));
     // SANITIZE at create zeroes at once.
@@ -261,7 +270,7 @@ fn sanitize_at_create_and_on_reclaim() {
 
 #[test]
 fn accept_placement() {
-    let mut h = with_vm();
+    let mut h = with_ready_vm();
     // 4 MiB parcel: the RM picks a 2 MiB aligned IPA.
     let big = h
         .ok(
@@ -321,7 +330,7 @@ fn accept_placement() {
 
 #[test]
 fn contiguous_accept_of_scattered_regions() {
-    let mut h = with_vm();
+    let mut h = with_ready_vm();
     // Three separate pages → three regions.
     let s = [(BASE, P), (BASE + 4 * P, P), (BASE + 9 * P, P)];
     let hd = h
@@ -437,7 +446,7 @@ fn notify_shared_to_ready_vm_auto_accepts_and_recall() {
 
 #[test]
 fn lookup_sgl() {
-    let mut h = with_vm();
+    let mut h = with_ready_vm();
     let s = [(BASE, 2 * P)];
     let hd = h
         .ok(HLOS, MEM_SHARE, &create(0, 0, 0, &[(HLOS, 7), (VM, 4)], &s))
@@ -544,7 +553,7 @@ fn with_mmio() -> H {
         seq: 0,
     };
     h.check();
-    h.ok(HLOS, VM_ALLOC, &vmid_pad(0));
+    assert_eq!(h.ready_vm(), VM);
     h
 }
 
@@ -633,6 +642,7 @@ fn io_parcels() {
     );
     assert!(h.rm.parcels().get(d).is_none());
     // The VM goes away: the device page returns to HLOS.
+    h.ok(HLOS, VM_RESET, &vmid_pad(VM));
     h.ok(HLOS, VM_DEALLOC, &vmid_pad(VM));
     assert_eq!(
         h.rm.platform().query(HLOS, MMIO).map(|l| l.kind),

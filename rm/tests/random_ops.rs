@@ -22,8 +22,9 @@ fn some_ipa(r: &mut Rng) -> u64 {
 fn run(seed: u64, steps: usize) {
     let mut r = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
     let mut h = H::new();
-    h.ok(HLOS, VM_ALLOC, &vmid_pad(0));
-    h.ok(HLOS, VM_ALLOC, &vmid_pad(0));
+    // Both guests READY, so they can send requests.
+    assert_eq!(h.ready_vm(), A);
+    assert_eq!(h.ready_vm(), B);
     // Known handles with their trans_type (plus one that never existed).
     let mut handles: Vec<(u32, u8)> = vec![(77, 0)];
     let (mut ok, mut failed) = (0, 0);

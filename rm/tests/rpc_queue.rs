@@ -10,8 +10,10 @@ use gunyah_rm::sim::default_rm;
 
 #[test]
 fn notification_queue_is_bounded_per_vm() {
-    let mut rm = default_rm();
-    rm.packet_from(HLOS, &request_packets(1, VM_ALLOC, &vmid_pad(0))[0]);
+    // VM 0x80 READY: its RM queue exists (a VM without one is sent nothing).
+    let mut h = H::new();
+    assert_eq!(h.ready_vm(), 0x80);
+    let mut rm = h.rm;
     let handle_req = create(0, 0, 0, &[(0x80, 6)], &[(0x4800_0000, 0x1000)]);
     rm.packet_from(HLOS, &request_packets(2, MEM_LEND, &handle_req)[0]);
     let first = decode_outgoing(rm.drain_outgoing());

@@ -162,6 +162,59 @@ const VM_GET_VMID: u32 = 0x5600_0024;
 const VM_ALLOC_VMID: u32 = 0x5600_0001;
 const VM_GET_STATE: u32 = 0x5600_0017;
 
+/// The smallest flattened device tree (DTSpec §5): a header, an empty reservation map and an
+/// empty root node; 72 bytes, so it fits one SIM_VM_WRITE packet.
+fn minimal_dtb() -> Vec<u8> {
+    let mut v = Vec::new();
+    // magic, totalsize, off_dt_struct, off_dt_strings, off_mem_rsvmap, version,
+    // last_comp_version, boot_cpuid_phys, size_dt_strings, size_dt_struct
+    for w in [0xd00d_feedu32, 72, 56, 72, 40, 17, 16, 0, 0, 16] {
+        v.extend_from_slice(&w.to_be_bytes());
+    }
+    v.extend_from_slice(&[0; 16]); // reservation map terminator
+    for w in [1u32, 0, 2, 9] {
+        // FDT_BEGIN_NODE "" (padded), FDT_END_NODE, FDT_END
+        v.extend_from_slice(&w.to_be_bytes());
+    }
+    v
+}
+
+/// Through HLOS's client `c`: allocate a VM and take it to READY (its DT written into HLOS RAM
+/// with SIM_VM_WRITE, a page lent to it, VM_CONFIG_IMAGE, VM_INIT). From VM_INIT on the VM's RM
+/// message queues exist, so it may connect. Uses sequence numbers `seq..seq + 5`.
+fn ready_vm(c: &Client, seq: u16) -> u16 {
+    let (data, _) = ok_reply(c, seq, VM_ALLOC_VMID, &[0, 0, 0, 0]);
+    let vm = u16::from_le_bytes([data[0], data[1]]);
+    let pa = 0x7FC0_0000u64 + u64::from(vm & 0x3F) * 0x1_0000;
+    let dtb = minimal_dtb();
+    let mut w = HLOS.to_le_bytes().to_vec();
+    w.extend_from_slice(&[0, 0]);
+    w.extend_from_slice(&(dtb.len() as u32).to_le_bytes());
+    w.extend_from_slice(&pa.to_le_bytes());
+    w.extend_from_slice(&dtb);
+    ok_reply(c, seq + 1, 0x4700_00F1, &w);
+    let mut lend = vec![0u8; 8]; // NORMAL, flags 0, label 0
+    lend.extend_from_slice(&[1, 0, 0, 0]);
+    lend.extend_from_slice(&vm.to_le_bytes());
+    lend.extend_from_slice(&[7, 0]);
+    lend.extend_from_slice(&[1, 0, 0, 0]);
+    lend.extend_from_slice(&pa.to_le_bytes());
+    lend.extend_from_slice(&0x1000u64.to_le_bytes());
+    lend.extend_from_slice(&[0, 0, 0, 0]);
+    let (data, _) = ok_reply(c, seq + 2, 0x5100_0012, &lend);
+    let mut cfg = vm.to_le_bytes().to_vec();
+    cfg.extend_from_slice(&[0, 0]);
+    cfg.extend_from_slice(&data[..4]);
+    cfg.extend_from_slice(&[0; 16]);
+    cfg.extend_from_slice(&0u64.to_le_bytes());
+    cfg.extend_from_slice(&(dtb.len() as u64).to_le_bytes());
+    ok_reply(c, seq + 3, 0x5600_0009, &cfg);
+    let mut init = vm.to_le_bytes().to_vec();
+    init.extend_from_slice(&[0, 0]);
+    ok_reply(c, seq + 4, 0x5600_000B, &init);
+    vm
+}
+
 /// VM_GET_VMID from `vmid`'s client answers OK with that VMID.
 fn assert_get_vmid(c: &Client, seq: u16, vmid: u16) {
     c.send(&request(seq, VM_GET_VMID, &[]));
@@ -256,10 +309,7 @@ fn a_flooding_client_does_not_stop_the_others() {
     let mut s = Server::start("flood");
     let other = Client::hello(&s.path, HLOS);
     // A second VM to flood from.
-    other.send(&request(1, VM_ALLOC_VMID, &[0, 0, 0, 0]));
-    let r = other.reply();
-    assert_eq!(&r[8..12], &[0, 0, 0, 0], "VM_ALLOC_VMID failed: {r:02x?}");
-    let vmid = u16::from_le_bytes([r[12], r[13]]);
+    let vmid = ready_vm(&other, 1);
     let flood = Client::hello(&s.path, vmid);
     flood.send(&request(2, VM_GET_VMID, &[]));
     assert_eq!(&flood.reply()[8..14], &[0, 0, 0, 0, vmid as u8, 0]);

@@ -48,8 +48,9 @@ fn state(h: &H, handle: u32) -> State {
 
 fn setup() -> H {
     let mut h = H::new();
-    assert_eq!(h.ok(HLOS, VM_ALLOC, &vmid_pad(0)).data, vec![0x80, 0, 0, 0]);
-    assert_eq!(h.ok(HLOS, VM_ALLOC, &vmid_pad(0)).data, vec![0x81, 0, 0, 0]);
+    // Both guests READY: their RM queues exist, so they can send requests.
+    assert_eq!(h.ready_vm(), 0x80);
+    assert_eq!(h.ready_vm(), 0x81);
     h
 }
 
@@ -80,7 +81,7 @@ const DONE: u8 = 0x80;
 fn lend_walk() {
     let mut h = setup();
     let none: State = (Some(Rights::RWX), None, None, None);
-    assert_eq!(state(&h, 0), none);
+    assert_eq!(state(&h, u32::MAX), none);
 
     // create: LEND {ACC, RW}, label 0x55.
     let handle = h
@@ -90,7 +91,8 @@ fn lend_walk() {
             &create(0, 0, 0x55, &[(ACC, 6)], &[(PAGE, P)]),
         )
         .u32_at(0);
-    assert_eq!(handle, 0);
+    // Handles 0 and 1 are the two guests' image parcels.
+    assert_eq!(handle, 2);
     let lent: State = (None, None, None, Some(ParcelState::Sharing));
     assert_eq!(state(&h, handle), lent);
 
@@ -264,17 +266,26 @@ fn lend_walk() {
         illegal(&mut h, *from, *id, body, *err, handle, lent);
     }
 
-    // ACC has not started: Gunyah's RM would stop answering (§12); here
-    // the owner gets VM_STATE and nothing changes.
-    illegal(
-        &mut h,
+    // NOTIFY(SHARED) naming a VM with no RM queue yet (LOAD): Gunyah's RM
+    // would stop answering (§12); here the owner gets VM_STATE and nothing
+    // changes. (A READY VM such as ACC would accept it at once, §3.7.)
+    let loading = h.ok(HLOS, VM_ALLOC, &vmid_pad(0)).u32_at(0) as u16;
+    let other = h
+        .ok(
+            OWNER,
+            MEM_LEND,
+            &create(0, 0, 0, &[(loading, 6)], &[(PAGE + 0x10_0000, P)]),
+        )
+        .u32_at(0);
+    h.call_fails(
         OWNER,
         MEM_NOTIFY,
-        &notify(handle, 0x1, 0x77, &[ACC]),
+        &notify(other, 0x1, 0x77, &[loading]),
         VM_STATE,
-        handle,
-        lent,
     );
+    assert_eq!(state(&h, handle), lent);
+    h.ok(OWNER, MEM_RECLAIM, &handle_flags(other, 0));
+    h.ok(HLOS, VM_DEALLOC, &vmid_pad(loading));
     // RECALL records the tag (MEM_RECALL {handle, tag} to ACC).
     let c = h.ok(OWNER, MEM_NOTIFY, &notify(handle, 0x8, 0x77, &[ACC]));
     let mut recall = handle.to_le_bytes().to_vec();
@@ -410,11 +421,12 @@ fn lend_walk() {
     ] {
         illegal(&mut h, from, id, &body, HANDLE_INVALID, handle, none);
     }
-    // Handles keep counting: the next parcel is 1.
+    // Handles keep counting: the next parcel is 4 (0 and 1 are the guests'
+    // image parcels, 2 was this walk's, 3 the one lent to a loading VM).
     let h2 = h
         .ok(OWNER, MEM_LEND, &create(0, 0, 0, &[(ACC, 6)], &[(PAGE, P)]))
         .u32_at(0);
-    assert_eq!(h2, 1);
+    assert_eq!(h2, 4);
 }
 
 #[test]
@@ -590,8 +602,8 @@ fn donate_walk() {
     );
     h.ok(STR, MEM_RELEASE, &handle_flags(h2, 0));
     h.ok(ACC, MEM_RECLAIM, &handle_flags(h2, 0));
-    // Deallocating ACC (still in LOAD) gives the page back to its donor.
-    h.ok(HLOS, VM_DEALLOC, &vmid_pad(ACC));
+    // Resetting and deallocating ACC gives the page back to its donor.
+    h.reset_and_dealloc(ACC);
     assert_eq!(mapped_anywhere(&h, OWNER, PAGE), Some(Rights::RWX));
     assert_eq!(
         h.rm.platform()
@@ -635,7 +647,7 @@ fn donation_chain_returns_to_the_first_donor() {
     );
     assert_eq!(state(&h, d2), (None, None, Some(Rights::RWX), None));
     // When the stranger goes away the page returns to HLOS, where it began.
-    h.ok(HLOS, VM_DEALLOC, &vmid_pad(STR));
+    h.reset_and_dealloc(STR);
     assert_eq!(mapped_anywhere(&h, OWNER, PAGE), Some(Rights::RWX));
     assert_eq!(
         h.rm.platform()

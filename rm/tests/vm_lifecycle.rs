@@ -46,8 +46,9 @@ fn allocation_rules() {
     h.call_fails(HLOS, VM_ALLOC, &vmid_pad(10), VMID_INVALID);
     h.call_fails(HLOS, VM_ALLOC, &vmid_pad(64), VMID_INVALID);
     h.call_fails(HLOS, VM_ALLOC, &vmid_pad(HLOS), VMID_INVALID);
-    // Only HLOS may allocate.
-    h.call_fails(10, VM_ALLOC, &vmid_pad(0), DENIED);
+    // Only HLOS may allocate (VM 10, in LOAD, cannot even send: it has no RM
+    // queue yet; a READY VM is refused below).
+    h.no_reply(10, VM_ALLOC, &vmid_pad(0));
     // 63 dynamic VMIDs: 0x80..=0xBE, then NORESOURCE.
     for i in 0..63u16 {
         let c = h.ok(HLOS, VM_ALLOC, &vmid_pad(0));
@@ -58,8 +59,14 @@ fn allocation_rules() {
     assert_eq!(h.ok(HLOS, VM_ALLOC, &vmid_pad(0)).u32_at(0), 0x85);
     // Dealloc of a VMID never allocated, or by a non-owner → VMID_INVALID.
     h.call_fails(HLOS, VM_DEALLOC, &vmid_pad(0x40), VMID_INVALID);
-    h.call_fails(0x81, VM_DEALLOC, &vmid_pad(0x82), VMID_INVALID);
+    h.no_reply(0x81, VM_DEALLOC, &vmid_pad(0x82));
     h.call_fails(HLOS, VM_DEALLOC, &vmid_pad(HLOS), VMID_INVALID);
+    // A VM with an RM queue (READY) that is not HLOS: DENIED; VMID_INVALID
+    // for a VM it does not own.
+    h.ok(HLOS, VM_DEALLOC, &vmid_pad(0x81));
+    assert_eq!(h.ready_vm(), 0x81);
+    h.call_fails(0x81, VM_ALLOC, &vmid_pad(0), DENIED);
+    h.call_fails(0x81, VM_DEALLOC, &vmid_pad(0x82), VMID_INVALID);
 }
 
 #[test]
@@ -75,19 +82,26 @@ fn state_machine_errors() {
     bc.extend_from_slice(&[1, 0, 0, 0, 0, 0]);
     bc.extend(0x8000_0000u64.to_le_bytes());
     h.call_fails(HLOS, VM_SET_BOOT_CONTEXT, &bc, VM_STATE);
-    // Non-owners get VMID_INVALID (§10 item 7), including the VM itself.
-    h.call_fails(VM, VM_STOP, &stop(VM, 1, 0), VMID_INVALID);
-    h.call_fails(VM, VM_RESET, &vmid_pad(VM), VMID_INVALID);
-    // VM_INIT: reserved half-word must be 0; only HLOS.
+    // The VM itself has no RM queue in LOAD: whatever it sends is dropped.
+    h.no_reply(VM, VM_STOP, &stop(VM, 1, 0));
+    h.no_reply(VM, VM_INIT, &vmid_pad(VM));
+    // VM_INIT: reserved half-word must be 0.
     h.call_fails(HLOS, VM_INIT, &[0x80, 0, 1, 0], ARGUMENT_INVALID);
-    h.call_fails(VM, VM_INIT, &vmid_pad(VM), DENIED);
-    // VM_CONFIG_IMAGE: only HLOS; unknown auth mechanism.
-    h.call_fails(
-        VM,
-        VM_CONFIG_IMAGE,
-        &config_image(VM, 0, 0, (0, 0), (0, 0)),
-        DENIED,
-    );
+    // Non-owners get VMID_INVALID (§10 item 7), including the VM itself;
+    // VM_INIT and VM_CONFIG_IMAGE are for HLOS only (DENIED). Asked by a
+    // READY VM (which can send) about VM 0x80 and about itself.
+    let other = h.ready_vm();
+    for target in [VM, other] {
+        h.call_fails(other, VM_STOP, &stop(target, 1, 0), VMID_INVALID);
+        h.call_fails(other, VM_RESET, &vmid_pad(target), VMID_INVALID);
+        h.call_fails(other, VM_INIT, &vmid_pad(target), DENIED);
+        h.call_fails(
+            other,
+            VM_CONFIG_IMAGE,
+            &config_image(target, 0, 0, (0, 0), (0, 0)),
+            DENIED,
+        );
+    }
     h.call_fails(
         HLOS,
         VM_CONFIG_IMAGE,
@@ -322,8 +336,8 @@ fn configuration_calls() {
     // Hyp resources: 2 queues + 2 vCPUs from the DT; strangers are refused.
     let c = h.ok(HLOS, VM_GET_HYP_RESOURCES, &vmid_pad(VM));
     assert_eq!(c.u32_at(0), 4);
-    h.ok(HLOS, VM_ALLOC, &vmid_pad(10));
-    h.call_fails(10, VM_GET_HYP_RESOURCES, &vmid_pad(VM), VMID_INVALID);
+    let stranger = h.ready_vm();
+    h.call_fails(stranger, VM_GET_HYP_RESOURCES, &vmid_pad(VM), VMID_INVALID);
     // Start: image at the IMAGE layout base, firmware at the FIRMWARE base.
     h.ok(HLOS, VM_START, &vmid_pad(VM));
     assert_eq!(
@@ -506,4 +520,56 @@ fn start_accepts_private_parcels() {
         h.ok(HLOS, MEM_RECLAIM, &handle_flags(hd, 0));
     }
     h.ok(HLOS, VM_DEALLOC, &vmid_pad(VM));
+}
+
+/// A guest's DT is untrusted input: one without `/cpus` (which made the fdt
+/// crate panic at VM_INIT) or with a property name offset past its strings
+/// block must not bring the RM down. VM_INIT falls back to one vCPU;
+/// VM_START refuses the malformed blob (NORESOURCE, INIT_FAILED).
+#[test]
+fn a_guest_dt_without_cpus_or_with_bad_offsets_does_not_panic() {
+    // Empty root, no /cpus.
+    let mut dtb = Vec::new();
+    for w in [0xd00d_feedu32, 72, 56, 72, 40, 17, 16, 0, 0, 16] {
+        dtb.extend_from_slice(&w.to_be_bytes());
+    }
+    dtb.extend_from_slice(&[0; 16]);
+    for w in [1u32, 0, 2, 9] {
+        dtb.extend_from_slice(&w.to_be_bytes());
+    }
+    // tiny_dtb(1) with the `device_type` property's name offset pointed past
+    // the strings block: struct block at 56; root node 8 bytes, its
+    // `compatible` property 12 + 20, `cpus` 12, `cpu@0` 12, then the
+    // property token and length before the name offset.
+    let mut bad = tiny_dtb(1);
+    let nameoff = 56 + 8 + 32 + 12 + 12 + 8;
+    assert_eq!(&bad[nameoff..nameoff + 4], &11u32.to_be_bytes());
+    bad[nameoff..nameoff + 4].copy_from_slice(&0x1000u32.to_be_bytes());
+    for (i, dt) in [dtb, bad].into_iter().enumerate() {
+        let mut h = H::new();
+        h.ok(HLOS, VM_ALLOC, &vmid_pad(0));
+        assert!(h.rm.platform_mut().write(IMG_PA, &dt));
+        let img = h
+            .ok(
+                HLOS,
+                MEM_LEND,
+                &create(0, 0, 0, &[(VM, 7)], &[(IMG_PA, MIB2)]),
+            )
+            .u32_at(0);
+        h.ok(
+            HLOS,
+            VM_CONFIG_IMAGE,
+            &config_image(VM, 0, img, (0, 0), (0, dt.len() as u64)),
+        );
+        h.ok(HLOS, VM_INIT, &vmid_pad(VM));
+        // 2 message queues + 1 vCPU.
+        assert_eq!(h.ok(HLOS, VM_GET_HYP_RESOURCES, &vmid_pad(VM)).u32_at(0), 3);
+        let start = h.call(HLOS, VM_START, &vmid_pad(VM));
+        if i == 0 {
+            assert_eq!(start.err, OK, "an empty but well-formed DT starts");
+        } else {
+            assert_eq!(start.err, NORESOURCE);
+            assert_eq!(h.rm.vm_state(VM), Some(gunyah_rm::vm::VmState::InitFailed));
+        }
+    }
 }

@@ -42,11 +42,28 @@ pub const VM_CONFIG_NODES: [&str; 2] = ["gunyah-vm-config", "qcom,vm-config"];
 /// Root node name of a platform description.
 pub const PLATFORM_NODE: &str = "gunyah-rm-platform";
 
+/// Open an untrusted device tree blob (a guest's DT, a config) with the `fdt`
+/// crate only after [`dtb_check::check`] has shown that none of the crate's
+/// panicking paths can be reached.
+pub fn checked_fdt(dtb: &[u8]) -> Result<fdt::Fdt<'_>, ConfigError> {
+    dtb_check::check(dtb)?;
+    fdt::Fdt::new(dtb)
+        .map_err(|e| ConfigError::node("/", alloc::format!("malformed device tree blob: {e}")))
+}
+
+/// The number of `/cpus/cpu@N` nodes of a DT opened with [`checked_fdt`]
+/// (0 without `/cpus`: the crate's own `cpus()` panics then).
+pub fn cpu_count(fdt: &fdt::Fdt<'_>) -> usize {
+    fdt.find_node("/cpus").map_or(0, |c| {
+        c.children()
+            .filter(|n| n.name.split('@').next() == Some("cpu"))
+            .count()
+    })
+}
+
 /// Parses one DTB into a VM or platform description.
 pub fn parse(dtb: &[u8]) -> Result<Config, ConfigError> {
-    dtb_check::check(dtb)?;
-    let fdt = fdt::Fdt::new(dtb)
-        .map_err(|e| ConfigError::node("/", alloc::format!("malformed device tree blob: {e}")))?;
+    let fdt = checked_fdt(dtb)?;
     let root = fdt
         .find_node("/")
         .ok_or_else(|| ConfigError::node("/", "no root node"))?;

@@ -49,8 +49,7 @@ impl<P: Platform> Rm<P> {
         let _ = self.plat.destroy_space(vmid);
         self.mem.remove(&vmid);
         self.vms.vms.remove(&vmid);
-        self.rx.remove(&vmid);
-        self.out.forget(vmid);
+        self.close_link(vmid);
         Ok(Vec::new())
     }
 

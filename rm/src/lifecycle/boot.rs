@@ -135,8 +135,10 @@ impl<P: Platform> Rm<P> {
         let vcpus = self
             .read_dt(vmid)
             .and_then(|dt| {
-                let fdt = fdt::Fdt::new(&dt).ok()?;
-                let n = fdt.cpus().count() as u32;
+                // The guest's DT is untrusted: checked before the fdt crate
+                // walks it (a blob without /cpus made `Fdt::cpus` panic).
+                let fdt = crate::config::checked_fdt(&dt).ok()?;
+                let n = crate::config::cpu_count(&fdt) as u32;
                 (n > 0).then_some(n)
             })
             .unwrap_or(vm.vcpus.max(1));
@@ -194,7 +196,7 @@ impl<P: Platform> Rm<P> {
         let result = self.start_accepts(&vm, &mut accepted);
         let result = result.and_then(|_| {
             let dt = self.read_dt(vmid).ok_or(RmError::NoResource)?;
-            fdt::Fdt::new(&dt)
+            crate::config::checked_fdt(&dt)
                 .map(|_| ())
                 .map_err(|_| RmError::NoResource)
         });

@@ -11,12 +11,21 @@ use gunyah_rm_abi::vm::{HypResourceEntry, HypResources, VmSetStatusReq, VmStateR
 
 impl<P: Platform> Rm<P> {
     /// VM_GET_STATE (vmid 0 = the caller).
+    ///
+    /// Who may: the VM itself and its manager. Any other VM is answered as
+    /// for a VMID that does not exist (NORESOURCE, what Gunyah's RM answers
+    /// for a deallocated VMID), so the state of VMs that are not the
+    /// caller's does not leak, nor whether they exist.
     pub(crate) fn vm_get_state(&mut self, caller: Vmid, req: &VmidReq) -> Result<Vec<u8>, RmError> {
         let mut vmid = req.vmid.get();
         if vmid == 0 {
             vmid = caller;
         }
-        let vm = self.vms.get(vmid).ok_or(RmError::NoResource)?;
+        let vm = self
+            .vms
+            .get(vmid)
+            .filter(|v| v.owner == caller || vmid == caller)
+            .ok_or(RmError::NoResource)?;
         let reply = VmStateReply {
             vm_status: vm.state as u8,
             os_status: vm.os_status,

@@ -45,6 +45,7 @@ pub const VM_EXIT: u32 = 0x5600_0085;
 pub const N_VM_EXITED: u32 = 0x5610_0001;
 pub const N_VM_SHUTDOWN: u32 = 0x5610_0002;
 pub const N_VM_STATUS: u32 = 0x5610_0008;
+pub const N_FAULT_UNSERVED: u32 = 0x4710_0003;
 
 // Error codes typed from spec §4.
 pub const OK: u32 = 0;
@@ -242,6 +243,23 @@ impl H {
         }
     }
 
+    /// A request from a VM that has no RM message queue (not yet READY, or
+    /// gone): it is dropped, with no reply, no notification and no change.
+    pub fn no_reply(&mut self, from: u16, msg_id: u32, payload: &[u8]) {
+        let before = self.rm.snapshot();
+        self.seq = self.seq.wrapping_add(1);
+        let msgs = self.send_packets(from, &request_packets(self.seq, msg_id, payload));
+        assert!(
+            msgs.is_empty(),
+            "msg {msg_id:#x} from {from:#x} (no RM queue) was answered: {msgs:?}"
+        );
+        assert_eq!(
+            before,
+            self.rm.snapshot(),
+            "a dropped request changed state"
+        );
+    }
+
     /// A call that must fail with `err` and change nothing at all.
     pub fn call_fails(&mut self, from: u16, msg_id: u32, payload: &[u8], err: u32) -> Call {
         let before = self.rm.snapshot();
@@ -259,6 +277,46 @@ impl H {
         let after = self.rm.snapshot();
         assert_eq!(before, after, "failed call changed state");
         c
+    }
+
+    /// Allocate a VM as HLOS does and take it to READY (VM_CONFIG_IMAGE with a
+    /// one-page DT parcel lent to it, VM_INIT), the first state in which its RM
+    /// message queues exist, so it can send requests. Returns (vmid, image
+    /// parcel handle). The DT page comes from the top of HLOS RAM
+    /// ([`ready_vm_image_pa`]), out of the way of the ranges tests lend.
+    pub fn ready_vm_with_image(&mut self) -> (u16, u32) {
+        let vmid = self.ok(HLOS, VM_ALLOC, &vmid_pad(0)).u32_at(0) as u16;
+        let pa = ready_vm_image_pa(vmid);
+        let dtb = tiny_dtb(1);
+        use gunyah_rm::platform::PhysMem;
+        assert!(self.rm.platform_mut().write(pa, &dtb));
+        let img = self
+            .ok(
+                HLOS,
+                MEM_LEND,
+                &create(0, 0, 0, &[(vmid, 7)], &[(pa, 0x1000)]),
+            )
+            .u32_at(0);
+        self.ok(
+            HLOS,
+            VM_CONFIG_IMAGE,
+            &config_image(vmid, 0, img, (0, 0), (0, dtb.len() as u64)),
+        );
+        self.ok(HLOS, VM_INIT, &vmid_pad(vmid));
+        (vmid, img)
+    }
+
+    /// Take a VM HLOS allocated out of the way: VM_RESET (READY → RESET; the
+    /// RM finishes the reset before it reads the next request) then
+    /// VM_DEALLOC_VMID.
+    pub fn reset_and_dealloc(&mut self, vmid: u16) {
+        self.ok(HLOS, VM_RESET, &vmid_pad(vmid));
+        self.ok(HLOS, VM_DEALLOC, &vmid_pad(vmid));
+    }
+
+    /// [`H::ready_vm_with_image`] without the handle.
+    pub fn ready_vm(&mut self) -> u16 {
+        self.ready_vm_with_image().0
     }
 
     pub fn ok(&mut self, from: u16, msg_id: u32, payload: &[u8]) -> Call {
@@ -361,6 +419,12 @@ pub fn notify(handle: u32, flags: u8, tag: u32, vmids: &[u16]) -> Vec<u8> {
     v
 }
 
+/// Where [`H::ready_vm_with_image`] puts `vmid`'s DT: one page per dynamic
+/// VMID in the last 4 MiB of HLOS RAM (0x7FC0_0000..0x8000_0000).
+pub fn ready_vm_image_pa(vmid: u16) -> u64 {
+    0x7FC0_0000 + u64::from(vmid & 0x3F) * 0x1_0000
+}
+
 pub fn vmid_pad(vmid: u16) -> Vec<u8> {
     let mut v = vmid.to_le_bytes().to_vec();
     v.extend_from_slice(&[0, 0]);
@@ -392,6 +456,16 @@ pub fn stop(vmid: u16, flags: u8, reason: u32) -> Vec<u8> {
     let mut v = vmid.to_le_bytes().to_vec();
     v.extend_from_slice(&[flags, 0]);
     v.extend_from_slice(&reason.to_le_bytes());
+    v
+}
+
+/// FAULT_UNSERVED payload (`gunyah_rm_abi::ext` docs): u16 vmid, u8 why
+/// (1 no CoW, 2 unmapped, 3 not permitted, 4 quota, 5 no memory), u8 action
+/// (1 abort injected, 2 VM stopped), u32 reserved, u64 page IPA.
+pub fn fault_unserved(vmid: u16, why: u8, action: u8, ipa: u64) -> Vec<u8> {
+    let mut v = vmid.to_le_bytes().to_vec();
+    v.extend_from_slice(&[why, action, 0, 0, 0, 0]);
+    v.extend_from_slice(&ipa.to_le_bytes());
     v
 }
 

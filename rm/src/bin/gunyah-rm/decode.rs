@@ -11,9 +11,9 @@ use std::io::BufRead;
 use std::process::ExitCode;
 
 use gunyah_rm_abi::ext::{
-    CowBroken, FaultIpa, GmemBindReq, GmemCreateReq, GmemUnbindReq, GoldenMapReq, GoldenReleaseReq,
-    GoldenSealReply, GoldenSealReq, GoldenUnmapReq, IdReply, QuotaExhausted, SimVmReadReq,
-    SimVmWrite, VmMemStatsReply,
+    CowBroken, FaultIpa, FaultUnserved, GmemBindReq, GmemCreateReq, GmemUnbindReq, GoldenMapReq,
+    GoldenReleaseReq, GoldenSealReply, GoldenSealReq, GoldenUnmapReq, IdReply, QuotaExhausted,
+    SimVmReadReq, SimVmWrite, VmMemStatsReply,
 };
 use gunyah_rm_abi::header::MAX_FRAGMENT_PAYLOAD;
 use gunyah_rm_abi::mem::{
@@ -608,6 +608,26 @@ impl ToVal for QuotaExhausted {
         }
     }
 }
+impl ToVal for FaultUnserved {
+    fn val(&self) -> Val {
+        let why = match self.why {
+            1 => "no_cow",
+            2 => "unmapped",
+            3 => "not_permitted",
+            4 => "quota_exhausted",
+            5 => "no_memory",
+            _ => "unknown",
+        };
+        let action = match self.action {
+            1 => "abort_injected",
+            2 => "vm_stopped",
+            _ => "unknown",
+        };
+        obj! {
+            "vmid" => self.vmid.get(), "why" => why, "action" => action, "ipa" => self.ipa.get(),
+        }
+    }
+}
 impl ToVal for FaultIpa {
     fn val(&self) -> Val {
         obj! { "ipa" => self.ipa.get() }
@@ -712,6 +732,7 @@ impl ToVal for Notification<'_> {
             Notification::VmConsoleChars(p) => p.val(),
             Notification::CowBroken(p) => p.val(),
             Notification::QuotaExhausted(p) => p.val(),
+            Notification::FaultUnserved(p) => p.val(),
             Notification::Other { payload, .. } => obj! { "raw" => *payload },
         }
     }

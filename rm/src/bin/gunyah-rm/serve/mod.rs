@@ -112,7 +112,9 @@ const MAX_HELD: usize = 4096;
 /// launcher of the configs it was started with.
 struct RmEndpoint {
     rm: Rm<SimPlatform>,
-    outgoing: HashMap<u16, VecDeque<Vec<u8>>>,
+    /// Packets for each VM not yet taken by its client, each with the link it was produced for:
+    /// a packet for an earlier link of the VMID is discarded, never delivered.
+    outgoing: HashMap<u16, VecDeque<(u64, Vec<u8>)>>,
     launch: Option<Launch>,
 }
 
@@ -169,12 +171,24 @@ impl RmEndpoint {
 
     fn queue(&mut self, packets: Vec<(u16, Vec<u8>)>) {
         for (to, p) in packets {
+            // The RM produces packets only for VMs with a link; one that has none now was
+            // reset or deallocated since, and its packets go with it.
+            let Some(link) = self.rm.link(to) else {
+                continue;
+            };
             let q = self.outgoing.entry(to).or_default();
             if q.len() >= MAX_HELD {
                 q.pop_front();
             }
-            q.push_back(p);
+            q.push_back((link, p));
         }
+        // Forget what is held for VMIDs whose link has gone.
+        let rm = &self.rm;
+        self.outgoing.retain(|&vmid, q| {
+            let link = rm.link(vmid);
+            q.retain(|(l, _)| Some(*l) == link);
+            !q.is_empty()
+        });
     }
 
     fn collect(&mut self) {
@@ -184,8 +198,8 @@ impl RmEndpoint {
 }
 
 impl Endpoint for RmEndpoint {
-    fn accepts(&self, vmid: u16) -> bool {
-        self.rm.vm_exists(vmid)
+    fn link(&self, vmid: u16) -> Option<u64> {
+        self.rm.link(vmid)
     }
     fn connected(&mut self, vmid: u16) {
         self.rm.client_disconnected(vmid);
@@ -206,6 +220,13 @@ impl Endpoint for RmEndpoint {
         }
     }
     fn pop_outgoing(&mut self, vmid: u16) -> Option<Vec<u8>> {
-        self.outgoing.get_mut(&vmid)?.pop_front()
+        let link = self.rm.link(vmid)?;
+        let q = self.outgoing.get_mut(&vmid)?;
+        while let Some((l, p)) = q.pop_front() {
+            if l == link {
+                return Some(p);
+            }
+        }
+        None
     }
 }

@@ -33,9 +33,13 @@ const READ_BUDGET: usize = 64;
 pub const MAX_OUTBOX: usize = 4096;
 
 /// The RM side of the transport.
+///
+/// A connection is bound to one RM-RPC link of its VM (`Rm::link`): it may connect only while
+/// the VM's message queues exist, and it is closed as soon as that link is gone (the VM was
+/// reset or deallocated), so it can never act for a later VM given the same VMID.
 pub trait Endpoint {
-    /// Whether a client may connect as `vmid` (a VM the RM knows).
-    fn accepts(&self, vmid: u16) -> bool;
+    /// The link a client connecting as `vmid` is bound to, if `vmid` may connect now.
+    fn link(&self, vmid: u16) -> Option<u64>;
     /// A client is now connected as `vmid`: start from a clean reassembly state.
     fn connected(&mut self, vmid: u16);
     /// The client of `vmid` went away (any partial message it sent is abandoned).
@@ -73,6 +77,8 @@ pub enum Event<'a> {
 struct Client {
     fd: OwnedFd,
     vmid: Option<u16>,
+    /// The link the connection is bound to (set with `vmid`).
+    link: u64,
     since: Instant,
     outbox: VecDeque<Vec<u8>>,
 }
@@ -161,12 +167,16 @@ impl Server {
                 }
                 fates.push(fate);
             }
-            // Hello timeouts and output, then retire the clients that are done.
+            // Hello timeouts, links that went away, and output; then retire the clients
+            // that are done.
             for (c, fate) in self.clients.iter_mut().zip(fates.iter_mut()) {
                 if matches!(fate, Fate::Keep) {
                     *fate = match c.vmid {
                         None if c.since.elapsed() > HELLO_TIMEOUT => Fate::Drop("no hello in time"),
                         None => Fate::Keep,
+                        Some(vmid) if ep.link(vmid) != Some(c.link) => {
+                            Fate::Drop("its VM was reset or deallocated")
+                        }
                         Some(vmid) => flush(c, vmid, ep, log),
                     };
                 }
@@ -247,6 +257,7 @@ impl Server {
                 vmid: None,
                 since: Instant::now(),
                 outbox: VecDeque::new(),
+                link: 0,
             });
         }
     }
@@ -287,13 +298,14 @@ fn serve_input(
                 let Some(vmid) = parse_hello(packet) else {
                     return Fate::Drop("first packet is not a GRM1 hello");
                 };
-                if !ep.accepts(vmid) {
+                let Some(link) = ep.link(vmid) else {
                     log(Event::Refused {
                         vmid: Some(vmid),
-                        why: "no such VM",
+                        why:
+                            "no such VM, or its RM message queues do not exist yet (before VM_INIT)",
                     });
                     return Fate::Close;
-                }
+                };
                 if !online.insert(vmid) {
                     log(Event::Refused {
                         vmid: Some(vmid),
@@ -304,10 +316,16 @@ fn serve_input(
                 // The answer goes out first, before anything the RM queues for this VM.
                 c.outbox.push_back(hello(vmid).to_vec());
                 c.vmid = Some(vmid);
+                c.link = link;
                 ep.connected(vmid);
                 log(Event::Connected(vmid));
             }
             Some(vmid) => {
+                // Another client's request (HLOS deallocating this VM) may have ended the
+                // link since the last packet.
+                if ep.link(vmid) != Some(c.link) {
+                    return Fate::Drop("its VM was reset or deallocated");
+                }
                 log(Event::Rx(vmid, packet));
                 ep.packet(vmid, packet);
             }
