@@ -6,6 +6,9 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "../../qemu/qemu_binary.rs"]
+mod qemu_binary;
+
 #[test]
 fn hardware_paths_pass_in_qemu_el2() {
     let target_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("qemu-selftest");
@@ -29,7 +32,7 @@ fn hardware_paths_pass_in_qemu_el2() {
     let image = target_dir.join("aarch64-unknown-none/debug/examples/qemu_el2_selftest");
     let out_path = target_dir.join("qemu-output.txt");
     let out = std::fs::File::create(&out_path).expect("output file");
-    let mut qemu = Command::new("qemu-system-aarch64")
+    let mut qemu = Command::new(qemu_binary::qemu_system_aarch64())
         .args([
             "-machine",
             "virt,virtualization=on,gic-version=3",

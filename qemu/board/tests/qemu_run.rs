@@ -7,6 +7,9 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "../../qemu_binary.rs"]
+mod qemu_binary;
+
 fn build_image() -> PathBuf {
     let target_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("qemu-board");
     let status = Command::new(env!("CARGO"))
@@ -30,7 +33,7 @@ fn build_image() -> PathBuf {
 fn run_qemu(image: &PathBuf) -> (std::process::ExitStatus, String) {
     let out_path = image.with_extension("qemu-output.txt");
     let out = std::fs::File::create(&out_path).expect("output file");
-    let mut qemu = Command::new("qemu-system-aarch64")
+    let mut qemu = Command::new(qemu_binary::qemu_system_aarch64())
         .args([
             "-machine",
             "virt,virtualization=on,gic-version=3",
