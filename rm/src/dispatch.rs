@@ -5,6 +5,34 @@
 //! (`Request::decode`), which give the RM's answer for malformed input
 //! (MSG_INVALID, NORESOURCE for lists over 512 entries); handlers only see
 //! typed requests. Unknown IDs get UNIMPLEMENTED.
+//!
+//! ## Who may do what
+//!
+//! The RM is a security boundary (DESIGN.md "Who may do what"). Each rule is written again
+//! next to the code that enforces it; `rm/tests/authorization.rs` sends every request from
+//! every kind of caller and checks the exact answer.
+//!
+//! * **Who may send at all**: a VM whose RM message queues exist ([`crate::vm::links_in`]:
+//!   from VM_INIT until its reset; HLOS always). Anything else is dropped unanswered
+//!   ([`Rm::packet_from`]); a transport binds a connection to one link ([`Rm::link`]).
+//! * **VM lifecycle** (§5.5): VM_ALLOC_VMID, VM_CONFIG_IMAGE and VM_INIT only from HLOS
+//!   (DENIED); every request about a VM only from its manager, the VM that allocated it
+//!   (`owned_vm`: VMID_INVALID otherwise, as Gunyah's RM, §10.7); VM_GET_STATE and
+//!   VM_GET_HYP_RESOURCES also from the VM itself (to anyone else the VM does not exist:
+//!   NORESOURCE / VMID_INVALID); VM_SET_STATUS and VM_EXIT are about the caller itself, never
+//!   from HLOS (DENIED).
+//! * **Memparcels** (§7.3): created only from the caller's own memory (MEM_INVALID); APPEND,
+//!   RECLAIM, NOTIFY(SHARED/RECALL) and LOOKUP_SGL only by the parcel's owner; ACCEPT, RELEASE
+//!   and NOTIFY(ACCEPTED/RELEASED) only by a VM in its ACL, with the spec's codes.
+//! * **gmem pools**: created by a VM's manager for it (a VM cannot set its own quota: DENIED;
+//!   HLOS owns none); bound and unbound by the pool's VM or its manager.
+//! * **Golden images**: belong to the VM that sealed them; only it maps, unmaps or releases
+//!   one (DENIED), and only into itself or a VM it manages (VMID_INVALID); once it is gone HLOS
+//!   may release the image. VM_MEM_STATS for the VM itself or its manager.
+//! * **SIM_VM_READ / SIM_VM_WRITE**: only for the target VM itself or its manager
+//!   (VMID_INVALID otherwise).
+//! * **Notifications** go only to VMs with a link; a fault a VM's vCPU takes that the RM does
+//!   not serve is reported to its manager (FAULT_UNSERVED).
 
 use alloc::vec::Vec;
 

@@ -7,79 +7,12 @@ use common::*;
 use gunyah_rm::{AddressSpaces, PhysMem};
 use sha2::{Digest, Sha256};
 
-const GMEM_CREATE: u32 = 0x4700_0001;
-const GMEM_BIND: u32 = 0x4700_0002;
-const GMEM_UNBIND: u32 = 0x4700_0003;
-const GOLDEN_SEAL: u32 = 0x4700_0010;
-const GOLDEN_MAP: u32 = 0x4700_0011;
-const GOLDEN_UNMAP: u32 = 0x4700_0012;
-const GOLDEN_RELEASE: u32 = 0x4700_0013;
-const VM_MEM_STATS: u32 = 0x4700_0020;
-const SIM_VM_READ: u32 = 0x4700_00F0;
-const SIM_VM_WRITE: u32 = 0x4700_00F1;
-const N_COW_BROKEN: u32 = 0x4710_0001;
-const N_QUOTA_EXHAUSTED: u32 = 0x4710_0002;
-
 const MIB2: u64 = 0x20_0000;
 /// Golden source in HLOS RAM (identity mapped): 4 MiB at 0x4020_0000.
 const SRC: u64 = 0x4020_0000;
 const GOLDEN_SIZE: u64 = 2 * MIB2;
 /// Where clones map the golden image.
 const CLONE_IPA: u64 = 0x8000_0000;
-
-fn gmem_create(size: u64, flags: u32, owner: u16, reserved: u16) -> Vec<u8> {
-    let mut v = size.to_le_bytes().to_vec();
-    v.extend_from_slice(&flags.to_le_bytes());
-    v.extend_from_slice(&owner.to_le_bytes());
-    v.extend_from_slice(&reserved.to_le_bytes());
-    v
-}
-
-fn gmem_bind(gmem: u32, vmid: u16, perms: u8, flags: u8, off: u64, ipa: u64, size: u64) -> Vec<u8> {
-    let mut v = gmem.to_le_bytes().to_vec();
-    v.extend_from_slice(&vmid.to_le_bytes());
-    v.extend_from_slice(&[perms, flags]);
-    for x in [off, ipa, size] {
-        v.extend_from_slice(&x.to_le_bytes());
-    }
-    v
-}
-
-fn id_vmid_range(id: u32, vmid: u16, ipa: u64, size: u64) -> Vec<u8> {
-    let mut v = id.to_le_bytes().to_vec();
-    v.extend_from_slice(&vmid.to_le_bytes());
-    v.extend_from_slice(&[0, 0]);
-    v.extend_from_slice(&ipa.to_le_bytes());
-    v.extend_from_slice(&size.to_le_bytes());
-    v
-}
-
-#[allow(clippy::too_many_arguments)]
-fn golden_map(g: u32, vmid: u16, flags: u16, off: u64, ipa: u64, size: u64, gmem: u32) -> Vec<u8> {
-    let mut v = g.to_le_bytes().to_vec();
-    v.extend_from_slice(&vmid.to_le_bytes());
-    v.extend_from_slice(&flags.to_le_bytes());
-    for x in [off, ipa, size] {
-        v.extend_from_slice(&x.to_le_bytes());
-    }
-    v.extend_from_slice(&gmem.to_le_bytes());
-    v.extend_from_slice(&[0; 4]);
-    v
-}
-
-fn sim_read(vmid: u16, len: u32, ipa: u64) -> Vec<u8> {
-    let mut v = vmid.to_le_bytes().to_vec();
-    v.extend_from_slice(&[0, 0]);
-    v.extend_from_slice(&len.to_le_bytes());
-    v.extend_from_slice(&ipa.to_le_bytes());
-    v
-}
-
-fn sim_write(vmid: u16, ipa: u64, data: &[u8]) -> Vec<u8> {
-    let mut v = sim_read(vmid, data.len() as u32, ipa);
-    v.extend_from_slice(data);
-    v
-}
 
 /// The contents the tests put in the golden source: page `i` starts with
 /// 32 bytes of `i as u8 ^ 0x5A`, the rest is zero.

@@ -3,226 +3,14 @@
 //! Packets are written by hand from the spec (rm-rpc-abi.md §1.2, §5.5) and DESIGN.md's socket
 //! transport, not produced by the crate's encoder.
 
-use std::os::fd::{AsRawFd, OwnedFd};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+mod socket;
+use socket::*;
+
+use std::os::fd::AsRawFd;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use nix::sys::socket::{
-    connect, recv, send, setsockopt, socket, sockopt, AddressFamily, MsgFlags, SockFlag, SockType,
-    UnixAddr,
-};
-use nix::sys::time::TimeVal;
-
-const HLOS: u16 = 3;
-
-struct Server {
-    child: Child,
-    path: PathBuf,
-    _dir: TempDir,
-}
-
-/// A private temporary directory, removed on drop.
-struct TempDir(PathBuf);
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let p = std::env::temp_dir().join(format!(
-            "gunyah-rm-test-{tag}-{}-{:?}",
-            std::process::id(),
-            std::thread::current().id()
-        ));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-}
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-impl Server {
-    fn start(tag: &str) -> Server {
-        Server::start_with(tag, &[])
-    }
-
-    fn start_with(tag: &str, extra: &[&str]) -> Server {
-        let dir = TempDir::new(tag);
-        let path = dir.0.join("rm.sock");
-        let child = Command::new(env!("CARGO_BIN_EXE_gunyah-rm"))
-            .arg("serve")
-            .arg("--socket")
-            .arg(&path)
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start gunyah-rm serve");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !path.exists() {
-            assert!(
-                Instant::now() < deadline,
-                "server did not create its socket"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Server {
-            child,
-            path,
-            _dir: dir,
-        }
-    }
-
-    fn alive(&mut self) -> bool {
-        self.child.try_wait().unwrap().is_none()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-struct Client {
-    fd: OwnedFd,
-}
-
-impl Client {
-    fn raw(path: &Path) -> Client {
-        let fd = socket(
-            AddressFamily::Unix,
-            SockType::SeqPacket,
-            SockFlag::SOCK_CLOEXEC,
-            None,
-        )
-        .unwrap();
-        connect(fd.as_raw_fd(), &UnixAddr::new(path).unwrap()).unwrap();
-        setsockopt(&fd, sockopt::ReceiveTimeout, &TimeVal::new(10, 0)).unwrap();
-        Client { fd }
-    }
-
-    /// Connect and say hello as `vmid`; panics unless the server answers with the same 8 bytes.
-    fn hello(path: &Path, vmid: u16) -> Client {
-        let c = Client::raw(path);
-        let h = hello(vmid);
-        c.send(&h);
-        assert_eq!(c.recv().as_deref(), Some(&h[..]), "hello answer");
-        c
-    }
-
-    fn send(&self, p: &[u8]) {
-        send(self.fd.as_raw_fd(), p, MsgFlags::MSG_NOSIGNAL).unwrap();
-    }
-
-    /// The next packet, or `None` if the server closed the connection.
-    fn recv(&self) -> Option<Vec<u8>> {
-        let mut buf = [0u8; 512];
-        match recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::empty()) {
-            Ok(0) => None,
-            Ok(n) => Some(buf[..n].to_vec()),
-            Err(nix::errno::Errno::ECONNRESET) => None,
-            Err(e) => panic!("recv: {e}"),
-        }
-    }
-
-    /// The next packet that is not a notification (type 3).
-    fn reply(&self) -> Vec<u8> {
-        loop {
-            let p = self.recv().expect("server closed the connection");
-            if p[1] & 3 != 3 {
-                return p;
-            }
-        }
-    }
-}
-
-fn hello(vmid: u16) -> [u8; 8] {
-    let v = vmid.to_le_bytes();
-    [b'G', b'R', b'M', b'1', v[0], v[1], 0, 0]
-}
-
-/// An RPC header: api 0x21, type | fragments << 2, seq, msg_id (spec §1.2).
-fn header(ty: u8, fragments: u8, seq: u16, msg_id: u32) -> Vec<u8> {
-    let mut h = vec![0x21, ty | (fragments << 2)];
-    h.extend_from_slice(&seq.to_le_bytes());
-    h.extend_from_slice(&msg_id.to_le_bytes());
-    h
-}
-
-fn request(seq: u16, msg_id: u32, payload: &[u8]) -> Vec<u8> {
-    let mut p = header(1, 0, seq, msg_id);
-    p.extend_from_slice(payload);
-    p
-}
-
-const VM_GET_VMID: u32 = 0x5600_0024;
-const VM_ALLOC_VMID: u32 = 0x5600_0001;
-const VM_GET_STATE: u32 = 0x5600_0017;
-
-/// The smallest flattened device tree (DTSpec §5): a header, an empty reservation map and an
-/// empty root node; 72 bytes, so it fits one SIM_VM_WRITE packet.
-fn minimal_dtb() -> Vec<u8> {
-    let mut v = Vec::new();
-    // magic, totalsize, off_dt_struct, off_dt_strings, off_mem_rsvmap, version,
-    // last_comp_version, boot_cpuid_phys, size_dt_strings, size_dt_struct
-    for w in [0xd00d_feedu32, 72, 56, 72, 40, 17, 16, 0, 0, 16] {
-        v.extend_from_slice(&w.to_be_bytes());
-    }
-    v.extend_from_slice(&[0; 16]); // reservation map terminator
-    for w in [1u32, 0, 2, 9] {
-        // FDT_BEGIN_NODE "" (padded), FDT_END_NODE, FDT_END
-        v.extend_from_slice(&w.to_be_bytes());
-    }
-    v
-}
-
-/// Through HLOS's client `c`: allocate a VM and take it to READY (its DT written into HLOS RAM
-/// with SIM_VM_WRITE, a page lent to it, VM_CONFIG_IMAGE, VM_INIT). From VM_INIT on the VM's RM
-/// message queues exist, so it may connect. Uses sequence numbers `seq..seq + 5`.
-fn ready_vm(c: &Client, seq: u16) -> u16 {
-    let (data, _) = ok_reply(c, seq, VM_ALLOC_VMID, &[0, 0, 0, 0]);
-    let vm = u16::from_le_bytes([data[0], data[1]]);
-    let pa = 0x7FC0_0000u64 + u64::from(vm & 0x3F) * 0x1_0000;
-    let dtb = minimal_dtb();
-    let mut w = HLOS.to_le_bytes().to_vec();
-    w.extend_from_slice(&[0, 0]);
-    w.extend_from_slice(&(dtb.len() as u32).to_le_bytes());
-    w.extend_from_slice(&pa.to_le_bytes());
-    w.extend_from_slice(&dtb);
-    ok_reply(c, seq + 1, 0x4700_00F1, &w);
-    let mut lend = vec![0u8; 8]; // NORMAL, flags 0, label 0
-    lend.extend_from_slice(&[1, 0, 0, 0]);
-    lend.extend_from_slice(&vm.to_le_bytes());
-    lend.extend_from_slice(&[7, 0]);
-    lend.extend_from_slice(&[1, 0, 0, 0]);
-    lend.extend_from_slice(&pa.to_le_bytes());
-    lend.extend_from_slice(&0x1000u64.to_le_bytes());
-    lend.extend_from_slice(&[0, 0, 0, 0]);
-    let (data, _) = ok_reply(c, seq + 2, 0x5100_0012, &lend);
-    let mut cfg = vm.to_le_bytes().to_vec();
-    cfg.extend_from_slice(&[0, 0]);
-    cfg.extend_from_slice(&data[..4]);
-    cfg.extend_from_slice(&[0; 16]);
-    cfg.extend_from_slice(&0u64.to_le_bytes());
-    cfg.extend_from_slice(&(dtb.len() as u64).to_le_bytes());
-    ok_reply(c, seq + 3, 0x5600_0009, &cfg);
-    let mut init = vm.to_le_bytes().to_vec();
-    init.extend_from_slice(&[0, 0]);
-    ok_reply(c, seq + 4, 0x5600_000B, &init);
-    vm
-}
-
-/// VM_GET_VMID from `vmid`'s client answers OK with that VMID.
-fn assert_get_vmid(c: &Client, seq: u16, vmid: u16) {
-    c.send(&request(seq, VM_GET_VMID, &[]));
-    let mut want = header(2, 0, seq, VM_GET_VMID);
-    want.extend_from_slice(&[0, 0, 0, 0]);
-    want.extend_from_slice(&(vmid as u32).to_le_bytes());
-    assert_eq!(c.reply(), want);
-}
+use nix::sys::socket::{send, MsgFlags};
 
 #[test]
 fn hlos_gets_its_vmid_and_unknown_requests_are_unimplemented() {
@@ -379,53 +167,6 @@ fn log_shows_each_decoded_message() {
     assert!(out.contains("error: OK"), "{out}");
 }
 
-trait WaitOutput {
-    /// Wait for exit and return everything written to stderr.
-    fn wait_with_output_ref(&mut self) -> String;
-}
-
-impl WaitOutput for Child {
-    fn wait_with_output_ref(&mut self) -> String {
-        use std::io::Read;
-        let mut err = String::new();
-        self.stderr
-            .take()
-            .expect("stderr is piped")
-            .read_to_string(&mut err)
-            .unwrap();
-        self.wait().unwrap();
-        err
-    }
-}
-/// Read packets until the reply to `seq`; return it and the VM_STATUS notifications seen first.
-fn reply_after_status(c: &Client, seq: u16) -> (Vec<u8>, Vec<Vec<u8>>) {
-    let mut status = Vec::new();
-    loop {
-        let p = c.recv().expect("server closed the connection");
-        if p[1] & 3 == 3 {
-            if p[4..8] == 0x5610_0008u32.to_le_bytes() {
-                status.push(p[8..].to_vec());
-            }
-            continue;
-        }
-        assert_eq!(p[1] & 3, 2, "not a reply: {p:02x?}");
-        assert_eq!(u16::from_le_bytes([p[2], p[3]]), seq, "reply seq");
-        return (p, status);
-    }
-}
-
-fn ok_reply(c: &Client, seq: u16, msg_id: u32, payload: &[u8]) -> (Vec<u8>, Vec<Vec<u8>>) {
-    c.send(&request(seq, msg_id, payload));
-    let (r, st) = reply_after_status(c, seq);
-    assert_eq!(&r[4..8], &msg_id.to_le_bytes(), "reply msg_id");
-    assert_eq!(
-        &r[8..12],
-        &[0, 0, 0, 0],
-        "error code of {msg_id:#x}: {r:02x?}"
-    );
-    (r[12..].to_vec(), st)
-}
-
 #[test]
 fn hlos_launches_a_vm_through_the_socket() {
     let s = Server::start("launch");
@@ -508,71 +249,6 @@ fn hlos_launches_a_vm_through_the_socket() {
     c.send(&request(7, 0x5100_0015, &reclaim));
     let (r, _) = reply_after_status(&c, 7);
     assert_eq!(&r[8..12], &[0xB, 0, 0, 0]);
-}
-
-/// Compile device-tree source with dtc (a project dependency, installed by `cargo xtask setup`).
-fn compile_dtb(dir: &Path, dts: &str) -> Vec<u8> {
-    let src = dir.join("guest.dts");
-    let out = dir.join("guest.dtb");
-    std::fs::write(&src, dts).unwrap();
-    let st = Command::new("dtc")
-        .args(["-I", "dts", "-O", "dtb", "-o"])
-        .arg(&out)
-        .arg(&src)
-        .status()
-        .expect("run dtc (install device-tree-compiler: cargo xtask setup)");
-    assert!(st.success(), "dtc failed");
-    std::fs::read(out).unwrap()
-}
-
-/// A request of any size, fragmented by hand (232 payload bytes per fragment, spec §1.4).
-fn send_request(c: &Client, seq: u16, msg_id: u32, payload: &[u8]) {
-    let frags = payload.len().saturating_sub(1) / 232;
-    if payload.is_empty() {
-        c.send(&header(1, 0, seq, msg_id));
-        return;
-    }
-    for (i, chunk) in payload.chunks(232).enumerate() {
-        let mut p = header(if i == 0 { 1 } else { 0 }, frags as u8, seq, msg_id);
-        p.extend_from_slice(chunk);
-        c.send(&p);
-    }
-}
-
-/// The reply to `seq` (skipping notifications), reassembled: (error code, data).
-fn reassembled_reply(c: &Client, seq: u16) -> (u32, Vec<u8>) {
-    let first = c.reply();
-    assert_eq!(u16::from_le_bytes([first[2], first[3]]), seq);
-    let mut data = first[8..].to_vec();
-    for _ in 0..(first[1] >> 2) {
-        let p = c.reply();
-        assert_eq!(p[1] & 3, 0, "continuation expected");
-        data.extend_from_slice(&p[8..]);
-    }
-    let err = u32::from_le_bytes(data[..4].try_into().unwrap());
-    (err, data[4..].to_vec())
-}
-
-fn call(c: &Client, seq: u16, msg_id: u32, payload: &[u8]) -> (u32, Vec<u8>) {
-    send_request(c, seq, msg_id, payload);
-    reassembled_reply(c, seq)
-}
-
-fn sim_write(vmid: u16, ipa: u64, bytes: &[u8]) -> Vec<u8> {
-    let mut p = vmid.to_le_bytes().to_vec();
-    p.extend_from_slice(&[0, 0]);
-    p.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
-    p.extend_from_slice(&ipa.to_le_bytes());
-    p.extend_from_slice(bytes);
-    p
-}
-
-fn sim_read(vmid: u16, ipa: u64, len: u32) -> Vec<u8> {
-    let mut p = vmid.to_le_bytes().to_vec();
-    p.extend_from_slice(&[0, 0]);
-    p.extend_from_slice(&len.to_le_bytes());
-    p.extend_from_slice(&ipa.to_le_bytes());
-    p
 }
 
 #[test]
@@ -688,4 +364,168 @@ fn socket_clients_drive_copy_on_write_of_a_golden_image() {
     release.extend_from_slice(&[0; 4]);
     let (err, _) = call(&c, 55, 0x4700_0013, &release);
     assert_eq!(err, 0xB);
+}
+
+/// A second server on the path of a live one refuses to start, naming the path; the first keeps
+/// serving. A server removes on exit only the socket file it created: one started on the same
+/// path after the first's file was removed keeps its socket when the first exits.
+#[test]
+fn a_second_server_does_not_take_over_a_live_path() {
+    let mut first = Server::start("two");
+    let (st, err) = Server::run_on(&first.path, &[]);
+    assert!(!st.success(), "a second server started on a live path");
+    assert!(
+        err.contains(&first.path.display().to_string()) && err.contains("in use"),
+        "the error names the path and the problem: {err}"
+    );
+    let c = Client::hello(&first.path, HLOS);
+    assert_get_vmid(&c, 1, HLOS);
+    drop(c);
+    // Someone removes the first server's file and a second server takes the path.
+    std::fs::remove_file(&first.path).unwrap();
+    let second_dir = TempDir::new("two-second");
+    let _ = second_dir; // the second server uses the first's path
+    let mut second = std::process::Command::new(env!("CARGO_BIN_EXE_gunyah-rm"))
+        .args(["serve", "--socket"])
+        .arg(&first.path)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !first.path.exists() {
+        assert!(Instant::now() < deadline, "second server did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(first.terminate(), "the first server exits cleanly");
+    assert!(
+        first.path.exists(),
+        "the first server removed the second server's socket on exit"
+    );
+    let c = Client::hello(&first.path, HLOS);
+    assert_get_vmid(&c, 1, HLOS);
+    let _ = second.kill();
+    let _ = second.wait();
+}
+
+/// A stale socket file (its server died without removing it) is replaced.
+#[test]
+fn a_stale_socket_file_is_replaced() {
+    let mut s = Server::start("stale-file");
+    // SIGKILL: the server cannot clean up.
+    let _ = s.child.kill();
+    let _ = s.child.wait();
+    assert!(s.path.exists());
+    let mut again = std::process::Command::new(env!("CARGO_BIN_EXE_gunyah-rm"))
+        .args(["serve", "--socket"])
+        .arg(&s.path)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let c = loop {
+        let c = Client::raw_maybe(&s.path);
+        if let Some(c) = c {
+            break c;
+        }
+        assert!(Instant::now() < deadline, "the new server did not listen");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    c.send(&hello(HLOS));
+    assert_eq!(c.recv().as_deref(), Some(&hello(HLOS)[..]));
+    let _ = again.kill();
+    let _ = again.wait();
+}
+
+/// Errors about the socket path name the path the user gave and what is wrong with it.
+#[test]
+fn bind_errors_name_the_path_and_the_problem() {
+    let (st, err) = Server::run_on(Path::new("/nonexistent-gunyah-dir/sub/rm.sock"), &[]);
+    assert!(!st.success());
+    assert!(
+        err.contains("/nonexistent-gunyah-dir/sub/rm.sock")
+            && err.contains("directory /nonexistent-gunyah-dir/sub"),
+        "{err}"
+    );
+    assert!(!err.contains(".tmp"), "names a temporary file: {err}");
+    let dir = TempDir::new("notsock");
+    let file = dir.0.join("plain");
+    std::fs::write(&file, b"x").unwrap();
+    let (st, err) = Server::run_on(&file, &[]);
+    assert!(!st.success());
+    assert!(
+        err.contains("not a socket") && err.contains("plain"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(&file).unwrap(),
+        b"x",
+        "the file was left alone"
+    );
+    let long = dir.0.join("x".repeat(120));
+    let (st, err) = Server::run_on(&long, &[]);
+    assert!(!st.success());
+    assert!(err.contains("too long"), "{err}");
+    let (st, err) = Server::run_on(&dir.0.join("m.sock"), &["--mode", "9"]);
+    assert!(!st.success());
+    assert!(err.contains("octal"), "{err}");
+}
+
+/// The socket file is created 0600 (only the user running the server may connect) unless
+/// `--mode` says otherwise.
+#[test]
+fn the_socket_file_mode_is_0600_by_default() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = Server::start("mode");
+    let m = std::fs::metadata(&s.path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(m, 0o600);
+    let s = Server::start_with("mode660", &["--mode", "660"]);
+    let m = std::fs::metadata(&s.path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(m, 0o660);
+}
+
+/// 70 connections that never say hello do not lock anyone out: a real client connects and is
+/// served while they are all still open.
+#[test]
+fn silent_connections_do_not_lock_clients_out() {
+    let s = Server::start("silent");
+    let silent: Vec<Client> = (0..70).map(|_| Client::raw(&s.path)).collect();
+    let c = Client::hello(&s.path, HLOS);
+    assert_get_vmid(&c, 1, HLOS);
+    drop(silent);
+}
+
+/// Every VM that may exist can be connected at once: HLOS, all 63 dynamic VMIDs and static
+/// ones besides (more than the old limit of 64 connections).
+#[test]
+fn every_vm_can_be_connected_at_once() {
+    let s = Server::start("many");
+    let h = Client::hello(&s.path, HLOS);
+    let mut seq = 1;
+    let mut vms = Vec::new();
+    for i in 0..65u16 {
+        // 63 dynamic VMIDs, then two static ones.
+        let (vm, image) = if i < 63 {
+            ready_vm_with_image(&h, seq)
+        } else {
+            ready_static_vm(&h, seq, 10 + i - 63)
+        };
+        // HLOS may own only 64 parcels: a READY VM's image parcel can be reclaimed (§12.1).
+        ok_reply(
+            &h,
+            seq + 5,
+            0x5100_0015,
+            &[&image.to_le_bytes()[..], &[0; 4]].concat(),
+        );
+        seq += 6;
+        vms.push(vm);
+    }
+    let clients: Vec<(u16, Client)> = vms
+        .iter()
+        .map(|&vm| (vm, Client::hello(&s.path, vm)))
+        .collect();
+    assert_eq!(clients.len(), 65);
+    for (i, (vm, c)) in clients.iter().enumerate() {
+        assert_get_vmid(c, i as u16, *vm);
+    }
+    assert_get_vmid(&h, 999, HLOS);
 }

@@ -43,7 +43,7 @@ pub const VM_CONFIG_NODES: [&str; 2] = ["gunyah-vm-config", "qcom,vm-config"];
 pub const PLATFORM_NODE: &str = "gunyah-rm-platform";
 
 /// Open an untrusted device tree blob (a guest's DT, a config) with the `fdt`
-/// crate only after [`dtb_check::check`] has shown that none of the crate's
+/// crate only after the structural check (`dtb_check`) has shown that none of the crate's
 /// panicking paths can be reached.
 pub fn checked_fdt(dtb: &[u8]) -> Result<fdt::Fdt<'_>, ConfigError> {
     dtb_check::check(dtb)?;

@@ -48,6 +48,20 @@ pub const N_VM_STATUS: u32 = 0x5610_0008;
 pub const N_FAULT_UNSERVED: u32 = 0x4710_0003;
 
 // Error codes typed from spec §4.
+// gmem / golden / CoW extension (family 0x47, `gunyah_rm_abi::ext` docs).
+pub const GMEM_CREATE: u32 = 0x4700_0001;
+pub const GMEM_BIND: u32 = 0x4700_0002;
+pub const GMEM_UNBIND: u32 = 0x4700_0003;
+pub const GOLDEN_SEAL: u32 = 0x4700_0010;
+pub const GOLDEN_MAP: u32 = 0x4700_0011;
+pub const GOLDEN_UNMAP: u32 = 0x4700_0012;
+pub const GOLDEN_RELEASE: u32 = 0x4700_0013;
+pub const VM_MEM_STATS: u32 = 0x4700_0020;
+pub const SIM_VM_READ: u32 = 0x4700_00F0;
+pub const SIM_VM_WRITE: u32 = 0x4700_00F1;
+pub const N_COW_BROKEN: u32 = 0x4710_0001;
+pub const N_QUOTA_EXHAUSTED: u32 = 0x4710_0002;
+
 pub const OK: u32 = 0;
 pub const UNIMPLEMENTED: u32 = 0xFFFF_FFFF;
 pub const NOMEM: u32 = 1;
@@ -330,6 +344,78 @@ impl H {
     }
 }
 
+// ---- extension payload encoders, written from the `gunyah_rm_abi::ext` layouts ----
+
+pub fn gmem_create(size: u64, flags: u32, owner: u16, reserved: u16) -> Vec<u8> {
+    let mut v = size.to_le_bytes().to_vec();
+    v.extend_from_slice(&flags.to_le_bytes());
+    v.extend_from_slice(&owner.to_le_bytes());
+    v.extend_from_slice(&reserved.to_le_bytes());
+    v
+}
+
+pub fn gmem_bind(
+    gmem: u32,
+    vmid: u16,
+    perms: u8,
+    flags: u8,
+    off: u64,
+    ipa: u64,
+    size: u64,
+) -> Vec<u8> {
+    let mut v = gmem.to_le_bytes().to_vec();
+    v.extend_from_slice(&vmid.to_le_bytes());
+    v.extend_from_slice(&[perms, flags]);
+    for x in [off, ipa, size] {
+        v.extend_from_slice(&x.to_le_bytes());
+    }
+    v
+}
+
+pub fn id_vmid_range(id: u32, vmid: u16, ipa: u64, size: u64) -> Vec<u8> {
+    let mut v = id.to_le_bytes().to_vec();
+    v.extend_from_slice(&vmid.to_le_bytes());
+    v.extend_from_slice(&[0, 0]);
+    v.extend_from_slice(&ipa.to_le_bytes());
+    v.extend_from_slice(&size.to_le_bytes());
+    v
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn golden_map(
+    g: u32,
+    vmid: u16,
+    flags: u16,
+    off: u64,
+    ipa: u64,
+    size: u64,
+    gmem: u32,
+) -> Vec<u8> {
+    let mut v = g.to_le_bytes().to_vec();
+    v.extend_from_slice(&vmid.to_le_bytes());
+    v.extend_from_slice(&flags.to_le_bytes());
+    for x in [off, ipa, size] {
+        v.extend_from_slice(&x.to_le_bytes());
+    }
+    v.extend_from_slice(&gmem.to_le_bytes());
+    v.extend_from_slice(&[0; 4]);
+    v
+}
+
+pub fn sim_read(vmid: u16, len: u32, ipa: u64) -> Vec<u8> {
+    let mut v = vmid.to_le_bytes().to_vec();
+    v.extend_from_slice(&[0, 0]);
+    v.extend_from_slice(&len.to_le_bytes());
+    v.extend_from_slice(&ipa.to_le_bytes());
+    v
+}
+
+pub fn sim_write(vmid: u16, ipa: u64, data: &[u8]) -> Vec<u8> {
+    let mut v = sim_read(vmid, data.len() as u32, ipa);
+    v.extend_from_slice(data);
+    v
+}
+
 // ---- payload encoders, written from spec §3 and §5.5 ----
 
 pub fn acl(entries: &[(u16, u8)]) -> Vec<u8> {
@@ -419,10 +505,10 @@ pub fn notify(handle: u32, flags: u8, tag: u32, vmids: &[u16]) -> Vec<u8> {
     v
 }
 
-/// Where [`H::ready_vm_with_image`] puts `vmid`'s DT: one page per dynamic
-/// VMID in the last 4 MiB of HLOS RAM (0x7FC0_0000..0x8000_0000).
+/// Where [`H::ready_vm_with_image`] puts `vmid`'s DT: one page per VMID in
+/// the last 16 MiB of HLOS RAM (0x7F00_0000..0x8000_0000).
 pub fn ready_vm_image_pa(vmid: u16) -> u64 {
-    0x7FC0_0000 + u64::from(vmid & 0x3F) * 0x1_0000
+    0x7F00_0000 + u64::from(vmid & 0xFF) * 0x1_0000
 }
 
 pub fn vmid_pad(vmid: u16) -> Vec<u8> {

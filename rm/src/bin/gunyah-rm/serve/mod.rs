@@ -24,11 +24,23 @@ pub struct Args {
     /// Print every message received and sent, decoded, on stderr.
     #[arg(long)]
     pub log: bool,
+    /// File mode of the socket, in octal. The default 0600 lets only the user running the server
+    /// connect: any client that can connect may claim any VMID that is not connected, so widen it
+    /// only for users you would trust with every VM.
+    #[arg(long, default_value = "600", value_parser = parse_mode)]
+    pub mode: u32,
     /// VM configs (`.dts` through dtc, or `.dtb`): the simulator is built from their platform
     /// and their `launch = "boot"` VMs are launched before serving; a template is sealed when it
     /// reports OS status RUN, and the VMs waiting for its image are launched then.
     #[arg(long = "config", num_args = 1..)]
     pub config: Vec<PathBuf>,
+}
+
+fn parse_mode(s: &str) -> Result<u32, String> {
+    u32::from_str_radix(s.trim_start_matches("0o"), 8)
+        .ok()
+        .filter(|m| *m <= 0o777)
+        .ok_or_else(|| format!("{s:?} is not an octal file mode (e.g. 600 or 660)"))
 }
 
 pub fn run(args: Args) -> ExitCode {
@@ -52,7 +64,7 @@ fn serve(args: &Args) -> io::Result<()> {
     } else {
         RmEndpoint::from_configs(&args.config)?
     };
-    let mut server = Server::bind(&args.socket)?;
+    let mut server = Server::bind(&args.socket, args.mode)?;
     eprintln!(
         "gunyah-rm serve: listening on {} (HLOS is VMID 3)",
         args.socket.display()

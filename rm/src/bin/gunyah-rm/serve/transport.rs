@@ -23,10 +23,17 @@ pub const MAX_PACKET: usize = 240;
 /// The hello packet: `GRM1`, u16 VMID (LE), two zero bytes.
 pub const HELLO_LEN: usize = 8;
 const HELLO_MAGIC: &[u8; 4] = b"GRM1";
-/// Connections (waiting for hello or connected) served at once; more are refused.
-pub const MAX_CLIENTS: usize = 64;
+/// Connected clients served at once: one for every VM that may exist (HLOS, the 62 static
+/// VMIDs below 64 other than 0 and 3, the 63 dynamic ones), so no VM is ever locked out.
+pub const MAX_CONNECTED: usize = 1
+    + (gunyah_rm::vm::STATIC_VMID_LIMIT as usize - 2)
+    + gunyah_rm::vm::DYNAMIC_VMID_COUNT as usize;
+/// Connections that have not said hello yet, with a budget of their own: when it is full the
+/// oldest silent connection is dropped to make room, so silent connections can neither use up
+/// the connected clients' places nor keep a real client out.
+pub const MAX_PENDING: usize = 16;
 /// A client must say hello within this time.
-pub const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
+pub const HELLO_TIMEOUT: Duration = Duration::from_secs(2);
 /// Packets read from one client per poll round, so one flooding client cannot starve others.
 const READ_BUDGET: usize = 64;
 /// Outgoing packets held for a client that does not read; past this it is dropped.
@@ -89,51 +96,86 @@ enum Fate {
     Drop(&'static str),
 }
 
-/// The listening socket; removed from the file system when dropped.
+/// The listening socket. When dropped it removes its socket file, if the file at its path is
+/// still the one it created (same device and inode): a server started later on the same path
+/// keeps its own.
 pub struct Server {
     listener: OwnedFd,
     path: PathBuf,
+    /// (device, inode) of the socket file this server created.
+    created: (u64, u64),
     clients: Vec<Client>,
 }
 
+fn err_at(path: &Path, what: &str, e: impl std::fmt::Display) -> io::Error {
+    io::Error::other(format!("cannot listen on {}: {what}: {e}", path.display()))
+}
+
 impl Server {
-    /// Bind `path` (a stale socket file there is replaced; any other file is an error).
-    pub fn bind(path: &Path) -> io::Result<Server> {
+    /// Listen on `path` with file mode `mode`.
+    ///
+    /// A socket file at `path` that a server still answers on is an error (two servers never
+    /// share a path); one that nobody answers on is stale and is replaced; any other file is an
+    /// error. Errors name `path` and what is wrong with it.
+    pub fn bind(path: &Path, mode: u32) -> io::Result<Server> {
+        use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        match std::fs::metadata(&dir) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => return Err(err_at(path, "not a directory", dir.display())),
+            Err(e) => return Err(err_at(path, &format!("directory {}", dir.display()), e)),
+        }
         if let Ok(meta) = std::fs::symlink_metadata(path) {
-            use std::os::unix::fs::FileTypeExt;
-            if meta.file_type().is_socket() {
-                std::fs::remove_file(path)?;
-            } else {
-                return Err(io::Error::new(
-                    io::ErrorKind::AlreadyExists,
-                    format!("{} exists and is not a socket", path.display()),
+            if !meta.file_type().is_socket() {
+                return Err(err_at(path, "exists", "it is not a socket"));
+            }
+            if server_answers(path) {
+                return Err(err_at(
+                    path,
+                    "in use",
+                    "another server is listening there (stop it or choose another path)",
                 ));
             }
+            std::fs::remove_file(path).map_err(|e| err_at(path, "removing a stale socket", e))?;
         }
         let listener = socket(
             AddressFamily::Unix,
             SockType::SeqPacket,
             SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
             None,
-        )?;
-        // Bind under a temporary name and rename once listening, so that the socket file
-        // appears only when connections are accepted (a client that waits for the file and
-        // connects at once would otherwise be refused between bind and listen).
-        let mut staging = path.as_os_str().to_owned();
-        staging.push(format!(".{}.tmp", std::process::id()));
-        let staging = PathBuf::from(staging);
+        )
+        .map_err(|e| err_at(path, "socket", e))?;
+        // The address must fit sun_path (108 bytes with its NUL).
+        UnixAddr::new(path).map_err(|e| err_at(path, "path too long for a Unix socket", e))?;
+        // Bind under a temporary name in the same directory and rename once listening, so the
+        // socket file appears only when connections are accepted (a client that waits for the
+        // file and connects at once would otherwise be refused between bind and listen).
+        let staging = dir.join(format!(".grm-{}.tmp", std::process::id()));
         let _ = std::fs::remove_file(&staging);
-        bind(listener.as_raw_fd(), &UnixAddr::new(&staging)?)?;
-        let ready = listen(&listener, Backlog::new(16).expect("16 is a valid backlog"))
-            .map_err(io::Error::from)
-            .and_then(|()| std::fs::rename(&staging, path));
-        if let Err(e) = ready {
-            let _ = std::fs::remove_file(&staging);
-            return Err(e);
-        }
+        let addr = UnixAddr::new(&staging).map_err(|e| err_at(path, "temporary name", e))?;
+        bind(listener.as_raw_fd(), &addr).map_err(|e| err_at(path, "bind", e))?;
+        let ready = std::fs::set_permissions(&staging, std::fs::Permissions::from_mode(mode))
+            .map_err(|e| err_at(path, "chmod", e))
+            .and_then(|()| {
+                listen(&listener, Backlog::new(64).expect("64 is a valid backlog"))
+                    .map_err(|e| err_at(path, "listen", e))
+            })
+            .and_then(|()| std::fs::rename(&staging, path).map_err(|e| err_at(path, "rename", e)))
+            .and_then(|()| std::fs::symlink_metadata(path).map_err(|e| err_at(path, "stat", e)));
+        let meta = match ready {
+            Ok(m) => m,
+            Err(e) => {
+                let _ = std::fs::remove_file(&staging);
+                return Err(e);
+            }
+        };
         Ok(Server {
             listener,
             path: path.to_path_buf(),
+            created: (meta.dev(), meta.ino()),
             clients: Vec::new(),
         })
     }
@@ -221,7 +263,8 @@ impl Server {
             }
             fds.push(PollFd::new(c.fd.as_fd(), ev));
         }
-        match poll(&mut fds, PollTimeout::from(1000u16)) {
+        // Wake often enough to enforce the hello deadline.
+        match poll(&mut fds, PollTimeout::from(250u16)) {
             Ok(_) | Err(Errno::EINTR) => {}
             Err(e) => return Err(e.into()),
         }
@@ -245,12 +288,16 @@ impl Server {
             };
             // SAFETY: accept4 just returned this descriptor; nothing else owns it.
             let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-            if self.clients.len() >= MAX_CLIENTS {
-                log(Event::Refused {
-                    vmid: None,
-                    why: "too many connections",
-                });
-                continue; // `fd` closes here
+            let pending = self.clients.iter().filter(|c| c.vmid.is_none()).count();
+            if pending >= MAX_PENDING {
+                // Make room: the oldest connection that has not said hello goes.
+                if let Some(i) = self.clients.iter().position(|c| c.vmid.is_none()) {
+                    self.clients.remove(i);
+                    log(Event::Dropped {
+                        vmid: None,
+                        why: "silent connection dropped to make room for a new one",
+                    });
+                }
             }
             self.clients.push(Client {
                 fd,
@@ -313,6 +360,14 @@ fn serve_input(
                     });
                     return Fate::Close;
                 }
+                if online.len() > MAX_CONNECTED {
+                    online.remove(&vmid);
+                    log(Event::Refused {
+                        vmid: Some(vmid),
+                        why: "too many connected clients",
+                    });
+                    return Fate::Close;
+                }
                 // The answer goes out first, before anything the RM queues for this VM.
                 c.outbox.push_back(hello(vmid).to_vec());
                 c.vmid = Some(vmid);
@@ -350,7 +405,9 @@ fn flush(c: &mut Client, vmid: u16, ep: &mut dyn Endpoint, log: &mut dyn FnMut(E
     while let Some(p) = c.outbox.front() {
         match send_now(&c.fd, p) {
             Ok(true) => {
-                log(Event::Tx(vmid, p));
+                if p[..] != hello(vmid) {
+                    log(Event::Tx(vmid, p));
+                }
                 c.outbox.pop_front();
             }
             Ok(false) => break,
@@ -373,8 +430,29 @@ fn send_now(fd: &OwnedFd, p: &[u8]) -> Result<bool, Errno> {
     }
 }
 
+/// Whether a server accepts connections on the socket file at `path`.
+fn server_answers(path: &Path) -> bool {
+    let Ok(fd) = socket(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    ) else {
+        return false;
+    };
+    UnixAddr::new(path)
+        .and_then(|a| nix::sys::socket::connect(fd.as_raw_fd(), &a))
+        .is_ok()
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+        use std::os::unix::fs::MetadataExt;
+        // Only the file this server created: another server may have taken the path since.
+        if let Ok(m) = std::fs::symlink_metadata(&self.path) {
+            if (m.dev(), m.ino()) == self.created {
+                let _ = std::fs::remove_file(&self.path);
+            }
+        }
     }
 }
