@@ -124,15 +124,18 @@ fn create_rules() {
         v
     };
     f(&mut h, MEM_LEND, with_attrs(&[(0, HLOS)]), VMID_INVALID);
+    // Two attrs for one VM: ARGUMENT_INVALID (§12.1; was VMID_INVALID).
     f(
         &mut h,
         MEM_LEND,
         with_attrs(&[(0, VM), (0, VM)]),
-        VMID_INVALID,
+        ARGUMENT_INVALID,
     );
     f(&mut h, MEM_LEND, with_attrs(&[(1, VM)]), ARGUMENT_INVALID);
     f(&mut h, MEM_LEND, with_attrs(&[(4, VM)]), ARGUMENT_INVALID);
-    // SGL: alignment, size 0, beyond the IPA limit (40 bits), not owned.
+    // SGL (§12.1 "SGL validity"): unaligned → ARGUMENT_INVALID; size 0 and a base
+    // beyond the owner's memory but below 2^44 → MEM_INVALID (the range lookup
+    // fails); a base at 2^44 → ARGUMENT_INVALID; not owned → MEM_INVALID.
     f(
         &mut h,
         MEM_LEND,
@@ -149,12 +152,18 @@ fn create_rules() {
         &mut h,
         MEM_LEND,
         create(0, 0, 0, &[(VM, 6)], &[(BASE, 0)]),
-        ARGUMENT_INVALID,
+        MEM_INVALID,
     );
     f(
         &mut h,
         MEM_LEND,
         create(0, 0, 0, &[(VM, 6)], &[(1 << 40, P)]),
+        MEM_INVALID,
+    );
+    f(
+        &mut h,
+        MEM_LEND,
+        create(0, 0, 0, &[(VM, 6)], &[(1 << 44, P)]),
         ARGUMENT_INVALID,
     );
     f(
@@ -648,4 +657,83 @@ fn io_parcels() {
         h.rm.platform().query(HLOS, MMIO).map(|l| l.kind),
         Some(gunyah_rm::MemKind::Device)
     );
+}
+
+/// Spec §12.1, the memparcel lines observed on Gunyah's RM: MEM_APPEND with no
+/// entries, MEM_NOTIFY(ACCEPTED/RELEASED) from a SHARE's owner, and VM_START taking a
+/// parcel still open for MEM_APPEND.
+#[test]
+fn observed_append_notify_and_start_rules() {
+    let mut h = with_vm();
+    // Created open for APPEND (flags 0x2), lent to VM.
+    let open = h
+        .ok(HLOS, MEM_LEND, &create(0, 2, 0, &[(VM, 7)], &[(BASE, P)]))
+        .u32_at(0);
+    let append = |handle: u32, flags: u8, entries: &[(u64, u64)]| {
+        let mut v = handle.to_le_bytes().to_vec();
+        v.extend_from_slice(&[flags, 0, 0, 0]);
+        v.extend(sgl(entries));
+        v
+    };
+    // 0 entries → ARGUMENT_INVALID (as an empty SGL on create); no list header →
+    // MSG_INVALID; a page already in the parcel → MEM_INVALID.
+    h.call_fails(HLOS, MEM_APPEND, &append(open, 0, &[]), ARGUMENT_INVALID);
+    h.call_fails(HLOS, MEM_APPEND, &append(open, 0, &[])[..8], MSG_INVALID);
+    h.call_fails(
+        HLOS,
+        MEM_APPEND,
+        &append(open, 0, &[(BASE, P)]),
+        MEM_INVALID,
+    );
+    h.ok(HLOS, MEM_APPEND, &append(open, 0, &[(BASE + P, P)]));
+
+    // A SHARE's owner is in its ACL: NOTIFY(ACCEPTED) → MEM_RELEASED (it never
+    // accepted), NOTIFY(RELEASED) → OK and MEM_RELEASED back to the owner.
+    let sh = h
+        .ok(
+            HLOS,
+            MEM_SHARE,
+            &create(0, 0, 0, &[(HLOS, 7), (VM, 6)], &[(BASE + 8 * P, P)]),
+        )
+        .u32_at(0);
+    h.call_fails(HLOS, MEM_NOTIFY, &notify(sh, 0x4, 7, &[]), MEM_RELEASED);
+    let c = h.ok(HLOS, MEM_NOTIFY, &notify(sh, 0x2, 7, &[]));
+    let mut want = sh.to_le_bytes().to_vec();
+    want.extend_from_slice(&[3, 0, 0, 0, 7, 0, 0, 0]);
+    assert_eq!(c.notifs(), vec![(HLOS, N_MEM_RELEASED, want)]);
+    h.ok(HLOS, MEM_RECLAIM, &handle_flags(sh, 0));
+
+    // VM_START accepts the parcel still open for APPEND; the owner can no longer
+    // append (DENIED) or reclaim it (MEM_INUSE); after the VM's reset it is final.
+    let dtb = tiny_dtb(1);
+    let dt_pa = ready_vm_image_pa(VM);
+    assert!(h.rm.platform_mut().write(dt_pa, &dtb));
+    let img = h
+        .ok(HLOS, MEM_LEND, &create(0, 0, 0, &[(VM, 7)], &[(dt_pa, P)]))
+        .u32_at(0);
+    h.ok(
+        HLOS,
+        VM_CONFIG_IMAGE,
+        &config_image(VM, 0, img, (0, 0), (0, dtb.len() as u64)),
+    );
+    h.ok(HLOS, VM_INIT, &vmid_pad(VM));
+    h.ok(HLOS, VM_START, &vmid_pad(VM));
+    assert!(h.rm.parcels().get(open).unwrap().accepted[&VM].mapped);
+    h.call_fails(
+        HLOS,
+        MEM_APPEND,
+        &append(open, 1, &[(BASE + 2 * P, P)]),
+        DENIED,
+    );
+    h.call_fails(HLOS, MEM_RECLAIM, &handle_flags(open, 0), MEM_INUSE);
+    h.ok(HLOS, VM_STOP, &stop(VM, 1, 0));
+    h.ok(HLOS, VM_RESET, &vmid_pad(VM));
+    h.call_fails(
+        HLOS,
+        MEM_APPEND,
+        &append(open, 1, &[(BASE + 2 * P, P)]),
+        DENIED,
+    );
+    h.ok(HLOS, MEM_RECLAIM, &handle_flags(open, 0));
+    h.ok(HLOS, MEM_RECLAIM, &handle_flags(img, 0));
 }

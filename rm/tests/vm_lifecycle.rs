@@ -466,7 +466,9 @@ fn start_accepts_private_parcels() {
             &create(0, 0, 0, &[(VM, 7)], &[(0x5600_0000, 0x1000)]),
         )
         .u32_at(0);
-    // Not private: a label, or less than RWX → left for the guest to accept.
+    // Not private (a label, or less than RWX), but lent to the VM: accepted at
+    // start too, after the private ones, where the RM picks (§12.1 "VM_START and
+    // parcels already lent to the VM"; they used to be left for the guest).
     let labelled = h
         .ok(
             HLOS,
@@ -502,8 +504,8 @@ fn start_accepts_private_parcels() {
             .find(|o| o.pa == 0x5600_0000)
             .copied();
     assert!(owned.is_some());
-    assert!(p.get(labelled).unwrap().accepted.is_empty());
-    assert!(p.get(ro).unwrap().accepted.is_empty());
+    assert!(p.get(labelled).unwrap().accepted[&VM].mapped);
+    assert!(p.get(ro).unwrap().accepted[&VM].mapped);
     // The private parcel cannot be reclaimed while the VM holds it.
     h.call_fails(HLOS, MEM_RECLAIM, &handle_flags(private, 0), MEM_INUSE);
     // Teardown: reset releases image and private parcels; the donated page
@@ -511,7 +513,7 @@ fn start_accepts_private_parcels() {
     h.ok(HLOS, VM_STOP, &stop(VM, 1, 0));
     let c = h.ok(HLOS, VM_RESET, &vmid_pad(VM));
     let released = c.notifs().iter().filter(|n| n.1 == N_MEM_RELEASED).count();
-    assert_eq!(released, 2);
+    assert_eq!(released, 4);
     assert_eq!(
         h.rm.platform().query(HLOS, 0x5600_0000).map(|l| l.pa),
         Some(0x5600_0000)

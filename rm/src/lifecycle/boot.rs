@@ -249,7 +249,24 @@ impl<P: Platform> Rm<P> {
             self.auto_accept(vmid, fw.mem_handle, true, at)?;
             accepted.push(fw.mem_handle);
         }
-        for h in self.private_parcels(vmid, false) {
+        // Every other parcel lent to the VM so far, private memory first,
+        // then the rest at addresses the RM picks, parcels still open for
+        // MEM_APPEND included (§12.1 "VM_START and parcels already lent").
+        let private = self.private_parcels(vmid, false);
+        let rest: Vec<u32> = self
+            .parcels
+            .parcels
+            .values()
+            .filter(|p| {
+                p.trans == TransType::Lend
+                    && p.acl_of(vmid).is_some()
+                    && !p.accepted.contains_key(&vmid)
+                    && !private.contains(&p.handle)
+                    && !accepted.contains(&p.handle)
+            })
+            .map(|p| p.handle)
+            .collect();
+        for h in private.into_iter().chain(rest) {
             self.auto_accept(vmid, h, false, None)?;
             accepted.push(h);
         }
@@ -273,7 +290,8 @@ impl<P: Platform> Rm<P> {
                     && p.attrs
                         .iter()
                         .all(|a| a.attr == crate::memparcel::ATTR_NORMAL)
-                    && p.state == ParcelState::Sharing
+                    && (p.state == ParcelState::Sharing
+                        || (p.state == ParcelState::Init && !donations))
                     && (p.trans == TransType::Donate) == donations
             })
             .map(|p| p.handle)

@@ -14,6 +14,17 @@ use crate::service::Rm;
 impl<P: Platform> Rm<P> {
     /// MEM_ACCEPT from `caller`.
     pub fn mem_accept(&mut self, caller: Vmid, req: &AcceptReq) -> Result<AcceptReply, RmError> {
+        self.accept_as(caller, req, false)
+    }
+
+    /// An accept by `caller`, or by the RM on its behalf (`by_rm`: VM_START
+    /// takes parcels still open for MEM_APPEND too, §12.1).
+    fn accept_as(
+        &mut self,
+        caller: Vmid,
+        req: &AcceptReq,
+        by_rm: bool,
+    ) -> Result<AcceptReply, RmError> {
         // --- check ---
         let p = self.parcels.get(req.handle).ok_or(RmError::HandleInvalid)?;
         if req.mem_type != p.mem_type as u8 || req.trans_type != p.trans as u8 {
@@ -46,8 +57,10 @@ impl<P: Platform> Rm<P> {
             return Err(RmError::Denied);
         }
         // The open RM does not check INIT here; accepting a parcel whose SGL
-        // can still grow would leave its IPA list short, so refuse it.
-        if p.state == ParcelState::Init {
+        // can still grow would leave its IPA list short, so refuse it. The
+        // RM's own accept at VM_START takes it as it is, as Gunyah's does,
+        // and the parcel is final from then on (MEM_APPEND → DENIED).
+        if p.state == ParcelState::Init && !by_rm {
             return Err(RmError::Denied);
         }
         let mut contiguous = false;
@@ -296,6 +309,6 @@ impl<P: Platform> Rm<P> {
             map_vmid: 0,
             attrs: Vec::new(),
         };
-        self.mem_accept(vmid, &req)
+        self.accept_as(vmid, &req, true)
     }
 }

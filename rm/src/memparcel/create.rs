@@ -23,6 +23,12 @@ impl<P: Platform> Rm<P> {
     }
 
     /// Resolve SGL entries to regions in `owner`'s memory (check only).
+    ///
+    /// The codes are those Gunyah's RM gives (§7.2, §12.1 "SGL validity"): an
+    /// unaligned entry or one that reaches [`SGL_ADDR_LIMIT`] is
+    /// ARGUMENT_INVALID; a zero-size entry, one outside the owner's memory,
+    /// and entries that overlap each other (or pages already in the parcel)
+    /// are MEM_INVALID, because the RM's lookup of the range fails.
     pub(super) fn resolve_sgl(
         &self,
         owner: Vmid,
@@ -32,12 +38,16 @@ impl<P: Platform> Rm<P> {
     ) -> Result<Vec<Region>, RmError> {
         let vm_mem = self.mem.get(&owner).ok_or(RmError::MemInvalid)?;
         for &(ipa, size) in sgl {
-            if !self.addr_valid(ipa, size) {
+            let below_limit = ipa.checked_add(size).is_some_and(|e| e <= SGL_ADDR_LIMIT);
+            if !page_aligned(ipa) || !page_aligned(size) || !below_limit {
                 return Err(RmError::ArgumentInvalid);
             }
         }
         let mut regions: Vec<Region> = Vec::new();
         for &(ipa, size) in sgl {
+            if size == 0 {
+                return Err(RmError::MemInvalid);
+            }
             let pieces = vm_mem.lookup(ipa, size).ok_or(RmError::MemInvalid)?;
             if self.parcels.owner_range_busy(owner, ipa, size) {
                 return Err(RmError::MemInvalid);
@@ -102,13 +112,24 @@ impl<P: Platform> Rm<P> {
     }
 
     /// MEM_SHARE / MEM_LEND / MEM_DONATE from `owner`.
+    ///
+    /// Gunyah's RM takes a handle number even for some creates that fail
+    /// (§12.1 "the handle counter also advances on failed creates"); this RM
+    /// does not: a failed request changes nothing, not even the counter
+    /// (handles are opaque to clients, so nothing can depend on the gap).
     pub fn mem_create(&mut self, owner: Vmid, req: &CreateReq) -> Result<u32, RmError> {
         // --- check ---
         let mem_type = MemType::from_u8(req.mem_type).ok_or(RmError::ArgumentInvalid)?;
         if req.flags & !(CREATE_SANITIZE | CREATE_APPEND) != 0 {
             return Err(RmError::ArgumentInvalid);
         }
+        if req.flags & CREATE_SANITIZE != 0 && mem_type == MemType::Io {
+            return Err(RmError::ArgumentInvalid);
+        }
         if req.acl.is_empty() || req.sgl.is_empty() {
+            return Err(RmError::ArgumentInvalid);
+        }
+        if req.trans == TransType::Donate && req.acl.len() != 1 {
             return Err(RmError::ArgumentInvalid);
         }
         let owner_in_acl = req.acl.iter().any(|a| a.vmid == owner);
@@ -120,9 +141,6 @@ impl<P: Platform> Rm<P> {
             _ => {}
         }
         if req.trans == TransType::Donate {
-            if req.acl.len() != 1 {
-                return Err(RmError::ArgumentInvalid);
-            }
             let max = if mem_type == MemType::Io {
                 Rights::RW
             } else {
@@ -144,7 +162,12 @@ impl<P: Platform> Rm<P> {
             }
         }
         for (i, at) in req.attrs.iter().enumerate() {
-            if req.attrs[..i].iter().any(|b| b.vmid == at.vmid) || !owner_in_acl_or(req, at.vmid) {
+            // Two attrs for one VM: ARGUMENT_INVALID (§12.1); a VM not in
+            // the ACL: VMID_INVALID (§7.2).
+            if req.attrs[..i].iter().any(|b| b.vmid == at.vmid) {
+                return Err(RmError::ArgumentInvalid);
+            }
+            if !owner_in_acl_or(req, at.vmid) {
                 return Err(RmError::VmidInvalid);
             }
             if at.attr > 3 {
@@ -163,9 +186,6 @@ impl<P: Platform> Rm<P> {
             }
         }
         let sanitize = req.flags & CREATE_SANITIZE != 0;
-        if sanitize && mem_type == MemType::Io {
-            return Err(RmError::ArgumentInvalid);
-        }
         let regions = self.resolve_sgl(owner, mem_type, &req.sgl, &[])?;
         if self.parcels.owned_by(owner) >= self.cfg.max_parcels_per_vm {
             return Err(RmError::Denied);
@@ -218,6 +238,10 @@ impl<P: Platform> Rm<P> {
             return Err(RmError::Denied);
         }
         if flags & !APPEND_DONE != 0 {
+            return Err(RmError::ArgumentInvalid);
+        }
+        // No entries: ARGUMENT_INVALID, as an empty SGL on create (§12.1).
+        if sgl.is_empty() {
             return Err(RmError::ArgumentInvalid);
         }
         let (trans, mem_type, sanitize) = (p.trans, p.mem_type, p.sanitize_create);

@@ -36,6 +36,12 @@ pub use gunyah_rm_abi::mem::INVALID_HANDLE;
 /// 2 MiB.
 pub const SIZE_2M: u64 = 0x20_0000;
 
+/// An SGL entry of a create or append must end at or below this address
+/// (2^44, the limit Gunyah's RM applies: a base at or above it is
+/// ARGUMENT_INVALID, §12.1); below it, memory the owner does not have is
+/// MEM_INVALID.
+pub const SGL_ADDR_LIMIT: u64 = 1 << 44;
+
 /// Transaction type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TransType {

@@ -62,7 +62,10 @@ impl<P: Platform> Rm<P> {
                 }
             }
             _ => {
-                if p.acl_of(caller).is_none() || caller == p.owner {
+                // Any VM in the ACL, a SHARE's owner too: it never accepted
+                // its own parcel, so ACCEPTED → MEM_RELEASED and RELEASED
+                // → OK with MEM_RELEASED to itself (§12.1).
+                if p.acl_of(caller).is_none() {
                     return Err(RmError::HandleInvalid);
                 }
                 if !vmids.is_empty() {
