@@ -56,7 +56,8 @@ impl SimMmu {
     pub fn translate(&self, ipa: u64, access: Access) -> Result<u64, FaultStatus> {
         let start = self.geometry.start_level();
         if ipa >= self.geometry.ipa_limit() {
-            return Err(FaultStatus::new(FaultKind::Translation, Some(start)));
+            // The input-size check faults at level 0 (as `AddressSpace::simulate_access`).
+            return Err(FaultStatus::new(FaultKind::Translation, Some(0)));
         }
         let mut level = start;
         // The (possibly concatenated) root: index across its pages.

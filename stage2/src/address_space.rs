@@ -402,14 +402,12 @@ impl<M: TableMemory, T: TlbMaintenance> AddressSpace<M, T> {
 
     /// What the MMU would do for a guest `access` to `ipa`: the PA, or the stage-2 fault it
     /// raises (translation fault at the level of the invalid descriptor, access-flag fault,
-    /// permission fault at the leaf's level). An IPA beyond the IPA size gives a translation
-    /// fault at the start level.
+    /// permission fault at the leaf's level). An IPA at or above 2^ipa_bits gives a translation
+    /// fault at level 0, whatever the start level: the input-size check of `AArch64.S2Translate`
+    /// reports level 0 (FSC 0x04), as the MMU does (checked against QEMU's `AT S12E1R`).
     pub fn simulate_access(&self, ipa: u64, access: Access) -> Result<u64, FaultStatus> {
         if ipa >= self.geometry.ipa_limit() {
-            return Err(FaultStatus::new(
-                FaultKind::Translation,
-                Some(self.geometry.start_level()),
-            ));
+            return Err(FaultStatus::new(FaultKind::Translation, Some(0)));
         }
         let (_, _, level, es, d) = self.find_entry(ipa);
         if !raw::is_leaf(d, level) {
