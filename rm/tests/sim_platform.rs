@@ -181,7 +181,7 @@ fn the_vcpu_walker_and_the_simulated_access_agree() {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
-        ipas.push(x % (limit * 2) & !7);
+        ipas.push((x % (limit * 2)) & !7);
     }
     for ipa in ipas {
         for access in [Access::Read, Access::Write, Access::Execute] {

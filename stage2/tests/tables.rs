@@ -1035,7 +1035,7 @@ fn simulate_access_reports_mmu_faults() {
     );
     // Beyond the 40-bit IPA space: the input-size check faults at level 0 (AArch64.S2Translate,
     // FSC 0x04), not at the start level 1 (as QEMU's MMU reports it too).
-    for ipa in [1 << 40, (1 << 40) + 0x1000, u64::MAX & !0xFFF] {
+    for ipa in [1 << 40, (1 << 40) + 0x1000, !0xFFF] {
         assert_eq!(
             vm.simulate_access(ipa, Access::Read),
             Err(FaultStatus::new(FaultKind::Translation, Some(0)))
