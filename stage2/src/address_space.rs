@@ -77,6 +77,93 @@ impl Leaf {
     }
 }
 
+/// One update of a batch ([`AddressSpace::plan_batch`], [`AddressSpace::apply_batch`]).
+#[derive(Clone, Copy)]
+pub enum Update<'a> {
+    /// Map `[ipa, ipa + size)` to `[pa, pa + size)` (nothing in the range may be mapped).
+    Map {
+        /// First IPA.
+        ipa: u64,
+        /// Bytes.
+        size: u64,
+        /// First PA.
+        pa: u64,
+        /// Leaf attributes.
+        attrs: Attrs,
+        /// Block sizes allowed ([`MapFlags::REPLACE`] is not allowed in a batch).
+        flags: MapFlags,
+    },
+    /// Unmap every page of `[ipa, ipa + size)`, all of which must be mapped.
+    Unmap {
+        /// First IPA.
+        ipa: u64,
+        /// Bytes.
+        size: u64,
+    },
+    /// Replace the attributes `a` of every page of `[ipa, ipa + size)` (all mapped) by `f(a)`.
+    Modify {
+        /// First IPA.
+        ipa: u64,
+        /// Bytes.
+        size: u64,
+        /// The change (deterministic).
+        f: &'a dyn Fn(Attrs) -> Attrs,
+    },
+}
+
+impl Update<'_> {
+    /// The IPA range it touches.
+    pub fn range(&self) -> (u64, u64) {
+        match *self {
+            Update::Map { ipa, size, .. }
+            | Update::Unmap { ipa, size }
+            | Update::Modify { ipa, size, .. } => (ipa, size),
+        }
+    }
+}
+
+/// Table pages set aside for one batch by [`AddressSpace::reserve_tables`]: taken from the
+/// address space's own table memory, given back by [`AddressSpace::apply_batch`] (what the
+/// batch did not use) or [`AddressSpace::release_tables`].
+pub struct TableReserve(Reserve);
+
+impl TableReserve {
+    /// Tables held.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.0.len() == 0
+    }
+}
+
+/// The descriptor that translates one IPA, as one walk found it: the last-level entry for a
+/// page, or the block or invalid entry where the walk stopped. [`AddressSpace::replace_page_at`]
+/// uses it to replace a page without walking again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Entry {
+    /// The IPA walked for.
+    pub ipa: u64,
+    table: u64,
+    index: usize,
+    level: u8,
+    es: u64,
+    desc: u64,
+}
+
+impl Entry {
+    /// The leaf this entry is, if it is one.
+    pub fn leaf(&self) -> Option<Leaf> {
+        raw::is_leaf(self.desc, self.level).then(|| Leaf {
+            ipa: self.es,
+            pa: raw::leaf_oa(self.desc, self.level),
+            level: self.level,
+            attrs: Attrs::from_descriptor(Descriptor::new(self.desc)),
+        })
+    }
+}
+
 /// Kind of access for [`AddressSpace::simulate_access`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Access {
@@ -305,6 +392,173 @@ impl<M: TableMemory, T: TlbMaintenance> AddressSpace<M, T> {
         let old = self.query(ipa);
         self.map(ipa, PAGE_SIZE, pa, attrs, MapFlags::REPLACE)?;
         Ok(old)
+    }
+
+    /// Check a batch of updates against the current tables and count the table pages applying it
+    /// needs (an upper bound). Nothing changes.
+    ///
+    /// The updates must touch pairwise disjoint ranges ([`Error::Overlap`]); each is checked
+    /// and counted against the tables as they are now. [`apply_batch`](Self::apply_batch) runs
+    /// maps and modifies first, unmaps last, so the tables an unmap empties are never ones a map
+    /// of the batch counted on, and the sum of the counts bounds what the batch takes.
+    pub fn plan_batch(&self, updates: &[Update<'_>]) -> Result<usize, Error> {
+        for (i, u) in updates.iter().enumerate() {
+            let (a, sa) = u.range();
+            for v in &updates[..i] {
+                let (b, sb) = v.range();
+                if a < b.saturating_add(sb) && b < a.saturating_add(sa) {
+                    return Err(Error::Overlap { ipa: a.max(b) });
+                }
+            }
+        }
+        let mut needed = 0;
+        for u in updates {
+            needed += self.plan_update(u)?;
+        }
+        Ok(needed)
+    }
+
+    fn plan_update(&self, u: &Update<'_>) -> Result<usize, Error> {
+        let (s, e, op) = batch_op(&self.geometry, self.config.pa_range.bits(), u)?;
+        if let Update::Unmap { ipa, size } = *u {
+            // A batch unmap covers mapped pages only (the RM's seam contract).
+            self.require_mapped(ipa, size)?;
+        }
+        let level = self.geometry.start_level();
+        let mut needed = 0;
+        for (t, base, cs, ce) in root_slices(self.root, &self.geometry, s, e) {
+            needed += plan_table(&self.mem, Node::Real(t), level, base, cs, ce, &op)?.0;
+        }
+        Ok(needed)
+    }
+
+    fn require_mapped(&self, ipa: u64, size: u64) -> Result<(), Error> {
+        let end = ipa + size;
+        let mut cur = ipa;
+        while cur < end {
+            let l = self.query(cur).ok_or(Error::NotMapped { ipa: cur })?;
+            cur = l.ipa + l.size();
+        }
+        Ok(())
+    }
+
+    /// Take `n` table pages from the table memory for a batch (all or none).
+    pub fn reserve_tables(&mut self, n: usize) -> Result<TableReserve, Error> {
+        Reserve::fill(&mut self.mem, n).map(TableReserve)
+    }
+
+    /// Give an unused reserve back to the table memory.
+    pub fn release_tables(&mut self, mut r: TableReserve) {
+        r.0.release(&mut self.mem);
+    }
+
+    /// Apply a batch that [`plan_batch`](Self::plan_batch) accepted against these very tables,
+    /// with at least as many reserved tables as it counted. Cannot fail then: maps and modifies
+    /// first, unmaps last, break-before-make and TLB invalidation batched over the whole batch.
+    /// Unused reserve pages go back to the table memory.
+    pub fn apply_batch(&mut self, reserve: TableReserve, updates: &[Update<'_>]) {
+        let level = self.geometry.start_level();
+        let vttbr = self.vttbr();
+        let (root, geometry, pa_bits) = (self.root, self.geometry, self.config.pa_range.bits());
+        let mut c = Committer::new(
+            &mut self.mem,
+            &mut self.tlb,
+            vttbr,
+            &mut self.tables,
+            reserve.0,
+        );
+        for unmaps in [false, true] {
+            for u in updates {
+                if matches!(u, Update::Unmap { .. }) != unmaps {
+                    continue;
+                }
+                let Ok((s, e, op)) = batch_op(&geometry, pa_bits, u) else {
+                    debug_assert!(false, "apply_batch of an update plan_batch refused");
+                    continue;
+                };
+                for (t, base, cs, ce) in root_slices(root, &geometry, s, e) {
+                    let r = c.commit_table(t, level, base, cs, ce, &op, true);
+                    debug_assert!(
+                        r.is_ok(),
+                        "batch commit failed after a successful plan: {r:?}"
+                    );
+                }
+            }
+        }
+        // Summed per-update counts may exceed what the batch took: the rest goes back.
+        c.finish_with_spare();
+    }
+
+    /// Walk the tables for `ipa` once: the entry that translates it (see [`Entry`]). `None` if
+    /// `ipa` is outside the address space.
+    pub fn entry(&self, ipa: u64) -> Option<Entry> {
+        if ipa >= self.geometry.ipa_limit() {
+            return None;
+        }
+        let (table, index, level, es, desc) = self.find_entry(ipa);
+        Some(Entry {
+            ipa,
+            table,
+            index,
+            level,
+            es,
+            desc,
+        })
+    }
+
+    /// Make the page at `e.ipa` map `pa` with `attrs` using the entry one walk found, without
+    /// walking again (the copy-on-write step): a page entry is replaced break-before-make in
+    /// place; a block is split first (one table from the table memory, filled whole from the
+    /// block, so it is never zeroed first) and the page's entry in it replaced; an invalid entry
+    /// at the last level is written. [`Error::StaleEntry`] if the descriptor changed since the
+    /// walk; [`Error::NotMapped`] if the entry is invalid above the last level. All or nothing.
+    pub fn replace_page_at(&mut self, e: &Entry, pa: u64, attrs: Attrs) -> Result<(), Error> {
+        let page = e.ipa & !(PAGE_SIZE - 1);
+        check_range(pa, PAGE_SIZE, 1u64 << self.config.pa_range.bits(), false)?;
+        if self.mem.read_entry(e.table, e.index) != e.desc {
+            return Err(Error::StaleEntry { ipa: e.ipa });
+        }
+        let new_leaf = raw::leaf(pa, attrs.to_bits(), 3);
+        if e.level < 3 && !raw::is_leaf(e.desc, e.level) {
+            return Err(Error::NotMapped { ipa: e.ipa });
+        }
+        // A 2 MiB block splits into one table, a 1 GiB block into two (down to the page).
+        let reserve = Reserve::fill(&mut self.mem, (3 - e.level) as usize)?;
+        let vttbr = self.vttbr();
+        let mut c = Committer::new(
+            &mut self.mem,
+            &mut self.tlb,
+            vttbr,
+            &mut self.tables,
+            reserve,
+        );
+        if e.level == 3 {
+            c.replace(e.table, e.index, 3, e.es, e.desc, new_leaf, true);
+        } else {
+            // Split: a fresh table holding the block's pages (every entry written), with this
+            // page's entry already the new one, then swap it in for the block.
+            let t = c.take_table()?;
+            let mut lvl = e.level + 1;
+            c.fill_from_block(t, e.desc, lvl);
+            let mut table = t;
+            let mut base = e.es;
+            while lvl < 3 {
+                // A 1 GiB block splits into 2 MiB blocks: split the one holding the page too.
+                let i = ((page - base) >> level_shift(lvl)) as usize;
+                let sub = c.take_table()?;
+                let blk = c.mem.read_entry(table, i);
+                c.fill_from_block(sub, blk, lvl + 1);
+                c.mem.write_entry(table, i, raw::table(sub));
+                base += i as u64 * block_size(lvl);
+                table = sub;
+                lvl += 1;
+            }
+            let i = ((page - base) >> level_shift(3)) as usize;
+            c.mem.write_entry(table, i, new_leaf);
+            c.replace(e.table, e.index, e.level, e.es, e.desc, raw::table(t), true);
+        }
+        c.finish();
+        Ok(())
     }
 
     /// Split the block that maps `ipa` into a next-level table with the same output and
@@ -552,6 +806,44 @@ impl<M: TableMemory, T: TlbMaintenance> AddressSpace<M, T> {
 }
 
 /// The root tables `[s, e)` touches: (table PA, IPA of its entry 0, clipped start, clipped end).
+/// The engine operation of a batch update over `[s, e)`, with its arguments checked.
+fn batch_op<'b>(g: &Geometry, pa_bits: u8, u: &Update<'b>) -> Result<(u64, u64, Op<'b>), Error> {
+    Ok(match *u {
+        Update::Map {
+            ipa,
+            size,
+            pa,
+            attrs,
+            flags,
+        } => {
+            let e = check_range(ipa, size, g.ipa_limit(), true)?;
+            check_range(pa, size, 1u64 << pa_bits, false)?;
+            let flags = MapFlags(flags.0 & !MapFlags::REPLACE.0);
+            (
+                ipa,
+                e,
+                Op::Map {
+                    ipa0: ipa,
+                    pa0: pa,
+                    attr_bits: attrs.to_bits(),
+                    flags,
+                },
+            )
+        }
+        Update::Unmap { ipa, size } => {
+            (ipa, check_range(ipa, size, g.ipa_limit(), true)?, Op::Unmap)
+        }
+        Update::Modify { ipa, size, f } => (
+            ipa,
+            check_range(ipa, size, g.ipa_limit(), true)?,
+            Op::Modify {
+                f,
+                skip_holes: false,
+            },
+        ),
+    })
+}
+
 fn root_slices(
     root: u64,
     g: &Geometry,

@@ -52,6 +52,16 @@ pub enum Error {
     },
     /// The table-memory allocator could not supply a page.
     NoMemory,
+    /// Two updates of one batch overlap (a batch's updates must touch disjoint ranges).
+    Overlap {
+        /// An IPA both touch.
+        ipa: u64,
+    },
+    /// An [`Entry`](crate::Entry) no longer describes the tables (they changed since the walk).
+    StaleEntry {
+        /// The IPA it was walked for.
+        ipa: u64,
+    },
     /// The table-memory allocator returned a misaligned physical address.
     BadTableMemory {
         /// The address it returned.
@@ -78,6 +88,13 @@ impl fmt::Display for Error {
             Error::AlreadyMapped { ipa } => write!(f, "IPA {ipa:#x} is already mapped"),
             Error::NotMapped { ipa } => write!(f, "IPA {ipa:#x} is not mapped"),
             Error::NotABlock { ipa } => write!(f, "IPA {ipa:#x} is not mapped by a block"),
+            Error::Overlap { ipa } => write!(f, "two updates of a batch touch IPA {ipa:#x}"),
+            Error::StaleEntry { ipa } => {
+                write!(
+                    f,
+                    "the entry walked for IPA {ipa:#x} changed since the walk"
+                )
+            }
             Error::NoMemory => write!(f, "out of table memory"),
             Error::BadTableMemory { pa } => {
                 write!(f, "table allocator returned misaligned PA {pa:#x}")

@@ -358,6 +358,15 @@ impl<'a, M: TableMemory, T: TlbMaintenance> Committer<'a, M, T> {
         self.frees.clear();
     }
 
+    /// Finish a batch, whose reserve may hold more than it took: flush and give the rest back.
+    pub(crate) fn finish_with_spare(mut self) {
+        self.flush();
+        if self.wrote {
+            self.tlb.sync_writes(self.vttbr);
+        }
+        self.reserve.release(self.mem);
+    }
+
     /// Finish: flush and give unused reserve pages back.
     pub(crate) fn finish(mut self) {
         self.flush();

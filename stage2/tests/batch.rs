@@ -1,0 +1,263 @@
+//! Batches (`plan_batch` / `reserve_tables` / `apply_batch`): the two-phase seam the RM uses
+//! for a whole request (Hafnium's prepare/commit). A batch ends with the tables a one-by-one
+//! application gives; a refused batch or a failed reservation changes nothing; applying never
+//! fails after a successful plan. And `entry` + `replace_page_at`: the copy-on-write replace
+//! from the one walk the fault path made.
+
+mod common;
+use common::*;
+use gunyah_stage2::{Attrs, Error, Leaf, MapFlags, S2Ap, Update};
+
+const PA: u64 = 0x1_0000_0000;
+const RW: Attrs = Attrs::normal_rw();
+const RO: Attrs = Attrs::normal_ro();
+
+fn leaves(vm: &Vm) -> Vec<Leaf> {
+    let mut v = Vec::new();
+    vm.for_each_leaf(&mut |l| v.push(*l));
+    v
+}
+
+/// Plan, reserve and apply `updates` as one batch, checking break-before-make and invariants.
+fn batch(vm: &mut Vm, updates: &[Update<'_>]) -> Result<(), Error> {
+    checked(vm, |vm| {
+        let n = vm.plan_batch(updates)?;
+        let r = vm.reserve_tables(n)?;
+        vm.apply_batch(r, updates);
+        Ok(())
+    })
+}
+
+/// The same updates one at a time with the single-operation API (maps first, unmaps last).
+fn one_by_one(vm: &mut Vm, updates: &[Update<'_>]) {
+    for unmaps in [false, true] {
+        for u in updates {
+            match *u {
+                Update::Map {
+                    ipa,
+                    size,
+                    pa,
+                    attrs,
+                    flags,
+                } if !unmaps => vm.map(ipa, size, pa, attrs, flags).unwrap(),
+                Update::Modify { ipa, size, f } if !unmaps => {
+                    vm.modify_attrs(ipa, size, f).unwrap()
+                }
+                Update::Unmap { ipa, size } if unmaps => vm.unmap(ipa, size).unwrap(),
+                _ => {}
+            }
+        }
+    }
+}
+
+fn setup() -> Vm {
+    let mut vm = vm();
+    vm.map(0, 2 * M2, PA, RO, MapFlags::BLOCKS).unwrap();
+    vm.map(G1, K4 * 3, PA + G1, RW, MapFlags::PAGES).unwrap();
+    vm.map(2 * G1, G1, PA + 2 * G1, RO, MapFlags::BLOCKS)
+        .unwrap();
+    vm
+}
+
+#[test]
+fn a_batch_gives_the_tables_one_by_one_gives() {
+    let to_rw = |a: Attrs| a.with_s2ap(S2Ap::ReadWrite);
+    let updates = [
+        // Unmap one page of a 2 MiB block (split), the first page of a page run, and a whole
+        // 1 GiB block; map next to them, into the table the unmaps touch; make half a block RW.
+        Update::Unmap {
+            ipa: M2 + 5 * K4,
+            size: K4,
+        },
+        Update::Unmap { ipa: G1, size: K4 },
+        Update::Map {
+            ipa: G1 + 3 * K4,
+            size: K4,
+            pa: PA + 0x5000_0000,
+            attrs: RW,
+            flags: MapFlags::PAGES,
+        },
+        Update::Map {
+            ipa: 3 * G1,
+            size: M2 * 3,
+            pa: PA + 3 * G1,
+            attrs: RW,
+            flags: MapFlags::BLOCKS,
+        },
+        Update::Modify {
+            ipa: 0,
+            size: M2 / 2,
+            f: &to_rw,
+        },
+        Update::Unmap {
+            ipa: 2 * G1,
+            size: G1,
+        },
+    ];
+    let mut a = setup();
+    batch(&mut a, &updates).unwrap();
+    let mut b = setup();
+    one_by_one(&mut b, &updates);
+    assert_eq!(leaves(&a), leaves(&b));
+    assert_eq!(a.table_pages(), b.table_pages());
+    assert_eq!(
+        a.memory().pages_in_use(),
+        b.memory().pages_in_use(),
+        "spare reserve pages went back"
+    );
+}
+
+#[test]
+fn an_unmap_emptying_a_table_a_map_of_the_batch_uses() {
+    // One page mapped in an L3 table; the batch unmaps it and maps its neighbour: the table
+    // must survive (maps run first), and nothing leaks.
+    let mut vm = vm();
+    vm.map(G1, K4, PA, RW, MapFlags::PAGES).unwrap();
+    let used = vm.memory().pages_in_use();
+    batch(
+        &mut vm,
+        &[
+            Update::Unmap { ipa: G1, size: K4 },
+            Update::Map {
+                ipa: G1 + K4,
+                size: K4,
+                pa: PA + K4,
+                attrs: RW,
+                flags: MapFlags::PAGES,
+            },
+        ],
+    )
+    .unwrap();
+    assert!(vm.query(G1).is_none());
+    assert_eq!(vm.query(G1 + K4).map(|l| l.pa), Some(PA + K4));
+    assert_eq!(vm.memory().pages_in_use(), used);
+}
+
+#[test]
+fn a_refused_batch_changes_nothing() {
+    let vm0 = setup();
+    let before = snapshot(&vm0);
+    let cases: Vec<(Vec<Update<'static>>, Error)> = vec![
+        (
+            vec![
+                Update::Unmap { ipa: G1, size: K4 },
+                Update::Unmap {
+                    ipa: G1,
+                    size: 2 * K4,
+                },
+            ],
+            Error::Overlap { ipa: G1 },
+        ),
+        (
+            vec![Update::Unmap {
+                ipa: G1,
+                size: 4 * K4,
+            }],
+            Error::NotMapped { ipa: G1 + 3 * K4 },
+        ),
+        (
+            vec![
+                Update::Unmap { ipa: G1, size: K4 },
+                Update::Map {
+                    ipa: M2,
+                    size: K4,
+                    pa: PA,
+                    attrs: RW,
+                    flags: MapFlags::PAGES,
+                },
+            ],
+            Error::AlreadyMapped { ipa: M2 },
+        ),
+    ];
+    for (updates, err) in cases {
+        let vm = setup();
+        assert_eq!(vm.plan_batch(&updates), Err(err));
+        assert_eq!(snapshot(&vm), before);
+    }
+}
+
+#[test]
+fn a_failed_reservation_changes_nothing() {
+    let updates = [
+        Update::Map {
+            ipa: 5 * G1 - K4,
+            size: 2 * K4,
+            pa: PA,
+            attrs: RW,
+            flags: MapFlags::PAGES,
+        },
+        Update::Unmap {
+            ipa: M2 + K4,
+            size: K4,
+        },
+    ];
+    let need = setup().plan_batch(&updates).unwrap();
+    assert!(
+        need >= 5,
+        "two L2 + two L3 tables for the map, one L3 for the split: {need}"
+    );
+    for n in 1..=need as u64 {
+        let mut vm = setup();
+        let before = snapshot(&vm);
+        vm.memory_mut().fail_nth_allocation(n);
+        assert_eq!(vm.reserve_tables(need).err(), Some(Error::NoMemory));
+        assert_eq!(snapshot(&vm), before, "allocation {n} failed");
+    }
+    let mut vm = setup();
+    let r = vm.reserve_tables(need).unwrap();
+    assert_eq!(r.len(), need);
+    vm.release_tables(r);
+    assert_eq!(snapshot(&vm), snapshot(&setup()));
+}
+
+#[test]
+fn replace_page_at_uses_the_walked_entry() {
+    // A page, a page inside a 2 MiB block, a page inside a 1 GiB block, and an empty last-level
+    // slot: the result is what replace_page (which walks again) gives.
+    for ipa in [G1 + K4, M2 + 7 * K4, 2 * G1 + M2 + 9 * K4, G1 + 5 * K4] {
+        let mut a = setup();
+        let e = a.entry(ipa).unwrap();
+        checked(&mut a, |vm| vm.replace_page_at(&e, 0x9_0000_0000, RW)).unwrap();
+        let mut b = setup();
+        b.replace_page(ipa, 0x9_0000_0000, RW).unwrap();
+        assert_eq!(leaves(&a), leaves(&b), "ipa {ipa:#x}");
+        assert_eq!(
+            a.query(ipa).map(|l| (l.pa, l.level)),
+            Some((0x9_0000_0000, 3))
+        );
+    }
+    // The entry must still be what the walk saw.
+    let mut vm = setup();
+    let e = vm.entry(G1).unwrap();
+    assert_eq!(e.leaf().map(|l| l.pa), Some(PA + G1));
+    vm.unmap(G1, K4).unwrap();
+    let before = snapshot(&vm);
+    assert_eq!(
+        vm.replace_page_at(&e, 0x9_0000_0000, RW),
+        Err(Error::StaleEntry { ipa: G1 })
+    );
+    assert_eq!(snapshot(&vm), before);
+    // An invalid entry above the last level: nothing to replace.
+    let e = vm.entry(7 * G1).unwrap();
+    assert_eq!(
+        vm.replace_page_at(&e, 0x9_0000_0000, RW),
+        Err(Error::NotMapped { ipa: 7 * G1 })
+    );
+}
+
+#[test]
+fn replace_page_at_in_a_block_is_all_or_nothing() {
+    for (ipa, tables) in [(M2 + 7 * K4, 1), (2 * G1 + M2 + 9 * K4, 2)] {
+        for n in 1..=tables {
+            let mut vm = setup();
+            let before = snapshot(&vm);
+            let e = vm.entry(ipa).unwrap();
+            vm.memory_mut().fail_nth_allocation(n);
+            assert_eq!(
+                vm.replace_page_at(&e, 0x9_0000_0000, RW),
+                Err(Error::NoMemory)
+            );
+            assert_eq!(snapshot(&vm), before);
+        }
+    }
+}
