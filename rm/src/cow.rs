@@ -29,7 +29,7 @@ use zerocopy::little_endian::U64;
 
 use crate::config::FaultAction;
 use crate::memext::{GoldenMapping, PrivateKind, PrivatePage, COW_BATCH};
-use crate::platform::{MemKind, Platform, Rights, Vmid, PAGE_SIZE};
+use crate::platform::{MemKind, Platform, Rights, Tag, Vmid, Walked, PAGE_SIZE};
 use crate::service::Rm;
 use crate::vm::{transition_valid, VmState};
 
@@ -149,25 +149,37 @@ impl<P: Platform> Rm<P> {
 
     /// Handle a stage-2 fault of `vmid` on `access` to `ipa` (any kind: the
     /// RM looks at what the tables hold now, under its lock).
+    ///
+    /// One walk: the leaf it finds says what the page is (its tag: a golden
+    /// page or a private copy), and a copy-on-write replaces the entry that
+    /// walk ended at.
     pub fn handle_access_fault(&mut self, vmid: Vmid, ipa: u64, access: Access) -> FaultOutcome {
         let page = ipa & !(PAGE_SIZE - 1);
         if !self.vms.exists(vmid) {
             return FaultOutcome::Report;
         }
-        if let Some(l) = self.plat.query(vmid, page) {
+        let Some(walked) = self.plat.walk(vmid, page) else {
+            return FaultOutcome::Report;
+        };
+        if let Some(l) = walked.leaf {
             if permits(l.rights, access) {
                 self.ext.counters.retries += 1;
                 return FaultOutcome::Retry;
             }
+            if l.tag == Tag::Golden && access == Access::Write {
+                // A write to a golden page: its mapping says whether it is copied.
+                if let Some(m) = self.ext.mapping_at(vmid, page).copied() {
+                    if !m.cow {
+                        return self.unserved_at(vmid, page, Unserved::NoCow, m.fault_action);
+                    }
+                    return self.cow_copy(vmid, page, &m, &walked, l.pa + (page - l.ipa));
+                }
+            }
         }
         if let Some(m) = self.ext.mapping_at(vmid, page).copied() {
-            if access != Access::Write || self.ext.private.contains_key(&(vmid, page)) {
-                return self.unserved_at(vmid, page, Unserved::NotPermitted, m.fault_action);
-            }
-            if !m.cow {
-                return self.unserved_at(vmid, page, Unserved::NoCow, m.fault_action);
-            }
-            return self.cow_copy(vmid, page, &m);
+            // Golden range, but not a write to a golden page: a copy (or golden page) the
+            // access is not allowed on, e.g. an instruction fetch of a non-executable mapping.
+            return self.unserved_at(vmid, page, Unserved::NotPermitted, m.fault_action);
         }
         if let Some(b) = self.ext.binding_at(vmid, page).copied() {
             let offset = b.offset + (page - b.ipa);
@@ -184,7 +196,7 @@ impl<P: Platform> Rm<P> {
                     FaultAction::InjectAbort,
                 );
             }
-            return match self.new_zero_page(vmid, b.gmem, page, b.rights) {
+            return match self.new_zero_page(vmid, b.gmem, page, b.rights, Tag::None) {
                 Ok(pa) => {
                     if let Some(g) = self.ext.gmems.get_mut(&b.gmem) {
                         g.pages.insert(offset, pa);
@@ -218,7 +230,7 @@ impl<P: Platform> Rm<P> {
             else {
                 return FaultOutcome::Report;
             };
-            return match self.new_zero_page(vmid, gid, page, Rights::RWX) {
+            return match self.new_zero_page(vmid, gid, page, Rights::RWX, Tag::Zero) {
                 Ok(pa) => {
                     if let Some(g) = self.ext.gmems.get_mut(&gid) {
                         g.anon.insert(pa);
@@ -260,6 +272,7 @@ impl<P: Platform> Rm<P> {
         gid: u32,
         page: u64,
         rights: Rights,
+        tag: Tag,
     ) -> Result<u64, Unserved> {
         let g = self.ext.gmems.get(&gid).ok_or(Unserved::NoMemory)?;
         if !g.has_room(1) {
@@ -271,7 +284,7 @@ impl<P: Platform> Rm<P> {
         self.plat.zero(pa, PAGE_SIZE);
         if self
             .plat
-            .map(vmid, page, pa, PAGE_SIZE, rights, MemKind::Normal)
+            .map(vmid, page, pa, PAGE_SIZE, rights, MemKind::Normal, tag)
             .is_err()
         {
             self.plat.free_page(pa);
@@ -280,8 +293,16 @@ impl<P: Platform> Rm<P> {
         Ok(pa)
     }
 
-    /// The CoW step for a write to the golden page at `page` of mapping `m`.
-    fn cow_copy(&mut self, vmid: Vmid, page: u64, m: &GoldenMapping) -> FaultOutcome {
+    /// The CoW step for a write to the golden page `src` at `page` of mapping
+    /// `m`, found by the walk `walked`.
+    fn cow_copy(
+        &mut self,
+        vmid: Vmid,
+        page: u64,
+        m: &GoldenMapping,
+        walked: &Walked,
+        src: u64,
+    ) -> FaultOutcome {
         let Some(gid) = m.gmem else {
             return self.unserved_at(vmid, page, Unserved::NoCow, m.fault_action);
         };
@@ -304,25 +325,17 @@ impl<P: Platform> Rm<P> {
             );
         }
         let gpage = (m.offset + (page - m.ipa)) / PAGE_SIZE;
-        let Some(src) = self
-            .ext
-            .goldens
-            .get(&m.golden)
-            .and_then(|g| g.pa_of(gpage * PAGE_SIZE))
-        else {
-            return self.unserved_at(vmid, page, Unserved::NoMemory, m.fault_action);
-        };
         // 2. + 3. One page from the partition (charged to the pool below),
         // holding a copy of the golden page: not zeroed first, since the
         // 4 KiB copy overwrites all of it.
         let Some(pa) = self.plat.alloc_page_copy(src) else {
             return self.unserved_at(vmid, page, Unserved::NoMemory, m.fault_action);
         };
-        // 4. Replace the one entry (split, break-before-make, invalidate).
+        // 4. Replace the entry the walk found (split, break-before-make, invalidate).
         let rights = m.copy_rights();
         if self
             .plat
-            .replace_page(vmid, page, pa, rights, MemKind::Normal)
+            .replace_page_at(vmid, walked, page, pa, rights, MemKind::Normal, Tag::Copy)
             .is_err()
         {
             self.plat.free_page(pa);

@@ -12,7 +12,8 @@ use gunyah_rm_abi::RmError;
 
 use crate::memext::{Binding, Gmem, MAX_GMEM_PER_VM, MAX_RANGES_PER_VM};
 use crate::memory::page_aligned;
-use crate::platform::{MemKind, Platform, Rights, Vmid, PAGE_SIZE};
+use crate::plan::Plan;
+use crate::platform::{MemKind, Platform, Rights, Tag, Vmid, PAGE_SIZE};
 use crate::service::Rm;
 use crate::vm::VMID_HLOS;
 
@@ -159,7 +160,7 @@ impl<P: Platform> Rm<P> {
             return Err(RmError::NoMem);
         }
         let handle = self.ext.alloc_binding_handle().ok_or(RmError::NoResource)?;
-        // --- commit (undone on failure) ---
+        // --- allocate the pages, then prepare and commit one plan ---
         let mut pages: Vec<(u64, u64)> = Vec::new();
         if !b.demand {
             let mut i = 0;
@@ -191,19 +192,13 @@ impl<P: Platform> Rm<P> {
                     }
                 }
             }
-            let rs = runs(&pages);
-            for (k, &(ipa, pa, size)) in rs.iter().enumerate() {
-                if self
-                    .plat
-                    .map(b.vmid, ipa, pa, size, b.rights, MemKind::Normal)
-                    .is_err()
-                {
-                    for &(u, _, s) in &rs[..k] {
-                        let _ = self.plat.unmap(b.vmid, u, s);
-                    }
-                    self.free_pages(pages.iter().map(|p| p.1));
-                    return Err(RmError::NoMem);
-                }
+            let mut plan = Plan::new();
+            for (ipa, pa, size) in runs(&pages) {
+                plan.map(b.vmid, ipa, pa, size, b.rights, MemKind::Normal, Tag::None);
+            }
+            if self.plat.apply(&plan).is_err() {
+                self.free_pages(pages.iter().map(|p| p.1));
+                return Err(RmError::NoMem);
             }
         }
         let g = self

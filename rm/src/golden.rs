@@ -18,7 +18,8 @@ use crate::gmem::runs;
 use crate::memext::{Golden, GoldenMapping, GoldenRegion, Home, PrivateKind, PrivatePage};
 use crate::memory::{page_aligned, OwnedRange};
 use crate::memparcel::{MemType, ParcelState, TransType};
-use crate::platform::{Platform, Vmid, PAGE_SIZE};
+use crate::plan::Plan;
+use crate::platform::{MemKind, Platform, Tag, Vmid, PAGE_SIZE};
 use crate::service::Rm;
 use crate::vm::VMID_HLOS;
 
@@ -259,22 +260,12 @@ impl<P: Platform> Rm<P> {
         }
         // --- commit ---
         if trans == TransType::Share {
-            // Revoke the owner's (writable) mapping, undoing on failure.
-            for (i, r) in regions_p.iter().enumerate() {
-                if self.plat.unmap(owner, r.owner_ipa, r.size).is_err() {
-                    for u in &regions_p[..i] {
-                        let _ = self.plat.map(
-                            owner,
-                            u.owner_ipa,
-                            u.pa,
-                            u.size,
-                            u.owner_rights,
-                            crate::platform::MemKind::Normal,
-                        );
-                    }
-                    return Err(RmError::MapFailed);
-                }
+            // Revoke the owner's (writable) mapping.
+            let mut plan = Plan::new();
+            for r in &regions_p {
+                plan.unmap(owner, r.owner_ipa, r.size);
             }
+            self.plat.apply(&plan).map_err(|_| RmError::MapFailed)?;
         }
         let mut regions = Vec::new();
         let mut off = 0;
@@ -642,27 +633,13 @@ impl<P: Platform> Rm<P> {
             copies: 0,
             fault_action: p.fault_action,
         };
-        // --- commit ---
+        // --- commit: golden pages read-only, tagged so the fault path knows them ---
         let rights = rec.golden_rights();
-        for (k, &(ipa, pa, size)) in pieces.iter().enumerate() {
-            if self
-                .plat
-                .map(
-                    p.vmid,
-                    ipa,
-                    pa,
-                    size,
-                    rights,
-                    crate::platform::MemKind::Normal,
-                )
-                .is_err()
-            {
-                for &(u, _, s) in &pieces[..k] {
-                    let _ = self.plat.unmap(p.vmid, u, s);
-                }
-                return Err(RmError::MapFailed);
-            }
+        let mut plan = Plan::new();
+        for &(ipa, pa, size) in &pieces {
+            plan.map(p.vmid, ipa, pa, size, rights, MemKind::Normal, Tag::Golden);
         }
+        self.plat.apply(&plan).map_err(|_| RmError::MapFailed)?;
         if let Some(m) = self.mem.get_mut(&p.vmid) {
             m.reserve(p.ipa, p.size);
         }
@@ -811,7 +788,7 @@ impl<P: Platform> Rm<P> {
         if let Some(at) = at {
             if self
                 .plat
-                .map(home, at, r.pa, r.size, r.rights, r.kind)
+                .map(home, at, r.pa, r.size, r.rights, r.kind, Tag::None)
                 .is_ok()
             {
                 if let Some(m) = self.mem.get_mut(&home) {

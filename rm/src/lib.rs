@@ -54,6 +54,7 @@ pub mod lifecycle;
 pub mod memext;
 pub mod memory;
 pub mod memparcel;
+pub mod plan;
 pub mod platform;
 pub mod rpc;
 pub mod service;
@@ -66,5 +67,9 @@ pub mod snapshot;
 pub mod stage2_spaces;
 pub mod vm;
 
-pub use platform::{AddressSpaces, Leaf, MemKind, PhysMem, Platform, PlatformError, Rights, Vmid};
+pub use plan::{Plan, S2Op};
+pub use platform::{
+    AddressSpaces, Leaf, MemKind, PhysMem, Platform, PlatformError, Prepared, Rights, Site, Tag,
+    Vmid, Walked,
+};
 pub use service::{Rm, RmConfig};

@@ -57,6 +57,48 @@ pub enum MemKind {
     Device,
 }
 
+/// What a mapping is, kept by the platform with each leaf (the stage-2 software bits, on
+/// platforms with software tables), so the fault path decides from the one leaf it walked.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Tag {
+    /// Nothing special: owned, shared, lent, bound memory.
+    #[default]
+    None = 0,
+    /// A golden page, mapped read-only.
+    Golden = 1,
+    /// A private copy of a golden page made by a copy-on-write fault.
+    Copy = 2,
+    /// A private zeroed page made on first touch (demand paging).
+    Zero = 3,
+}
+
+impl Tag {
+    /// The tag of a 2-bit value (higher bits ignored).
+    pub const fn from_bits(v: u8) -> Tag {
+        match v & 3 {
+            1 => Tag::Golden,
+            2 => Tag::Copy,
+            3 => Tag::Zero,
+            _ => Tag::None,
+        }
+    }
+}
+
+/// Where a platform's walk found an IPA's translation, so that
+/// [`AddressSpaces::replace_page_at`] can replace the page without walking again. Opaque to the
+/// RM: only the platform that made it reads it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Site(pub [u64; 6]);
+
+/// The result of one walk ([`AddressSpaces::walk`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Walked {
+    /// The leaf translating the IPA, if any.
+    pub leaf: Option<Leaf>,
+    /// Where the walk ended.
+    pub site: Site,
+}
+
 /// One stage-2 leaf (page or block) as the tables hold it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Leaf {
@@ -70,6 +112,8 @@ pub struct Leaf {
     pub rights: Rights,
     /// Memory type.
     pub kind: MemKind,
+    /// What the mapping is.
+    pub tag: Tag,
 }
 
 /// A platform operation that failed.
@@ -103,17 +147,42 @@ impl fmt::Display for PlatformError {
     }
 }
 
+/// Set aside by [`AddressSpaces::prepare`] for one plan; hand it to
+/// [`AddressSpaces::commit`] or [`AddressSpaces::abandon`].
+#[must_use = "a prepared plan must be committed or abandoned"]
+#[derive(Debug)]
+pub struct Prepared(());
+
+impl Prepared {
+    /// For platform implementations: the token of a successful `prepare`.
+    pub fn new() -> Prepared {
+        Prepared(())
+    }
+}
+
+impl Default for Prepared {
+    fn default() -> Self {
+        Prepared::new()
+    }
+}
+
 /// Per-VM stage-2 address spaces.
 ///
 /// Ranges are page aligned. `map` must not replace an existing mapping and
 /// `unmap`/`protect` must cover only mapped pages; an implementation fails
 /// such calls without changing anything.
+///
+/// The RM changes stage 2 in plans ([`crate::plan::Plan`]): [`AddressSpaces::prepare`]
+/// checks every piece against the tables and allocates every table page the plan needs (all or
+/// nothing); [`AddressSpaces::commit`] then applies it and cannot fail, as Hafnium's
+/// `mm_vm_identity_prepare`/`commit`. So a request never has a half-applied plan to undo.
 pub trait AddressSpaces {
     /// Create an empty address space for `vmid`.
     fn create_space(&mut self, vmid: Vmid) -> Result<(), PlatformError>;
     /// Destroy `vmid`'s address space, freeing its tables (mappings included).
     fn destroy_space(&mut self, vmid: Vmid) -> Result<(), PlatformError>;
-    /// Map `[ipa, ipa+size)` to `[pa, pa+size)`.
+    /// Map `[ipa, ipa+size)` to `[pa, pa+size)`, tagged `tag`.
+    #[allow(clippy::too_many_arguments)]
     fn map(
         &mut self,
         vmid: Vmid,
@@ -122,6 +191,7 @@ pub trait AddressSpaces {
         size: u64,
         rights: Rights,
         kind: MemKind,
+        tag: Tag,
     ) -> Result<(), PlatformError>;
     /// Remove the mappings of `[ipa, ipa+size)`.
     fn unmap(&mut self, vmid: Vmid, ipa: u64, size: u64) -> Result<(), PlatformError>;
@@ -133,13 +203,29 @@ pub trait AddressSpaces {
         size: u64,
         rights: Rights,
     ) -> Result<(), PlatformError>;
-    /// Make the page at `ipa` map `pa` with `rights`/`kind`, whatever it
+    /// Check every piece of `plan` against the tables and set aside everything committing it
+    /// needs (table pages), all or nothing. An error changes nothing.
+    fn prepare(&mut self, plan: &crate::plan::Plan) -> Result<Prepared, PlatformError>;
+    /// Apply a plan [`AddressSpaces::prepare`] accepted, with no change to the tables in
+    /// between. Cannot fail.
+    fn commit(&mut self, plan: &crate::plan::Plan, prepared: Prepared);
+    /// Give back what [`AddressSpaces::prepare`] set aside, without applying the plan.
+    fn abandon(&mut self, prepared: Prepared);
+    /// Prepare and commit `plan`: all of it, or (on error) none of it.
+    fn apply(&mut self, plan: &crate::plan::Plan) -> Result<(), PlatformError> {
+        let p = self.prepare(plan)?;
+        self.commit(plan, p);
+        Ok(())
+    }
+
+    /// Make the page at `ipa` map `pa` with `rights`/`kind`/`tag`, whatever it
     /// mapped before (the copy-on-write step): an enclosing block is split
     /// so the rest of it keeps its mapping, and the old entry is replaced
     /// break-before-make. All or nothing. Returns the old leaf, if any.
     ///
     /// The default does it with `unmap` + `map` and puts the old page back if
     /// the map fails; platforms with a single-entry replace override it.
+    #[allow(clippy::too_many_arguments)]
     fn replace_page(
         &mut self,
         vmid: Vmid,
@@ -147,18 +233,47 @@ pub trait AddressSpaces {
         pa: u64,
         rights: Rights,
         kind: MemKind,
+        tag: Tag,
     ) -> Result<Option<Leaf>, PlatformError> {
+        let ipa = ipa & !(PAGE_SIZE - 1);
         let old = self.query(vmid, ipa);
         if old.is_some() {
             self.unmap(vmid, ipa, PAGE_SIZE)?;
         }
-        if let Err(e) = self.map(vmid, ipa, pa, PAGE_SIZE, rights, kind) {
+        if let Err(e) = self.map(vmid, ipa, pa, PAGE_SIZE, rights, kind, tag) {
             if let Some(o) = old {
-                let _ = self.map(vmid, ipa, o.pa + (ipa - o.ipa), PAGE_SIZE, o.rights, o.kind);
+                let back = o.pa + (ipa - o.ipa);
+                let _ = self.map(vmid, ipa, back, PAGE_SIZE, o.rights, o.kind, o.tag);
             }
             return Err(e);
         }
         Ok(old)
+    }
+    /// Walk `vmid`'s tables for `ipa` once: its leaf, and where the walk ended. `None` if
+    /// there is no such address space or IPA. The default is [`AddressSpaces::query`].
+    fn walk(&self, vmid: Vmid, ipa: u64) -> Option<Walked> {
+        Some(Walked {
+            leaf: self.query(vmid, ipa),
+            site: Site::default(),
+        })
+    }
+    /// [`AddressSpaces::replace_page`] of the page a [`AddressSpaces::walk`] just found, with no
+    /// change to `vmid`'s tables in between: platforms that can replace the entry the walk
+    /// ended at without walking again do so (they check it is unchanged). The default walks.
+    #[allow(clippy::too_many_arguments)]
+    fn replace_page_at(
+        &mut self,
+        vmid: Vmid,
+        walked: &Walked,
+        ipa: u64,
+        pa: u64,
+        rights: Rights,
+        kind: MemKind,
+        tag: Tag,
+    ) -> Result<(), PlatformError> {
+        let _ = walked;
+        self.replace_page(vmid, ipa, pa, rights, kind, tag)
+            .map(|_| ())
     }
     /// The leaf translating `ipa`, if any.
     fn query(&self, vmid: Vmid, ipa: u64) -> Option<Leaf>;

@@ -89,7 +89,15 @@ impl<P: Platform> Rm<P> {
         ];
         for (range, rights, kind) in boot {
             if let Some((ipa, pa, size)) = range {
-                plat.map(VMID_HLOS, ipa, pa, size, rights, kind)?;
+                plat.map(
+                    VMID_HLOS,
+                    ipa,
+                    pa,
+                    size,
+                    rights,
+                    kind,
+                    crate::platform::Tag::None,
+                )?;
                 m.add_owned(OwnedRange {
                     ipa,
                     pa,

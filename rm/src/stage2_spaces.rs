@@ -8,14 +8,19 @@
 //! [`AddressSpaces`] for free. What differs between platforms is only where
 //! table pages come from and how TLBs are maintained: a [`SpaceParts`].
 
+use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
 
 use gunyah_stage2::{
-    Access, AddressSpace, Attrs, FaultStatus, MapFlags, MemAttr, PaRange, S2Ap, Stage2Config,
-    TableMemory, TlbMaintenance,
+    Access, AddressSpace, Attrs, Entry, FaultStatus, MapFlags, MemAttr, PaRange, S2Ap,
+    Stage2Config, SwBits, TableMemory, TableReserve, TlbMaintenance, Update,
 };
 
-use crate::platform::{AddressSpaces, Leaf, MemKind, PlatformError, Rights, Vmid};
+use crate::plan::{Plan, S2Op};
+use crate::platform::{
+    AddressSpaces, Leaf, MemKind, PlatformError, Prepared, Rights, Site, Tag, Vmid, Walked,
+};
 
 /// How a platform makes the pieces of a new VM's stage 2.
 pub trait SpaceParts {
@@ -37,6 +42,8 @@ pub struct Stage2Spaces<P: SpaceParts> {
     spaces: BTreeMap<Vmid, Space<P>>,
     ipa_bits: u8,
     parange: PaRange,
+    /// Tables a prepared plan set aside, per VM, until it is committed or abandoned.
+    prepared: Vec<(Vmid, TableReserve)>,
 }
 
 impl<P: SpaceParts> Stage2Spaces<P> {
@@ -48,6 +55,7 @@ impl<P: SpaceParts> Stage2Spaces<P> {
             spaces: BTreeMap::new(),
             ipa_bits,
             parange,
+            prepared: Vec::new(),
         }
     }
 
@@ -73,6 +81,15 @@ impl<P: SpaceParts> Stage2Spaces<P> {
 
     fn space(&mut self, vmid: Vmid) -> Result<&mut Space<P>, PlatformError> {
         self.spaces.get_mut(&vmid).ok_or(PlatformError::NoSuchSpace)
+    }
+
+    /// Give back the tables of a prepared plan that will not be committed.
+    fn release_prepared(&mut self) {
+        for (vmid, r) in core::mem::take(&mut self.prepared) {
+            if let Some(space) = self.spaces.get_mut(&vmid) {
+                space.release_tables(r);
+            }
+        }
     }
 
     /// Whether every page of `[ipa, ipa+size)` is mapped in `vmid`'s space.
@@ -111,6 +128,16 @@ impl<P: SpaceParts> Stage2Backed for Stage2Spaces<P> {
     fn stage2_mut(&mut self) -> &mut Stage2Spaces<P> {
         self
     }
+}
+
+/// The software bits that hold `tag`.
+pub fn sw_of(tag: Tag) -> SwBits {
+    SwBits::new(tag as u8).unwrap_or(SwBits::NONE)
+}
+
+/// Descriptor attributes for `rights` on memory of `kind`, tagged `tag`.
+pub fn tagged_attrs(rights: Rights, kind: MemKind, tag: Tag) -> Attrs {
+    attrs_of(rights, kind).with_sw(sw_of(tag))
 }
 
 /// Descriptor attributes for `rights` on memory of `kind`.
@@ -155,7 +182,68 @@ pub fn leaf_of(l: &gunyah_stage2::Leaf) -> Leaf {
         size: l.size(),
         rights: Rights(r),
         kind: kind_of(&a),
+        tag: Tag::from_bits(a.sw.bits()),
     }
+}
+
+/// The attribute change of a [`S2Op::Protect`]: new access and execute rights, the memory kind
+/// and software bits kept.
+fn reprotect(rights: Rights) -> impl Fn(Attrs) -> Attrs {
+    move |a: Attrs| {
+        let n = attrs_of(rights, kind_of(&a));
+        a.with_s2ap(n.s2ap).with_xn(n.xn)
+    }
+}
+
+/// One VM's part of a plan as table updates (the closures of its protects are in `fns`).
+fn updates_of<'a>(ops: &[S2Op], fns: &'a [Box<dyn Fn(Attrs) -> Attrs>]) -> Vec<Update<'a>> {
+    let mut f = fns.iter();
+    ops.iter()
+        .filter_map(|op| match *op {
+            S2Op::Map {
+                ipa,
+                pa,
+                size,
+                rights,
+                kind,
+                tag,
+                ..
+            } => Some(Update::Map {
+                ipa,
+                size,
+                pa,
+                attrs: tagged_attrs(rights, kind, tag),
+                flags: MapFlags::BLOCKS,
+            }),
+            S2Op::Unmap { ipa, size, .. } => Some(Update::Unmap { ipa, size }),
+            S2Op::Protect { ipa, size, .. } => f.next().map(|f| Update::Modify {
+                ipa,
+                size,
+                f: f.as_ref(),
+            }),
+        })
+        .collect()
+}
+
+/// `vmid`'s part of `plan`, and the attribute changes its protects make.
+#[allow(clippy::type_complexity)]
+fn part_of(plan: &Plan, vmid: Vmid) -> (Vec<S2Op>, Vec<Box<dyn Fn(Attrs) -> Attrs>>) {
+    let ops: Vec<S2Op> = plan
+        .ops()
+        .iter()
+        .filter(|o| o.vmid() == vmid)
+        .copied()
+        .collect();
+    let fns = ops
+        .iter()
+        .filter_map(|o| match *o {
+            S2Op::Protect { rights, .. } => {
+                Some(Box::new(reprotect(rights)) as Box<dyn Fn(Attrs) -> Attrs>)
+            }
+            _ => None,
+        })
+        .collect();
+    (ops, fns)
 }
 
 /// The platform error for a table operation's error.
@@ -194,8 +282,9 @@ impl<B: Stage2Backed> AddressSpaces for B {
         size: u64,
         rights: Rights,
         kind: MemKind,
+        tag: Tag,
     ) -> Result<(), PlatformError> {
-        let attrs = attrs_of(rights, kind);
+        let attrs = tagged_attrs(rights, kind, tag);
         let s = self.stage2_mut().space(vmid)?;
         s.map(ipa, size, pa, attrs, MapFlags::BLOCKS).map_err(perr)
     }
@@ -214,13 +303,47 @@ impl<B: Stage2Backed> AddressSpaces for B {
         size: u64,
         rights: Rights,
     ) -> Result<(), PlatformError> {
-        // Each leaf keeps its memory kind; only access and execute change.
-        let new_rights = move |a: Attrs| {
-            let n = attrs_of(rights, kind_of(&a));
-            a.with_s2ap(n.s2ap).with_xn(n.xn)
-        };
+        // Each leaf keeps its memory kind and tag; only access and execute change.
         let s = self.stage2_mut().space(vmid)?;
-        s.modify_attrs(ipa, size, &new_rights).map_err(perr)
+        s.modify_attrs(ipa, size, &reprotect(rights)).map_err(perr)
+    }
+    fn prepare(&mut self, plan: &Plan) -> Result<Prepared, PlatformError> {
+        let s2 = self.stage2_mut();
+        debug_assert!(s2.prepared.is_empty(), "a plan is already prepared");
+        for vmid in plan.vmids() {
+            let (ops, fns) = part_of(plan, vmid);
+            let updates = updates_of(&ops, &fns);
+            let reserved = match s2.spaces.get_mut(&vmid) {
+                None => Err(PlatformError::NoSuchSpace),
+                Some(space) => space
+                    .plan_batch(&updates)
+                    .and_then(|n| space.reserve_tables(n))
+                    .map_err(perr),
+            };
+            match reserved {
+                Ok(r) => s2.prepared.push((vmid, r)),
+                Err(e) => {
+                    s2.release_prepared();
+                    return Err(e);
+                }
+            }
+        }
+        Ok(Prepared::new())
+    }
+    fn commit(&mut self, plan: &Plan, prepared: Prepared) {
+        let _ = prepared;
+        let s2 = self.stage2_mut();
+        for (vmid, reserve) in core::mem::take(&mut s2.prepared) {
+            let (ops, fns) = part_of(plan, vmid);
+            let updates = updates_of(&ops, &fns);
+            if let Some(space) = s2.spaces.get_mut(&vmid) {
+                space.apply_batch(reserve, &updates);
+            }
+        }
+    }
+    fn abandon(&mut self, prepared: Prepared) {
+        let _ = prepared;
+        self.stage2_mut().release_prepared();
     }
     fn replace_page(
         &mut self,
@@ -229,11 +352,37 @@ impl<B: Stage2Backed> AddressSpaces for B {
         pa: u64,
         rights: Rights,
         kind: MemKind,
+        tag: Tag,
     ) -> Result<Option<Leaf>, PlatformError> {
         let s = self.stage2_mut().space(vmid)?;
-        s.replace_page(ipa, pa, attrs_of(rights, kind))
+        s.replace_page(ipa, pa, tagged_attrs(rights, kind, tag))
             .map(|old| old.map(|l| leaf_of(&l)))
             .map_err(perr)
+    }
+    fn walk(&self, vmid: Vmid, ipa: u64) -> Option<Walked> {
+        let e = self.stage2().get(vmid)?.entry(ipa)?;
+        Some(Walked {
+            leaf: e.leaf().map(|l| leaf_of(&l)),
+            site: Site(e.to_words()),
+        })
+    }
+    fn replace_page_at(
+        &mut self,
+        vmid: Vmid,
+        walked: &Walked,
+        ipa: u64,
+        pa: u64,
+        rights: Rights,
+        kind: MemKind,
+        tag: Tag,
+    ) -> Result<(), PlatformError> {
+        let e = Entry::from_words(walked.site.0);
+        let attrs = tagged_attrs(rights, kind, tag);
+        let s = self.stage2_mut().space(vmid)?;
+        if e.ipa >> 12 != ipa >> 12 {
+            return s.replace_page(ipa, pa, attrs).map(|_| ()).map_err(perr);
+        }
+        s.replace_page_at(&e, pa, attrs).map_err(perr)
     }
     fn query(&self, vmid: Vmid, ipa: u64) -> Option<Leaf> {
         self.stage2().get(vmid)?.query(ipa).map(|l| leaf_of(&l))
@@ -280,6 +429,7 @@ mod tests {
                     size: 4096,
                     rights: Rights(r),
                     kind,
+                    tag: Tag::None,
                 };
                 assert_eq!(leaf_of(&l), want, "rights {r:#x} {kind:?}");
             }

@@ -6,7 +6,7 @@ mod common;
 use common::*;
 
 use gunyah_rm::checker::Violation;
-use gunyah_rm::platform::{AddressSpaces, MemKind, PhysMem, Rights};
+use gunyah_rm::platform::{AddressSpaces, MemKind, PhysMem, Rights, Tag};
 
 const A: u16 = 0x80;
 const PAGE: u64 = 0x4800_0000;
@@ -21,7 +21,15 @@ fn with_vm() -> H {
 fn a_page_mapped_behind_the_rms_back() {
     let mut h = with_vm();
     h.rm.platform_mut()
-        .map(A, 0x2_0000_0000, PAGE, 0x1000, Rights::RW, MemKind::Normal)
+        .map(
+            A,
+            0x2_0000_0000,
+            PAGE,
+            0x1000,
+            Rights::RW,
+            MemKind::Normal,
+            Tag::None,
+        )
         .unwrap();
     let v = h.rm.check_isolation();
     assert!(
@@ -46,7 +54,15 @@ fn a_page_mapped_behind_the_rms_back() {
 fn a_read_only_mapping_by_a_stranger_is_still_caught() {
     let mut h = with_vm();
     h.rm.platform_mut()
-        .map(A, 0x2_0000_0000, PAGE, 0x1000, Rights::R, MemKind::Normal)
+        .map(
+            A,
+            0x2_0000_0000,
+            PAGE,
+            0x1000,
+            Rights::R,
+            MemKind::Normal,
+            Tag::None,
+        )
         .unwrap();
     let v = h.rm.check_isolation();
     assert!(
@@ -71,7 +87,15 @@ fn a_lent_page_mapped_again_in_its_owner() {
         )
         .u32_at(0);
     h.rm.platform_mut()
-        .map(HLOS, PAGE, PAGE, 0x1000, Rights::RWX, MemKind::Normal)
+        .map(
+            HLOS,
+            PAGE,
+            PAGE,
+            0x1000,
+            Rights::RWX,
+            MemKind::Normal,
+            Tag::None,
+        )
         .unwrap();
     let v = h.rm.check_isolation();
     assert!(

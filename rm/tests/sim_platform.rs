@@ -1,7 +1,7 @@
 //! The simulator's platform seams over the real stage-2 tables: the
 //! single-page replace (the copy-on-write step) and partition accounting.
 
-use gunyah_rm::platform::{AddressSpaces, MemKind, PhysMem, Rights};
+use gunyah_rm::platform::{AddressSpaces, MemKind, PhysMem, Rights, Tag};
 use gunyah_rm::sim::{SimConfig, SimPlatform};
 
 mod common;
@@ -20,6 +20,7 @@ fn with_block<P: AddressSpaces>(mut p: P) -> P {
         0x20_0000,
         Rights::R,
         MemKind::Normal,
+        Tag::None,
     )
     .unwrap();
     p
@@ -33,7 +34,14 @@ fn replace_page_splits_a_block_and_keeps_the_rest() {
     // Replace page 3 with a private RW page from the partition.
     let private = p.alloc_page().unwrap();
     let old = p
-        .replace_page(VM, 0x4000_3000, private, Rights::RW, MemKind::Normal)
+        .replace_page(
+            VM,
+            0x4000_3000,
+            private,
+            Rights::RW,
+            MemKind::Normal,
+            Tag::None,
+        )
         .unwrap()
         .unwrap();
     assert_eq!(
@@ -50,8 +58,15 @@ fn replace_page_splits_a_block_and_keeps_the_rest() {
     assert_eq!(p.partition_usage().tables, tables + 1);
     // Replacing an unmapped page maps it.
     assert_eq!(
-        p.replace_page(VM, 0x5000_0000, private, Rights::R, MemKind::Normal)
-            .unwrap(),
+        p.replace_page(
+            VM,
+            0x5000_0000,
+            private,
+            Rights::R,
+            MemKind::Normal,
+            Tag::None
+        )
+        .unwrap(),
         None
     );
     // Destroying the space returns every table page.
@@ -72,6 +87,7 @@ fn map_refuses_overlap_and_unmap_refuses_holes() {
         0x2000,
         Rights::RW,
         MemKind::Normal,
+        Tag::None,
     )
     .unwrap();
     let before = p.partition_usage();
@@ -82,7 +98,8 @@ fn map_refuses_overlap_and_unmap_refuses_holes() {
             0x4100_0000,
             0x2000,
             Rights::RW,
-            MemKind::Normal
+            MemKind::Normal,
+            Tag::None
         )
         .is_err());
     assert!(p.unmap(VM, 0x4000_1000, 0x2000).is_err());
@@ -99,7 +116,14 @@ fn default_replace_page_behaves_the_same() {
     // The trait's default `replace_page` (unmap + map).
     let mut p = with_block(SeamsOnly(SimPlatform::new(SimConfig::default()).unwrap()));
     let old = p
-        .replace_page(VM, 0x4000_3000, 0x7000_0000, Rights::RW, MemKind::Normal)
+        .replace_page(
+            VM,
+            0x4000_3000,
+            0x7000_0000,
+            Rights::RW,
+            MemKind::Normal,
+            Tag::None,
+        )
         .unwrap()
         .unwrap();
     assert_eq!((old.pa, old.size), (0x4020_0000, 0x20_0000));
@@ -113,7 +137,14 @@ fn default_replace_page_behaves_the_same() {
     );
     // A map that fails (misaligned PA) puts the old page back.
     assert!(p
-        .replace_page(VM, 0x4000_5000, 0x7000_0800, Rights::RW, MemKind::Normal)
+        .replace_page(
+            VM,
+            0x4000_5000,
+            0x7000_0800,
+            Rights::RW,
+            MemKind::Normal,
+            Tag::None
+        )
         .is_err());
     let l = p.query(VM, 0x4000_5000).unwrap();
     assert_eq!(
@@ -138,6 +169,7 @@ fn the_vcpu_walker_and_the_simulated_access_agree() {
         0x1000,
         Rights::RW,
         MemKind::Normal,
+        Tag::None,
     )
     .unwrap();
     p.map(
@@ -147,6 +179,7 @@ fn the_vcpu_walker_and_the_simulated_access_agree() {
         0x1000,
         Rights::RX,
         MemKind::Normal,
+        Tag::None,
     )
     .unwrap();
     p.map(
@@ -156,6 +189,7 @@ fn the_vcpu_walker_and_the_simulated_access_agree() {
         0x1000,
         Rights::RW,
         MemKind::Device,
+        Tag::None,
     )
     .unwrap();
     let mmu = SimMmu::for_vm(&p, VM).unwrap();

@@ -153,6 +153,30 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// The entry as six words, for a caller that must carry it through an opaque type.
+    pub fn to_words(&self) -> [u64; 6] {
+        [
+            self.ipa,
+            self.table,
+            self.index as u64,
+            self.level as u64,
+            self.es,
+            self.desc,
+        ]
+    }
+    /// An entry from [`to_words`](Self::to_words). Only words from `to_words` of this address
+    /// space make sense; [`AddressSpace::replace_page_at`] refuses any that do not name the
+    /// descriptor the walk saw.
+    pub fn from_words(w: [u64; 6]) -> Entry {
+        Entry {
+            ipa: w[0],
+            table: w[1],
+            index: (w[2] as usize) % ENTRIES_PER_TABLE,
+            level: (w[3] as u8).min(3),
+            es: w[4],
+            desc: w[5],
+        }
+    }
     /// The leaf this entry is, if it is one.
     pub fn leaf(&self) -> Option<Leaf> {
         raw::is_leaf(self.desc, self.level).then(|| Leaf {
@@ -483,6 +507,7 @@ impl<M: TableMemory, T: TlbMaintenance> AddressSpace<M, T> {
                         "batch commit failed after a successful plan: {r:?}"
                     );
                 }
+                c.settle();
             }
         }
         // Summed per-update counts may exceed what the batch took: the rest goes back.
@@ -515,7 +540,10 @@ impl<M: TableMemory, T: TlbMaintenance> AddressSpace<M, T> {
     pub fn replace_page_at(&mut self, e: &Entry, pa: u64, attrs: Attrs) -> Result<(), Error> {
         let page = e.ipa & !(PAGE_SIZE - 1);
         check_range(pa, PAGE_SIZE, 1u64 << self.config.pa_range.bits(), false)?;
-        if self.mem.read_entry(e.table, e.index) != e.desc {
+        let consistent = e.ipa < self.geometry.ipa_limit()
+            && e.level >= self.geometry.start_level()
+            && e.es == e.ipa & !(block_size(e.level) - 1);
+        if !consistent || self.mem.read_entry(e.table, e.index) != e.desc {
             return Err(Error::StaleEntry { ipa: e.ipa });
         }
         let new_leaf = raw::leaf(pa, attrs.to_bits(), 3);

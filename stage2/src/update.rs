@@ -358,6 +358,15 @@ impl<'a, M: TableMemory, T: TlbMaintenance> Committer<'a, M, T> {
         self.frees.clear();
     }
 
+    /// Between the updates of a batch: make the deferred "make" writes of break-before-make
+    /// (and the invalidation before them) happen, so the next update walks the tables as they
+    /// now are, not an entry still waiting to be written.
+    pub(crate) fn settle(&mut self) {
+        if !self.pending.as_slice().is_empty() {
+            self.flush();
+        }
+    }
+
     /// Finish a batch, whose reserve may hold more than it took: flush and give the rest back.
     pub(crate) fn finish_with_spare(mut self) {
         self.flush();

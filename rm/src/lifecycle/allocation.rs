@@ -5,7 +5,7 @@ use alloc::vec::Vec;
 use gunyah_rm_abi::RmError;
 
 use crate::memory::{Origin, OwnedRange, VmMem};
-use crate::platform::{Platform, Vmid};
+use crate::platform::{Platform, Tag, Vmid};
 use crate::service::Rm;
 use crate::vm::*;
 use gunyah_rm_abi::vm::{VmidReq, Word};
@@ -97,7 +97,7 @@ impl<P: Platform> Rm<P> {
                     if let Some(at) = at {
                         if self
                             .plat
-                            .map(home, at, r.pa, r.size, rights, r.kind)
+                            .map(home, at, r.pa, r.size, rights, r.kind, Tag::None)
                             .is_ok()
                         {
                             if let Some(m) = self.mem.get_mut(&home) {

@@ -8,7 +8,8 @@ use gunyah_rm_abi::RmError;
 
 use super::*;
 use crate::memory::{Origin, OwnedRange};
-use crate::platform::{Platform, Rights, Vmid, PAGE_SIZE};
+use crate::plan::Plan;
+use crate::platform::{Platform, Rights, Tag, Vmid, PAGE_SIZE};
 use crate::service::Rm;
 
 impl<P: Platform> Rm<P> {
@@ -169,27 +170,19 @@ impl<P: Platform> Rm<P> {
         acc.ipas.extend_from_slice(&new_ipas);
         if done {
             let p = self.parcels.get(req.handle).ok_or(RmError::HandleInvalid)?;
-            let mut maps: Vec<(u64, u64, u64)> = Vec::new();
+            let mut plan = Plan::new();
             for (i, r) in p.regions.iter().enumerate() {
-                maps.push((p.acceptor_ipa(&acc, i), r.pa, r.size));
+                let ipa = p.acceptor_ipa(&acc, i);
+                plan.map(caller, ipa, r.pa, r.size, acl.rights, kind, Tag::None);
             }
-            for (k, &(ipa, pa, size)) in maps.iter().enumerate() {
-                if self
-                    .plat
-                    .map(caller, ipa, pa, size, acl.rights, kind)
-                    .is_err()
-                {
-                    for &(u, _, s) in &maps[..k] {
-                        let _ = self.plat.unmap(caller, u, s);
+            if self.plat.apply(&plan).is_err() {
+                if let Some(m) = self.mem.get_mut(&caller) {
+                    for (ipa, size) in new_ipas.iter().zip(&sizes) {
+                        m.unreserve(*ipa, *size);
                     }
-                    if let Some(m) = self.mem.get_mut(&caller) {
-                        for (ipa, size) in new_ipas.iter().zip(&sizes) {
-                            m.unreserve(*ipa, *size);
-                        }
-                        m.cursor = cursor_before;
-                    }
-                    return Err(RmError::MapFailed);
+                    m.cursor = cursor_before;
                 }
+                return Err(RmError::MapFailed);
             }
             acc.mapped = true;
         }

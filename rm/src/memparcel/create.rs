@@ -9,7 +9,8 @@ use gunyah_rm_abi::RmError;
 
 use super::*;
 use crate::memory::page_aligned;
-use crate::platform::{MemKind, Platform, Rights, Vmid};
+use crate::plan::Plan;
+use crate::platform::{Platform, Rights, Vmid};
 use crate::service::Rm;
 
 impl<P: Platform> Rm<P> {
@@ -79,28 +80,19 @@ impl<P: Platform> Rm<P> {
         Ok(regions)
     }
 
-    /// Take `regions` out of the owner's stage 2 (LEND/DONATE), undoing on failure.
-    pub(super) fn unmap_owner(
-        &mut self,
-        owner: Vmid,
-        kind: MemKind,
-        regions: &[Region],
-    ) -> Result<(), RmError> {
-        for (i, r) in regions.iter().enumerate() {
-            if let Err(e) = self.plat.unmap(owner, r.owner_ipa, r.size) {
-                for u in &regions[..i] {
-                    let _ = self
-                        .plat
-                        .map(owner, u.owner_ipa, u.pa, u.size, u.owner_rights, kind);
-                }
-                return Err(if e == crate::platform::PlatformError::NoMemory {
-                    RmError::NoMem
-                } else {
-                    RmError::MemInvalid
-                });
-            }
+    /// Take `regions` out of the owner's stage 2 (LEND/DONATE), all or nothing.
+    pub(super) fn unmap_owner(&mut self, owner: Vmid, regions: &[Region]) -> Result<(), RmError> {
+        let mut plan = Plan::new();
+        for r in regions {
+            plan.unmap(owner, r.owner_ipa, r.size);
         }
-        Ok(())
+        self.plat.apply(&plan).map_err(|e| {
+            if e == crate::platform::PlatformError::NoMemory {
+                RmError::NoMem
+            } else {
+                RmError::MemInvalid
+            }
+        })
     }
 
     pub(super) fn index_regions(&mut self, owner: Vmid, handle: u32, regions: &[Region]) {
@@ -193,7 +185,7 @@ impl<P: Platform> Rm<P> {
         let handle = self.parcels.alloc_handle().ok_or(RmError::NoResource)?;
         // --- commit ---
         if req.trans != TransType::Share {
-            self.unmap_owner(owner, mem_type.kind(), &regions)?;
+            self.unmap_owner(owner, &regions)?;
         }
         if sanitize {
             for r in &regions {
@@ -247,7 +239,7 @@ impl<P: Platform> Rm<P> {
         let (trans, mem_type, sanitize) = (p.trans, p.mem_type, p.sanitize_create);
         let new = self.resolve_sgl(caller, mem_type, sgl, &p.regions)?;
         if trans != TransType::Share {
-            self.unmap_owner(caller, mem_type.kind(), &new)?;
+            self.unmap_owner(caller, &new)?;
         }
         if sanitize {
             for r in &new {

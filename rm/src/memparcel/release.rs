@@ -6,7 +6,8 @@ use alloc::vec::Vec;
 use gunyah_rm_abi::RmError;
 
 use super::*;
-use crate::platform::{Platform, Vmid};
+use crate::plan::Plan;
+use crate::platform::{Platform, Tag, Vmid};
 use crate::service::Rm;
 
 impl<P: Platform> Rm<P> {
@@ -85,25 +86,28 @@ impl<P: Platform> Rm<P> {
         }
         let zero = p.sanitize_reclaim || flags & RELEASE_SANITIZE != 0;
         let (trans, kind, regions) = (p.trans, p.kind(), p.regions.clone());
+        // The owner maps lent memory back: prepared first, so a failure changes nothing.
+        let mut plan = Plan::new();
+        if trans != TransType::Share {
+            for r in &regions {
+                plan.map(
+                    caller,
+                    r.owner_ipa,
+                    r.pa,
+                    r.size,
+                    r.owner_rights,
+                    kind,
+                    Tag::None,
+                );
+            }
+        }
+        let prepared = self.plat.prepare(&plan).map_err(|_| RmError::MapFailed)?;
         if zero {
             for r in &regions {
                 self.plat.zero(r.pa, r.size);
             }
         }
-        if trans != TransType::Share {
-            for (i, r) in regions.iter().enumerate() {
-                if self
-                    .plat
-                    .map(caller, r.owner_ipa, r.pa, r.size, r.owner_rights, kind)
-                    .is_err()
-                {
-                    for u in &regions[..i] {
-                        let _ = self.plat.unmap(caller, u.owner_ipa, u.size);
-                    }
-                    return Err(RmError::MapFailed);
-                }
-            }
-        }
+        self.plat.commit(&plan, prepared);
         for r in &regions {
             self.parcels.owner_index.remove(&(caller, r.owner_ipa));
         }

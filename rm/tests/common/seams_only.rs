@@ -1,10 +1,13 @@
 //! A platform seen only through the seams: every required [`AddressSpaces`]
-//! and [`PhysMem`] method is forwarded, while `replace_page` and
-//! `simulate_access` keep the trait defaults (unmap + map, and no guest
-//! access simulation), as a hardware or hypercall backend would have them.
+//! and [`PhysMem`] method is forwarded, while `replace_page`, `walk`,
+//! `replace_page_at` and `simulate_access` keep the trait defaults (unmap +
+//! map, a walk that records no site, and no guest access simulation), as a
+//! hardware or hypercall backend would have them.
 
 use gunyah_rm::platform::PartitionUsage;
-use gunyah_rm::{AddressSpaces, Leaf, MemKind, PhysMem, PlatformError, Rights, Vmid};
+use gunyah_rm::{
+    AddressSpaces, Leaf, MemKind, PhysMem, Plan, PlatformError, Prepared, Rights, Tag, Vmid,
+};
 
 /// `P`'s tables and memory without its single-entry replace or its
 /// guest-access simulation.
@@ -25,8 +28,9 @@ impl<P: AddressSpaces> AddressSpaces for SeamsOnly<P> {
         size: u64,
         rights: Rights,
         kind: MemKind,
+        tag: Tag,
     ) -> Result<(), PlatformError> {
-        self.0.map(vmid, ipa, pa, size, rights, kind)
+        self.0.map(vmid, ipa, pa, size, rights, kind, tag)
     }
     fn unmap(&mut self, vmid: Vmid, ipa: u64, size: u64) -> Result<(), PlatformError> {
         self.0.unmap(vmid, ipa, size)
@@ -39,6 +43,15 @@ impl<P: AddressSpaces> AddressSpaces for SeamsOnly<P> {
         rights: Rights,
     ) -> Result<(), PlatformError> {
         self.0.protect(vmid, ipa, size, rights)
+    }
+    fn prepare(&mut self, plan: &Plan) -> Result<Prepared, PlatformError> {
+        self.0.prepare(plan)
+    }
+    fn commit(&mut self, plan: &Plan, prepared: Prepared) {
+        self.0.commit(plan, prepared)
+    }
+    fn abandon(&mut self, prepared: Prepared) {
+        self.0.abandon(prepared)
     }
     fn query(&self, vmid: Vmid, ipa: u64) -> Option<Leaf> {
         self.0.query(vmid, ipa)
