@@ -6,6 +6,9 @@ use std::env;
 use std::path::{Path, PathBuf};
 use std::process::{exit, Command};
 
+#[path = "../../qemu/boot_contract.rs"]
+mod boot_contract;
+
 /// Debian packages the project needs beyond the Rust toolchain
 /// (the toolchain, target and components come from rust-toolchain.toml).
 const DEBIAN_PACKAGES: &[(&str, &str)] = &[
@@ -26,13 +29,19 @@ fn main() {
     let result = match args.first().map(String::as_str) {
         Some("setup") => setup(),
         Some("run") => run_main_job(rest),
+        Some("qemu") => setup().and_then(|_| run_qemu_board(rest)),
         Some("test") => test_all(),
         _ => {
-            eprintln!("usage: cargo xtask <setup|run|test>");
+            eprintln!("usage: cargo xtask <setup|run|qemu|test>");
             eprintln!(
                 "  setup  install the Debian packages the project needs (dtc, qemu-system-arm)"
             );
-            eprintln!("  run    run the main job");
+            eprintln!("  run    run the main job (simulator scenario, then the QEMU board)");
+            eprintln!(
+                "  qemu   boot the QEMU board only; --hlos IMAGE boots your own primary-VM \
+                 payload (raw, or an ELF linked at 0x41000000), --smp N (default 8), \
+                 --no-icount"
+            );
             eprintln!("  test   run every test of the project");
             exit(2);
         }
@@ -424,6 +433,8 @@ fn unpack_locally(tool: &str, debs: &[(String, String)]) -> Result<(), String> {
 /// (e.g. `cargo xtask run --clones 32 --write-percent 2`).
 fn run_main_job(rest: &[String]) -> Result<(), String> {
     setup()?;
+    let (qemu_args, rest) = split_qemu_args(rest);
+    let rest = &rest[..];
     let mut configs: Vec<PathBuf> = std::fs::read_dir(root().join("vm-configs"))
         .map_err(|e| format!("vm-configs/: {e}"))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -456,54 +467,124 @@ fn run_main_job(rest: &[String]) -> Result<(), String> {
             .args(&configs)
             .args(rest),
     )?;
-    run_qemu_board()
+    run_qemu_board(&qemu_args)
 }
 
-/// Boot the RM on QEMU virt aarch64 (EL2, real stage-2 translation, EL1 guests): see
-/// qemu/README.md for what the run does. Exits non-zero unless the board reports PASS.
-fn run_qemu_board() -> Result<(), String> {
-    status(
-        "build the QEMU board image (aarch64-unknown-none, release)",
-        cargo().args([
-            "build",
-            "--quiet",
-            "-p",
-            "gunyah-qemu-board",
-            "--target",
-            "aarch64-unknown-none",
-            "--release",
-        ]),
-    )?;
-    let target = env::var_os("CARGO_TARGET_DIR")
+/// Split the board's options (`--hlos IMAGE`, `--smp N`, `--no-icount`) from the rest.
+fn split_qemu_args(args: &[String]) -> (Vec<String>, Vec<String>) {
+    let (mut qemu, mut rest) = (Vec::new(), Vec::new());
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--hlos" | "--smp" => {
+                qemu.push(a.clone());
+                qemu.extend(it.next().cloned());
+            }
+            "--no-icount" => qemu.push(a.clone()),
+            _ => rest.push(a.clone()),
+        }
+    }
+    (qemu, rest)
+}
+
+/// Boot the board on QEMU virt aarch64 as Gunyah is booted there (qemu/README.md): QEMU's own
+/// virt DTB without the ITS at 0x40F00000, the HLOS image at 0x41000000 (the project's
+/// payload, or `--hlos IMAGE`), `-smp 8 -m 2G`, `-icount shift=0` unless `--no-icount`.
+/// Exits non-zero unless the run ends with status 0.
+fn run_qemu_board(args: &[String]) -> Result<(), String> {
+    let (mut hlos, mut smp, mut icount) = (None, 8u32, true);
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--hlos" => hlos = Some(PathBuf::from(it.next().ok_or("--hlos needs an IMAGE")?)),
+            "--smp" => {
+                smp = it
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .filter(|n| (1..=8).contains(n))
+                    .ok_or("--smp needs a CPU count from 1 to 8")?
+            }
+            "--no-icount" => icount = false,
+            other => return Err(format!("qemu: unknown option {other}")),
+        }
+    }
+    let mut packages = vec!["gunyah-qemu-board"];
+    if hlos.is_none() {
+        packages.push("gunyah-qemu-hlos");
+    }
+    for p in &packages {
+        status(
+            &format!("build {p} (aarch64-unknown-none, release)"),
+            cargo()
+                .args([
+                    "build",
+                    "--quiet",
+                    "-p",
+                    p,
+                    "--target",
+                    "aarch64-unknown-none",
+                ])
+                .arg("--release"),
+        )?;
+    }
+    let out = env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("target"));
-    let image = target.join("aarch64-unknown-none/release/gunyah-qemu-board");
+        .unwrap_or_else(|| root().join("target"))
+        .join("aarch64-unknown-none/release");
+    let board = out.join("gunyah-qemu-board");
+    let raw = out.join("hlos-image.bin");
+    let hlos_src = hlos.unwrap_or_else(|| out.join("gunyah-qemu-hlos"));
+    let bytes = std::fs::read(&hlos_src).map_err(|e| format!("{}: {e}", hlos_src.display()))?;
+    let hlos_image = if bytes.starts_with(b"\x7fELF") {
+        let base = boot_contract::elf_to_raw(&hlos_src, &raw)?;
+        if base != boot_contract::HLOS_ADDR {
+            return Err(format!(
+                "{}: loads at {base:#x}; an HLOS image must be linked at {:#x}",
+                hlos_src.display(),
+                boot_contract::HLOS_ADDR
+            ));
+        }
+        raw
+    } else {
+        hlos_src.clone()
+    };
+    let qemu = PathBuf::from("qemu-system-aarch64");
+    let qemu = env::split_paths(&tool_path())
+        .map(|d| d.join(&qemu))
+        .find(|p| p.is_file())
+        .ok_or("qemu-system-aarch64 not found (cargo xtask setup)")?;
+    let dtb = out.join(format!("virt-smp{smp}.dtb"));
+    let mut dump = || boot_contract::machine_dtb(&qemu, &dtb, smp);
+    with_tool_path(&mut dump)?;
     eprintln!(
-        "xtask: booting the RM at EL2 on QEMU virt aarch64 (HLOS and two clone VMs at EL1, \
-         real stage-2 copy-on-write faults; -icount shift=0 for exact instruction counts)"
+        "xtask: booting the board on QEMU virt as Gunyah's QEMU platform: board at EL2, \
+         QEMU's DTB (ITS removed) at {:#x}, HLOS image {} at {:#x}, {smp} CPUs{}",
+        boot_contract::DTB_ADDR,
+        hlos_src.display(),
+        boot_contract::HLOS_ADDR,
+        if icount {
+            ", -icount shift=0 for exact instruction counts"
+        } else {
+            ""
+        }
     );
-    status(
-        "qemu-system-aarch64",
-        Command::new("qemu-system-aarch64")
-            .env("PATH", tool_path())
-            .args([
-                "-machine",
-                "virt,virtualization=on,gic-version=3",
-                "-cpu",
-                "max",
-                "-m",
-                "1G",
-                "-nographic",
-                "-nic",
-                "none",
-                "-semihosting",
-                "-icount",
-                "shift=0",
-                "-kernel",
-            ])
-            .arg(&image)
-            .stdin(std::process::Stdio::null()),
-    )
+    let mut cmd = boot_contract::qemu_command(&qemu, &board, &dtb, &hlos_image, smp, icount);
+    cmd.env("PATH", tool_path())
+        .stdin(std::process::Stdio::null());
+    status("qemu-system-aarch64", &mut cmd)
+}
+
+/// Run `f` with xtask's PATH (the unpacked Debian tools first) for the commands it starts.
+fn with_tool_path<T>(f: &mut dyn FnMut() -> Result<T, String>) -> Result<T, String> {
+    let old = env::var_os("PATH");
+    // xtask starts no threads, so changing its environment is fine; the old PATH comes back.
+    env::set_var("PATH", tool_path());
+    let r = f();
+    match old {
+        Some(p) => env::set_var("PATH", p),
+        None => env::remove_var("PATH"),
+    }
+    r
 }
 
 fn test_all() -> Result<(), String> {

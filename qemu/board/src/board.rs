@@ -1,16 +1,18 @@
-//! The board: boots the RM, runs HLOS, sets up two clone VMs sharing a golden image
-//! copy-on-write, runs them, serves their stage-2 faults through `Rm::handle_fault`, checks
-//! the result and prints a summary.
+//! The board: boots the RM with HLOS as Gunyah's QEMU platform does, enters HLOS at EL1 with
+//! the DT (to which it added `/hypervisor`), runs the vCPUs of every VM the RM starts,
+//! serves their hypercalls and stage-2 faults, and when HLOS powers the machine off checks
+//! the RM's records and exits through semihosting.
 
 use alloc::collections::{BTreeMap, VecDeque};
-use alloc::vec;
 use alloc::vec::Vec;
 
-use aarch64_cpu::registers::{Readable, ESR_EL2, ID_AA64MMFR0_EL1};
+use aarch64_cpu::registers::{
+    Readable, Writeable, ESR_EL2, HCR_EL2, ID_AA64MMFR0_EL1, VTCR_EL2, VTTBR_EL2,
+};
 use gunyah_rm::cow::FaultOutcome;
-use gunyah_rm::memparcel::{AcceptReq, TransType, ACCEPT_DONE};
-use gunyah_rm::platform::{AddressSpaces, PhysMem, Vmid, PAGE_SIZE};
-use gunyah_rm::vm::VmState;
+use gunyah_rm::lifecycle::{RES_MSG_QUEUE_RECV, RES_MSG_QUEUE_SEND, RES_VIRTUAL_CPU};
+use gunyah_rm::platform::{PhysMem, Vmid, PAGE_SIZE};
+use gunyah_rm::vm::{BootReg, VmState, VMID_HLOS};
 use gunyah_rm::{Rm, RmConfig};
 use gunyah_stage2::fault::resolve_ipa_at_s1e1r;
 use gunyah_stage2::{Fault, PaRange};
@@ -20,234 +22,253 @@ use crate::console::{exit, fail};
 use crate::hypercalls::{self, Next};
 use crate::layout::*;
 use crate::platform::QemuPlatform;
-use crate::{guests, heap, pmu, println};
+use crate::vcpu::{Power, SysRegs, Vcpu};
+use crate::vm_dt::{hypervisor_node, RpcLink};
+use crate::{dt, fdt_edit, heap, pmu, println};
 
-const HLOS: Vmid = 3;
+/// Capabilities of HLOS's RM-RPC queues (in its cspace; the board chooses them, as the
+/// hypervisor does for the primary VM).
+const HLOS_TX_CAP: u64 = 0x3_0001;
+const HLOS_RX_CAP: u64 = 0x3_0002;
+/// HLOS's RM-RPC interrupts (SPI 960 and 961: above every device of QEMU virt).
+const HLOS_VIRQS: (u32, u32) = (992, 993);
+/// RM-RPC message size and queue depth (Gunyah's defaults).
+const MSG_SIZE: u32 = 240;
+const QUEUE_DEPTH: u32 = 8;
 
-/// Which vCPU runs.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    Hlos,
-    Clone(usize),
-    HlosTeardown,
+/// What a capability names (per VM cspace).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cap {
+    /// The VM's queue to the RM (it sends).
+    RmTx,
+    /// The VM's queue from the RM (it receives).
+    RmRx,
+    /// One of its vCPUs.
+    Vcpu(u32),
+}
+
+/// The board's view of one VM.
+#[derive(Default)]
+pub struct VmCtl {
+    /// Its cspace.
+    pub caps: BTreeMap<u64, Cap>,
+    /// Packets from the RM waiting in its receive queue.
+    pub rx: VecDeque<Vec<u8>>,
+    /// The RM-RPC link the queue belongs to (a new link starts empty).
+    link: Option<u64>,
+    /// Its vCPUs exist on the board.
+    started: bool,
+}
+
+/// Counters for the summary.
+#[derive(Default)]
+struct Stats {
+    faults_served: u64,
+    aborts_injected: u64,
+    vms_started: u64,
+    vcpus_killed: u64,
+    /// Per served fault: EL2 instructions inside `Rm::handle_fault`, then in draining the
+    /// RM's outgoing packets (the COW_BROKEN notification) after it.
+    fault_split: Vec<(u64, u64)>,
 }
 
 /// Everything EL2 keeps.
 pub struct Board {
     /// The RM.
     pub rm: Rm<QemuPlatform>,
-    /// Packets from the RM waiting in each VM's receive queue.
-    pub queues: BTreeMap<Vmid, VecDeque<Vec<u8>>>,
-    phase: Phase,
-    clones: [Vmid; 2],
-    golden: u32,
-    /// HLOS's code parcel and image parcels (for the teardown).
-    code_parcel: u32,
-    images: u64,
-    /// COW_BROKEN notifications HLOS got (counted before the teardown consumes them).
-    cow_broken: usize,
-    faults_served: u64,
-    aborts_injected: u64,
-    /// Per served fault: EL2 instructions inside `Rm::handle_fault`, then in draining the
-    /// RM's outgoing packets (the COW_BROKEN notification) after it.
-    fault_split: Vec<(u64, u64)>,
-    /// Per clone: EL2 instructions of its first CoW fault (block split) and of its second.
-    cow_el2_instructions: [[u64; 2]; 2],
-    guest_copy_instructions: [u64; 2],
+    /// Per VM: cspace and receive queue.
+    pub vms: BTreeMap<Vmid, VmCtl>,
+    vcpus: Vec<Vcpu>,
+    current: usize,
+    stats: Stats,
 }
 
 static BOARD: spin::Mutex<Option<Board>> = spin::Mutex::new(None);
-
-extern "C" {
-    static __shared_start: u8;
-    static __shared_end: u8;
-}
-
-/// HLOS's vCPU stack (in HLOS RAM: part of the image).
-#[repr(C, align(16))]
-struct Stack([u8; 16384]);
-static mut HLOS_STACK: Stack = Stack([0; 16384]);
-
-fn hlos_stack_top() -> u64 {
-    // Only the address is taken: HLOS's vCPU is the stack's only user.
-    core::ptr::addr_of!(HLOS_STACK) as u64 + 16384
-}
-
-fn shared_range() -> (u64, u64) {
-    // SAFETY: linker symbols; only their addresses are used.
-    let (s, e) = unsafe {
-        (
-            &__shared_start as *const u8 as u64,
-            &__shared_end as *const u8 as u64,
-        )
-    };
-    (s, e - s)
-}
 
 impl Board {
     /// Move the RM's outgoing packets to the VMs' receive queues.
     pub fn pump(&mut self) {
         for (to, pk) in self.rm.drain_outgoing() {
-            self.queues.entry(to).or_default().push_back(pk);
-        }
-    }
-
-    fn stage2(&self, vmid: Vmid) -> (u64, u64) {
-        self.rm
-            .platform()
-            .stage2_regs(vmid)
-            .unwrap_or_else(|| fail(format_args!("VM {vmid} has no stage 2")))
-    }
-
-    fn current(&self) -> Vmid {
-        match self.phase {
-            Phase::Hlos | Phase::HlosTeardown => HLOS,
-            Phase::Clone(i) => self.clones[i],
-        }
-    }
-
-    /// HLOS set everything up through RPC; as the clones' loader, accept the shared code
-    /// into each (at its own address) and check what they will run on.
-    fn accept_code(&mut self, code_parcel: u32) {
-        let (code, code_size) = shared_range();
-        let rm = &mut self.rm;
-        for vm in self.clones {
-            let accept = AcceptReq {
-                handle: code_parcel,
-                mem_type: 0,
-                trans_type: TransType::Share as u8,
-                flags: ACCEPT_DONE,
-                label: 0,
-                acl: vec![],
-                sgl: vec![(code, code_size)],
-                map_vmid: 0,
-                attrs: vec![],
-            };
-            rm.mem_accept(vm, &accept)
-                .unwrap_or_else(|e| fail(format_args!("MEM_ACCEPT of the code by {vm}: {e:?}")));
-            let l = rm.platform().query(vm, code);
-            check(
-                l.is_some_and(|l| l.pa == code && !l.rights.writable() && l.rights.executable()),
-                "a clone maps the shared code read/execute at its own address",
-            );
-            let g = rm
-                .platform()
-                .query(vm, CLONE_GOLDEN_IPA + WRITE_PAGE * PAGE_SIZE);
-            check(
-                g.is_some_and(|g| g.pa == GOLDEN_SRC && !g.rights.writable()),
-                "a clone maps the golden image read-only",
-            );
-        }
-        check(
-            rm.platform().query(HLOS, GOLDEN_SRC).is_none(),
-            "HLOS lost its mapping of the sealed golden source",
-        );
-        self.pump();
-    }
-
-    fn start_clone(&mut self, i: usize, frame: &mut Frame) {
-        // Only a VM the RM has started gets its vCPU run.
-        let vm = self.clones[i];
-        if self.rm.vm_state(vm) != Some(VmState::Running) {
-            fail(format_args!("VM {vm} is not RUNNING in the RM"));
-        }
-        self.phase = Phase::Clone(i);
-        let s2 = self.stage2(self.clones[i]);
-        boot::load_vcpu(
-            frame,
-            s2,
-            guests::clone_main as *const () as u64,
-            CLONE_STACK_IPA + CLONE_STACK_SIZE,
-            [i as u64, shared_range().0, 0],
-        );
-    }
-
-    /// A vCPU powered off: check what it reports, then run the next one or finish.
-    fn powered_off(&mut self, status: u64, r: [u64; 5], frame: &mut Frame) {
-        let who = self.current();
-        if status != 0 {
-            fail(format_args!(
-                "guest VM {who} failed check {status} ({:#x} {:#x} {:#x})",
-                r[0], r[1], r[2]
-            ));
-        }
-        match self.phase {
-            Phase::Hlos => {
-                check(r[0] == HLOS as u64, "VM_GET_VMID answers HLOS with 3");
-                println!("qemu board: HLOS got VMID {} from VM_GET_VMID", r[0]);
-                println!(
-                    "qemu board: HLOS's bad hypercalls (wrong cap, size or flags, unmapped or \
-                     page-crossing buffers, unknown call, malformed RPC, small receive buffer) \
-                     got Gunyah error codes and changed nothing"
-                );
-                let (a, b) = (r[1] as Vmid, r[2] as Vmid);
-                check(
-                    a != b && self.rm.vm_exists(a) && self.rm.vm_exists(b),
-                    "VM_ALLOC_VMID made two VMs",
-                );
-                println!("qemu board: HLOS allocated VMs {a} and {b} with VM_ALLOC_VMID");
-                self.clones = [a, b];
-                self.golden = (r[3] >> 32) as u32;
-                self.code_parcel = r[3] as u32;
-                self.images = r[4];
-                check(
-                    self.rm.golden(self.golden).is_some(),
-                    "GOLDEN_SEAL made a golden image",
-                );
-                println!(
-                    "qemu board: HLOS sealed golden image {} and mapped it copy-on-write into both \
-                     VMs through RPC",
-                    self.golden
-                );
-                self.accept_code(self.code_parcel);
-                let running = [a, b].map(|v| self.rm.vm_state(v) == Some(VmState::Running));
-                check(running == [true, true], "VM_START left both VMs RUNNING");
-                println!(
-                    "qemu board: VMs {a} and {b} RUNNING (VM_CONFIG_IMAGE, VM_INIT, VM_START \
-                     through RPC)"
-                );
-                self.start_clone(0, frame);
+            let link = self.rm.link(to);
+            let vm = self.vms.entry(to).or_default();
+            if vm.link != link {
+                vm.rx.clear();
+                vm.link = link;
             }
-            Phase::Clone(i) => {
-                if r[3] != who as u64 {
-                    fail(format_args!("VM {who} got VMID {} from VM_GET_VMID", r[3]));
+            vm.rx.push_back(pk);
+        }
+    }
+
+    /// The VM of the running vCPU.
+    pub fn current_vm(&self) -> Vmid {
+        self.vcpus[self.current].vmid
+    }
+
+    /// After the RM handled something: start the vCPUs of VMs it moved to RUNNING, take
+    /// away those of VMs that left it (before their stage 2 can go).
+    pub fn sync_vms(&mut self) {
+        let running: Vec<Vmid> = self
+            .rm
+            .vms()
+            .vms
+            .values()
+            .filter(|v| v.state == VmState::Running && v.vmid != VMID_HLOS)
+            .map(|v| v.vmid)
+            .collect();
+        for vmid in &running {
+            if !self.vms.get(vmid).is_some_and(|v| v.started) {
+                self.start_vm(*vmid);
+            }
+        }
+        let gone: Vec<Vmid> = self
+            .vms
+            .iter()
+            .filter(|(id, v)| v.started && **id != VMID_HLOS && !running.contains(id))
+            .map(|(id, _)| *id)
+            .collect();
+        for vmid in gone {
+            self.stop_vm(vmid);
+        }
+    }
+
+    /// Create `vmid`'s vCPUs: vCPU 0 on at the image's entry (or the boot context's PC) with
+    /// x0 = its DT, to which the board adds `/hypervisor` in place; the others off.
+    fn start_vm(&mut self, vmid: Vmid) {
+        let Some(vm) = self.rm.vms().get(vmid).cloned() else {
+            return;
+        };
+        let ctl = self.vms.entry(vmid).or_default();
+        ctl.started = true;
+        ctl.caps.clear();
+        let (mut tx, mut rx, mut virqs) = (None, None, (0, 0));
+        for r in &vm.resources {
+            match r.rtype {
+                RES_MSG_QUEUE_SEND => {
+                    tx = Some(r.cap_id);
+                    virqs.0 = r.virq;
+                    ctl.caps.insert(r.cap_id, Cap::RmTx);
                 }
-                self.cow_el2_instructions[i] = [r[0], r[2]];
-                self.guest_copy_instructions[i] = r[1];
-                println!(
-                    "qemu board: clone VM {who} got VMID {who} from VM_GET_VMID, read golden, \
-                     wrote its copy, read it back"
-                );
-                if i == 0 {
-                    self.start_clone(1, frame);
-                } else {
-                    println!(
-                        "qemu board: guests' FP/SIMD registers survived traps to EL2 (an RPC, \
-                         CoW faults)"
-                    );
-                    self.verify_clones();
-                    self.start_teardown(frame);
+                RES_MSG_QUEUE_RECV => {
+                    rx = Some(r.cap_id);
+                    virqs.1 = r.virq;
+                    ctl.caps.insert(r.cap_id, Cap::RmRx);
                 }
-            }
-            Phase::HlosTeardown => {
-                println!(
-                    "qemu board: HLOS stopped, reset and deallocated both VMs, reclaimed the \
-                     parcels, released the golden image and reads its source again"
-                );
-                self.finish();
+                RES_VIRTUAL_CPU => {
+                    ctl.caps.insert(r.cap_id, Cap::Vcpu(r.label));
+                }
+                _ => {}
             }
         }
+        let (Some(tx), Some(rx), Some(img)) = (tx, rx, vm.image) else {
+            println!("qemu board: VM {vmid} RUNNING without RM-RPC queues or image: not run");
+            return;
+        };
+        // Where the VM sees its image parcel.
+        let Some(p) = self.rm.parcels().get(img.mem_handle) else {
+            println!("qemu board: VM {vmid}: image parcel gone: not run");
+            return;
+        };
+        let Some(base) = p.accepted.get(&vmid).map(|a| p.acceptor_ipa(a, 0)) else {
+            println!("qemu board: VM {vmid}: image parcel not mapped: not run");
+            return;
+        };
+        let regions: Vec<(u64, u64)> = p.regions.iter().map(|r| (r.pa, r.size)).collect();
+        let total: u64 = regions.iter().map(|r| r.1).sum();
+        let link = RpcLink {
+            tx_cap: tx,
+            rx_cap: rx,
+            tx_virq: virqs.0,
+            rx_virq: virqs.1,
+            depth: QUEUE_DEPTH,
+            msg_size: MSG_SIZE,
+        };
+        let dt_ok = self.patch_vm_dt(
+            vmid,
+            vm.owner,
+            &regions,
+            img.dtb_offset,
+            img.dtb_size,
+            total,
+            &link,
+        );
+        if let Err(why) = dt_ok {
+            println!("qemu board: VM {vmid}: its DT cannot be completed ({why}): not run");
+            return;
+        }
+        let ctx = |set: u8, index: u8| vm.boot_context.get(&BootReg { set, index }).copied();
+        let mut x = [0u64; 31];
+        x[0] = base + img.dtb_offset;
+        for (i, v) in x.iter_mut().enumerate() {
+            if let Some(val) = ctx(0, i as u8) {
+                *v = val;
+            }
+        }
+        let entry = ctx(1, 0).unwrap_or(base + img.image_offset);
+        let sp = ctx(2, 1).unwrap_or(0);
+        for i in 0..vm.vcpus.max(1) {
+            let power = if i == 0 { Power::On } else { Power::Off };
+            self.vcpus.push(Vcpu::new(vmid, i, power, entry, &x, sp));
+        }
+        self.stats.vms_started += 1;
+    }
+
+    /// Write the VM's DT back into its image parcel with `/hypervisor` added.
+    #[allow(clippy::too_many_arguments)]
+    fn patch_vm_dt(
+        &mut self,
+        vmid: Vmid,
+        owner: Vmid,
+        regions: &[(u64, u64)],
+        off: u64,
+        size: u64,
+        total: u64,
+        link: &RpcLink,
+    ) -> Result<(), &'static str> {
+        let size = usize::try_from(size).map_err(|_| "DT size")?;
+        if size > 1 << 20 {
+            return Err("DT over 1 MiB");
+        }
+        let mut old = alloc::vec![0u8; size];
+        if !parcel_io(self.rm.platform_mut(), regions, off, &mut old, false) {
+            return Err("DT outside the image parcel");
+        }
+        let new = fdt_edit::add_to_root(&old, &hypervisor_node(vmid, owner, false, link))?;
+        if off + new.len() as u64 > total {
+            return Err("no room in the image parcel for the DT with /hypervisor");
+        }
+        let mut new = new;
+        if !parcel_io(self.rm.platform_mut(), regions, off, &mut new, true) {
+            return Err("DT outside the image parcel");
+        }
+        Ok(())
+    }
+
+    /// Take `vmid`'s vCPUs away (it left RUNNING). If the running vCPU was one of them,
+    /// the trap handler schedules another before returning.
+    fn stop_vm(&mut self, vmid: Vmid) {
+        if let Some(ctl) = self.vms.get_mut(&vmid) {
+            ctl.started = false;
+            ctl.caps.clear();
+        }
+        self.vcpus.retain(|v| v.vmid != vmid);
+        self.current = self
+            .vcpus
+            .iter()
+            .position(|v| v.running)
+            .unwrap_or(usize::MAX);
     }
 
     /// A stage-2 data abort of the running vCPU.
-    fn data_abort(&mut self) {
-        let vmid = self.current();
-        let fault = Fault::from_el2_registers()
-            .unwrap_or_else(|e| fail(format_args!("undecodable abort from VM {vmid}: {e:?}")));
+    fn data_abort(&mut self, frame: &mut Frame) {
+        let vmid = self.current_vm();
+        let fault = match Fault::from_el2_registers() {
+            Ok(f) => f,
+            Err(e) => return self.kill_current(frame, format_args!("undecodable abort: {e:?}")),
+        };
         let fault = if fault.needs_ipa_resolution() {
-            let far = fault
-                .far
-                .unwrap_or_else(|| fail(format_args!("no FAR: {fault:?}")));
+            let Some(far) = fault.far else {
+                return self.kill_current(frame, format_args!("no FAR: {fault:?}"));
+            };
             // SAFETY: the faulting vCPU's EL1 registers and VTTBR_EL2 are still loaded.
             match unsafe { resolve_ipa_at_s1e1r(far) } {
                 Some(ipa) => fault.with_ipa(ipa),
@@ -262,206 +283,182 @@ impl Board {
         let t1 = pmu::el2_instructions();
         match outcome {
             FaultOutcome::Copied { .. } | FaultOutcome::Populated { .. } => {
-                self.faults_served += 1;
+                self.stats.faults_served += 1;
                 self.pump();
                 let t2 = pmu::el2_instructions();
-                self.fault_split.push((t1 - t0, t2 - t1));
+                self.stats.fault_split.push((t1 - t0, t2 - t1));
                 return;
             }
             FaultOutcome::Retry => {}
             // Not memory the RM serves (or a refused write): the access aborts, as it would
             // on Gunyah.
-            FaultOutcome::Report | FaultOutcome::Abort(_) if boot::inject_data_abort() => {
-                self.aborts_injected += 1;
+            _ if boot::inject_data_abort() => {
+                self.stats.aborts_injected += 1;
             }
-            other => fail(format_args!(
-                "VM {vmid}: fault at IPA {:#x} not served: {other:?} ({fault:?})",
-                fault.ipa.unwrap_or(0)
-            )),
+            other => {
+                return self.kill_current(
+                    frame,
+                    format_args!(
+                        "fault at IPA {:#x} not served ({other:?}) and no abort can be injected",
+                        fault.ipa.unwrap_or(0)
+                    ),
+                )
+            }
         }
         self.pump();
+        self.sync_vms();
     }
 
-    /// Both clones are done: check their memory and the RM's records.
-    fn verify_clones(&mut self) {
-        let [a, b] = self.clones;
-        let page = WRITE_PAGE * PAGE_SIZE;
-        let plat = self.rm.platform();
-        let golden_pa = self
-            .rm
-            .golden(self.golden)
-            .and_then(|g| g.pa_of(page))
-            .unwrap_or_else(|| fail(format_args!("golden image lost")));
-        let mut copies = [0u64; 2];
-        for (i, vm) in [a, b].into_iter().enumerate() {
-            let l = plat
-                .query(vm, CLONE_GOLDEN_IPA + page)
-                .unwrap_or_else(|| fail(format_args!("VM {vm}: written page unmapped")));
-            check(
-                l.size == PAGE_SIZE && l.rights.writable() && l.pa != golden_pa,
-                "each clone's written page is its own writable copy",
-            );
-            copies[i] = l.pa;
-            let mut w = [0u8; 8];
-            for word in [0, 1, WRITTEN_WORDS - 1, WRITTEN_WORDS, 511] {
-                let want = if word < WRITTEN_WORDS {
-                    clone_word(i as u64, word)
-                } else {
-                    golden_word(WRITE_PAGE, word)
-                };
-                check(plat.read(l.pa + word * 8, &mut w), "copy readable");
-                check(
-                    u64::from_le_bytes(w) == want,
-                    "each copy holds its clone's data over the golden data",
-                );
-            }
-            let n = plat.query(vm, CLONE_GOLDEN_IPA + page + PAGE_SIZE);
-            check(
-                n.is_some_and(|n| n.pa == golden_pa + PAGE_SIZE && !n.rights.writable()),
-                "the neighbouring page still maps golden read-only",
-            );
+    /// The running vCPU did something the board cannot let it go on from: it stops.
+    fn kill_current(&mut self, frame: &mut Frame, why: core::fmt::Arguments<'_>) {
+        let Some(v) = self.vcpus.get_mut(self.current) else {
+            return;
+        };
+        println!("qemu board: VM {} vCPU {} stopped: {why}", v.vmid, v.index);
+        v.power = Power::Off;
+        self.stats.vcpus_killed += 1;
+        self.schedule(frame);
+    }
+
+    /// Run the next powered-on vCPU after the current one (round robin; the current one
+    /// again if it is the only one). With none at all, the machine has nothing left to do.
+    pub fn schedule(&mut self, frame: &mut Frame) {
+        let n = self.vcpus.len();
+        let cur = self.current;
+        let start = if cur < n { cur } else { n.saturating_sub(1) };
+        let next = (1..=n)
+            .map(|k| (start + k) % n)
+            .find(|&i| self.vcpus[i].power == Power::On);
+        let Some(next) = next else {
+            fail(format_args!("no vCPU left to run"));
+        };
+        if next == cur && self.vcpus[cur].running {
+            return;
         }
-        check(
-            copies[0] != copies[1],
-            "the clones' copies are different pages",
-        );
-        let mut w = [0u8; 8];
-        for word in [0, 511] {
-            check(plat.read(golden_pa + word * 8, &mut w), "golden readable");
-            check(
-                u64::from_le_bytes(w) == golden_word(WRITE_PAGE, word),
-                "the golden page is unchanged",
-            );
+        if cur < n && self.vcpus[cur].running {
+            self.switch_out(cur, frame);
         }
-        let counters = self.rm.fault_counters();
-        check(
-            counters.cow_copies == 4,
-            "the RM made exactly four CoW copies",
-        );
-        check(self.faults_served == 4, "exactly four faults were served");
-        // HLOS's probe of the sealed source, three probes per clone.
-        if self.aborts_injected != 7 {
-            fail(format_args!(
-                "{} aborts injected; the isolation probes take exactly 7",
-                self.aborts_injected
-            ));
-        }
+        self.switch_in(next, frame);
+    }
+
+    /// Whether a vCPU is loaded (the running one may have been taken away).
+    fn has_current(&self) -> bool {
+        self.vcpus.get(self.current).is_some_and(|v| v.running)
+    }
+
+    fn switch_out(&mut self, i: usize, frame: &Frame) {
+        let v = &mut self.vcpus[i];
+        v.frame.clone_from(frame);
+        v.sys = SysRegs::save();
+        v.running = false;
+    }
+
+    fn switch_in(&mut self, i: usize, frame: &mut Frame) {
+        let vmid = self.vcpus[i].vmid;
+        let Some((vtcr, vttbr)) = self.rm.platform().stage2_regs(vmid) else {
+            fail(format_args!("VM {vmid} has a vCPU but no stage 2"));
+        };
+        let v = &mut self.vcpus[i];
+        frame.clone_from(&v.frame);
+        v.sys.restore();
+        v.running = true;
+        VTCR_EL2.set(vtcr);
+        VTTBR_EL2.set(vttbr);
+        // RW: EL1 is AArch64; TSC: SMC traps (PSCI through SMC); VM: stage 2 on.
+        HCR_EL2.set((1 << 31) | (1 << 19) | 1);
+        #[cfg(target_arch = "aarch64")]
+        // SAFETY: synchronise the new translation regime before the ERET that uses it.
+        unsafe {
+            core::arch::asm!("isb")
+        };
+        self.current = i;
+    }
+
+    /// PSCI SYSTEM_OFF from HLOS: check the RM's records, print the summary, exit.
+    pub fn system_off(&mut self) -> ! {
+        println!("qemu board: HLOS powered the machine off (PSCI SYSTEM_OFF)");
         let violations = self.rm.check_isolation();
         if !violations.is_empty() {
-            fail(format_args!("isolation checker: {:?}", violations));
+            fail(format_args!("isolation checker: {violations:?}"));
         }
-        // COW_BROKEN notifications (type 3, msg_id 0x47100001) waiting for HLOS.
-        let cow_broken = self.queues.get(&HLOS).map_or(0, |q| {
-            q.iter()
-                .filter(|p| {
-                    p.len() >= 8 && p[1] & 3 == 3 && p[4..8] == 0x4710_0001u32.to_le_bytes()
-                })
-                .count()
-        });
-        self.cow_broken = cow_broken;
-        check(
-            cow_broken == 4,
-            "HLOS got one COW_BROKEN notification per copy",
-        );
-        let g = self
+        let others: Vec<Vmid> = self
             .rm
-            .golden(self.golden)
-            .unwrap_or_else(|| fail(format_args!("golden image lost")));
-        check(
-            g.share_count(WRITE_PAGE) == 0
-                && g.share_count(SECOND_WRITE_PAGE) == 0
-                && g.share_count(WRITE_PAGE + 1) == 2,
-            "golden share counts: written pages copied by both, a neighbour shared by both",
-        );
-    }
-
-    /// Re-enter HLOS (fresh stack) at its teardown code.
-    fn start_teardown(&mut self, frame: &mut Frame) {
-        self.phase = Phase::HlosTeardown;
-        let s2 = self.stage2(HLOS);
-        let [a, b] = self.clones;
-        boot::load_vcpu(
-            frame,
-            s2,
-            guests::hlos_teardown as *const () as u64,
-            hlos_stack_top(),
-            [
-                a as u64 | (b as u64) << 16,
-                self.code_parcel as u64 | (self.golden as u64) << 32,
-                self.images,
-            ],
-        );
-    }
-
-    /// HLOS tore everything down: check that every clone page and table came back, print the
-    /// summary, exit.
-    fn finish(&mut self) -> ! {
-        let [a, b] = self.clones;
-        for vm in [a, b] {
-            check(
-                !self.rm.vm_exists(vm) && self.rm.platform().stage2_regs(vm).is_none(),
-                "VM_DEALLOC removed the VM and its stage 2",
-            );
-        }
-        check(
-            self.rm.golden(self.golden).is_none(),
-            "GOLDEN_RELEASE removed the image",
-        );
+            .vms()
+            .vms
+            .keys()
+            .copied()
+            .filter(|v| *v != VMID_HLOS)
+            .collect();
         let u = self.rm.platform().partition_usage();
-        if u.total - u.free != u.tables {
+        if others.is_empty() && u.total - u.free != u.tables {
             fail(format_args!(
                 "partition pages leaked: {} in use, {} of them stage-2 tables",
                 u.total - u.free,
                 u.tables
             ));
         }
-        let violations = self.rm.check_isolation();
-        if !violations.is_empty() {
-            fail(format_args!(
-                "isolation checker after teardown: {:?}",
-                violations
-            ));
-        }
         let counters = self.rm.fault_counters();
-        let cow_broken = self.cow_broken;
-        let golden_pages = GOLDEN_SIZE / PAGE_SIZE;
         println!(
-            "qemu board: summary: VMs [{HLOS}, {a}, {b}]; golden pages {golden_pages}; faults served {}; \
-             CoW copies {}; COW_BROKEN to HLOS {cow_broken}; aborts injected {} (isolation \
-             probes); isolation checker clean; after teardown {} partition pages in use, all \
-             HLOS's stage-2 tables; EL2 heap used {} KiB",
-            self.faults_served,
+            "qemu board: summary: VMs started {}; faults served {}; CoW copies {}; aborts \
+             injected {}; vCPUs stopped by the board {}; VMs left {:?}; partition pages in \
+             use {} ({} stage-2 tables); isolation checker clean; EL2 heap used {} KiB",
+            self.stats.vms_started,
+            self.stats.faults_served,
             counters.cow_copies,
-            self.aborts_injected,
+            self.stats.aborts_injected,
+            self.stats.vcpus_killed,
+            others,
             u.total - u.free,
+            u.tables,
             heap::used() / 1024
         );
-        let [[f0, n0], [f1, n1]] = self.cow_el2_instructions;
-        let [g0, g1] = self.guest_copy_instructions;
-        if f0 == 0 && g0 == 0 {
-            println!("qemu board: instruction counts unavailable (run QEMU with -icount shift=0)");
-        } else {
+        if !self.stats.fault_split.is_empty() {
+            let (rm, drain): (Vec<u64>, Vec<u64>) = self.stats.fault_split.iter().copied().unzip();
             println!(
-                "qemu board: EL2 instructions per CoW fault (trap to ERET, RM included): first \
-                 in the 2 MiB golden block, which it splits: {f0} (VM {a}), {f1} (VM {b}); next \
-                 in that block: {n0} (VM {a}), {n1} (VM {b}); guest's own 4 KiB copy at EL1: \
-                 {g0} (VM {a}), {g1} (VM {b})"
+                "qemu board: EL2 instructions of each served fault inside Rm::handle_fault: \
+                 {rm:?}; Rm::drain_outgoing after it: {drain:?}"
             );
-            let (rm, drain): (Vec<u64>, Vec<u64>) = self.fault_split.iter().copied().unzip();
-            println!(
-                "qemu board: of which inside Rm::handle_fault: {rm:?}; Rm::drain_outgoing \
-                 after it: {drain:?} (faults in order)"
-            );
+        }
+        if self.stats.vcpus_killed != 0 {
+            fail(format_args!("a vCPU had to be stopped"));
         }
         println!("qemu board: PASS");
         exit(0)
     }
 }
 
-fn check(ok: bool, what: &str) {
-    if !ok {
-        fail(format_args!("check failed: {what}"));
+/// Read (`write` false) or write `buf` at byte `off` of a parcel made of `regions` (PA,
+/// size), through the platform's checked memory access.
+fn parcel_io(
+    plat: &mut QemuPlatform,
+    regions: &[(u64, u64)],
+    off: u64,
+    buf: &mut [u8],
+    write: bool,
+) -> bool {
+    let mut off = off;
+    let mut done = 0usize;
+    for &(pa, size) in regions {
+        if done == buf.len() {
+            break;
+        }
+        if off >= size {
+            off -= size;
+            continue;
+        }
+        let n = ((size - off) as usize).min(buf.len() - done);
+        let ok = if write {
+            plat.write(pa + off, &buf[done..done + n])
+        } else {
+            plat.read(pa + off, &mut buf[done..done + n])
+        };
+        if !ok {
+            return false;
+        }
+        done += n;
+        off = 0;
     }
+    done == buf.len()
 }
 
 #[no_mangle]
@@ -469,40 +466,77 @@ extern "C" fn el2_main() -> ! {
     boot::init_cpu();
     println!("qemu board: EL2 up, MMU on");
     pmu::init();
+    let plat_dt = dt::read_platform(HLOS_DT)
+        .unwrap_or_else(|e| fail(format_args!("the DT at {HLOS_DT:#x}: {e}")));
+    if plat_dt.ram_end < RAM_END {
+        fail(format_args!(
+            "RAM ends at {:#x}: the board needs 0x40000000..{RAM_END:#x} (QEMU -m 2G)",
+            plat_dt.ram_end
+        ));
+    }
+    println!(
+        "qemu board: QEMU's DT at {HLOS_DT:#x}: {} CPUs, RAM to {:#x}",
+        plat_dt.cpus, plat_dt.ram_end
+    );
     let parange =
         PaRange::from_parange((ID_AA64MMFR0_EL1.get() & 0xF) as u8).unwrap_or(PaRange::Bits40);
+    // HLOS owns its RAM and the PL011 (passed through, device memory at its own address).
     let cfg = RmConfig {
         hlos_ram: Some((HLOS_RAM.0, HLOS_RAM.0, HLOS_RAM.1)),
+        hlos_mmio: Some((plat_dt.uart, plat_dt.uart, PAGE_SIZE)),
         ..RmConfig::default()
     };
-    let rm = Rm::new(QemuPlatform::new(parange), cfg)
+    let mut rm = Rm::new(QemuPlatform::new(parange), cfg)
         .unwrap_or_else(|e| fail(format_args!("RM boot: {e}")));
-    println!("qemu board: RM up, HLOS RAM mapped by stage 2");
-    let board = Board {
-        rm,
-        queues: BTreeMap::new(),
-        phase: Phase::Hlos,
-        clones: [0; 2],
-        golden: 0,
-        code_parcel: 0,
-        images: 0,
-        cow_broken: 0,
-        faults_served: 0,
-        aborts_injected: 0,
-        fault_split: Vec::new(),
-        cow_el2_instructions: [[0; 2]; 2],
-        guest_copy_instructions: [0; 2],
+    // HLOS's DT gets /hypervisor with its RM-RPC queues, written back in place.
+    let link = RpcLink {
+        tx_cap: HLOS_TX_CAP,
+        rx_cap: HLOS_RX_CAP,
+        tx_virq: HLOS_VIRQS.0,
+        rx_virq: HLOS_VIRQS.1,
+        depth: QUEUE_DEPTH,
+        msg_size: MSG_SIZE,
     };
-    let s2 = board.stage2(HLOS);
+    let node = hypervisor_node(VMID_HLOS, gunyah_rm::vm::VMID_RM, true, &link);
+    let new_dt = fdt_edit::add_to_root(plat_dt.blob, &node)
+        .unwrap_or_else(|e| fail(format_args!("adding /hypervisor to HLOS's DT: {e}")));
+    if HLOS_DT + new_dt.len() as u64 > HLOS_ENTRY {
+        fail(format_args!(
+            "HLOS's DT with /hypervisor does not fit below {HLOS_ENTRY:#x}"
+        ));
+    }
+    if !rm.platform_mut().write(HLOS_DT, &new_dt) {
+        fail(format_args!("writing HLOS's DT"));
+    }
+    println!(
+        "qemu board: RM up; HLOS (VMID 3) has 1 GiB at {:#x} and the PL011 at {:#x}; its DT \
+         has /hypervisor/qcom,resource-manager-rpc@{HLOS_TX_CAP:x}",
+        HLOS_RAM.0, plat_dt.uart
+    );
+    let mut vms = BTreeMap::new();
+    let mut hlos = VmCtl {
+        started: true,
+        ..VmCtl::default()
+    };
+    hlos.caps.insert(HLOS_TX_CAP, Cap::RmTx);
+    hlos.caps.insert(HLOS_RX_CAP, Cap::RmRx);
+    hlos.link = rm.link(VMID_HLOS);
+    vms.insert(VMID_HLOS, hlos);
+    let mut x = [0u64; 31];
+    x[0] = HLOS_DT;
+    let hlos_vcpu = Vcpu::new(VMID_HLOS, 0, Power::On, HLOS_ENTRY, &x, 0);
+    let mut board = Board {
+        rm,
+        vms,
+        vcpus: alloc::vec![hlos_vcpu],
+        current: 0,
+        stats: Stats::default(),
+    };
+    let mut frame = Frame::zeroed();
+    board.switch_in(0, &mut frame);
     *BOARD.lock() = Some(board);
-    let stack_top = hlos_stack_top();
-    let (code, code_size) = shared_range();
-    boot::run_first_vcpu(
-        s2,
-        guests::hlos_main as *const () as u64,
-        stack_top,
-        [code, code_size, 0],
-    )
+    println!("qemu board: entering HLOS at {HLOS_ENTRY:#x} (EL1, x0 = DT)");
+    boot::enter(&frame)
 }
 
 #[no_mangle]
@@ -513,16 +547,30 @@ extern "C" fn el2_lower_sync_rust(frame: &mut Frame) {
     };
     let esr = ESR_EL2.get();
     match (esr >> 26) & 0x3F {
-        0x16 => {
-            let vmid = board.current();
-            if let Next::PoweredOff(status, r) = hypercalls::handle(board, vmid, frame) {
-                board.powered_off(status, r, frame);
+        // HVC, or SMC (trapped by HCR_EL2.TSC: the return address is the SMC itself).
+        ec @ (0x16 | 0x17) => {
+            if ec == 0x17 {
+                let elr = aarch64_cpu::registers::ELR_EL2.get();
+                aarch64_cpu::registers::ELR_EL2.set(elr + 4);
+            }
+            match hypercalls::handle(board, frame) {
+                Next::Resume => {}
+                Next::Yield => board.schedule(frame),
+                Next::Off => {
+                    let cur = board.current;
+                    board.vcpus[cur].power = Power::Off;
+                    board.schedule(frame);
+                }
+                Next::SystemOff => board.system_off(),
             }
         }
-        0x24 => board.data_abort(),
-        ec => fail(format_args!(
-            "VM {}: unexpected trap EC {ec:#x} ESR {esr:#x}",
-            board.current()
-        )),
+        0x24 => board.data_abort(frame),
+        ec => {
+            let what = format_args!("unexpected trap EC {ec:#x} ESR {esr:#x}");
+            board.kill_current(frame, what)
+        }
+    }
+    if !board.has_current() {
+        board.schedule(frame);
     }
 }

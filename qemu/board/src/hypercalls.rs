@@ -1,12 +1,20 @@
 //! The Gunyah hypercalls this EL2 stand-in implements (SMCCC form: `hvc #0`, x0 =
-//! 0xC600_8000 | call): hypervisor_identify, msgqueue_send / msgqueue_receive on the RM RPC
-//! queue pair, and vcpu_poweroff. Everything else answers UNIMPLEMENTED.
+//! 0xC600_8000 | call) and PSCI for its VMs (HVC or SMC conduit):
+//! * hypervisor_identify;
+//! * msgqueue_send / msgqueue_receive on the VM's RM-RPC queue pair, named by the
+//!   capabilities in its cspace (from VM_INIT's resources, or the board's for HLOS);
+//! * scheduler_yield;
+//! * PSCI_VERSION, PSCI_FEATURES, CPU_OFF, SYSTEM_OFF (HLOS: the run ends; another VM: its
+//!   vCPU stops).
+//!
+//! Everything else answers UNIMPLEMENTED (PSCI: NOT_SUPPORTED).
 
 use alloc::vec::Vec;
 
 use gunyah_rm::platform::{AddressSpaces, Vmid, PAGE_SIZE};
+use gunyah_rm::vm::VMID_HLOS;
 
-use crate::board::Board;
+use crate::board::{Board, Cap};
 use crate::boot::Frame;
 
 /// hypervisor_identify.
@@ -15,13 +23,14 @@ pub const HYP_IDENTIFY: u64 = 0xC600_8000;
 pub const MSGQ_SEND: u64 = 0xC600_801B;
 /// msgqueue_receive: x1 cap, x2 buffer, x3 size -> x0 error, x1 size, x2 not_empty.
 pub const MSGQ_RECV: u64 = 0xC600_801C;
-/// vcpu_poweroff: x1 vcpu cap, x2 flags (bit0 last vCPU); the test guests add x3 = status
-/// and x4..x8 = results.
-pub const VCPU_POWEROFF: u64 = 0xC600_8039;
-/// Every VM's capability of its queue to the RM.
-pub const RM_TX_CAP: u64 = 0x1;
-/// Every VM's capability of its queue from the RM.
-pub const RM_RX_CAP: u64 = 0x2;
+/// scheduler_yield.
+pub const SCHED_YIELD: u64 = 0xC600_803B;
+/// PSCI calls (SMC32/SMC64 function IDs).
+const PSCI_VERSION: u64 = 0x8400_0000;
+const PSCI_CPU_OFF: u64 = 0x8400_0002;
+const PSCI_SYSTEM_OFF: u64 = 0x8400_0008;
+const PSCI_FEATURES: u64 = 0x8400_000A;
+const PSCI_NOT_SUPPORTED: u64 = -1i64 as u64;
 /// Error codes (Gunyah `error_t`).
 pub const OK: u64 = 0;
 /// -1.
@@ -43,12 +52,21 @@ const MAX_MSG: u64 = 240;
 pub enum Next {
     /// Return to the vCPU (results in the frame).
     Resume,
-    /// The vCPU powered off with (status, results).
-    PoweredOff(u64, [u64; 5]),
+    /// Run another vCPU if there is one.
+    Yield,
+    /// The vCPU powered itself off.
+    Off,
+    /// HLOS powered the machine off.
+    SystemOff,
 }
 
-/// Handle the hypercall in `frame` from `vmid`'s vCPU.
-pub fn handle(board: &mut Board, vmid: Vmid, frame: &mut Frame) -> Next {
+fn cap_of(board: &Board, vmid: Vmid, cap: u64) -> Option<Cap> {
+    board.vms.get(&vmid)?.caps.get(&cap).copied()
+}
+
+/// Handle the hypercall in `frame` from the running vCPU.
+pub fn handle(board: &mut Board, frame: &mut Frame) -> Next {
+    let vmid = board.current_vm();
     match frame.x[0] {
         HYP_IDENTIFY => {
             // API version 1, 64-bit; flags0: partition/cspace (0), msgqueue (2), vcpu (5).
@@ -58,57 +76,68 @@ pub fn handle(board: &mut Board, vmid: Vmid, frame: &mut Frame) -> Next {
         }
         MSGQ_SEND => {
             let (cap, size, buf, flags) = (frame.x[1], frame.x[2], frame.x[3], frame.x[4]);
-            frame.x[0] = if cap != RM_TX_CAP {
-                CSPACE_CAP_NULL
-            } else if size == 0 || size > MAX_MSG {
-                ARGUMENT_SIZE
-            } else if flags & !1 != 0 {
-                ARGUMENT_INVALID
-            } else {
-                match copy_from_guest(board, vmid, buf, size) {
+            frame.x[0] = match cap_of(board, vmid, cap) {
+                None => CSPACE_CAP_NULL,
+                Some(Cap::RmTx) if size == 0 || size > MAX_MSG => ARGUMENT_SIZE,
+                Some(Cap::RmTx) if flags & !1 != 0 => ARGUMENT_INVALID,
+                Some(Cap::RmTx) => match copy_from_guest(board, vmid, buf, size) {
                     Some(msg) => {
                         board.rm.packet_from(vmid, &msg);
                         board.pump();
+                        board.sync_vms();
                         frame.x[1] = 1; // not_full
                         OK
                     }
                     None => ADDR_INVALID,
-                }
+                },
+                Some(_) => CSPACE_CAP_NULL,
             };
         }
         MSGQ_RECV => {
             let (cap, buf, size) = (frame.x[1], frame.x[2], frame.x[3]);
-            frame.x[0] = if cap != RM_RX_CAP {
-                CSPACE_CAP_NULL
-            } else {
-                let q = board.queues.entry(vmid).or_default();
-                match q.front() {
-                    None => MSGQUEUE_EMPTY,
-                    Some(m) if m.len() as u64 > size => ARGUMENT_SIZE,
-                    Some(m) => {
-                        let m = m.clone();
-                        if copy_to_guest(board, vmid, buf, &m) {
-                            let q = board.queues.entry(vmid).or_default();
-                            q.pop_front();
-                            frame.x[1] = m.len() as u64;
-                            frame.x[2] = !q.is_empty() as u64;
-                            OK
-                        } else {
-                            ADDR_INVALID
-                        }
-                    }
-                }
+            // A cap of another kind of object counts as absent.
+            frame.x[0] = match cap_of(board, vmid, cap) {
+                Some(Cap::RmRx) => receive(board, vmid, buf, size, frame),
+                _ => CSPACE_CAP_NULL,
             };
         }
-        VCPU_POWEROFF => {
-            return Next::PoweredOff(
-                frame.x[3],
-                [frame.x[4], frame.x[5], frame.x[6], frame.x[7], frame.x[8]],
-            );
+        SCHED_YIELD => {
+            frame.x[0] = OK;
+            return Next::Yield;
         }
+        PSCI_VERSION => frame.x[0] = 0x1_0000, // 1.0
+        PSCI_FEATURES => {
+            frame.x[0] = match frame.x[1] {
+                PSCI_VERSION | PSCI_CPU_OFF | PSCI_SYSTEM_OFF | PSCI_FEATURES => 0,
+                _ => PSCI_NOT_SUPPORTED,
+            }
+        }
+        PSCI_CPU_OFF => return Next::Off,
+        PSCI_SYSTEM_OFF if vmid == VMID_HLOS => return Next::SystemOff,
+        // Another VM's SYSTEM_OFF stops only its own vCPU here (the VM stays RUNNING in the
+        // RM until its owner stops it).
+        PSCI_SYSTEM_OFF => return Next::Off,
+        id if id >> 24 == 0x84 || id >> 24 == 0xC4 => frame.x[0] = PSCI_NOT_SUPPORTED,
         _ => frame.x[0] = UNIMPLEMENTED,
     }
     Next::Resume
+}
+
+fn receive(board: &mut Board, vmid: Vmid, buf: u64, size: u64, frame: &mut Frame) -> u64 {
+    let Some(m) = board.vms.get(&vmid).and_then(|v| v.rx.front().cloned()) else {
+        return MSGQUEUE_EMPTY;
+    };
+    if m.len() as u64 > size {
+        return ARGUMENT_SIZE;
+    }
+    if !copy_to_guest(board, vmid, buf, &m) {
+        return ADDR_INVALID;
+    }
+    let q = &mut board.vms.entry(vmid).or_default().rx;
+    q.pop_front();
+    frame.x[1] = m.len() as u64;
+    frame.x[2] = !q.is_empty() as u64;
+    OK
 }
 
 /// The guest's stage-1 translation of `va` (the running vCPU's EL1 regime), for a read or a
@@ -135,7 +164,8 @@ fn stage1(va: u64, write: bool) -> Option<u64> {
     (par & 1 == 0).then_some((par & 0x000F_FFFF_FFFF_F000) | (va & 0xFFF))
 }
 
-/// The PA behind guest VA `va` of `vmid`, if its stage 1 and stage 2 allow the access.
+/// The PA behind guest VA `va` of `vmid`, if its stage 1 and stage 2 allow the access and it
+/// is normal memory.
 fn guest_pa(board: &Board, vmid: Vmid, va: u64, write: bool) -> Option<u64> {
     let ipa = stage1(va, write)?;
     let leaf = board.rm.platform().query(vmid, ipa)?;
@@ -144,7 +174,7 @@ fn guest_pa(board: &Board, vmid: Vmid, va: u64, write: bool) -> Option<u64> {
     } else {
         leaf.rights.readable()
     };
-    ok.then_some(leaf.pa + (ipa - leaf.ipa))
+    (ok && leaf.kind == gunyah_rm::MemKind::Normal).then_some(leaf.pa + (ipa - leaf.ipa))
 }
 
 /// Page-sized pieces of `[va, va+len)`.
@@ -166,8 +196,8 @@ fn copy_from_guest(board: &Board, vmid: Vmid, va: u64, len: u64) -> Option<Vec<u
     let mut out = alloc::vec![0u8; len as usize];
     for (a, n, off) in pieces(va, len) {
         let pa = guest_pa(board, vmid, a, false)?;
-        // SAFETY: `pa..pa+n` is RAM the guest may read (its stage 2 maps it readable),
-        // identity-mapped at EL2, within one page.
+        // SAFETY: `pa..pa+n` is RAM the guest may read (its stage 2 maps it readable, normal
+        // memory), identity-mapped at EL2, within one page.
         unsafe {
             core::ptr::copy_nonoverlapping(pa as *const u8, out[off..].as_mut_ptr(), n as usize)
         };
@@ -184,8 +214,8 @@ fn copy_to_guest(board: &Board, vmid: Vmid, va: u64, data: &[u8]) -> bool {
         }
     }
     for (pa, n, off) in pas {
-        // SAFETY: RAM the guest may write (its stage 2 maps it writable), identity-mapped at
-        // EL2, within one page.
+        // SAFETY: RAM the guest may write (its stage 2 maps it writable, normal memory),
+        // identity-mapped at EL2, within one page.
         unsafe { core::ptr::copy_nonoverlapping(data[off..].as_ptr(), pa as *mut u8, n as usize) };
     }
     true

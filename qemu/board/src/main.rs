@@ -26,7 +26,9 @@ mod boot;
 #[cfg(target_os = "none")]
 mod console;
 #[cfg(target_os = "none")]
-mod guests;
+mod dt;
+#[cfg(target_os = "none")]
+mod fdt_edit;
 #[cfg(target_os = "none")]
 mod heap;
 #[cfg(target_os = "none")]
@@ -37,6 +39,10 @@ mod layout;
 mod platform;
 #[cfg(target_os = "none")]
 mod pmu;
+#[cfg(target_os = "none")]
+mod vcpu;
+#[cfg(target_os = "none")]
+mod vm_dt;
 
 #[cfg(not(target_os = "none"))]
 fn main() {

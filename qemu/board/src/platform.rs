@@ -10,12 +10,17 @@ use gunyah_rm::stage2_spaces::{SpaceParts, Stage2Backed, Stage2Spaces};
 use gunyah_stage2::tlb::HwTlb;
 use gunyah_stage2::{PaRange, TableMemory};
 
-use crate::layout::{HLOS_RAM, PARTITION_BASE, PARTITION_PAGES};
+use crate::layout::{HLOS_RAM, PARTITION_BASE, RAM_END};
+
+/// Pages in the partition (to the end of RAM).
+pub const PARTITION_PAGES: usize = ((RAM_END - PARTITION_BASE) / PAGE_SIZE) as usize;
 
 /// The partition's pages: a first-fit bitmap allocator.
 struct PageAlloc {
     used: Vec<u64>,
     in_use: usize,
+    /// No free single page below this index.
+    low: usize,
 }
 
 static PARTITION: spin::Mutex<Option<PageAlloc>> = spin::Mutex::new(None);
@@ -34,6 +39,13 @@ impl PageAlloc {
     /// `count` free pages starting at a multiple of `count` pages.
     fn alloc(&mut self, count: usize) -> Option<u64> {
         let count = count.max(1);
+        if count == 1 {
+            let i = (self.low..PARTITION_PAGES).find(|&k| !self.is_used(k))?;
+            self.set(i, true);
+            self.in_use += 1;
+            self.low = i + 1;
+            return Some(PARTITION_BASE + i as u64 * PAGE_SIZE);
+        }
         let mut i = 0;
         while i + count <= PARTITION_PAGES {
             if (i..i + count).all(|k| !self.is_used(k)) {
@@ -47,6 +59,7 @@ impl PageAlloc {
     }
     fn free(&mut self, pa: u64, count: usize) {
         let Some(first) = page_index(pa) else { return };
+        self.low = self.low.min(first);
         for k in first..(first + count).min(PARTITION_PAGES) {
             if self.is_used(k) {
                 self.set(k, false);
@@ -67,6 +80,7 @@ fn with_partition<R>(f: impl FnOnce(&mut PageAlloc) -> R) -> R {
     let p = g.get_or_insert_with(|| PageAlloc {
         used: vec![0; PARTITION_PAGES.div_ceil(64)],
         in_use: 0,
+        low: 0,
     });
     f(p)
 }

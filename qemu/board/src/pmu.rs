@@ -46,19 +46,3 @@ pub fn el2_instructions() -> u64 {
     }
     v
 }
-
-/// Instructions retired at EL1 so far (counter 1).
-#[inline(always)]
-pub fn el1_instructions() -> u64 {
-    let v: u64;
-    #[cfg(target_arch = "aarch64")]
-    // SAFETY: as for `el2_instructions`.
-    unsafe {
-        core::arch::asm!("isb", "mrs {0}, pmevcntr1_el0", out(reg) v, options(nostack))
-    };
-    #[cfg(not(target_arch = "aarch64"))]
-    {
-        v = 0;
-    }
-    v
-}

@@ -1,60 +1,66 @@
-//! Builds the board image for aarch64-unknown-none (in its own target directory) and runs it
-//! under QEMU virt at EL2 with `-icount shift=0`: the run must exit 0 through semihosting and
-//! print the summary lines below. The time guard only stops a hung QEMU; it is not a
-//! performance threshold.
+//! Builds the board and the HLOS payload for aarch64-unknown-none (in their own target
+//! directory) and boots them as Gunyah is booted on QEMU (`boot_contract.rs`: QEMU's own
+//! virt DTB without the ITS at 0x40F00000, the raw HLOS image at 0x41000000, `-smp 8
+//! -m 2G`), with `-icount shift=0`: the run must exit 0 through semihosting and print the
+//! lines below. The time guard only stops a hung QEMU; it is not a performance threshold.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "../../boot_contract.rs"]
+mod boot_contract;
 #[path = "../../qemu_binary.rs"]
 mod qemu_binary;
 
-fn build_image() -> PathBuf {
+const SMP: u32 = 8;
+
+fn build(package: &str) -> PathBuf {
     let target_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("qemu-board");
     let status = Command::new(env!("CARGO"))
-        .args([
-            "build",
-            "-p",
-            "gunyah-qemu-board",
-            "--target",
-            "aarch64-unknown-none",
-            "--release",
-        ])
+        .args(["build", "-p", package, "--target", "aarch64-unknown-none"])
+        .arg("--release")
         .env("CARGO_TARGET_DIR", &target_dir)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .status()
         .expect("run cargo");
-    assert!(status.success(), "building the board image failed");
-    target_dir.join("aarch64-unknown-none/release/gunyah-qemu-board")
+    assert!(status.success(), "building {package} failed");
+    target_dir
+        .join("aarch64-unknown-none/release")
+        .join(package)
 }
 
-/// Run QEMU on `image`; (exit status, output). Panics if it hangs.
-fn run_qemu(image: &PathBuf) -> (std::process::ExitStatus, String) {
-    let out_path = image.with_extension("qemu-output.txt");
+/// The board and the raw HLOS image, ready to boot.
+fn artifacts() -> (PathBuf, PathBuf) {
+    let board = build("gunyah-qemu-board");
+    let hlos_elf = build("gunyah-qemu-hlos");
+    let hlos = hlos_elf.with_extension("bin");
+    let base = boot_contract::elf_to_raw(&hlos_elf, &hlos).expect("HLOS image");
+    assert_eq!(
+        base,
+        boot_contract::HLOS_ADDR,
+        "HLOS must be linked at 0x41000000"
+    );
+    (board, hlos)
+}
+
+/// Boot; (exit status, output). Panics if it hangs.
+fn boot(board: &Path, dtb: &Path, hlos: &Path) -> (std::process::ExitStatus, String) {
+    let out_path = board.with_extension("qemu-output.txt");
     let out = std::fs::File::create(&out_path).expect("output file");
-    let mut qemu = Command::new(qemu_binary::qemu_system_aarch64())
-        .args([
-            "-machine",
-            "virt,virtualization=on,gic-version=3",
-            "-cpu",
-            "max",
-            "-m",
-            "1G",
-            "-nographic",
-            "-nic",
-            "none",
-            "-semihosting",
-            "-icount",
-            "shift=0",
-            "-kernel",
-        ])
-        .arg(image)
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("qemu-system-aarch64 must be installed (cargo xtask setup)");
+    let mut qemu = boot_contract::qemu_command(
+        &qemu_binary::qemu_system_aarch64(),
+        board,
+        dtb,
+        hlos,
+        SMP,
+        true,
+    )
+    .stdin(Stdio::null())
+    .stdout(out)
+    .stderr(Stdio::inherit())
+    .spawn()
+    .expect("qemu-system-aarch64 must be installed (cargo xtask setup)");
     let start = Instant::now();
     let status = loop {
         if let Some(s) = qemu.try_wait().expect("wait for qemu") {
@@ -80,26 +86,33 @@ fn number_after(line: &str, label: &str) -> u64 {
 }
 
 #[test]
-fn rm_serves_rpc_and_real_cow_faults_on_qemu() {
-    let image = build_image();
-    let (status, output) = run_qemu(&image);
+fn hlos_payload_boots_by_gunyahs_contract_and_drives_vms_through_rpc() {
+    let (board, hlos) = artifacts();
+    let dtb = board.with_file_name(format!("virt-smp{SMP}.dtb"));
+    boot_contract::machine_dtb(&qemu_binary::qemu_system_aarch64(), &dtb, SMP)
+        .expect("QEMU's virt DTB");
+    let (status, output) = boot(&board, &dtb, &hlos);
     assert!(status.success(), "board run failed ({status}):\n{output}");
     for line in [
-        "qemu board: HLOS got VMID 3 from VM_GET_VMID\n",
-        "qemu board: HLOS's bad hypercalls (wrong cap, size or flags, unmapped or page-crossing \
-         buffers, unknown call, malformed RPC, small receive buffer) got Gunyah error codes and \
-         changed nothing\n",
-        "qemu board: HLOS allocated VMs 128 and 129 with VM_ALLOC_VMID\n",
-        "qemu board: HLOS sealed golden image 0 and mapped it copy-on-write into both VMs \
-         through RPC\n",
-        "qemu board: VMs 128 and 129 RUNNING (VM_CONFIG_IMAGE, VM_INIT, VM_START through RPC)\n",
-        "qemu board: clone VM 128 got VMID 128 from VM_GET_VMID, read golden, wrote its copy, \
-         read it back\n",
-        "qemu board: clone VM 129 got VMID 129 from VM_GET_VMID, read golden, wrote its copy, \
-         read it back\n",
-        "qemu board: guests' FP/SIMD registers survived traps to EL2 (an RPC, CoW faults)\n",
-        "qemu board: HLOS stopped, reset and deallocated both VMs, reclaimed the parcels, \
-         released the golden image and reads its source again\n",
+        "qemu board: QEMU's DT at 0x40f00000: 8 CPUs, RAM to 0xc0000000\n",
+        "qemu board: entering HLOS at 0x41000000 (EL1, x0 = DT)\n",
+        "hlos: RM RPC queues from the DT's /hypervisor node: tx cap 0x30001, rx cap 0x30002",
+        "hlos: VM_GET_VMID: 3\n",
+        "hlos: bad hypercalls (wrong cap, size or flags, unmapped or page-crossing buffers, \
+         unknown call, malformed RPC, small receive buffer) got Gunyah error codes and changed \
+         nothing; FP/SIMD registers survived a trap\n",
+        "hlos: VM_ALLOC_VMID: VMs 128 and 129\n",
+        "hlos: sealed golden image 0 (2 MiB of HLOS RAM); reading the source now aborts\n",
+        "hlos: VM 128 got VMID 128 from VM_GET_VMID over the queues in its DT, accepted its \
+         mailbox, read golden, wrote its copy, read it back\n",
+        "hlos: VM 129 got VMID 129 from VM_GET_VMID over the queues in its DT, accepted its \
+         mailbox, read golden, wrote its copy, read it back\n",
+        "hlos: clones' FP/SIMD registers survived traps to EL2 (CoW faults)\n",
+        "hlos: stopped, reset and deallocated both VMs, reclaimed the parcels, released the \
+         golden image; its source reads back unchanged\n",
+        "hlos: summary: VMs launched 2; golden pages 512; CoW copies 4; COW_BROKEN to HLOS 4; \
+         isolation probes stopped 5\n",
+        "qemu board: HLOS powered the machine off (PSCI SYSTEM_OFF)\n",
         "qemu board: PASS\n",
     ] {
         assert!(output.contains(line), "missing {line:?} in:\n{output}");
@@ -110,20 +123,48 @@ fn rm_serves_rpc_and_real_cow_faults_on_qemu() {
         .unwrap_or_else(|| panic!("no summary:\n{output}"));
     assert!(
         summary.starts_with(
-            "qemu board: summary: VMs [3, 128, 129]; golden pages 512; faults served 4; \
-             CoW copies 4; COW_BROKEN to HLOS 4; aborts injected 7 (isolation \
-             probes); isolation checker clean; after teardown 4 partition pages in use, all \
-             HLOS's stage-2 tables;"
+            "qemu board: summary: VMs started 2; faults served 4; CoW copies 4; aborts \
+             injected 5; vCPUs stopped by the board 0; VMs left []; partition pages in use 7 \
+             (7 stage-2 tables); isolation checker clean;"
         ),
         "{summary}"
     );
     // With -icount the PMU counts: the figures are there and not zero.
     let counts = output
         .lines()
-        .find(|l| l.starts_with("qemu board: EL2 instructions per CoW fault "))
+        .find(|l| l.starts_with("hlos: EL2 instructions per CoW fault "))
         .unwrap_or_else(|| panic!("no instruction counts:\n{output}"));
     for label in ["which it splits: ", "next in that block: ", "copy at EL1: "] {
         assert!(number_after(counts, label) > 0, "{label}: {counts}");
     }
     println!("{output}");
+}
+
+#[test]
+fn the_board_refuses_a_machine_without_2_gib() {
+    // The board checks the DT it is given: a 1 GiB machine is not Gunyah's QEMU platform.
+    let (board, hlos) = artifacts();
+    let dtb = board.with_file_name("virt-1g.dtb");
+    let qemu = qemu_binary::qemu_system_aarch64();
+    let _ = std::fs::remove_file(&dtb);
+    let out = Command::new(&qemu)
+        .arg("-machine")
+        .arg(format!(
+            "{},dumpdtb={}",
+            boot_contract::MACHINE,
+            dtb.display()
+        ))
+        .args(["-cpu", "max", "-m", "1G", "-nographic", "-nic", "none"])
+        .output()
+        .expect("qemu");
+    assert!(out.status.success() || dtb.exists(), "dumpdtb failed");
+    let (status, output) = boot(&board, &dtb, &hlos);
+    assert_eq!(status.code(), Some(1), "{output}");
+    assert!(
+        output.contains(
+            "qemu board: FAIL: RAM ends at 0x80000000: the board needs \
+             0x40000000..0xc0000000 (QEMU -m 2G)"
+        ),
+        "{output}"
+    );
 }

@@ -1,0 +1,164 @@
+//! The guest agent: this image, run by a clone VM that HLOS launched (its DT names another
+//! VMID than HLOS's). Boot context from HLOS: x1 = the mailbox parcel's handle, x2 = the
+//! clone's index.
+//!
+//! It asks the RM for its VMID over the queues its DT names, accepts the mailbox itself
+//! (MEM_ACCEPT), probes isolation (HLOS's RAM and the board's RAM are not there: the accesses
+//! abort), reads the golden image, writes half of page `WRITE_PAGE` (the first store takes a
+//! stage-2 permission fault that EL2 serves with a private copy), reads its data and the
+//! rest of the copied page back, writes one word of `SECOND_WRITE_PAGE` with every FP/SIMD
+//! register loaded, and times its own copy of a 4 KiB page. Results go to the mailbox:
+//! [EL2 instructions during the first faulting store, EL1 instructions of its own 4 KiB copy,
+//! EL2 instructions during the second faulting store, the VMID the RM told it, 0, 0].
+
+use core::ptr::{read_volatile, write_volatile};
+use core::sync::atomic::Ordering;
+
+use gunyah_rm_abi::mem::{accept_flags, MemAccept, SglEntry};
+use gunyah_rm_abi::wire::Empty;
+use gunyah_rm_abi::{Request, RmError};
+
+use crate::dt::DtInfo;
+use crate::hvc;
+use crate::layout::*;
+use crate::mailbox::Mailbox;
+use crate::rpc::Rpc;
+use crate::start::{fp_regs_survive, is_injected_abort, probe, FATAL_MAILBOX};
+
+/// Instructions retired at EL2 (PMU counter 0, which the board sets up and lets EL1 read).
+fn el2_instructions() -> u64 {
+    let v: u64;
+    // SAFETY: reading a PMU counter has no side effects.
+    unsafe { core::arch::asm!("isb", "mrs {0}, pmevcntr0_el0", out(reg) v, options(nostack)) };
+    v
+}
+
+/// Instructions retired at EL1 (PMU counter 1).
+fn el1_instructions() -> u64 {
+    let v: u64;
+    // SAFETY: as above.
+    unsafe { core::arch::asm!("isb", "mrs {0}, pmevcntr1_el0", out(reg) v, options(nostack)) };
+    v
+}
+
+fn golden_va(page: u64, word: u64) -> *mut u64 {
+    (CLONE_GOLDEN_VA + page * 4096 + word * 8) as *mut u64
+}
+
+fn read(page: u64, word: u64) -> u64 {
+    // SAFETY: the clone's golden mapping (read-only or its own copy), through its stage 1.
+    unsafe { read_volatile(golden_va(page, word)) }
+}
+
+/// The agent's main.
+pub fn main(info: &DtInfo, mailbox_handle: u64, index: u64) -> ! {
+    let mut rpc = Rpc::new(info.tx_cap, info.rx_cap);
+    let me = match rpc.call(&Request::VmGetVmid(Empty)) {
+        Ok(r) if r.err == RmError::Ok => r.word(0) as u64,
+        _ => hvc::cpu_off(),
+    };
+    let sgl = [SglEntry::new(CLONE_MAILBOX_IPA, 4096)];
+    let accept = MemAccept {
+        handle: mailbox_handle as u32,
+        mem_type: 0,
+        trans_type: 2, // share
+        flags: accept_flags::DONE,
+        label: 0,
+        acl: &[],
+        map_vmid: 0,
+        sgl: &sgl,
+        attrs: &[],
+    };
+    match rpc.call(&Request::MemAccept(accept)) {
+        Ok(r) if r.err == RmError::Ok => {}
+        _ => hvc::cpu_off(),
+    }
+    let mb = Mailbox::at(CLONE_MAILBOX_IPA);
+    FATAL_MAILBOX.store(CLONE_MAILBOX_IPA, Ordering::Relaxed);
+    let (status, results) = scene(index, me, info.tx_cap);
+    mb.finish(status, results);
+    hvc::cpu_off()
+}
+
+fn scene(index: u64, me: u64, tx: u64) -> (u64, [u64; 6]) {
+    let fail = |check: u64, a: u64, b: u64| (check, [a, b, 0, me, 0, 0]);
+    // Isolation probes: the golden mapping reads; HLOS's RAM (the sealed source's IPA) and
+    // the board's RAM are not in this VM: reading them aborts.
+    if probe(golden_va(0, 0) as u64, false) != 0 {
+        return fail(30, 0, 0);
+    }
+    for (check, va) in [(31, GOLDEN_SRC), (32, EL2_RAM)] {
+        let esr = probe(va, false);
+        if !is_injected_abort(esr) {
+            return fail(check, esr, va);
+        }
+    }
+    // The golden data, the page about to be written included (the other clone's earlier
+    // write must not show).
+    let mut page = 0;
+    while page < GOLDEN_SIZE / 4096 {
+        if read(page, 0) != golden_word(page, 0) || read(page, 511) != golden_word(page, 511) {
+            return fail(20, page, read(page, 0));
+        }
+        page += 31;
+    }
+    for w in 0..512 {
+        if read(WRITE_PAGE, w) != golden_word(WRITE_PAGE, w) {
+            return fail(21, w, read(WRITE_PAGE, w));
+        }
+    }
+    // The write: the first store faults to EL2 and is retried there.
+    let before = el2_instructions();
+    // SAFETY: the clone's copy-on-write golden mapping.
+    unsafe { write_volatile(golden_va(WRITE_PAGE, 0), clone_word(index, 0)) };
+    let el2 = el2_instructions().wrapping_sub(before);
+    for w in 1..WRITTEN_WORDS {
+        // SAFETY: as above; the page is now the clone's own copy.
+        unsafe { write_volatile(golden_va(WRITE_PAGE, w), clone_word(index, w)) };
+    }
+    for w in 0..512 {
+        let want = if w < WRITTEN_WORDS {
+            clone_word(index, w)
+        } else {
+            golden_word(WRITE_PAGE, w)
+        };
+        if read(WRITE_PAGE, w) != want {
+            return fail(22, w, read(WRITE_PAGE, w));
+        }
+    }
+    for p in [WRITE_PAGE - 1, WRITE_PAGE + 1] {
+        if read(p, 0) != golden_word(p, 0) || read(p, 511) != golden_word(p, 511) {
+            return fail(23, p, read(p, 0));
+        }
+    }
+    // A second CoW fault in the same 2 MiB block (already split by the first), taken with
+    // every FP/SIMD register loaded: they must survive it.
+    let before = el2_instructions();
+    let changed = fp_regs_survive(
+        clone_word(index, 0),
+        &[],
+        golden_va(SECOND_WRITE_PAGE, 0) as u64,
+        tx,
+    );
+    let el2_next = el2_instructions().wrapping_sub(before);
+    if changed != 0 {
+        return fail(26, changed, 0);
+    }
+    if read(SECOND_WRITE_PAGE, 0) != clone_word(index, 0)
+        || read(SECOND_WRITE_PAGE, 1) != golden_word(SECOND_WRITE_PAGE, 1)
+    {
+        return fail(25, read(SECOND_WRITE_PAGE, 0), read(SECOND_WRITE_PAGE, 1));
+    }
+    // The guest's own 4 KiB copy (golden page -> its scratch page), for comparison.
+    let dst = CLONE_SCRATCH_IPA as *mut u8;
+    let c0 = el1_instructions();
+    // SAFETY: source is the golden mapping, destination the clone's gmem scratch binding.
+    unsafe { core::ptr::copy_nonoverlapping(golden_va(COPY_PAGE, 0) as *const u8, dst, 4096) };
+    let own = el1_instructions().wrapping_sub(c0);
+    // SAFETY: the scratch page just written.
+    let last = unsafe { read_volatile((CLONE_SCRATCH_IPA + 4088) as *const u64) };
+    if last != golden_word(COPY_PAGE, 511) {
+        return fail(24, last, 0);
+    }
+    (0, [el2, own, el2_next, me, 0, 0])
+}
