@@ -101,17 +101,21 @@ fn hlos_payload_boots_by_gunyahs_contract_and_drives_vms_through_rpc() {
         "hlos: bad hypercalls (wrong cap, size or flags, unmapped or page-crossing buffers, \
          unknown call, malformed RPC, small receive buffer) got Gunyah error codes and changed \
          nothing; FP/SIMD registers survived a trap\n",
-        "hlos: VM_ALLOC_VMID: VMs 128 and 129\n",
+        "hlos: VM_ALLOC_VMID: VMs 128 and 129 (clones), 130 (attacker)\n",
         "hlos: sealed golden image 0 (2 MiB of HLOS RAM); reading the source now aborts\n",
         "hlos: VM 128 got VMID 128 from VM_GET_VMID over the queues in its DT, accepted its \
          mailbox, read golden, wrote its copy, read it back\n",
         "hlos: VM 129 got VMID 129 from VM_GET_VMID over the queues in its DT, accepted its \
          mailbox, read golden, wrote its copy, read it back\n",
         "hlos: clones' FP/SIMD registers survived traps to EL2 (CoW faults)\n",
-        "hlos: stopped, reset and deallocated both VMs, reclaimed the parcels, released the \
-         golden image; its source reads back unchanged\n",
-        "hlos: summary: VMs launched 2; golden pages 512; CoW copies 4; COW_BROKEN to HLOS 4; \
-         isolation probes stopped 5\n",
+        "hlos: attacker VM 130: 7 attacks stopped (a write to a read-only golden page, reads of \
+         HLOS's and EL2's memory, MEM_ACCEPT of VM 128's mailbox, VM_STOP of VM 128, \
+         GOLDEN_MAP of an image it does not own, VM_ALLOC_VMID, a capability from another \
+         cspace, malformed fragments); the golden page is unchanged\n",
+        "hlos: stopped, reset and deallocated the three VMs, reclaimed the parcels, released \
+         the golden image; its source reads back unchanged\n",
+        "hlos: summary: VMs launched 3; golden pages 512; CoW copies 4; COW_BROKEN to HLOS 4; \
+         FAULT_UNSERVED to HLOS 8; isolation probes stopped 4; attacks stopped 7\n",
         "qemu board: HLOS powered the machine off (PSCI SYSTEM_OFF)\n",
         "qemu board: PASS\n",
     ] {
@@ -123,9 +127,9 @@ fn hlos_payload_boots_by_gunyahs_contract_and_drives_vms_through_rpc() {
         .unwrap_or_else(|| panic!("no summary:\n{output}"));
     assert!(
         summary.starts_with(
-            "qemu board: summary: VMs started 2; faults served 4; CoW copies 4; aborts \
-             injected 5; vCPUs stopped by the board 0; VMs left []; partition pages in use 7 \
-             (7 stage-2 tables); isolation checker clean;"
+            "qemu board: summary: VMs started 3; faults served 4; CoW copies 4; aborts \
+             injected 9; vCPUs stopped by the board 0; VMs left []; partition pages in use 8 \
+             (8 stage-2 tables); isolation checker clean;"
         ),
         "{summary}"
     );

@@ -41,17 +41,18 @@ fn el1_instructions() -> u64 {
     v
 }
 
-fn golden_va(page: u64, word: u64) -> *mut u64 {
+pub(crate) fn golden_va(page: u64, word: u64) -> *mut u64 {
     (CLONE_GOLDEN_VA + page * 4096 + word * 8) as *mut u64
 }
 
-fn read(page: u64, word: u64) -> u64 {
+pub(crate) fn read(page: u64, word: u64) -> u64 {
     // SAFETY: the clone's golden mapping (read-only or its own copy), through its stage 1.
     unsafe { read_volatile(golden_va(page, word)) }
 }
 
-/// The agent's main.
-pub fn main(info: &DtInfo, mailbox_handle: u64, index: u64) -> ! {
+/// The agent's main. `role` (boot context x3) 1 makes it the attacker
+/// (`attacker.rs`), which gets `victim` (x4: a clone's VMID | its mailbox handle << 16).
+pub fn main(info: &DtInfo, mailbox_handle: u64, index: u64, role: u64, victim: u64) -> ! {
     let mut rpc = Rpc::new(info.tx_cap, info.rx_cap);
     let me = match rpc.call(&Request::VmGetVmid(Empty)) {
         Ok(r) if r.err == RmError::Ok => r.word(0) as u64,
@@ -75,7 +76,11 @@ pub fn main(info: &DtInfo, mailbox_handle: u64, index: u64) -> ! {
     }
     let mb = Mailbox::at(CLONE_MAILBOX_IPA);
     FATAL_MAILBOX.store(CLONE_MAILBOX_IPA, Ordering::Relaxed);
-    let (status, results) = scene(index, me, info.tx_cap);
+    let (status, results) = if role == 1 {
+        crate::attacker::scene(&mut rpc, me, victim)
+    } else {
+        scene(index, me, info.tx_cap)
+    };
     mb.finish(status, results);
     hvc::cpu_off()
 }

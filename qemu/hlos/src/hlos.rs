@@ -1,10 +1,10 @@
 //! HLOS's scene (VMID 3). Everything it does to other VMs goes through RM RPC:
 //! 1. identify the hypervisor, VM_GET_VMID, bad hypercalls get Gunyah's error codes and
 //!    change nothing, FP/SIMD registers survive a trap;
-//! 2. VM_ALLOC_VMID twice; a 2 MiB golden source in its RAM lent and sealed (GOLDEN_SEAL),
+//! 2. VM_ALLOC_VMID three times (two clones, one attacker); a 2 MiB golden source in its RAM lent and sealed (GOLDEN_SEAL),
 //!    after which reading it aborts;
 //! 3. per clone: a gmem pool with a scratch binding, the golden image mapped copy-on-write
-//!    (GOLDEN_MAP), a mailbox page shared (MEM_SHARE), and the launch as a Gunyah VMM does
+//!    (GOLDEN_MAP; the attacker's read-only, without a pool), a mailbox page shared (MEM_SHARE), and the launch as a Gunyah VMM does
 //!    it: this very image and the clone's DT in an image parcel (MEM_LEND),
 //!    VM_SET_ADDRESS_LAYOUT, VM_CONFIG_IMAGE, VM_INIT, VM_GET_HYP_RESOURCES,
 //!    VM_SET_BOOT_CONTEXT (x1 = mailbox handle, x2 = clone index), VM_START;
@@ -15,7 +15,9 @@
 
 use core::ptr::{read_volatile, write_volatile};
 
-use gunyah_rm_abi::ext::{bind_flags, map_flags, GmemBindReq, GmemCreateReq, GoldenMapReq};
+use gunyah_rm_abi::ext::{
+    bind_flags, map_flags, GmemBindReq, GmemCreateReq, GoldenMapReq, NO_GMEM,
+};
 use gunyah_rm_abi::ext::{GoldenReleaseReq, GoldenSealReq};
 use gunyah_rm_abi::mem::{rights, AclEntry, MemCreate, MemReleaseReq, SglEntry};
 use gunyah_rm_abi::vm::{VmConfigImageReq, VmSetAddressLayoutReq, VmSetBootContextReq};
@@ -194,7 +196,13 @@ pub fn main(info: &DtInfo) -> ! {
         "VM_ALLOC_VMID",
     )
     .word(0) as u16;
-    say!("VM_ALLOC_VMID: VMs {a} and {b}");
+    let x = ok(
+        &mut rpc,
+        Request::VmAllocVmid(VmidReq::new(0)),
+        "VM_ALLOC_VMID",
+    )
+    .word(0) as u16;
+    say!("VM_ALLOC_VMID: VMs {a} and {b} (clones), {x} (attacker)");
     for page in 0..GOLDEN_SIZE / 4096 {
         for word in 0..512 {
             let p = (GOLDEN_SRC + page * 4096 + word * 8) as *mut u64;
@@ -231,37 +239,45 @@ pub fn main(info: &DtInfo) -> ! {
     if parcel_size > IMAGE_SPAN || CLONE_DTB.len() as u64 > DT_ROOM {
         fail(format_args!("image parcel too large ({parcel_size:#x})"));
     }
-    let mut clones = [Clone::default(); 2];
-    for (i, vm) in [a, b].into_iter().enumerate() {
+    let mut clones = [Clone::default(); 3];
+    for (i, vm) in [a, b, x].into_iter().enumerate() {
+        let attacker = vm == x;
+        let victim = clones[0].vmid as u64 | (clones[0].mailbox as u64) << 16;
         let c = &mut clones[i];
         c.vmid = vm;
-        let pool = ok(
-            &mut rpc,
-            Request::GmemCreate(GmemCreateReq::new(64 * 4096, 0, vm)),
-            "GMEM_CREATE",
-        )
-        .word(0);
-        let bind = GmemBindReq::new(
-            pool,
-            vm,
-            rights::RW,
-            0,
-            0,
-            CLONE_SCRATCH_IPA,
-            CLONE_SCRATCH_SIZE,
-        );
-        let _ = bind_flags::DEMAND_PAGED;
-        ok(&mut rpc, Request::GmemBind(bind), "GMEM_BIND");
-        let map = GoldenMapReq::new(
-            golden,
-            vm,
-            map_flags::COW,
-            0,
-            CLONE_GOLDEN_IPA,
-            GOLDEN_SIZE,
-            pool,
-        );
-        ok(&mut rpc, Request::GoldenMap(map), "GOLDEN_MAP");
+        if attacker {
+            // The attacker maps the golden image read-only: no copy-on-write, no pool.
+            let map = GoldenMapReq::new(golden, vm, 0, 0, CLONE_GOLDEN_IPA, GOLDEN_SIZE, NO_GMEM);
+            ok(&mut rpc, Request::GoldenMap(map), "GOLDEN_MAP (read-only)");
+        } else {
+            let pool = ok(
+                &mut rpc,
+                Request::GmemCreate(GmemCreateReq::new(64 * 4096, 0, vm)),
+                "GMEM_CREATE",
+            )
+            .word(0);
+            let bind = GmemBindReq::new(
+                pool,
+                vm,
+                rights::RW,
+                0,
+                0,
+                CLONE_SCRATCH_IPA,
+                CLONE_SCRATCH_SIZE,
+            );
+            let _ = bind_flags::DEMAND_PAGED;
+            ok(&mut rpc, Request::GmemBind(bind), "GMEM_BIND");
+            let map = GoldenMapReq::new(
+                golden,
+                vm,
+                map_flags::COW,
+                0,
+                CLONE_GOLDEN_IPA,
+                GOLDEN_SIZE,
+                pool,
+            );
+            ok(&mut rpc, Request::GoldenMap(map), "GOLDEN_MAP");
+        }
         // The mailbox: shared read/write with the clone, which accepts it itself.
         let mb_ipa = MAILBOX_SRC + i as u64 * 4096;
         Mailbox::at(mb_ipa).clear();
@@ -325,7 +341,8 @@ pub fn main(info: &DtInfo) -> ! {
             Request::VmGetHypResources(VmidReq::new(vm)),
             "VM_GET_HYP_RESOURCES",
         );
-        for (reg, value) in [(1, c.mailbox as u64), (2, i as u64)] {
+        let role = attacker as u64;
+        for (reg, value) in [(1, c.mailbox as u64), (2, i as u64), (3, role), (4, victim)] {
             let ctx = VmSetBootContextReq::new(vm, 0, reg, value);
             ok(
                 &mut rpc,
@@ -343,8 +360,8 @@ pub fn main(info: &DtInfo) -> ! {
         );
     }
 
-    // Wait for both clones.
-    let mut results = [[0u64; 6]; 2];
+    // Wait for all three.
+    let mut results = [[0u64; 6]; 3];
     for (i, c) in clones.iter().enumerate() {
         let mb = Mailbox::at(MAILBOX_SRC + i as u64 * 4096);
         let mut spins = 0u64;
@@ -371,6 +388,16 @@ pub fn main(info: &DtInfo) -> ! {
             ));
         }
         results[i] = r;
+        if c.vmid == x {
+            say!(
+                "attacker VM {x}: {} attacks stopped (a write to a read-only golden page, reads \
+                 of HLOS's and EL2's memory, MEM_ACCEPT of VM {a}'s mailbox, VM_STOP of VM {a}, \
+                 GOLDEN_MAP of an image it does not own, VM_ALLOC_VMID, a capability from \
+                 another cspace, malformed fragments); the golden page is unchanged",
+                r[0]
+            );
+            continue;
+        }
         say!(
             "VM {} got VMID {} from VM_GET_VMID over the queues in its DT, accepted its \
              mailbox, read golden, wrote its copy, read it back",
@@ -379,17 +406,18 @@ pub fn main(info: &DtInfo) -> ! {
         );
     }
     say!("clones' FP/SIMD registers survived traps to EL2 (CoW faults)");
-    // Each clone wrote two golden pages: two CoW copies each.
+    // Each clone wrote two golden pages: two CoW copies each; the attacker none.
     for c in &clones {
+        let want = if c.vmid == x { 0 } else { 2 };
         let st = ok(
             &mut rpc,
             Request::VmMemStats(VmidReq::new(c.vmid)),
             "VM_MEM_STATS",
         );
         let copied = u64::from(st.word(4)) | u64::from(st.word(5)) << 32;
-        if copied != 2 {
+        if copied != want {
             fail(format_args!(
-                "VM {}: VM_MEM_STATS says {copied} CoW copies, want 2",
+                "VM {}: VM_MEM_STATS says {copied} CoW copies, want {want}",
                 c.vmid
             ));
         }
@@ -434,7 +462,7 @@ pub fn main(info: &DtInfo) -> ! {
         }
     }
     say!(
-        "stopped, reset and deallocated both VMs, reclaimed the parcels, released the golden \
+        "stopped, reset and deallocated the three VMs, reclaimed the parcels, released the golden \
          image; its source reads back unchanged"
     );
     if rpc.cow_broken != 4 {
@@ -443,7 +471,7 @@ pub fn main(info: &DtInfo) -> ! {
             rpc.cow_broken
         ));
     }
-    let [[f0, g0, n0, ..], [f1, g1, n1, ..]] = results;
+    let [[f0, g0, n0, ..], [f1, g1, n1, ..], [stopped, ..]] = results;
     if f0 == 0 && g0 == 0 {
         say!("instruction counts unavailable (run QEMU with -icount shift=0)");
     } else {
@@ -455,10 +483,11 @@ pub fn main(info: &DtInfo) -> ! {
         );
     }
     say!(
-        "summary: VMs launched 2; golden pages {}; CoW copies 4; COW_BROKEN to HLOS {}; \
-         isolation probes stopped 5",
+        "summary: VMs launched 3; golden pages {}; CoW copies 4; COW_BROKEN to HLOS {}; \
+         FAULT_UNSERVED to HLOS {}; isolation probes stopped 4; attacks stopped {stopped}",
         GOLDEN_SIZE / 4096,
-        rpc.cow_broken
+        rpc.cow_broken,
+        rpc.fault_unserved
     );
     say!("all checks passed; PSCI SYSTEM_OFF");
     hvc::system_off()

@@ -16,6 +16,8 @@
 #[cfg(target_os = "none")]
 mod agent;
 #[cfg(target_os = "none")]
+mod attacker;
+#[cfg(target_os = "none")]
 mod console;
 #[cfg(target_os = "none")]
 mod dt;

@@ -72,6 +72,11 @@ impl Rpc {
         }
     }
 
+    /// The capability of the queue to the RM.
+    pub fn tx(&self) -> u64 {
+        self.tx
+    }
+
     /// Send `req` and wait for its reply (yielding the CPU while the queue is empty).
     pub fn call(&mut self, req: &Request<'_>) -> Result<Reply, CallError> {
         self.seq = self.seq.wrapping_add(1);

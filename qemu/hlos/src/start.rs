@@ -1,6 +1,6 @@
 //! Entry at EL1 (x0 = DT), the EL1 vectors, the payload's stage 1, and the probes.
 //!
-//! Entry: keep x0..x3 (the DT and the boot context), enable FP/SIMD, zero .bss, take the
+//! Entry: keep x0..x4 (the DT and the boot context), enable FP/SIMD, zero .bss, take the
 //! stack, install the vectors, turn the MMU on over `STAGE1` and call `payload_main`.
 
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -40,6 +40,7 @@ _start:
     mov x20, x1
     mov x21, x2
     mov x22, x3
+    mov x23, x4
     mov x9, #(3 << 20)
     msr cpacr_el1, x9
     isb
@@ -71,6 +72,7 @@ _start:
     mov x1, x20
     mov x2, x21
     mov x3, x22
+    mov x4, x23
     bl payload_main
 3:  wfe
     b 3b
@@ -227,13 +229,13 @@ extern "C" fn payload_fatal(esr: u64, elr: u64, far: u64) -> ! {
 }
 
 #[no_mangle]
-extern "C" fn payload_main(dt: u64, x1: u64, x2: u64, _x3: u64) -> ! {
+extern "C" fn payload_main(dt: u64, x1: u64, x2: u64, x3: u64, x4: u64) -> ! {
     let info = crate::dt::read(dt);
     if info.vmid == Some(crate::hlos::HLOS_VMID) || info.vmid.is_none() {
         crate::console::init(info.uart);
         crate::hlos::main(&info)
     } else {
-        crate::agent::main(&info, x1, x2)
+        crate::agent::main(&info, x1, x2, x3, x4)
     }
 }
 

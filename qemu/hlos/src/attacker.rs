@@ -1,0 +1,100 @@
+//! The attacker: the agent in a VM whose golden mapping is read-only (no copy-on-write). It
+//! tries what a hostile guest would, and each attempt must be stopped:
+//! 1. write a golden page: the RM does not serve the fault, EL2 injects an abort, the page
+//!    keeps the golden data;
+//! 2. read HLOS's memory (another VM's) and 3. EL2's: not in its stage 2, aborts;
+//! 4. accept a victim clone's mailbox parcel (MEM_ACCEPT): refused;
+//! 5. RPCs for a VM it does not manage (VM_STOP of the victim, GOLDEN_MAP into itself of an
+//!    image it does not own, VM_ALLOC_VMID): refused;
+//! 6. msgqueue_send on a capability that is not in its cspace (HLOS's): CSPACE_CAP_NULL;
+//! 7. malformed fragments (a request announcing continuations, then a continuation of
+//!    another sequence number, then a packet with a bad API version): dropped, and its next
+//!    request is answered normally.
+//!
+//! Results: [attacks stopped, 0, 0, its VMID, 0, 0]; the status names the first attack
+//! that was not stopped.
+
+use gunyah_rm_abi::ext::{GoldenMapReq, NO_GMEM};
+use gunyah_rm_abi::mem::{accept_flags, MemAccept, SglEntry};
+use gunyah_rm_abi::vm::{VmStopReq, VmidReq};
+use gunyah_rm_abi::wire::Empty;
+use gunyah_rm_abi::{Request, RmError};
+
+use crate::agent::{golden_va, read};
+use crate::hvc::{self, CSPACE_CAP_NULL, MSGQ_SEND};
+use crate::layout::*;
+use crate::rpc::Rpc;
+use crate::start::{is_injected_abort, probe};
+
+/// Whether the RM refused `req` (answered, with an error).
+fn refused(rpc: &mut Rpc, req: Request<'_>) -> bool {
+    matches!(rpc.call(&req), Ok(r) if r.err != RmError::Ok)
+}
+
+/// The attacks; (status, results).
+pub fn scene(rpc: &mut Rpc, me: u64, victim: u64) -> (u64, [u64; 6]) {
+    let (victim_vm, victim_mailbox) = (victim as u16, (victim >> 16) as u32);
+    let fail = |n: u64, a: u64| (40 + n, [n - 1, a, 0, me, 0, 0]);
+    // 1. A write to a golden page without CoW.
+    let esr = probe(golden_va(WRITE_PAGE, 0) as u64, true);
+    if !is_injected_abort(esr) || read(WRITE_PAGE, 0) != golden_word(WRITE_PAGE, 0) {
+        return fail(1, esr);
+    }
+    // 2, 3. Another VM's memory (HLOS's RAM) and EL2's.
+    for (n, va) in [(2, GOLDEN_SRC - 4096), (3, EL2_RAM)] {
+        let esr = probe(va, false);
+        if !is_injected_abort(esr) {
+            return fail(n, esr);
+        }
+    }
+    // 4. The victim's mailbox (asked for below the attacker's own).
+    let steal_ipa = CLONE_MAILBOX_IPA - 0x10_0000;
+    let sgl = [SglEntry::new(steal_ipa, 4096)];
+    let steal = MemAccept {
+        handle: victim_mailbox,
+        mem_type: 0,
+        trans_type: 2,
+        flags: accept_flags::DONE,
+        label: 0,
+        acl: &[],
+        map_vmid: 0,
+        sgl: &sgl,
+        attrs: &[],
+    };
+    if !refused(rpc, Request::MemAccept(steal)) || probe(steal_ipa, false) == 0 {
+        return fail(4, 0);
+    }
+    // 5. Requests only the victim's or the image's owner may make.
+    let map = GoldenMapReq::new(0, me as u16, 0, 0, 0x9000_0000, 4096, NO_GMEM);
+    let forged = [
+        Request::VmStop(VmStopReq::new(victim_vm, 1, 0)),
+        Request::GoldenMap(map),
+        Request::VmAllocVmid(VmidReq::new(0)),
+    ];
+    for req in forged {
+        let id = req.msg_id().raw() as u64;
+        if !refused(rpc, req) {
+            return fail(5, id);
+        }
+    }
+    // 6. A capability from another cspace (HLOS's tx cap, which its DT shows).
+    let pk = [0x21u8, 1, 0x55, 0, 0x24, 0, 0, 0x56];
+    if hvc::call(MSGQ_SEND, 0x3_0001, 8, pk.as_ptr() as u64, 1)[0] != CSPACE_CAP_NULL {
+        return fail(6, 0);
+    }
+    // 7. Malformed fragments: VM_GET_VMID announcing 3 continuations, a continuation with
+    // another seq, a bad API version; then a well-formed request must get its answer.
+    let first = [0x21u8, 1 | (3 << 2), 0x60, 0, 0x24, 0, 0, 0x56, 1, 2, 3, 4];
+    let stray = [0x21u8, 0, 0x61, 0, 0x24, 0, 0, 0x56, 9, 9, 9, 9];
+    let junk = [0x7Fu8; 16];
+    for p in [&first[..], &stray[..], &junk[..]] {
+        if hvc::call(MSGQ_SEND, rpc.tx(), p.len() as u64, p.as_ptr() as u64, 1)[0] != 0 {
+            return fail(7, 1);
+        }
+    }
+    match rpc.call(&Request::VmGetVmid(Empty)) {
+        Ok(r) if r.err == RmError::Ok && r.word(0) as u64 == me => {}
+        _ => return fail(7, 2),
+    }
+    (0, [7, 0, 0, me, 0, 0])
+}
