@@ -12,7 +12,7 @@ use crate::mem::{MemAcceptReply, MemHandleReply};
 use crate::msg_id::MsgId;
 use crate::reassemble::split_reply;
 use crate::request::Request;
-use crate::vm::{HypResources, VmStateReply, Word};
+use crate::vm::{HypResources, VmPeers, VmStateReply, Word};
 use crate::wire::{DecodeError, Encode, EncodeError, Writer};
 
 /// The data part of a reply.
@@ -28,6 +28,12 @@ pub enum ReplyData<'a> {
     Vmid(Word),
     /// VM_GET_STATE.
     VmState(VmStateReply),
+    /// VM_GET_OWNER: the caller's owner.
+    Owner(Word),
+    /// VM_GET_PEERS.
+    Peers(VmPeers<'a>),
+    /// VM_HOST_GET_TYPE.
+    HostType(Word),
     /// VM_GET_HYP_RESOURCES.
     HypResources(HypResources<'a>),
     /// VM_IRQ_LEND: virq_handle.
@@ -61,6 +67,8 @@ impl Encode for ReplyData<'_> {
             ReplyData::MemHandle(v) => v.encoded_len(),
             ReplyData::MemAccept(v) => v.encoded_len(),
             ReplyData::Vmid(v) | ReplyData::VirqHandle(v) | ReplyData::Virq(v) => v.encoded_len(),
+            ReplyData::Owner(v) | ReplyData::HostType(v) => v.encoded_len(),
+            ReplyData::Peers(v) => v.encoded_len(),
             ReplyData::HypError(v) => v.encoded_len(),
             ReplyData::VmState(v) => v.encoded_len(),
             ReplyData::HypResources(v) => v.encoded_len(),
@@ -80,6 +88,8 @@ impl Encode for ReplyData<'_> {
             ReplyData::MemHandle(v) => v.encode(out),
             ReplyData::MemAccept(v) => v.encode(out),
             ReplyData::Vmid(v) | ReplyData::VirqHandle(v) | ReplyData::Virq(v) => v.encode(out),
+            ReplyData::Owner(v) | ReplyData::HostType(v) => v.encode(out),
+            ReplyData::Peers(v) => v.encode(out),
             ReplyData::HypError(v) => v.encode(out),
             ReplyData::VmState(v) => v.encode(out),
             ReplyData::HypResources(v) => v.encode(out),
@@ -158,6 +168,9 @@ impl<'a> Reply<'a> {
             MsgId::VM_ALLOC_VMID if data.is_empty() => ReplyData::Empty,
             MsgId::VM_ALLOC_VMID | MsgId::VM_GET_VMID => ReplyData::Vmid(Word::decode(data)?),
             MsgId::VM_GET_STATE => ReplyData::VmState(VmStateReply::decode(data)?),
+            MsgId::VM_GET_OWNER => ReplyData::Owner(Word::decode(data)?),
+            MsgId::VM_GET_PEERS => ReplyData::Peers(VmPeers::decode(data)?),
+            MsgId::VM_HOST_GET_TYPE => ReplyData::HostType(Word::decode(data)?),
             MsgId::VM_GET_HYP_RESOURCES => ReplyData::HypResources(HypResources::decode(data)?),
             MsgId::VM_IRQ_LEND => ReplyData::VirqHandle(Word::decode(data)?),
             MsgId::VM_IRQ_ACCEPT => ReplyData::Virq(Word::decode(data)?),

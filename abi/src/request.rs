@@ -21,9 +21,10 @@ use crate::fragment::Fragmenter;
 use crate::mem::{MemAccept, MemAppend, MemCreate, MemLookupSgl, MemNotify, MemReleaseReq};
 use crate::msg_id::MsgId;
 use crate::vm::{
-    ConsoleChars, FwSetVmFirmwareReq, VmAuthImage, VmConfigImageReq, VmExitReq, VmIrqAcceptReq,
-    VmIrqLendReq, VmIrqNotify, VmSetAddressLayoutReq, VmSetBootContextReq, VmSetDemandPaging,
-    VmSetFirmwareMemReq, VmSetStatusReq, VmSetTimeBaseReq, VmStopReq, VmidReq, Word,
+    ConsoleChars, FwSetVmFirmwareReq, VmAuthImage, VmConfigImageReq, VmExitReq, VmInitReq,
+    VmIrqAcceptReq, VmIrqLendReq, VmIrqNotify, VmSetAddressLayoutReq, VmSetBootContextReq,
+    VmSetDemandPaging, VmSetFirmwareMemReq, VmSetStatusReq, VmSetTimeBaseReq, VmStopReq, VmidReq,
+    Word,
 };
 use crate::wire::{DecodeError, Empty, Encode, EncodeError, Writer};
 
@@ -139,10 +140,16 @@ message_enum! {
         VmConfigImage(VmConfigImageReq) = VM_CONFIG_IMAGE,
         /// VM_AUTH_IMAGE.
         VmAuthImage(VmAuthImage<'a>) = VM_AUTH_IMAGE,
-        /// VM_INIT.
-        VmInit(VmidReq) = VM_INIT,
+        /// VM_INIT (reserved must be 0).
+        VmInit(VmInitReq) = VM_INIT,
         /// VM_GET_VMID (empty payload).
         VmGetVmid(Empty) = VM_GET_VMID,
+        /// VM_GET_OWNER (empty payload): the caller's owner.
+        VmGetOwner(Empty) = VM_GET_OWNER,
+        /// VM_GET_PEERS (empty payload): the caller's peers.
+        VmGetPeers(Empty) = VM_GET_PEERS,
+        /// VM_HOST_GET_TYPE (empty payload).
+        VmHostGetType(Empty) = VM_HOST_GET_TYPE,
         /// VM_GET_STATE (vmid 0 = self).
         VmGetState(VmidReq) = VM_GET_STATE,
         /// VM_GET_HYP_RESOURCES.
@@ -263,6 +270,40 @@ mod tests {
             Request::decode(MsgId::VM_GET_VMID, &[0]),
             Err(RmError::MsgInvalid)
         );
+    }
+
+    #[test]
+    fn reserved_fields_of_vm_init_and_set_firmware_mem_must_be_zero() {
+        // §12.1: a non-zero reserved field → MSG_INVALID.
+        assert_eq!(
+            Request::decode(MsgId::VM_INIT, &[0x80, 0, 0, 0]).unwrap(),
+            Request::VmInit(VmInitReq::new(0x80))
+        );
+        assert_eq!(
+            Request::decode(MsgId::VM_INIT, &[0x80, 0, 1, 0]),
+            Err(RmError::MsgInvalid)
+        );
+        let mut fw = [0u8; 24];
+        fw[0] = 0x80;
+        assert!(Request::decode(MsgId::VM_SET_FIRMWARE_MEM, &fw).is_ok());
+        fw[3] = 1;
+        assert_eq!(
+            Request::decode(MsgId::VM_SET_FIRMWARE_MEM, &fw),
+            Err(RmError::MsgInvalid)
+        );
+        assert_eq!(
+            Request::decode(MsgId::VM_SET_FIRMWARE_MEM, &fw[..20]),
+            Err(RmError::MsgInvalid)
+        );
+        // The queries with an empty payload: anything else is MSG_INVALID.
+        for id in [
+            MsgId::VM_GET_OWNER,
+            MsgId::VM_GET_PEERS,
+            MsgId::VM_HOST_GET_TYPE,
+        ] {
+            assert!(Request::decode(id, &[]).is_ok());
+            assert_eq!(Request::decode(id, &[0, 0, 0, 0]), Err(RmError::MsgInvalid));
+        }
     }
 
     #[test]

@@ -612,7 +612,6 @@ fixed_payload!(
     VmidReq,
     VmStopReq,
     VmConfigImageReq,
-    VmSetFirmwareMemReq,
     VmSetTimeBaseReq,
     VmSetBootContextReq,
     VmSetAddressLayoutReq,
@@ -789,6 +788,125 @@ impl Encode for VmExited<'_> {
         w.put(&U16::new(self.exit_type))?;
         w.put(&U32::new(self.reason.len() as u32))?;
         w.bytes(self.reason)?;
+        Ok(w.finish())
+    }
+}
+
+/// A fixed-size payload whose reserved field must be 0: Gunyah's RM answers
+/// MSG_INVALID otherwise (§12.1 "a non-zero reserved field of VM_INIT or
+/// VM_SET_FIRMWARE_MEM → MSG_INVALID").
+fn reserved_zero<T: zerocopy::FromBytes>(
+    bytes: &[u8],
+    name: &'static str,
+    reserved_at: usize,
+    reserved_len: usize,
+) -> Result<T, DecodeError> {
+    let size = core::mem::size_of::<T>();
+    if bytes.len() < size {
+        return Err(DecodeError::invalid(bytes.len(), name).because("payload too short"));
+    }
+    if bytes.len() > size {
+        return Err(DecodeError::invalid(size, name).because("trailing bytes"));
+    }
+    if bytes[reserved_at..reserved_at + reserved_len]
+        .iter()
+        .any(|b| *b != 0)
+    {
+        return Err(DecodeError::invalid(reserved_at, name).because("reserved field is not 0"));
+    }
+    T::read_from_bytes(bytes).map_err(|_| DecodeError::invalid(0, name))
+}
+
+wire_struct! {
+    /// VM_INIT request (4 bytes): `u16 vmid, u16 reserved` (must be 0).
+    pub struct VmInitReq {
+        /// +0 VMID.
+        pub vmid: U16,
+        /// +2 reserved, must be 0.
+        pub reserved: U16,
+    }
+}
+
+impl VmInitReq {
+    /// Wire size in bytes.
+    pub const SIZE: usize = 4;
+
+    /// A VM_INIT request for `vmid`.
+    pub fn new(vmid: u16) -> Self {
+        VmInitReq {
+            vmid: U16::new(vmid),
+            reserved: U16::new(0),
+        }
+    }
+
+    /// Decode exactly 4 bytes with the reserved half-word 0 (`MSG_INVALID`
+    /// otherwise).
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        reserved_zero(bytes, "VmInitReq", 2, 2)
+    }
+}
+
+impl Encode for VmInitReq {
+    fn encoded_len(&self) -> usize {
+        Self::SIZE
+    }
+    fn encode(&self, out: &mut [u8]) -> Result<usize, EncodeError> {
+        let mut w = Writer::new(out);
+        w.put(self)?;
+        Ok(w.finish())
+    }
+}
+
+impl VmSetFirmwareMemReq {
+    /// Wire size in bytes.
+    pub const SIZE: usize = 24;
+
+    /// Decode exactly 24 bytes with the reserved half-word 0 (`MSG_INVALID`
+    /// otherwise).
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        reserved_zero(bytes, "VmSetFirmwareMemReq", 2, 2)
+    }
+}
+
+impl Encode for VmSetFirmwareMemReq {
+    fn encoded_len(&self) -> usize {
+        Self::SIZE
+    }
+    fn encode(&self, out: &mut [u8]) -> Result<usize, EncodeError> {
+        let mut w = Writer::new(out);
+        w.put(self)?;
+        Ok(w.finish())
+    }
+}
+
+/// VM_GET_PEERS reply data: +0 u32 count, +4 count × u32 VMID (the RM's
+/// `vm_mgnt_handle_get_peers`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VmPeers<'a> {
+    /// The peers' VMIDs, one u32 each.
+    pub vmids: &'a [U32],
+}
+
+impl<'a> VmPeers<'a> {
+    /// Decode untrusted bytes.
+    pub fn decode(bytes: &'a [u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(bytes);
+        let n = r.read::<U32>("count")?.get() as usize;
+        let vmids = r.slice(n, "peer VMIDs")?;
+        r.finish()?;
+        Ok(VmPeers { vmids })
+    }
+}
+
+impl Encode for VmPeers<'_> {
+    fn encoded_len(&self) -> usize {
+        4 + 4 * self.vmids.len()
+    }
+
+    fn encode(&self, out: &mut [u8]) -> Result<usize, EncodeError> {
+        let mut w = Writer::new(out);
+        w.put(&U32::new(self.vmids.len() as u32))?;
+        w.put(self.vmids)?;
         Ok(w.finish())
     }
 }

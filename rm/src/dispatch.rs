@@ -75,11 +75,23 @@ impl<P: Platform> Rm<P> {
             }
             Err(e) => {
                 out.extend_from_slice(&e.code().to_le_bytes());
-                // VM_SET_FIRMWARE_MEM appends the hypervisor error_t (§1.3);
-                // these failures are the RM's own checks, so it is ARG_INVAL (1)
-                // for bad arguments and OK (0) otherwise.
+                // VM_SET_FIRMWARE_MEM and VM_SET_TIME_BASE append the
+                // hypervisor error_t to every failure (§1.3, §12.1). Firmware:
+                // these are the RM's own checks, so ARG_INVAL (1) for bad
+                // arguments and OK (0) otherwise. Time base: DENIED (30) when
+                // the time base cannot be set (ARGUMENT_INVALID, as on Gunyah's
+                // QEMU platform), else ARG_INVAL, the value Gunyah's handler
+                // starts from.
                 if id == MsgId::VM_SET_FIRMWARE_MEM {
                     let hyp: u32 = if e == RmError::ArgumentInvalid { 1 } else { 0 };
+                    out.extend_from_slice(&hyp.to_le_bytes());
+                }
+                if id == MsgId::VM_SET_TIME_BASE {
+                    let hyp: u32 = if e == RmError::ArgumentInvalid {
+                        crate::lifecycle::HYP_ERROR_DENIED
+                    } else {
+                        1
+                    };
                     out.extend_from_slice(&hyp.to_le_bytes());
                 }
             }
@@ -146,7 +158,11 @@ impl<P: Platform> Rm<P> {
             Request::VmSetAddressLayout(r) => self.vm_set_address_layout(from, &r),
             Request::VmSetBootContext(r) => self.vm_set_boot_context(from, &r),
             Request::VmSetFirmwareMem(r) => self.vm_set_firmware_mem(from, &r),
+            Request::VmSetTimeBase(r) => self.vm_set_time_base(from, &r),
             Request::VmGetVmid(_) => data(&Word::new(from as u32)),
+            Request::VmGetOwner(_) => self.vm_get_owner(from),
+            Request::VmGetPeers(_) => self.vm_get_peers(from),
+            Request::VmHostGetType(_) => self.vm_host_get_type(),
             _ => Err(RmError::Unimplemented),
         }
     }

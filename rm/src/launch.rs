@@ -50,7 +50,7 @@ use core::fmt;
 
 use gunyah_rm_abi::ext::{bind_flags, GmemBindReq, GmemCreateReq};
 use gunyah_rm_abi::mem::{rights, AclEntry, MemCreate, MemReleaseReq, SglEntry};
-use gunyah_rm_abi::vm::{VmConfigImageReq, VmStopReq, VmidReq};
+use gunyah_rm_abi::vm::{VmConfigImageReq, VmInitReq, VmStopReq, VmidReq};
 use gunyah_rm_abi::{Request, RmError};
 
 use crate::config::{GoldenMode, LaunchMode, LaunchPlan, PlannedVm, SealTrigger, VmidRequest};
@@ -714,7 +714,7 @@ impl Launch {
             dtb_size: (dt.len() as u64).into(),
         };
         self.call(rm, Request::VmConfigImage(cfg), &s)?;
-        self.call(rm, Request::VmInit(VmidReq::new(vmid)), &LaunchStep::Init)?;
+        self.call(rm, Request::VmInit(VmInitReq::new(vmid)), &LaunchStep::Init)?;
         self.call(rm, Request::VmStart(VmidReq::new(vmid)), &LaunchStep::Start)?;
         Ok(())
     }

@@ -17,6 +17,13 @@ pub const DYNAMIC_VMID_FIRST: Vmid = 0x80;
 pub const DYNAMIC_VMID_COUNT: Vmid = 63;
 /// Static VMIDs requested by number must be below this.
 pub const STATIC_VMID_LIMIT: Vmid = 64;
+/// The lowest static VMID VM_ALLOC_VMID hands out (0 is "dynamic", 1 and 2
+/// are not secondary VMs, 3 is HLOS).
+pub const STATIC_VMID_FIRST: Vmid = 4;
+/// The highest static VMID VM_ALLOC_VMID hands out. Gunyah's RM on QEMU
+/// hands out 4..=31 (§12.1); the host keeps 4..=63 so that configs may name
+/// any secondary VMID below 64.
+pub const STATIC_VMID_LAST: Vmid = STATIC_VMID_LIMIT - 1;
 
 /// `vm_state_t` (§5.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]

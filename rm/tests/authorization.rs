@@ -180,11 +180,13 @@ fn rows() -> Vec<Row> {
             |_| vmid_pad(T),
             [Ok, Ok, Err(NORESOURCE)],
         ),
+        // To anyone else T does not exist: ARGUMENT_INVALID, Gunyah's answer for an
+        // unknown VMID (§12.1; was VMID_INVALID).
         row(
             "VM_GET_HYP_RESOURCES(T)",
             VM_GET_HYP_RESOURCES,
             |_| vmid_pad(T),
-            [Ok, Ok, VI],
+            [Ok, Ok, Err(ARGUMENT_INVALID)],
         ),
         row(
             "VM_SET_DEMAND_PAGING(T)",
@@ -231,7 +233,30 @@ fn rows() -> Vec<Row> {
                 v.extend_from_slice(&P4K.to_le_bytes());
                 v
             },
-            [ST, VI, VI],
+            // Only the manager; to anyone else T does not exist: NORESOURCE, Gunyah's
+            // answer for an unknown VMID (§12.1; was VMID_INVALID).
+            [ST, Err(NORESOURCE), Err(NORESOURCE)],
+        ),
+        // The VM itself or its manager; to anyone else NORESOURCE (§12.1). T runs:
+        // VM_STATE.
+        row(
+            "VM_SET_TIME_BASE(T)",
+            VM_SET_TIME_BASE,
+            |_| {
+                let mut v = vmid_pad(T);
+                v.extend_from_slice(&[0; 16]);
+                v
+            },
+            [ST, ST, Err(NORESOURCE)],
+        ),
+        // Queries about the caller itself: anyone with an RM queue (§12.1).
+        row("VM_GET_OWNER", VM_GET_OWNER, |_| vec![], [Ok, Ok, Ok]),
+        row("VM_GET_PEERS", VM_GET_PEERS, |_| vec![], [Ok, Ok, Ok]),
+        row(
+            "VM_HOST_GET_TYPE",
+            VM_HOST_GET_TYPE,
+            |_| vec![],
+            [Ok, Ok, Ok],
         ),
         // --- requests about VMs in other states ---
         row(
@@ -522,6 +547,10 @@ fn the_table_covers_every_implemented_request() {
         VM_SET_ADDRESS_LAYOUT,
         VM_SET_BOOT_CONTEXT,
         VM_SET_FIRMWARE_MEM,
+        VM_SET_TIME_BASE,
+        VM_GET_OWNER,
+        VM_GET_PEERS,
+        VM_HOST_GET_TYPE,
         VM_SET_STATUS,
         VM_EXIT,
         MEM_ACCEPT,

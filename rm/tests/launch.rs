@@ -281,7 +281,8 @@ fn fixed_vmid_in_use_fails_at_alloc_and_changes_nothing() {
     let before = rm.snapshot();
     let e = l.launch_vm(&mut rm, "trusted-vm").unwrap_err();
     assert_eq!(e.step, LaunchStep::AllocVmid);
-    assert_eq!(e.rm_error(), Some(RmError::VmidInvalid));
+    // A taken static VMID is NORESOURCE (§12.1; was VMID_INVALID).
+    assert_eq!(e.rm_error(), Some(RmError::NoResource));
     assert_same(&before, &rm.snapshot());
     let e = l.launch_vm(&mut rm, "no-such-vm").unwrap_err();
     assert_eq!(e.failure, LaunchFailure::UnknownVm);

@@ -36,16 +36,16 @@ fn configured(h: &mut H) -> u32 {
 fn allocation_rules() {
     let mut h = H::new();
     h.call_fails(HLOS, VM_ALLOC, &[0, 0, 0], MSG_INVALID);
-    // A specific VMID: no reply data, VM_STATUS(LOAD).
+    // A specific VMID: no reply data; the VM is created in LOAD, which is not a
+    // state change, so no VM_STATUS (it used to send VM_STATUS(LOAD)).
     let c = h.ok(HLOS, VM_ALLOC, &vmid_pad(10));
     assert!(c.data.is_empty());
-    assert_eq!(
-        c.notifs(),
-        vec![(HLOS, N_VM_STATUS, vm_status(10, 5, 0, 0))]
-    );
-    h.call_fails(HLOS, VM_ALLOC, &vmid_pad(10), VMID_INVALID);
-    h.call_fails(HLOS, VM_ALLOC, &vmid_pad(64), VMID_INVALID);
-    h.call_fails(HLOS, VM_ALLOC, &vmid_pad(HLOS), VMID_INVALID);
+    assert_eq!(c.notifs(), vec![]);
+    // A taken or out-of-range static VMID → NORESOURCE (§12.1; was VMID_INVALID).
+    h.call_fails(HLOS, VM_ALLOC, &vmid_pad(10), NORESOURCE);
+    h.call_fails(HLOS, VM_ALLOC, &vmid_pad(64), NORESOURCE);
+    h.call_fails(HLOS, VM_ALLOC, &vmid_pad(HLOS), NORESOURCE);
+    h.call_fails(HLOS, VM_ALLOC, &vmid_pad(1), NORESOURCE);
     // Only HLOS may allocate (VM 10, in LOAD, cannot even send: it has no RM
     // queue yet; a READY VM is refused below).
     h.no_reply(10, VM_ALLOC, &vmid_pad(0));
@@ -85,8 +85,8 @@ fn state_machine_errors() {
     // The VM itself has no RM queue in LOAD: whatever it sends is dropped.
     h.no_reply(VM, VM_STOP, &stop(VM, 1, 0));
     h.no_reply(VM, VM_INIT, &vmid_pad(VM));
-    // VM_INIT: reserved half-word must be 0.
-    h.call_fails(HLOS, VM_INIT, &[0x80, 0, 1, 0], ARGUMENT_INVALID);
+    // VM_INIT: reserved half-word must be 0 (MSG_INVALID, §12.1; was ARGUMENT_INVALID).
+    h.call_fails(HLOS, VM_INIT, &[0x80, 0, 1, 0], MSG_INVALID);
     // Non-owners get VMID_INVALID (§10 item 7), including the VM itself;
     // VM_INIT and VM_CONFIG_IMAGE are for HLOS only (DENIED). Asked by a
     // READY VM (which can send) about VM 0x80 and about itself.
@@ -102,11 +102,17 @@ fn state_machine_errors() {
             DENIED,
         );
     }
-    h.call_fails(
+    // An unknown auth type → ARGUMENT_INVALID, and the VM is INIT_FAILED with
+    // VM_STATUS(8) before the reply (§12.1; it used to change nothing).
+    let c = h.call(
         HLOS,
         VM_CONFIG_IMAGE,
         &config_image(VM, 3, 0, (0, 0), (0, 0)),
-        ARGUMENT_INVALID,
+    );
+    assert_eq!(c.err, ARGUMENT_INVALID);
+    assert_eq!(
+        c.notifs(),
+        vec![(HLOS, N_VM_STATUS, vm_status(VM, 8, 0, 0))]
     );
 }
 
@@ -176,9 +182,9 @@ fn guest_exit_status_and_shutdown() {
     );
     assert_eq!(h.ok(VM, VM_GET_STATE, &vmid_pad(0)).data, vec![3, 4, 1, 0]);
     h.call_fails(HLOS, VM_SET_STATUS, &[0, 4, 1, 0], DENIED);
-    // Non-forced stop: VM_SHUTDOWN {reason} to the VM, no state change.
-    let c = h.ok(HLOS, VM_STOP, &stop(VM, 0, 1));
-    assert_eq!(c.notifs(), vec![(VM, N_VM_SHUTDOWN, vec![1, 0, 0, 0])]);
+    // Non-forced stop of a running VM: Gunyah's RM dies (§12.1); this RM refuses it
+    // with DENIED and changes nothing (it used to send VM_SHUTDOWN to the VM).
+    h.call_fails(HLOS, VM_STOP, &stop(VM, 0, 1), DENIED);
     assert_eq!(h.ok(HLOS, VM_GET_STATE, &vmid_pad(VM)).data[0], 3);
     // The guest exits: exit code 2 is refused; RESTART flag + code 1 accepted.
     h.call_fails(VM, VM_EXIT, &[0, 0, 2, 0], ARGUMENT_INVALID);
@@ -333,11 +339,18 @@ fn configuration_calls() {
     for (set, idx) in [(0u8, 31u8), (1, 0), (2, 2)] {
         h.ok(HLOS, VM_SET_BOOT_CONTEXT, &bc(set, idx));
     }
-    // Hyp resources: 2 queues + 2 vCPUs from the DT; strangers are refused.
+    // Hyp resources: one VIRTUAL_CPU per vCPU of the DT (2; the VM's RM queues are
+    // no longer listed, §12.1); to a stranger the VM does not exist:
+    // ARGUMENT_INVALID (§12.1 "unknown VMID or 0 → ARGUMENT_INVALID"; was VMID_INVALID).
     let c = h.ok(HLOS, VM_GET_HYP_RESOURCES, &vmid_pad(VM));
-    assert_eq!(c.u32_at(0), 4);
+    assert_eq!(c.u32_at(0), 2);
     let stranger = h.ready_vm();
-    h.call_fails(stranger, VM_GET_HYP_RESOURCES, &vmid_pad(VM), VMID_INVALID);
+    h.call_fails(
+        stranger,
+        VM_GET_HYP_RESOURCES,
+        &vmid_pad(VM),
+        ARGUMENT_INVALID,
+    );
     // Start: image at the IMAGE layout base, firmware at the FIRMWARE base.
     h.ok(HLOS, VM_START, &vmid_pad(VM));
     assert_eq!(
@@ -348,8 +361,10 @@ fn configuration_calls() {
         h.rm.platform().query(VM, 0x9000_0000).map(|l| l.pa),
         Some(FW_PA)
     );
-    // The VM can ask for its own resources (vmid 0 = self).
-    assert_eq!(h.ok(VM, VM_GET_HYP_RESOURCES, &vmid_pad(0)).u32_at(0), 4);
+    // The VM can ask for its own resources by its VMID; VMID 0 is ARGUMENT_INVALID
+    // (§12.1; it used to mean the caller).
+    assert_eq!(h.ok(VM, VM_GET_HYP_RESOURCES, &vmid_pad(VM)).u32_at(0), 2);
+    h.call_fails(VM, VM_GET_HYP_RESOURCES, &vmid_pad(0), ARGUMENT_INVALID);
     // Stop and reset: both parcels released to HLOS, in order, then RESET.
     h.ok(HLOS, VM_STOP, &stop(VM, 1, 3));
     let c = h.ok(HLOS, VM_RESET, &vmid_pad(VM));
@@ -375,12 +390,35 @@ fn image_parcel_must_be_lent_to_the_vm_alone() {
     h.ok(HLOS, VM_ALLOC, &vmid_pad(0));
     let dtb = tiny_dtb(1);
     assert!(h.rm.platform_mut().write(IMG_PA, &dtb));
-    // Shared (not lent) image parcel → VM_START fails with NORESOURCE.
-    let img = h
+    // A shared (not lent) image parcel is refused by VM_CONFIG_IMAGE itself: "a
+    // parcel not lent to that VM → MEM_INVALID", and the VM is INIT_FAILED (§12.1;
+    // it used to be accepted and fail at VM_START). It cannot be reset (Gunyah's RM
+    // dies there); it is deallocated.
+    let shared = h
         .ok(
             HLOS,
             MEM_SHARE,
             &create(0, 0, 0, &[(HLOS, 7), (VM, 7)], &[(IMG_PA, MIB2)]),
+        )
+        .u32_at(0);
+    let c = h.call(
+        HLOS,
+        VM_CONFIG_IMAGE,
+        &config_image(VM, 0, shared, (0, 0), (0, dtb.len() as u64)),
+    );
+    assert_eq!(c.err, MEM_INVALID);
+    assert_eq!(h.ok(HLOS, VM_GET_STATE, &vmid_pad(VM)).data[0], 8);
+    h.call_fails(HLOS, VM_RESET, &vmid_pad(VM), VM_STATE);
+    h.ok(HLOS, VM_DEALLOC, &vmid_pad(VM));
+    h.ok(HLOS, MEM_RECLAIM, &handle_flags(shared, 0));
+    assert_eq!(h.ok(HLOS, VM_ALLOC, &vmid_pad(0)).u32_at(0), VM as u32);
+    // Lent to the VM and another one (not to the VM alone) → VM_START fails with
+    // NORESOURCE.
+    let img = h
+        .ok(
+            HLOS,
+            MEM_LEND,
+            &create(0, 0, 0, &[(VM, 7), (VM + 1, 7)], &[(IMG_PA, MIB2)]),
         )
         .u32_at(0);
     h.ok(
@@ -442,8 +480,8 @@ fn too_many_vcpus_fail_init() {
     );
     h.ok(HLOS, VM_INIT, &vmid_pad(VM));
     let c = h.ok(HLOS, VM_GET_HYP_RESOURCES, &vmid_pad(VM));
-    assert_eq!(c.u32_at(0), 258);
-    assert_eq!(c.data.len(), 4 + 258 * 44);
+    assert_eq!(c.u32_at(0), 256);
+    assert_eq!(c.data.len(), 4 + 256 * 44);
 }
 
 #[test]
@@ -564,8 +602,8 @@ fn a_guest_dt_without_cpus_or_with_bad_offsets_does_not_panic() {
             &config_image(VM, 0, img, (0, 0), (0, dt.len() as u64)),
         );
         h.ok(HLOS, VM_INIT, &vmid_pad(VM));
-        // 2 message queues + 1 vCPU.
-        assert_eq!(h.ok(HLOS, VM_GET_HYP_RESOURCES, &vmid_pad(VM)).u32_at(0), 3);
+        // One vCPU.
+        assert_eq!(h.ok(HLOS, VM_GET_HYP_RESOURCES, &vmid_pad(VM)).u32_at(0), 1);
         let start = h.call(HLOS, VM_START, &vmid_pad(VM));
         if i == 0 {
             assert_eq!(start.err, OK, "an empty but well-formed DT starts");

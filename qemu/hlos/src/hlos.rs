@@ -21,7 +21,7 @@ use gunyah_rm_abi::ext::{
 use gunyah_rm_abi::ext::{GoldenReleaseReq, GoldenSealReq};
 use gunyah_rm_abi::mem::{rights, AclEntry, MemCreate, MemReleaseReq, SglEntry};
 use gunyah_rm_abi::vm::{VmConfigImageReq, VmSetAddressLayoutReq, VmSetBootContextReq};
-use gunyah_rm_abi::vm::{VmStopReq, VmidReq};
+use gunyah_rm_abi::vm::{VmInitReq, VmStopReq, VmidReq};
 use gunyah_rm_abi::wire::Empty;
 use gunyah_rm_abi::{Request, RmError};
 
@@ -335,7 +335,7 @@ pub fn main(info: &DtInfo) -> ! {
             (dt_off, CLONE_DTB.len() as u64),
         );
         ok(&mut rpc, Request::VmConfigImage(cfg), "VM_CONFIG_IMAGE");
-        ok(&mut rpc, Request::VmInit(VmidReq::new(vm)), "VM_INIT");
+        ok(&mut rpc, Request::VmInit(VmInitReq::new(vm)), "VM_INIT");
         let res = ok(
             &mut rpc,
             Request::VmGetHypResources(VmidReq::new(vm)),

@@ -4,6 +4,7 @@ use alloc::vec::Vec;
 
 use gunyah_rm_abi::RmError;
 
+use super::never_configured;
 use crate::memory::{Origin, OwnedRange, VmMem};
 use crate::platform::{Platform, Tag, Vmid};
 use crate::service::Rm;
@@ -11,7 +12,12 @@ use crate::vm::*;
 use gunyah_rm_abi::vm::{VmidReq, Word};
 
 impl<P: Platform> Rm<P> {
-    /// VM_ALLOC_VMID.
+    /// VM_ALLOC_VMID: only HLOS (DENIED). VMID 0 takes the lowest free
+    /// dynamic VMID (the reply carries it); a static VMID must be free and in
+    /// `STATIC_VMID_FIRST..=STATIC_VMID_LAST`, and the reply carries no data.
+    /// A taken or out-of-range static VMID, or no free dynamic one, is
+    /// NORESOURCE (§12.1). The new VM starts in LOAD without a VM_STATUS
+    /// (Gunyah's RM creates it in that state; it is not a state change).
     pub(crate) fn vm_alloc(&mut self, caller: Vmid, req: &VmidReq) -> Result<Vec<u8>, RmError> {
         let want = req.vmid.get();
         if caller != VMID_HLOS {
@@ -20,8 +26,8 @@ impl<P: Platform> Rm<P> {
         let vmid = if want == 0 {
             self.vms.free_dynamic().ok_or(RmError::NoResource)?
         } else {
-            if want >= STATIC_VMID_LIMIT || want == VMID_HYP || self.vms.exists(want) {
-                return Err(RmError::VmidInvalid);
+            if !(STATIC_VMID_FIRST..=STATIC_VMID_LAST).contains(&want) || self.vms.exists(want) {
+                return Err(RmError::NoResource);
             }
             want
         };
@@ -30,18 +36,20 @@ impl<P: Platform> Rm<P> {
             .vms
             .insert(vmid, Vm::new(vmid, caller, VmState::Load));
         self.mem.insert(vmid, VmMem::default());
-        self.send_vm_status(vmid);
         if want == 0 {
             return Ok(zerocopy::IntoBytes::as_bytes(&Word::new(vmid as u32)).to_vec());
         }
         Ok(Vec::new())
     }
 
-    /// VM_DEALLOC_VMID.
+    /// VM_DEALLOC_VMID: the VM's manager (VMID_INVALID), in LOAD or RESET
+    /// (VM_STATE), or in INIT_FAILED when VM_CONFIG_IMAGE failed: such a VM
+    /// holds nothing and cannot be reset (Gunyah's RM dies on that VM_RESET,
+    /// §12.1; this RM refuses it), so deallocating it is the way out.
     pub(crate) fn vm_dealloc(&mut self, caller: Vmid, req: &VmidReq) -> Result<Vec<u8>, RmError> {
         let vmid = req.vmid.get();
         let vm = self.owned_vm(caller, vmid)?;
-        if !matches!(vm.state, VmState::Load | VmState::Reset) {
+        if !matches!(vm.state, VmState::Load | VmState::Reset) && !never_configured(vm) {
             return Err(RmError::VmState);
         }
         self.teardown_memory(vmid);

@@ -10,10 +10,15 @@ use crate::memparcel::{ParcelState, TransType};
 use crate::platform::{Platform, Rights, Vmid};
 use crate::service::Rm;
 use crate::vm::*;
-use gunyah_rm_abi::vm::{VmAuthImage, VmConfigImageReq, VmidReq};
+use gunyah_rm_abi::vm::{VmAuthImage, VmConfigImageReq, VmInitReq, VmidReq};
 
 impl<P: Platform> Rm<P> {
-    /// VM_CONFIG_IMAGE.
+    /// VM_CONFIG_IMAGE: HLOS only (DENIED), for a VM it manages
+    /// (VMID_INVALID), in LOAD or RESET (VM_STATE). Past those checks every
+    /// failure moves the VM to INIT_FAILED, with VM_STATUS before the reply
+    /// (§12, §12.1): an unknown auth type or an image or DT range beyond the
+    /// parcel (or wrapping) → ARGUMENT_INVALID; a parcel not lent to the VM
+    /// by the caller → MEM_INVALID.
     pub(crate) fn vm_config_image(
         &mut self,
         caller: Vmid,
@@ -26,30 +31,44 @@ impl<P: Platform> Rm<P> {
             return Err(RmError::Denied);
         }
         let vm = self.owned_vm(caller, vmid)?;
+        if !matches!(vm.state, VmState::Load | VmState::Reset) {
+            return Err(RmError::VmState);
+        }
         let auth = match auth {
-            0 => AuthMech::None,
-            1 => AuthMech::Platform,
-            2 => AuthMech::Android,
-            _ => return Err(RmError::ArgumentInvalid),
+            0 => Some(AuthMech::None),
+            1 => Some(AuthMech::Platform),
+            2 => Some(AuthMech::Android),
+            _ => None,
+        };
+        let lent = self.parcels.get(handle).filter(|p| {
+            p.owner == caller && p.trans == TransType::Lend && p.acl_of(vmid).is_some()
+        });
+        let within =
+            |total: u64, off: u64, size: u64| off.checked_add(size).is_some_and(|e| e <= total);
+        let checked = match (auth, lent) {
+            (None, _) => Err(RmError::ArgumentInvalid),
+            (_, None) => Err(RmError::MemInvalid),
+            (Some(a), Some(p)) => {
+                let total = p.total_size();
+                if within(total, dtb_offset, dtb_size) && within(total, image_offset, image_size) {
+                    Ok(a)
+                } else {
+                    Err(RmError::ArgumentInvalid)
+                }
+            }
+        };
+        let auth = match checked {
+            Ok(a) => a,
+            Err(e) => {
+                self.set_state(vmid, VmState::InitFailed);
+                return Err(e);
+            }
         };
         let target = if auth == AuthMech::Platform {
             VmState::Auth
         } else {
             VmState::Init
         };
-        self.require_transition(vm, target)?;
-        // Past the argument checks: a bad parcel fails the VM.
-        let total = match self.parcels.get(handle) {
-            Some(p) if p.owner == caller => p.total_size(),
-            _ => {
-                self.set_state(vmid, VmState::InitFailed);
-                return Err(RmError::MemInvalid);
-            }
-        };
-        let within = |off: u64, size: u64| off.checked_add(size).is_some_and(|e| e <= total);
-        if !within(dtb_offset, dtb_size) || !within(image_offset, image_size) {
-            return Err(RmError::ArgumentInvalid);
-        }
         if let Some(vm) = self.vms.get_mut(vmid) {
             vm.image = Some(ImageConfig {
                 auth,
@@ -117,12 +136,10 @@ impl<P: Platform> Rm<P> {
         (done == len).then_some(out)
     }
 
-    /// VM_INIT.
-    pub(crate) fn vm_init(&mut self, caller: Vmid, req: &VmidReq) -> Result<Vec<u8>, RmError> {
+    /// VM_INIT (its reserved half-word is checked by the decoder: MSG_INVALID).
+    /// Creates the VM's vCPUs, the resources VM_GET_HYP_RESOURCES lists.
+    pub(crate) fn vm_init(&mut self, caller: Vmid, req: &VmInitReq) -> Result<Vec<u8>, RmError> {
         let vmid = req.vmid.get();
-        if req.reserved.get() != 0 {
-            return Err(RmError::ArgumentInvalid);
-        }
         if caller != VMID_HLOS {
             return Err(RmError::Denied);
         }
@@ -147,6 +164,8 @@ impl<P: Platform> Rm<P> {
             self.set_state(vmid, VmState::InitFailed);
             return Err(RmError::NoResource);
         }
+        // The VM's RM-RPC message queues (a platform gives them to the VM
+        // itself, e.g. in its DT) and one VIRTUAL_CPU per vCPU.
         let mut res = Vec::new();
         for (rtype, virq) in [(RES_MSG_QUEUE_SEND, 0x40u32), (RES_MSG_QUEUE_RECV, 0x41)] {
             res.push(HypResource {

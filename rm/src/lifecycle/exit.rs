@@ -10,20 +10,23 @@ use crate::memory::VmMem;
 use crate::platform::{Platform, Vmid};
 use crate::service::Rm;
 use crate::vm::*;
-use gunyah_rm_abi::vm::{VmExitReq, VmExited, VmStopReq, VmidReq, Word};
+use gunyah_rm_abi::vm::{VmExitReq, VmExited, VmStopReq, VmidReq};
 use gunyah_rm_abi::MsgId;
 
 impl<P: Platform> Rm<P> {
-    /// VM_STOP.
+    /// VM_STOP: the VM's manager (VMID_INVALID), in RUNNING or PAUSED
+    /// (VM_STATE, forced or not). FORCE moves it to EXITED (VM_STATUS, then
+    /// VM_EXITED type 7 to its owner; the stop_reason is ignored). Without
+    /// FORCE Gunyah's RM dies on a VM whose vCPUs it schedules itself (§12,
+    /// §12.1); this RM schedules every vCPU itself, so it refuses: DENIED.
     pub(crate) fn vm_stop(&mut self, caller: Vmid, req: &VmStopReq) -> Result<Vec<u8>, RmError> {
-        let (vmid, flags, reason) = (req.vmid.get(), req.flags, req.stop_reason.get());
+        let (vmid, flags) = (req.vmid.get(), req.flags);
         let vm = self.owned_vm(caller, vmid)?;
         self.require_transition(vm, VmState::Exited)?;
-        if flags & 1 != 0 {
-            self.exit_vm(vmid, EXIT_VM_STOP_FORCED, 0);
-        } else {
-            self.notify_with(vmid, MsgId::VM_SHUTDOWN, &Word::new(reason));
+        if flags & 1 == 0 {
+            return Err(RmError::Denied);
         }
+        self.exit_vm(vmid, EXIT_VM_STOP_FORCED, 0);
         Ok(Vec::new())
     }
 
@@ -58,12 +61,18 @@ impl<P: Platform> Rm<P> {
         Ok(Vec::new())
     }
 
-    /// VM_RESET: RESETTING now, the stages run after the reply.
+    /// VM_RESET: RESETTING now, the stages run after the reply. From EXITED,
+    /// READY or INIT_FAILED; LOAD and RESET are VM_STATE, and so is a VM
+    /// whose VM_CONFIG_IMAGE failed (Gunyah's RM dies there, §12.1; it holds
+    /// nothing: deallocate it).
     pub(crate) fn vm_reset(&mut self, caller: Vmid, req: &VmidReq) -> Result<Vec<u8>, RmError> {
         let vmid = req.vmid.get();
         let vm = self.owned_vm(caller, vmid)?;
         if vm.flags.no_reset {
             return Err(RmError::Denied);
+        }
+        if never_configured(vm) {
+            return Err(RmError::VmState);
         }
         self.require_transition(vm, VmState::Resetting)?;
         if let Some(vm) = self.vms.get_mut(vmid) {

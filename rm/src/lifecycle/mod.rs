@@ -25,6 +25,11 @@ pub const RES_MSG_QUEUE_RECV: u8 = 3;
 pub const RES_VIRTUAL_CPU: u8 = 4;
 /// exit_type of a forced VM_STOP.
 pub const EXIT_VM_STOP_FORCED: u16 = 7;
+/// What VM_HOST_GET_TYPE answers (Gunyah's RM on QEMU, §12.1).
+pub const HOST_TYPE: u32 = 0x0100_0164;
+/// The hypervisor error VM_SET_TIME_BASE carries when it cannot set the
+/// time base (30, DENIED: what Gunyah's RM answers on QEMU, §12.1).
+pub const HYP_ERROR_DENIED: u32 = 30;
 /// Most vCPUs the RM creates for one VM (keeps VM_GET_HYP_RESOURCES within
 /// one message).
 pub const MAX_VCPUS: u32 = 256;
@@ -32,6 +37,12 @@ pub const MAX_VCPUS: u32 = 256;
 pub const LAYOUT_IMAGE: u32 = 0;
 /// Address layout range: firmware.
 pub const LAYOUT_FIRMWARE: u32 = 1;
+
+/// Whether `vm` failed at VM_CONFIG_IMAGE (INIT_FAILED with no image):
+/// nothing was built for it, so it is deallocated rather than reset.
+pub(crate) fn never_configured(vm: &Vm) -> bool {
+    vm.state == VmState::InitFailed && vm.image.is_none()
+}
 
 impl<P: Platform> Rm<P> {
     /// `vmid` must exist and be owned by `caller` (else VMID_INVALID).

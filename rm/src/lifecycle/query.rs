@@ -4,10 +4,13 @@ use alloc::vec::Vec;
 
 use gunyah_rm_abi::RmError;
 
+use super::HOST_TYPE;
 use crate::platform::{Platform, Vmid};
 use crate::service::Rm;
 use crate::vm::*;
-use gunyah_rm_abi::vm::{HypResourceEntry, HypResources, VmSetStatusReq, VmStateReply, VmidReq};
+use gunyah_rm_abi::vm::{
+    HypResourceEntry, HypResources, VmPeers, VmSetStatusReq, VmStateReply, VmidReq, Word,
+};
 
 impl<P: Platform> Rm<P> {
     /// VM_GET_STATE (vmid 0 = the caller).
@@ -52,23 +55,30 @@ impl<P: Platform> Rm<P> {
         Ok(Vec::new())
     }
 
-    /// VM_GET_HYP_RESOURCES (vmid 0 = the caller).
+    /// VM_GET_HYP_RESOURCES, answered as Gunyah's RM does (§12.1): VMID 0,
+    /// a VM that does not exist, or one that is neither the caller nor
+    /// managed by it → ARGUMENT_INVALID; LOAD or RESET → NORESOURCE;
+    /// otherwise `u32 count` and the VM's resources for its manager (none
+    /// before VM_INIT and for HLOS; one VIRTUAL_CPU per vCPU from READY on).
+    /// The VM's own RM message queues are its resources, not its manager's:
+    /// they are not listed, as on Gunyah's RM.
     pub(crate) fn vm_get_hyp_resources(
         &mut self,
         caller: Vmid,
         req: &VmidReq,
     ) -> Result<Vec<u8>, RmError> {
-        let mut vmid = req.vmid.get();
-        if vmid == 0 {
-            vmid = caller;
-        }
+        let vmid = req.vmid.get();
         let vm = match self.vms.get(vmid) {
-            Some(vm) if vm.owner == caller || vmid == caller => vm,
-            _ => return Err(RmError::VmidInvalid),
+            Some(vm) if vmid != 0 && (vm.owner == caller || vmid == caller) => vm,
+            _ => return Err(RmError::ArgumentInvalid),
         };
+        if matches!(vm.state, VmState::Load | VmState::Reset) {
+            return Err(RmError::NoResource);
+        }
         let entries: Vec<HypResourceEntry> = vm
             .resources
             .iter()
+            .filter(|e| e.rtype == super::RES_VIRTUAL_CPU)
             .map(|e| HypResourceEntry {
                 ty: e.rtype,
                 reserved: 0,
@@ -83,5 +93,40 @@ impl<P: Platform> Rm<P> {
             })
             .collect();
         crate::dispatch::encode_vec(&HypResources { entries: &entries }).ok_or(RmError::NoResource)
+    }
+
+    /// VM_GET_OWNER: the caller's owner (HLOS's is the RM, 0xFF, §12.1).
+    pub(crate) fn vm_get_owner(&mut self, caller: Vmid) -> Result<Vec<u8>, RmError> {
+        let vm = self.vms.get(caller).ok_or(RmError::VmidInvalid)?;
+        let owner = if vm.owner == caller {
+            VMID_RM
+        } else {
+            vm.owner
+        };
+        Ok(zerocopy::IntoBytes::as_bytes(&Word::new(owner.into())).to_vec())
+    }
+
+    /// VM_GET_PEERS: `u32 count` and one `u32` per peer of the caller: its
+    /// owner (unless that is the RM) and the VMs it allocated (§12.1: HLOS's
+    /// peers are the VMs it allocated), in VMID order.
+    pub(crate) fn vm_get_peers(&mut self, caller: Vmid) -> Result<Vec<u8>, RmError> {
+        let vm = self.vms.get(caller).ok_or(RmError::VmidInvalid)?;
+        let mut peers: Vec<zerocopy::little_endian::U32> = Vec::new();
+        if vm.owner != caller {
+            peers.push(zerocopy::little_endian::U32::new(vm.owner.into()));
+        }
+        peers.extend(
+            self.vms
+                .vms
+                .values()
+                .filter(|v| v.owner == caller && v.vmid != caller)
+                .map(|v| zerocopy::little_endian::U32::new(v.vmid.into())),
+        );
+        crate::dispatch::encode_vec(&VmPeers { vmids: &peers }).ok_or(RmError::NoResource)
+    }
+
+    /// VM_HOST_GET_TYPE: what Gunyah's RM on QEMU answers (§12.1).
+    pub(crate) fn vm_host_get_type(&mut self) -> Result<Vec<u8>, RmError> {
+        Ok(zerocopy::IntoBytes::as_bytes(&Word::new(HOST_TYPE)).to_vec())
     }
 }

@@ -11,6 +11,7 @@ use crate::service::Rm;
 use crate::vm::*;
 use gunyah_rm_abi::vm::{
     VmSetAddressLayoutReq, VmSetBootContextReq, VmSetDemandPaging, VmSetFirmwareMemReq,
+    VmSetTimeBaseReq,
 };
 
 impl<P: Platform> Rm<P> {
@@ -92,18 +93,22 @@ impl<P: Platform> Rm<P> {
         Ok(Vec::new())
     }
 
-    /// VM_SET_FIRMWARE_MEM (INIT).
+    /// VM_SET_FIRMWARE_MEM (INIT). The decoder checks the size and the
+    /// reserved half-word (MSG_INVALID). A VM that does not exist, or that
+    /// the caller does not manage, is NORESOURCE (§12.1); then LOAD or any
+    /// state but INIT → VM_STATE. The reply of a failure carries a
+    /// hypervisor error word ([`crate::dispatch`]).
     pub(crate) fn vm_set_firmware_mem(
         &mut self,
         caller: Vmid,
         req: &VmSetFirmwareMemReq,
     ) -> Result<Vec<u8>, RmError> {
-        let (vmid, res0, handle) = (req.vmid.get(), req.reserved.get(), req.mem_handle.get());
+        let (vmid, handle) = (req.vmid.get(), req.mem_handle.get());
         let (offset, size) = (req.fw_offset.get(), req.fw_size.get());
-        if res0 != 0 {
-            return Err(RmError::ArgumentInvalid);
-        }
-        let vm = self.owned_vm(caller, vmid)?;
+        let vm = match self.vms.get(vmid) {
+            Some(vm) if vm.owner == caller && vmid != caller => vm,
+            _ => return Err(RmError::NoResource),
+        };
         if vm.state != VmState::Init {
             return Err(RmError::VmState);
         }
@@ -122,5 +127,29 @@ impl<P: Platform> Rm<P> {
             });
         }
         Ok(Vec::new())
+    }
+
+    /// VM_SET_TIME_BASE (vmid 0 = the caller), answered as Gunyah's RM on
+    /// QEMU does (§12.1): a VM that does not exist, or that is neither the
+    /// caller nor managed by it → NORESOURCE; in INIT or READY the time base
+    /// cannot be set on this platform → ARGUMENT_INVALID (with hypervisor
+    /// error 30, [`crate::dispatch`]); in any other state → VM_STATE.
+    pub(crate) fn vm_set_time_base(
+        &mut self,
+        caller: Vmid,
+        req: &VmSetTimeBaseReq,
+    ) -> Result<Vec<u8>, RmError> {
+        let mut vmid = req.vmid.get();
+        if vmid == 0 {
+            vmid = caller;
+        }
+        let vm = match self.vms.get(vmid) {
+            Some(vm) if vm.owner == caller || vmid == caller => vm,
+            _ => return Err(RmError::NoResource),
+        };
+        match vm.state {
+            VmState::Init | VmState::Ready => Err(RmError::ArgumentInvalid),
+            _ => Err(RmError::VmState),
+        }
     }
 }

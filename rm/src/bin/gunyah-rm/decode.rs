@@ -655,7 +655,6 @@ impl ToVal for Request<'_> {
             | Request::VmDeallocVmid(p)
             | Request::VmStart(p)
             | Request::VmReset(p)
-            | Request::VmInit(p)
             | Request::VmGetState(p)
             | Request::VmGetHypResources(p)
             | Request::VmConsoleOpen(p)
@@ -665,7 +664,11 @@ impl ToVal for Request<'_> {
             Request::VmStop(p) => p.val(),
             Request::VmConfigImage(p) => p.val(),
             Request::VmAuthImage(p) => p.val(),
-            Request::VmGetVmid(_) => Val::Obj(vec![]),
+            Request::VmInit(p) => obj! { "vmid" => p.vmid.get(), "reserved" => p.reserved.get() },
+            Request::VmGetVmid(_)
+            | Request::VmGetOwner(_)
+            | Request::VmGetPeers(_)
+            | Request::VmHostGetType(_) => Val::Obj(vec![]),
             Request::VmSetTimeBase(p) => p.val(),
             Request::VmSetBootContext(p) => p.val(),
             Request::VmSetFirmwareMem(p) => p.val(),
@@ -699,6 +702,12 @@ impl ToVal for ReplyData<'_> {
             ReplyData::MemHandle(p) => p.val(),
             ReplyData::MemAccept(p) => p.val(),
             ReplyData::Vmid(w) => word("vmid", w),
+            ReplyData::Owner(w) => word("owner_vmid", w),
+            ReplyData::HostType(w) => word("host_type", w),
+            ReplyData::Peers(p) => {
+                let v: Vec<Val> = p.vmids.iter().map(|x| Val::Num(x.get().into())).collect();
+                obj! { "peers" => Val::List(v) }
+            }
             ReplyData::VmState(p) => p.val(),
             ReplyData::HypResources(p) => p.val(),
             ReplyData::VirqHandle(w) => word("virq_handle", w),
