@@ -21,6 +21,8 @@ const NO_STD_BUILDS: &[&[&str]] = &[
     &["-p", "gunyah-rm-abi"],
     &["-p", "gunyah-stage2"],
     &["-p", "gunyah-rm", "--no-default-features"],
+    // The catalogue links into the QEMU runner's HLOS payload.
+    &["-p", "gunyah-rm-catalogue"],
 ];
 
 fn main() {
@@ -592,6 +594,33 @@ fn test_all() -> Result<(), String> {
     status(
         "cargo test --workspace",
         cargo().args(["test", "--workspace"]),
+    )?;
+    // The message-based catalogue on the host simulator: one line per case, then
+    // `N passed, M failed`; any failure fails the run. Then the runner's own tests
+    // (cases with wrong expectations must fail).
+    status(
+        "catalogue on the host simulator",
+        cargo().args([
+            "run",
+            "-p",
+            "gunyah-rm-catalogue",
+            "--features",
+            "host",
+            "--bin",
+            "catalogue-host",
+        ]),
+    )?;
+    status(
+        "catalogue runner tests",
+        cargo().args([
+            "test",
+            "-p",
+            "gunyah-rm-catalogue",
+            "--features",
+            "host",
+            "--test",
+            "runner",
+        ]),
     )?;
     for flags in NO_STD_BUILDS {
         status(

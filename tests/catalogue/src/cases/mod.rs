@@ -1,0 +1,23 @@
+//! The catalogue, by area. Every expected answer comes from the spec sheet
+//! (`rm-rpc-abi.md`, section named at each case) or DESIGN.md.
+
+use alloc::vec::Vec;
+
+use crate::case::Case;
+
+mod lifecycle;
+mod memparcel;
+mod protocol;
+
+/// Every case, in the order a runner plays them.
+pub fn catalogue() -> Vec<Case> {
+    let mut v = Vec::new();
+    v.extend(protocol::cases());
+    v.extend(lifecycle::cases());
+    v.extend(memparcel::cases());
+    let mut names: Vec<&str> = v.iter().map(|c: &Case| c.name).collect();
+    names.sort_unstable();
+    names.dedup();
+    assert_eq!(names.len(), v.len(), "case names are unique");
+    v
+}

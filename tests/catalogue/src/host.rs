@@ -1,0 +1,233 @@
+//! The host target: the RM in-process over the simulator (`gunyah_rm::sim`), driven only
+//! through its transport API (`Rm::packet_from`, `Rm::drain_outgoing`) and the simulated
+//! vCPU accesses (`Rm::vm_read`, `Rm::vm_write`); the isolation checker runs after every
+//! step and `Rm::snapshot` gives the state digest.
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{BTreeMap, VecDeque};
+use std::hash::{Hash, Hasher};
+
+use gunyah_rm::platform::MemKind;
+use gunyah_rm::sim::{default_rm, SimPlatform};
+use gunyah_rm::sim_access::AccessError;
+use gunyah_rm::Rm;
+
+use crate::case::Need;
+use crate::target::{Access, Image, Params, Target, TargetError};
+
+/// HLOS RAM of the default simulator: 1 GiB at 0x4000_0000, IPA = PA.
+const HLOS_RAM: (u64, u64) = (0x4000_0000, 0x4000_0000);
+
+/// The RM on the default simulated platform.
+pub struct Host {
+    rm: Rm<SimPlatform>,
+    queues: BTreeMap<u16, VecDeque<Vec<u8>>>,
+}
+
+impl Default for Host {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Host {
+    /// A fresh RM.
+    pub fn new() -> Host {
+        Host {
+            rm: default_rm(),
+            queues: BTreeMap::new(),
+        }
+    }
+
+    /// The RM (for tools built on this target).
+    pub fn rm(&self) -> &Rm<SimPlatform> {
+        &self.rm
+    }
+
+    fn pump(&mut self) {
+        for (to, p) in self.rm.drain_outgoing() {
+            self.queues.entry(to).or_default().push_back(p);
+        }
+    }
+
+    fn access(
+        &mut self,
+        r: Result<u32, AccessError>,
+        data: Vec<u8>,
+    ) -> Result<Access, TargetError> {
+        self.pump();
+        match r {
+            Ok(_) => Ok(Access::Done(data)),
+            Err(AccessError::Fault { ipa, .. }) => Ok(Access::Fault(ipa)),
+            Err(e) => Err(TargetError(format!("access refused: {e:?}"))),
+        }
+    }
+}
+
+impl Target for Host {
+    fn name(&self) -> &str {
+        "host simulator"
+    }
+
+    fn params(&self) -> Params {
+        Params {
+            scratch: 0x5000_0000,
+            hlos_ram_end: HLOS_RAM.0 + HLOS_RAM.1,
+            guest_window: 0x8000_0000,
+            static_vmid_last: gunyah_rm::vm::STATIC_VMID_LAST,
+        }
+    }
+
+    fn has(&self, _need: Need) -> bool {
+        true
+    }
+
+    fn send(&mut self, from: u16, packet: &[u8]) -> Result<(), TargetError> {
+        if packet.len() > crate::wire::MAX_PACKET {
+            return Err(TargetError(format!("a {}-byte packet", packet.len())));
+        }
+        self.rm.packet_from(from, packet);
+        self.pump();
+        Ok(())
+    }
+
+    fn recv(&mut self, to: u16) -> Result<Option<Vec<u8>>, TargetError> {
+        Ok(self.queues.get_mut(&to).and_then(VecDeque::pop_front))
+    }
+
+    fn read(&mut self, vm: u16, ipa: u64, len: usize) -> Result<Access, TargetError> {
+        let mut buf = vec![0u8; len];
+        let r = self.rm.vm_read(vm, ipa, &mut buf);
+        self.access(r, buf)
+    }
+
+    fn write(&mut self, vm: u16, ipa: u64, data: &[u8]) -> Result<Access, TargetError> {
+        let r = self.rm.vm_write(vm, ipa, data);
+        self.access(r, Vec::new())
+    }
+
+    fn stage_image(&mut self, _vm: u16, ipa: u64) -> Result<Image, TargetError> {
+        let dtb = tiny_dtb(1);
+        match self.rm.vm_write(crate::ids::HLOS, ipa, &dtb) {
+            Ok(_) => {}
+            Err(e) => return Err(TargetError(format!("HLOS cannot write {ipa:#x}: {e:?}"))),
+        }
+        self.pump();
+        Ok(Image {
+            size: 0x1000,
+            image_size: 0,
+            dtb_offset: 0,
+            dtb_size: dtb.len() as u64,
+        })
+    }
+
+    fn digest(&mut self) -> Option<u64> {
+        let s = self.rm.snapshot();
+        let mut h = DefaultHasher::new();
+        s.records.hash(&mut h);
+        for (vm, leaves) in &s.tables {
+            vm.hash(&mut h);
+            for l in leaves {
+                (l.ipa, l.pa, l.size, l.rights.0, l.kind == MemKind::Normal).hash(&mut h);
+            }
+        }
+        (s.partition.total, s.partition.free, s.partition.tables).hash(&mut h);
+        Some(h.finish())
+    }
+
+    fn census(&mut self) -> Option<Vec<(&'static str, u64)>> {
+        let u = self.rm.snapshot().partition;
+        let hlos: u64 = self
+            .rm
+            .vm_mem(crate::ids::HLOS)
+            .map(|m| m.owned.values().map(|o| o.size).sum())
+            .unwrap_or(0);
+        Some(vec![
+            ("vms", self.rm.vms().vms.len() as u64),
+            ("parcels", self.rm.parcels().parcels.len() as u64),
+            ("partition data pages", u.total - u.free - u.tables),
+            ("HLOS bytes", hlos),
+        ])
+    }
+
+    fn check(&mut self) -> Result<(), String> {
+        let v = self.rm.check_isolation();
+        if v.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("isolation violated: {v:?}"))
+        }
+    }
+
+    fn protect(&mut self, vm: u16, digests: &[[u8; 32]]) -> Result<(), TargetError> {
+        self.rm
+            .set_vm_protected(vm, digests.to_vec())
+            .map_err(|e| TargetError(format!("set_vm_protected: {e:?}")))
+    }
+
+    fn fresh(&mut self) -> bool {
+        *self = Host::new();
+        true
+    }
+}
+
+/// A flattened device tree with a root `compatible` and `/cpus/cpu@N` nodes, built from
+/// the DTSpec layout (header, empty reservation map, structure block, strings).
+pub fn tiny_dtb(cpus: u32) -> Vec<u8> {
+    fn be(v: u32) -> [u8; 4] {
+        v.to_be_bytes()
+    }
+    fn pad(v: &mut Vec<u8>) {
+        while !v.len().is_multiple_of(4) {
+            v.push(0);
+        }
+    }
+    let strings = b"compatible\0device_type\0".to_vec();
+    let mut st = Vec::new();
+    let node = |st: &mut Vec<u8>, n: &str| {
+        st.extend_from_slice(&be(1));
+        st.extend_from_slice(n.as_bytes());
+        st.push(0);
+        pad(st);
+    };
+    let prop = |st: &mut Vec<u8>, nameoff: u32, val: &[u8]| {
+        st.extend_from_slice(&be(3));
+        st.extend_from_slice(&be(val.len() as u32));
+        st.extend_from_slice(&be(nameoff));
+        st.extend_from_slice(val);
+        pad(st);
+    };
+    node(&mut st, "");
+    prop(&mut st, 0, b"linux,dummy-virt\0");
+    node(&mut st, "cpus");
+    for i in 0..cpus {
+        node(&mut st, &format!("cpu@{i}"));
+        prop(&mut st, 11, b"cpu\0");
+        st.extend_from_slice(&be(2));
+    }
+    st.extend_from_slice(&be(2));
+    st.extend_from_slice(&be(2));
+    st.extend_from_slice(&be(9));
+    let off_struct = 40 + 16;
+    let off_strings = off_struct + st.len() as u32;
+    let total = off_strings + strings.len() as u32;
+    let mut v = Vec::new();
+    for x in [
+        0xd00d_feed,
+        total,
+        off_struct,
+        off_strings,
+        40,
+        17,
+        16,
+        0,
+        strings.len() as u32,
+        st.len() as u32,
+    ] {
+        v.extend_from_slice(&be(x));
+    }
+    v.extend_from_slice(&[0u8; 16]);
+    v.extend_from_slice(&st);
+    v.extend_from_slice(&strings);
+    v
+}
