@@ -162,7 +162,7 @@ impl Cow {
                 .rm
                 .golden_mappings(v)
                 .next()
-                .and_then(|m| m.gmem)
+                .and_then(|m| m.map.pool)
                 .unwrap();
             let u = GoldenUnmapReq::new(self.golden, v, CLONE_IPA, self.size);
             self.client

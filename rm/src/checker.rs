@@ -1,6 +1,16 @@
 //! The isolation checker: walks every VM's real stage-2 tables (through the
 //! platform's leaf visitor) and the RM's records, and reports every
 //! violation it finds.
+//!
+//! Per VM, each leaf must be what the range it lies in says: owned and shared
+//! memory mapped where the owner has it with the owner's rights, lent memory
+//! not mapped, a borrowed parcel where the acceptance put it with the ACL's
+//! rights, bound and demand-zero pages from the VM's pools, a golden range's
+//! pages either the image's own page (read-only, tagged golden) or the VM's
+//! copy (tagged copy). Across VMs: no page writable by two VMs unless a
+//! SHARE parcel names both, no golden page writable anywhere, every pool page
+//! mapped once and counted by its pool, and every partition page accounted
+//! for.
 
 use alloc::collections::BTreeMap;
 use alloc::format;
@@ -8,8 +18,9 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use crate::memparcel::{ParcelState, TransType};
-use crate::platform::{Leaf, MemKind, Platform, Rights, Vmid};
+use crate::platform::{Leaf, MemKind, Platform, Rights, Tag, Vmid, PAGE_SIZE};
 use crate::service::Rm;
+use crate::space::{Range, State};
 
 /// One broken invariant.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -59,19 +70,8 @@ pub enum Violation {
         /// The PA.
         pa: u64,
     },
-    /// A golden page's share count differs from the number of VMs mapping it.
-    ShareCount {
-        /// The image.
-        golden: u32,
-        /// Page index in the image.
-        page: u64,
-        /// The recorded count.
-        recorded: u64,
-        /// VMs whose tables map it.
-        actual: u64,
-    },
-    /// A private (CoW or demand-zero) page is not owned by exactly one VM
-    /// and charged to exactly that VM's pool.
+    /// A private (CoW, demand-zero or bound) page is not mapped in exactly one
+    /// VM and charged to exactly that VM's pool.
     CopyOwnership {
         /// The page.
         pa: u64,
@@ -87,242 +87,241 @@ pub enum Violation {
     },
 }
 
-/// A contiguous mapping run: (ipa, pa, size, rights, kind).
-pub(crate) type Run = (u64, u64, u64, Rights, MemKind);
-
-fn push_run(v: &mut Vec<Run>, r: Run) {
-    if let Some(l) = v.last_mut() {
-        if l.0 + l.2 == r.0 && l.1 + l.2 == r.1 && l.3 == r.3 && l.4 == r.4 {
-            l.2 += r.2;
-            return;
-        }
-    }
-    v.push(r);
+/// What one VM's walk found, for the cross-VM checks.
+#[derive(Default)]
+struct Seen {
+    /// (pa, end, vmid) of every writable mapping.
+    writers: Vec<(u64, u64, Vmid)>,
+    /// (pa, vmid) of every pool page mapped (bound, copy, zero).
+    pool_pages: Vec<(u64, Vmid)>,
+    /// Pool pages seen per (vmid, pool).
+    per_pool: BTreeMap<(Vmid, u32), u64>,
+    /// Every mapping as (pa, end, vmid, writable) for the golden check.
+    all: Vec<(u64, u64, Vmid, bool)>,
 }
 
-fn normalise(mut v: Vec<Run>) -> Vec<Run> {
-    v.sort();
-    let mut out = Vec::with_capacity(v.len());
-    for r in v {
-        push_run(&mut out, r);
-    }
-    out
-}
-
-/// Subtract the sorted, disjoint intervals `holes` (ipa, size) from `r`.
-fn subtract(r: Run, holes: &[(u64, u64)], out: &mut Vec<Run>) {
-    let (mut ipa, end) = (r.0, r.0 + r.2);
-    for &(h, hs) in holes {
-        let he = h + hs;
-        if he <= ipa || h >= end {
-            continue;
-        }
-        if h > ipa {
-            out.push((ipa, r.1 + (ipa - r.0), h - ipa, r.3, r.4));
-        }
-        ipa = ipa.max(he);
-    }
-    if ipa < end {
-        out.push((ipa, r.1 + (ipa - r.0), end - ipa, r.3, r.4));
-    }
+fn disagree(vmid: Vmid, detail: String) -> Violation {
+    Violation::TablesDisagree { vmid, detail }
 }
 
 impl<P: Platform> Rm<P> {
-    /// What the records say `vmid`'s stage 2 maps.
-    fn expected_runs(&self, vmid: Vmid) -> Vec<Run> {
-        let mut v = Vec::new();
-        let mut holes: Vec<(u64, u64)> = Vec::new();
-        for p in self.parcels.parcels.values() {
-            if p.owner == vmid && p.trans != TransType::Share {
-                holes.extend(p.regions.iter().map(|r| (r.owner_ipa, r.size)));
-            }
-            if let Some(acc) = p.accepted.get(&vmid) {
-                if acc.mapped {
-                    let rights = p.acl_of(vmid).map_or(Rights(0), |a| a.rights);
-                    for (i, r) in p.regions.iter().enumerate() {
-                        v.push((p.acceptor_ipa(acc, i), r.pa, r.size, rights, p.kind()));
-                    }
-                }
-            }
-        }
-        holes.sort();
-        if let Some(m) = self.mem.get(&vmid) {
-            for o in m.owned.values() {
-                subtract((o.ipa, o.pa, o.size, o.rights, o.kind), &holes, &mut v);
-            }
-        }
-        v.extend(self.ext_expected_runs(vmid));
-        normalise(v)
-    }
-
-    fn actual_runs(&self, vmid: Vmid) -> Vec<Run> {
-        let mut v = Vec::new();
-        self.plat.for_each_leaf(vmid, &mut |l: &Leaf| {
-            v.push((l.ipa, l.pa, l.size, l.rights, l.kind))
-        });
-        normalise(v)
-    }
-
     /// Check every invariant; an empty list means the system is sound.
     pub fn check_isolation(&self) -> Vec<Violation> {
         let mut out = Vec::new();
-        // 1. Tables agree with records, VM by VM.
-        let mut actual: BTreeMap<Vmid, Vec<Run>> = BTreeMap::new();
+        let mut seen = Seen::default();
         for &vmid in self.vms.vms.keys() {
-            let a = self.actual_runs(vmid);
-            let e = self.expected_runs(vmid);
-            if a != e {
-                let i = a
-                    .iter()
-                    .zip(&e)
-                    .position(|(x, y)| x != y)
-                    .unwrap_or(a.len().min(e.len()));
-                out.push(Violation::TablesDisagree {
+            self.check_vm(vmid, &mut seen, &mut out);
+        }
+        self.check_writers(&mut seen, &mut out);
+        self.check_golden_pages(&seen, &mut out);
+        self.check_pools(&mut seen, &mut out);
+        self.check_parcels(&mut out);
+        self.check_owned(&mut out);
+        // Partition pages: in use == tables + RM-held pages + pool pages + golden pages made
+        // from the partition.
+        let u = self.plat.partition_usage();
+        let pools: u64 = self
+            .spaces
+            .values()
+            .flat_map(|s| s.pools.values())
+            .map(|p| p.used_pages)
+            .sum();
+        let goldens: u64 = self.goldens.values().map(|g| g.partition_pages()).sum();
+        let accounted = u.tables + self.rm_pages.len() as u64 + pools + goldens;
+        if u.total - u.free != accounted {
+            out.push(Violation::PagesLost {
+                in_use: u.total - u.free,
+                accounted,
+            });
+        }
+        out
+    }
+
+    /// One VM's leaves against its ranges.
+    fn check_vm(&self, vmid: Vmid, seen: &mut Seen, out: &mut Vec<Violation>) {
+        let Some(space) = self.spaces.get(&vmid) else {
+            out.push(Violation::BadRecord {
+                detail: format!("VM {vmid:#x} has no space record"),
+            });
+            return;
+        };
+        let mut leaves = Vec::new();
+        self.plat.for_each_leaf(vmid, &mut |l| leaves.push(*l));
+        // Bytes mapped per range start, to find ranges that should be mapped but are not.
+        let mut mapped: BTreeMap<u64, u64> = BTreeMap::new();
+        for l in &leaves {
+            let end = l.ipa + l.size;
+            seen.all
+                .push((l.pa, l.pa + l.size, vmid, l.rights.writable()));
+            if l.rights.writable() {
+                seen.writers.push((l.pa, l.pa + l.size, vmid));
+            }
+            let inside: Vec<&Range> = space.overlapping(l.ipa, l.size).collect();
+            let covered = inside.first().is_some_and(|r| r.ipa <= l.ipa)
+                && inside.windows(2).all(|w| w[0].end() == w[1].ipa)
+                && inside.last().is_some_and(|r| r.end() >= end);
+            if !covered {
+                out.push(disagree(
                     vmid,
-                    detail: format!(
-                        "run {i}: tables {:x?}, records {:x?} ({} vs {} runs)",
-                        a.get(i),
-                        e.get(i),
-                        a.len(),
-                        e.len()
+                    format!(
+                        "leaf {:#x}+{:#x} -> {:#x} is outside the VM's ranges",
+                        l.ipa, l.size, l.pa
                     ),
-                });
+                ));
+                out.push(Violation::NotOwnedNorAccepted { vmid, pa: l.pa });
+                continue;
             }
-            actual.insert(vmid, a);
-        }
-        // 2. Physical ownership: each PA owned by at most one VM.
-        let mut owned: Vec<(u64, u64, Vmid)> = Vec::new();
-        for (&vmid, m) in &self.mem {
-            owned.extend(m.owned.values().map(|o| (o.pa, o.pa + o.size, vmid)));
-        }
-        owned.sort();
-        for w in owned.windows(2) {
-            if w[1].0 < w[0].1 {
-                out.push(Violation::OwnedTwice { pa: w[1].0 });
+            for r in inside {
+                let (lo, hi) = (l.ipa.max(r.ipa), end.min(r.end()));
+                *mapped.entry(r.ipa).or_insert(0) += hi - lo;
+                let pa = l.pa + (lo - l.ipa);
+                self.check_leaf(vmid, r, l, lo, hi, pa, seen, out);
             }
         }
-        // Accepted PA ranges per VM, and Share parcels' parties.
-        let mut accepted: Vec<(u64, u64, Vmid)> = Vec::new();
-        let mut shared_parties: Vec<(u64, u64, Vec<Vmid>)> = Vec::new();
-        for p in self.parcels.parcels.values() {
-            for (&v, acc) in &p.accepted {
-                if acc.mapped {
-                    accepted.extend(p.regions.iter().map(|r| (r.pa, r.pa + r.size, v)));
+        // Ranges that must be fully mapped.
+        for r in space.ranges() {
+            let must = match r.state {
+                State::Owned(_) | State::Shared { .. } | State::Golden(_) | State::Zero { .. } => {
+                    true
+                }
+                State::Bound(b) => !b.demand,
+                State::Borrowed { parcel } => self
+                    .parcels
+                    .get(parcel)
+                    .and_then(|p| p.accepted.get(&vmid))
+                    .is_some_and(|a| a.mapped),
+                State::Lent { .. } => false,
+            };
+            let got = mapped.get(&r.ipa).copied().unwrap_or(0);
+            if must && got != r.size {
+                out.push(disagree(
+                    vmid,
+                    format!(
+                        "range {:#x}+{:#x} ({:?}) has {got:#x} bytes mapped",
+                        r.ipa, r.size, r.state
+                    ),
+                ));
+            }
+        }
+    }
+
+    /// The part `[lo, hi)` of leaf `l` (mapping `pa` at `lo`) inside range `r` of `vmid`.
+    #[allow(clippy::too_many_arguments)]
+    fn check_leaf(
+        &self,
+        vmid: Vmid,
+        r: &Range,
+        l: &Leaf,
+        lo: u64,
+        hi: u64,
+        pa: u64,
+        seen: &mut Seen,
+        out: &mut Vec<Violation>,
+    ) {
+        let bad = |what: &str| {
+            disagree(
+                vmid,
+                format!(
+                    "{lo:#x}+{:#x} -> {pa:#x} {:?} {:?} {:?}: {what} ({:?})",
+                    hi - lo,
+                    l.rights,
+                    l.kind,
+                    l.tag,
+                    r.state
+                ),
+            )
+        };
+        let expect = |want_pa: u64, rights: Rights, kind: MemKind, tag: Tag| {
+            pa == want_pa && l.rights == rights && l.kind == kind && l.tag == tag
+        };
+        match r.state {
+            State::Owned(o) | State::Shared { owned: o, .. } => {
+                if !expect(o.pa + (lo - r.ipa), o.rights, o.kind, Tag::None) {
+                    out.push(bad("not the owner's mapping"));
                 }
             }
+            State::Lent { parcel, .. } => {
+                out.push(bad("lent memory mapped in its owner"));
+                out.push(Violation::LentStillMapped { handle: parcel, pa });
+            }
+            State::Borrowed { parcel } => {
+                let want = self.parcels.get(parcel).and_then(|p| {
+                    let acc = p.accepted.get(&vmid).filter(|a| a.mapped)?;
+                    let rights = p.acl_of(vmid)?.rights;
+                    (0..p.regions.len())
+                        .map(|i| (p.acceptor_ipa(acc, i), p.regions[i]))
+                        .find(|(ipa, reg)| *ipa <= lo && lo < ipa + reg.size)
+                        .map(|(ipa, reg)| (reg.pa + (lo - ipa), rights, p.kind()))
+                });
+                match want {
+                    Some((want_pa, rights, kind)) if expect(want_pa, rights, kind, Tag::None) => {}
+                    _ => {
+                        out.push(bad("not the accepted parcel's mapping"));
+                        out.push(Violation::NotOwnedNorAccepted { vmid, pa });
+                    }
+                }
+            }
+            State::Bound(b) => {
+                if l.rights != b.rights || l.kind != MemKind::Normal || l.tag != Tag::None {
+                    out.push(bad("not a bound page"));
+                }
+                self.pool_page(vmid, b.pool, pa, hi - lo, seen);
+            }
+            State::Golden(m) => {
+                let off = m.offset + (lo - r.ipa);
+                let golden_pa = self.goldens.get(&m.golden).and_then(|g| g.pa_of(off));
+                match l.tag {
+                    Tag::Golden => {
+                        if Some(pa) != golden_pa || l.rights != m.golden_rights() {
+                            out.push(bad("not the golden page, read-only"));
+                        }
+                    }
+                    Tag::Copy if hi - lo == PAGE_SIZE && l.rights == m.copy_rights() => {
+                        self.pool_page(vmid, m.pool.unwrap_or(u32::MAX), pa, PAGE_SIZE, seen);
+                    }
+                    _ => out.push(bad("neither the golden page nor a copy")),
+                }
+            }
+            State::Zero { pool } => {
+                if l.tag != Tag::Zero || l.rights != Rights::RWX || hi - lo != PAGE_SIZE {
+                    out.push(bad("not a demand-zero page"));
+                }
+                self.pool_page(vmid, pool, pa, PAGE_SIZE, seen);
+            }
+        }
+    }
+
+    fn pool_page(&self, vmid: Vmid, pool: u32, pa: u64, size: u64, seen: &mut Seen) {
+        for i in 0..size / PAGE_SIZE {
+            seen.pool_pages.push((pa + i * PAGE_SIZE, vmid));
+        }
+        *seen.per_pool.entry((vmid, pool)).or_insert(0) += size / PAGE_SIZE;
+    }
+
+    /// A PA writable by two VMs only inside a SHARE parcel naming both.
+    fn check_writers(&self, seen: &mut Seen, out: &mut Vec<Violation>) {
+        let mut shared: Vec<(u64, u64, Vec<Vmid>)> = Vec::new();
+        for p in self.parcels.parcels.values() {
             if p.trans == TransType::Share {
                 let mut parties: Vec<Vmid> = p.accepted.keys().copied().collect();
                 parties.push(p.owner);
-                shared_parties.extend(
+                shared.extend(
                     p.regions
                         .iter()
                         .map(|r| (r.pa, r.pa + r.size, parties.clone())),
                 );
             }
-            // 4. Record consistency.
-            if (p.state == ParcelState::Shared) == p.accepted.is_empty() {
-                out.push(Violation::BadRecord {
-                    detail: format!(
-                        "parcel {} state {:?} with {} acceptors",
-                        p.handle,
-                        p.state,
-                        p.accepted.len()
-                    ),
-                });
-            }
-            for r in &p.regions {
-                if self.parcels.owner_index.get(&(p.owner, r.owner_ipa))
-                    != Some(&(r.owner_ipa + r.size, p.handle))
-                {
-                    out.push(Violation::BadRecord {
-                        detail: format!(
-                            "parcel {} region {:#x} not indexed",
-                            p.handle, r.owner_ipa
-                        ),
-                    });
-                }
-            }
-            for (&v, acc) in &p.accepted {
-                let reserved = self.mem.get(&v).is_some_and(|m| {
-                    (0..acc.ipas.len()).all(|i| {
-                        let size = if acc.contiguous {
-                            p.total_size()
-                        } else {
-                            p.regions[i].size
-                        };
-                        m.is_reserved(acc.ipas[i], size)
-                    })
-                });
-                if !reserved {
-                    out.push(Violation::BadRecord {
-                        detail: format!("parcel {}: IPAs of VM {v:#x} not reserved", p.handle),
-                    });
-                }
-            }
-            // 3. Lent / donated pages are not mapped in their owner.
-            if p.trans != TransType::Share {
-                if let Some(runs) = actual.get(&p.owner) {
-                    for r in &p.regions {
-                        if runs.iter().any(|a| a.1 < r.pa + r.size && r.pa < a.1 + a.2) {
-                            out.push(Violation::LentStillMapped {
-                                handle: p.handle,
-                                pa: r.pa,
-                            });
-                        }
-                    }
-                }
-            }
         }
-        // PAs the extension lets VMs map (bindings, golden mappings, copies).
-        accepted.extend(self.ext_mappable());
-        // Per VM, the PA intervals it owns or accepted, merged and sorted.
-        let mut rights_by_vm: BTreeMap<Vmid, Vec<(u64, u64)>> = BTreeMap::new();
-        for &(lo, hi, v) in owned.iter().chain(accepted.iter()) {
-            rights_by_vm.entry(v).or_default().push((lo, hi));
-        }
-        for iv in rights_by_vm.values_mut() {
-            iv.sort();
-            let mut merged: Vec<(u64, u64)> = Vec::with_capacity(iv.len());
-            for &(lo, hi) in iv.iter() {
-                match merged.last_mut() {
-                    Some(l) if lo <= l.1 => l.1 = l.1.max(hi),
-                    _ => merged.push((lo, hi)),
-                }
-            }
-            *iv = merged;
-        }
-        let covered = |vmid: Vmid, lo: u64, hi: u64| -> bool {
-            let Some(iv) = rights_by_vm.get(&vmid) else {
-                return false;
-            };
-            // The merged interval starting at or before `lo` must reach `hi`.
-            let i = iv.partition_point(|x| x.0 <= lo);
-            i > 0 && iv[i - 1].1 >= hi
-        };
-        // Every mapped PA is owned or accepted by the VM mapping it.
-        let mut writers: Vec<(u64, u64, Vmid)> = Vec::new();
-        for (&vmid, runs) in &actual {
-            for r in runs {
-                let (lo, hi) = (r.1, r.1 + r.2);
-                if !covered(vmid, lo, hi) {
-                    out.push(Violation::NotOwnedNorAccepted { vmid, pa: lo });
-                }
-                if r.3.writable() {
-                    writers.push((lo, hi, vmid));
-                }
-            }
-        }
-        // A PA writable by two VMs only inside a Share parcel naming both.
-        writers.sort();
-        for i in 0..writers.len() {
-            let (lo, hi, v) = writers[i];
-            for &(lo2, hi2, v2) in writers[i + 1..].iter().take_while(|w| w.0 < hi) {
+        let w = &mut seen.writers;
+        w.sort();
+        for i in 0..w.len() {
+            let (lo, hi, v) = w[i];
+            for &(lo2, hi2, v2) in w[i + 1..].iter().take_while(|x| x.0 < hi) {
                 if v2 == v || hi2 <= lo {
                     continue;
                 }
                 let (a, b) = (lo.max(lo2), hi.min(hi2));
-                // The overlap must be covered by Share parcels naming both.
-                let mut iv: Vec<(u64, u64)> = shared_parties
+                let mut iv: Vec<(u64, u64)> = shared
                     .iter()
                     .filter(|(s, e, parties)| {
                         *s < b && a < *e && parties.contains(&v) && parties.contains(&v2)
@@ -337,8 +336,7 @@ impl<P: Platform> Rm<P> {
                     }
                     cur = cur.max(e);
                 }
-                let ok = cur >= b;
-                if !ok {
+                if cur < b {
                     out.push(Violation::WritableByTwo {
                         pa: a,
                         vms: (v, v2),
@@ -346,48 +344,229 @@ impl<P: Platform> Rm<P> {
                 }
             }
         }
-        // Index and counters agree with the parcels; owned IPAs are reserved.
-        let regions: usize = self.parcels.parcels.values().map(|p| p.regions.len()).sum();
-        if regions != self.parcels.owner_index.len() {
-            out.push(Violation::BadRecord {
-                detail: format!(
-                    "{} regions but {} index entries",
-                    regions,
-                    self.parcels.owner_index.len()
-                ),
+    }
+
+    /// No golden page is writable anywhere, and every VM that maps one does so through a
+    /// golden range of its image (checked per leaf).
+    fn check_golden_pages(&self, seen: &Seen, out: &mut Vec<Violation>) {
+        let mut golden: Vec<(u64, u64)> = self
+            .goldens
+            .values()
+            .flat_map(|g| g.regions.iter().map(|r| (r.pa, r.pa + r.size)))
+            .collect();
+        golden.sort();
+        for &(lo, hi, vmid, writable) in &seen.all {
+            if !writable {
+                continue;
+            }
+            let i = golden.partition_point(|g| g.1 <= lo);
+            if golden.get(i).is_some_and(|g| g.0 < hi) {
+                out.push(Violation::GoldenWritable {
+                    vmid,
+                    pa: lo.max(golden[i].0),
+                });
+            }
+        }
+    }
+
+    /// Every pool page is mapped once, in its pool's VM, and each pool counts exactly the
+    /// pages its VM maps from it.
+    fn check_pools(&self, seen: &mut Seen, out: &mut Vec<Violation>) {
+        seen.pool_pages.sort();
+        for w in seen.pool_pages.windows(2) {
+            if w[0].0 == w[1].0 {
+                out.push(Violation::CopyOwnership {
+                    pa: w[0].0,
+                    detail: format!("mapped as a pool page by {:#x} and {:#x}", w[0].1, w[1].1),
+                });
+            }
+        }
+        for (&vmid, space) in &self.spaces {
+            for (&id, p) in &space.pools {
+                let mapped = seen.per_pool.get(&(vmid, id)).copied().unwrap_or(0);
+                if p.used_pages != mapped
+                    || p.owner != vmid
+                    || self.pool_owner.get(&id) != Some(&vmid)
+                {
+                    out.push(Violation::BadRecord {
+                        detail: format!(
+                            "pool {id} of VM {vmid:#x}: {} pages charged, {mapped} mapped",
+                            p.used_pages
+                        ),
+                    });
+                }
+            }
+            // Every range's pool is the VM's own.
+            for r in space.ranges() {
+                let pool = match r.state {
+                    State::Bound(b) => Some(b.pool),
+                    State::Golden(m) => m.pool,
+                    State::Zero { pool } => Some(pool),
+                    _ => None,
+                };
+                if pool.is_some_and(|p| !space.pools.contains_key(&p)) {
+                    out.push(Violation::BadRecord {
+                        detail: format!(
+                            "VM {vmid:#x} range {:#x} charges a pool it does not own",
+                            r.ipa
+                        ),
+                    });
+                }
+                if let State::Golden(m) = r.state {
+                    let copies = self.count_tagged(vmid, r.ipa, r.size, Tag::Copy);
+                    if copies != m.copies {
+                        out.push(Violation::BadRecord {
+                            detail: format!(
+                                "golden range {:#x} of VM {vmid:#x}: {} copies recorded, {copies} mapped",
+                                r.ipa, m.copies
+                            ),
+                        });
+                    }
+                }
+            }
+        }
+        for (&pa, &vmid) in seen.pool_pages.iter().map(|(p, v)| (p, v)) {
+            let owned = self.spaces.values().any(|s| {
+                s.ranges().any(|r| match r.state {
+                    State::Owned(o)
+                    | State::Lent { owned: o, .. }
+                    | State::Shared { owned: o, .. } => o.pa <= pa && pa < o.pa + r.size,
+                    _ => false,
+                })
             });
+            if owned {
+                out.push(Violation::CopyOwnership {
+                    pa,
+                    detail: format!("pool page of {vmid:#x} is also a VM's own memory"),
+                });
+            }
+        }
+        let mappings: BTreeMap<u32, u64> =
+            self.spaces
+                .values()
+                .flat_map(|s| s.ranges())
+                .fold(BTreeMap::new(), |mut m, r| {
+                    if let State::Golden(g) = r.state {
+                        *m.entry(g.golden).or_insert(0) += 1;
+                    }
+                    m
+                });
+        for g in self.goldens.values() {
+            let n = mappings.get(&g.id).copied().unwrap_or(0);
+            if n != g.mappings {
+                out.push(Violation::BadRecord {
+                    detail: format!(
+                        "golden {}: {} mappings recorded, {n} ranges",
+                        g.id, g.mappings
+                    ),
+                });
+            }
+        }
+    }
+
+    /// Parcels agree with the ranges that hold them.
+    fn check_parcels(&self, out: &mut Vec<Violation>) {
+        let mut counts: BTreeMap<Vmid, usize> = BTreeMap::new();
+        for p in self.parcels.parcels.values() {
+            *counts.entry(p.owner).or_insert(0) += 1;
+            if (p.state == ParcelState::Shared) == p.accepted.is_empty() {
+                out.push(Violation::BadRecord {
+                    detail: format!(
+                        "parcel {} state {:?} with {} acceptors",
+                        p.handle,
+                        p.state,
+                        p.accepted.len()
+                    ),
+                });
+            }
+            let space = self.spaces.get(&p.owner);
+            for r in &p.regions {
+                let share = p.trans == TransType::Share;
+                let held = space.is_some_and(|s| {
+                    s.covered_by(r.owner_ipa, r.size, |rg| {
+                        let (parcel, owned, is_shared) = match rg.state {
+                            State::Lent { parcel, owned } => (parcel, owned, false),
+                            State::Shared { parcel, owned } => (parcel, owned, true),
+                            _ => return false,
+                        };
+                        parcel == p.handle
+                            && is_shared == share
+                            && rg.ipa >= r.owner_ipa
+                            && rg.end() <= r.owner_ipa + r.size
+                            && owned.pa == r.pa + (rg.ipa - r.owner_ipa)
+                    })
+                });
+                if !held {
+                    out.push(Violation::BadRecord {
+                        detail: format!(
+                            "parcel {} region {:#x}+{:#x}: the owner's ranges do not hold it",
+                            p.handle, r.owner_ipa, r.size
+                        ),
+                    });
+                }
+            }
+            for (&v, acc) in &p.accepted {
+                let ok = self.spaces.get(&v).is_some_and(|s| {
+                    acc.ipas.iter().all(|ipa| {
+                        s.at(*ipa).is_some_and(|rg| {
+                            rg.ipa == *ipa && matches!(rg.state, State::Borrowed { parcel } if parcel == p.handle)
+                        })
+                    })
+                });
+                if !ok {
+                    out.push(Violation::BadRecord {
+                        detail: format!("parcel {}: IPAs of VM {v:#x} not reserved", p.handle),
+                    });
+                }
+            }
         }
         for (&vmid, &n) in &self.parcels.counts {
-            let real = self
-                .parcels
-                .parcels
-                .values()
-                .filter(|p| p.owner == vmid)
-                .count();
-            if real != n {
+            if counts.get(&vmid).copied().unwrap_or(0) != n {
                 out.push(Violation::BadRecord {
-                    detail: format!("VM {vmid:#x} parcel count {n}, real {real}"),
+                    detail: format!(
+                        "VM {vmid:#x} parcel count {n}, real {:?}",
+                        counts.get(&vmid)
+                    ),
                 });
             }
         }
-        for (&vmid, m) in &self.mem {
-            if let Some(o) = m.owned.values().find(|o| !m.is_reserved(o.ipa, o.size)) {
-                out.push(Violation::BadRecord {
-                    detail: format!("VM {vmid:#x}: owned IPA {:#x} not reserved", o.ipa),
-                });
+        // Borrowed ranges name a parcel that lists them.
+        for (&vmid, s) in &self.spaces {
+            for r in s.ranges() {
+                if let State::Borrowed { parcel } = r.state {
+                    let listed = self
+                        .parcels
+                        .get(parcel)
+                        .and_then(|p| p.accepted.get(&vmid))
+                        .is_some_and(|a| a.ipas.contains(&r.ipa));
+                    if !listed {
+                        out.push(Violation::BadRecord {
+                            detail: format!("VM {vmid:#x} range {:#x} borrows parcel {parcel}, which does not list it", r.ipa),
+                        });
+                    }
+                }
             }
         }
-        // 5. Partition pages: in use == tables + RM-held pages.
-        let u = self.plat.partition_usage();
-        let accounted = u.tables + self.rm_pages.len() as u64 + self.ext.partition_pages_held();
-        if u.total - u.free != accounted {
-            out.push(Violation::PagesLost {
-                in_use: u.total - u.free,
-                accounted,
-            });
+    }
+
+    /// Each PA owned by at most one VM.
+    fn check_owned(&self, out: &mut Vec<Violation>) {
+        let mut owned: Vec<(u64, u64)> = Vec::new();
+        for s in self.spaces.values() {
+            for r in s.ranges() {
+                if let State::Owned(o)
+                | State::Lent { owned: o, .. }
+                | State::Shared { owned: o, .. } = r.state
+                {
+                    owned.push((o.pa, o.pa + r.size));
+                }
+            }
         }
-        // 6. Golden pages, share counts, private pages.
-        out.extend(self.ext_violations(&actual));
-        out
+        owned.sort();
+        for w in owned.windows(2) {
+            if w[1].0 < w[0].1 {
+                out.push(Violation::OwnedTwice { pa: w[1].0 });
+            }
+        }
     }
 }

@@ -28,9 +28,9 @@ use gunyah_rm_abi::MsgId;
 use zerocopy::little_endian::U64;
 
 use crate::config::FaultAction;
-use crate::memext::{GoldenMapping, PrivateKind, PrivatePage, COW_BATCH};
 use crate::platform::{MemKind, Platform, Rights, Tag, Vmid, Walked, PAGE_SIZE};
 use crate::service::Rm;
+use crate::space::{GoldenMap, State};
 use crate::vm::{transition_valid, VmState};
 
 /// VM_EXITED exit_type when a VM is stopped for an unserved fault
@@ -38,6 +38,22 @@ use crate::vm::{transition_valid, VmState};
 pub const EXIT_TYPE_UNSERVED_FAULT: u16 = 5;
 /// VM_EXITED reason for it (RM exit code 3 = BUS_ERROR).
 pub const EXIT_REASON_BUS_ERROR: u32 = 3;
+
+/// Most IPAs in one COW_BROKEN notification.
+pub const COW_BATCH: usize = 512;
+
+/// Counters of the fault path (for stats and the simulator's reports).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FaultCounters {
+    /// CoW copies made.
+    pub cow_copies: u64,
+    /// Pages populated on demand.
+    pub demand_pages: u64,
+    /// Faults found already served (another vCPU, break-before-make race).
+    pub retries: u64,
+    /// Faults not served.
+    pub unserved: u64,
+}
 
 /// Why a fault was not served.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -150,135 +166,117 @@ impl<P: Platform> Rm<P> {
     /// Handle a stage-2 fault of `vmid` on `access` to `ipa` (any kind: the
     /// RM looks at what the tables hold now, under its lock).
     ///
-    /// One walk: the leaf it finds says what the page is (its tag: a golden
-    /// page or a private copy), and a copy-on-write replaces the entry that
-    /// walk ended at.
+    /// One walk and one state lookup: the leaf the walk finds says what the
+    /// page is (its tag: a golden page or the VM's copy), the VM's range says
+    /// what it may become, and a copy-on-write replaces the entry the walk
+    /// ended at. The bookkeeping of a copy is O(1): the mapping's and the
+    /// pool's counters and the COW_BROKEN batch.
     pub fn handle_access_fault(&mut self, vmid: Vmid, ipa: u64, access: Access) -> FaultOutcome {
         let page = ipa & !(PAGE_SIZE - 1);
-        if !self.vms.exists(vmid) {
-            return FaultOutcome::Report;
-        }
         let Some(walked) = self.plat.walk(vmid, page) else {
+            return FaultOutcome::Report;
+        };
+        let Some(space) = self.spaces.get(&vmid) else {
             return FaultOutcome::Report;
         };
         if let Some(l) = walked.leaf {
             if permits(l.rights, access) {
-                self.ext.counters.retries += 1;
+                self.counters.retries += 1;
                 return FaultOutcome::Retry;
             }
-            if l.tag == Tag::Golden && access == Access::Write {
-                // A write to a golden page: its mapping says whether it is copied.
-                if let Some(m) = self.ext.mapping_at(vmid, page).copied() {
+        }
+        let range = space.at(page).copied();
+        match range.map(|r| (r, r.state)) {
+            Some((r, State::Golden(m))) => match walked.leaf {
+                Some(l) if l.tag == Tag::Golden && access == Access::Write => {
                     if !m.cow {
                         return self.unserved_at(vmid, page, Unserved::NoCow, m.fault_action);
                     }
-                    return self.cow_copy(vmid, page, &m, &walked, l.pa + (page - l.ipa));
+                    let src = l.pa + (page - l.ipa);
+                    self.cow_copy(vmid, page, r.ipa, &m, &walked, src)
                 }
-            }
-        }
-        if let Some(m) = self.ext.mapping_at(vmid, page).copied() {
-            // Golden range, but not a write to a golden page: a copy (or golden page) the
-            // access is not allowed on, e.g. an instruction fetch of a non-executable mapping.
-            return self.unserved_at(vmid, page, Unserved::NotPermitted, m.fault_action);
-        }
-        if let Some(b) = self.ext.binding_at(vmid, page).copied() {
-            let offset = b.offset + (page - b.ipa);
-            let populated = self
-                .ext
-                .gmems
-                .get(&b.gmem)
-                .is_some_and(|g| g.pages.contains_key(&offset));
-            if populated || !permits(b.rights, access) {
-                return self.unserved_at(
-                    vmid,
-                    page,
-                    Unserved::NotPermitted,
-                    FaultAction::InjectAbort,
-                );
-            }
-            return match self.new_zero_page(vmid, b.gmem, page, b.rights, Tag::None) {
-                Ok(pa) => {
-                    if let Some(g) = self.ext.gmems.get_mut(&b.gmem) {
-                        g.pages.insert(offset, pa);
+                // A copy (or golden page) the access is not allowed on, e.g. an
+                // instruction fetch from a non-executable mapping.
+                _ => self.unserved_at(vmid, page, Unserved::NotPermitted, m.fault_action),
+            },
+            Some((_, State::Bound(b))) => {
+                if walked.leaf.is_some() || !b.demand || !permits(b.rights, access) {
+                    return self.unserved_at(
+                        vmid,
+                        page,
+                        Unserved::NotPermitted,
+                        FaultAction::InjectAbort,
+                    );
+                }
+                match self.new_zero_page(vmid, b.pool, page, b.rights, Tag::None) {
+                    Ok(pa) => {
+                        self.counters.demand_pages += 1;
+                        FaultOutcome::Populated { pa }
                     }
-                    self.ext.counters.demand_pages += 1;
-                    FaultOutcome::Populated { pa }
+                    Err(u) => self.unserved_at(vmid, page, u, FaultAction::InjectAbort),
                 }
-                Err(u) => self.unserved_at(vmid, page, u, FaultAction::InjectAbort),
-            };
+            }
+            Some(_) => {
+                // Mapped by the VM's other memory (its own RAM, a parcel) without the right,
+                // or a range that is not mapped (lent out, IPAs reserved for an accept).
+                let why = if walked.leaf.is_some() {
+                    Unserved::NotPermitted
+                } else {
+                    Unserved::Unmapped
+                };
+                self.unserved_at(vmid, page, why, FaultAction::InjectAbort)
+            }
+            None => self.demand_zero(vmid, page),
         }
-        if self.ext.private.contains_key(&(vmid, page)) {
-            return self.unserved_at(vmid, page, Unserved::NotPermitted, FaultAction::InjectAbort);
-        }
+    }
+
+    /// A fault on an IPA no range covers: a zeroed page from the VM's first
+    /// pool if a VM_SET_DEMAND_PAGING range covers it, else unserved.
+    fn demand_zero(&mut self, vmid: Vmid, page: u64) -> FaultOutcome {
         let in_dp = self.vms.get(vmid).is_some_and(|v| {
             v.demand_paging
                 .iter()
                 .any(|&(b, s)| page >= b && page - b < s)
         });
-        let ipa_free = self
-            .mem
+        // Charged to the VM's first pool.
+        let pool = self
+            .spaces
             .get(&vmid)
-            .is_some_and(|m| m.ipa_free(page, PAGE_SIZE));
-        if in_dp && ipa_free {
-            // Charged to the VM's first pool.
-            let Some(gid) = self
-                .ext
-                .gmems
-                .values()
-                .find(|g| g.owner == vmid)
-                .map(|g| g.id)
-            else {
-                return FaultOutcome::Report;
-            };
-            return match self.new_zero_page(vmid, gid, page, Rights::RWX, Tag::Zero) {
-                Ok(pa) => {
-                    if let Some(g) = self.ext.gmems.get_mut(&gid) {
-                        g.anon.insert(pa);
-                    }
-                    self.ext.private.insert(
-                        (vmid, page),
-                        PrivatePage {
-                            pa,
-                            gmem: gid,
-                            kind: PrivateKind::DemandZero,
-                            rights: Rights::RWX,
-                        },
-                    );
-                    if let Some(m) = self.mem.get_mut(&vmid) {
-                        m.reserve(page, PAGE_SIZE);
-                    }
-                    self.ext.counters.demand_pages += 1;
-                    FaultOutcome::Populated { pa }
-                }
-                Err(u) => self.unserved_at(vmid, page, u, FaultAction::InjectAbort),
-            };
-        }
-        // Nothing the RM manages covers the page: mapped by the VM's other
-        // memory (an accepted parcel, its own RAM) without the right, or not
-        // mapped at all.
-        let why = if self.plat.query(vmid, page).is_some() {
-            Unserved::NotPermitted
-        } else {
-            Unserved::Unmapped
+            .and_then(|s| s.pools.keys().next().copied());
+        let (true, Some(pool)) = (in_dp, pool) else {
+            return self.unserved_at(vmid, page, Unserved::Unmapped, FaultAction::InjectAbort);
         };
-        self.unserved_at(vmid, page, why, FaultAction::InjectAbort)
+        match self.new_zero_page(vmid, pool, page, Rights::RWX, Tag::Zero) {
+            Ok(pa) => {
+                if let Some(s) = self.spaces.get_mut(&vmid) {
+                    s.insert(page, PAGE_SIZE, State::Zero { pool });
+                }
+                self.counters.demand_pages += 1;
+                FaultOutcome::Populated { pa }
+            }
+            Err(u) => self.unserved_at(vmid, page, u, FaultAction::InjectAbort),
+        }
     }
 
-    /// Quota check, allocate, zero and map one page of pool `gid` at `page`.
-    /// The caller records it (charging the pool) on success.
+    /// Quota check, allocate, zero and map one page of pool `pool` (of
+    /// `vmid`) at `page`, charging the pool.
     fn new_zero_page(
         &mut self,
         vmid: Vmid,
-        gid: u32,
+        pool: u32,
         page: u64,
         rights: Rights,
         tag: Tag,
     ) -> Result<u64, Unserved> {
-        let g = self.ext.gmems.get(&gid).ok_or(Unserved::NoMemory)?;
+        let g = self
+            .spaces
+            .get(&vmid)
+            .and_then(|s| s.pools.get(&pool))
+            .ok_or(Unserved::NoMemory)?;
         if !g.has_room(1) {
             let quota = g.quota_pages;
-            self.quota_exhausted(vmid, gid, page, quota);
-            return Err(Unserved::QuotaExhausted { gmem: gid });
+            self.quota_exhausted(vmid, pool, page, quota);
+            return Err(Unserved::QuotaExhausted { gmem: pool });
         }
         let pa = self.plat.alloc_page().ok_or(Unserved::NoMemory)?;
         self.plat.zero(pa, PAGE_SIZE);
@@ -290,23 +288,26 @@ impl<P: Platform> Rm<P> {
             self.plat.free_page(pa);
             return Err(Unserved::NoMemory);
         }
+        self.charge(vmid, pool, 1);
         Ok(pa)
     }
 
-    /// The CoW step for a write to the golden page `src` at `page` of mapping
-    /// `m`, found by the walk `walked`.
+    /// The CoW step for a write to the golden page `src` at `page` of the
+    /// golden range starting at `range` (mapping `m`), found by the walk
+    /// `walked`.
     fn cow_copy(
         &mut self,
         vmid: Vmid,
         page: u64,
-        m: &GoldenMapping,
+        range: u64,
+        m: &GoldenMap,
         walked: &Walked,
         src: u64,
     ) -> FaultOutcome {
-        let Some(gid) = m.gmem else {
+        let Some(gid) = m.pool else {
             return self.unserved_at(vmid, page, Unserved::NoCow, m.fault_action);
         };
-        let Some(pool) = self.ext.gmems.get(&gid) else {
+        let Some(pool) = self.spaces.get(&vmid).and_then(|s| s.pools.get(&gid)) else {
             return self.unserved_at(vmid, page, Unserved::NoMemory, m.fault_action);
         };
         // 1. Quota: the pool's, and the mapping's own copy limit.
@@ -324,7 +325,6 @@ impl<P: Platform> Rm<P> {
                 m.fault_action,
             );
         }
-        let gpage = (m.offset + (page - m.ipa)) / PAGE_SIZE;
         // 2. + 3. One page from the partition (charged to the pool below),
         // holding a copy of the golden page: not zeroed first, since the
         // 4 KiB copy overwrites all of it.
@@ -341,32 +341,20 @@ impl<P: Platform> Rm<P> {
             self.plat.free_page(pa);
             return self.unserved_at(vmid, page, Unserved::NoMemory, m.fault_action);
         }
-        // 5. Records: gfn → page, share count, pool charge, mapping count.
-        self.ext.private.insert(
-            (vmid, page),
-            PrivatePage {
-                pa,
-                gmem: gid,
-                kind: PrivateKind::Cow {
-                    golden: m.golden,
-                    page: gpage,
-                },
-                rights,
-            },
-        );
-        if let Some(g) = self.ext.gmems.get_mut(&gid) {
-            g.anon.insert(pa);
+        // 5. Bookkeeping, O(1): the mapping's copies, the pool's charge, the
+        // COW_BROKEN batch.
+        self.counters.cow_copies += 1;
+        let Some(space) = self.spaces.get_mut(&vmid) else {
+            return FaultOutcome::Copied { pa };
+        };
+        if let Some(State::Golden(g)) = space.at_mut(range).map(|r| &mut r.state) {
+            g.copies += 1;
         }
-        if let Some(g) = self.ext.goldens.get_mut(&m.golden) {
-            *g.copied.entry(gpage).or_insert(0) += 1;
+        if let Some(p) = space.pools.get_mut(&gid) {
+            p.used_pages += 1;
         }
-        if let Some(x) = self.ext.maps.get_mut(&(vmid, m.ipa)) {
-            x.copies += 1;
-        }
-        self.ext.counters.cow_copies += 1;
-        let pending = self.ext.pending_cow.entry(vmid).or_default();
-        pending.push(page);
-        if pending.len() >= COW_BATCH {
+        space.pending_cow.push(page);
+        if space.pending_cow.len() >= COW_BATCH {
             self.flush_cow_broken_of(vmid);
         }
         FaultOutcome::Copied { pa }
@@ -382,7 +370,7 @@ impl<P: Platform> Rm<P> {
         action: FaultAction,
     ) -> FaultOutcome {
         use gunyah_rm_abi::ext::fault_action;
-        self.ext.counters.unserved += 1;
+        self.counters.unserved += 1;
         let outcome = if action == FaultAction::StopVm && self.stop_for_fault(vmid) {
             FaultOutcome::Stopped(why)
         } else {
@@ -422,16 +410,28 @@ impl<P: Platform> Rm<P> {
     /// Send every pending COW_BROKEN notification (one per VM, up to 512
     /// IPAs each) to the VMs' owners. [`Rm::drain_outgoing`] calls this.
     pub fn flush_cow_broken(&mut self) {
-        let vms: Vec<Vmid> = self.ext.pending_cow.keys().copied().collect();
+        let vms: Vec<Vmid> = self
+            .spaces
+            .iter()
+            .filter(|(_, s)| !s.pending_cow.is_empty())
+            .map(|(v, _)| *v)
+            .collect();
         for v in vms {
             self.flush_cow_broken_of(v);
         }
     }
 
     fn flush_cow_broken_of(&mut self, vmid: Vmid) {
-        let Some(ipas) = self.ext.pending_cow.remove(&vmid) else {
+        let Some(ipas) = self
+            .spaces
+            .get_mut(&vmid)
+            .map(|s| core::mem::take(&mut s.pending_cow))
+        else {
             return;
         };
+        if ipas.is_empty() {
+            return;
+        }
         let owner = self.vms.get(vmid).map_or(vmid, |v| v.owner);
         for chunk in ipas.chunks(COW_BATCH) {
             let list: Vec<U64> = chunk.iter().map(|&ipa| U64::new(ipa)).collect();
@@ -441,7 +441,7 @@ impl<P: Platform> Rm<P> {
     }
 
     /// Fault-path counters (copies made, demand pages, retries, unserved).
-    pub fn fault_counters(&self) -> crate::memext::FaultCounters {
-        self.ext.counters
+    pub fn fault_counters(&self) -> FaultCounters {
+        self.counters
     }
 }

@@ -1,21 +1,34 @@
 //! gmem pools: GMEM_CREATE, GMEM_BIND, GMEM_UNBIND.
 //!
-//! A pool is a quota of pages charged to one VM. A binding maps a pool
-//! range at a gfn range of that VM, populated at bind (eager) or page by
-//! page on first touch (demand paging, see [`crate::cow`]). Pool pages are
-//! only ever mapped in the pool's VM, never in HLOS; a pool cannot belong to
-//! HLOS.
+//! A pool ([`crate::space::Pool`]) is a quota of pages charged to one VM. A binding maps a
+//! pool range at a gfn range of that VM, populated at bind (eager) or page by page on first
+//! touch (demand paging, see [`crate::cow`]). Pool pages are only ever mapped in the pool's VM,
+//! never in HLOS; a pool cannot belong to HLOS.
+//!
+//! * [`Rm::gmem_create`] — a new pool charged to a VM, by its manager.
+//! * [`Rm::gmem_bind`] — the pool's VM: free → `Bound(pool, offset, demand)`; pool: offsets
+//!   bound, eager pages charged.
+//! * [`Rm::gmem_unbind`] — the pool's VM: `Bound` → free; its pages are zeroed and given back,
+//!   uncharged.
 
 use alloc::vec::Vec;
 
 use gunyah_rm_abi::RmError;
 
-use crate::memext::{Binding, Gmem, MAX_GMEM_PER_VM, MAX_RANGES_PER_VM};
-use crate::memory::page_aligned;
 use crate::plan::Plan;
 use crate::platform::{MemKind, Platform, Rights, Tag, Vmid, PAGE_SIZE};
 use crate::service::Rm;
+use crate::space::{page_aligned, Binding, Pool, State};
 use crate::vm::VMID_HLOS;
+
+/// First handle of gmem bindings. Binding handles live in their own range
+/// so they never collide with memparcel handles (which count up from 0).
+pub const BINDING_HANDLE_BASE: u32 = 0x4742_0000;
+/// Most pools charged to one VM (bounds the RM's records, as
+/// `MAX_MEMPARCEL_PER_VM` does for parcels).
+pub const MAX_GMEM_PER_VM: usize = 64;
+/// Most ranges (of any kind) in one VM's space.
+pub const MAX_RANGES_PER_VM: usize = 1024;
 
 /// A GMEM_BIND request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,19 +83,27 @@ impl<P: Platform> Rm<P> {
     }
 
     /// A gmem pool, by id.
-    pub fn gmem(&self, id: u32) -> Option<&Gmem> {
-        self.ext.gmems.get(&id)
+    pub fn gmem(&self, id: u32) -> Option<&Pool> {
+        let owner = self.pool_owner.get(&id)?;
+        self.spaces.get(owner)?.pools.get(&id)
     }
 
-    /// A binding, by the handle GMEM_BIND returned.
-    pub fn gmem_binding(&self, handle: u32) -> Option<&Binding> {
-        self.ext.bindings.get(&handle)
+    /// The binding GMEM_BIND returned `handle` for: (VM, first IPA, bytes, binding).
+    pub fn gmem_binding(&self, handle: u32) -> Option<(Vmid, u64, u64, Binding)> {
+        let &(vmid, ipa) = self.bindings.get(&handle)?;
+        let r = self.spaces.get(&vmid)?.at(ipa)?;
+        match r.state {
+            State::Bound(b) if b.handle == handle => Some((vmid, r.ipa, r.size, b)),
+            _ => None,
+        }
     }
 
     /// GMEM_CREATE: a pool of `size` bytes (= its quota) charged to `owner`
-    /// (0 = the caller). The caller must be `owner`'s owner (a VM cannot set
-    /// its own quota); HLOS may not own a pool (its pages would be mapped in
-    /// the host). At most [`MAX_GMEM_PER_VM`] pools per VM (NORESOURCE).
+    /// (0 = the caller).
+    ///
+    /// Who may: `owner`'s manager (a VM cannot set its own quota: DENIED); HLOS may not own a
+    /// pool (its pages would be mapped in the host: DENIED). At most [`MAX_GMEM_PER_VM`] pools
+    /// per VM (NORESOURCE).
     pub fn gmem_create(
         &mut self,
         caller: Vmid,
@@ -103,20 +124,25 @@ impl<P: Platform> Rm<P> {
         if !self.may_manage(caller, owner) {
             return Err(RmError::VmidInvalid);
         }
-        if self.ext.gmems.values().filter(|g| g.owner == owner).count() >= MAX_GMEM_PER_VM {
+        let space = self.spaces.get(&owner).ok_or(RmError::VmidInvalid)?;
+        if space.pools.len() >= MAX_GMEM_PER_VM {
             return Err(RmError::NoResource);
         }
-        let id = self.ext.alloc_gmem_id().ok_or(RmError::NoResource)?;
-        self.ext.gmems.insert(
-            id,
-            Gmem {
+        let id = crate::service::free_id(&self.pool_owner, self.next_pool, 0)
+            .ok_or(RmError::NoResource)?;
+        self.pool_owner.insert(id, owner);
+        if let Some(space) = self.spaces.get_mut(&owner) {
+            space.pools.insert(
                 id,
-                owner,
-                quota_pages: size / PAGE_SIZE,
-                ..Gmem::default()
-            },
-        );
-        self.ext.next_gmem = id.wrapping_add(1);
+                Pool {
+                    id,
+                    owner,
+                    quota_pages: size / PAGE_SIZE,
+                    ..Pool::default()
+                },
+            );
+        }
+        self.next_pool = id.wrapping_add(1);
         Ok(id)
     }
 
@@ -124,15 +150,16 @@ impl<P: Platform> Rm<P> {
     /// the pool's VM. Eager bindings are populated (zeroed pages, charged
     /// to the pool) and mapped now, all or nothing. Returns the binding's
     /// handle.
+    ///
+    /// Pool's VM: free → `Bound`. Who may: the pool's VM or its manager (DENIED otherwise), and
+    /// only into the pool's VM (DENIED).
     pub fn gmem_bind(&mut self, caller: Vmid, b: BindParams) -> Result<u32, RmError> {
-        let g = self.ext.gmems.get(&b.gmem).ok_or(RmError::HandleInvalid)?;
+        // --- check ---
+        let g = self.gmem(b.gmem).ok_or(RmError::HandleInvalid)?.clone();
         if !self.vms.exists(b.vmid) {
             return Err(RmError::VmidInvalid);
         }
-        if !self.may_manage(caller, g.owner) {
-            return Err(RmError::Denied);
-        }
-        if b.vmid != g.owner {
+        if !self.may_manage(caller, g.owner) || b.vmid != g.owner {
             return Err(RmError::Denied);
         }
         if !matches!(b.rights.0, 4..=7) || !self.ipa_range_ok(b.ipa, b.size) {
@@ -142,24 +169,20 @@ impl<P: Platform> Rm<P> {
         if !page_aligned(b.offset) || b.offset.checked_add(b.size).is_none_or(|e| e > pool_bytes) {
             return Err(RmError::ArgumentInvalid);
         }
-        let overlap = self.ext.bindings.values().any(|o| {
-            o.gmem == b.gmem && o.offset < b.offset + b.size && b.offset < o.offset + o.size
-        });
-        if overlap {
+        if g.bound_overlaps(b.offset, b.size) {
             return Err(RmError::MemInuse);
         }
-        let m = self.mem.get(&b.vmid).ok_or(RmError::VmidInvalid)?;
-        if !m.ipa_free(b.ipa, b.size) {
+        let space = self.spaces.get(&b.vmid).ok_or(RmError::VmidInvalid)?;
+        if !space.is_free(b.ipa, b.size) {
             return Err(RmError::MemInvalid);
         }
-        if self.ext.ranges_of(b.vmid) >= MAX_RANGES_PER_VM {
+        if space.len() >= MAX_RANGES_PER_VM {
             return Err(RmError::NoResource);
         }
         let npages = b.size / PAGE_SIZE;
         if !b.demand && !g.has_room(npages) {
             return Err(RmError::NoMem);
         }
-        let handle = self.ext.alloc_binding_handle().ok_or(RmError::NoResource)?;
         // --- allocate the pages, then prepare and commit one plan ---
         let mut pages: Vec<(u64, u64)> = Vec::new();
         if !b.demand {
@@ -201,37 +224,30 @@ impl<P: Platform> Rm<P> {
                 return Err(RmError::NoMem);
             }
         }
-        let g = self
-            .ext
-            .gmems
-            .get_mut(&b.gmem)
-            .ok_or(RmError::HandleInvalid)?;
-        for &(ipa, pa) in &pages {
-            g.pages.insert(b.offset + (ipa - b.ipa), pa);
-        }
-        if let Some(m) = self.mem.get_mut(&b.vmid) {
-            m.reserve(b.ipa, b.size);
-        }
-        self.ext.bindings.insert(
+        // --- commit ---
+        let handle = self.alloc_binding_handle();
+        let binding = Binding {
             handle,
-            Binding {
-                handle,
-                gmem: b.gmem,
-                vmid: b.vmid,
-                ipa: b.ipa,
-                size: b.size,
-                offset: b.offset,
-                rights: b.rights,
-                demand: b.demand,
-            },
-        );
-        self.ext.binding_index.insert((b.vmid, b.ipa), handle);
-        self.ext.next_binding = handle.wrapping_add(1);
+            pool: b.gmem,
+            offset: b.offset,
+            rights: b.rights,
+            demand: b.demand,
+        };
+        if let Some(space) = self.spaces.get_mut(&b.vmid) {
+            space.insert(b.ipa, b.size, State::Bound(binding));
+            if let Some(p) = space.pools.get_mut(&b.gmem) {
+                p.bound.insert(b.offset, b.size);
+                p.used_pages += pages.len() as u64;
+            }
+        }
+        self.bindings.insert(handle, (b.vmid, b.ipa));
         Ok(handle)
     }
 
     /// GMEM_UNBIND: remove the binding of `gmem` at exactly `[ipa, ipa+size)`
     /// of `vmid`. Its pages are unmapped, zeroed and returned (uncharged).
+    ///
+    /// `vmid`: `Bound` → free. Who may: the pool's VM or its manager (DENIED otherwise).
     pub fn gmem_unbind(
         &mut self,
         caller: Vmid,
@@ -240,85 +256,53 @@ impl<P: Platform> Rm<P> {
         ipa: u64,
         size: u64,
     ) -> Result<(), RmError> {
-        let g = self.ext.gmems.get(&gmem).ok_or(RmError::HandleInvalid)?;
+        let g = self.gmem(gmem).ok_or(RmError::HandleInvalid)?;
         if !self.vms.exists(vmid) {
             return Err(RmError::VmidInvalid);
         }
         if !self.may_manage(caller, g.owner) {
             return Err(RmError::Denied);
         }
-        let h = *self
-            .ext
-            .binding_index
-            .get(&(vmid, ipa))
+        let r = self
+            .spaces
+            .get(&vmid)
+            .and_then(|s| s.at(ipa))
+            .copied()
             .ok_or(RmError::MemInvalid)?;
-        let b = *self.ext.bindings.get(&h).ok_or(RmError::MemInvalid)?;
-        if b.gmem != gmem || b.size != size {
-            return Err(RmError::MemInvalid);
+        match r.state {
+            State::Bound(b) if r.ipa == ipa && r.size == size && b.pool == gmem => {}
+            _ => return Err(RmError::MemInvalid),
         }
-        self.drop_binding(h);
+        self.drop_bound(vmid, ipa)
+    }
+
+    /// Unmap the bound range starting at `ipa` of `vmid`, give its pages back (zeroed,
+    /// uncharged) and forget it.
+    pub(crate) fn drop_bound(&mut self, vmid: Vmid, ipa: u64) -> Result<(), RmError> {
+        let Some(r) = self.spaces.get(&vmid).and_then(|s| s.at(ipa)).copied() else {
+            return Ok(());
+        };
+        let State::Bound(b) = r.state else {
+            return Ok(());
+        };
+        let mut pages: Vec<u64> = Vec::new();
+        let end = r.end();
+        self.plat.for_each_leaf_in(vmid, r.ipa, r.size, &mut |l| {
+            let (lo, hi) = (l.ipa.max(r.ipa), (l.ipa + l.size).min(end));
+            pages.extend(
+                (lo..hi)
+                    .step_by(PAGE_SIZE as usize)
+                    .map(|a| l.pa + (a - l.ipa)),
+            );
+        });
+        let mut plan = Plan::new();
+        for (a, s) in self.mapped_spans(vmid, r.ipa, r.size) {
+            plan.unmap(vmid, a, s);
+        }
+        self.plat.apply(&plan).map_err(|_| RmError::NoMem)?;
+        self.charge(vmid, b.pool, -(pages.len() as i64));
+        self.free_pages(pages.into_iter());
+        self.forget_range(vmid, ipa);
         Ok(())
-    }
-
-    /// Remove binding `h`: unmap its populated pages, zero them and give
-    /// them back to the partition (uncharging the pool), free its IPAs.
-    pub(crate) fn drop_binding(&mut self, h: u32) {
-        let Some(b) = self.ext.bindings.remove(&h) else {
-            return;
-        };
-        self.ext.binding_index.remove(&(b.vmid, b.ipa));
-        let mut pages: Vec<(u64, u64)> = Vec::new();
-        if let Some(g) = self.ext.gmems.get_mut(&b.gmem) {
-            let offs: Vec<u64> = g
-                .pages
-                .range(b.offset..b.offset + b.size)
-                .map(|(o, _)| *o)
-                .collect();
-            for o in offs {
-                if let Some(pa) = g.pages.remove(&o) {
-                    pages.push((b.ipa + (o - b.offset), pa));
-                }
-            }
-        }
-        for (ipa, _, size) in runs(&pages) {
-            let _ = self.plat.unmap(b.vmid, ipa, size);
-        }
-        self.free_pages(pages.iter().map(|p| p.1));
-        if let Some(m) = self.mem.get_mut(&b.vmid) {
-            m.unreserve(b.ipa, b.size);
-        }
-    }
-
-    /// Zero pages and give them back to the partition.
-    pub(crate) fn free_pages(&mut self, pas: impl Iterator<Item = u64>) {
-        for pa in pas {
-            self.plat.zero(pa, PAGE_SIZE);
-            self.plat.free_page(pa);
-        }
-    }
-
-    /// Split binding `h` so that a binding starts at `at` (inside it).
-    /// The first part keeps the handle; returns the second part's handle.
-    pub(crate) fn split_binding(&mut self, h: u32, at: u64) -> Result<u32, RmError> {
-        let b = *self.ext.bindings.get(&h).ok_or(RmError::HandleInvalid)?;
-        if at <= b.ipa || at >= b.ipa + b.size {
-            return Ok(h);
-        }
-        let nh = self.ext.alloc_binding_handle().ok_or(RmError::NoResource)?;
-        let first = at - b.ipa;
-        let tail = Binding {
-            handle: nh,
-            ipa: at,
-            size: b.size - first,
-            offset: b.offset + first,
-            ..b
-        };
-        if let Some(x) = self.ext.bindings.get_mut(&h) {
-            x.size = first;
-        }
-        self.ext.bindings.insert(nh, tail);
-        self.ext.binding_index.insert((b.vmid, at), nh);
-        self.ext.next_binding = nh.wrapping_add(1);
-        Ok(nh)
     }
 }

@@ -48,14 +48,12 @@ pub mod dispatch;
 pub mod ext_rpc;
 pub mod gmem;
 pub mod golden;
-mod golden_check;
 pub mod launch;
 pub mod lifecycle;
-pub mod memext;
-pub mod memory;
 pub mod memparcel;
 pub mod plan;
 pub mod platform;
+mod ranges;
 pub mod rpc;
 pub mod service;
 #[cfg(feature = "std")]
@@ -64,6 +62,7 @@ pub mod sim_access;
 #[cfg(feature = "std")]
 pub mod sim_mmu;
 pub mod snapshot;
+pub mod space;
 pub mod stage2_spaces;
 pub mod vm;
 

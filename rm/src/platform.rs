@@ -279,6 +279,18 @@ pub trait AddressSpaces {
     fn query(&self, vmid: Vmid, ipa: u64) -> Option<Leaf>;
     /// Call `f` for every leaf of `vmid`'s tables, in IPA order.
     fn for_each_leaf(&self, vmid: Vmid, f: &mut dyn FnMut(&Leaf));
+    /// Call `f` for every leaf of `vmid`'s tables that maps part of `[ipa, ipa+size)`, in IPA
+    /// order (a leaf is reported whole, even where it extends beyond the range). The default
+    /// filters [`AddressSpaces::for_each_leaf`]; platforms with tables visit only the part of
+    /// them that covers the range.
+    fn for_each_leaf_in(&self, vmid: Vmid, ipa: u64, size: u64, f: &mut dyn FnMut(&Leaf)) {
+        let end = ipa.saturating_add(size);
+        self.for_each_leaf(vmid, &mut |l| {
+            if l.ipa < end && ipa < l.ipa + l.size {
+                f(l)
+            }
+        });
+    }
     /// One past the highest IPA an address space can map.
     fn ipa_limit(&self) -> u64;
 

@@ -3,25 +3,28 @@
 //! Records (all checked against the real stage-2 tables by
 //! [`Rm::check_isolation`] and dumped by [`Rm::snapshot`]):
 //! * `vms`: the VM table and state machine ([`crate::vm`]);
-//! * `mem`: per VM, the memory it owns and where it maps it, and every IPA
-//!   range any record uses ([`crate::memory`]);
-//! * `parcels`: the memparcel database ([`crate::memparcel`]);
+//! * `spaces`: per VM, the one state of every IPA range it can address, its
+//!   gmem pools and its pending COW_BROKEN batch ([`crate::space`]);
+//! * `parcels`: the memparcel database, records about ranges
+//!   ([`crate::memparcel`]);
+//! * `goldens`: golden images ([`crate::golden`]);
 //! * `rm_pages`: partition pages the RM holds for records (take them with
-//!   [`Rm::alloc_partition_page`] so the leak check accounts for them);
-//! * `ext`: gmem pools and bindings, golden images and mappings, and every
-//!   VM's private pages made by faults ([`crate::memext`]); the operations
-//!   are in [`crate::gmem`], [`crate::golden`], [`crate::cow`] (the fault
-//!   path, [`Rm::handle_fault`]) and [`crate::sim_access`].
+//!   [`Rm::alloc_partition_page`] so the leak check accounts for them).
+//!
+//! The transitions are in [`crate::memparcel`], [`crate::gmem`],
+//! [`crate::golden`], [`crate::cow`] (the fault path, [`Rm::handle_fault`])
+//! and [`crate::lifecycle`]; each changes stage 2 through one plan
+//! ([`crate::plan`]).
 
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::vec::Vec;
 
 use gunyah_rm_abi::RmError;
 
-use crate::memory::{Origin, OwnedRange, VmMem};
 use crate::memparcel::ParcelDb;
 use crate::platform::{MemKind, Platform, PlatformError, Rights, Vmid};
 use crate::rpc::{self, ClientRx, Outbox};
+use crate::space::{Origin, Owned, State, VmSpace};
 use crate::vm::{links_in, LinkId, Vm, VmState, VmTable, VMID_HLOS};
 
 /// RM configuration.
@@ -57,8 +60,21 @@ pub struct Rm<P: Platform> {
     pub(crate) plat: P,
     pub(crate) cfg: RmConfig,
     pub(crate) vms: VmTable,
-    pub(crate) mem: BTreeMap<Vmid, VmMem>,
+    pub(crate) spaces: BTreeMap<Vmid, VmSpace>,
     pub(crate) parcels: ParcelDb,
+    /// Golden images by id.
+    pub(crate) goldens: BTreeMap<u32, crate::golden::Golden>,
+    pub(crate) next_golden: u32,
+    /// Which VM each gmem pool belongs to (the pool lives in that VM's space).
+    pub(crate) pool_owner: BTreeMap<u32, Vmid>,
+    pub(crate) next_pool: u32,
+    /// Where each binding handle's range starts.
+    pub(crate) bindings: BTreeMap<u32, (Vmid, u64)>,
+    pub(crate) next_binding: u32,
+    /// Protected VMs → the golden digests their config accepts.
+    pub(crate) protected: BTreeMap<Vmid, Vec<[u8; 32]>>,
+    /// Fault-path counters.
+    pub(crate) counters: crate::cow::FaultCounters,
     pub(crate) out: Outbox,
     pub(crate) rx: BTreeMap<Vmid, ClientRx>,
     pub(crate) notif_seq: u16,
@@ -67,8 +83,6 @@ pub struct Rm<P: Platform> {
     pub(crate) deferred: VecDeque<Vmid>,
     /// Partition pages the RM holds in its records.
     pub(crate) rm_pages: BTreeSet<u64>,
-    /// gmem pools, golden images, CoW records.
-    pub(crate) ext: crate::memext::MemExt,
     /// The next [`LinkId`] to hand out.
     pub(crate) next_link: LinkId,
 }
@@ -82,7 +96,7 @@ impl<P: Platform> Rm<P> {
         hlos.link = Some(1);
         vms.vms.insert(VMID_HLOS, hlos);
         plat.create_space(VMID_HLOS)?;
-        let mut m = VmMem::default();
+        let mut m = VmSpace::default();
         let boot = [
             (cfg.hlos_ram, Rights::RWX, MemKind::Normal),
             (cfg.hlos_mmio, Rights::RW, MemKind::Device),
@@ -98,31 +112,37 @@ impl<P: Platform> Rm<P> {
                     kind,
                     crate::platform::Tag::None,
                 )?;
-                m.add_owned(OwnedRange {
-                    ipa,
+                let owned = Owned {
                     pa,
-                    size,
                     rights,
                     kind,
                     origin: Origin::Boot,
-                });
+                };
+                m.insert(ipa, size, State::Owned(owned));
             }
         }
-        let mut mem = BTreeMap::new();
-        mem.insert(VMID_HLOS, m);
+        let mut spaces = BTreeMap::new();
+        spaces.insert(VMID_HLOS, m);
         Ok(Rm {
             plat,
             cfg,
             vms,
-            mem,
+            spaces,
             parcels: ParcelDb::default(),
+            goldens: BTreeMap::new(),
+            next_golden: 0,
+            pool_owner: BTreeMap::new(),
+            next_pool: 0,
+            bindings: BTreeMap::new(),
+            next_binding: 0,
+            protected: BTreeMap::new(),
+            counters: Default::default(),
             out: Outbox::default(),
             rx: BTreeMap::new(),
             notif_seq: 0,
             next_cap: 0x100,
             deferred: VecDeque::new(),
             rm_pages: BTreeSet::new(),
-            ext: crate::memext::MemExt::default(),
             next_link: 2,
         })
     }
@@ -171,9 +191,9 @@ impl<P: Platform> Rm<P> {
         &self.parcels
     }
 
-    /// A VM's memory records.
-    pub fn vm_mem(&self, vmid: Vmid) -> Option<&VmMem> {
-        self.mem.get(&vmid)
+    /// A VM's IPA space: the state of every range it can address.
+    pub fn vm_space(&self, vmid: Vmid) -> Option<&VmSpace> {
+        self.spaces.get(&vmid)
     }
 
     /// Transport entry point: one message-queue message from `from`.
@@ -343,4 +363,16 @@ mod tests {
             vec![(3, vec![0x21, 0x02, 0x77, 0, 0x20, 0, 0, 0x56, 2, 0, 0, 0])]
         );
     }
+}
+
+/// The first id at or after `next` (wrapping to `base`) not in `map`, never `u32::MAX`.
+pub(crate) fn free_id<V>(map: &BTreeMap<u32, V>, next: u32, base: u32) -> Option<u32> {
+    let mut id = next;
+    for _ in 0..=map.len() + 1 {
+        if id != u32::MAX && !map.contains_key(&id) {
+            return Some(id);
+        }
+        id = if id == u32::MAX - 1 { base } else { id + 1 };
+    }
+    None
 }

@@ -25,8 +25,24 @@ impl<P: Platform> Rm<P> {
     /// Take a full state dump.
     pub fn snapshot(&self) -> Snapshot {
         let records = format!(
-            "vms: {:#?}\nmem: {:#?}\nparcels: {:#?}\nnotif_seq: {}\nnext_cap: {}\ndeferred: {:?}\nrm_pages: {:?}\next: {:#?}",
-            self.vms, self.mem, self.parcels, self.notif_seq, self.next_cap, self.deferred, self.rm_pages, self.ext
+            "vms: {:#?}\nspaces: {:#?}\nparcels: {:#?}\ngoldens: {:#?}\npools: {:?} next {} \
+             bindings: {:?} next {:#x}\nprotected: {:?}\ncounters: {:?}\nnotif_seq: {}\n\
+             next_cap: {}\ndeferred: {:?}\nrm_pages: {:?}\nnext_golden: {}",
+            self.vms,
+            self.spaces,
+            self.parcels,
+            self.goldens,
+            self.pool_owner,
+            self.next_pool,
+            self.bindings,
+            self.next_binding,
+            self.protected,
+            self.counters,
+            self.notif_seq,
+            self.next_cap,
+            self.deferred,
+            self.rm_pages,
+            self.next_golden
         );
         let mut tables = Vec::new();
         for &vmid in self.vms.vms.keys() {

@@ -392,6 +392,11 @@ impl<B: Stage2Backed> AddressSpaces for B {
             s.for_each_leaf(&mut |l| f(&leaf_of(l)));
         }
     }
+    fn for_each_leaf_in(&self, vmid: Vmid, ipa: u64, size: u64, f: &mut dyn FnMut(&Leaf)) {
+        if let Some(s) = self.stage2().get(vmid) {
+            let _ = s.for_each_leaf_in(ipa, size, &mut |l| f(&leaf_of(l)));
+        }
+    }
     fn ipa_limit(&self) -> u64 {
         1 << self.stage2().ipa_bits
     }

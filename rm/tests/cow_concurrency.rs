@@ -152,7 +152,7 @@ fn concurrent_writes_make_exactly_one_copy_per_page() {
             };
             assert_eq!(*b, want, "page {p} offset {o}");
         }
-        assert_eq!(rm.golden(g).unwrap().share_count(p), 0);
+        assert_eq!(rm.golden_share_count(g, p), 0);
     }
     // The golden pages themselves never changed.
     let mut buf = vec![0u8; 16];

@@ -275,14 +275,14 @@ fn clones_read_and_write_against_a_model() {
         w.rm.golden_mappings(w.clones[0].vmid)
             .next()
             .unwrap()
-            .golden;
+            .golden();
     for page in 0..M {
         let copies = w
             .clones
             .iter()
             .filter(|c| c.written.contains_key(&page))
             .count() as u64;
-        assert_eq!(w.rm.golden(g).unwrap().share_count(page), N as u64 - copies);
+        assert_eq!(w.rm.golden_share_count(g, page), N as u64 - copies);
     }
     let copied: u64 = w.clones.iter().map(|c| c.written.len() as u64).sum();
     assert!(copied > 50, "the run made copies ({copied})");
@@ -573,9 +573,9 @@ fn a_split_mapping_shares_its_copy_quota() {
     // shared by size (the kept half gets 1), the copy stays with its half.
     rm.golden_unmap(HLOS, g, vm, CLONE_IPA, 4 * PAGE).unwrap();
     check(&rm);
-    let m = *rm.golden_mappings(vm).next().unwrap();
+    let m = rm.golden_mappings(vm).next().unwrap();
     assert_eq!(
-        (m.ipa, m.copies, m.cow_quota),
+        (m.ipa, m.copies(), m.cow_quota()),
         (CLONE_IPA + 4 * PAGE, 1, Some(2))
     );
     assert_eq!(rm.vm_write(vm, CLONE_IPA + 5 * PAGE, b"y"), Ok(1));

@@ -143,8 +143,8 @@ fn seal_map_and_cow_through_sim_write() {
     assert!(l.rights.writable() && l.pa != SRC + 0x1000);
 
     assert_eq!(stats(&mut h, vm), [0, 1023, 1, 16]);
-    assert_eq!(h.rm.golden(g).unwrap().share_count(1), 0);
-    assert_eq!(h.rm.golden(g).unwrap().share_count(2), 1);
+    assert_eq!(h.rm.golden_share_count(g, 1), 0);
+    assert_eq!(h.rm.golden_share_count(g, 2), 1);
 }
 
 #[test]
@@ -601,15 +601,11 @@ fn dealloc_returns_every_page_and_drops_share_counts() {
             );
         }
     }
-    assert_eq!(h.rm.golden(g).unwrap().share_count(5), 0);
-    assert_eq!(h.rm.golden(g).unwrap().share_count(6), 2);
+    assert_eq!(h.rm.golden_share_count(g, 5), 0);
+    assert_eq!(h.rm.golden_share_count(g, 6), 2);
     h.ok(HLOS, VM_DEALLOC, &vmid_pad(a));
-    assert_eq!(
-        h.rm.golden(g).unwrap().share_count(5),
-        0,
-        "b still has its copy"
-    );
-    assert_eq!(h.rm.golden(g).unwrap().share_count(6), 1);
+    assert_eq!(h.rm.golden_share_count(g, 5), 0, "b still has its copy");
+    assert_eq!(h.rm.golden_share_count(g, 6), 1);
     // b still reads its own copy and the golden elsewhere.
     let c = h.ok(HLOS, SIM_VM_READ, &sim_read(b, 10, CLONE_IPA + 5 * 4096));
     let mut want = vec![b as u8; 9];
@@ -686,7 +682,7 @@ fn unserved_write_stops_a_running_clone_with_stop_vm_policy() {
     assert_eq!(h.rm.vm_state(vm), Some(gunyah_rm::vm::VmState::Exited));
     // Reset tears the clone down: copies back, share counts dropped.
     h.ok(HLOS, VM_RESET, &vmid_pad(vm));
-    assert_eq!(h.rm.golden(g).unwrap().share_count(0), 0);
+    assert_eq!(h.rm.golden_share_count(g, 0), 0);
     assert!(!h.rm.golden(g).unwrap().mapped());
     assert_eq!(
         h.rm.gmem(pool).unwrap().used_pages(),

@@ -534,14 +534,13 @@ fn start_accepts_private_parcels() {
         Some(0x5400_0000)
     );
     assert!(p.get(donated).is_none());
+    // The donated parcel is now the VM's own memory.
     let owned =
-        h.rm.vm_mem(VM)
+        h.rm.vm_space(VM)
             .unwrap()
-            .owned
-            .values()
-            .find(|o| o.pa == 0x5600_0000)
-            .copied();
-    assert!(owned.is_some());
+            .ranges()
+            .any(|r| matches!(r.state, gunyah_rm::space::State::Owned(o) if o.pa == 0x5600_0000));
+    assert!(owned);
     assert!(p.get(labelled).unwrap().accepted[&VM].mapped);
     assert!(p.get(ro).unwrap().accepted[&VM].mapped);
     // The private parcel cannot be reclaimed while the VM holds it.

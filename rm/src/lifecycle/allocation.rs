@@ -5,9 +5,10 @@ use alloc::vec::Vec;
 use gunyah_rm_abi::RmError;
 
 use super::never_configured;
-use crate::memory::{Origin, OwnedRange, VmMem};
-use crate::platform::{Platform, Tag, Vmid};
+use crate::plan::Plan;
+use crate::platform::{Platform, Vmid, PAGE_SIZE};
 use crate::service::Rm;
+use crate::space::{Origin, Owned, State, VmSpace};
 use crate::vm::*;
 use gunyah_rm_abi::vm::{VmidReq, Word};
 
@@ -35,7 +36,7 @@ impl<P: Platform> Rm<P> {
         self.vms
             .vms
             .insert(vmid, Vm::new(vmid, caller, VmState::Load));
-        self.mem.insert(vmid, VmMem::default());
+        self.spaces.insert(vmid, VmSpace::default());
         if want == 0 {
             return Ok(zerocopy::IntoBytes::as_bytes(&Word::new(vmid as u32)).to_vec());
         }
@@ -52,75 +53,110 @@ impl<P: Platform> Rm<P> {
         if !matches!(vm.state, VmState::Load | VmState::Reset) && !never_configured(vm) {
             return Err(RmError::VmState);
         }
-        self.teardown_memory(vmid);
-        self.ext_teardown_vm(vmid, true);
+        self.teardown_memory(vmid, true);
         let _ = self.plat.destroy_space(vmid);
-        self.mem.remove(&vmid);
+        self.spaces.remove(&vmid);
         self.vms.vms.remove(&vmid);
         self.close_link(vmid);
         Ok(Vec::new())
     }
 
-    /// Give back everything `vmid` holds: accepted parcels, owned parcels and
-    /// owned memory (donated memory to its donor, partition pages to the
-    /// partition).
-    pub(super) fn teardown_memory(&mut self, vmid: Vmid) {
+    /// Give back everything `vmid` holds: accepted parcels, owned parcels, its
+    /// golden mappings (copies back to its pools), its bindings and demand-zero
+    /// pages (back to the partition), and owned memory (donated memory to its
+    /// donor, partition pages to the partition). With `dealloc`, its pools go
+    /// too. Every range of the VM ends up free and unmapped.
+    pub(super) fn teardown_memory(&mut self, vmid: Vmid, dealloc: bool) {
         self.release_all_accepted(vmid);
         self.revoke_owned_parcels(vmid);
-        let owned: Vec<OwnedRange> = self
-            .mem
+        let ranges: Vec<(u64, u64, State)> = self
+            .spaces
             .get(&vmid)
-            .map(|m| m.owned.values().copied().collect())
+            .map(|s| s.ranges().map(|r| (r.ipa, r.size, r.state)).collect())
             .unwrap_or_default();
-        for r in owned {
-            let _ = self.plat.unmap(vmid, r.ipa, r.size);
-            if let Some(m) = self.mem.get_mut(&vmid) {
-                m.remove_owned(r.ipa, r.size);
-            }
-            match r.origin {
-                Origin::Partition => {
-                    let mut pa = r.pa;
-                    while pa < r.pa + r.size {
-                        self.free_partition_page(pa);
-                        pa += crate::platform::PAGE_SIZE;
-                    }
+        for (ipa, size, state) in ranges {
+            match state {
+                State::Golden(_) => {
+                    let _ = self.unmap_golden_range(vmid, ipa, size);
                 }
-                Origin::Donated { from, ipa, rights } => {
-                    self.plat.zero(r.pa, r.size);
-                    let home = if self.vms.exists(from) {
-                        from
-                    } else {
-                        VMID_HLOS
-                    };
-                    let hi = self.cfg.ipa_alloc_end.min(self.plat.ipa_limit());
-                    let base = self.cfg.ipa_alloc_base;
-                    let Some(m) = self.mem.get_mut(&home) else {
-                        continue;
-                    };
-                    let at = if home == from && m.ipa_free(ipa, r.size) {
-                        Some(ipa)
-                    } else {
-                        m.alloc_ipa(r.size, crate::platform::PAGE_SIZE, base, hi)
-                    };
-                    if let Some(at) = at {
-                        if self
-                            .plat
-                            .map(home, at, r.pa, r.size, rights, r.kind, Tag::None)
-                            .is_ok()
-                        {
-                            if let Some(m) = self.mem.get_mut(&home) {
-                                m.add_owned(OwnedRange {
-                                    ipa: at,
-                                    origin: Origin::Boot,
-                                    rights,
-                                    ..r
-                                });
-                            }
-                        }
-                    }
+                State::Bound(_) => {
+                    let _ = self.drop_bound(vmid, ipa);
                 }
-                Origin::Boot => {}
+                State::Zero { pool } => {
+                    let pages = self.unmap_all(vmid, ipa, size);
+                    self.charge(vmid, pool, -(pages.len() as i64));
+                    self.free_pages(pages.into_iter());
+                    self.forget_range(vmid, ipa);
+                }
+                State::Owned(o) => {
+                    self.unmap_all(vmid, ipa, size);
+                    self.forget_range(vmid, ipa);
+                    self.return_owned(vmid, size, o);
+                }
+                // Parcels were released and revoked above.
+                State::Lent { .. } | State::Shared { .. } | State::Borrowed { .. } => {
+                    self.forget_range(vmid, ipa);
+                }
             }
+        }
+        if let Some(space) = self.spaces.get_mut(&vmid) {
+            space.pending_cow.clear();
+            space.set_cursor(0);
+            if dealloc {
+                for id in core::mem::take(&mut space.pools).into_keys() {
+                    self.pool_owner.remove(&id);
+                }
+            }
+        }
+        if dealloc {
+            self.protected.remove(&vmid);
+        }
+    }
+
+    /// Unmap whatever `vmid`'s tables map in `[ipa, ipa+size)`; returns the PAs of the pages
+    /// that were mapped.
+    pub(crate) fn unmap_all(&mut self, vmid: Vmid, ipa: u64, size: u64) -> Vec<u64> {
+        let end = ipa + size;
+        let mut pages = Vec::new();
+        self.plat.for_each_leaf_in(vmid, ipa, size, &mut |l| {
+            let (lo, hi) = (l.ipa.max(ipa), (l.ipa + l.size).min(end));
+            pages.extend(
+                (lo..hi)
+                    .step_by(PAGE_SIZE as usize)
+                    .map(|a| l.pa + (a - l.ipa)),
+            );
+        });
+        let mut plan = Plan::new();
+        for (a, s) in self.mapped_spans(vmid, ipa, size) {
+            plan.unmap(vmid, a, s);
+        }
+        let r = self.plat.apply(&plan);
+        debug_assert!(r.is_ok(), "teardown unmap failed: {r:?}");
+        pages
+    }
+
+    /// Owned memory of a VM that is going away goes back where it came from:
+    /// partition pages to the partition, donated memory to its donor (mapped
+    /// where the donor had it, if free; HLOS if the donor is gone too).
+    fn return_owned(&mut self, vmid: Vmid, size: u64, o: Owned) {
+        match o.origin {
+            Origin::Partition => {
+                for i in 0..size / PAGE_SIZE {
+                    self.free_partition_page(o.pa + i * PAGE_SIZE);
+                }
+            }
+            Origin::Donated { from, ipa, rights } => {
+                self.plat.zero(o.pa, size);
+                let back = Owned {
+                    pa: o.pa,
+                    rights,
+                    kind: o.kind,
+                    origin: Origin::Boot,
+                };
+                let _ = vmid;
+                self.return_home(from, ipa, size, back);
+            }
+            Origin::Boot => {}
         }
     }
 }

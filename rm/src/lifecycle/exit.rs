@@ -6,7 +6,6 @@ use alloc::vec::Vec;
 use gunyah_rm_abi::RmError;
 
 use super::*;
-use crate::memory::VmMem;
 use crate::platform::{Platform, Vmid};
 use crate::service::Rm;
 use crate::vm::*;
@@ -100,14 +99,10 @@ impl<P: Platform> Rm<P> {
                     }
                     ResetStage::ReleaseIrqs => Some(ResetStage::DestroyVm),
                     ResetStage::DestroyVm => {
-                        self.teardown_memory(vmid);
-                        self.ext_teardown_vm(vmid, false);
+                        self.teardown_memory(vmid, false);
                         // Fresh tables: the old ones' pages go back to the partition.
                         let _ = self.plat.destroy_space(vmid);
                         let _ = self.plat.create_space(vmid);
-                        if let Some(m) = self.mem.get_mut(&vmid) {
-                            *m = VmMem::default();
-                        }
                         Some(ResetStage::CleanupVm)
                     }
                     ResetStage::CleanupVm => {

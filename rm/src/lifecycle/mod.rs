@@ -62,8 +62,8 @@ impl<P: Platform> Rm<P> {
     }
 
     pub(super) fn range_ok(&self, base: u64, size: u64) -> bool {
-        crate::memory::page_aligned(base)
-            && crate::memory::page_aligned(size)
+        crate::space::page_aligned(base)
+            && crate::space::page_aligned(size)
             && size != 0
             && base
                 .checked_add(size)

@@ -7,10 +7,10 @@ use alloc::vec::Vec;
 use gunyah_rm_abi::RmError;
 
 use super::*;
-use crate::memory::{Origin, OwnedRange};
 use crate::plan::Plan;
 use crate::platform::{Platform, Rights, Tag, Vmid, PAGE_SIZE};
 use crate::service::Rm;
+use crate::space::{Origin, Owned, State};
 
 impl<P: Platform> Rm<P> {
     /// MEM_ACCEPT from `caller`.
@@ -112,34 +112,32 @@ impl<P: Platform> Rm<P> {
             .map(|&(i, s)| self.addr_valid(i, s))
             .collect();
         let done = f & ACCEPT_DONE != 0;
-        // IPAs are reserved in the acceptor's records as they are chosen and
-        // released again if anything fails (the records are only ours).
-        let m = self.mem.get_mut(&caller).ok_or(RmError::VmidInvalid)?;
-        let cursor_before = m.cursor;
+        // IPAs are reserved in the acceptor's space (as `Borrowed` ranges) as they are chosen,
+        // so later choices of this call avoid them; if anything fails they are dropped again
+        // (the records are only ours; the tables have not changed).
+        let handle = req.handle;
+        let space = self.spaces.get_mut(&caller).ok_or(RmError::VmidInvalid)?;
+        let cursor_before = space.cursor();
         let mut new_ipas = Vec::with_capacity(sizes.len());
         let mut failed = None;
         for (j, &size) in sizes.iter().enumerate() {
             let r = if let Some(&(ipa, sz)) = req.sgl.get(j) {
                 if !addr_ok[j] || sz != size {
                     Err(RmError::ArgumentInvalid)
-                } else if !m.ipa_free(ipa, size) {
+                } else if !space.is_free(ipa, size) {
                     Err(RmError::NoResource)
                 } else {
                     Ok(ipa)
                 }
             } else {
                 let align = if size >= SIZE_2M { SIZE_2M } else { PAGE_SIZE };
-                let r = m
-                    .alloc_ipa(size, align, base, hi)
-                    .ok_or(RmError::NoResource);
-                if let Ok(ipa) = r {
-                    m.cursor = ipa + size;
-                }
-                r
+                space
+                    .alloc(size, align, base, hi)
+                    .ok_or(RmError::NoResource)
             };
             match r {
                 Ok(ipa) => {
-                    m.reserve(ipa, size);
+                    space.insert(ipa, size, State::Borrowed { parcel: handle });
                     new_ipas.push(ipa);
                 }
                 Err(e) => {
@@ -152,10 +150,10 @@ impl<P: Platform> Rm<P> {
             failed = Some(RmError::ArgumentInvalid);
         }
         if let Some(e) = failed {
-            for (ipa, size) in new_ipas.iter().zip(&sizes) {
-                m.unreserve(*ipa, *size);
+            for ipa in &new_ipas {
+                space.remove(*ipa);
             }
-            m.cursor = cursor_before;
+            space.set_cursor(cursor_before);
             return Err(e);
         }
         let trans = p.trans;
@@ -176,11 +174,11 @@ impl<P: Platform> Rm<P> {
                 plan.map(caller, ipa, r.pa, r.size, acl.rights, kind, Tag::None);
             }
             if self.plat.apply(&plan).is_err() {
-                if let Some(m) = self.mem.get_mut(&caller) {
-                    for (ipa, size) in new_ipas.iter().zip(&sizes) {
-                        m.unreserve(*ipa, *size);
+                if let Some(space) = self.spaces.get_mut(&caller) {
+                    for ipa in &new_ipas {
+                        space.remove(*ipa);
                     }
-                    m.cursor = cursor_before;
+                    space.set_cursor(cursor_before);
                 }
                 return Err(RmError::MapFailed);
             }
@@ -211,6 +209,11 @@ impl<P: Platform> Rm<P> {
     }
 
     /// A DONE accept of a donated parcel: ownership moves to `to`.
+    ///
+    /// Owner: `Lent(handle)` → gone. Acceptor: `Borrowed(handle)` → `Owned`. The parcel is
+    /// deleted. Provenance travels with the pages: partition pages stay partition pages,
+    /// donated pages keep their first donor, and the donor's own (boot) memory records the
+    /// donor to return it to.
     pub(super) fn complete_donation(&mut self, handle: u32, to: Vmid) {
         let p = match self.parcels.remove(handle) {
             Some(p) => p,
@@ -221,51 +224,50 @@ impl<P: Platform> Rm<P> {
             self.parcels.insert(p);
             return;
         };
-        let acc = &acc;
         let rights = p.acl_of(to).map_or(Rights::RWX, |a| a.rights);
+        // The acceptor's reserved ranges become its own memory, piece by piece as the owner
+        // had it.
+        if let Some(space) = self.spaces.get_mut(&to) {
+            for ipa in &acc.ipas {
+                space.remove(*ipa);
+            }
+        }
         for (i, r) in p.regions.iter().enumerate() {
-            self.parcels.owner_index.remove(&(p.owner, r.owner_ipa));
-            // Provenance travels with the pages: partition pages stay
-            // partition pages, donated pages keep their first donor, and the
-            // donor's own (boot) memory records the donor to return it to.
-            let (lo, hi) = (r.owner_ipa, r.owner_ipa + r.size);
-            let pieces: Vec<(u64, u64, Origin)> = self
-                .mem
+            let pieces: Vec<(u64, u64, Owned)> = self
+                .spaces
                 .get(&p.owner)
-                .map(|m| {
-                    m.owned
-                        .range(..hi)
-                        .filter(|(_, o)| o.ipa + o.size > lo)
-                        .map(|(_, o)| {
-                            let (s, e) = (o.ipa.max(lo), (o.ipa + o.size).min(hi));
-                            let origin = match o.origin {
-                                Origin::Boot => Origin::Donated {
-                                    from: p.owner,
-                                    ipa: s,
-                                    rights: o.rights,
-                                },
-                                other => other,
-                            };
-                            (s - lo, e - s, origin)
+                .map(|s| {
+                    s.overlapping(r.owner_ipa, r.size)
+                        .filter_map(|rg| match rg.state {
+                            State::Lent { owned, .. } => Some((rg.ipa, rg.size, owned)),
+                            _ => None,
                         })
                         .collect()
                 })
                 .unwrap_or_default();
-            if let Some(m) = self.mem.get_mut(&p.owner) {
-                m.remove_owned(r.owner_ipa, r.size);
+            if let Some(space) = self.spaces.get_mut(&p.owner) {
+                for (ipa, _, _) in &pieces {
+                    space.remove(*ipa);
+                }
             }
-            let ipa = p.acceptor_ipa(acc, i);
-            if let Some(m) = self.mem.get_mut(&to) {
-                m.unreserve(ipa, r.size);
-                for (off, len, origin) in pieces {
-                    m.add_owned(OwnedRange {
-                        ipa: ipa + off,
-                        pa: r.pa + off,
-                        size: len,
+            let at = p.acceptor_ipa(&acc, i);
+            if let Some(space) = self.spaces.get_mut(&to) {
+                for (ipa, size, owned) in pieces {
+                    let origin = match owned.origin {
+                        Origin::Boot => Origin::Donated {
+                            from: p.owner,
+                            ipa,
+                            rights: owned.rights,
+                        },
+                        other => other,
+                    };
+                    let new = Owned {
+                        pa: owned.pa,
                         rights,
                         kind: p.kind(),
                         origin,
-                    });
+                    };
+                    space.insert(at + (ipa - r.owner_ipa), size, State::Owned(new));
                 }
             }
         }

@@ -8,10 +8,10 @@ use alloc::vec::Vec;
 use gunyah_rm_abi::RmError;
 
 use super::*;
-use crate::memory::page_aligned;
 use crate::plan::Plan;
 use crate::platform::{Platform, Rights, Vmid};
 use crate::service::Rm;
+use crate::space::{page_aligned, State};
 
 impl<P: Platform> Rm<P> {
     pub(super) fn addr_valid(&self, ipa: u64, size: u64) -> bool {
@@ -37,7 +37,7 @@ impl<P: Platform> Rm<P> {
         sgl: &[(u64, u64)],
         existing: &[Region],
     ) -> Result<Vec<Region>, RmError> {
-        let vm_mem = self.mem.get(&owner).ok_or(RmError::MemInvalid)?;
+        let space = self.spaces.get(&owner).ok_or(RmError::MemInvalid)?;
         for &(ipa, size) in sgl {
             let below_limit = ipa.checked_add(size).is_some_and(|e| e <= SGL_ADDR_LIMIT);
             if !page_aligned(ipa) || !page_aligned(size) || !below_limit {
@@ -49,57 +49,66 @@ impl<P: Platform> Rm<P> {
             if size == 0 {
                 return Err(RmError::MemInvalid);
             }
-            let pieces = vm_mem.lookup(ipa, size).ok_or(RmError::MemInvalid)?;
-            if self.parcels.owner_range_busy(owner, ipa, size) {
-                return Err(RmError::MemInvalid);
-            }
+            // Only memory the owner owns and has not put in a parcel yet.
+            let pieces = space.owned_pieces(ipa, size).ok_or(RmError::MemInvalid)?;
             // Entries of one request must not overlap each other or earlier appends.
             let overlaps = |r: &Region| r.owner_ipa < ipa + size && ipa < r.owner_ipa + r.size;
             if regions.iter().chain(existing.iter()).any(overlaps) {
                 return Err(RmError::MemInvalid);
             }
-            let mut entry_regions: Vec<Region> = Vec::new();
-            for p in pieces {
-                if p.kind != mem_type.kind() {
+            // Regions break where the memory is not physically contiguous or the owner's
+            // rights change.
+            let mut entry_regions: Vec<(Region, crate::platform::Rights)> = Vec::new();
+            for (pipa, pa, psize, owned) in pieces {
+                if owned.kind != mem_type.kind() {
                     return Err(RmError::MemInvalid);
                 }
                 match entry_regions.last_mut() {
-                    Some(l) if l.pa + l.size == p.pa && l.owner_rights == p.rights => {
-                        l.size += p.size
-                    }
-                    _ => entry_regions.push(Region {
-                        owner_ipa: p.ipa,
-                        pa: p.pa,
-                        size: p.size,
-                        owner_rights: p.rights,
-                    }),
+                    Some((l, r)) if l.pa + l.size == pa && *r == owned.rights => l.size += psize,
+                    _ => entry_regions.push((
+                        Region {
+                            owner_ipa: pipa,
+                            pa,
+                            size: psize,
+                        },
+                        owned.rights,
+                    )),
                 }
             }
-            regions.extend(entry_regions);
+            regions.extend(entry_regions.into_iter().map(|(r, _)| r));
         }
         Ok(regions)
     }
 
-    /// Take `regions` out of the owner's stage 2 (LEND/DONATE), all or nothing.
-    pub(super) fn unmap_owner(&mut self, owner: Vmid, regions: &[Region]) -> Result<(), RmError> {
+    /// The plan of a create or append: LEND/DONATE memory leaves the owner's stage 2.
+    fn owner_plan(owner: Vmid, trans: TransType, regions: &[Region]) -> Plan {
         let mut plan = Plan::new();
-        for r in regions {
-            plan.unmap(owner, r.owner_ipa, r.size);
-        }
-        self.plat.apply(&plan).map_err(|e| {
-            if e == crate::platform::PlatformError::NoMemory {
-                RmError::NoMem
-            } else {
-                RmError::MemInvalid
+        if trans != TransType::Share {
+            for r in regions {
+                plan.unmap(owner, r.owner_ipa, r.size);
             }
-        })
+        }
+        plan
     }
 
-    pub(super) fn index_regions(&mut self, owner: Vmid, handle: u32, regions: &[Region]) {
+    /// Owner: `Owned` → `Lent(handle)` (LEND/DONATE) or `Shared(handle)` (SHARE) over
+    /// `regions`, whose ranges are cut at the regions' edges.
+    fn put_in_parcel(&mut self, owner: Vmid, handle: u32, trans: TransType, regions: &[Region]) {
+        let Some(space) = self.spaces.get_mut(&owner) else {
+            return;
+        };
         for r in regions {
-            self.parcels
-                .owner_index
-                .insert((owner, r.owner_ipa), (r.owner_ipa + r.size, handle));
+            for start in space.carve(r.owner_ipa, r.size) {
+                let Some(State::Owned(owned)) = space.at(start).map(|x| x.state) else {
+                    continue;
+                };
+                let parcel = handle;
+                let st = match trans {
+                    TransType::Share => State::Shared { parcel, owned },
+                    _ => State::Lent { parcel, owned },
+                };
+                space.set(start, st);
+            }
         }
     }
 
@@ -183,16 +192,16 @@ impl<P: Platform> Rm<P> {
             return Err(RmError::Denied);
         }
         let handle = self.parcels.alloc_handle().ok_or(RmError::NoResource)?;
+        let plan = Self::owner_plan(owner, req.trans, &regions);
+        let prepared = self.plat.prepare(&plan).map_err(map_err)?;
         // --- commit ---
-        if req.trans != TransType::Share {
-            self.unmap_owner(owner, &regions)?;
-        }
+        self.plat.commit(&plan, prepared);
         if sanitize {
             for r in &regions {
                 self.plat.zero(r.pa, r.size);
             }
         }
-        self.index_regions(owner, handle, &regions);
+        self.put_in_parcel(owner, handle, req.trans, &regions);
         let state = if req.flags & CREATE_APPEND != 0 {
             ParcelState::Init
         } else {
@@ -238,15 +247,15 @@ impl<P: Platform> Rm<P> {
         }
         let (trans, mem_type, sanitize) = (p.trans, p.mem_type, p.sanitize_create);
         let new = self.resolve_sgl(caller, mem_type, sgl, &p.regions)?;
-        if trans != TransType::Share {
-            self.unmap_owner(caller, &new)?;
-        }
+        let plan = Self::owner_plan(caller, trans, &new);
+        self.plat.apply(&plan).map_err(map_err)?;
+        // --- commit ---
         if sanitize {
             for r in &new {
                 self.plat.zero(r.pa, r.size);
             }
         }
-        self.index_regions(caller, handle, &new);
+        self.put_in_parcel(caller, handle, trans, &new);
         let p = self
             .parcels
             .parcels
@@ -262,4 +271,13 @@ impl<P: Platform> Rm<P> {
 
 fn owner_in_acl_or(req: &CreateReq, vmid: Vmid) -> bool {
     req.acl.iter().any(|a| a.vmid == vmid)
+}
+
+/// The RM error for a plan the platform could not prepare.
+fn map_err(e: crate::platform::PlatformError) -> RmError {
+    if e == crate::platform::PlatformError::NoMemory {
+        RmError::NoMem
+    } else {
+        RmError::MemInvalid
+    }
 }

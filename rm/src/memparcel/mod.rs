@@ -1,10 +1,12 @@
 //! The memparcel database and its transitions (spec §7.2–§7.4).
 //!
-//! Every transition is split in two: a check that looks at the expected
-//! state of every party (owner, acceptors, the caller) and computes what
-//! will change without changing anything, then a commit that applies it.
-//! A request that fails its check changes nothing. Platform calls made
-//! during a commit are undone if a later one fails.
+//! A parcel is a record about ranges: which of its owner's ranges it holds
+//! (the owner's [`crate::space::State::Lent`] / `Shared` ranges name it), and
+//! where each acceptor maps it (their `Borrowed` ranges). Every transition
+//! checks the expected state of every party (owner, acceptors, the caller)
+//! without changing anything, builds one plan of stage-2 changes, has the
+//! platform prepare it, and only then commits records and tables; a request
+//! that fails changes nothing.
 
 mod accept;
 mod create;
@@ -120,7 +122,7 @@ pub struct AttrEntry {
     pub vmid: Vmid,
 }
 
-/// One physically contiguous region of a parcel.
+/// One physically contiguous region of a parcel (what the owner had there is in its range).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Region {
     /// Where the owner maps it.
@@ -129,8 +131,6 @@ pub struct Region {
     pub pa: u64,
     /// Bytes.
     pub size: u64,
-    /// The owner's rights (restored at reclaim).
-    pub owner_rights: Rights,
 }
 
 /// One acceptor's progress.
@@ -213,8 +213,6 @@ pub struct ParcelDb {
     pub parcels: BTreeMap<u32, Parcel>,
     /// Next handle to try.
     pub next_handle: u32,
-    /// Owner IPA ranges in a parcel: (owner, ipa) → (end, handle).
-    pub owner_index: BTreeMap<(Vmid, u64), (u64, u32)>,
     /// Live parcels per owner.
     pub counts: BTreeMap<Vmid, usize>,
 }
@@ -228,11 +226,11 @@ impl ParcelDb {
     pub fn owned_by(&self, vmid: Vmid) -> usize {
         self.counts.get(&vmid).copied().unwrap_or(0)
     }
-    fn insert(&mut self, p: Parcel) {
+    pub(crate) fn insert(&mut self, p: Parcel) {
         *self.counts.entry(p.owner).or_insert(0) += 1;
         self.parcels.insert(p.handle, p);
     }
-    fn remove(&mut self, h: u32) -> Option<Parcel> {
+    pub(crate) fn remove(&mut self, h: u32) -> Option<Parcel> {
         let p = self.parcels.remove(&h)?;
         if let Some(c) = self.counts.get_mut(&p.owner) {
             *c -= 1;
@@ -241,16 +239,6 @@ impl ParcelDb {
             }
         }
         Some(p)
-    }
-    /// Whether any byte of the owner's `[ipa, ipa+size)` is in a parcel.
-    fn owner_range_busy(&self, owner: Vmid, ipa: u64, size: u64) -> bool {
-        // Entries are disjoint, so only the last one starting before `end`
-        // can reach into the range.
-        let end = ipa + size;
-        self.owner_index
-            .range((owner, 0)..(owner, end))
-            .next_back()
-            .is_some_and(|(_, (e, _))| *e > ipa)
     }
     fn alloc_handle(&self) -> Option<u32> {
         let mut h = self.next_handle;

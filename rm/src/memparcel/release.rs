@@ -9,9 +9,13 @@ use super::*;
 use crate::plan::Plan;
 use crate::platform::{Platform, Tag, Vmid};
 use crate::service::Rm;
+use crate::space::State;
 
 impl<P: Platform> Rm<P> {
     /// Undo `vmid`'s acceptance of parcel `handle` (check done by caller).
+    ///
+    /// Acceptor: `Borrowed(handle)` → free (unmapped if the accept was DONE: whole mappings,
+    /// so no table is needed). Parcel: back to SHARING when nobody has it accepted.
     pub(super) fn drop_acceptance(&mut self, handle: u32, vmid: Vmid) {
         let p = match self.parcels.parcels.get_mut(&handle) {
             Some(p) => p,
@@ -33,12 +37,17 @@ impl<P: Platform> Rm<P> {
         if p.accepted.is_empty() {
             p.state = ParcelState::Sharing;
         }
-        for (ipa, size) in ranges {
-            if acc.mapped {
-                let _ = self.plat.unmap(vmid, ipa, size);
+        let mut plan = Plan::new();
+        if acc.mapped {
+            for &(ipa, size) in &ranges {
+                plan.unmap(vmid, ipa, size);
             }
-            if let Some(m) = self.mem.get_mut(&vmid) {
-                m.unreserve(ipa, size);
+        }
+        let r = self.plat.apply(&plan);
+        debug_assert!(r.is_ok(), "unmapping whole accepted ranges failed: {r:?}");
+        if let Some(space) = self.spaces.get_mut(&vmid) {
+            for (ipa, _) in ranges {
+                space.remove(ipa);
             }
         }
     }
@@ -85,22 +94,34 @@ impl<P: Platform> Rm<P> {
             return Err(RmError::ArgumentInvalid);
         }
         let zero = p.sanitize_reclaim || flags & RELEASE_SANITIZE != 0;
-        let (trans, kind, regions) = (p.trans, p.kind(), p.regions.clone());
-        // The owner maps lent memory back: prepared first, so a failure changes nothing.
+        let regions = p.regions.clone();
+        // Owner: `Lent(handle)` → `Owned` (mapped back) / `Shared(handle)` → `Owned`.
+        let ranges: Vec<(u64, u64, State)> = self
+            .spaces
+            .get(&caller)
+            .map(|s| {
+                regions
+                    .iter()
+                    .flat_map(|r| s.overlapping(r.owner_ipa, r.size))
+                    .map(|rg| (rg.ipa, rg.size, rg.state))
+                    .collect()
+            })
+            .unwrap_or_default();
         let mut plan = Plan::new();
-        if trans != TransType::Share {
-            for r in &regions {
+        for &(ipa, size, st) in &ranges {
+            if let State::Lent { owned, .. } = st {
                 plan.map(
                     caller,
-                    r.owner_ipa,
-                    r.pa,
-                    r.size,
-                    r.owner_rights,
-                    kind,
+                    ipa,
+                    owned.pa,
+                    size,
+                    owned.rights,
+                    owned.kind,
                     Tag::None,
                 );
             }
         }
+        // Prepared first, so a failure changes nothing (not even the zeroing).
         let prepared = self.plat.prepare(&plan).map_err(|_| RmError::MapFailed)?;
         if zero {
             for r in &regions {
@@ -108,8 +129,15 @@ impl<P: Platform> Rm<P> {
             }
         }
         self.plat.commit(&plan, prepared);
-        for r in &regions {
-            self.parcels.owner_index.remove(&(caller, r.owner_ipa));
+        if let Some(space) = self.spaces.get_mut(&caller) {
+            for (ipa, _, st) in ranges {
+                if let State::Lent { owned, .. } | State::Shared { owned, .. } = st {
+                    space.set(ipa, State::Owned(owned));
+                }
+            }
+            for r in &regions {
+                space.coalesce(r.owner_ipa);
+            }
         }
         self.parcels.remove(handle);
         Ok(())
