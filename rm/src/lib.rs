@@ -3,9 +3,10 @@
 //! `no_std` + `alloc`; the `std` feature adds the host simulator and tools.
 //!
 //! The RM speaks Gunyah's RM RPC ([`rpc`], [`dispatch`]), keeps the VM table
-//! and its state machine ([`vm`], [`lifecycle`]), the memory each VM owns
-//! ([`memory`]) and the memparcel database ([`memparcel`]), and changes
-//! stage 2 only through the platform seams ([`platform`]). [`checker`]
+//! and its state machine ([`vm`], [`lifecycle`]), one state for every IPA
+//! range of every VM ([`space`]) with the memparcel database as records about
+//! those ranges ([`memparcel`]), and changes stage 2 only through plans
+//! ([`plan`]) the platform prepares and commits ([`platform`]). [`checker`]
 //! compares the real tables with those records; [`snapshot`] dumps all
 //! state. [`sim`] (feature `std`) is the host platform over the real
 //! `gunyah-stage2` tables.
@@ -23,8 +24,9 @@
 //!
 //! Transport-facing API: [`Rm::packet_from`] feeds one message-queue message
 //! from a VM, [`Rm::drain_outgoing`] yields `(to_vmid, packet)` pairs in the
-//! order the RM produced them, [`Rm::vm_exists`] tells a transport whether a
-//! VMID may connect, [`Rm::client_disconnected`] drops a partial message.
+//! order the RM produced them, [`Rm::link`] tells a transport whether a VM's
+//! RM message queues exist (and which link they are), [`Rm::client_disconnected`]
+//! drops a partial message.
 //!
 //! ```
 //! # #[cfg(feature = "std")] {
