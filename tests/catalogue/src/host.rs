@@ -139,8 +139,19 @@ impl Target for Host {
         let u = self.rm.snapshot().partition;
         let hlos: u64 = self
             .rm
-            .vm_mem(crate::ids::HLOS)
-            .map(|m| m.owned.values().map(|o| o.size).sum())
+            .vm_space(crate::ids::HLOS)
+            .map(|s| {
+                s.ranges()
+                    .filter(|r| {
+                        use gunyah_rm::space::State;
+                        matches!(
+                            r.state,
+                            State::Owned(_) | State::Lent { .. } | State::Shared { .. }
+                        )
+                    })
+                    .map(|r| r.size)
+                    .sum()
+            })
             .unwrap_or(0);
         Some(vec![
             ("vms", self.rm.vms().vms.len() as u64),
