@@ -175,6 +175,8 @@ pub enum Step {
     Protect { vm: Val, digests: Vec<Digest> },
     /// Bind a variable to a value.
     Let(Var, Val),
+    /// Bind a byte variable to bytes.
+    Blob(Var, Vec<u8>),
 }
 
 /// A digest for [`Step::Protect`].

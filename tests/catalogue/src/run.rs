@@ -132,6 +132,7 @@ fn describe(s: &Step) -> String {
         Step::Stage { vm, .. } => format!("stage an image for {vm:?}"),
         Step::Protect { vm, .. } => format!("protect {vm:?}"),
         Step::Let(v, x) => format!("let {v} = {x:?}"),
+        Step::Blob(v, b) => format!("let {v} = {} bytes", b.len()),
     }
 }
 
@@ -556,6 +557,7 @@ impl<'a, T: Target> Run<'a, T> {
                 let x = self.vars.eval(*x)?;
                 self.vars.set(v, x);
             }
+            Step::Blob(v, b) => self.vars.set_blob(v, b.clone()),
         }
         self.t.check()
     }

@@ -5,8 +5,11 @@ use alloc::vec::Vec;
 
 use crate::case::Case;
 
+mod auth;
+mod golden;
 mod lifecycle;
 mod memparcel;
+mod observed;
 mod protocol;
 
 /// Every case, in the order a runner plays them.
@@ -15,6 +18,9 @@ pub fn catalogue() -> Vec<Case> {
     v.extend(protocol::cases());
     v.extend(lifecycle::cases());
     v.extend(memparcel::cases());
+    v.extend(golden::cases());
+    v.extend(observed::cases());
+    v.extend(auth::cases());
     let mut names: Vec<&str> = v.iter().map(|c: &Case| c.name).collect();
     names.sort_unstable();
     names.dedup();
