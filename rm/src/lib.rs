@@ -27,6 +27,7 @@
 //! order the RM produced them, [`Rm::link`] tells a transport whether a VM's
 //! RM message queues exist (and which link they are), [`Rm::client_disconnected`]
 //! drops a partial message.
+//! [`serve_transport`] (feature `std`) is the socket transport of `gunyah-rm serve` built on it.
 //!
 //! ```
 //! # #[cfg(feature = "std")] {
@@ -57,6 +58,8 @@ pub mod plan;
 pub mod platform;
 mod ranges;
 pub mod rpc;
+#[cfg(feature = "std")]
+pub mod serve_transport;
 pub mod service;
 #[cfg(feature = "std")]
 pub mod sim;

@@ -8,6 +8,7 @@ use std::process::{exit, Command};
 
 #[path = "../../qemu/boot_contract.rs"]
 mod boot_contract;
+mod fuzz;
 
 /// Debian packages the project needs beyond the Rust toolchain
 /// (the toolchain, target and components come from rust-toolchain.toml).
@@ -33,8 +34,12 @@ fn main() {
         Some("run") => run_main_job(rest),
         Some("qemu") => setup().and_then(|_| run_qemu_board(rest)),
         Some("test") => test_all(),
+        Some("fuzz") => fuzz::parse_args(rest).and_then(|o| {
+            setup()?;
+            fuzz::run(&o)
+        }),
         _ => {
-            eprintln!("usage: cargo xtask <setup|run|qemu|test>");
+            eprintln!("usage: cargo xtask <setup|run|qemu|test|fuzz>");
             eprintln!(
                 "  setup  install the Debian packages the project needs (dtc, qemu-system-arm)"
             );
@@ -45,6 +50,10 @@ fn main() {
                  --no-icount"
             );
             eprintln!("  test   run every test of the project");
+            eprintln!(
+                "  fuzz   [--seconds N] [TARGET...] [-- LIBFUZZER-ARGS]: run the fuzz targets \
+                 (docs/FUZZING.md)"
+            );
             exit(2);
         }
     };
@@ -630,6 +639,8 @@ fn test_all() -> Result<(), String> {
                 .args(*flags),
         )?;
     }
+    // Every fuzz target for a short time (fuzz/, nightly + cargo-fuzz, installed if missing).
+    fuzz::run(&fuzz::Options::ci())?;
     Ok(())
 }
 

@@ -1,18 +1,18 @@
-//! `gunyah-rm serve`: the RM over the simulated platform, reachable through a Unix socket.
+//! `gunyah-rm serve`: the RM over the simulated platform, reachable through a Unix socket
+//! (the transport is the library's `gunyah_rm::serve_transport`).
 
-pub mod transport;
-
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::io::{self, Write};
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use gunyah_rm::launch::{sim_rm_for, Launch, LaunchEvent};
+use gunyah_rm::serve_transport::endpoint::RmEndpoint;
+use gunyah_rm::serve_transport::socket::Server;
+use gunyah_rm::serve_transport::{Endpoint, Event};
 use gunyah_rm::sim::SimPlatform;
-use gunyah_rm::Rm;
 use gunyah_rm_abi::reassemble::{Reassembler, Received};
-use transport::{Endpoint, Event, Server};
 
 use crate::decode;
 
@@ -60,9 +60,9 @@ fn serve(args: &Args) -> io::Result<()> {
         signal_hook::low_level::pipe::register(sig, stop_tx.try_clone()?)?;
     }
     let mut rm = if args.config.is_empty() {
-        RmEndpoint::new()
+        ServeEndpoint::new()
     } else {
-        RmEndpoint::from_configs(&args.config)?
+        ServeEndpoint::from_configs(&args.config)?
     };
     let mut server = Server::bind(&args.socket, args.mode)?;
     eprintln!(
@@ -117,50 +117,42 @@ fn vm_name(vmid: Option<u16>) -> String {
     vmid.map_or_else(|| "?".to_string(), |v| format!("{v:#x}"))
 }
 
-/// Packets held for one VM that has no client connected; past this the oldest are dropped.
-const MAX_HELD: usize = 4096;
-
-/// The RM behind the socket: the host simulator's RM, the packets it has for each VM, and the
+/// The RM behind the socket (the library's [`RmEndpoint`]: packets held per VM and link) and the
 /// launcher of the configs it was started with.
-struct RmEndpoint {
-    rm: Rm<SimPlatform>,
-    /// Packets for each VM not yet taken by its client, each with the link it was produced for:
-    /// a packet for an earlier link of the VMID is discarded, never delivered.
-    outgoing: HashMap<u16, VecDeque<(u64, Vec<u8>)>>,
+struct ServeEndpoint {
+    ep: RmEndpoint<SimPlatform>,
     launch: Option<Launch>,
 }
 
-impl RmEndpoint {
-    fn new() -> RmEndpoint {
-        RmEndpoint {
-            rm: gunyah_rm::sim::default_rm(),
-            outgoing: HashMap::new(),
+impl ServeEndpoint {
+    fn new() -> ServeEndpoint {
+        ServeEndpoint {
+            ep: RmEndpoint::new(gunyah_rm::sim::default_rm()),
             launch: None,
         }
     }
 
     /// The simulator of the configs' platform with their boot VMs launched.
-    fn from_configs(files: &[PathBuf]) -> io::Result<RmEndpoint> {
+    fn from_configs(files: &[PathBuf]) -> io::Result<ServeEndpoint> {
         let plan = gunyah_rm::config::host::load_set(files).map_err(|errs| {
             let msg: Vec<String> = errs.iter().map(ToString::to_string).collect();
             io::Error::new(io::ErrorKind::InvalidInput, msg.join("; "))
         })?;
         let rm = sim_rm_for(&plan.platform)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("platform: {e}")))?;
-        let mut ep = RmEndpoint {
+        let mut s = ServeEndpoint {
             launch: Some(Launch::new(&rm, plan)),
-            rm,
-            outgoing: HashMap::new(),
+            ep: RmEndpoint::new(rm),
         };
-        let ev = match ep.launch.as_mut() {
-            Some(l) => l.boot(&mut ep.rm),
+        let ev = match s.launch.as_mut() {
+            Some(l) => l.boot(&mut s.ep.rm),
             None => Vec::new(),
         };
-        ep.launched(&ev);
-        Ok(ep)
+        s.launched(&ev);
+        Ok(s)
     }
 
-    /// Log launch events and queue what the RM sent meanwhile.
+    /// Log launch events and hold what the RM sent meanwhile.
     fn launched(&mut self, ev: &[LaunchEvent]) {
         for e in ev {
             match e {
@@ -176,55 +168,27 @@ impl RmEndpoint {
         }
         if let Some(l) = self.launch.as_mut() {
             let others = l.take_other_packets();
-            self.queue(others);
+            self.ep.queue(others);
         }
-        self.collect();
-    }
-
-    fn queue(&mut self, packets: Vec<(u16, Vec<u8>)>) {
-        for (to, p) in packets {
-            // The RM produces packets only for VMs with a link; one that has none now was
-            // reset or deallocated since, and its packets go with it.
-            let Some(link) = self.rm.link(to) else {
-                continue;
-            };
-            let q = self.outgoing.entry(to).or_default();
-            if q.len() >= MAX_HELD {
-                q.pop_front();
-            }
-            q.push_back((link, p));
-        }
-        // Forget what is held for VMIDs whose link has gone.
-        let rm = &self.rm;
-        self.outgoing.retain(|&vmid, q| {
-            let link = rm.link(vmid);
-            q.retain(|(l, _)| Some(*l) == link);
-            !q.is_empty()
-        });
-    }
-
-    fn collect(&mut self) {
-        let out = self.rm.drain_outgoing();
-        self.queue(out);
+        self.ep.collect();
     }
 }
 
-impl Endpoint for RmEndpoint {
+impl Endpoint for ServeEndpoint {
     fn link(&self, vmid: u16) -> Option<u64> {
-        self.rm.link(vmid)
+        self.ep.link(vmid)
     }
     fn connected(&mut self, vmid: u16) {
-        self.rm.client_disconnected(vmid);
+        self.ep.connected(vmid);
     }
     fn disconnected(&mut self, vmid: u16) {
-        self.rm.client_disconnected(vmid);
+        self.ep.disconnected(vmid);
     }
     fn packet(&mut self, vmid: u16, packet: &[u8]) {
-        self.rm.packet_from(vmid, packet);
-        self.collect();
+        self.ep.packet(vmid, packet);
         // A template's seal trigger (OS status RUN) may have fired.
         let ev = match self.launch.as_mut() {
-            Some(l) => l.poll(&mut self.rm),
+            Some(l) => l.poll(&mut self.ep.rm),
             None => return,
         };
         if !ev.is_empty() {
@@ -232,13 +196,6 @@ impl Endpoint for RmEndpoint {
         }
     }
     fn pop_outgoing(&mut self, vmid: u16) -> Option<Vec<u8>> {
-        let link = self.rm.link(vmid)?;
-        let q = self.outgoing.get_mut(&vmid)?;
-        while let Some((l, p)) = q.pop_front() {
-            if l == link {
-                return Some(p);
-            }
-        }
-        None
+        self.ep.pop_outgoing(vmid)
     }
 }
