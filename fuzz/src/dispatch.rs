@@ -534,7 +534,7 @@ pub fn tiny_dtb(cpus: u32) -> Vec<u8> {
     let strings = b"compatible\0device_type\0".to_vec();
     let mut st = Vec::new();
     let pad = |st: &mut Vec<u8>| {
-        while st.len() % 4 != 0 {
+        while !st.len().is_multiple_of(4) {
             st.push(0);
         }
     };
