@@ -14,7 +14,7 @@
 use gunyah_rm::config::{parse, validate_set, Config, ConfigError};
 use gunyah_rm::platform::PhysMem;
 use gunyah_rm_abi::mem::{AclEntry, MemCreate, SglEntry};
-use gunyah_rm_abi::vm::{VmConfigImageReq, VmStopReq, VmidReq};
+use gunyah_rm_abi::vm::{VmConfigImageReq, VmInitReq, VmStopReq, VmidReq};
 use gunyah_rm_abi::Request;
 
 use crate::dispatch::{encode, msg, World, FREE_RAM, HLOS};
@@ -126,7 +126,7 @@ fn guest_dt(dtb: &[u8]) {
     let v = VmidReq::new(vmid);
     for req in [
         Request::VmConfigImage(cfg),
-        Request::VmInit(v),
+        Request::VmInit(VmInitReq::new(vmid)),
         Request::VmStart(v),
         Request::VmStop(VmStopReq::new(vmid, 1, 0)),
         Request::VmReset(v),

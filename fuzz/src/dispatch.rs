@@ -41,7 +41,9 @@ use gunyah_rm_abi::ext::{
     GoldenUnmapReq, SimVmReadReq, SimVmWrite,
 };
 use gunyah_rm_abi::mem::{AclEntry, MemAccept, MemCreate, MemNotify, MemReleaseReq, SglEntry};
-use gunyah_rm_abi::vm::{VmConfigImageReq, VmExitReq, VmSetStatusReq, VmStopReq, VmidReq};
+use gunyah_rm_abi::vm::{
+    VmConfigImageReq, VmExitReq, VmInitReq, VmSetStatusReq, VmStopReq, VmidReq,
+};
 use gunyah_rm_abi::{
     Encode, Fragmenter, MsgId, MsgType, Notification, Reassembler, Received, Reply, Request,
 };
@@ -276,7 +278,7 @@ impl World {
             dtb_size: (dtb.len() as u64).into(),
         };
         self.ok(HLOS, &msg(&Request::VmConfigImage(cfg)));
-        self.ok(HLOS, &msg(&Request::VmInit(VmidReq::new(vmid))));
+        self.ok(HLOS, &msg(&Request::VmInit(VmInitReq::new(vmid))));
         vmid
     }
 
@@ -875,7 +877,7 @@ pub fn structured(w: &World, inp: &mut Input<'_>) -> Msg {
                 2 => Request::VmStart(VmidReq::new(vm)),
                 3 => Request::VmStop(VmStopReq::new(vm, inp.u8() & 1, 0)),
                 4 => Request::VmReset(VmidReq::new(vm)),
-                5 => Request::VmInit(VmidReq::new(vm)),
+                5 => Request::VmInit(VmInitReq::new(vm)),
                 6 => Request::VmGetState(VmidReq::new(vm)),
                 7 => Request::VmSetStatus(VmSetStatusReq {
                     vm_status: inp.u8() % 8,

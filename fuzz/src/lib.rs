@@ -13,6 +13,7 @@
 //! Run them with `cargo xtask fuzz` (docs/FUZZING.md).
 
 pub mod abi;
+pub mod catalogue;
 pub mod config;
 pub mod dispatch;
 pub mod input;

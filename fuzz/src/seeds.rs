@@ -1,5 +1,6 @@
-//! Seed corpora, made by the harness itself from real messages (encoded with the abi crate the
-//! way clients and the RM's tests send them, and the replies and notifications the RM sent).
+//! Seed corpora, made by the harness itself from real messages: encoded with the abi crate the
+//! way clients and the RM's tests send them, the replies and notifications the RM sent, and
+//! every case of the message-based catalogue (`tests/catalogue`) as it ran.
 //!
 //! A target binary writes its seeds and exits when `GUNYAH_RM_FUZZ_SEEDS` names a directory
 //! (`cargo xtask fuzz` does this before each run), so the seeds always match the harness's
@@ -10,13 +11,23 @@ use std::path::Path;
 /// The environment variable naming the directory to write seeds into.
 pub const ENV: &str = "GUNYAH_RM_FUZZ_SEEDS";
 
-/// The seeds of `target`, named.
+/// The seeds of `target`, named: the harness's own, then the catalogue's cases
+/// ([`crate::catalogue`]).
 pub fn for_target(target: &str) -> Vec<(String, Vec<u8>)> {
+    use crate::catalogue as cat;
     match target {
-        "abi_decode" => crate::abi::seeds(),
-        "rm_dispatch" => crate::dispatch::seeds(),
+        "abi_decode" => [crate::abi::seeds(), cat::abi_seeds(&cat::recorded())].concat(),
+        "rm_dispatch" => [
+            crate::dispatch::seeds(),
+            cat::dispatch_seeds(&cat::recorded()),
+        ]
+        .concat(),
         "vm_config" => crate::config::seeds(),
-        "serve_transport" => crate::transport::seeds(),
+        "serve_transport" => [
+            crate::transport::seeds(),
+            cat::transport_seeds(&cat::recorded()),
+        ]
+        .concat(),
         _ => Vec::new(),
     }
 }
@@ -57,6 +68,30 @@ pub fn write_if_asked(target: &str) {
                 Path::new(&dir).display()
             );
             std::process::exit(1);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_catalogue_gives_seeds_to_three_targets() {
+        let cases = crate::catalogue::recorded();
+        assert!(cases.len() >= 200, "{} catalogue cases", cases.len());
+        let abi = crate::catalogue::abi_seeds(&cases);
+        let dispatch = crate::catalogue::dispatch_seeds(&cases);
+        let transport = crate::catalogue::transport_seeds(&cases);
+        assert!(abi.len() >= cases.len() && dispatch.len() >= cases.len() / 2);
+        assert!(transport.len() >= cases.len() / 2);
+        // They run: a few of each through the targets.
+        for (_, s) in dispatch.iter().step_by(40) {
+            crate::dispatch::run(s);
+        }
+        for (_, s) in transport.iter().step_by(40) {
+            crate::transport::run(s);
+        }
+        for (_, s) in &abi {
+            crate::abi::run(s);
         }
     }
 }
