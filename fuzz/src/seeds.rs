@@ -2,71 +2,79 @@
 //! way clients and the RM's tests send them, the replies and notifications the RM sent, and
 //! every case of the message-based catalogue (`tests/catalogue`) as it ran.
 //!
-//! A target binary writes its seeds and exits when `GUNYAH_RM_FUZZ_SEEDS` names a directory
-//! (`cargo xtask fuzz` does this before each run), so the seeds always match the harness's
-//! input format and nothing generated is committed.
+//! A target binary writes every target's seeds into `DIR/TARGET/` and exits when
+//! `GUNYAH_RM_FUZZ_SEEDS` names a directory `DIR` (`cargo xtask fuzz` does this before it runs
+//! the targets), so the seeds always match the harness's input format and nothing generated is
+//! committed.
 
 use std::path::Path;
 
 /// The environment variable naming the directory to write seeds into.
 pub const ENV: &str = "GUNYAH_RM_FUZZ_SEEDS";
 
-/// The seeds of `target`, named: the harness's own, then the catalogue's cases
-/// ([`crate::catalogue`]).
-pub fn for_target(target: &str) -> Vec<(String, Vec<u8>)> {
+/// Every target's name.
+pub const TARGETS: [&str; 4] = ["abi_decode", "rm_dispatch", "vm_config", "serve_transport"];
+
+/// The seeds of every target, named: the harness's own, then the catalogue's cases
+/// ([`crate::catalogue`], run once for all).
+pub fn all() -> Vec<(&'static str, Vec<(String, Vec<u8>)>)> {
     use crate::catalogue as cat;
-    match target {
-        "abi_decode" => [crate::abi::seeds(), cat::abi_seeds(&cat::recorded())].concat(),
-        "rm_dispatch" => [
-            crate::dispatch::seeds(),
-            cat::dispatch_seeds(&cat::recorded()),
-        ]
-        .concat(),
-        "vm_config" => crate::config::seeds(),
-        "serve_transport" => [
-            crate::transport::seeds(),
-            cat::transport_seeds(&cat::recorded()),
-        ]
-        .concat(),
-        _ => Vec::new(),
-    }
+    let cases = cat::recorded();
+    vec![
+        (
+            "abi_decode",
+            [crate::abi::seeds(), cat::abi_seeds(&cases)].concat(),
+        ),
+        (
+            "rm_dispatch",
+            [crate::dispatch::seeds(), cat::dispatch_seeds(&cases)].concat(),
+        ),
+        ("vm_config", crate::config::seeds()),
+        (
+            "serve_transport",
+            [crate::transport::seeds(), cat::transport_seeds(&cases)].concat(),
+        ),
+    ]
 }
 
-/// Write `target`'s seeds into `dir` (created if missing); returns how many.
-pub fn write(target: &str, dir: &Path) -> std::io::Result<usize> {
-    std::fs::create_dir_all(dir)?;
-    let seeds = for_target(target);
-    for (name, data) in &seeds {
-        let name: String = name
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        std::fs::write(dir.join(format!("seed-{name}")), data)?;
+/// Write every target's seeds into `dir/TARGET/` (created if missing); returns how many.
+pub fn write(dir: &Path) -> std::io::Result<usize> {
+    let mut n = 0;
+    for (target, seeds) in all() {
+        let sub = dir.join(target);
+        std::fs::create_dir_all(&sub)?;
+        for (name, data) in &seeds {
+            let name: String = name
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '-' {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            std::fs::write(sub.join(format!("seed-{name}")), data)?;
+        }
+        n += seeds.len();
     }
-    Ok(seeds.len())
+    Ok(n)
 }
 
-/// Called from a target's `init`: if [`ENV`] is set, write the seeds there and exit.
+/// Called from every target's `init`: if [`ENV`] is set, write every target's seeds there
+/// (one catalogue run for all) and exit.
 pub fn write_if_asked(target: &str) {
     let Some(dir) = std::env::var_os(ENV) else {
         return;
     };
-    match write(target, Path::new(&dir)) {
+    let dir = Path::new(&dir);
+    match write(dir) {
         Ok(n) => {
-            eprintln!("{target}: wrote {n} seeds to {}", Path::new(&dir).display());
+            eprintln!("{target}: wrote {n} seeds to {}/TARGET", dir.display());
             std::process::exit(0);
         }
         Err(e) => {
-            eprintln!(
-                "{target}: cannot write seeds to {}: {e}",
-                Path::new(&dir).display()
-            );
+            eprintln!("{target}: cannot write seeds to {}: {e}", dir.display());
             std::process::exit(1);
         }
     }

@@ -7,9 +7,9 @@
 //! `fuzz/` crate is not a member of the main workspace, so the stable build never sees it.
 //!
 //! Each run reads three corpus directories and writes new inputs into the first:
-//! `fuzz/corpus/TARGET/` (kept between runs, not committed), the seeds the target writes itself
-//! into `target/fuzz/seeds/TARGET/` (plus, for `vm_config`, every `.dts` of `vm-configs/` and
-//! `tests/configs/` compiled with dtc) and `fuzz/regressions/TARGET/` (committed inputs that once
+//! `fuzz/corpus/TARGET/` (kept between runs, not committed), the seeds the harness writes itself
+//! into `target/fuzz/seeds/TARGET/` (from its own scenarios and every case of the catalogue;
+//! for `vm_config` also every `.dts` of `vm-configs/` and `tests/configs/` compiled with dtc) and `fuzz/regressions/TARGET/` (committed inputs that once
 //! crashed, replayed on every run). A crash fails the command; its input is in
 //! `fuzz/artifacts/TARGET/`.
 
@@ -170,56 +170,60 @@ fn host_triple(tc: &str) -> Result<String, String> {
         .ok_or_else(|| "rustc -vV printed no host".into())
 }
 
-/// Write `target`'s seeds into a fresh directory: the target binary writes its own (see
-/// `gunyah_rm_fuzz::seeds`); `vm_config` also gets every config of the project, compiled.
-fn seeds(tc: &str, target: &str) -> Result<PathBuf, String> {
-    let dir = target_dir().join("seeds").join(target);
-    let _ = std::fs::remove_dir_all(&dir);
+/// Write every target's seeds into fresh directories `target/fuzz/seeds/TARGET/`: a target
+/// binary writes them all (see `gunyah_rm_fuzz::seeds`: the harness's own and the catalogue's);
+/// `vm_config` also gets every config of the project, compiled with dtc.
+fn seeds(tc: &str) -> Result<PathBuf, String> {
+    let root_dir = target_dir().join("seeds");
+    let _ = std::fs::remove_dir_all(&root_dir);
     let bin = target_dir()
         .join(host_triple(tc)?)
         .join("release")
-        .join(target);
+        .join(TARGETS[0]);
+    // The catalogue leaks its case names on purpose (`&'static str` built at run time): no leak
+    // check for this one-off pass.
     status(
-        &format!("{target}: write seeds"),
-        Command::new(&bin).env("GUNYAH_RM_FUZZ_SEEDS", &dir),
+        "write the seeds of every target",
+        Command::new(&bin)
+            .env("GUNYAH_RM_FUZZ_SEEDS", &root_dir)
+            .env("ASAN_OPTIONS", "detect_leaks=0"),
     )?;
-    if target == "vm_config" {
-        let mut set = Vec::new();
-        for sub in ["vm-configs", "tests/configs"] {
-            let mut files: Vec<PathBuf> = std::fs::read_dir(root().join(sub))
-                .map_err(|e| format!("{sub}: {e}"))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|e| e == "dts"))
-                .collect();
-            files.sort();
-            for f in files {
-                let stem = f.file_stem().unwrap_or_default().to_string_lossy();
-                let out = dir.join(format!("dts-{}-{stem}", sub.replace('/', "-")));
-                let ok = Command::new("dtc")
-                    .env("PATH", crate::tool_path())
-                    .args(["-q", "-I", "dts", "-O", "dtb", "-o"])
-                    .arg(&out)
-                    .arg(&f)
-                    .status()
-                    .map(|s| s.success())
-                    .unwrap_or(false);
-                if !ok {
-                    return Err(format!("dtc cannot compile {}", f.display()));
-                }
-                if sub == "vm-configs" {
-                    set.push(std::fs::read(&out).map_err(|e| e.to_string())?);
-                }
+    let dir = root_dir.join("vm_config");
+    let mut set = Vec::new();
+    for sub in ["vm-configs", "tests/configs"] {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(root().join(sub))
+            .map_err(|e| format!("{sub}: {e}"))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "dts"))
+            .collect();
+        files.sort();
+        for f in files {
+            let stem = f.file_stem().unwrap_or_default().to_string_lossy();
+            let out = dir.join(format!("dts-{}-{stem}", sub.replace('/', "-")));
+            let ok = Command::new("dtc")
+                .env("PATH", crate::tool_path())
+                .args(["-q", "-I", "dts", "-O", "dtb", "-o"])
+                .arg(&out)
+                .arg(&f)
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false);
+            if !ok {
+                return Err(format!("dtc cannot compile {}", f.display()));
+            }
+            if sub == "vm-configs" {
+                set.push(std::fs::read(&out).map_err(|e| e.to_string())?);
             }
         }
-        // All of vm-configs/ as one set: `u8 n` then `u16 len, blob` each.
-        let mut blob = vec![set.len() as u8];
-        for b in &set {
-            blob.extend_from_slice(&(b.len() as u16).to_le_bytes());
-            blob.extend_from_slice(b);
-        }
-        std::fs::write(dir.join("set-vm-configs"), blob).map_err(|e| e.to_string())?;
     }
-    Ok(dir)
+    // All of vm-configs/ as one set: `u8 n` then `u16 len, blob` each.
+    let mut blob = vec![set.len() as u8];
+    for b in &set {
+        blob.extend_from_slice(&(b.len() as u16).to_le_bytes());
+        blob.extend_from_slice(b);
+    }
+    std::fs::write(dir.join("set-vm-configs"), blob).map_err(|e| e.to_string())?;
+    Ok(root_dir)
 }
 
 /// Build every target, then run the chosen ones.
@@ -233,8 +237,9 @@ pub fn run(o: &Options) -> Result<(), String> {
         &format!("cargo fuzz build ({tc}, release + debug assertions, AddressSanitizer)"),
         &mut build,
     )?;
+    let seeds = seeds(&tc)?;
     for t in &o.targets {
-        let seeds = seeds(&tc, t)?;
+        let seeds = seeds.join(t);
         let corpus = root().join("fuzz/corpus").join(t);
         std::fs::create_dir_all(&corpus).map_err(|e| format!("{}: {e}", corpus.display()))?;
         let mut cmd = nightly_cargo(&tc);
