@@ -693,12 +693,11 @@ pub fn step(w: &mut World, inp: &mut Input<'_>) {
 struct Records {
     vms: gunyah_rm::vm::VmTable,
     parcels: gunyah_rm::memparcel::ParcelDb,
-    mem: Vec<Option<gunyah_rm::memory::VmMem>>,
+    spaces: Vec<Option<gunyah_rm::space::VmSpace>>,
     stats: Vec<Option<gunyah_rm::golden::MemStats>>,
-    pools: Vec<Option<gunyah_rm::memext::Gmem>>,
-    images: Vec<Option<gunyah_rm::memext::Golden>>,
+    images: Vec<Option<gunyah_rm::golden::Golden>>,
     usage: gunyah_rm::platform::PartitionUsage,
-    faults: gunyah_rm::memext::FaultCounters,
+    faults: gunyah_rm::cow::FaultCounters,
 }
 
 impl Records {
@@ -707,9 +706,8 @@ impl Records {
         Records {
             vms: rm.vms().clone(),
             parcels: rm.parcels().clone(),
-            mem: vmids.iter().map(|v| rm.vm_mem(*v).cloned()).collect(),
+            spaces: vmids.iter().map(|v| rm.vm_space(*v).cloned()).collect(),
             stats: vmids.iter().map(|v| rm.mem_stats(*v)).collect(),
-            pools: (0..32).map(|i| rm.gmem(i).cloned()).collect(),
             images: (0..32).map(|i| rm.golden(i).cloned()).collect(),
             usage: rm.platform().partition_usage(),
             faults: rm.fault_counters(),
