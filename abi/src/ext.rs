@@ -172,25 +172,29 @@ use crate::wire::{
 
 /// FAULT_UNSERVED `why` values.
 pub mod fault_why {
-    /// A write to a golden mapping without copy-on-write.
-    pub const NO_COW: u8 = 1;
-    /// The IPA is in no mapping of the VM.
-    pub const UNMAPPED: u8 = 2;
-    /// The mapping does not permit the access (e.g. a write to a read-only
-    /// binding, an instruction fetch from a non-executable golden mapping).
-    pub const NOT_PERMITTED: u8 = 3;
-    /// The paying pool's (or the mapping's) copy quota is used up.
-    pub const QUOTA_EXHAUSTED: u8 = 4;
-    /// The partition has no free page.
-    pub const NO_MEMORY: u8 = 5;
+    crate::names::named_values! { u8;
+        /// A write to a golden mapping without copy-on-write.
+        NO_COW = 1,
+        /// The IPA is in no mapping of the VM.
+        UNMAPPED = 2,
+        /// The mapping does not permit the access (e.g. a write to a read-only
+        /// binding, an instruction fetch from a non-executable golden mapping).
+        NOT_PERMITTED = 3,
+        /// The paying pool's (or the mapping's) copy quota is used up.
+        QUOTA_EXHAUSTED = 4,
+        /// The partition has no free page.
+        NO_MEMORY = 5,
+    }
 }
 
 /// FAULT_UNSERVED `action` values.
 pub mod fault_action {
-    /// A synchronous external abort was injected into the vCPU.
-    pub const ABORT_INJECTED: u8 = 1;
-    /// The VM was stopped (EXITED).
-    pub const VM_STOPPED: u8 = 2;
+    crate::names::named_values! { u8;
+        /// A synchronous external abort was injected into the vCPU.
+        ABORT_INJECTED = 1,
+        /// The VM was stopped (EXITED).
+        VM_STOPPED = 2,
+    }
 }
 
 /// GMEM_BIND flags.
@@ -264,6 +268,7 @@ wire_struct! {
         /// +4 VMID.
         pub vmid: U16,
         /// +6 permissions (R 4, W 2, X 1).
+        #[cfg_attr(feature = "serde", serde(serialize_with = "crate::ser::rights"))]
         pub perms: u8,
         /// +7 flags ([`bind_flags`]).
         pub flags: u8,
@@ -527,8 +532,10 @@ wire_struct! {
         /// +0 VMID.
         pub vmid: U16,
         /// +2 why ([`fault_why`]).
+        #[cfg_attr(feature = "serde", serde(serialize_with = "crate::ser::fault_why"))]
         pub why: u8,
         /// +3 action ([`fault_action`]).
+        #[cfg_attr(feature = "serde", serde(serialize_with = "crate::ser::fault_action"))]
         pub action: u8,
         /// +4 reserved.
         pub reserved: U32,
@@ -611,12 +618,14 @@ fixed_payload!(
 /// SIM_VM_WRITE request: +0 u16 vmid, +2 u16 reserved, +4 u32 length, +8
 /// u64 ipa, +16 `length` bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct SimVmWrite<'a> {
     /// VMID.
     pub vmid: u16,
     /// IPA.
     pub ipa: u64,
     /// The bytes to write.
+    #[cfg_attr(feature = "serde", serde(serialize_with = "crate::ser::wire"))]
     pub data: &'a [u8],
 }
 
@@ -653,10 +662,12 @@ impl Encode for SimVmWrite<'_> {
 /// COW_BROKEN notification: +0 u16 vmid, +2 u16 reserved, +4 list of
 /// `u64 ipa` (u16 count ≤ 512, u16 reserved, entries at +8).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct CowBroken<'a> {
     /// VMID whose pages were copied.
     pub vmid: u16,
     /// IPAs of the copied pages.
+    #[cfg_attr(feature = "serde", serde(serialize_with = "crate::ser::wire"))]
     pub ipas: &'a [U64],
 }
 

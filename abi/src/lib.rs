@@ -29,6 +29,10 @@
 //!   payload by message ID (`decode` → `Result<_, RmError>`,
 //!   `decode_detailed` → `Result<_, DecodeError>`); encode with [`Encode`].
 //!
+//! With the `serde` feature every payload type and the message enums
+//! implement `serde::Serialize` (still `no_std`, no alloc); [`ser`] says
+//! what the serialization looks like.
+//!
 //! Decoding never panics on untrusted bytes. Short payloads, overrunning or
 //! truncated lists, and trailing bytes are `MSG_INVALID`; a list with more
 //! than 512 entries is `NORESOURCE`. Fixed-size messages must have exactly
@@ -65,10 +69,13 @@ pub mod fragment;
 pub mod header;
 pub mod mem;
 pub mod msg_id;
+mod names;
 pub mod notification;
 pub mod reassemble;
 pub mod reply;
 pub mod request;
+#[cfg(feature = "serde")]
+pub mod ser;
 pub mod vm;
 pub mod vm_state;
 pub mod vmid;

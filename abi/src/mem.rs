@@ -21,36 +21,49 @@ pub mod rights {
     pub const RW: u8 = 0x6;
     /// Read + write + execute.
     pub const RWX: u8 = 0x7;
+
+    /// The letters of `v` (`RW`, `RX`, ..., `NONE` for 0), or `None` if it
+    /// has bits other than R, W and X.
+    pub fn name(v: u8) -> Option<&'static str> {
+        const NAMES: [&str; 8] = ["NONE", "X", "W", "WX", "R", "RX", "RW", "RWX"];
+        NAMES.get(v as usize).copied()
+    }
 }
 
 /// `mem_type` values.
 pub mod mem_type {
-    /// Normal memory.
-    pub const NORMAL: u8 = 0;
-    /// I/O memory.
-    pub const IO: u8 = 1;
+    crate::names::named_values! { u8;
+        /// Normal memory.
+        NORMAL = 0,
+        /// I/O memory.
+        IO = 1,
+    }
 }
 
 /// `trans_type` values.
 pub mod trans_type {
-    /// MEM_DONATE.
-    pub const DONATE: u8 = 0;
-    /// MEM_LEND.
-    pub const LEND: u8 = 1;
-    /// MEM_SHARE.
-    pub const SHARE: u8 = 2;
+    crate::names::named_values! { u8;
+        /// MEM_DONATE.
+        DONATE = 0,
+        /// MEM_LEND.
+        LEND = 1,
+        /// MEM_SHARE.
+        SHARE = 2,
+    }
 }
 
 /// Memory attributes (attr entry).
 pub mod mem_attr {
-    /// Normal.
-    pub const NORMAL: u16 = 0;
-    /// Device.
-    pub const DEVICE: u16 = 1;
-    /// Uncached.
-    pub const UNCACHED: u16 = 2;
-    /// Cached.
-    pub const CACHED: u16 = 3;
+    crate::names::named_values! { u16;
+        /// Normal.
+        NORMAL = 0,
+        /// Device.
+        DEVICE = 1,
+        /// Uncached.
+        UNCACHED = 2,
+        /// Cached.
+        CACHED = 3,
+    }
 }
 
 /// Flags of MEM_SHARE / MEM_LEND / MEM_DONATE.
@@ -120,6 +133,7 @@ wire_struct! {
         /// VMID.
         pub vmid: U16,
         /// Rights ([`rights`]).
+        #[cfg_attr(feature = "serde", serde(serialize_with = "crate::ser::rights"))]
         pub rights: u8,
         /// Reserved.
         pub reserved: u8,
@@ -161,6 +175,7 @@ wire_struct! {
     /// Attribute entry (4 bytes): +0 u16 attr, +2 u16 vmid.
     pub struct AttrEntry {
         /// Attribute ([`mem_attr`]).
+        #[cfg_attr(feature = "serde", serde(serialize_with = "crate::ser::mem_attr"))]
         pub attr: U16,
         /// VMID it applies to.
         pub vmid: U16,
@@ -202,6 +217,7 @@ wire_struct! {
     /// +4 u8 flags ([`release_flags`]), +5 3 reserved.
     pub struct MemReleaseReq {
         /// Memparcel handle.
+        #[cfg_attr(feature = "serde", serde(rename = "mem_handle"))]
         pub handle: U32,
         /// Flags.
         pub flags: u8,
@@ -225,6 +241,7 @@ wire_struct! {
     /// Reply data carrying a memparcel handle (create, lookup): +0 u32 handle.
     pub struct MemHandleReply {
         /// Memparcel handle.
+        #[cfg_attr(feature = "serde", serde(rename = "mem_handle"))]
         pub handle: U32,
     }
 }
@@ -244,6 +261,7 @@ wire_struct! {
     /// mem_info_tag.
     pub struct MemOwnerNotif {
         /// Memparcel handle.
+        #[cfg_attr(feature = "serde", serde(rename = "mem_handle"))]
         pub handle: U32,
         /// The VM that accepted/released.
         pub vmid: U16,
@@ -271,6 +289,7 @@ wire_struct! {
     /// mem_info_tag.
     pub struct MemRecall {
         /// Memparcel handle.
+        #[cfg_attr(feature = "serde", serde(rename = "mem_handle"))]
         pub handle: U32,
         /// Tag from MEM_NOTIFY.
         pub mem_info_tag: U32,
@@ -302,8 +321,10 @@ fixed_payload!(MemReleaseReq, MemHandleReply, MemOwnerNotif, MemRecall);
 /// | 12+4n | 4+16m | SGL list |
 /// | 16+4n+16m | 4+4k | attr list (may be omitted) |
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct MemCreate<'a> {
     /// [`mem_type`].
+    #[cfg_attr(feature = "serde", serde(serialize_with = "crate::ser::mem_type"))]
     pub mem_type: u8,
     /// [`create_flags`].
     pub flags: u8,
@@ -372,8 +393,10 @@ impl Encode for MemCreate<'_> {
 /// | 5 | 3 | reserved |
 /// | 8 | 4+16m | SGL list |
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct MemAppend<'a> {
     /// Memparcel handle.
+    #[cfg_attr(feature = "serde", serde(rename = "mem_handle"))]
     pub handle: u32,
     /// Flags.
     pub flags: u8,
@@ -423,8 +446,10 @@ impl Encode for MemAppend<'_> {
 /// | 8 | 4 | mem_info_tag |
 /// | 12 | 4+4v | VMID list |
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct MemNotify<'a> {
     /// Memparcel handle.
+    #[cfg_attr(feature = "serde", serde(rename = "mem_handle"))]
     pub handle: u32,
     /// Flags.
     pub flags: u8,
@@ -488,12 +513,16 @@ impl Encode for MemNotify<'_> {
 /// | 20+4n | 16m | SGL entries (acceptor IPAs; m = 0 lets the RM choose) |
 /// | 20+4n+16m | 4+4k | attr list |
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct MemAccept<'a> {
     /// Memparcel handle.
+    #[cfg_attr(feature = "serde", serde(rename = "mem_handle"))]
     pub handle: u32,
     /// Must equal the parcel's.
+    #[cfg_attr(feature = "serde", serde(serialize_with = "crate::ser::mem_type"))]
     pub mem_type: u8,
     /// Must equal the parcel's.
+    #[cfg_attr(feature = "serde", serde(serialize_with = "crate::ser::trans_type"))]
     pub trans_type: u8,
     /// Flags.
     pub flags: u8,
@@ -570,8 +599,10 @@ impl Encode for MemAccept<'_> {
 /// | 4 | 4 | label |
 /// | 8 | … | ACL list, SGL list, optional attr list |
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct MemLookupSgl<'a> {
     /// [`mem_type`].
+    #[cfg_attr(feature = "serde", serde(serialize_with = "crate::ser::mem_type"))]
     pub mem_type: u8,
     /// Label.
     pub label: u32,
@@ -635,6 +666,7 @@ impl Encode for MemLookupSgl<'_> {
 /// | 3 | 1 | reserved |
 /// | 4 | 16·n | SGL entries (acceptor IPAs) |
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct MemAcceptReply<'a> {
     /// Reply flags.
     pub flags: u8,
@@ -685,12 +717,16 @@ impl Encode for MemAcceptReply<'_> {
 /// | 24+4n | 4+8r | region sizes (u64 each, no addresses) |
 /// | … | 4+4k | attr list |
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct MemShared<'a> {
     /// Memparcel handle.
+    #[cfg_attr(feature = "serde", serde(rename = "mem_handle"))]
     pub handle: u32,
     /// [`mem_type`].
+    #[cfg_attr(feature = "serde", serde(serialize_with = "crate::ser::mem_type"))]
     pub mem_type: u8,
     /// [`trans_type`].
+    #[cfg_attr(feature = "serde", serde(serialize_with = "crate::ser::trans_type"))]
     pub trans_type: u8,
     /// 1 if sanitized at create.
     pub flags: u8,
@@ -703,6 +739,7 @@ pub struct MemShared<'a> {
     /// ACL.
     pub acl: &'a [AclEntry],
     /// Region sizes.
+    #[cfg_attr(feature = "serde", serde(serialize_with = "crate::ser::wire"))]
     pub region_sizes: &'a [U64],
     /// Attributes.
     pub attrs: &'a [AttrEntry],

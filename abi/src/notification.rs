@@ -23,14 +23,17 @@ message_enum! {
         /// VM_EXITED.
         VmExited(VmExited<'a>) = VM_EXITED,
         /// VM_SHUTDOWN (u32 stop_reason).
+        #[cfg_attr(feature = "serde", serde(serialize_with = "crate::ser::stop_reason_word"))]
         VmShutdown(Word) = VM_SHUTDOWN,
         /// VM_STATUS.
         VmStatus(VmStatusNotif) = VM_STATUS,
         /// VM_IRQ_LENT.
         VmIrqLent(VmIrqLentNotif) = VM_IRQ_LENT,
         /// VM_IRQ_RELEASED (virq_handle).
+        #[cfg_attr(feature = "serde", serde(serialize_with = "crate::ser::virq_handle"))]
         VmIrqReleased(Word) = VM_IRQ_RELEASED,
         /// VM_IRQ_ACCEPTED (virq_handle).
+        #[cfg_attr(feature = "serde", serde(serialize_with = "crate::ser::virq_handle"))]
         VmIrqAccepted(Word) = VM_IRQ_ACCEPTED,
         /// VM_CONSOLE_CHARS.
         VmConsoleChars(ConsoleChars<'a>) = VM_CONSOLE_CHARS,

@@ -16,47 +16,63 @@ use crate::vm::{HypResources, VmPeers, VmStateReply, Word};
 use crate::wire::{DecodeError, Encode, EncodeError, Writer};
 
 /// The data part of a reply.
+///
+/// With the `serde` feature it serializes as the data alone (see
+/// [`ser`](crate::ser)).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize), serde(untagged))]
 pub enum ReplyData<'a> {
     /// No data (standard reply).
+    #[cfg_attr(feature = "serde", serde(serialize_with = "crate::ser::empty"))]
     Empty,
     /// Memparcel handle (MEM_SHARE/LEND/DONATE, MEM_QCOM_LOOKUP_SGL).
     MemHandle(MemHandleReply),
     /// MEM_ACCEPT when the request had no SGL entries.
     MemAccept(MemAcceptReply<'a>),
     /// A VMID (VM_GET_VMID, dynamic VM_ALLOC_VMID).
+    #[cfg_attr(feature = "serde", serde(serialize_with = "crate::ser::vmid"))]
     Vmid(Word),
     /// VM_GET_STATE.
     VmState(VmStateReply),
     /// VM_GET_OWNER: the caller's owner.
+    #[cfg_attr(feature = "serde", serde(serialize_with = "crate::ser::owner_vmid"))]
     Owner(Word),
     /// VM_GET_PEERS.
     Peers(VmPeers<'a>),
     /// VM_HOST_GET_TYPE.
+    #[cfg_attr(feature = "serde", serde(serialize_with = "crate::ser::host_type"))]
     HostType(Word),
     /// VM_GET_HYP_RESOURCES.
     HypResources(HypResources<'a>),
     /// VM_IRQ_LEND: virq_handle.
+    #[cfg_attr(feature = "serde", serde(serialize_with = "crate::ser::virq_handle"))]
     VirqHandle(Word),
     /// VM_IRQ_ACCEPT: virq.
+    #[cfg_attr(feature = "serde", serde(serialize_with = "crate::ser::virq"))]
     Virq(Word),
     /// GMEM_CREATE: gmem id.
+    #[cfg_attr(feature = "serde", serde(serialize_with = "crate::ser::gmem_id"))]
     GmemId(IdReply),
     /// GMEM_BIND: memparcel handle of the binding.
+    #[cfg_attr(feature = "serde", serde(serialize_with = "crate::ser::bind_handle"))]
     BindHandle(IdReply),
     /// GOLDEN_SEAL.
     GoldenSeal(GoldenSealReply),
     /// VM_MEM_STATS.
     VmMemStats(VmMemStatsReply),
     /// SIM_VM_READ: the bytes read.
+    #[cfg_attr(feature = "serde", serde(serialize_with = "crate::ser::data"))]
     SimRead(&'a [u8]),
     /// SIM_VM_WRITE: faults served.
+    #[cfg_attr(feature = "serde", serde(serialize_with = "crate::ser::faults_served"))]
     SimWrite(IdReply),
     /// Hypervisor error after a failed VM_SET_TIME_BASE / VM_SET_FIRMWARE_MEM.
+    #[cfg_attr(feature = "serde", serde(serialize_with = "crate::ser::hyp_error"))]
     HypError(Word),
     /// SIM_VM_READ/WRITE with MEM_INVALID: the page that faulted.
     FaultIpa(FaultIpa),
     /// Data of a reply this crate does not decode.
+    #[cfg_attr(feature = "serde", serde(serialize_with = "crate::ser::raw"))]
     Other(&'a [u8]),
 }
 

@@ -38,10 +38,15 @@ macro_rules! message_enum {
         }
     ) => {
         $(#[$m])*
+        ///
+        /// With the `serde` feature it serializes as its payload alone (see
+        /// [`ser`](crate::ser)).
         #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        #[cfg_attr(feature = "serde", derive(serde::Serialize), serde(untagged))]
         pub enum $name<'a> {
             $( $(#[$d])* $var($ty), )*
             /// A message ID this crate does not decode; payload kept as is.
+            #[cfg_attr(feature = "serde", serde(serialize_with = "crate::ser::other"))]
             Other {
                 /// The message ID.
                 msg_id: MsgId,
@@ -181,8 +186,10 @@ message_enum! {
         /// VM_IRQ_ACCEPT.
         VmIrqAccept(VmIrqAcceptReq) = VM_IRQ_ACCEPT,
         /// VM_IRQ_RELEASE (virq_handle).
+        #[cfg_attr(feature = "serde", serde(serialize_with = "crate::ser::virq_handle"))]
         VmIrqRelease(Word) = VM_IRQ_RELEASE,
         /// VM_IRQ_RECLAIM (virq_handle).
+        #[cfg_attr(feature = "serde", serde(serialize_with = "crate::ser::virq_handle"))]
         VmIrqReclaim(Word) = VM_IRQ_RECLAIM,
         /// VM_IRQ_NOTIFY.
         VmIrqNotify(VmIrqNotify<'a>) = VM_IRQ_NOTIFY,

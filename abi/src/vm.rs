@@ -20,68 +20,78 @@ pub mod stop_flags {
 
 /// VM_STOP stop_reason values (OOT; LNX uses FORCE_STOP with FORCE).
 pub mod stop_reason {
-    /// Shutdown.
-    pub const SHUTDOWN: u32 = 0;
-    /// Restart.
-    pub const RESTART: u32 = 1;
-    /// Crash.
-    pub const CRASH: u32 = 2;
-    /// Forced stop.
-    pub const FORCE_STOP: u32 = 3;
+    crate::names::named_values! { u32;
+        /// Shutdown.
+        SHUTDOWN = 0,
+        /// Restart.
+        RESTART = 1,
+        /// Crash.
+        CRASH = 2,
+        /// Forced stop.
+        FORCE_STOP = 3,
+    }
 }
 
 /// VM_CONFIG_IMAGE auth_mech values.
 pub mod auth_mech {
-    /// No authentication.
-    pub const NONE: u16 = 0;
-    /// Platform (QCOM_PIL_ELF).
-    pub const PLATFORM: u16 = 1;
-    /// Android pVM (QCOM_ANDROID_PVM).
-    pub const ANDROID: u16 = 2;
+    crate::names::named_values! { u16;
+        /// No authentication.
+        NONE = 0,
+        /// Platform (QCOM_PIL_ELF).
+        PLATFORM = 1,
+        /// Android pVM (QCOM_ANDROID_PVM).
+        ANDROID = 2,
+    }
 }
 
 /// VM_SET_BOOT_CONTEXT reg_set values.
 pub mod reg_set {
-    /// X registers (index ≤ 31).
-    pub const X: u8 = 0;
-    /// PC (index 0).
-    pub const PC: u8 = 1;
-    /// SP (index ≤ 2).
-    pub const SP: u8 = 2;
+    crate::names::named_values! { u8;
+        /// X registers (index ≤ 31).
+        X = 0,
+        /// PC (index 0).
+        PC = 1,
+        /// SP (index ≤ 2).
+        SP = 2,
+    }
 }
 
 /// VM_SET_ADDRESS_LAYOUT range_id values.
 pub mod range_id {
-    /// The image range.
-    pub const IMAGE: u32 = 0;
-    /// The firmware range.
-    pub const FIRMWARE: u32 = 1;
+    crate::names::named_values! { u32;
+        /// The image range.
+        IMAGE = 0,
+        /// The firmware range.
+        FIRMWARE = 1,
+    }
 }
 
 /// Hypervisor resource entry types (VM_GET_HYP_RESOURCES).
 pub mod resource_type {
-    /// Doorbell source (LNX BELL_TX).
-    pub const DOORBELL_SRC: u8 = 0;
-    /// Doorbell (LNX BELL_RX).
-    pub const DOORBELL: u8 = 1;
-    /// Message queue send side.
-    pub const MSG_QUEUE_SEND: u8 = 2;
-    /// Message queue receive side.
-    pub const MSG_QUEUE_RECV: u8 = 3;
-    /// Virtual CPU.
-    pub const VIRTUAL_CPU: u8 = 4;
-    /// Virtual PM.
-    pub const VIRTUAL_PM: u8 = 5;
-    /// Virtio MMIO.
-    pub const VIRTIO_MMIO: u8 = 6;
-    /// Virtual RTC.
-    pub const VRTC: u8 = 7;
-    /// Watchdog.
-    pub const WATCHDOG: u8 = 8;
-    /// Memory extent (LNX only).
-    pub const MEM_EXTENT: u8 = 9;
-    /// Address space (LNX only).
-    pub const ADDR_SPACE: u8 = 10;
+    crate::names::named_values! { u8;
+        /// Doorbell source (LNX BELL_TX).
+        DOORBELL_SRC = 0,
+        /// Doorbell (LNX BELL_RX).
+        DOORBELL = 1,
+        /// Message queue send side.
+        MSG_QUEUE_SEND = 2,
+        /// Message queue receive side.
+        MSG_QUEUE_RECV = 3,
+        /// Virtual CPU.
+        VIRTUAL_CPU = 4,
+        /// Virtual PM.
+        VIRTUAL_PM = 5,
+        /// Virtio MMIO.
+        VIRTIO_MMIO = 6,
+        /// Virtual RTC.
+        VRTC = 7,
+        /// Watchdog.
+        WATCHDOG = 8,
+        /// Memory extent (LNX only).
+        MEM_EXTENT = 9,
+        /// Address space (LNX only).
+        ADDR_SPACE = 10,
+    }
 }
 
 /// VM_EXIT / VM_EXITED exit flags (RM: bit 0 RESTART).
@@ -93,22 +103,26 @@ pub mod exit_flags {
 /// Exit codes, RM numbering (bits \[23:16\] of VM_EXITED reason word 0).
 /// RM rejects UNKNOWN_ERROR in VM_EXIT. OOT numbers them differently.
 pub mod exit_code {
-    /// Normal exit.
-    pub const NORMAL: u8 = 0;
-    /// Software error.
-    pub const SOFTWARE_ERROR: u8 = 1;
-    /// Unknown error (refused in VM_EXIT).
-    pub const UNKNOWN_ERROR: u8 = 2;
-    /// Bus error.
-    pub const BUS_ERROR: u8 = 3;
-    /// Device error.
-    pub const DEVICE_ERROR: u8 = 4;
+    crate::names::named_values! { u8;
+        /// Normal exit.
+        NORMAL = 0,
+        /// Software error.
+        SOFTWARE_ERROR = 1,
+        /// Unknown error (refused in VM_EXIT).
+        UNKNOWN_ERROR = 2,
+        /// Bus error.
+        BUS_ERROR = 3,
+        /// Device error.
+        DEVICE_ERROR = 4,
+    }
 }
 
 /// VM_AUTH_IMAGE parameter types (OOT).
 pub mod auth_param {
-    /// Peripheral authentication service ID.
-    pub const PAS_ID: u32 = 0;
+    crate::names::named_values! { u32;
+        /// Peripheral authentication service ID.
+        PAS_ID = 0,
+    }
 }
 
 /// VM_IRQ_NOTIFY flags.
@@ -154,6 +168,7 @@ wire_struct! {
         /// +3 reserved.
         pub reserved: u8,
         /// +4 stop reason ([`stop_reason`]).
+        #[cfg_attr(feature = "serde", serde(serialize_with = "crate::ser::stop_reason"))]
         pub stop_reason: U32,
     }
 }
@@ -176,6 +191,7 @@ wire_struct! {
         /// +0 VMID.
         pub vmid: U16,
         /// +2 auth mechanism ([`auth_mech`]).
+        #[cfg_attr(feature = "serde", serde(serialize_with = "crate::ser::auth_mech"))]
         pub auth_mech: U16,
         /// +4 image memparcel handle.
         pub mem_handle: U32,
@@ -194,6 +210,7 @@ wire_struct! {
     /// VM_AUTH_IMAGE parameter (8 bytes): +0 u32 type, +4 u32 value.
     pub struct AuthParam {
         /// Parameter type (PAS_ID = 0).
+        #[cfg_attr(feature = "serde", serde(serialize_with = "crate::ser::auth_param", rename = "type"))]
         pub ty: U32,
         /// Value.
         pub value: U32,
@@ -236,6 +253,7 @@ wire_struct! {
         /// +0 VMID.
         pub vmid: U16,
         /// +2 register set ([`reg_set`]).
+        #[cfg_attr(feature = "serde", serde(serialize_with = "crate::ser::reg_set"))]
         pub reg_set: u8,
         /// +3 register index.
         pub reg_index: u8,
@@ -254,6 +272,7 @@ wire_struct! {
         /// +2 reserved.
         pub reserved: U16,
         /// +4 range ID ([`range_id`]).
+        #[cfg_attr(feature = "serde", serde(serialize_with = "crate::ser::range_id"))]
         pub range_id: U32,
         /// +8 base IPA.
         pub base: U64,
@@ -266,8 +285,10 @@ wire_struct! {
     /// VM_SET_STATUS request (guest → RM, 4 bytes).
     pub struct VmSetStatusReq {
         /// +0 VM status (unused by the RM).
+        #[cfg_attr(feature = "serde", serde(serialize_with = "crate::ser::vm_state"))]
         pub vm_status: u8,
         /// +1 OS status ([`OsState`]).
+        #[cfg_attr(feature = "serde", serde(serialize_with = "crate::ser::os_state"))]
         pub os_status: u8,
         /// +2 application status (opaque).
         pub app_status: U16,
@@ -280,6 +301,7 @@ wire_struct! {
         /// +0 exit flags (bit 0 RESTART).
         pub exit_flags: U16,
         /// +2 exit code.
+        #[cfg_attr(feature = "serde", serde(serialize_with = "crate::ser::exit_code"))]
         pub exit_code: u8,
         /// +3 reserved.
         pub reserved: u8,
@@ -313,8 +335,10 @@ wire_struct! {
     /// \[15:8\] os_status, \[31:16\] app_status).
     pub struct VmStateReply {
         /// +0 VM status ([`VmState`]).
+        #[cfg_attr(feature = "serde", serde(serialize_with = "crate::ser::vm_state"))]
         pub vm_status: u8,
         /// +1 OS status ([`OsState`]).
+        #[cfg_attr(feature = "serde", serde(serialize_with = "crate::ser::os_state"))]
         pub os_status: u8,
         /// +2 application status.
         pub app_status: U16,
@@ -329,8 +353,10 @@ wire_struct! {
         /// +2 reserved.
         pub reserved: U16,
         /// +4 VM status ([`VmState`]).
+        #[cfg_attr(feature = "serde", serde(serialize_with = "crate::ser::vm_state"))]
         pub vm_status: u8,
         /// +5 OS status ([`OsState`]).
+        #[cfg_attr(feature = "serde", serde(serialize_with = "crate::ser::os_state"))]
         pub os_status: u8,
         /// +6 application status.
         pub app_status: U16,
@@ -354,6 +380,7 @@ wire_struct! {
     /// Hypervisor resource entry (44 bytes) of VM_GET_HYP_RESOURCES.
     pub struct HypResourceEntry {
         /// +0 type ([`resource_type`]).
+        #[cfg_attr(feature = "serde", serde(serialize_with = "crate::ser::resource_type", rename = "type"))]
         pub ty: u8,
         /// +1 reserved.
         pub reserved: u8,
@@ -629,6 +656,7 @@ fixed_payload!(
 /// VM_AUTH_IMAGE request: +0 u16 vmid, +2 u16 n_params, +4 n × 8-byte
 /// [`AuthParam`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct VmAuthImage<'a> {
     /// VMID.
     pub vmid: u16,
@@ -669,6 +697,7 @@ impl Encode for VmAuthImage<'_> {
 /// VM_SET_DEMAND_PAGING request (LNX): +0 u16 vmid, +2 u16 reserved, +4 u32
 /// range_count, +8 range_count × {u64 base, u64 size}.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct VmSetDemandPaging<'a> {
     /// VMID.
     pub vmid: u16,
@@ -708,10 +737,12 @@ impl Encode for VmSetDemandPaging<'_> {
 /// vmid, +2 u16 num_bytes, +4 bytes; zero padding to a 4-byte boundary is
 /// accepted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct ConsoleChars<'a> {
     /// VMID (target for WRITE, source for CHARS).
     pub vmid: u16,
     /// The characters.
+    #[cfg_attr(feature = "serde", serde(serialize_with = "crate::ser::wire"))]
     pub bytes: &'a [u8],
 }
 
@@ -751,12 +782,18 @@ impl Encode for ConsoleChars<'_> {
 /// VM_EXITED notification (§5.4): +0 u16 vmid, +2 u16 exit_type, +4 u32
 /// exit_reason_size, +8 reason bytes (word 0 = exit_flags | exit_code << 16).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct VmExited<'a> {
     /// VMID.
     pub vmid: u16,
     /// [`ExitType`](crate::ExitType) value.
+    #[cfg_attr(feature = "serde", serde(serialize_with = "crate::ser::exit_type"))]
     pub exit_type: u16,
     /// The exit reason bytes.
+    #[cfg_attr(
+        feature = "serde",
+        serde(serialize_with = "crate::ser::wire", rename = "exit_reason")
+    )]
     pub reason: &'a [u8],
 }
 
@@ -882,8 +919,10 @@ impl Encode for VmSetFirmwareMemReq {
 /// VM_GET_PEERS reply data: +0 u32 count, +4 count × u32 VMID (the RM's
 /// `vm_mgnt_handle_get_peers`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct VmPeers<'a> {
     /// The peers' VMIDs, one u32 each.
+    #[cfg_attr(feature = "serde", serde(serialize_with = "crate::ser::wire"))]
     pub vmids: &'a [U32],
 }
 
@@ -914,6 +953,7 @@ impl Encode for VmPeers<'_> {
 /// VM_GET_HYP_RESOURCES reply data: +0 u32 n_entries, +4 n × 44-byte
 /// [`HypResourceEntry`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct HypResources<'a> {
     /// The entries.
     pub entries: &'a [HypResourceEntry],
@@ -947,6 +987,7 @@ impl Encode for HypResources<'_> {
 /// ([`irq_notify_flags`]), then for LENT a VMID list (u16 count, u16
 /// reserved, entries).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct VmIrqNotify<'a> {
     /// Handle.
     pub virq_handle: u32,

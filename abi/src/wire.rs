@@ -452,16 +452,58 @@ macro_rules! fixed_payload {
 pub(crate) use fixed_payload;
 
 /// Derive list for every fixed-size wire struct in this crate.
+///
+/// With the `serde` feature the struct also derives `Serialize` (see
+/// [`crate::ser`]): each field goes through `ser::wire` (little-endian
+/// integers as numbers, byte arrays as bytes), a field called `reserved` is
+/// left out while zero, and a field whose doc comment is followed by its own
+/// `#[cfg_attr(feature = "serde", serde(serialize_with = ...))]` (a named
+/// value) keeps that instead. Other serde attributes (`rename`) combine with
+/// the default.
 macro_rules! wire_struct {
-    ($(#[$m:meta])* pub struct $name:ident { $($body:tt)* }) => {
+    ($(#[$m:meta])* pub struct $name:ident { $($fields:tt)* }) => {
+        $crate::wire::wire_struct!(@field [$(#[$m])* $name] [] $($fields)*);
+    };
+    // A field with its own serializer.
+    (@field $head:tt [$($done:tt)*]
+        $(#[doc = $doc:literal])*
+        #[cfg_attr(feature = "serde", serde(serialize_with = $with:literal $($more:tt)*))]
+        pub $f:ident: $t:ty, $($rest:tt)*
+    ) => {
+        $crate::wire::wire_struct!(@field $head [$($done)*
+            $(#[doc = $doc])*
+            #[cfg_attr(feature = "serde", serde(serialize_with = $with $($more)*))]
+            pub $f: $t,
+        ] $($rest)*);
+    };
+    // A reserved field: shown only when it is not zero.
+    (@field $head:tt [$($done:tt)*] $(#[$fm:meta])* pub reserved: $t:ty, $($rest:tt)*) => {
+        $crate::wire::wire_struct!(@field $head [$($done)*
+            $(#[$fm])*
+            #[cfg_attr(feature = "serde", serde(
+                serialize_with = "crate::ser::wire",
+                skip_serializing_if = "crate::ser::is_zero"
+            ))]
+            pub reserved: $t,
+        ] $($rest)*);
+    };
+    (@field $head:tt [$($done:tt)*] $(#[$fm:meta])* pub $f:ident: $t:ty, $($rest:tt)*) => {
+        $crate::wire::wire_struct!(@field $head [$($done)*
+            $(#[$fm])*
+            #[cfg_attr(feature = "serde", serde(serialize_with = "crate::ser::wire"))]
+            pub $f: $t,
+        ] $($rest)*);
+    };
+    (@field [$(#[$m:meta])* $name:ident] [$($done:tt)*]) => {
         $(#[$m])*
         #[derive(
             Clone, Copy, Debug, PartialEq, Eq, Default,
             zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::KnownLayout,
             zerocopy::Immutable, zerocopy::Unaligned,
         )]
+        #[cfg_attr(feature = "serde", derive(serde::Serialize))]
         #[repr(C)]
-        pub struct $name { $($body)* }
+        pub struct $name { $($done)* }
     };
 }
 pub(crate) use wire_struct;

@@ -20,6 +20,8 @@ const DEBIAN_PACKAGES: &[(&str, &str)] = &[
 /// Crates that must build for the bare-metal EL2 target, with their cargo flags.
 const NO_STD_BUILDS: &[&[&str]] = &[
     &["-p", "gunyah-rm-abi"],
+    // The abi's serde feature (used by `gunyah-rm decode`) must stay no_std too.
+    &["-p", "gunyah-rm-abi", "--features", "serde"],
     &["-p", "gunyah-stage2"],
     &["-p", "gunyah-rm", "--no-default-features"],
     // The catalogue links into the QEMU runner's HLOS payload.
