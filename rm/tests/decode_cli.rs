@@ -215,3 +215,104 @@ fn malformed_input_names_offset_and_problem() {
         "{e}"
     );
 }
+
+/// The smallest all-zero payload (up to 64 bytes) that `decodes` accepts.
+fn sample(decodes: impl Fn(&[u8]) -> bool) -> Option<Vec<u8>> {
+    (0..=64).map(|n| vec![0u8; n]).find(|p| decodes(p))
+}
+
+/// Every message the abi crate decodes (requests, their OK replies,
+/// notifications) is described field by field, from the abi's own
+/// serialization: decode.rs has no per-message entry, so a message whose
+/// payload had no description would show as `raw` or as nothing here.
+#[test]
+fn every_message_the_abi_decodes_is_described() {
+    use gunyah_rm_abi::{Fragmenter, MsgId, Notification, Reply, Request, RmError};
+
+    // (type, name, decoded bytes after the error code) per logical message.
+    let mut expected: Vec<(&str, &str, usize)> = Vec::new();
+    let mut input = String::new();
+    let mut push = |f: Fragmenter<'_>| {
+        for p in f {
+            input.push_str(&hex(p.as_bytes()));
+            input.push('\n');
+        }
+    };
+    for (seq, &(id, name)) in MsgId::ALL.iter().enumerate() {
+        let seq = seq as u16;
+        if Request::knows(id) {
+            let p = sample(|p| Request::decode(id, p).is_ok())
+                .unwrap_or_else(|| panic!("no sample request for {name}"));
+            push(Fragmenter::request(seq, id, &p).unwrap());
+            expected.push(("request", name, p.len()));
+            let d = sample(|d| Reply::decode_data(id, RmError::Ok, d).is_ok())
+                .unwrap_or_else(|| panic!("no sample reply for {name}"));
+            push(Fragmenter::reply(seq, id, RmError::Ok, &d).unwrap());
+            expected.push(("reply", name, d.len()));
+        }
+        if Notification::knows(id) {
+            let p = sample(|p| Notification::decode(id, p).is_ok())
+                .unwrap_or_else(|| panic!("no sample notification for {name}"));
+            push(Fragmenter::notification(seq, id, &p).unwrap());
+            expected.push(("notification", name, p.len()));
+        }
+    }
+    // The abi names well over 40 requests and 10 notifications: the loop
+    // above must not have skipped them.
+    assert!(expected.iter().filter(|e| e.0 == "request").count() > 40);
+    assert!(expected.iter().filter(|e| e.0 == "notification").count() > 10);
+
+    let o = decode_stdin(&["--json"], &input);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v = json_lines(&o);
+    assert_eq!(v.len(), expected.len());
+    for (m, (ty, name, len)) in v.iter().zip(&expected) {
+        assert_eq!(
+            (m["type"].as_str(), m["name"].as_str()),
+            (Some(*ty), Some(*name))
+        );
+        let payload = m["payload"]
+            .as_object()
+            .unwrap_or_else(|| panic!("{ty} {name}: payload is not an object: {m}"));
+        assert!(
+            !payload.contains_key("raw"),
+            "{ty} {name}: decoded but described raw: {m}"
+        );
+        assert!(
+            *len == 0 || !payload.is_empty(),
+            "{ty} {name}: {len} payload bytes but no field described: {m}"
+        );
+    }
+
+    // The human form prints a field line for each such message too.
+    let o = decode_stdin(&[], &input);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s = stdout(&o);
+    let mut blocks = s
+        .split_inclusive('\n')
+        .fold(Vec::<String>::new(), |mut b, l| {
+            if l.starts_with(' ') {
+                b.last_mut().unwrap().push_str(l);
+            } else {
+                b.push(l.to_string());
+            }
+            b
+        });
+    assert_eq!(blocks.len(), expected.len(), "{s}");
+    for (b, (ty, name, len)) in blocks.drain(..).zip(&expected) {
+        assert!(
+            b.starts_with(ty) && b.contains(&format!(" {name} (")),
+            "{b}"
+        );
+        let fields = b
+            .lines()
+            .skip(1)
+            .filter(|l| !l.starts_with("  error:"))
+            .count();
+        assert!(
+            *len == 0 || fields > 0,
+            "{ty} {name}: no field printed:\n{b}"
+        );
+        assert!(!b.contains("  raw:"), "{ty} {name}: printed raw:\n{b}");
+    }
+}
