@@ -5,14 +5,17 @@ use aarch64_cpu::registers::{
     SPSR_EL1, SPSR_EL2, TCR_EL2, TTBR0_EL2, VBAR_EL1,
 };
 
+// The board keeps its own entry and vectors rather than `aarch64-rt`'s: a hypervisor's
+// vectors save a vCPU's whole register file (x0-x30, q0-q31, FPSR, FPCR) as a frame the
+// handler may replace with another vCPU's, and each physical CPU runs on its own stack.
 #[cfg(target_arch = "aarch64")]
 core::arch::global_asm!(
     r#"
 .section .text.boot, "ax"
+// The boot CPU (QEMU starts only CPU 0 at the ELF entry).
 .global _start
 _start:
-    ldr x1, ={stack_top}
-    mov sp, x1
+    bl el2_stack_for_this_cpu
     ldr x1, =__bss_start
     ldr x2, =__bss_end
 1:  cmp x1, x2
@@ -26,6 +29,29 @@ _start:
 3:  wfe
     b 3b
 
+// Every other CPU, started by PSCI CPU_ON with this entry (x0 = its index).
+.global el2_secondary_entry
+el2_secondary_entry:
+    bl el2_stack_for_this_cpu
+    adr x1, el2_vectors
+    msr vbar_el2, x1
+    isb
+    bl el2_secondary_main
+4:  wfe
+    b 4b
+
+// SP = the top of this CPU's stack (MPIDR Aff0 picks it); TPIDR_EL2 = that index.
+el2_stack_for_this_cpu:
+    mrs x9, mpidr_el1
+    and x9, x9, #0xff
+    msr tpidr_el2, x9
+    add x10, x9, #1
+    ldr x11, ={stack_base}
+    mov x12, #{stack_size}
+    madd x11, x10, x12, x11
+    mov sp, x11
+    ret
+
 .section .text
 .balign 2048
 el2_vectors:
@@ -34,8 +60,16 @@ el2_vectors:
     b el2_unexpected
 .endr
 .balign 0x80
-    b el2_lower_sync
-.rept 7
+    sub sp, sp, #{frame_size}
+    stp x0, x1, [sp, #0]
+    mov x0, #0
+    b el2_lower_save
+.balign 0x80
+    sub sp, sp, #{frame_size}
+    stp x0, x1, [sp, #0]
+    mov x0, #1
+    b el2_lower_save
+.rept 6
 .balign 0x80
     b el2_unexpected
 .endr
@@ -45,12 +79,11 @@ el2_unexpected:
     mrs x1, elr_el2
     bl el2_unexpected_rust
 
-// A trap from the running vCPU: save its x0-x30, q0-q31, FPSR and FPCR as a `Frame` the
-// handler may change (results, or a different vCPU's registers; EL2's Rust code uses the
-// FP/SIMD registers too), restore from it and return to EL1.
-el2_lower_sync:
-    sub sp, sp, #{frame_size}
-    stp x0, x1, [sp, #0]
+// A trap (x0 = 0) or an interrupt (x0 = 1) from the running vCPU: save its x0-x30, q0-q31,
+// FPSR and FPCR as a `Frame` the handler may change (results, or a different vCPU's
+// registers; EL2's Rust code uses the FP/SIMD registers too), restore from it and return to
+// EL1.
+el2_lower_save:
     stp x2, x3, [sp, #16]
     stp x4, x5, [sp, #32]
     stp x6, x7, [sp, #48]
@@ -82,12 +115,13 @@ el2_lower_sync:
     stp q26, q27, [sp, #672]
     stp q28, q29, [sp, #704]
     stp q30, q31, [sp, #736]
-    mrs x0, fpsr
-    mrs x1, fpcr
-    str x0, [sp, #768]
-    str x1, [sp, #776]
+    mrs x2, fpsr
+    mrs x3, fpcr
+    str x2, [sp, #768]
+    str x3, [sp, #776]
+    mov x1, x0
     mov x0, sp
-    bl el2_lower_sync_rust
+    bl el2_lower_rust
 el2_vcpu_return:
     ldr x0, [sp, #768]
     ldr x1, [sp, #776]
@@ -128,14 +162,15 @@ el2_vcpu_return:
     add sp, sp, #{frame_size}
     eret
 
-// fn el2_enter_vcpu(frame: &Frame) -> !: run a vCPU from a frame on EL2's stack.
+// fn el2_enter_vcpu(frame: &Frame) -> !: run a vCPU from a frame on this CPU's stack.
 .global el2_enter_vcpu
 el2_enter_vcpu:
     mov sp, x0
     b el2_vcpu_return
 
 "#,
-    stack_top = const crate::layout::EL2_STACK_TOP,
+    stack_base = const crate::layout::EL2_STACKS,
+    stack_size = const crate::layout::EL2_STACK_SIZE,
     frame_size = const core::mem::size_of::<Frame>(),
 );
 
@@ -170,6 +205,13 @@ impl Frame {
 extern "C" {
     /// Restore `frame` and ERET into the vCPU (asm above).
     fn el2_enter_vcpu(frame: &Frame) -> !;
+    /// Where PSCI CPU_ON starts the other CPUs (asm above).
+    fn el2_secondary_entry();
+}
+
+/// The physical address secondary CPUs start at.
+pub fn secondary_entry() -> u64 {
+    el2_secondary_entry as *const () as u64
 }
 
 #[repr(C, align(4096))]

@@ -1,28 +1,35 @@
-//! PL011 output (QEMU virt, data register at 0x0900_0000) and semihosting exit.
+//! The board's console (the PL011 of QEMU virt at 0x0900_0000, through `arm-pl011-uart`,
+//! one lock so lines from several CPUs do not interleave) and the semihosting exit.
 
 use core::fmt::{self, Write};
+use core::ptr::NonNull;
 
-const PL011_DR: u64 = 0x0900_0000;
+use arm_pl011_uart::{PL011Registers, Uart};
+use safe_mmio::UniqueMmioPointer;
 
-/// Writes to the PL011.
-pub struct Uart;
+const PL011_BASE: usize = 0x0900_0000;
 
-impl Write for Uart {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        for b in s.bytes() {
-            // SAFETY: the PL011 data register of QEMU virt, device memory in EL2's stage 1.
-            unsafe { core::ptr::write_volatile(PL011_DR as *mut u32, b as u32) };
-        }
-        Ok(())
-    }
+static UART: spin::Mutex<Option<Uart<'static>>> = spin::Mutex::new(None);
+
+/// Write formatted text to the PL011 (whole, under the console lock).
+pub fn write(args: fmt::Arguments<'_>) {
+    let _ = UART.lock().get_or_insert_with(new_uart).write_fmt(args);
 }
 
-/// Print to the PL011.
+fn new_uart() -> Uart<'static> {
+    // SAFETY: the PL011 of QEMU virt, device memory in EL2's stage 1, used only through this
+    // one instance (under the lock); HLOS writes it too, which only mixes output.
+    let regs = unsafe {
+        UniqueMmioPointer::new(NonNull::new_unchecked(PL011_BASE as *mut PL011Registers))
+    };
+    Uart::new(regs)
+}
+
+/// Print a line to the PL011.
 #[macro_export]
 macro_rules! println {
     ($($arg:tt)*) => {{
-        use core::fmt::Write as _;
-        let _ = writeln!($crate::console::Uart, $($arg)*);
+        $crate::console::write(format_args!("{}\n", format_args!($($arg)*)));
     }};
 }
 
@@ -43,12 +50,14 @@ pub fn exit(code: u32) -> ! {
 
 /// Report a failed check and exit with status 1.
 pub fn fail(what: fmt::Arguments<'_>) -> ! {
-    let _ = writeln!(Uart, "qemu board: FAIL: {what}");
+    // Never wait for the console lock here: the failing CPU may hold it.
+    if let Some(mut g) = UART.try_lock() {
+        let _ = writeln!(g.get_or_insert_with(new_uart), "qemu board: FAIL: {what}");
+    }
     exit(1)
 }
 
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
-    let _ = writeln!(Uart, "qemu board: FAIL: panic: {info}");
-    exit(1)
+    fail(format_args!("panic: {info}"))
 }

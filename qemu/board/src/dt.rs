@@ -1,5 +1,5 @@
 //! What the board reads from the DT QEMU's loader put at 0x40F00000 (QEMU's own virt DT,
-//! as Gunyah's QEMU platform expects): the CPUs, where RAM ends, the PL011.
+//! as Gunyah's QEMU platform expects): the CPUs, where RAM ends, the PL011, the GICv3.
 
 use crate::fdt_edit;
 
@@ -13,6 +13,10 @@ pub struct PlatformDt {
     pub ram_end: u64,
     /// The PL011's base address.
     pub uart: u64,
+    /// The GICv3 distributor's base address.
+    pub gicd: u64,
+    /// The GICv3 redistributors' base address.
+    pub gicr: u64,
 }
 
 /// Read the DT at `addr` (in RAM, at most 1 MiB).
@@ -41,10 +45,24 @@ pub fn read_platform(addr: u64) -> Result<PlatformDt, &'static str> {
         .and_then(|n| n.reg()?.next())
         .map(|r| r.starting_address as u64)
         .ok_or("no arm,pl011 node")?;
+    let mut gic = fdt
+        .find_compatible(&["arm,gic-v3"])
+        .and_then(|n| n.reg())
+        .ok_or("no arm,gic-v3 node")?;
+    let gicd = gic
+        .next()
+        .ok_or("GICv3 without a distributor")?
+        .starting_address as u64;
+    let gicr = gic
+        .next()
+        .ok_or("GICv3 without redistributors")?
+        .starting_address as u64;
     Ok(PlatformDt {
         blob,
         cpus,
         ram_end,
         uart,
+        gicd,
+        gicr,
     })
 }

@@ -4,18 +4,19 @@
 //! * msgqueue_send / msgqueue_receive on the VM's RM-RPC queue pair, named by the
 //!   capabilities in its cspace (from VM_INIT's resources, or the board's for HLOS);
 //! * scheduler_yield;
-//! * PSCI_VERSION, PSCI_FEATURES, CPU_OFF, SYSTEM_OFF (HLOS: the run ends; another VM: its
-//!   vCPU stops).
+//! * PSCI_VERSION, PSCI_FEATURES, CPU_ON and AFFINITY_INFO (the VM's own vCPUs, by MPIDR
+//!   Aff0), CPU_OFF, SYSTEM_OFF (HLOS: the run ends; another VM: its vCPU stops).
 //!
 //! Everything else answers UNIMPLEMENTED (PSCI: NOT_SUPPORTED).
 
 use alloc::vec::Vec;
 
-use gunyah_rm::platform::{AddressSpaces, Vmid, PAGE_SIZE};
+use gunyah_rm::platform::{Vmid, PAGE_SIZE};
 use gunyah_rm::vm::VMID_HLOS;
 
-use crate::board::{Board, Cap};
 use crate::boot::Frame;
+use crate::rmcore::{self, Cap, Core, ReceiveError};
+use crate::sched::{self, After};
 
 /// hypervisor_identify.
 pub const HYP_IDENTIFY: u64 = 0xC600_8000;
@@ -28,6 +29,10 @@ pub const SCHED_YIELD: u64 = 0xC600_803B;
 /// PSCI calls (SMC32/SMC64 function IDs).
 const PSCI_VERSION: u64 = 0x8400_0000;
 const PSCI_CPU_OFF: u64 = 0x8400_0002;
+const PSCI_CPU_ON_32: u64 = 0x8400_0003;
+const PSCI_CPU_ON_64: u64 = 0xC400_0003;
+const PSCI_AFFINITY_INFO_32: u64 = 0x8400_0004;
+const PSCI_AFFINITY_INFO_64: u64 = 0xC400_0004;
 const PSCI_SYSTEM_OFF: u64 = 0x8400_0008;
 const PSCI_FEATURES: u64 = 0x8400_000A;
 const PSCI_NOT_SUPPORTED: u64 = -1i64 as u64;
@@ -50,23 +55,20 @@ const MAX_MSG: u64 = 240;
 
 /// What the board does after a hypercall.
 pub enum Next {
-    /// Return to the vCPU (results in the frame).
-    Resume,
-    /// Run another vCPU if there is one.
-    Yield,
-    /// The vCPU powered itself off.
-    Off,
+    /// Back to the scheduler with this.
+    Sched(After),
     /// HLOS powered the machine off.
     SystemOff,
 }
 
-fn cap_of(board: &Board, vmid: Vmid, cap: u64) -> Option<Cap> {
-    board.vms.get(&vmid)?.caps.get(&cap).copied()
+fn cap_of(core: &Core, vmid: Vmid, cap: u64) -> Option<Cap> {
+    core.vms.get(&vmid)?.caps.get(&cap).copied()
 }
 
-/// Handle the hypercall in `frame` from the running vCPU.
-pub fn handle(board: &mut Board, frame: &mut Frame) -> Next {
-    let vmid = board.current_vm();
+/// Handle the hypercall in `frame` from the running vCPU (`index` of generation `gen` of
+/// `vmid`).
+pub fn handle(vmid: Vmid, index: u32, gen: u32, frame: &mut Frame) -> Next {
+    let _ = index;
     match frame.x[0] {
         HYP_IDENTIFY => {
             // API version 1, 64-bit; flags0: partition/cspace (0), msgqueue (2), vcpu (5).
@@ -76,68 +78,97 @@ pub fn handle(board: &mut Board, frame: &mut Frame) -> Next {
         }
         MSGQ_SEND => {
             let (cap, size, buf, flags) = (frame.x[1], frame.x[2], frame.x[3], frame.x[4]);
-            frame.x[0] = match cap_of(board, vmid, cap) {
-                None => CSPACE_CAP_NULL,
+            let r = rmcore::with_core(vmid, gen, |core| match cap_of(core, vmid, cap) {
                 Some(Cap::RmTx) if size == 0 || size > MAX_MSG => ARGUMENT_SIZE,
                 Some(Cap::RmTx) if flags & !1 != 0 => ARGUMENT_INVALID,
-                Some(Cap::RmTx) => match copy_from_guest(board, vmid, buf, size) {
+                Some(Cap::RmTx) => match copy_from_guest(core, vmid, buf, size) {
                     Some(msg) => {
-                        board.rm.packet_from(vmid, &msg);
-                        board.pump();
-                        board.sync_vms();
-                        frame.x[1] = 1; // not_full
+                        core.packet_from(vmid, &msg);
                         OK
                     }
                     None => ADDR_INVALID,
                 },
-                Some(_) => CSPACE_CAP_NULL,
-            };
+                _ => CSPACE_CAP_NULL,
+            });
+            match r {
+                Some(err) => {
+                    frame.x[0] = err;
+                    frame.x[1] = 1; // not_full: the RM takes every packet at once
+                }
+                None => return Next::Sched(After::Off),
+            }
         }
         MSGQ_RECV => {
             let (cap, buf, size) = (frame.x[1], frame.x[2], frame.x[3]);
-            // A cap of another kind of object counts as absent.
-            frame.x[0] = match cap_of(board, vmid, cap) {
-                Some(Cap::RmRx) => receive(board, vmid, buf, size, frame),
-                _ => CSPACE_CAP_NULL,
-            };
+            let r = rmcore::with_core(vmid, gen, |core| match cap_of(core, vmid, cap) {
+                // A cap of another kind of object counts as absent.
+                Some(Cap::RmRx) => {
+                    let max = usize::try_from(size).unwrap_or(usize::MAX);
+                    match core.receive(vmid, max, |c, m| copy_to_guest(c, vmid, buf, m)) {
+                        Ok((len, more)) => (OK, len as u64, more as u64),
+                        Err(ReceiveError::Empty) => (MSGQUEUE_EMPTY, 0, 0),
+                        Err(ReceiveError::TooBig) => (ARGUMENT_SIZE, 0, 0),
+                        Err(ReceiveError::Address) => (ADDR_INVALID, 0, 0),
+                    }
+                }
+                _ => (CSPACE_CAP_NULL, 0, 0),
+            });
+            match r {
+                Some((err, len, more)) => {
+                    frame.x[0] = err;
+                    if err == OK {
+                        frame.x[1] = len;
+                        frame.x[2] = more;
+                    }
+                }
+                None => return Next::Sched(After::Off),
+            }
         }
         SCHED_YIELD => {
             frame.x[0] = OK;
-            return Next::Yield;
+            return Next::Sched(After::Yield);
         }
         PSCI_VERSION => frame.x[0] = 0x1_0000, // 1.0
         PSCI_FEATURES => {
             frame.x[0] = match frame.x[1] {
-                PSCI_VERSION | PSCI_CPU_OFF | PSCI_SYSTEM_OFF | PSCI_FEATURES => 0,
+                PSCI_VERSION
+                | PSCI_CPU_OFF
+                | PSCI_CPU_ON_32
+                | PSCI_CPU_ON_64
+                | PSCI_AFFINITY_INFO_32
+                | PSCI_AFFINITY_INFO_64
+                | PSCI_SYSTEM_OFF
+                | PSCI_FEATURES => 0,
                 _ => PSCI_NOT_SUPPORTED,
             }
         }
-        PSCI_CPU_OFF => return Next::Off,
+        PSCI_CPU_ON_32 | PSCI_CPU_ON_64 => {
+            let (mpidr, entry, ctx) = (frame.x[1], frame.x[2], frame.x[3]);
+            // A VM's vCPUs are numbered by MPIDR Aff0 (its DT's cpu@N); other affinity
+            // levels are zero.
+            frame.x[0] = if mpidr & !0xFF != 0 {
+                -2i64 as u64
+            } else {
+                sched::cpu_on(vmid, gen, mpidr as u32, entry, ctx) as u64
+            };
+        }
+        PSCI_AFFINITY_INFO_32 | PSCI_AFFINITY_INFO_64 => {
+            let (mpidr, level) = (frame.x[1], frame.x[2]);
+            frame.x[0] = if mpidr & !0xFF != 0 || level != 0 {
+                -2i64 as u64
+            } else {
+                sched::affinity_info(vmid, gen, mpidr as u32) as u64
+            };
+        }
+        PSCI_CPU_OFF => return Next::Sched(After::Off),
         PSCI_SYSTEM_OFF if vmid == VMID_HLOS => return Next::SystemOff,
         // Another VM's SYSTEM_OFF stops only its own vCPU here (the VM stays RUNNING in the
         // RM until its owner stops it).
-        PSCI_SYSTEM_OFF => return Next::Off,
+        PSCI_SYSTEM_OFF => return Next::Sched(After::Off),
         id if id >> 24 == 0x84 || id >> 24 == 0xC4 => frame.x[0] = PSCI_NOT_SUPPORTED,
         _ => frame.x[0] = UNIMPLEMENTED,
     }
-    Next::Resume
-}
-
-fn receive(board: &mut Board, vmid: Vmid, buf: u64, size: u64, frame: &mut Frame) -> u64 {
-    let Some(m) = board.vms.get(&vmid).and_then(|v| v.rx.front().cloned()) else {
-        return MSGQUEUE_EMPTY;
-    };
-    if m.len() as u64 > size {
-        return ARGUMENT_SIZE;
-    }
-    if !copy_to_guest(board, vmid, buf, &m) {
-        return ADDR_INVALID;
-    }
-    let q = &mut board.vms.entry(vmid).or_default().rx;
-    q.pop_front();
-    frame.x[1] = m.len() as u64;
-    frame.x[2] = !q.is_empty() as u64;
-    OK
+    Next::Sched(After::Resume)
 }
 
 /// The guest's stage-1 translation of `va` (the running vCPU's EL1 regime), for a read or a
@@ -146,7 +177,7 @@ fn stage1(va: u64, write: bool) -> Option<u64> {
     let par: u64;
     #[cfg(target_arch = "aarch64")]
     // SAFETY: AT only writes PAR_EL1, which is saved and restored around it; the guest's EL1
-    // registers and VTTBR_EL2 are loaded (we are handling its trap).
+    // registers and VTTBR_EL2 are loaded (we are handling its trap, its VM alive).
     unsafe {
         let saved: u64;
         core::arch::asm!("mrs {0}, par_el1", out(reg) saved);
@@ -164,19 +195,6 @@ fn stage1(va: u64, write: bool) -> Option<u64> {
     (par & 1 == 0).then_some((par & 0x000F_FFFF_FFFF_F000) | (va & 0xFFF))
 }
 
-/// The PA behind guest VA `va` of `vmid`, if its stage 1 and stage 2 allow the access and it
-/// is normal memory.
-fn guest_pa(board: &Board, vmid: Vmid, va: u64, write: bool) -> Option<u64> {
-    let ipa = stage1(va, write)?;
-    let leaf = board.rm.platform().query(vmid, ipa)?;
-    let ok = if write {
-        leaf.rights.writable()
-    } else {
-        leaf.rights.readable()
-    };
-    (ok && leaf.kind == gunyah_rm::MemKind::Normal).then_some(leaf.pa + (ipa - leaf.ipa))
-}
-
 /// Page-sized pieces of `[va, va+len)`.
 fn pieces(va: u64, len: u64) -> impl Iterator<Item = (u64, u64, usize)> {
     let mut off = 0;
@@ -192,12 +210,13 @@ fn pieces(va: u64, len: u64) -> impl Iterator<Item = (u64, u64, usize)> {
     })
 }
 
-fn copy_from_guest(board: &Board, vmid: Vmid, va: u64, len: u64) -> Option<Vec<u8>> {
+fn copy_from_guest(core: &Core, vmid: Vmid, va: u64, len: u64) -> Option<Vec<u8>> {
     let mut out = alloc::vec![0u8; len as usize];
     for (a, n, off) in pieces(va, len) {
-        let pa = guest_pa(board, vmid, a, false)?;
+        let pa = core.guest_pa(vmid, stage1(a, false)?, false)?;
         // SAFETY: `pa..pa+n` is RAM the guest may read (its stage 2 maps it readable, normal
-        // memory), identity-mapped at EL2, within one page.
+        // memory), identity-mapped at EL2, within one page; the RM's lock is held, so the
+        // mapping stays.
         unsafe {
             core::ptr::copy_nonoverlapping(pa as *const u8, out[off..].as_mut_ptr(), n as usize)
         };
@@ -205,17 +224,17 @@ fn copy_from_guest(board: &Board, vmid: Vmid, va: u64, len: u64) -> Option<Vec<u
     Some(out)
 }
 
-fn copy_to_guest(board: &Board, vmid: Vmid, va: u64, data: &[u8]) -> bool {
+fn copy_to_guest(core: &Core, vmid: Vmid, va: u64, data: &[u8]) -> bool {
     let mut pas = Vec::new();
     for (a, n, off) in pieces(va, data.len() as u64) {
-        match guest_pa(board, vmid, a, true) {
+        match stage1(a, true).and_then(|ipa| core.guest_pa(vmid, ipa, true)) {
             Some(pa) => pas.push((pa, n, off)),
             None => return false, // nothing written
         }
     }
     for (pa, n, off) in pas {
         // SAFETY: RAM the guest may write (its stage 2 maps it writable, normal memory),
-        // identity-mapped at EL2, within one page.
+        // identity-mapped at EL2, within one page; the RM's lock is held.
         unsafe { core::ptr::copy_nonoverlapping(data[off..].as_ptr(), pa as *mut u8, n as usize) };
     }
     true

@@ -9,8 +9,14 @@ pub const HLOS_RAM: (u64, u64) = (0x4000_0000, 0x4000_0000);
 pub const HLOS_DT: u64 = 0x40F0_0000;
 /// Where HLOS is entered (`HLOS_ENTRY_POINT`); the DT must end below it.
 pub const HLOS_ENTRY: u64 = 0x4100_0000;
-/// EL2's stack (64 KiB below this), outside HLOS RAM. Also in `boot.rs`.
-pub const EL2_STACK_TOP: u64 = 0x8090_0000;
+/// EL2's stacks, one per physical CPU (CPU `i`'s ends at `EL2_STACKS + (i + 1) *
+/// EL2_STACK_SIZE`), outside HLOS RAM, above the board image (`link.ld`).
+pub const EL2_STACKS: u64 = 0x8080_0000;
+/// Bytes of stack per CPU.
+pub const EL2_STACK_SIZE: u64 = 0x2_0000;
+/// Physical CPUs the board runs (Gunyah's QEMU platform: `PLATFORM_MAX_CORES` 8, MPIDR
+/// Aff0 only).
+pub const MAX_CPUS: usize = 8;
 /// EL2's heap.
 pub const HEAP: (u64, u64) = (0x8100_0000, 0x0200_0000);
 /// The RM's partition (stage-2 tables, gmem pages, CoW copies) starts here and runs to the

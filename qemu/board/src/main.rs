@@ -30,15 +30,23 @@ mod dt;
 #[cfg(target_os = "none")]
 mod fdt_edit;
 #[cfg(target_os = "none")]
+mod gic;
+#[cfg(target_os = "none")]
 mod heap;
 #[cfg(target_os = "none")]
 mod hypercalls;
 #[cfg(target_os = "none")]
 mod layout;
 #[cfg(target_os = "none")]
+mod percpu;
+#[cfg(target_os = "none")]
 mod platform;
 #[cfg(target_os = "none")]
 mod pmu;
+#[cfg(target_os = "none")]
+mod rmcore;
+#[cfg(target_os = "none")]
+mod sched;
 #[cfg(target_os = "none")]
 mod vcpu;
 #[cfg(target_os = "none")]

@@ -6,15 +6,6 @@ use gunyah_rm::platform::Vmid;
 
 use crate::boot::Frame;
 
-/// Power state of a vCPU.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Power {
-    /// Off (not yet started with PSCI CPU_ON, or CPU_OFF).
-    Off,
-    /// Runs when scheduled.
-    On,
-}
-
 macro_rules! sysregs {
     ($($name:ident: $reg:literal),* $(,)?) => {
         /// The EL1/EL0 system registers a vCPU owns.
@@ -57,26 +48,22 @@ sysregs! {
     elr_el2: "elr_el2", spsr_el2: "spsr_el2", vmpidr: "vmpidr_el2",
 }
 
-/// A vCPU.
+/// A vCPU's registers and identity.
 pub struct Vcpu {
     /// Its VM.
     pub vmid: Vmid,
     /// Index within the VM (its MPIDR Aff0).
     pub index: u32,
-    /// Power state.
-    pub power: Power,
     /// Saved general-purpose and FP/SIMD registers.
     pub frame: Frame,
     /// Saved system registers.
     pub sys: SysRegs,
-    /// Loaded on the physical CPU (its registers are live, not in `frame`/`sys`).
-    pub running: bool,
 }
 
 impl Vcpu {
-    /// A vCPU of `vmid` that will start at `entry` (EL1h, interrupts masked, MMU off) with
-    /// x0..x30 from `x` and SP_EL1 `sp`, when powered on.
-    pub fn new(vmid: Vmid, index: u32, power: Power, entry: u64, x: &[u64; 31], sp: u64) -> Self {
+    /// A vCPU of `vmid` that starts at `entry` (EL1h, interrupts masked, MMU off) with
+    /// x0..x30 from `x` and SP_EL1 `sp`.
+    pub fn new(vmid: Vmid, index: u32, entry: u64, x: &[u64; 31], sp: u64) -> Self {
         let mut frame = Frame::zeroed();
         frame.x[..31].copy_from_slice(x);
         let sys = SysRegs {
@@ -90,10 +77,8 @@ impl Vcpu {
         Vcpu {
             vmid,
             index,
-            power,
             frame,
             sys,
-            running: false,
         }
     }
 }

@@ -46,7 +46,8 @@ fn artifacts() -> (PathBuf, PathBuf) {
 
 /// Boot; (exit status, output). Panics if it hangs.
 fn boot(board: &Path, dtb: &Path, hlos: &Path) -> (std::process::ExitStatus, String) {
-    let out_path = board.with_extension("qemu-output.txt");
+    // One output file per DTB: the tests boot in parallel.
+    let out_path = dtb.with_extension("qemu-output.txt");
     let out = std::fs::File::create(&out_path).expect("output file");
     let mut qemu = boot_contract::qemu_command(
         &qemu_binary::qemu_system_aarch64(),
@@ -95,6 +96,7 @@ fn hlos_payload_boots_by_gunyahs_contract_and_drives_vms_through_rpc() {
     assert!(status.success(), "board run failed ({status}):\n{output}");
     for line in [
         "qemu board: QEMU's DT at 0x40f00000: 8 CPUs, RAM to 0xc0000000\n",
+        "qemu board: 8 physical CPUs up (PSCI CPU_ON through SMC)\n",
         "qemu board: entering HLOS at 0x41000000 (EL1, x0 = DT)\n",
         "hlos: RM RPC queues from the DT's /hypervisor node: tx cap 0x30001, rx cap 0x30002",
         "hlos: VM_GET_VMID: 3\n",
@@ -127,7 +129,7 @@ fn hlos_payload_boots_by_gunyahs_contract_and_drives_vms_through_rpc() {
         .unwrap_or_else(|| panic!("no summary:\n{output}"));
     assert!(
         summary.starts_with(
-            "qemu board: summary: VMs started 3; faults served 4; CoW copies 4; aborts \
+            "qemu board: summary: physical CPUs 8; VMs started 3; faults served 4; CoW copies 4; aborts \
              injected 9; vCPUs stopped by the board 0; VMs left []; partition pages in use 8 \
              (8 stage-2 tables); isolation checker clean;"
         ),

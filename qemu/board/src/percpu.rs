@@ -1,0 +1,119 @@
+//! What each physical CPU publishes to the others, lock-free: whether it is running a vCPU
+//! in the guest right now and which, and whether it is idle. A VM's vCPUs leave every CPU
+//! before its stage 2 may go (`evict_vm`): the VM's generation in `ALIVE` is cleared, every
+//! CPU running one of its vCPUs in the guest is kicked (SGI) and waited for. A CPU about to
+//! ERET into a vCPU publishes it first and then checks the generation (both sequentially
+//! consistent), so either it sees the VM is gone or the evicting CPU sees it in the guest
+//! and waits until its trap (Dekker's handshake).
+
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::SeqCst};
+
+use gunyah_rm::platform::Vmid;
+
+use crate::layout::MAX_CPUS;
+
+/// "No vCPU".
+pub const NONE: u64 = u64::MAX;
+
+/// One CPU's published state.
+pub struct PerCpu {
+    /// The vCPU it runs in the guest right now (`key`), or NONE while it is in EL2.
+    in_guest: AtomicU64,
+    /// It waits for work (WFI); a new runnable vCPU should kick it.
+    pub idle: AtomicBool,
+    /// It has been started.
+    pub online: AtomicBool,
+}
+
+#[allow(clippy::declare_interior_mutable_const)]
+const PER_CPU: PerCpu = PerCpu {
+    in_guest: AtomicU64::new(NONE),
+    idle: AtomicBool::new(false),
+    online: AtomicBool::new(false),
+};
+
+/// Every CPU's state.
+pub static CPUS: [PerCpu; MAX_CPUS] = [PER_CPU; MAX_CPUS];
+
+#[allow(clippy::declare_interior_mutable_const)]
+const DEAD: AtomicU32 = AtomicU32::new(0);
+
+/// Per VMID (the low byte: every VMID the RM hands out is below 256): the generation of its
+/// running incarnation, 0 when it has none.
+static ALIVE: [AtomicU32; 256] = [DEAD; 256];
+static NEXT_GEN: AtomicU32 = AtomicU32::new(1);
+
+/// This CPU's index (MPIDR Aff0, kept in TPIDR_EL2 by the entry code).
+pub fn this_cpu() -> usize {
+    let v: u64;
+    #[cfg(target_arch = "aarch64")]
+    // SAFETY: reading TPIDR_EL2, which the entry code set and nothing else writes.
+    unsafe {
+        core::arch::asm!("mrs {0}, tpidr_el2", out(reg) v, options(nomem, nostack))
+    };
+    #[cfg(not(target_arch = "aarch64"))]
+    {
+        v = 0;
+    }
+    (v as usize).min(MAX_CPUS - 1)
+}
+
+/// A vCPU's key: VM generation, VMID and index.
+pub fn key(gen: u32, vmid: Vmid, index: u32) -> u64 {
+    (u64::from(gen) << 32) | (u64::from(vmid) << 16) | u64::from(index & 0xFFFF)
+}
+
+fn slot(vmid: Vmid) -> &'static AtomicU32 {
+    &ALIVE[usize::from(vmid & 0xFF)]
+}
+
+/// A new incarnation of `vmid` starts running: its generation.
+pub fn vm_started(vmid: Vmid) -> u32 {
+    let g = NEXT_GEN.fetch_add(1, SeqCst);
+    slot(vmid).store(g, SeqCst);
+    g
+}
+
+/// Whether generation `gen` of `vmid` may still run.
+pub fn vm_alive(vmid: Vmid, gen: u32) -> bool {
+    slot(vmid).load(SeqCst) == gen
+}
+
+/// This CPU enters the guest with vCPU `k` of `vmid` (generation `gen`): false (and nothing
+/// published) if the VM is gone.
+pub fn enter_guest(k: u64, vmid: Vmid, gen: u32) -> bool {
+    let me = &CPUS[this_cpu()];
+    me.in_guest.store(k, SeqCst);
+    if vm_alive(vmid, gen) {
+        return true;
+    }
+    me.in_guest.store(NONE, SeqCst);
+    false
+}
+
+/// This CPU is in EL2 (first thing on every trap and interrupt from a guest).
+pub fn left_guest() {
+    CPUS[this_cpu()].in_guest.store(NONE, SeqCst);
+}
+
+/// Take generation `gen` of `vmid` off every CPU: no CPU enters its vCPUs from now on, and
+/// this returns once none runs one in the guest (each is kicked with an SGI and leaves at
+/// its trap, which needs no lock the caller may hold).
+pub fn evict_vm(vmid: Vmid, gen: u32) {
+    let _ = slot(vmid).compare_exchange(gen, 0, SeqCst, SeqCst);
+    let me = this_cpu();
+    let runs_it = |c: &PerCpu| {
+        let k = c.in_guest.load(SeqCst);
+        k != NONE && (k >> 32) as u32 == gen
+    };
+    for (i, c) in CPUS.iter().enumerate() {
+        if i != me && runs_it(c) {
+            crate::gic::kick(i);
+        }
+    }
+    for (i, c) in CPUS.iter().enumerate() {
+        while i != me && runs_it(c) {
+            core::hint::spin_loop();
+        }
+    }
+}

@@ -1,0 +1,502 @@
+//! The one place the board calls the RM. The RM, the board's per-VM message-queue state and
+//! the counters sit behind one spin lock (`CORE`), taken by a CPU for one hypercall, one
+//! stage-2 fault or one VM start at a time; the scheduler's lock is never held while taking
+//! it. (A first step: the RM's own per-VM fault locking can replace this lock here without
+//! touching the rest of the board.)
+//!
+//! After every RM call the board follows the RM's VM states: a VM that entered RUNNING gets
+//! its vCPUs (its DT completed with `/hypervisor`), a VM that left it loses them on every
+//! CPU (`percpu::evict_vm` waits until none runs in the guest) before any later request can
+//! take its stage 2 away.
+
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use gunyah_rm::cow::FaultOutcome;
+use gunyah_rm::lifecycle::{RES_MSG_QUEUE_RECV, RES_MSG_QUEUE_SEND, RES_VIRTUAL_CPU};
+use gunyah_rm::platform::{AddressSpaces, PhysMem, Vmid};
+use gunyah_rm::vm::{BootReg, VmState, VMID_HLOS};
+use gunyah_rm::Rm;
+use gunyah_stage2::fault::resolve_ipa_at_s1e1r;
+use gunyah_stage2::Fault;
+
+use crate::console::{exit, fail};
+use crate::percpu;
+use crate::platform::QemuPlatform;
+use crate::sched::{self, Entry};
+use crate::vcpu::Vcpu;
+use crate::vm_dt::{hypervisor_node, RpcLink};
+use crate::{boot, fdt_edit, heap, pmu, println};
+
+/// RM-RPC message size and queue depth (Gunyah's defaults).
+pub const MSG_SIZE: u32 = 240;
+/// Depth of each receive queue (Gunyah's RM-RPC default): more packets from the RM wait
+/// in the RM's transmit backlog until the VM receives.
+pub const QUEUE_DEPTH: usize = 8;
+
+/// What a capability names (per VM cspace).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cap {
+    /// The VM's queue to the RM (it sends).
+    RmTx,
+    /// The VM's queue from the RM (it receives).
+    RmRx,
+    /// One of its vCPUs.
+    Vcpu(u32),
+}
+
+/// The board's view of one VM.
+#[derive(Default)]
+pub struct VmCtl {
+    /// Its cspace.
+    pub caps: BTreeMap<u64, Cap>,
+    /// Packets in its receive queue (at most `QUEUE_DEPTH`).
+    pub rx: VecDeque<Vec<u8>>,
+    /// Packets the RM sent that wait for room in the receive queue.
+    backlog: VecDeque<Vec<u8>>,
+    /// The RM-RPC link the queue belongs to (a new link starts empty).
+    link: Option<u64>,
+    /// Generation of its running incarnation (its vCPUs exist on the board).
+    pub gen: Option<u32>,
+    /// Its vCPU count.
+    pub vcpus: u32,
+}
+
+/// Counters for the summary (atomics: bumped outside the lock too).
+pub struct Stats {
+    /// Stage-2 faults the RM served.
+    pub faults_served: AtomicU64,
+    /// Aborts injected into vCPUs.
+    pub aborts_injected: AtomicU64,
+    /// VMs whose vCPUs the board started.
+    pub vms_started: AtomicU64,
+    /// vCPUs the board had to stop.
+    pub vcpus_killed: AtomicU64,
+}
+
+/// The counters.
+pub static STATS: Stats = Stats {
+    faults_served: AtomicU64::new(0),
+    aborts_injected: AtomicU64::new(0),
+    vms_started: AtomicU64::new(0),
+    vcpus_killed: AtomicU64::new(0),
+};
+
+/// The RM and what the board keeps beside it.
+pub struct Core {
+    /// The RM.
+    pub rm: Rm<QemuPlatform>,
+    /// Per VM: cspace and receive queue.
+    pub vms: BTreeMap<Vmid, VmCtl>,
+    /// Per served fault: EL2 instructions inside `Rm::handle_fault`, then in draining the
+    /// RM's outgoing packets (the COW_BROKEN notification) after it.
+    fault_split: Vec<(u64, u64)>,
+}
+
+static CORE: spin::Mutex<Option<Core>> = spin::Mutex::new(None);
+
+/// Install the RM (boot CPU, before any vCPU runs).
+pub fn install(rm: Rm<QemuPlatform>, vms: BTreeMap<Vmid, VmCtl>) {
+    *CORE.lock() = Some(Core {
+        rm,
+        vms,
+        fault_split: Vec::new(),
+    });
+}
+
+/// Run `f` with the RM, for the running vCPU of generation `gen` of `vmid`: None (and `f`
+/// not run) if that VM was taken off the CPUs meanwhile (its stage 2 may be going).
+pub fn with_core<R>(vmid: Vmid, gen: u32, f: impl FnOnce(&mut Core) -> R) -> Option<R> {
+    let mut g = CORE.lock();
+    if !percpu::vm_alive(vmid, gen) {
+        return None;
+    }
+    let c = g
+        .as_mut()
+        .unwrap_or_else(|| fail(format_args!("RM not up")));
+    Some(f(c))
+}
+
+/// Run `f` with the RM (boot and power-off only).
+pub fn with_core_any<R>(f: impl FnOnce(&mut Core) -> R) -> R {
+    let mut g = CORE.lock();
+    let c = g
+        .as_mut()
+        .unwrap_or_else(|| fail(format_args!("RM not up")));
+    f(c)
+}
+
+impl Core {
+    /// Move the RM's outgoing packets to the VMs' receive queues (or their backlogs).
+    pub fn pump(&mut self) {
+        for (to, pk) in self.rm.drain_outgoing() {
+            let link = self.rm.link(to);
+            let vm = self.vms.entry(to).or_default();
+            if vm.link != link {
+                vm.rx.clear();
+                vm.backlog.clear();
+                vm.link = link;
+            }
+            vm.backlog.push_back(pk);
+            vm.refill();
+        }
+    }
+
+    /// A packet from `vmid` to the RM; then follow what it changed.
+    pub fn packet_from(&mut self, vmid: Vmid, msg: &[u8]) {
+        self.rm.packet_from(vmid, msg);
+        self.pump();
+        self.sync_vms();
+    }
+
+    /// The next packet in `vmid`'s receive queue, if it fits `max` bytes and `deliver`
+    /// accepts it (false: it stays queued). Returns (packet length, more queued).
+    pub fn receive(
+        &mut self,
+        vmid: Vmid,
+        max: usize,
+        deliver: impl FnOnce(&mut Self, &[u8]) -> bool,
+    ) -> Result<(usize, bool), ReceiveError> {
+        let m = match self.vms.get(&vmid).and_then(|v| v.rx.front()) {
+            Some(m) => m.clone(),
+            None => return Err(ReceiveError::Empty),
+        };
+        if m.len() > max {
+            return Err(ReceiveError::TooBig);
+        }
+        if !deliver(self, &m) {
+            return Err(ReceiveError::Address);
+        }
+        let vm = self.vms.entry(vmid).or_default();
+        vm.rx.pop_front();
+        vm.refill();
+        Ok((m.len(), !vm.rx.is_empty()))
+    }
+
+    /// After the RM handled something: start the vCPUs of VMs it moved to RUNNING, take
+    /// away those of VMs that left it (before their stage 2 can go).
+    pub fn sync_vms(&mut self) {
+        let running: Vec<Vmid> = self
+            .rm
+            .vms()
+            .vms
+            .values()
+            .filter(|v| v.state == VmState::Running && v.vmid != VMID_HLOS)
+            .map(|v| v.vmid)
+            .collect();
+        let gone: Vec<Vmid> = self
+            .vms
+            .iter()
+            .filter(|(id, v)| v.gen.is_some() && **id != VMID_HLOS && !running.contains(id))
+            .map(|(id, _)| *id)
+            .collect();
+        for vmid in gone {
+            self.stop_vm(vmid);
+        }
+        for vmid in running {
+            if self.vms.get(&vmid).is_none_or(|v| v.gen.is_none()) {
+                self.start_vm(vmid);
+            }
+        }
+    }
+
+    /// Take `vmid`'s vCPUs off every CPU and away.
+    fn stop_vm(&mut self, vmid: Vmid) {
+        let Some(ctl) = self.vms.get_mut(&vmid) else {
+            return;
+        };
+        let Some(gen) = ctl.gen.take() else { return };
+        ctl.caps.clear();
+        percpu::evict_vm(vmid, gen);
+        sched::remove_vm(vmid, gen);
+    }
+
+    /// Create `vmid`'s vCPUs: vCPU 0 on at the image's entry (or the boot context's PC) with
+    /// x0 = its DT, to which the board adds `/hypervisor` in place; the others off until
+    /// PSCI CPU_ON.
+    fn start_vm(&mut self, vmid: Vmid) {
+        let Some(vm) = self.rm.vms().get(vmid).cloned() else {
+            return;
+        };
+        let mut caps = BTreeMap::new();
+        let (mut tx, mut rx, mut virqs) = (None, None, (0, 0));
+        for r in &vm.resources {
+            match r.rtype {
+                RES_MSG_QUEUE_SEND => {
+                    tx = Some(r.cap_id);
+                    virqs.0 = r.virq;
+                    caps.insert(r.cap_id, Cap::RmTx);
+                }
+                RES_MSG_QUEUE_RECV => {
+                    rx = Some(r.cap_id);
+                    virqs.1 = r.virq;
+                    caps.insert(r.cap_id, Cap::RmRx);
+                }
+                RES_VIRTUAL_CPU => {
+                    caps.insert(r.cap_id, Cap::Vcpu(r.label));
+                }
+                _ => {}
+            }
+        }
+        let (Some(tx), Some(rx), Some(img)) = (tx, rx, vm.image) else {
+            println!("qemu board: VM {vmid} RUNNING without RM-RPC queues or image: not run");
+            return;
+        };
+        let Some(p) = self.rm.parcels().get(img.mem_handle) else {
+            println!("qemu board: VM {vmid}: image parcel gone: not run");
+            return;
+        };
+        let Some(base) = p.accepted.get(&vmid).map(|a| p.acceptor_ipa(a, 0)) else {
+            println!("qemu board: VM {vmid}: image parcel not mapped: not run");
+            return;
+        };
+        let regions: Vec<(u64, u64)> = p.regions.iter().map(|r| (r.pa, r.size)).collect();
+        let link = RpcLink {
+            tx_cap: tx,
+            rx_cap: rx,
+            tx_virq: virqs.0,
+            rx_virq: virqs.1,
+            depth: QUEUE_DEPTH as u32,
+            msg_size: MSG_SIZE,
+        };
+        let dt = patch_vm_dt(
+            self.rm.platform_mut(),
+            vmid,
+            vm.owner,
+            &regions,
+            (img.dtb_offset, img.dtb_size),
+            &link,
+        );
+        if let Err(why) = dt {
+            println!("qemu board: VM {vmid}: its DT cannot be completed ({why}): not run");
+            return;
+        }
+        let Some(stage2) = self.rm.platform().stage2_regs(vmid) else {
+            println!("qemu board: VM {vmid}: no stage 2: not run");
+            return;
+        };
+        let ctx = |set: u8, index: u8| vm.boot_context.get(&BootReg { set, index }).copied();
+        let mut x = [0u64; 31];
+        x[0] = base + img.dtb_offset;
+        for (i, v) in x.iter_mut().enumerate() {
+            if let Some(val) = ctx(0, i as u8) {
+                *v = val;
+            }
+        }
+        let entry = ctx(1, 0).unwrap_or(base + img.image_offset);
+        let sp = ctx(2, 1).unwrap_or(0);
+        let gen = percpu::vm_started(vmid);
+        let n = vm.vcpus.max(1);
+        let entries = (0..n)
+            .map(|i| Entry::new(Vcpu::new(vmid, i, entry, &x, sp), gen, i == 0, None, stage2))
+            .collect();
+        let ctl = self.vms.entry(vmid).or_default();
+        ctl.caps = caps;
+        ctl.gen = Some(gen);
+        ctl.vcpus = n;
+        sched::add(entries);
+        STATS.vms_started.fetch_add(1, Relaxed);
+    }
+
+    /// A stage-2 data abort of the running vCPU of `vmid`: served (the access retries), or
+    /// an abort injected.
+    pub fn data_abort(&mut self, vmid: Vmid) -> Result<(), &'static str> {
+        let fault = match Fault::from_el2_registers() {
+            Ok(f) => f,
+            Err(_) => return Err("undecodable stage-2 abort"),
+        };
+        let fault = if fault.needs_ipa_resolution() {
+            let Some(far) = fault.far else {
+                return Err("stage-2 abort without FAR");
+            };
+            // SAFETY: the faulting vCPU's EL1 registers and VTTBR_EL2 are still loaded, and
+            // its VM is alive (checked under this lock), so its stage 2 is.
+            match unsafe { resolve_ipa_at_s1e1r(far) } {
+                Some(ipa) => fault.with_ipa(ipa),
+                // Its stage 1 changed under us: let the access retry.
+                None => return Ok(()),
+            }
+        } else {
+            fault
+        };
+        let t0 = pmu::el2_instructions();
+        let outcome = self.rm.handle_fault(vmid, &fault);
+        let t1 = pmu::el2_instructions();
+        match outcome {
+            FaultOutcome::Copied { .. } | FaultOutcome::Populated { .. } => {
+                STATS.faults_served.fetch_add(1, Relaxed);
+                self.pump();
+                let t2 = pmu::el2_instructions();
+                self.fault_split.push((t1 - t0, t2 - t1));
+                return Ok(());
+            }
+            FaultOutcome::Retry => {}
+            // The RM stopped the VM (its fault action): it leaves the CPUs below.
+            FaultOutcome::Stopped(_) => {}
+            // Not memory the RM serves (or a refused write): the access aborts, as it would
+            // on Gunyah.
+            _ if boot::inject_data_abort() => {
+                STATS.aborts_injected.fetch_add(1, Relaxed);
+            }
+            _ => return Err("a stage-2 fault the RM does not serve and no abort can be injected"),
+        }
+        self.pump();
+        self.sync_vms();
+        Ok(())
+    }
+
+    /// PSCI SYSTEM_OFF from HLOS: check the RM's records, print the summary, exit.
+    pub fn system_off(&mut self) -> ! {
+        println!("qemu board: HLOS powered the machine off (PSCI SYSTEM_OFF)");
+        let violations = self.rm.check_isolation();
+        if !violations.is_empty() {
+            fail(format_args!("isolation checker: {violations:?}"));
+        }
+        let others: Vec<Vmid> = self
+            .rm
+            .vms()
+            .vms
+            .keys()
+            .copied()
+            .filter(|v| *v != VMID_HLOS)
+            .collect();
+        let u = self.rm.platform().partition_usage();
+        if others.is_empty() && u.total - u.free != u.tables {
+            fail(format_args!(
+                "partition pages leaked: {} in use, {} of them stage-2 tables",
+                u.total - u.free,
+                u.tables
+            ));
+        }
+        let counters = self.rm.fault_counters();
+        let online = percpu::CPUS
+            .iter()
+            .filter(|c| c.online.load(Relaxed))
+            .count();
+        println!(
+            "qemu board: summary: physical CPUs {online}; VMs started {}; faults served {}; CoW \
+             copies {}; aborts injected {}; vCPUs stopped by the board {}; VMs left {:?}; \
+             partition pages in use {} ({} stage-2 tables); isolation checker clean; EL2 heap \
+             used {} KiB",
+            STATS.vms_started.load(Relaxed),
+            STATS.faults_served.load(Relaxed),
+            counters.cow_copies,
+            STATS.aborts_injected.load(Relaxed),
+            STATS.vcpus_killed.load(Relaxed),
+            others,
+            u.total - u.free,
+            u.tables,
+            heap::used() / 1024
+        );
+        if !self.fault_split.is_empty() {
+            let (rm, drain): (Vec<u64>, Vec<u64>) = self.fault_split.iter().copied().unzip();
+            println!(
+                "qemu board: EL2 instructions of each served fault inside Rm::handle_fault: \
+                 {rm:?}; Rm::drain_outgoing after it: {drain:?}"
+            );
+        }
+        if STATS.vcpus_killed.load(Relaxed) != 0 {
+            fail(format_args!("a vCPU had to be stopped"));
+        }
+        println!("qemu board: PASS");
+        exit(0)
+    }
+
+    /// The PA behind guest IPA `ipa` of `vmid` if its stage 2 lets it `write` (or read) and
+    /// it is normal memory.
+    pub fn guest_pa(&self, vmid: Vmid, ipa: u64, write: bool) -> Option<u64> {
+        let leaf = self.rm.platform().query(vmid, ipa)?;
+        let ok = if write {
+            leaf.rights.writable()
+        } else {
+            leaf.rights.readable()
+        };
+        (ok && leaf.kind == gunyah_rm::MemKind::Normal).then_some(leaf.pa + (ipa - leaf.ipa))
+    }
+}
+
+impl VmCtl {
+    fn refill(&mut self) {
+        while self.rx.len() < QUEUE_DEPTH {
+            match self.backlog.pop_front() {
+                Some(p) => self.rx.push_back(p),
+                None => break,
+            }
+        }
+    }
+}
+
+/// Why a receive did not deliver.
+pub enum ReceiveError {
+    /// Nothing queued.
+    Empty,
+    /// The next packet is larger than the buffer.
+    TooBig,
+    /// The buffer is not writable guest memory.
+    Address,
+}
+
+/// Write the VM's DT back into its image parcel (`regions`, at `dt` = (offset, size)) with
+/// `/hypervisor` added.
+fn patch_vm_dt(
+    plat: &mut QemuPlatform,
+    vmid: Vmid,
+    owner: Vmid,
+    regions: &[(u64, u64)],
+    dt: (u64, u64),
+    link: &RpcLink,
+) -> Result<(), &'static str> {
+    let (off, size) = dt;
+    let total: u64 = regions.iter().map(|r| r.1).sum();
+    let size = usize::try_from(size).map_err(|_| "DT size")?;
+    if size > 1 << 20 {
+        return Err("DT over 1 MiB");
+    }
+    let mut old = alloc::vec![0u8; size];
+    if !parcel_io(plat, regions, off, &mut old, false) {
+        return Err("DT outside the image parcel");
+    }
+    let mut new = fdt_edit::add_to_root(&old, &hypervisor_node(vmid, owner, false, link))?;
+    if off + new.len() as u64 > total {
+        return Err("no room in the image parcel for the DT with /hypervisor");
+    }
+    if !parcel_io(plat, regions, off, &mut new, true) {
+        return Err("DT outside the image parcel");
+    }
+    Ok(())
+}
+
+/// Read (`write` false) or write `buf` at byte `off` of a parcel made of `regions` (PA,
+/// size), through the platform's checked memory access.
+fn parcel_io(
+    plat: &mut QemuPlatform,
+    regions: &[(u64, u64)],
+    off: u64,
+    buf: &mut [u8],
+    write: bool,
+) -> bool {
+    let mut off = off;
+    let mut done = 0usize;
+    for &(pa, size) in regions {
+        if done == buf.len() {
+            break;
+        }
+        if off >= size {
+            off -= size;
+            continue;
+        }
+        let n = ((size - off) as usize).min(buf.len() - done);
+        let ok = if write {
+            plat.write(pa + off, &buf[done..done + n])
+        } else {
+            plat.read(pa + off, &mut buf[done..done + n])
+        };
+        if !ok {
+            return false;
+        }
+        done += n;
+        off = 0;
+    }
+    done == buf.len()
+}
