@@ -8,7 +8,7 @@ use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering::{Relaxed, SeqCst};
 
-use aarch64_cpu::registers::{Readable, ESR_EL2, ID_AA64MMFR0_EL1};
+use aarch64_cpu::registers::{Readable, ESR_EL2, FAR_EL2, HPFAR_EL2, ID_AA64MMFR0_EL1};
 use gunyah_rm::platform::{PhysMem, PAGE_SIZE};
 use gunyah_rm::vm::{VMID_HLOS, VMID_RM};
 use gunyah_rm::{Rm, RmConfig};
@@ -97,6 +97,7 @@ extern "C" fn el2_main() -> ! {
         fail(format_args!("HLOS has no stage 2"));
     };
     let mut hlos = VmCtl::default();
+    hlos.rx_virq = HLOS_VIRQS.1;
     hlos.caps.insert(HLOS_TX_CAP, Cap::RmTx);
     hlos.caps.insert(HLOS_RX_CAP, Cap::RmRx);
     let gen = percpu::vm_started(VMID_HLOS);
@@ -114,7 +115,7 @@ extern "C" fn el2_main() -> ! {
     vms.insert(VMID_HLOS, hlos);
     rmcore::install(rm, vms);
     rmcore::with_core_any(|c| c.pump());
-    sched::add(entries);
+    sched::add(VMID_HLOS, gen, entries);
     // Every other CPU, through PSCI CPU_ON (SMC to QEMU's PSCI, as Gunyah does on QEMU).
     for cpu in 1..cpus {
         if let Err(e) = smccc::psci::cpu_on::<Smc>(cpu as u64, boot::secondary_entry(), cpu as u64)
@@ -129,7 +130,7 @@ extern "C" fn el2_main() -> ! {
             if spins > 100_000_000 {
                 fail(format_args!("CPU {cpu} did not come up"));
             }
-            core::hint::spin_loop();
+            percpu::cpu_relax();
         }
     }
     println!("qemu board: {cpus} physical CPUs up (PSCI CPU_ON through SMC)");
@@ -162,9 +163,21 @@ extern "C" fn el2_lower_rust(frame: &mut Frame, kind: u64) {
         // Its VM was taken away while it ran.
         After::Off
     } else if kind == 1 {
-        // A kick: nothing to do but look at the work again.
-        gic::drain(|_| {});
-        After::Yield
+        // A kick needs nothing more: the way back to the guest fills its list registers,
+        // and a VM taken away was seen above.
+        let mut after = After::Resume;
+        gic::drain(|id| {
+            if id == gic::TICK {
+                gic::arm_tick(sched::TICK_HZ);
+                if sched::tick() {
+                    sched::PREEMPTIONS.fetch_add(1, Relaxed);
+                    after = After::Yield;
+                }
+            } else if id == gic::VTIMER {
+                sched::vtimer_fired();
+            }
+        });
+        after
     } else {
         sync_trap(vmid, index, gen, frame)
     };
@@ -185,6 +198,17 @@ fn sync_trap(vmid: u16, index: u32, gen: u32, frame: &mut Frame) -> After {
                 Next::SystemOff => rmcore::with_core_any(|c| c.system_off()),
             }
         }
+        // WFI (sleep until an interrupt is pending) or WFE (yield).
+        0x01 => {
+            let elr = aarch64_cpu::registers::ELR_EL2.get();
+            aarch64_cpu::registers::ELR_EL2.set(elr + 4);
+            if esr & 1 == 0 {
+                After::Wfi
+            } else {
+                After::Yield
+            }
+        }
+        0x24 if vgic_access(vmid, gen, esr, frame) => After::Resume,
         0x24 => match rmcore::with_core(vmid, gen, |c| c.data_abort(vmid)) {
             Some(Ok(())) => After::Resume,
             Some(Err(why)) => kill(vmid, index, why),
@@ -195,6 +219,36 @@ fn sync_trap(vmid: u16, index: u32, gen: u32, frame: &mut Frame) -> After {
             kill(vmid, index, "a trap the board does not handle")
         }
     }
+}
+
+/// A data abort on the virtual GIC (an unmapped IPA in its frames, a single load or store
+/// with a valid syndrome): emulated, the access done. False if it is not one.
+fn vgic_access(vmid: u16, gen: u32, esr: u64, frame: &mut Frame) -> bool {
+    let (hpfar, far) = (HPFAR_EL2.get(), FAR_EL2.get());
+    let dfsc = esr & 0x3F;
+    // A translation fault (the IPA is in HPFAR_EL2) with ISV set.
+    if dfsc & 0b11_1100 != 0b00_0100 || esr & (1 << 24) == 0 {
+        return false;
+    }
+    let ipa = ((hpfar >> 4) << 12) | (far & 0xFFF);
+    let size = 1u64 << ((esr >> 22) & 3);
+    let srt = ((esr >> 16) & 0x1F) as usize;
+    let reg = |f: &Frame| if srt == 31 { 0 } else { f.x[srt] };
+    let mask = if size == 8 {
+        u64::MAX
+    } else {
+        (1 << (size * 8)) - 1
+    };
+    let write = (esr & (1 << 6) != 0).then(|| reg(frame) & mask);
+    let Some(v) = sched::vgic_access(vmid, gen, ipa, write) else {
+        return false;
+    };
+    if write.is_none() && srt != 31 {
+        frame.x[srt] = v & mask;
+    }
+    let elr = aarch64_cpu::registers::ELR_EL2.get();
+    aarch64_cpu::registers::ELR_EL2.set(elr + 4);
+    true
 }
 
 /// The running vCPU did something the board cannot let it go on from: it stops.

@@ -9,7 +9,7 @@ use safe_mmio::UniqueMmioPointer;
 
 const PL011_BASE: usize = 0x0900_0000;
 
-static UART: spin::Mutex<Option<Uart<'static>>> = spin::Mutex::new(None);
+static UART: crate::percpu::Lock<Option<Uart<'static>>> = crate::percpu::Lock::new(None);
 
 /// Write formatted text to the PL011 (whole, under the console lock).
 pub fn write(args: fmt::Arguments<'_>) {

@@ -50,6 +50,8 @@ mod sched;
 #[cfg(target_os = "none")]
 mod vcpu;
 #[cfg(target_os = "none")]
+mod vgic;
+#[cfg(target_os = "none")]
 mod vm_dt;
 
 #[cfg(not(target_os = "none"))]

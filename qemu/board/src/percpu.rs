@@ -113,7 +113,33 @@ pub fn evict_vm(vmid: Vmid, gen: u32) {
     }
     for (i, c) in CPUS.iter().enumerate() {
         while i != me && runs_it(c) {
-            core::hint::spin_loop();
+            cpu_relax();
         }
     }
 }
+
+/// How a CPU waits for a lock or for another CPU: the YIELD hint. On hardware it only tells
+/// the core another thread may go first; QEMU's single-threaded TCG (with `-icount`) turns it
+/// into a switch to the next CPU, so a CPU waiting for a lock lets the holder run instead of
+/// spinning out its whole time slice (which can starve the holder of a broadcast TLB
+/// maintenance it is waiting in).
+pub struct YieldRelax;
+
+impl spin::RelaxStrategy for YieldRelax {
+    fn relax() {
+        cpu_relax();
+    }
+}
+
+/// One wait step (see [`YieldRelax`]).
+#[inline(always)]
+pub fn cpu_relax() {
+    #[cfg(target_arch = "aarch64")]
+    // SAFETY: a hint instruction with no architectural effect.
+    unsafe {
+        core::arch::asm!("yield", options(nomem, nostack, preserves_flags))
+    };
+}
+
+/// The board's spin lock.
+pub type Lock<T> = spin::mutex::SpinMutex<T, YieldRelax>;

@@ -23,7 +23,7 @@ struct PageAlloc {
     low: usize,
 }
 
-static PARTITION: spin::Mutex<Option<PageAlloc>> = spin::Mutex::new(None);
+static PARTITION: crate::percpu::Lock<Option<PageAlloc>> = crate::percpu::Lock::new(None);
 
 impl PageAlloc {
     fn is_used(&self, i: usize) -> bool {

@@ -13,6 +13,7 @@ use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
+use gunyah_rm::config::{Affinity, Config};
 use gunyah_rm::cow::FaultOutcome;
 use gunyah_rm::lifecycle::{RES_MSG_QUEUE_RECV, RES_MSG_QUEUE_SEND, RES_VIRTUAL_CPU};
 use gunyah_rm::platform::{AddressSpaces, PhysMem, Vmid};
@@ -22,7 +23,8 @@ use gunyah_stage2::fault::resolve_ipa_at_s1e1r;
 use gunyah_stage2::Fault;
 
 use crate::console::{exit, fail};
-use crate::percpu;
+use crate::layout::MAX_CPUS;
+use crate::percpu::{self, Lock};
 use crate::platform::QemuPlatform;
 use crate::sched::{self, Entry};
 use crate::vcpu::Vcpu;
@@ -57,10 +59,14 @@ pub struct VmCtl {
     backlog: VecDeque<Vec<u8>>,
     /// The RM-RPC link the queue belongs to (a new link starts empty).
     link: Option<u64>,
+    /// Packets that entered `rx` since its interrupt was last raised.
+    arrived: u32,
     /// Generation of its running incarnation (its vCPUs exist on the board).
     pub gen: Option<u32>,
     /// Its vCPU count.
     pub vcpus: u32,
+    /// The interrupt (INTID) a packet in its receive queue raises.
+    pub rx_virq: u32,
 }
 
 /// Counters for the summary (atomics: bumped outside the lock too).
@@ -94,7 +100,7 @@ pub struct Core {
     fault_split: Vec<(u64, u64)>,
 }
 
-static CORE: spin::Mutex<Option<Core>> = spin::Mutex::new(None);
+static CORE: Lock<Option<Core>> = Lock::new(None);
 
 /// Install the RM (boot CPU, before any vCPU runs).
 pub fn install(rm: Rm<QemuPlatform>, vms: BTreeMap<Vmid, VmCtl>) {
@@ -141,6 +147,20 @@ impl Core {
             vm.backlog.push_back(pk);
             vm.refill();
         }
+        self.raise_rx();
+    }
+
+    /// A packet entered a receive queue: raise the receiver's interrupt (as Gunyah's
+    /// msgqueue does for a push), once per packet.
+    fn raise_rx(&mut self) {
+        for (vmid, vm) in self.vms.iter_mut() {
+            let (Some(gen), n) = (vm.gen, core::mem::take(&mut vm.arrived)) else {
+                continue;
+            };
+            for _ in 0..n {
+                sched::raise_spi(*vmid, gen, vm.rx_virq);
+            }
+        }
     }
 
     /// A packet from `vmid` to the RM; then follow what it changed.
@@ -171,7 +191,14 @@ impl Core {
         let vm = self.vms.entry(vmid).or_default();
         vm.rx.pop_front();
         vm.refill();
-        Ok((m.len(), !vm.rx.is_empty()))
+        let more = !vm.rx.is_empty();
+        // The interrupt stays asserted while the queue is not empty (Gunyah's receive
+        // threshold of one): raised again for the packet now at its head.
+        if more {
+            vm.arrived = vm.arrived.max(1);
+        }
+        self.raise_rx();
+        Ok((m.len(), more))
     }
 
     /// After the RM handled something: start the vCPUs of VMs it moved to RUNNING, take
@@ -268,10 +295,19 @@ impl Core {
             (img.dtb_offset, img.dtb_size),
             &link,
         );
-        if let Err(why) = dt {
-            println!("qemu board: VM {vmid}: its DT cannot be completed ({why}): not run");
-            return;
-        }
+        let dt = match dt {
+            Ok(dt) => dt,
+            Err(why) => {
+                println!("qemu board: VM {vmid}: its DT cannot be completed ({why}): not run");
+                return;
+            }
+        };
+        // A VM-config DT (the RM's own loader reads it) pins each vCPU to the physical CPU
+        // its `vcpus/affinity-map` names (proxy-scheduled vCPUs run anywhere).
+        let affinity = match gunyah_rm::config::parse(&dt) {
+            Ok(Config::Vm(c)) if c.vcpus.affinity != Affinity::Proxy => c.vcpus.affinity_map,
+            _ => Vec::new(),
+        };
         let Some(stage2) = self.rm.platform().stage2_regs(vmid) else {
             println!("qemu board: VM {vmid}: no stage 2: not run");
             return;
@@ -289,13 +325,20 @@ impl Core {
         let gen = percpu::vm_started(vmid);
         let n = vm.vcpus.max(1);
         let entries = (0..n)
-            .map(|i| Entry::new(Vcpu::new(vmid, i, entry, &x, sp), gen, i == 0, None, stage2))
+            .map(|i| {
+                let pin = affinity
+                    .get(i as usize)
+                    .map(|&c| c as usize)
+                    .filter(|&c| c < MAX_CPUS);
+                Entry::new(Vcpu::new(vmid, i, entry, &x, sp), gen, i == 0, pin, stage2)
+            })
             .collect();
         let ctl = self.vms.entry(vmid).or_default();
         ctl.caps = caps;
         ctl.gen = Some(gen);
         ctl.vcpus = n;
-        sched::add(entries);
+        ctl.rx_virq = virqs.1;
+        sched::add(vmid, gen, entries);
         STATS.vms_started.fetch_add(1, Relaxed);
     }
 
@@ -377,8 +420,8 @@ impl Core {
         println!(
             "qemu board: summary: physical CPUs {online}; VMs started {}; faults served {}; CoW \
              copies {}; aborts injected {}; vCPUs stopped by the board {}; VMs left {:?}; \
-             partition pages in use {} ({} stage-2 tables); isolation checker clean; EL2 heap \
-             used {} KiB",
+             partition pages in use {} ({} stage-2 tables); isolation checker clean; virtual \
+             interrupts raised {}; preemptions by the tick {}; EL2 heap used {} KiB",
             STATS.vms_started.load(Relaxed),
             STATS.faults_served.load(Relaxed),
             counters.cow_copies,
@@ -387,6 +430,8 @@ impl Core {
             others,
             u.total - u.free,
             u.tables,
+            sched::VIRQS_RAISED.load(Relaxed),
+            sched::PREEMPTIONS.load(Relaxed),
             heap::used() / 1024
         );
         if !self.fault_split.is_empty() {
@@ -420,7 +465,10 @@ impl VmCtl {
     fn refill(&mut self) {
         while self.rx.len() < QUEUE_DEPTH {
             match self.backlog.pop_front() {
-                Some(p) => self.rx.push_back(p),
+                Some(p) => {
+                    self.rx.push_back(p);
+                    self.arrived += 1;
+                }
                 None => break,
             }
         }
@@ -438,7 +486,7 @@ pub enum ReceiveError {
 }
 
 /// Write the VM's DT back into its image parcel (`regions`, at `dt` = (offset, size)) with
-/// `/hypervisor` added.
+/// `/hypervisor` added; the DT as it was.
 fn patch_vm_dt(
     plat: &mut QemuPlatform,
     vmid: Vmid,
@@ -446,7 +494,7 @@ fn patch_vm_dt(
     regions: &[(u64, u64)],
     dt: (u64, u64),
     link: &RpcLink,
-) -> Result<(), &'static str> {
+) -> Result<Vec<u8>, &'static str> {
     let (off, size) = dt;
     let total: u64 = regions.iter().map(|r| r.1).sum();
     let size = usize::try_from(size).map_err(|_| "DT size")?;
@@ -464,7 +512,7 @@ fn patch_vm_dt(
     if !parcel_io(plat, regions, off, &mut new, true) {
         return Err("DT outside the image parcel");
     }
-    Ok(())
+    Ok(old)
 }
 
 /// Read (`write` false) or write `buf` at byte `off` of a parcel made of `regions` (PA,

@@ -1,19 +1,32 @@
-//! The vCPUs and which physical CPU runs which: one table under one spin lock (never held
-//! while taking the RM's lock). A CPU runs the runnable vCPU that waited longest among
-//! those it may run (a vCPU pinned to a CPU runs only there); a CPU with nothing to run
-//! waits in WFI until kicked. Switching saves the outgoing vCPU's trap frame and EL1 state
-//! into its record and loads the incoming one's.
+//! The vCPUs, their virtual interrupts, and which physical CPU runs which: one table under
+//! one spin lock (never held while taking the RM's lock). A CPU runs the runnable vCPU that
+//! waited longest among those it may run (a vCPU pinned to a CPU runs only there); a CPU
+//! with nothing to run waits in WFI until kicked or until its tick. Every CPU has an EL2
+//! timer tick (`TICK_HZ`): at each tick a vCPU that others wait for is preempted, so a
+//! guest spinning forever cannot starve anyone, and the virtual timers of vCPUs that are off
+//! their CPU are checked. A vCPU that executes WFI (trapped) sleeps until an interrupt is
+//! pending for it.
+//!
+//! Switching saves the outgoing vCPU's trap frame, EL1 state and virtual CPU interface into
+//! its record and loads the incoming one's.
 
+use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use core::sync::atomic::{AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
 
 use aarch64_cpu::registers::{Writeable, HCR_EL2, VTCR_EL2, VTTBR_EL2};
 use gunyah_rm::platform::Vmid;
 
 use crate::boot::Frame;
 use crate::layout::MAX_CPUS;
-use crate::percpu::{self, key, this_cpu, CPUS, NONE};
+use crate::percpu::{self, key, this_cpu, Lock, CPUS, NONE};
 use crate::vcpu::{SysRegs, Vcpu};
+use crate::vgic::{self, CpuGic, VmGic};
+
+/// EL2 timer ticks per second on every CPU.
+pub const TICK_HZ: u64 = 1000;
+/// The virtual timer's PPI.
+pub const VTIMER_INTID: u32 = 27;
 
 /// What a vCPU is doing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -22,6 +35,8 @@ pub enum State {
     Off,
     /// Runnable, not on a CPU.
     Ready,
+    /// In WFI: runnable once an interrupt is pending for it.
+    Blocked,
     /// Loaded on this CPU.
     Running(usize),
 }
@@ -38,8 +53,13 @@ pub struct Entry {
     pub affinity: Option<usize>,
     /// VTCR_EL2 and VTTBR_EL2 of its VM's stage 2.
     pub stage2: (u64, u64),
+    /// Its redistributor and virtual CPU interface.
+    gic: CpuGic,
     /// When it last left a CPU (smaller runs first).
     last: u64,
+    /// The CPU it last left (which wakes it when its virtual timer fires while it sleeps
+    /// and that CPU is idle).
+    last_cpu: usize,
 }
 
 impl Entry {
@@ -57,7 +77,9 @@ impl Entry {
             state: if on { State::Ready } else { State::Off },
             affinity,
             stage2,
+            gic: CpuGic::default(),
             last: 0,
+            last_cpu: 0,
         }
     }
 
@@ -72,11 +94,14 @@ impl Entry {
 
 struct Sched {
     vcpus: Vec<Entry>,
+    /// Each VM incarnation's distributor, by (VMID, generation).
+    gics: BTreeMap<(Vmid, u32), VmGic>,
     clock: u64,
 }
 
-static SCHED: spin::Mutex<Sched> = spin::Mutex::new(Sched {
+static SCHED: Lock<Sched> = Lock::new(Sched {
     vcpus: Vec::new(),
+    gics: BTreeMap::new(),
     clock: 0,
 });
 
@@ -85,13 +110,18 @@ const NO_VCPU: AtomicU64 = AtomicU64::new(NONE);
 /// Per CPU: the key of the vCPU loaded on it (written only by that CPU).
 static CURRENT: [AtomicU64; MAX_CPUS] = [NO_VCPU; MAX_CPUS];
 
+/// vCPUs taken off a CPU by the tick while another waited.
+pub static PREEMPTIONS: AtomicU64 = AtomicU64::new(0);
+/// Virtual interrupts raised (message-queue pushes and virtual timers).
+pub static VIRQS_RAISED: AtomicU64 = AtomicU64::new(0);
+
 /// The vCPU loaded on this CPU: (VMID, index, generation), if any.
 pub fn current() -> Option<(Vmid, u32, u32)> {
     let k = CURRENT[this_cpu()].load(SeqCst);
-    (k != NONE).then(|| ((k >> 16) as Vmid, (k & 0xFFFF) as u32, (k >> 32) as u32))
+    (k != NONE).then_some(((k >> 16) as Vmid, (k & 0xFFFF) as u32, (k >> 32) as u32))
 }
 
-/// Kick every idle CPU that may run `e`.
+/// Kick every idle CPU that may run a vCPU pinned to `affinity`.
 fn wake_for(affinity: Option<usize>) {
     for (i, c) in CPUS.iter().enumerate() {
         if c.idle.load(SeqCst) && affinity.is_none_or(|a| a == i) {
@@ -100,14 +130,17 @@ fn wake_for(affinity: Option<usize>) {
     }
 }
 
-/// Add a VM's vCPUs; kick idle CPUs for those that are runnable.
-pub fn add(entries: Vec<Entry>) {
+/// Add a VM incarnation's vCPUs (and its distributor); kick idle CPUs for the runnable.
+pub fn add(vmid: Vmid, gen: u32, entries: Vec<Entry>) {
     let wake: Vec<Option<usize>> = entries
         .iter()
         .filter(|e| e.state == State::Ready)
         .map(|e| e.affinity)
         .collect();
-    SCHED.lock().vcpus.extend(entries);
+    let mut s = SCHED.lock();
+    s.gics.insert((vmid, gen), VmGic::default());
+    s.vcpus.extend(entries);
+    drop(s);
     for a in wake {
         wake_for(a);
     }
@@ -115,10 +148,53 @@ pub fn add(entries: Vec<Entry>) {
 
 /// Drop every vCPU of generation `gen` of `vmid` (after `percpu::evict_vm`: none runs).
 pub fn remove_vm(vmid: Vmid, gen: u32) {
-    SCHED
-        .lock()
+    let mut s = SCHED.lock();
+    s.vcpus.retain(|e| !(e.vcpu.vmid == vmid && e.gen == gen));
+    s.gics.remove(&(vmid, gen));
+}
+
+/// A vCPU can take an interrupt now: wake it if it sleeps, kick its CPU if it runs
+/// elsewhere (it fills its list registers on the way back to the guest).
+fn deliver(e: &mut Entry) {
+    match e.state {
+        State::Blocked => {
+            e.state = State::Ready;
+            wake_for(e.affinity);
+        }
+        State::Running(c) if c != this_cpu() => crate::gic::kick(c),
+        _ => {}
+    }
+}
+
+/// Raise SPI `intid` of `vmid`'s running incarnation (a message-queue push).
+pub fn raise_spi(vmid: Vmid, gen: u32, intid: u32) {
+    VIRQS_RAISED.fetch_add(1, Relaxed);
+    let mut s = SCHED.lock();
+    let Some(target) = s
+        .gics
+        .get_mut(&(vmid, gen))
+        .and_then(|g| g.raise_spi(intid))
+    else {
+        return;
+    };
+    if let Some(e) = s
         .vcpus
-        .retain(|e| !(e.vcpu.vmid == vmid && e.gen == gen));
+        .iter_mut()
+        .find(|e| e.vcpu.vmid == vmid && e.gen == gen && e.vcpu.index == target)
+    {
+        deliver(e);
+    }
+}
+
+fn raise_ppi_locked(s: &mut Sched, i: usize, intid: u32) {
+    VIRQS_RAISED.fetch_add(1, Relaxed);
+    let (vmid, gen) = (s.vcpus[i].vcpu.vmid, s.vcpus[i].gen);
+    let Some(vm) = s.gics.get(&(vmid, gen)) else {
+        return;
+    };
+    if s.vcpus[i].gic.raise_ppi(vm, intid) {
+        deliver(&mut s.vcpus[i]);
+    }
 }
 
 /// PSCI CPU_ON for vCPU `index` of the caller's VM: 0 SUCCESS, -2 INVALID_PARAMETERS (no
@@ -138,6 +214,7 @@ pub fn cpu_on(vmid: Vmid, gen: u32, index: u32, entry: u64, context: u64) -> i64
     let mut x = [0u64; 31];
     x[0] = context;
     e.vcpu = Vcpu::new(vmid, index, entry, &x, 0);
+    e.gic = CpuGic::default();
     e.state = State::Ready;
     let a = e.affinity;
     drop(s);
@@ -159,6 +236,44 @@ pub fn affinity_info(vmid: Vmid, gen: u32, index: u32) -> i64 {
     }
 }
 
+/// A guest access to the virtual GIC by vCPU `index` (generation `gen` of `vmid`): what a
+/// read returns, or None if `ipa` is not in its virtual GIC.
+pub fn vgic_access(vmid: Vmid, gen: u32, ipa: u64, write: Option<u64>) -> Option<u64> {
+    let mut s = SCHED.lock();
+    let s = &mut *s;
+    let vcpus = s
+        .vcpus
+        .iter()
+        .filter(|e| e.vcpu.vmid == vmid && e.gen == gen)
+        .count() as u32;
+    let frame = vgic::decode(ipa, vcpus)?;
+    let vm = s.gics.get_mut(&(vmid, gen))?;
+    let v = match frame {
+        vgic::Frame::Dist(off) => vgic::distributor(off, write, vm),
+        vgic::Frame::Redist(idx, off) => {
+            let e = s
+                .vcpus
+                .iter_mut()
+                .find(|e| e.vcpu.vmid == vmid && e.gen == gen && e.vcpu.index == idx)?;
+            vgic::redistributor(off, write, &mut e.gic, idx, vcpus)
+        }
+    };
+    // An enable may have made something deliverable: wake whoever can take it.
+    if write.is_some() {
+        for i in 0..s.vcpus.len() {
+            let e = &s.vcpus[i];
+            if e.vcpu.vmid == vmid && e.gen == gen {
+                let vm = s.gics.get(&(vmid, gen))?;
+                let live = e.state == State::Running(this_cpu());
+                if e.gic.has_work(vm, e.vcpu.index, live) {
+                    deliver(&mut s.vcpus[i]);
+                }
+            }
+        }
+    }
+    Some(v)
+}
+
 /// What becomes of the vCPU that trapped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum After {
@@ -166,6 +281,8 @@ pub enum After {
     Resume,
     /// It stays runnable; another may run first.
     Yield,
+    /// It executed WFI: it sleeps unless an interrupt is pending for it.
+    Wfi,
     /// It powered off (or was stopped by the board).
     Off,
 }
@@ -177,43 +294,61 @@ pub fn after_trap(frame: &mut Frame, after: After) {
     let cur = CURRENT[cpu].load(SeqCst);
     if cur != NONE {
         let mut s = SCHED.lock();
+        let s = &mut *s;
         let clock = s.clock;
-        match s.vcpus.iter_mut().find(|e| e.key() == cur) {
+        match s.vcpus.iter().position(|e| e.key() == cur) {
             // Its VM was taken away: nothing to keep.
             None => {}
-            Some(e) if after == After::Resume => {
-                let (vmid, gen) = (e.vcpu.vmid, e.gen);
-                drop(s);
-                if percpu::enter_guest(cur, vmid, gen) {
-                    return;
-                }
-            }
-            Some(e) => {
-                e.vcpu.frame.clone_from(frame);
-                e.vcpu.sys = SysRegs::save();
-                e.last = clock;
-                e.state = if after == After::Off {
-                    State::Off
-                } else {
-                    State::Ready
+            Some(i) => {
+                let (vmid, gen, index) =
+                    (s.vcpus[i].vcpu.vmid, s.vcpus[i].gen, s.vcpus[i].vcpu.index);
+                let has_work = s
+                    .gics
+                    .get(&(vmid, gen))
+                    .is_some_and(|vm| s.vcpus[i].gic.has_work(vm, index, true));
+                let stays = match after {
+                    After::Resume => true,
+                    After::Wfi => has_work,
+                    _ => false,
                 };
-                s.clock += 1;
+                if stays {
+                    if let Some(vm) = s.gics.get_mut(&(vmid, gen)) {
+                        s.vcpus[i].gic.fill(vm, index);
+                    }
+                    if percpu::enter_guest(cur, vmid, gen) {
+                        return;
+                    }
+                } else {
+                    let e = &mut s.vcpus[i];
+                    e.vcpu.frame.clone_from(frame);
+                    e.vcpu.sys = SysRegs::save();
+                    e.gic.save();
+                    e.last = clock;
+                    e.last_cpu = cpu;
+                    e.state = match after {
+                        After::Off => State::Off,
+                        After::Wfi => State::Blocked,
+                        _ => State::Ready,
+                    };
+                    s.clock += 1;
+                }
             }
         }
         CURRENT[cpu].store(NONE, SeqCst);
-        idle_stage2();
+        idle_cpu();
     }
     schedule(frame);
 }
 
-/// No vCPU on this CPU: stage 2 off, so nothing walks a VM's tables from here.
-fn idle_stage2() {
+/// No vCPU on this CPU: stage 2 off (nothing walks a VM's tables from here), the virtual
+/// timer of the vCPU that left disabled (its record has it).
+fn idle_cpu() {
     HCR_EL2.set(1 << 31);
     VTTBR_EL2.set(0);
     #[cfg(target_arch = "aarch64")]
-    // SAFETY: context synchronisation after changing EL2 controls.
+    // SAFETY: EL2 controls and the EL1 virtual timer of no vCPU; context synchronised.
     unsafe {
-        core::arch::asm!("isb")
+        core::arch::asm!("msr cntv_ctl_el0, xzr", "isb")
     };
 }
 
@@ -222,7 +357,8 @@ pub fn schedule(frame: &mut Frame) {
     let cpu = this_cpu();
     loop {
         let mut s = SCHED.lock();
-        let pick = s
+        let s2 = &mut *s;
+        let pick = s2
             .vcpus
             .iter()
             .enumerate()
@@ -230,25 +366,41 @@ pub fn schedule(frame: &mut Frame) {
             .min_by_key(|(_, e)| e.last)
             .map(|(i, _)| i);
         let Some(i) = pick else {
+            // Tickless while idle: wake only for the virtual timer of a vCPU that went to
+            // sleep here.
+            let deadline = s2
+                .vcpus
+                .iter()
+                .filter(|e| e.state == State::Blocked && e.last_cpu == cpu)
+                .filter(|e| e.vcpu.sys.cntv_ctl & 0b11 == 0b01)
+                .map(|e| e.vcpu.sys.cntv_cval)
+                .min();
             CPUS[cpu].idle.store(true, SeqCst);
             drop(s);
+            crate::gic::arm_tick_at(deadline);
             wait_for_work();
             CPUS[cpu].idle.store(false, SeqCst);
             continue;
         };
-        let e = &mut s.vcpus[i];
+        let e = &mut s2.vcpus[i];
         e.state = State::Running(cpu);
         let k = e.key();
-        let (vmid, gen) = (e.vcpu.vmid, e.gen);
+        let (vmid, gen, index) = (e.vcpu.vmid, e.gen, e.vcpu.index);
         frame.clone_from(&e.vcpu.frame);
         e.vcpu.sys.restore();
-        let (vtcr, vttbr) = e.stage2;
+        e.gic.restore();
+        if let Some(vm) = s2.gics.get_mut(&(vmid, gen)) {
+            s2.vcpus[i].gic.fill(vm, index);
+        }
+        let (vtcr, vttbr) = s2.vcpus[i].stage2;
         drop(s);
+        crate::gic::arm_tick(TICK_HZ);
         VTCR_EL2.set(vtcr);
         VTTBR_EL2.set(vttbr);
-        // RW: EL1 is AArch64; TSC: SMC traps (PSCI through SMC); IMO: physical interrupts
-        // come to EL2; VM: stage 2 on.
-        HCR_EL2.set((1 << 31) | (1 << 19) | (1 << 4) | 1);
+        // RW: EL1 is AArch64; TSC: SMC traps (PSCI through SMC); TWE, TWI: WFE and WFI trap;
+        // IMO: physical interrupts come to EL2 (and virtual ones go to the vCPU); VM: stage
+        // 2 on.
+        HCR_EL2.set((1 << 31) | (1 << 19) | (1 << 14) | (1 << 13) | (1 << 4) | 1);
         #[cfg(target_arch = "aarch64")]
         // SAFETY: synchronise the new translation regime before the ERET that uses it.
         unsafe {
@@ -260,16 +412,69 @@ pub fn schedule(frame: &mut Frame) {
         }
         // Its VM went while we loaded it.
         CURRENT[cpu].store(NONE, SeqCst);
-        idle_stage2();
+        idle_cpu();
     }
 }
 
-/// WFI until an interrupt is pending at this CPU, then take it (a kick needs nothing more).
+/// WFI until an interrupt is pending at this CPU, then take it.
 fn wait_for_work() {
     #[cfg(target_arch = "aarch64")]
     // SAFETY: WFI with interrupts masked at EL2: it returns when one is pending.
     unsafe {
         core::arch::asm!("dsb sy", "wfi")
     };
-    crate::gic::drain(|_| {});
+    crate::gic::drain(|id| {
+        if id == crate::gic::TICK {
+            // Silence it (the idle loop re-arms it) before it is ended.
+            crate::gic::arm_tick_at(None);
+            tick();
+        }
+    });
+}
+
+/// The EL2 timer tick on this CPU: raise the virtual timer of every vCPU off its CPU whose
+/// timer fired; whether a vCPU waits for this CPU (the current one should make way). The
+/// caller re-arms the tick.
+pub fn tick() -> bool {
+    let now = crate::gic::counter();
+    let cpu = this_cpu();
+    let mut s = SCHED.lock();
+    let mut fired = Vec::new();
+    for (i, e) in s.vcpus.iter_mut().enumerate() {
+        let ctl = e.vcpu.sys.cntv_ctl;
+        // Enabled, not masked, off a CPU, expired: mask it (the guest's handler re-arms),
+        // raise its interrupt.
+        if !matches!(e.state, State::Running(_) | State::Off)
+            && ctl & 0b11 == 0b01
+            && e.vcpu.sys.cntv_cval <= now
+        {
+            e.vcpu.sys.cntv_ctl |= 0b10;
+            fired.push(i);
+        }
+    }
+    for i in fired {
+        raise_ppi_locked(&mut s, i, VTIMER_INTID);
+    }
+    s.vcpus.iter().any(|e| e.may_run_on(cpu))
+}
+
+/// The running vCPU's virtual timer fired (its PPI came to EL2): mask it in the CPU (the
+/// guest's handler re-arms it) and make its virtual interrupt pending.
+pub fn vtimer_fired() {
+    #[cfg(target_arch = "aarch64")]
+    // SAFETY: the EL1 virtual timer of the vCPU loaded on this CPU; IMASK only silences it.
+    unsafe {
+        core::arch::asm!(
+            "mrs {t}, cntv_ctl_el0",
+            "orr {t}, {t}, #2",
+            "msr cntv_ctl_el0, {t}",
+            "isb",
+            t = out(reg) _,
+        )
+    };
+    let cur = CURRENT[this_cpu()].load(SeqCst);
+    let mut s = SCHED.lock();
+    if let Some(i) = s.vcpus.iter().position(|e| e.key() == cur) {
+        raise_ppi_locked(&mut s, i, VTIMER_INTID);
+    }
 }

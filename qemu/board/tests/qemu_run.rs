@@ -103,21 +103,27 @@ fn hlos_payload_boots_by_gunyahs_contract_and_drives_vms_through_rpc() {
         "hlos: bad hypercalls (wrong cap, size or flags, unmapped or page-crossing buffers, \
          unknown call, malformed RPC, small receive buffer) got Gunyah error codes and changed \
          nothing; FP/SIMD registers survived a trap\n",
-        "hlos: VM_ALLOC_VMID: VMs 128 and 129 (clones), 130 (attacker)\n",
+        "hlos: a packet the RM puts in HLOS's receive queue raises its interrupt (SPI 993, \
+         taken through the virtual GIC) while it holds packets; 12 requests sent before \
+         receiving get 12 replies in order\n",
+        "hlos: VM_ALLOC_VMID: VMs 128 and 129 (clones), 130 (attacker), 131 (spinner)\n",
         "hlos: sealed golden image 0 (2 MiB of HLOS RAM); reading the source now aborts\n",
         "hlos: VM 128 got VMID 128 from VM_GET_VMID over the queues in its DT, accepted its \
          mailbox, read golden, wrote its copy, read it back\n",
         "hlos: VM 129 got VMID 129 from VM_GET_VMID over the queues in its DT, accepted its \
          mailbox, read golden, wrote its copy, read it back\n",
+        "hlos: spinner VM 131 loops without trapping on HLOS's physical CPU (affinity-map <0> \
+         in its VM config): HLOS kept running beside it (it counted ",
         "hlos: clones' FP/SIMD registers survived traps to EL2 (CoW faults)\n",
         "hlos: attacker VM 130: 7 attacks stopped (a write to a read-only golden page, reads of \
          HLOS's and EL2's memory, MEM_ACCEPT of VM 128's mailbox, VM_STOP of VM 128, \
          GOLDEN_MAP of an image it does not own, VM_ALLOC_VMID, a capability from another \
          cspace, malformed fragments); the golden page is unchanged\n",
-        "hlos: stopped, reset and deallocated the three VMs, reclaimed the parcels, released \
-         the golden image; its source reads back unchanged\n",
-        "hlos: summary: VMs launched 3; golden pages 512; CoW copies 4; COW_BROKEN to HLOS 4; \
-         FAULT_UNSERVED to HLOS 8; isolation probes stopped 4; attacks stopped 7\n",
+        "hlos: stopped (the spinner too: VM_STOP took it off its CPU), reset and deallocated \
+         the four VMs, reclaimed the parcels, released the golden image; its source reads back \
+         unchanged\n",
+        "hlos: summary: VMs launched 4; golden pages 512; CoW copies 4; COW_BROKEN to HLOS 4; \
+         FAULT_UNSERVED to HLOS 8; isolation probes stopped 4; attacks stopped 8\n",
         "qemu board: HLOS powered the machine off (PSCI SYSTEM_OFF)\n",
         "qemu board: PASS\n",
     ] {
@@ -129,10 +135,19 @@ fn hlos_payload_boots_by_gunyahs_contract_and_drives_vms_through_rpc() {
         .unwrap_or_else(|| panic!("no summary:\n{output}"));
     assert!(
         summary.starts_with(
-            "qemu board: summary: physical CPUs 8; VMs started 3; faults served 4; CoW copies 4; aborts \
-             injected 9; vCPUs stopped by the board 0; VMs left []; partition pages in use 8 \
-             (8 stage-2 tables); isolation checker clean;"
+            "qemu board: summary: physical CPUs 8; VMs started 4; faults served 4; CoW copies 4; \
+             aborts injected 9; vCPUs stopped by the board 0; VMs left []; partition pages in \
+             use 9 (9 stage-2 tables); isolation checker clean; virtual interrupts raised "
         ),
+        "{summary}"
+    );
+    // The tick took the spinner off HLOS's CPU: preemptions happened.
+    assert!(
+        number_after(summary, "preemptions by the tick ") > 0,
+        "{summary}"
+    );
+    assert!(
+        number_after(summary, "virtual interrupts raised ") > 0,
         "{summary}"
     );
     // With -icount the PMU counts: the figures are there and not zero.

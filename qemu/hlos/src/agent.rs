@@ -53,6 +53,7 @@ pub(crate) fn read(page: u64, word: u64) -> u64 {
 /// The agent's main. `role` (boot context x3) 1 makes it the attacker
 /// (`attacker.rs`), which gets `victim` (x4: a clone's VMID | its mailbox handle << 16).
 pub fn main(info: &DtInfo, mailbox_handle: u64, index: u64, role: u64, victim: u64) -> ! {
+    crate::gic::init(info.rx_virq);
     let mut rpc = Rpc::new(info.tx_cap, info.rx_cap);
     let me = match rpc.call(&Request::VmGetVmid(Empty)) {
         Ok(r) if r.err == RmError::Ok => r.word(0) as u64,
@@ -76,6 +77,9 @@ pub fn main(info: &DtInfo, mailbox_handle: u64, index: u64, role: u64, victim: u
     }
     let mb = Mailbox::at(CLONE_MAILBOX_IPA);
     FATAL_MAILBOX.store(CLONE_MAILBOX_IPA, Ordering::Relaxed);
+    if role == 2 {
+        spin()
+    }
     let (status, results) = if role == 1 {
         crate::attacker::scene(&mut rpc, me, victim)
     } else {
@@ -83,6 +87,18 @@ pub fn main(info: &DtInfo, mailbox_handle: u64, index: u64, role: u64, victim: u
     };
     mb.finish(status, results);
     hvc::cpu_off()
+}
+
+/// The spinner: count in mailbox word 2 forever, never trapping (no hypercall, no WFI, no
+/// fault); only the hypervisor's tick takes the CPU away from it.
+fn spin() -> ! {
+    let counter = (CLONE_MAILBOX_IPA + 16) as *mut u64;
+    let mut n = 0u64;
+    loop {
+        n += 1;
+        // SAFETY: the mailbox page this VM accepted, mapped read/write.
+        unsafe { write_volatile(counter, n) };
+    }
 }
 
 fn scene(index: u64, me: u64, tx: u64) -> (u64, [u64; 6]) {

@@ -9,6 +9,9 @@ pub struct DtInfo {
     pub tx_cap: u64,
     /// Capability of the queue from the RM.
     pub rx_cap: u64,
+    /// INTID of the receive queue's interrupt (the second of the node's `interrupts`, an
+    /// SPI), if it has one.
+    pub rx_virq: Option<u32>,
     /// `qcom,vmid` of `/hypervisor/qcom,gunyah-vm`, if present.
     pub vmid: Option<u16>,
     /// The PL011's data register, if the DT has one.
@@ -40,12 +43,19 @@ pub fn read(addr: u64) -> DtInfo {
         fatal("the DT in x0 is not a device tree");
     };
     let mut tx_rx = None;
+    let mut rx_virq = None;
     let mut vmid = None;
     if let Some(hyp) = fdt.find_node("/hypervisor") {
         for node in hyp.children() {
             if node.name.starts_with("qcom,resource-manager-rpc") {
                 let reg = node.property("reg").map(|p| p.value);
                 tx_rx = reg.and_then(|r| Some((be_u64(r)?, be_u64(r.get(8..)?)?)));
+                // Two GIC specifiers <type number flags>: tx, rx; type 0 is an SPI.
+                let irq = node.property("interrupts").map(|p| p.value);
+                rx_virq = irq.and_then(|v| {
+                    let (ty, n) = (be_u32(v.get(12..)?)?, be_u32(v.get(16..)?)?);
+                    (ty == 0).then_some(n + 32)
+                });
             }
             if node.name == "qcom,gunyah-vm" {
                 vmid = node
@@ -65,6 +75,7 @@ pub fn read(addr: u64) -> DtInfo {
     DtInfo {
         tx_cap,
         rx_cap,
+        rx_virq,
         vmid,
         uart,
         dt: (addr, size as u64),

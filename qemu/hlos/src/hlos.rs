@@ -27,6 +27,7 @@ use gunyah_rm_abi::{Request, RmError};
 
 use crate::console::fail;
 use crate::dt::DtInfo;
+use crate::gic;
 use crate::hvc::{self, *};
 use crate::layout::*;
 use crate::mailbox::Mailbox;
@@ -39,6 +40,65 @@ pub const HLOS_VMID: u16 = 3;
 
 /// The clones' DT (`clone.dts`, compiled by build.rs).
 static CLONE_DTB: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/clone.dtb"));
+/// The spinner's DT (`spinner.dts`): a VM config pinning its one vCPU to physical CPU 0,
+/// where HLOS's vCPU 0 runs.
+static SPINNER_DTB: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/spinner.dtb"));
+
+/// Wait (WFI, the virtual timer waking us each millisecond) until VM `vmid` reports in
+/// mailbox `i`; its results, after checking its status and the VMID it was told.
+fn wait_mailbox(i: usize, vmid: u16) -> [u64; 6] {
+    let mb = Mailbox::at(MAILBOX_SRC + i as u64 * 4096);
+    let mut waits = 0u64;
+    let (status, r) = loop {
+        if let Some(done) = mb.poll() {
+            break done;
+        }
+        waits += 1;
+        if waits > 20_000 {
+            fail(format_args!("VM {vmid} never reported"));
+        }
+        gic::wait_us(1000);
+    };
+    if status != 0 {
+        fail(format_args!(
+            "VM {vmid} failed check {status} ({:#x} {:#x} {:#x})",
+            r[0], r[1], r[2]
+        ));
+    }
+    if r[3] != vmid as u64 {
+        fail(format_args!(
+            "VM {vmid} was told VMID {} by VM_GET_VMID",
+            r[3]
+        ));
+    }
+    r
+}
+
+/// The spinner (mailbox 3) loops forever without a trap on HLOS's physical CPU: HLOS still
+/// runs (the tick preempts it whenever HLOS's timer wakes it) and sees its counter move.
+/// Returns how far it counted while HLOS slept 10 ms.
+fn spinner_check(sp: u16) -> u64 {
+    let mb = MAILBOX_SRC + 3 * 4096;
+    // SAFETY: the spinner's mailbox page, shared read/write with us.
+    let count = || unsafe { read_volatile((mb + 16) as *const u64) };
+    let mut waits = 0;
+    while count() == 0 {
+        waits += 1;
+        if waits > 20_000 {
+            fail(format_args!("spinner VM {sp} never started"));
+        }
+        gic::wait_us(1000);
+    }
+    let c0 = count();
+    for _ in 0..10 {
+        gic::wait_us(1000);
+    }
+    let c1 = count();
+    if c1 <= c0 {
+        fail(format_args!("spinner VM {sp} did not run ({c0} -> {c1})"));
+    }
+    c1 - c0
+}
 
 extern "C" {
     static __image_start: u8;
@@ -100,6 +160,7 @@ fn bad_hypercalls(tx: u64, rx: u64) -> u64 {
         (MSGQ_RECV, tx, p, 240, 0, CSPACE_CAP_NULL),
         (MSGQ_RECV, rx, p, 240, 0, MSGQUEUE_EMPTY),
         (0xC600_8FFF, 0, 0, 0, 0, UNIMPLEMENTED),
+        (SCHED_YIELD, 0, 0, 0, 0, OK),
     ];
     for (i, &(id, a1, a2, a3, a4, want)) in cases.iter().enumerate() {
         if hvc::call(id, a1, a2, a3, a4)[0] != want {
@@ -134,6 +195,52 @@ fn bad_hypercalls(tx: u64, rx: u64) -> u64 {
     0
 }
 
+/// The receive queue's interrupt: a reply raises it (WFI returns with it pending, not the
+/// timer), and it is pending again while packets wait; 12 requests sent before receiving
+/// (more than the queue's depth of 8) are all answered, in order; once the queue is empty
+/// only the timer ends a wait. The number of the first case that went wrong.
+fn queue_interrupts(tx: u64, rx: u64) -> u64 {
+    gic::ack_all();
+    let pk = |seq: u8| [0x21u8, 1, seq, 0, 0x24, 0, 0, 0x56];
+    let p = pk(0x90);
+    if hvc::call(MSGQ_SEND, tx, 8, p.as_ptr() as u64, 1)[0] != OK {
+        return 1;
+    }
+    let (others, timer) = gic::wait_us_detail(100_000);
+    if others != 1 || timer {
+        return 2;
+    }
+    let mut buf = [0u8; 240];
+    let b = buf.as_mut_ptr() as u64;
+    if hvc::call(MSGQ_RECV, rx, b, 240, 0)[0] != OK || buf[2] != 0x90 {
+        return 3;
+    }
+    for i in 0..12u8 {
+        let p = pk(0xA0 + i);
+        if hvc::call(MSGQ_SEND, tx, 8, p.as_ptr() as u64, 1)[0] != OK {
+            return 4;
+        }
+    }
+    for i in 0..12u8 {
+        // The interrupt is pending while a packet waits: the wait ends at once, not by the
+        // timer.
+        let (others, timer) = gic::wait_us_detail(100_000);
+        if others == 0 || timer {
+            return 10 + u64::from(i);
+        }
+        let [err, size, more] = hvc::call(MSGQ_RECV, rx, b, 240, 0);
+        if err != OK || size != 16 || buf[2] != 0xA0 + i || more != u64::from(i < 11) {
+            return 30 + u64::from(i);
+        }
+    }
+    // Empty now: only the timer ends a wait.
+    let (others, timer) = gic::wait_us_detail(1000);
+    if others != 0 || !timer || hvc::call(MSGQ_RECV, rx, b, 240, 0)[0] != MSGQUEUE_EMPTY {
+        return 50;
+    }
+    0
+}
+
 /// What HLOS keeps about a launched clone.
 #[derive(Clone, Copy, Default)]
 struct Clone {
@@ -163,6 +270,17 @@ pub fn main(info: &DtInfo) -> ! {
         fail(format_args!("VM_GET_VMID answered {me}"));
     }
     say!("VM_GET_VMID: {me}");
+    gic::init(info.rx_virq);
+    let irqs = queue_interrupts(tx, rx);
+    if irqs != 0 {
+        fail(format_args!("message-queue interrupts: case {irqs}"));
+    }
+    say!(
+        "a packet the RM puts in HLOS's receive queue raises its interrupt (SPI {}, taken \
+         through the virtual GIC) while it holds packets; 12 requests sent before receiving \
+         get 12 replies in order",
+        info.rx_virq.unwrap_or(0)
+    );
     let bad = bad_hypercalls(tx, rx);
     if bad != 0 {
         fail(format_args!("bad hypercall case {bad}"));
@@ -202,7 +320,13 @@ pub fn main(info: &DtInfo) -> ! {
         "VM_ALLOC_VMID",
     )
     .word(0) as u16;
-    say!("VM_ALLOC_VMID: VMs {a} and {b} (clones), {x} (attacker)");
+    let sp = ok(
+        &mut rpc,
+        Request::VmAllocVmid(VmidReq::new(0)),
+        "VM_ALLOC_VMID",
+    )
+    .word(0) as u16;
+    say!("VM_ALLOC_VMID: VMs {a} and {b} (clones), {x} (attacker), {sp} (spinner)");
     for page in 0..GOLDEN_SIZE / 4096 {
         for word in 0..512 {
             let p = (GOLDEN_SRC + page * 4096 + word * 8) as *mut u64;
@@ -236,16 +360,23 @@ pub fn main(info: &DtInfo) -> ! {
     let (img_start, img_loaded, img_total) = image();
     let dt_off = img_total; // page aligned (link.ld)
     let parcel_size = (dt_off + DT_ROOM).next_multiple_of(4096);
-    if parcel_size > IMAGE_SPAN || CLONE_DTB.len() as u64 > DT_ROOM {
+    if parcel_size > IMAGE_SPAN || CLONE_DTB.len().max(SPINNER_DTB.len()) as u64 > DT_ROOM {
         fail(format_args!("image parcel too large ({parcel_size:#x})"));
     }
-    let mut clones = [Clone::default(); 3];
-    for (i, vm) in [a, b, x].into_iter().enumerate() {
+    // One at a time (each one's CoW faults are timed with every other CPU idle), the
+    // spinner last.
+    let mut clones = [Clone::default(); 4];
+    let mut results = [[0u64; 6]; 3];
+    for (i, vm) in [a, b, x, sp].into_iter().enumerate() {
         let attacker = vm == x;
+        let spinner = vm == sp;
+        let dtb = if spinner { SPINNER_DTB } else { CLONE_DTB };
         let victim = clones[0].vmid as u64 | (clones[0].mailbox as u64) << 16;
         let c = &mut clones[i];
         c.vmid = vm;
-        if attacker {
+        if spinner {
+            // Nothing but its mailbox.
+        } else if attacker {
             // The attacker maps the golden image read-only: no copy-on-write, no pool.
             let map = GoldenMapReq::new(golden, vm, 0, 0, CLONE_GOLDEN_IPA, GOLDEN_SIZE, NO_GMEM);
             ok(&mut rpc, Request::GoldenMap(map), "GOLDEN_MAP (read-only)");
@@ -307,11 +438,7 @@ pub fn main(info: &DtInfo) -> ! {
                 0,
                 (parcel_size - img_loaded) as usize,
             );
-            core::ptr::copy_nonoverlapping(
-                CLONE_DTB.as_ptr(),
-                (src + dt_off) as *mut u8,
-                CLONE_DTB.len(),
-            );
+            core::ptr::copy_nonoverlapping(dtb.as_ptr(), (src + dt_off) as *mut u8, dtb.len());
         }
         let acl = [AclEntry::new(vm, rights::RWX)];
         let sgl = [SglEntry::new(src, parcel_size)];
@@ -327,13 +454,7 @@ pub fn main(info: &DtInfo) -> ! {
             Request::VmSetAddressLayout(layout),
             "VM_SET_ADDRESS_LAYOUT",
         );
-        let cfg = VmConfigImageReq::new(
-            vm,
-            0,
-            c.image,
-            (0, img_total),
-            (dt_off, CLONE_DTB.len() as u64),
-        );
+        let cfg = VmConfigImageReq::new(vm, 0, c.image, (0, img_total), (dt_off, dtb.len() as u64));
         ok(&mut rpc, Request::VmConfigImage(cfg), "VM_CONFIG_IMAGE");
         ok(&mut rpc, Request::VmInit(VmInitReq::new(vm)), "VM_INIT");
         let res = ok(
@@ -341,7 +462,7 @@ pub fn main(info: &DtInfo) -> ! {
             Request::VmGetHypResources(VmidReq::new(vm)),
             "VM_GET_HYP_RESOURCES",
         );
-        let role = attacker as u64;
+        let role = if spinner { 2 } else { attacker as u64 };
         for (reg, value) in [(1, c.mailbox as u64), (2, i as u64), (3, role), (4, victim)] {
             let ctx = VmSetBootContextReq::new(vm, 0, reg, value);
             ok(
@@ -358,35 +479,10 @@ pub fn main(info: &DtInfo) -> ! {
             c.mailbox,
             res.word(0)
         );
-    }
-
-    // Wait for all three.
-    let mut results = [[0u64; 6]; 3];
-    for (i, c) in clones.iter().enumerate() {
-        let mb = Mailbox::at(MAILBOX_SRC + i as u64 * 4096);
-        let mut spins = 0u64;
-        let (status, r) = loop {
-            if let Some(done) = mb.poll() {
-                break done;
-            }
-            spins += 1;
-            if spins > 10_000_000 {
-                fail(format_args!("VM {} never reported", c.vmid));
-            }
-            hvc::yield_now();
-        };
-        if status != 0 {
-            fail(format_args!(
-                "VM {} failed check {status} ({:#x} {:#x} {:#x})",
-                c.vmid, r[0], r[1], r[2]
-            ));
+        if spinner {
+            continue;
         }
-        if r[3] != c.vmid as u64 {
-            fail(format_args!(
-                "VM {} was told VMID {} by VM_GET_VMID",
-                c.vmid, r[3]
-            ));
-        }
+        let r = wait_mailbox(i, c.vmid);
         results[i] = r;
         if c.vmid == x {
             say!(
@@ -405,10 +501,17 @@ pub fn main(info: &DtInfo) -> ! {
             r[3]
         );
     }
+    let spun = spinner_check(sp);
+    say!(
+        "spinner VM {sp} loops without trapping on HLOS's physical CPU (affinity-map <0> in \
+         its VM config): HLOS kept running beside it (it counted {spun} while HLOS slept \
+         10 ms)"
+    );
+
     say!("clones' FP/SIMD registers survived traps to EL2 (CoW faults)");
     // Each clone wrote two golden pages: two CoW copies each; the attacker none.
     for c in &clones {
-        let want = if c.vmid == x { 0 } else { 2 };
+        let want = if c.vmid == x || c.vmid == sp { 0 } else { 2 };
         let st = ok(
             &mut rpc,
             Request::VmMemStats(VmidReq::new(c.vmid)),
@@ -462,8 +565,8 @@ pub fn main(info: &DtInfo) -> ! {
         }
     }
     say!(
-        "stopped, reset and deallocated the three VMs, reclaimed the parcels, released the golden \
-         image; its source reads back unchanged"
+        "stopped (the spinner too: VM_STOP took it off its CPU), reset and deallocated the four \
+         VMs, reclaimed the parcels, released the golden image; its source reads back unchanged"
     );
     if rpc.cow_broken != 4 {
         fail(format_args!(
@@ -483,11 +586,12 @@ pub fn main(info: &DtInfo) -> ! {
         );
     }
     say!(
-        "summary: VMs launched 3; golden pages {}; CoW copies 4; COW_BROKEN to HLOS {}; \
-         FAULT_UNSERVED to HLOS {}; isolation probes stopped 4; attacks stopped {stopped}",
+        "summary: VMs launched 4; golden pages {}; CoW copies 4; COW_BROKEN to HLOS {}; \
+         FAULT_UNSERVED to HLOS {}; isolation probes stopped 4; attacks stopped {}",
         GOLDEN_SIZE / 4096,
         rpc.cow_broken,
-        rpc.fault_unserved
+        rpc.fault_unserved,
+        stopped + 1
     );
     say!("all checks passed; PSCI SYSTEM_OFF");
     hvc::system_off()

@@ -41,11 +41,6 @@ pub fn call(id: u64, a1: u64, a2: u64, a3: u64, a4: u64) -> [u64; 3] {
     [r0, r1, r2]
 }
 
-/// Let the hypervisor run another vCPU (we are waiting for something).
-pub fn yield_now() {
-    call(SCHED_YIELD, 0, 0, 0, 0);
-}
-
 /// PSCI CPU_OFF: this vCPU stops for good.
 pub fn cpu_off() -> ! {
     call(PSCI_CPU_OFF, 0, 0, 0, 0);

@@ -22,6 +22,8 @@ mod console;
 #[cfg(target_os = "none")]
 mod dt;
 #[cfg(target_os = "none")]
+mod gic;
+#[cfg(target_os = "none")]
 mod hlos;
 #[cfg(target_os = "none")]
 mod hvc;

@@ -101,11 +101,12 @@ impl Rpc {
             let mut buf = [0u8; 240];
             let [err, size, _] = hvc::call(MSGQ_RECV, self.rx, buf.as_mut_ptr() as u64, 240, 0);
             if err == MSGQUEUE_EMPTY {
+                // Wait for the queue's interrupt (a packet arrived), at most 10 ms a time.
                 empty += 1;
-                if empty > 100_000 {
+                if empty > 1000 {
                     return Err(CallError::NoReply);
                 }
-                hvc::yield_now();
+                crate::gic::wait_us(10_000);
                 continue;
             }
             if err != 0 {
