@@ -5,11 +5,12 @@ fn main() {
     println!("cargo:rerun-if-changed=link.ld");
     println!("cargo:rerun-if-changed=clone.dts");
     println!("cargo:rerun-if-changed=spinner.dts");
+    println!("cargo:rerun-if-changed=racer.dts");
     if std::env::var("TARGET").as_deref() == Ok("aarch64-unknown-none") {
         let dir = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default();
         println!("cargo:rustc-link-arg-bins=-T{dir}/link.ld");
         let out = std::env::var("OUT_DIR").unwrap_or_default();
-        for name in ["clone", "spinner"] {
+        for name in ["clone", "spinner", "racer"] {
             let status = std::process::Command::new("dtc")
                 .args(["-I", "dts", "-O", "dtb", "-o"])
                 .arg(format!("{out}/{name}.dtb"))

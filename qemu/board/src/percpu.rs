@@ -143,3 +143,11 @@ pub fn cpu_relax() {
 
 /// The board's spin lock.
 pub type Lock<T> = spin::mutex::SpinMutex<T, YieldRelax>;
+
+/// Whether every other online CPU is idle (in WFI with nothing to run).
+pub fn others_idle() -> bool {
+    let me = this_cpu();
+    CPUS.iter()
+        .enumerate()
+        .all(|(i, c)| i == me || !c.online.load(SeqCst) || c.idle.load(SeqCst))
+}

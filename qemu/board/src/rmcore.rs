@@ -73,6 +73,9 @@ pub struct VmCtl {
 pub struct Stats {
     /// Stage-2 faults the RM served.
     pub faults_served: AtomicU64,
+    /// Faults the RM found already served (another vCPU of the VM copied the page first,
+    /// or a break-before-make was in progress): the access retried.
+    pub faults_retried: AtomicU64,
     /// Aborts injected into vCPUs.
     pub aborts_injected: AtomicU64,
     /// VMs whose vCPUs the board started.
@@ -84,6 +87,7 @@ pub struct Stats {
 /// The counters.
 pub static STATS: Stats = Stats {
     faults_served: AtomicU64::new(0),
+    faults_retried: AtomicU64::new(0),
     aborts_injected: AtomicU64::new(0),
     vms_started: AtomicU64::new(0),
     vcpus_killed: AtomicU64::new(0),
@@ -371,10 +375,16 @@ impl Core {
                 STATS.faults_served.fetch_add(1, Relaxed);
                 self.pump();
                 let t2 = pmu::el2_instructions();
-                self.fault_split.push((t1 - t0, t2 - t1));
+                // QEMU counts every CPU's instructions into the PMU: a figure is kept only
+                // when no other CPU ran meanwhile.
+                if percpu::others_idle() {
+                    self.fault_split.push((t1 - t0, t2 - t1));
+                }
                 return Ok(());
             }
-            FaultOutcome::Retry => {}
+            FaultOutcome::Retry => {
+                STATS.faults_retried.fetch_add(1, Relaxed);
+            }
             // The RM stopped the VM (its fault action): it leaves the CPUs below.
             FaultOutcome::Stopped(_) => {}
             // Not memory the RM serves (or a refused write): the access aborts, as it would
@@ -419,12 +429,13 @@ impl Core {
             .count();
         println!(
             "qemu board: summary: physical CPUs {online}; VMs started {}; faults served {}; CoW \
-             copies {}; aborts injected {}; vCPUs stopped by the board {}; VMs left {:?}; \
+             copies {}; faults found already served {}; aborts injected {}; vCPUs stopped by the board {}; VMs left {:?}; \
              partition pages in use {} ({} stage-2 tables); isolation checker clean; virtual \
              interrupts raised {}; preemptions by the tick {}; EL2 heap used {} KiB",
             STATS.vms_started.load(Relaxed),
             STATS.faults_served.load(Relaxed),
             counters.cow_copies,
+            STATS.faults_retried.load(Relaxed),
             STATS.aborts_injected.load(Relaxed),
             STATS.vcpus_killed.load(Relaxed),
             others,
@@ -437,8 +448,9 @@ impl Core {
         if !self.fault_split.is_empty() {
             let (rm, drain): (Vec<u64>, Vec<u64>) = self.fault_split.iter().copied().unzip();
             println!(
-                "qemu board: EL2 instructions of each served fault inside Rm::handle_fault: \
-                 {rm:?}; Rm::drain_outgoing after it: {drain:?}"
+                "qemu board: EL2 instructions of each served fault taken while the other CPUs \
+                 were idle, inside Rm::handle_fault: {rm:?}; Rm::drain_outgoing after it: \
+                 {drain:?}"
             );
         }
         if STATS.vcpus_killed.load(Relaxed) != 0 {

@@ -106,13 +106,17 @@ fn hlos_payload_boots_by_gunyahs_contract_and_drives_vms_through_rpc() {
         "hlos: a packet the RM puts in HLOS's receive queue raises its interrupt (SPI 993, \
          taken through the virtual GIC) while it holds packets; 12 requests sent before \
          receiving get 12 replies in order\n",
-        "hlos: VM_ALLOC_VMID: VMs 128 and 129 (clones), 130 (attacker), 131 (spinner)\n",
+        "hlos: VM_ALLOC_VMID: VMs 128 and 129 (clones), 130 (attacker), [131, 132, 133] \
+         (racers), 134 (spinner)\n",
         "hlos: sealed golden image 0 (2 MiB of HLOS RAM); reading the source now aborts\n",
         "hlos: VM 128 got VMID 128 from VM_GET_VMID over the queues in its DT, accepted its \
          mailbox, read golden, wrote its copy, read it back\n",
         "hlos: VM 129 got VMID 129 from VM_GET_VMID over the queues in its DT, accepted its \
          mailbox, read golden, wrote its copy, read it back\n",
-        "hlos: spinner VM 131 loops without trapping on HLOS's physical CPU (affinity-map <0> \
+        "hlos: racers [131, 132, 133]: two vCPUs each (PSCI CPU_ON), on different physical \
+         CPUs, wrote the same 8 golden pages at once; each sees both its vCPUs' words and the \
+         golden data around them\n",
+        "hlos: spinner VM 134 loops without trapping on HLOS's physical CPU (affinity-map <0> \
          in its VM config): HLOS kept running beside it (it counted ",
         "hlos: clones' FP/SIMD registers survived traps to EL2 (CoW faults)\n",
         "hlos: attacker VM 130: 7 attacks stopped (a write to a read-only golden page, reads of \
@@ -120,9 +124,9 @@ fn hlos_payload_boots_by_gunyahs_contract_and_drives_vms_through_rpc() {
          GOLDEN_MAP of an image it does not own, VM_ALLOC_VMID, a capability from another \
          cspace, malformed fragments); the golden page is unchanged\n",
         "hlos: stopped (the spinner too: VM_STOP took it off its CPU), reset and deallocated \
-         the four VMs, reclaimed the parcels, released the golden image; its source reads back \
+         the seven VMs, reclaimed the parcels, released the golden image; its source reads back \
          unchanged\n",
-        "hlos: summary: VMs launched 4; golden pages 512; CoW copies 4; COW_BROKEN to HLOS 4; \
+        "hlos: summary: VMs launched 7; golden pages 512; CoW copies 28; COW_BROKEN to HLOS 28; \
          FAULT_UNSERVED to HLOS 8; isolation probes stopped 4; attacks stopped 8\n",
         "qemu board: HLOS powered the machine off (PSCI SYSTEM_OFF)\n",
         "qemu board: PASS\n",
@@ -135,9 +139,16 @@ fn hlos_payload_boots_by_gunyahs_contract_and_drives_vms_through_rpc() {
         .unwrap_or_else(|| panic!("no summary:\n{output}"));
     assert!(
         summary.starts_with(
-            "qemu board: summary: physical CPUs 8; VMs started 4; faults served 4; CoW copies 4; \
-             aborts injected 9; vCPUs stopped by the board 0; VMs left []; partition pages in \
-             use 9 (9 stage-2 tables); isolation checker clean; virtual interrupts raised "
+            "qemu board: summary: physical CPUs 8; VMs started 7; faults served 28; CoW copies \
+             28; faults found already served "
+        ),
+        "{summary}"
+    );
+    let rest = &summary[summary.find("; aborts injected").expect("aborts")..];
+    assert!(
+        rest.starts_with(
+            "; aborts injected 9; vCPUs stopped by the board 0; VMs left []; partition pages \
+             in use 12 (12 stage-2 tables); isolation checker clean; virtual interrupts raised "
         ),
         "{summary}"
     );

@@ -12,7 +12,7 @@
 //! EL2 instructions during the second faulting store, the VMID the RM told it, 0, 0].
 
 use core::ptr::{read_volatile, write_volatile};
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use gunyah_rm_abi::mem::{accept_flags, MemAccept, SglEntry};
 use gunyah_rm_abi::wire::Empty;
@@ -80,12 +80,83 @@ pub fn main(info: &DtInfo, mailbox_handle: u64, index: u64, role: u64, victim: u
     if role == 2 {
         spin()
     }
+    if role == 3 {
+        let (status, results) = race(index, me);
+        mb.finish(status, results);
+        hvc::cpu_off()
+    }
     let (status, results) = if role == 1 {
         crate::attacker::scene(&mut rpc, me, victim)
     } else {
         scene(index, me, info.tx_cap)
     };
     mb.finish(status, results);
+    hvc::cpu_off()
+}
+
+/// The racer's second vCPU is up / has written its words.
+static SIBLING_UP: AtomicU64 = AtomicU64::new(0);
+static SIBLING_DONE: AtomicU64 = AtomicU64::new(0);
+/// The racer's index (for the second vCPU).
+static RACER: AtomicU64 = AtomicU64::new(0);
+
+/// Both vCPUs of this VM wait for HLOS's go, then write word `vcpu` of each race page
+/// (each VM's vCPUs fault on the same golden pages as every other racer's, at once).
+fn race_writes(racer: u64, vcpu: u64) {
+    let mb = Mailbox::at(CLONE_MAILBOX_IPA);
+    while mb.get(MB_GO) == 0 {
+        core::hint::spin_loop();
+    }
+    for p in RACE_FIRST_PAGE..RACE_FIRST_PAGE + RACE_PAGES {
+        // SAFETY: the racer's copy-on-write golden mapping.
+        unsafe { write_volatile(golden_va(p, vcpu), race_word(racer, vcpu, p)) };
+    }
+}
+
+/// A racer (role 3, two vCPUs): start vCPU 1 with PSCI CPU_ON, say ready, write with it at
+/// HLOS's go, then check every race page holds both vCPUs' words and golden data elsewhere.
+fn race(racer: u64, me: u64) -> (u64, [u64; 6]) {
+    let fail = |check: u64, a: u64, b: u64| (check, [a, b, 0, me, 0, 0]);
+    RACER.store(racer, Ordering::SeqCst);
+    let [err, ..] = hvc::call(hvc::PSCI_CPU_ON, 1, crate::start::secondary_entry(), 1, 0);
+    if err != 0 {
+        return fail(60, err, 0);
+    }
+    let mut waits = 0u64;
+    while SIBLING_UP.load(Ordering::SeqCst) == 0 {
+        waits += 1;
+        if waits > 1 << 30 {
+            return fail(61, 0, 0);
+        }
+        core::hint::spin_loop();
+    }
+    let mb = Mailbox::at(CLONE_MAILBOX_IPA);
+    mb.set(MB_READY, 1);
+    race_writes(racer, 0);
+    while SIBLING_DONE.load(Ordering::SeqCst) == 0 {
+        core::hint::spin_loop();
+    }
+    for p in RACE_FIRST_PAGE..RACE_FIRST_PAGE + RACE_PAGES {
+        for w in [0, 1] {
+            if read(p, w) != race_word(racer, w, p) {
+                return fail(62, p, read(p, w));
+            }
+        }
+        for w in [2, 511] {
+            if read(p, w) != golden_word(p, w) {
+                return fail(63, p, read(p, w));
+            }
+        }
+    }
+    (0, [RACE_PAGES, 0, 0, me, 0, 0])
+}
+
+/// The racer's second vCPU (entered at `_secondary_start`).
+pub fn secondary(index: u64) -> ! {
+    crate::gic::cpu_init();
+    SIBLING_UP.store(index, Ordering::SeqCst);
+    race_writes(RACER.load(Ordering::SeqCst), 1);
+    SIBLING_DONE.store(1, Ordering::SeqCst);
     hvc::cpu_off()
 }
 

@@ -44,6 +44,47 @@ static CLONE_DTB: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/clone.dtb"))
 /// where HLOS's vCPU 0 runs.
 static SPINNER_DTB: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/spinner.dtb"));
 
+/// Racer VMs, two vCPUs each.
+const RACERS: usize = 3;
+/// CoW copies the run makes: two per timing clone, one per racer and race page.
+const COPIES: u64 = 4 + RACERS as u64 * RACE_PAGES;
+
+/// The racers' DT (`racer.dts`): two vCPUs, not pinned.
+static RACER_DTB: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/racer.dtb"));
+
+/// The concurrency scene: every racer's two vCPUs up (it says ready), then go for all at
+/// once: each vCPU writes its word of the same golden pages, so copy-on-write faults on one
+/// page come from several VMs and from two vCPUs of one VM at the same time. Each racer
+/// checks it sees both its vCPUs' words and golden data elsewhere (VM_MEM_STATS later
+/// checks exactly one copy per VM and page).
+fn race(racers: &[Clone]) {
+    let mbs: [Mailbox; RACERS] =
+        core::array::from_fn(|k| Mailbox::at(MAILBOX_SRC + (3 + k) as u64 * 4096));
+    let mut waits = 0;
+    while mbs.iter().any(|m| m.get(MB_READY) == 0) {
+        waits += 1;
+        if waits > 20_000 {
+            fail(format_args!("the racers never got both vCPUs up"));
+        }
+        gic::wait_us(1000);
+    }
+    for m in &mbs {
+        m.set(MB_GO, 1);
+    }
+    for (k, c) in racers.iter().enumerate() {
+        let r = wait_mailbox(3 + k, c.vmid);
+        if r[0] != RACE_PAGES {
+            fail(format_args!("racer VM {} wrote {} pages", c.vmid, r[0]));
+        }
+    }
+    let ids: [u16; RACERS] = core::array::from_fn(|k| racers[k].vmid);
+    say!(
+        "racers {ids:?}: two vCPUs each (PSCI CPU_ON), on different physical CPUs, wrote the \
+         same {RACE_PAGES} golden pages at once; each sees both its vCPUs' words and the golden \
+         data around them"
+    );
+}
+
 /// Wait (WFI, the virtual timer waking us each millisecond) until VM `vmid` reports in
 /// mailbox `i`; its results, after checking its status and the VMID it was told.
 fn wait_mailbox(i: usize, vmid: u16) -> [u64; 6] {
@@ -74,11 +115,11 @@ fn wait_mailbox(i: usize, vmid: u16) -> [u64; 6] {
     r
 }
 
-/// The spinner (mailbox 3) loops forever without a trap on HLOS's physical CPU: HLOS still
+/// The spinner (mailbox `i`) loops forever without a trap on HLOS's physical CPU: HLOS still
 /// runs (the tick preempts it whenever HLOS's timer wakes it) and sees its counter move.
 /// Returns how far it counted while HLOS slept 10 ms.
-fn spinner_check(sp: u16) -> u64 {
-    let mb = MAILBOX_SRC + 3 * 4096;
+fn spinner_check(i: usize, sp: u16) -> u64 {
+    let mb = MAILBOX_SRC + i as u64 * 4096;
     // SAFETY: the spinner's mailbox page, shared read/write with us.
     let count = || unsafe { read_volatile((mb + 16) as *const u64) };
     let mut waits = 0;
@@ -320,13 +361,25 @@ pub fn main(info: &DtInfo) -> ! {
         "VM_ALLOC_VMID",
     )
     .word(0) as u16;
+    let mut racers = [0u16; RACERS];
+    for r in racers.iter_mut() {
+        *r = ok(
+            &mut rpc,
+            Request::VmAllocVmid(VmidReq::new(0)),
+            "VM_ALLOC_VMID",
+        )
+        .word(0) as u16;
+    }
     let sp = ok(
         &mut rpc,
         Request::VmAllocVmid(VmidReq::new(0)),
         "VM_ALLOC_VMID",
     )
     .word(0) as u16;
-    say!("VM_ALLOC_VMID: VMs {a} and {b} (clones), {x} (attacker), {sp} (spinner)");
+    say!(
+        "VM_ALLOC_VMID: VMs {a} and {b} (clones), {x} (attacker), {racers:?} (racers), {sp} \
+         (spinner)"
+    );
     for page in 0..GOLDEN_SIZE / 4096 {
         for word in 0..512 {
             let p = (GOLDEN_SRC + page * 4096 + word * 8) as *mut u64;
@@ -365,12 +418,20 @@ pub fn main(info: &DtInfo) -> ! {
     }
     // One at a time (each one's CoW faults are timed with every other CPU idle), the
     // spinner last.
-    let mut clones = [Clone::default(); 4];
+    let mut clones = [Clone::default(); 4 + RACERS];
     let mut results = [[0u64; 6]; 3];
-    for (i, vm) in [a, b, x, sp].into_iter().enumerate() {
+    let order = [a, b, x, racers[0], racers[1], racers[2], sp];
+    for (i, vm) in order.into_iter().enumerate() {
         let attacker = vm == x;
         let spinner = vm == sp;
-        let dtb = if spinner { SPINNER_DTB } else { CLONE_DTB };
+        let racer = racers.contains(&vm);
+        let dtb = if spinner {
+            SPINNER_DTB
+        } else if racer {
+            RACER_DTB
+        } else {
+            CLONE_DTB
+        };
         let victim = clones[0].vmid as u64 | (clones[0].mailbox as u64) << 16;
         let c = &mut clones[i];
         c.vmid = vm;
@@ -462,7 +523,11 @@ pub fn main(info: &DtInfo) -> ! {
             Request::VmGetHypResources(VmidReq::new(vm)),
             "VM_GET_HYP_RESOURCES",
         );
-        let role = if spinner { 2 } else { attacker as u64 };
+        let role = match (spinner, racer) {
+            (true, _) => 2,
+            (_, true) => 3,
+            _ => attacker as u64,
+        };
         for (reg, value) in [(1, c.mailbox as u64), (2, i as u64), (3, role), (4, victim)] {
             let ctx = VmSetBootContextReq::new(vm, 0, reg, value);
             ok(
@@ -479,7 +544,7 @@ pub fn main(info: &DtInfo) -> ! {
             c.mailbox,
             res.word(0)
         );
-        if spinner {
+        if spinner || racer {
             continue;
         }
         let r = wait_mailbox(i, c.vmid);
@@ -501,7 +566,8 @@ pub fn main(info: &DtInfo) -> ! {
             r[3]
         );
     }
-    let spun = spinner_check(sp);
+    race(&clones[3..3 + RACERS]);
+    let spun = spinner_check(3 + RACERS, sp);
     say!(
         "spinner VM {sp} loops without trapping on HLOS's physical CPU (affinity-map <0> in \
          its VM config): HLOS kept running beside it (it counted {spun} while HLOS slept \
@@ -511,7 +577,13 @@ pub fn main(info: &DtInfo) -> ! {
     say!("clones' FP/SIMD registers survived traps to EL2 (CoW faults)");
     // Each clone wrote two golden pages: two CoW copies each; the attacker none.
     for c in &clones {
-        let want = if c.vmid == x || c.vmid == sp { 0 } else { 2 };
+        let want = if c.vmid == x || c.vmid == sp {
+            0
+        } else if racers.contains(&c.vmid) {
+            RACE_PAGES
+        } else {
+            2
+        };
         let st = ok(
             &mut rpc,
             Request::VmMemStats(VmidReq::new(c.vmid)),
@@ -551,7 +623,10 @@ pub fn main(info: &DtInfo) -> ! {
         Request::GoldenRelease(GoldenReleaseReq::new(golden)),
         "GOLDEN_RELEASE",
     );
-    for page in [0, WRITE_PAGE, SECOND_WRITE_PAGE, GOLDEN_SIZE / 4096 - 1] {
+    for page in [0, WRITE_PAGE, SECOND_WRITE_PAGE, GOLDEN_SIZE / 4096 - 1]
+        .into_iter()
+        .chain(RACE_FIRST_PAGE..RACE_FIRST_PAGE + RACE_PAGES)
+    {
         let va = GOLDEN_SRC + page * 4096;
         if probe(va, false) != 0 {
             fail(format_args!(
@@ -565,12 +640,12 @@ pub fn main(info: &DtInfo) -> ! {
         }
     }
     say!(
-        "stopped (the spinner too: VM_STOP took it off its CPU), reset and deallocated the four \
-         VMs, reclaimed the parcels, released the golden image; its source reads back unchanged"
+        "stopped (the spinner too: VM_STOP took it off its CPU), reset and deallocated the \
+         seven VMs, reclaimed the parcels, released the golden image; its source reads back unchanged"
     );
-    if rpc.cow_broken != 4 {
+    if rpc.cow_broken != COPIES {
         fail(format_args!(
-            "{} COW_BROKEN notifications, want one per copy (4)",
+            "{} COW_BROKEN notifications, want one per copy ({COPIES})",
             rpc.cow_broken
         ));
     }
@@ -586,7 +661,7 @@ pub fn main(info: &DtInfo) -> ! {
         );
     }
     say!(
-        "summary: VMs launched 4; golden pages {}; CoW copies 4; COW_BROKEN to HLOS {}; \
+        "summary: VMs launched 7; golden pages {}; CoW copies {COPIES}; COW_BROKEN to HLOS {}; \
          FAULT_UNSERVED to HLOS {}; isolation probes stopped 4; attacks stopped {}",
         GOLDEN_SIZE / 4096,
         rpc.cow_broken,

@@ -9,6 +9,8 @@ pub const MSGQ_SEND: u64 = 0xC600_801B;
 pub const MSGQ_RECV: u64 = 0xC600_801C;
 /// scheduler_yield: x1 control, x2 arg.
 pub const SCHED_YIELD: u64 = 0xC600_803B;
+/// PSCI CPU_ON (64-bit): x1 target MPIDR, x2 entry, x3 context.
+pub const PSCI_CPU_ON: u64 = 0xC400_0003;
 /// PSCI CPU_OFF.
 pub const PSCI_CPU_OFF: u64 = 0x8400_0002;
 /// PSCI SYSTEM_OFF.

@@ -49,3 +49,17 @@ pub const fn golden_word(page: u64, word: u64) -> u64 {
 pub const fn clone_word(clone: u64, word: u64) -> u64 {
     0xC10E_0000_0000_0000 | (clone << 32) | word
 }
+
+/// Golden pages every racer's two vCPUs write at once: `RACE_FIRST_PAGE..+RACE_PAGES`.
+pub const RACE_FIRST_PAGE: u64 = 32;
+/// How many.
+pub const RACE_PAGES: u64 = 8;
+/// Mailbox words: a racer's vCPUs are up; HLOS says go.
+pub const MB_READY: u64 = 8;
+/// See [`MB_READY`].
+pub const MB_GO: u64 = 9;
+
+/// The word vCPU `vcpu` of racer `racer` writes at word `vcpu` of golden page `page`.
+pub const fn race_word(racer: u64, vcpu: u64, page: u64) -> u64 {
+    0xACE0_0000_0000_0000 | (racer << 32) | (vcpu << 16) | page
+}

@@ -2,7 +2,8 @@
 //! MEM_ACCEPT): the clone's results, then a done word written last.
 //!
 //! Layout (u64 words): 0 done (0 running, 1 finished), 1 status (0 = every check passed,
-//! else the number of the failed check), 2..8 results.
+//! else the number of the failed check), 2..8 results, 8 ready (a racer's vCPUs are up),
+//! 9 go (HLOS starts the racers).
 
 use core::ptr::{read_volatile, write_volatile};
 use core::sync::atomic::{fence, Ordering};
@@ -23,7 +24,7 @@ impl Mailbox {
 
     /// Clear it (HLOS, before sharing it).
     pub fn clear(&self) {
-        for i in 0..8 {
+        for i in 0..16 {
             // SAFETY: the mailbox page is mapped read/write for us.
             unsafe { write_volatile(self.word(i), 0) };
         }
@@ -40,6 +41,21 @@ impl Mailbox {
         fence(Ordering::Release);
         // SAFETY: as in `clear`.
         unsafe { write_volatile(self.word(0), 1) };
+    }
+
+    /// Set word `i` (ready, go).
+    pub fn set(&self, i: u64, v: u64) {
+        fence(Ordering::Release);
+        // SAFETY: as in `clear`.
+        unsafe { write_volatile(self.word(i), v) };
+    }
+
+    /// Word `i`.
+    pub fn get(&self, i: u64) -> u64 {
+        // SAFETY: as in `clear`.
+        let v = unsafe { read_volatile(self.word(i)) };
+        fence(Ordering::Acquire);
+        v
     }
 
     /// `Some((status, results))` once the clone has finished.

@@ -13,6 +13,13 @@ struct Stack([u8; STACK_SIZE]);
 #[no_mangle]
 static mut PAYLOAD_STACK: Stack = Stack([0; STACK_SIZE]);
 
+/// Stack of a VM's second vCPU (started with PSCI CPU_ON by the racer agent).
+const SECONDARY_STACK_SIZE: usize = 16 * 1024;
+#[repr(C, align(16))]
+struct SecondaryStack([u8; SECONDARY_STACK_SIZE]);
+#[no_mangle]
+static mut SECONDARY_STACK: SecondaryStack = SecondaryStack([0; SECONDARY_STACK_SIZE]);
+
 #[repr(C, align(4096))]
 struct Table([u64; 512]);
 
@@ -76,6 +83,37 @@ _start:
     bl payload_main
 3:  wfe
     b 3b
+
+// A second vCPU, started by PSCI CPU_ON (x0 = its index): its own stack, the same vectors
+// and stage 1 as the first (its EL1 registers start from reset), no .bss zeroing.
+.global _secondary_start
+_secondary_start:
+    mov x19, x0
+    mov x9, #(3 << 20)
+    msr cpacr_el1, x9
+    isb
+    ldr x9, =SECONDARY_STACK
+    add x9, x9, #{secondary_stack_size}
+    mov sp, x9
+    adr x9, payload_vectors
+    msr vbar_el1, x9
+    ldr x9, =0xFF04
+    msr mair_el1, x9
+    ldr x9, ={tcr}
+    msr tcr_el1, x9
+    ldr x9, =PAYLOAD_STAGE1
+    msr ttbr0_el1, x9
+    isb
+    tlbi vmalle1
+    dsb nsh
+    isb
+    ldr x9, =0x30D01805
+    msr sctlr_el1, x9
+    isb
+    mov x0, x19
+    bl secondary_main
+4:  wfe
+    b 4b
 
 .section .text
 // EL1 vectors: the current-EL/SPx synchronous entry handles aborts of the probes; anything
@@ -174,12 +212,14 @@ fp_survives:
 3:  ret
 "#,
     stack_size = const STACK_SIZE,
+    secondary_stack_size = const SECONDARY_STACK_SIZE,
     // T0SZ 25, IRGN0/ORGN0 WB, SH0 inner, TG0 4K, EPD1, IPS 40-bit.
     tcr = const 0x2_0080_3519u64,
     send = const crate::hvc::MSGQ_SEND,
 );
 
 extern "C" {
+    fn _secondary_start();
     fn probe_read(va: u64) -> u64;
     fn probe_write(va: u64) -> u64;
     fn fp_survives(seed: u64, pk: u64, len: u64, store_va: u64, tx_cap: u64) -> u64;
@@ -205,6 +245,16 @@ pub fn fp_regs_survive(seed: u64, pk: &[u8], store_va: u64, tx_cap: u64) -> u64 
     // SAFETY: the routine touches only q0-q31, x0-x16 (caller-saved), the bytes of `pk`
     // (handed to msgqueue_send) and `store_va`, which the caller chose.
     unsafe { fp_survives(seed, pk.as_ptr() as u64, pk.len() as u64, store_va, tx_cap) }
+}
+
+/// Where PSCI CPU_ON starts a second vCPU of this image.
+pub fn secondary_entry() -> u64 {
+    _secondary_start as *const () as u64
+}
+
+#[no_mangle]
+extern "C" fn secondary_main(index: u64) -> ! {
+    crate::agent::secondary(index)
 }
 
 /// Whether `esr` is the synchronous external abort (data abort, current EL) a hypervisor
