@@ -176,16 +176,23 @@ impl<S> Hub<S> {
     ) {
         let mut online: HashSet<u16> = self.connected().collect();
         let mut fates = Vec::with_capacity(self.clients.len());
+        // Clients whose endpoint already heard they went (in the input pass).
+        let mut told = Vec::with_capacity(self.clients.len());
         for c in self.clients.iter_mut() {
             let fate = match ready(c.id) {
                 Some(r) => serve_input(c, r, io, ep, &mut online, log),
                 None => Fate::Keep,
             };
             // A client that hung up frees its VMID at once: a reconnect later in this round
-            // (clients are served oldest first) is then accepted.
-            if let (Some(v), Fate::Close | Fate::Drop(_)) = (c.vmid, &fate) {
+            // (clients are served oldest first) is then accepted. The endpoint hears of it now,
+            // before that reconnect speaks: told at the end of the round, it would drop the
+            // partial message the new client had begun.
+            let gone = matches!(fate, Fate::Close | Fate::Drop(_));
+            if let (Some(v), true) = (c.vmid, gone) {
                 online.remove(&v);
+                ep.disconnected(v);
             }
+            told.push(gone);
             fates.push(fate);
         }
         for (c, fate) in self.clients.iter_mut().zip(fates.iter_mut()) {
@@ -202,23 +209,22 @@ impl<S> Hub<S> {
                 };
             }
         }
-        let mut fates = fates.into_iter();
+        let mut fates = fates.into_iter().zip(told);
         self.clients.retain(|c| {
-            let fate = fates.next().unwrap_or(Fate::Keep);
+            let (fate, told) = fates.next().unwrap_or((Fate::Keep, false));
             let vmid = c.vmid;
+            if let (Some(v), false, false) = (vmid, told, matches!(fate, Fate::Keep)) {
+                ep.disconnected(v);
+            }
             match fate {
                 Fate::Keep => true,
                 Fate::Close => {
                     if let Some(v) = vmid {
-                        ep.disconnected(v);
                         log(Event::Disconnected(v));
                     }
                     false
                 }
                 Fate::Drop(why) => {
-                    if let Some(v) = vmid {
-                        ep.disconnected(v);
-                    }
                     log(Event::Dropped { vmid, why });
                     false
                 }
@@ -490,5 +496,55 @@ mod tests {
                 "no hello in time"
             ]
         );
+    }
+
+    /// A client that hangs up and a new client of the same VM in the same round: the old
+    /// one's goodbye must not drop the partial message the new one has begun (the RM's
+    /// reassembly of that VM is reset when the old client goes, before the new one speaks).
+    #[test]
+    fn a_reconnect_in_the_same_round_keeps_the_new_clients_partial_message() {
+        use crate::serve_transport::endpoint::RmEndpoint;
+        use gunyah_rm_abi::{Fragmenter, MsgId, MsgType, RpcHeader};
+        let mut ep = RmEndpoint::new(crate::sim::small_rm());
+        let (mut hub, mut io) = (Hub::new(), Fake::default());
+        let t0 = Instant::now();
+        let r = Ready {
+            readable: true,
+            hangup: false,
+        };
+        hub.add(1u32, t0, &mut |_| {});
+        io.inbound.insert(1, VecDeque::from([hello(3).to_vec()]));
+        hub.round(&|_| Some(r), t0, &mut io, &mut ep, &mut |_| {});
+        assert_eq!(hub.connected().collect::<Vec<_>>(), [3]);
+        // A 300-byte SIM_VM_WRITE by HLOS to its own RAM: two packets.
+        let mut req = 3u16.to_le_bytes().to_vec();
+        req.extend_from_slice(&[0, 0]);
+        req.extend_from_slice(&284u32.to_le_bytes());
+        req.extend_from_slice(&0x4000_0000u64.to_le_bytes());
+        req.resize(300, 0xAB);
+        let packets: Vec<Vec<u8>> = Fragmenter::request(7, MsgId::SIM_VM_WRITE, &req)
+            .unwrap()
+            .map(|p| p.to_vec())
+            .collect();
+        assert_eq!(packets.len(), 2);
+        // Client 1 hangs up; client 2 connects as HLOS and sends the first packet, same round.
+        io.hung_up.insert(1);
+        hub.add(2u32, t0, &mut |_| {});
+        io.inbound
+            .insert(2, VecDeque::from([hello(3).to_vec(), packets[0].clone()]));
+        hub.round(&|_| Some(r), t0, &mut io, &mut ep, &mut |_| {});
+        assert_eq!(hub.connected().collect::<Vec<_>>(), [3]);
+        // The rest of the request, next round: the reply must come.
+        io.inbound
+            .get_mut(&2)
+            .unwrap()
+            .push_back(packets[1].clone());
+        hub.round(&|_| Some(r), t0, &mut io, &mut ep, &mut |_| {});
+        let replies: Vec<&Vec<u8>> = io.got[&2]
+            .iter()
+            .skip(1)
+            .filter(|p| RpcHeader::parse(p).is_ok_and(|(h, _)| h.msg_type() == MsgType::Reply))
+            .collect();
+        assert_eq!(replies.len(), 1, "the new client's request got no reply");
     }
 }
