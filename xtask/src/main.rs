@@ -621,6 +621,22 @@ fn test_all() -> Result<(), String> {
             "catalogue-host",
         ]),
     )?;
+    // The same cases on a host target with only what the QEMU board has: checks that
+    // every case a QEMU runner selects acts only through running vCPUs.
+    status(
+        "catalogue, the subset a QEMU target runs",
+        cargo().args([
+            "run",
+            "-p",
+            "gunyah-rm-catalogue",
+            "--features",
+            "host",
+            "--bin",
+            "catalogue-host",
+            "--",
+            "--qemu-like",
+        ]),
+    )?;
     status(
         "catalogue runner tests",
         cargo().args([

@@ -22,6 +22,11 @@ const HLOS_RAM: (u64, u64) = (0x4000_0000, 0x4000_0000);
 pub struct Host {
     rm: Rm<SimPlatform>,
     queues: BTreeMap<u16, VecDeque<Vec<u8>>>,
+    /// Behave as a target whose VMs act only through running vCPUs (the QEMU board):
+    /// no SIM_VM_* requests, no protect, and sending or touching memory as a VM other
+    /// than HLOS that is not RUNNING is an error. Checks on the host that the cases a
+    /// QEMU runner selects need nothing else.
+    qemu_like: bool,
 }
 
 impl Default for Host {
@@ -36,7 +41,27 @@ impl Host {
         Host {
             rm: default_rm(),
             queues: BTreeMap::new(),
+            qemu_like: false,
         }
+    }
+
+    /// A host target with only what a QEMU target has (see [`Host`]).
+    pub fn qemu_like() -> Host {
+        Host {
+            qemu_like: true,
+            ..Host::new()
+        }
+    }
+
+    /// In QEMU-like mode, only HLOS and RUNNING VMs have a vCPU to act with.
+    fn vcpu(&self, vm: u16) -> Result<(), TargetError> {
+        let running = self.rm.vm_state(vm) == Some(gunyah_rm::vm::VmState::Running);
+        if self.qemu_like && vm != crate::ids::HLOS && !running {
+            return Err(TargetError(format!(
+                "VM {vm:#x} has no running vCPU (a QEMU target cannot act as it)"
+            )));
+        }
+        Ok(())
     }
 
     /// The RM (for tools built on this target).
@@ -79,13 +104,14 @@ impl Target for Host {
     }
 
     fn has(&self, _need: Need) -> bool {
-        true
+        !self.qemu_like
     }
 
     fn send(&mut self, from: u16, packet: &[u8]) -> Result<(), TargetError> {
         if packet.len() > crate::wire::MAX_PACKET {
             return Err(TargetError(format!("a {}-byte packet", packet.len())));
         }
+        self.vcpu(from)?;
         self.rm.packet_from(from, packet);
         self.pump();
         Ok(())
@@ -96,12 +122,14 @@ impl Target for Host {
     }
 
     fn read(&mut self, vm: u16, ipa: u64, len: usize) -> Result<Access, TargetError> {
+        self.vcpu(vm)?;
         let mut buf = vec![0u8; len];
         let r = self.rm.vm_read(vm, ipa, &mut buf);
         self.access(r, buf)
     }
 
     fn write(&mut self, vm: u16, ipa: u64, data: &[u8]) -> Result<Access, TargetError> {
+        self.vcpu(vm)?;
         let r = self.rm.vm_write(vm, ipa, data);
         self.access(r, Vec::new())
     }
@@ -177,7 +205,10 @@ impl Target for Host {
     }
 
     fn fresh(&mut self) -> bool {
-        *self = Host::new();
+        *self = Host {
+            qemu_like: self.qemu_like,
+            ..Host::new()
+        };
         true
     }
 }

@@ -108,3 +108,25 @@ fn a_leak_the_clean_up_cannot_see_fails() {
         .reply_seq(HLOS, 9, VM_ALLOC, Tmpl::new().u32(0u32));
     fails_with(c, "census differs");
 }
+
+#[test]
+fn a_qemu_like_target_refuses_a_vm_without_a_running_vcpu() {
+    // T is READY: it has RM queues but no running vCPU; a case that sends as it without
+    // declaring `send-without-vcpu` must fail on a target like the QEMU board.
+    let c = case("ready_sender", &[Tag::Authorization])
+        .boot(T, Upto::Ready)
+        .send(T.vm, VM_GET_VMID, Tmpl::new())
+        .ok_data(Tmpl::new().u32(T.id()));
+    let mut host = Host::qemu_like();
+    let mut seq = 1;
+    match run_case(&mut host, &c, &mut seq) {
+        Outcome::Failed(why) => assert!(why.contains("no running vCPU"), "{why}"),
+        other => panic!("should fail, got {other:?}"),
+    }
+    // Declared, it is skipped there.
+    let c = c.needs(gunyah_rm_catalogue::Need::SendWithoutVcpu);
+    assert!(matches!(
+        run_case(&mut host, &c, &mut seq),
+        Outcome::Skipped(_)
+    ));
+}
