@@ -20,7 +20,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use gunyah_rm::config::host::load_set;
-use gunyah_rm::launch::{sim_rm_for, Client, Launch, LaunchEvent};
+use gunyah_rm::launch::{Client, Launch, LaunchEvent};
+use gunyah_rm::sim::sim_rm_for;
 use gunyah_rm::sim::{sim_rm, SimConfig, SimPlatform};
 use gunyah_rm::{PhysMem, Rm, RmConfig};
 use gunyah_rm_abi::ext::{map_flags, GmemCreateReq, GoldenMapReq, GoldenSealReq};

@@ -328,18 +328,13 @@ impl Launch {
         &self.waiting
     }
 
-    /// Packets the RM sent during launches that were not replies to the
-    /// launcher (VM_STATUS notifications to HLOS, ...), for a transport to
-    /// deliver.
-    pub fn take_other_packets(&mut self) -> Vec<(Vmid, Vec<u8>)> {
-        self.client.take_others()
-    }
-
     /// Launch every `launch = "boot"` VM in plan order. A VM whose golden
     /// images are not sealed yet waits for [`Launch::poll`] / [`Launch::seal`].
     /// Only the first call launches; later calls return no events.
     pub fn boot<P: Platform>(&mut self, rm: &mut Rm<P>) -> Vec<LaunchEvent> {
         let mut ev = Vec::new();
+        // The RM tells the launcher of status changes (a template reporting OS RUN).
+        rm.observe_events();
         if core::mem::replace(&mut self.booted, true) {
             // Boot VMs are launched once; more instances come from `launch_vm`.
             return ev;
@@ -384,22 +379,27 @@ impl Launch {
     /// fired and launch the boot VMs that were waiting for them.
     pub fn poll<P: Platform>(&mut self, rm: &mut Rm<P>) -> Vec<LaunchEvent> {
         let mut ev = Vec::new();
+        // Only the VMs whose status changed since the last call (the RM's events, recorded
+        // since `boot`), not every instance's state.
+        let run: Vec<Vmid> = rm
+            .take_events()
+            .iter()
+            .filter(|e| e.os_status == OS_STATUS_RUN)
+            .map(|e| e.vmid)
+            .collect();
         let fired: Vec<usize> = self
             .instances
             .iter()
             .enumerate()
             .filter(|(_, inst)| {
                 !inst.sealed
+                    && run.contains(&inst.vmid)
                     && self.plan.vms[inst.plan_index]
                         .config
                         .golden
                         .template
                         .as_ref()
                         .is_some_and(|t| t.seal_trigger == SealTrigger::OsRun)
-                    && rm
-                        .vms()
-                        .get(inst.vmid)
-                        .is_some_and(|v| v.os_status == OS_STATUS_RUN)
             })
             .map(|(k, _)| k)
             .collect();
@@ -798,33 +798,4 @@ fn zero_hlos<P: Platform>(rm: &mut Rm<P>, area: Area) -> bool {
             None => false,
         }
     })
-}
-
-/// The host simulator for a plan's platform: HLOS RAM and the partition as
-/// the platform config describes them (one range each, HLOS VMID 3, IPA
-/// size ≤ 40 bits: what the simulator models), or what does not fit it.
-#[cfg(feature = "std")]
-pub fn sim_rm_for(
-    p: &crate::config::PlatformConfig,
-) -> Result<Rm<crate::sim::SimPlatform>, String> {
-    use alloc::format;
-    if p.hlos_vmid != VMID_HLOS {
-        return Err(format!(
-            "hlos-vmid {}: the RM knows HLOS as VMID {VMID_HLOS}",
-            p.hlos_vmid
-        ));
-    }
-    let [hlos] = p.hlos_memory.as_slice() else {
-        return Err("hlos-memory: the simulator takes exactly one range".into());
-    };
-    let [part] = p.partition.as_slice() else {
-        return Err("partition: the simulator takes exactly one range".into());
-    };
-    let sim = crate::sim::SimConfig {
-        hlos_ram: (hlos.base, hlos.size),
-        partition_base: part.base,
-        partition_pages: part.size / PAGE_SIZE,
-        ipa_bits: p.ipa_bits,
-    };
-    crate::sim::sim_rm(sim, crate::RmConfig::default()).map_err(|e| format!("{e}"))
 }

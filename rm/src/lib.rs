@@ -2,7 +2,7 @@
 //!
 //! `no_std` + `alloc`; the `std` feature adds the host simulator and tools.
 //!
-//! The RM speaks Gunyah's RM RPC ([`rpc`], [`dispatch`]), keeps the VM table
+//! The RM speaks Gunyah's RM RPC ([`rpc`], [`router`]), keeps the VM table
 //! and its state machine ([`vm`], [`lifecycle`]), one state for every IPA
 //! range of every VM ([`space`]) with the memparcel database as records about
 //! those ranges ([`memparcel`]), and changes stage 2 only through plans
@@ -41,14 +41,15 @@
 //! ```
 #![cfg_attr(not(feature = "std"), no_std)]
 #![warn(missing_docs)]
+// Raw memory only in the simulator's table memory and its vCPU walker (each `unsafe` there has
+// a SAFETY comment); the RM itself is safe code.
+#![deny(unsafe_code)]
 
 extern crate alloc;
 
 pub mod checker;
 pub mod config;
 pub mod cow;
-pub mod dispatch;
-pub mod ext_rpc;
 pub mod gmem;
 pub mod golden;
 pub mod launch;
@@ -57,14 +58,17 @@ pub mod memparcel;
 pub mod plan;
 pub mod platform;
 mod ranges;
+pub mod router;
 pub mod rpc;
 #[cfg(feature = "std")]
 pub mod serve_transport;
 pub mod service;
 #[cfg(feature = "std")]
+#[allow(unsafe_code)]
 pub mod sim;
 pub mod sim_access;
 #[cfg(feature = "std")]
+#[allow(unsafe_code)]
 pub mod sim_mmu;
 pub mod snapshot;
 pub mod space;
@@ -76,4 +80,4 @@ pub use platform::{
     AddressSpaces, Leaf, MemKind, PhysMem, Platform, PlatformError, Prepared, Rights, Site, Tag,
     Vmid, Walked,
 };
-pub use service::{Rm, RmConfig};
+pub use service::{Rm, RmConfig, VmEvent};

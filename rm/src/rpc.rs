@@ -16,27 +16,31 @@ use gunyah_rm_abi::header::MAX_PACKET_SIZE;
 use gunyah_rm_abi::{Fragmenter, MsgId, MsgType, Reassembler, Received, RmError};
 
 use crate::platform::Vmid;
+use crate::router::Refusal;
 
 /// Notifications kept per VM before the oldest is dropped.
 pub const MAX_QUEUED_NOTIFICATIONS: usize = 256;
 
-/// Message type: reply.
-pub const TYPE_REPLY: u8 = 2;
-/// Message type: notification.
-pub const TYPE_NOTIFICATION: u8 = 3;
-
-/// Split a logical message into packets with the abi `Fragmenter`. A reply's
-/// payload starts with its error code. `None` if it needs more than 62
-/// continuations.
-pub fn fragment(msg_type: u8, seq: u16, msg_id: u32, payload: &[u8]) -> Option<Vec<Vec<u8>>> {
-    let id = MsgId(msg_id);
-    let mut f = if msg_type == TYPE_REPLY {
-        let (code, data) = payload.split_at_checked(4)?;
-        let code = u32::from_le_bytes([code[0], code[1], code[2], code[3]]);
-        Fragmenter::reply(seq, id, RmError::from_code(code), data).ok()?
-    } else {
-        Fragmenter::notification(seq, id, payload).ok()?
+/// Split a reply into packets with the abi `Fragmenter`: the error code and the data (or the
+/// refusal's trailer). `None` if it needs more than 62 continuations.
+pub fn reply_packets(
+    seq: u16,
+    msg_id: u32,
+    result: &Result<Vec<u8>, Refusal>,
+) -> Option<Vec<Vec<u8>>> {
+    let (code, data) = match result {
+        Ok(d) => (RmError::Ok, d.clone()),
+        Err(r) => (r.code, r.trailer.map(|t| t.bytes()).unwrap_or_default()),
     };
+    packets(Fragmenter::reply(seq, MsgId(msg_id), code, &data).ok()?)
+}
+
+/// Split a notification into packets; `None` if it needs more than 62 continuations.
+pub fn notification_packets(seq: u16, msg_id: u32, payload: &[u8]) -> Option<Vec<Vec<u8>>> {
+    packets(Fragmenter::notification(seq, MsgId(msg_id), payload).ok()?)
+}
+
+fn packets(mut f: Fragmenter<'_>) -> Option<Vec<Vec<u8>>> {
     let mut out = Vec::with_capacity(f.packet_count());
     let mut buf = [0u8; MAX_PACKET_SIZE];
     while let Some(n) = f.next_into(&mut buf) {
@@ -93,19 +97,33 @@ impl ClientRx {
     }
 }
 
+/// What a queued message carries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Body {
+    /// A reply: its data, or why the request was refused (kept typed until the fragmenter).
+    Reply(Result<Vec<u8>, Refusal>),
+    /// A notification's payload.
+    Notification(Vec<u8>),
+}
+
 /// A queued outgoing message.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Outgoing {
     /// Destination VM.
     pub to: Vmid,
-    /// TYPE_REPLY or TYPE_NOTIFICATION.
-    pub msg_type: u8,
     /// Sequence number (the request's for replies; the counter for notifications).
     pub seq: u16,
     /// Message ID.
     pub msg_id: u32,
-    /// Logical payload (a reply's starts with its error code).
-    pub payload: Vec<u8>,
+    /// What it carries.
+    pub body: Body,
+}
+
+impl Outgoing {
+    /// Whether it is a notification.
+    pub fn is_notification(&self) -> bool {
+        matches!(self.body, Body::Notification(_))
+    }
 }
 
 /// Replies and notifications waiting for the transport, in the order made.
@@ -119,13 +137,12 @@ pub struct Outbox {
 
 impl Outbox {
     /// Queue a reply.
-    pub fn reply(&mut self, to: Vmid, seq: u16, msg_id: u32, payload: Vec<u8>) {
+    pub fn reply(&mut self, to: Vmid, seq: u16, msg_id: u32, result: Result<Vec<u8>, Refusal>) {
         self.queue.push_back(Outgoing {
             to,
-            msg_type: TYPE_REPLY,
             seq,
             msg_id,
-            payload,
+            body: Body::Reply(result),
         });
     }
 
@@ -136,7 +153,7 @@ impl Outbox {
             if let Some(i) = self
                 .queue
                 .iter()
-                .position(|o| o.to == to && o.msg_type == TYPE_NOTIFICATION)
+                .position(|o| o.to == to && o.is_notification())
             {
                 self.queue.remove(i);
                 self.dropped += 1;
@@ -146,10 +163,9 @@ impl Outbox {
         }
         self.queue.push_back(Outgoing {
             to,
-            msg_type: TYPE_NOTIFICATION,
             seq,
             msg_id,
-            payload,
+            body: Body::Notification(payload),
         });
     }
 
@@ -190,17 +206,29 @@ mod tests {
 
     #[test]
     fn reply_fragments_carry_error_code_first() {
-        // 4-byte error + 300 data bytes = 304 → 232 + 72.
-        let mut payload = 6u32.to_le_bytes().to_vec();
-        payload.extend((0..300u32).map(|i| i as u8));
-        let pk = fragment(TYPE_REPLY, 9, 0x5100_0011, &payload).unwrap();
+        // 4-byte error + 300 bytes of trailer-free data would be an OK reply; a refusal
+        // carries only its code and trailer. 4 + 300 = 304 → 232 + 72.
+        let data: Vec<u8> = (0..300u32).map(|i| i as u8).collect();
+        let pk = reply_packets(9, 0x5100_0011, &Ok(data)).unwrap();
         assert_eq!(pk.len(), 2);
         assert_eq!(
             &pk[0][..12],
-            &[0x21, (1 << 2) | 2, 9, 0, 0x11, 0, 0, 0x51, 6, 0, 0, 0]
+            &[0x21, (1 << 2) | 2, 9, 0, 0x11, 0, 0, 0x51, 0, 0, 0, 0]
         );
         assert_eq!(&pk[1][..8], &[0x21, 1 << 2, 9, 0, 0x11, 0, 0, 0x51]);
         assert_eq!(pk[0].len() + pk[1].len() - 16, 304);
+        // A refusal: the code, then its trailer.
+        let no = Err(crate::router::Refusal {
+            code: RmError::MemInvalid,
+            trailer: Some(crate::router::Trailer::FaultIpa(0x8000_1000)),
+        });
+        let pk = reply_packets(3, 0x4700_00F1, &no).unwrap();
+        assert_eq!(
+            pk,
+            vec![vec![
+                0x21, 2, 3, 0, 0xF1, 0, 0, 0x47, 0xA, 0, 0, 0, 0, 0x10, 0, 0x80, 0, 0, 0, 0
+            ]]
+        );
     }
 
     #[test]
@@ -226,7 +254,7 @@ mod tests {
         for i in 0..300u16 {
             o.notify(7, i, 1, Vec::new());
         }
-        o.reply(7, 0, 2, Vec::new());
+        o.reply(7, 0, 2, Ok(Vec::new()));
         let d = o.drain();
         assert_eq!(d.len(), 257);
         assert_eq!(d[0].seq, 44); // 300 - 256

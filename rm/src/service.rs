@@ -85,6 +85,20 @@ pub struct Rm<P: Platform> {
     pub(crate) rm_pages: BTreeSet<u64>,
     /// The next [`LinkId`] to hand out.
     pub(crate) next_link: LinkId,
+    /// VM state changes for an in-process observer (the launcher), when one listens.
+    pub(crate) events: Option<VecDeque<VmEvent>>,
+}
+
+/// A change of a VM's status, as VM_STATUS reports it, for an in-process observer (e.g. the
+/// launcher, which seals a template when it reports OS status RUN).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VmEvent {
+    /// The VM.
+    pub vmid: Vmid,
+    /// Its state.
+    pub state: VmState,
+    /// Its OS status.
+    pub os_status: u8,
 }
 
 impl<P: Platform> Rm<P> {
@@ -144,6 +158,7 @@ impl<P: Platform> Rm<P> {
             deferred: VecDeque::new(),
             rm_pages: BTreeSet::new(),
             next_link: 2,
+            events: None,
         })
     }
 
@@ -222,14 +237,15 @@ impl<P: Platform> Rm<P> {
         self.flush_cow_broken();
         let mut v = Vec::new();
         for o in self.out.drain() {
-            let pk = rpc::fragment(o.msg_type, o.seq, o.msg_id, &o.payload).or_else(|| {
-                // A reply too large for 63 fragments becomes NORESOURCE so
-                // the caller is never left waiting.
-                (o.msg_type == rpc::TYPE_REPLY).then(|| {
-                    let err = RmError::NoResource.code().to_le_bytes();
-                    rpc::fragment(o.msg_type, o.seq, o.msg_id, &err).unwrap_or_default()
-                })
-            });
+            let pk = match &o.body {
+                // A reply too large for 63 fragments becomes NORESOURCE so the caller is never
+                // left waiting.
+                rpc::Body::Reply(r) => rpc::reply_packets(o.seq, o.msg_id, r).or_else(|| {
+                    let no = Err(crate::router::Refusal::from(RmError::NoResource));
+                    rpc::reply_packets(o.seq, o.msg_id, &no)
+                }),
+                rpc::Body::Notification(p) => rpc::notification_packets(o.seq, o.msg_id, p),
+            };
             for p in pk.unwrap_or_default() {
                 v.push((o.to, p));
             }
@@ -245,11 +261,6 @@ impl<P: Platform> Rm<P> {
     /// Forget a client's partial message (it disconnected).
     pub fn client_disconnected(&mut self, vmid: Vmid) {
         self.rx.remove(&vmid);
-    }
-
-    /// Queue a reply.
-    pub(crate) fn reply(&mut self, to: Vmid, seq: u16, msg_id: u32, payload: Vec<u8>) {
-        self.out.reply(to, seq, msg_id, payload);
     }
 
     /// Queue a notification with the next notification sequence number.
@@ -272,17 +283,43 @@ impl<P: Platform> Rm<P> {
         msg_id: gunyah_rm_abi::MsgId,
         payload: &E,
     ) {
-        if let Some(p) = crate::dispatch::encode_vec(payload) {
+        if let Some(p) = crate::router::encode_vec(payload) {
             self.notify(to, msg_id.0, p);
         }
     }
 
-    /// Send VM_STATUS for `vmid` to its peers (its owner).
+    /// Record VM status changes from now on, for [`Rm::take_events`].
+    pub fn observe_events(&mut self) {
+        self.events.get_or_insert_with(VecDeque::new);
+    }
+
+    /// Whether status changes are waiting for [`Rm::take_events`].
+    pub fn has_events(&self) -> bool {
+        self.events.as_ref().is_some_and(|e| !e.is_empty())
+    }
+
+    /// The status changes since the last call, in order (none unless
+    /// [`Rm::observe_events`] was called).
+    pub fn take_events(&mut self) -> Vec<VmEvent> {
+        self.events
+            .as_mut()
+            .map(|e| e.drain(..).collect())
+            .unwrap_or_default()
+    }
+
+    /// Send VM_STATUS for `vmid` to its peers (its owner), and tell an observer.
     pub(crate) fn send_vm_status(&mut self, vmid: Vmid) {
         let vm = match self.vms.get(vmid) {
             Some(v) => v,
             None => return,
         };
+        if let Some(e) = self.events.as_mut() {
+            e.push_back(VmEvent {
+                vmid,
+                state: vm.state,
+                os_status: vm.os_status,
+            });
+        }
         let status = gunyah_rm_abi::vm::VmStatusNotif {
             vmid: vmid.into(),
             reserved: 0.into(),
@@ -353,9 +390,8 @@ mod tests {
     fn an_oversized_reply_becomes_noresource() {
         let mut rm = crate::sim::default_rm();
         // 20000 bytes need more than 63 fragments.
-        let mut payload = 0u32.to_le_bytes().to_vec();
-        payload.resize(20_000, 0xAB);
-        rm.reply(3, 0x77, 0x5600_0020, payload);
+        rm.out
+            .reply(3, 0x77, 0x5600_0020, Ok(alloc::vec![0xAB; 20_000]));
         let out = rm.drain_outgoing();
         // One 12-byte standard reply: header (reply, seq 0x77, msg_id), NORESOURCE (2).
         assert_eq!(

@@ -543,6 +543,32 @@ pub fn sim_rm(
     crate::Rm::new(plat, cfg).map_err(SimError::Boot)
 }
 
+/// The host simulator for a plan's platform: HLOS RAM and the partition as
+/// the platform config describes them (one range each, HLOS VMID 3, IPA
+/// size ≤ 40 bits: what the simulator models), or what does not fit it.
+pub fn sim_rm_for(p: &crate::config::PlatformConfig) -> Result<crate::Rm<SimPlatform>, String> {
+    if p.hlos_vmid != crate::vm::VMID_HLOS {
+        return Err(format!(
+            "hlos-vmid {}: the RM knows HLOS as VMID {}",
+            p.hlos_vmid,
+            crate::vm::VMID_HLOS
+        ));
+    }
+    let [hlos] = p.hlos_memory.as_slice() else {
+        return Err("hlos-memory: the simulator takes exactly one range".into());
+    };
+    let [part] = p.partition.as_slice() else {
+        return Err("partition: the simulator takes exactly one range".into());
+    };
+    let sim = SimConfig {
+        hlos_ram: (hlos.base, hlos.size),
+        partition_base: part.base,
+        partition_pages: part.size / crate::platform::PAGE_SIZE,
+        ipa_bits: p.ipa_bits,
+    };
+    sim_rm(sim, crate::RmConfig::default()).map_err(|e| format!("{e}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,6 +13,7 @@ use gunyah_stage2::Access;
 
 use crate::cow::FaultOutcome;
 use crate::platform::{Platform, Vmid, PAGE_SIZE};
+use crate::router::{Refusal, Trailer};
 use crate::service::Rm;
 
 /// Most times one page's access is retried after a served fault (a served
@@ -155,33 +156,23 @@ impl<P: Platform> Rm<P> {
         vmid: Vmid,
         length: u32,
         ipa: u64,
-    ) -> Vec<u8> {
-        if let Err(e) = self.sim_allowed(caller, vmid) {
-            return err_body(e);
-        }
+    ) -> Result<Vec<u8>, Refusal> {
+        self.sim_allowed(caller, vmid)?;
         if length == 0 || length > gunyah_rm_abi::ext::SIM_MAX_READ {
             let unsupported =
                 self.plat.simulate_access(vmid, 0, Access::Read).is_none() && self.vms.exists(vmid);
-            return err_body(if unsupported {
+            return Err(Refusal::from(if unsupported {
                 RmError::Unimplemented
             } else if !self.vms.exists(vmid) {
                 RmError::VmidInvalid
             } else {
                 RmError::ArgumentInvalid
-            });
+            }));
         }
         let mut buf = alloc::vec![0u8; length as usize];
         let r = self.vm_read(vmid, ipa, &mut buf);
         self.flush_cow_broken();
-        match r {
-            Ok(_) => {
-                let mut out = Vec::with_capacity(4 + buf.len());
-                out.extend_from_slice(&0u32.to_le_bytes());
-                out.extend_from_slice(&buf);
-                out
-            }
-            Err(e) => access_err_body(&e),
-        }
+        r.map(|_| buf).map_err(|e| refusal(&e))
     }
 
     /// SIM_VM_WRITE from `caller`: the reply body (`u32 err`, then
@@ -192,32 +183,22 @@ impl<P: Platform> Rm<P> {
         vmid: Vmid,
         ipa: u64,
         data: &[u8],
-    ) -> Vec<u8> {
-        if let Err(e) = self.sim_allowed(caller, vmid) {
-            return err_body(e);
-        }
+    ) -> Result<Vec<u8>, Refusal> {
+        self.sim_allowed(caller, vmid)?;
         let r = self.vm_write(vmid, ipa, data);
         self.flush_cow_broken();
-        match r {
-            Ok(served) => {
-                let mut out = Vec::with_capacity(8);
-                out.extend_from_slice(&0u32.to_le_bytes());
-                out.extend_from_slice(&served.to_le_bytes());
-                out
-            }
-            Err(e) => access_err_body(&e),
-        }
+        r.map(|served| served.to_le_bytes().to_vec())
+            .map_err(|e| refusal(&e))
     }
 }
 
-fn err_body(e: RmError) -> Vec<u8> {
-    e.code().to_le_bytes().to_vec()
-}
-
-fn access_err_body(e: &AccessError) -> Vec<u8> {
-    let mut out = err_body(e.rm_error());
-    if let AccessError::Fault { ipa, .. } = e {
-        out.extend_from_slice(&ipa.to_le_bytes());
+/// The refusal of a simulated access: its code, and the page that faulted.
+fn refusal(e: &AccessError) -> Refusal {
+    Refusal {
+        code: e.rm_error(),
+        trailer: match e {
+            AccessError::Fault { ipa, .. } => Some(Trailer::FaultIpa(*ipa)),
+            _ => None,
+        },
     }
-    out
 }

@@ -6,10 +6,8 @@ use std::path::PathBuf;
 
 use gunyah_rm::config::host::load_set;
 use gunyah_rm::config::{LaunchPlan, MemRange};
-use gunyah_rm::launch::{
-    sim_rm_for, Client, Launch, LaunchEvent, LaunchFailure, LaunchStep, OS_STATUS_RUN,
-};
-use gunyah_rm::sim::SimPlatform;
+use gunyah_rm::launch::{Client, Launch, LaunchEvent, LaunchFailure, LaunchStep, OS_STATUS_RUN};
+use gunyah_rm::sim::{sim_rm_for, SimPlatform};
 use gunyah_rm::vm::VmState;
 use gunyah_rm::Rm;
 use gunyah_rm_abi::vm::VmSetStatusReq;

@@ -97,7 +97,7 @@ impl<P: Platform> Rm<P> {
     /// reserved half-word (MSG_INVALID). A VM that does not exist, or that
     /// the caller does not manage, is NORESOURCE (§12.1); then LOAD or any
     /// state but INIT → VM_STATE. The reply of a failure carries a
-    /// hypervisor error word ([`crate::dispatch`]).
+    /// hypervisor error word ([`crate::router`]).
     pub(crate) fn vm_set_firmware_mem(
         &mut self,
         caller: Vmid,
@@ -133,7 +133,7 @@ impl<P: Platform> Rm<P> {
     /// QEMU does (§12.1): a VM that does not exist, or that is neither the
     /// caller nor managed by it → NORESOURCE; in INIT or READY the time base
     /// cannot be set on this platform → ARGUMENT_INVALID (with hypervisor
-    /// error 30, [`crate::dispatch`]); in any other state → VM_STATE.
+    /// error 30, [`crate::router`]); in any other state → VM_STATE.
     pub(crate) fn vm_set_time_base(
         &mut self,
         caller: Vmid,

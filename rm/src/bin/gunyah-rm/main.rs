@@ -1,5 +1,8 @@
 //! `gunyah-rm`: the host tool. Each subcommand lives in its own module.
 
+// The socket transport needs raw descriptors (serve/transport.rs, with SAFETY comments).
+#![deny(unsafe_code)]
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};

@@ -15,7 +15,8 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use gunyah_rm::config::{host, GoldenMode, LaunchMode, LaunchPlan, SealTrigger, VmidRequest};
-use gunyah_rm::launch::{sim_rm_for, Client, Launch, LaunchEvent, OS_STATUS_RUN};
+use gunyah_rm::launch::{Client, Launch, LaunchEvent, OS_STATUS_RUN};
+use gunyah_rm::sim::sim_rm_for;
 use gunyah_rm::sim::SimPlatform;
 use gunyah_rm::{PhysMem, Rm};
 use gunyah_rm_abi::ext::{SimVmReadReq, SimVmWrite, VmMemStatsReply};

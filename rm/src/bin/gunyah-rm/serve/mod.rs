@@ -7,11 +7,11 @@ use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use gunyah_rm::launch::{sim_rm_for, Launch, LaunchEvent};
+use gunyah_rm::launch::{Launch, LaunchEvent};
 use gunyah_rm::serve_transport::endpoint::RmEndpoint;
 use gunyah_rm::serve_transport::socket::Server;
 use gunyah_rm::serve_transport::{Endpoint, Event};
-use gunyah_rm::sim::SimPlatform;
+use gunyah_rm::sim::{sim_rm_for, SimPlatform};
 use gunyah_rm_abi::reassemble::{Reassembler, Received};
 
 use crate::decode;
@@ -166,10 +166,7 @@ impl ServeEndpoint {
                 LaunchEvent::Failed(f) => eprintln!("gunyah-rm serve: launch refused: {f}"),
             }
         }
-        if let Some(l) = self.launch.as_mut() {
-            let others = l.take_other_packets();
-            self.ep.queue(others);
-        }
+        // What the launches sent (VM_STATUS to HLOS, ...) is in the RM's outbox.
         self.ep.collect();
     }
 }
@@ -186,7 +183,10 @@ impl Endpoint for ServeEndpoint {
     }
     fn packet(&mut self, vmid: u16, packet: &[u8]) {
         self.ep.packet(vmid, packet);
-        // A template's seal trigger (OS status RUN) may have fired.
+        // The launcher acts on status changes (a template reporting OS RUN), when there are any.
+        if !self.ep.rm.has_events() {
+            return;
+        }
         let ev = match self.launch.as_mut() {
             Some(l) => l.poll(&mut self.ep.rm),
             None => return,
