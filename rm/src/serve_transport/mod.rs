@@ -16,6 +16,7 @@
 
 pub mod endpoint;
 pub mod hub;
+#[allow(unsafe_code)] // raw socket descriptors (accept4, the stop pipe)
 pub mod socket;
 
 use std::time::Duration;
