@@ -88,6 +88,34 @@ impl From<RmError> for Refusal {
     }
 }
 
+/// The refusal of request `id` with `code`, with the trailer that request carries after it.
+/// VM_SET_FIRMWARE_MEM and VM_SET_TIME_BASE append the hypervisor error_t to every failure,
+/// decode errors included (§1.3, §12.1). Firmware: these are the RM's own checks, so ARG_INVAL
+/// (1) for bad arguments and OK (0) otherwise. Time base: DENIED (30) when the time base
+/// cannot be set (ARGUMENT_INVALID, as on Gunyah's QEMU platform), else ARG_INVAL, the value
+/// Gunyah's handler starts from.
+fn refusal(id: MsgId, code: RmError) -> Refusal {
+    let hyp = if id == MsgId::VM_SET_FIRMWARE_MEM {
+        Some(if code == RmError::ArgumentInvalid {
+            1
+        } else {
+            0
+        })
+    } else if id == MsgId::VM_SET_TIME_BASE {
+        Some(if code == RmError::ArgumentInvalid {
+            crate::lifecycle::HYP_ERROR_DENIED
+        } else {
+            1
+        })
+    } else {
+        None
+    };
+    Refusal {
+        code,
+        trailer: hyp.map(Trailer::HypError),
+    }
+}
+
 /// Encode a payload into a new vector; `None` if it cannot be encoded.
 pub(crate) fn encode_vec<E: Encode + ?Sized>(e: &E) -> Option<Vec<u8>> {
     let mut v = alloc::vec![0u8; e.encoded_len()];
@@ -107,7 +135,7 @@ impl<P: Platform> Rm<P> {
         let id = MsgId(msg_id);
         let result = match Request::decode(id, payload) {
             Ok(req) => self.call(from, &req),
-            Err(e) => Err(Refusal::from(e)),
+            Err(code) => Err(refusal(id, code)),
         };
         self.out.reply(from, seq, msg_id, result);
     }
@@ -125,32 +153,7 @@ impl<P: Platform> Rm<P> {
             Request::SimVmWrite(w) => return self.rpc_sim_write(from, w.vmid, w.ipa, w.data),
             _ => {}
         }
-        self.route(from, req).map_err(|code| {
-            // VM_SET_FIRMWARE_MEM and VM_SET_TIME_BASE append the hypervisor error_t to every
-            // failure (§1.3, §12.1). Firmware: these are the RM's own checks, so ARG_INVAL (1)
-            // for bad arguments and OK (0) otherwise. Time base: DENIED (30) when the time
-            // base cannot be set (ARGUMENT_INVALID, as on Gunyah's QEMU platform), else
-            // ARG_INVAL, the value Gunyah's handler starts from.
-            let hyp = if id == MsgId::VM_SET_FIRMWARE_MEM {
-                Some(if code == RmError::ArgumentInvalid {
-                    1
-                } else {
-                    0
-                })
-            } else if id == MsgId::VM_SET_TIME_BASE {
-                Some(if code == RmError::ArgumentInvalid {
-                    crate::lifecycle::HYP_ERROR_DENIED
-                } else {
-                    1
-                })
-            } else {
-                None
-            };
-            Refusal {
-                code,
-                trailer: hyp.map(Trailer::HypError),
-            }
-        })
+        self.route(from, req).map_err(|code| refusal(id, code))
     }
 
     /// Call the transition of a decoded request; `Ok` carries the reply data.
