@@ -17,7 +17,7 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use crate::memparcel::{ParcelState, TransType};
+use crate::parcel::{ParcelState, TransType};
 use crate::platform::{Leaf, MemKind, Platform, Rights, Tag, Vmid, PAGE_SIZE};
 use crate::service::Rm;
 use crate::space::{Range, State};

@@ -18,17 +18,12 @@ use gunyah_rm_abi::RmError;
 use crate::plan::Plan;
 use crate::platform::{MemKind, Platform, Rights, Tag, Vmid, PAGE_SIZE};
 use crate::service::Rm;
-use crate::space::{page_aligned, Binding, Pool, State};
+use crate::space::{page_aligned, Binding, Pool, State, MAX_RANGES_PER_VM};
 use crate::vm::VMID_HLOS;
 
-/// First handle of gmem bindings. Binding handles live in their own range
-/// so they never collide with memparcel handles (which count up from 0).
-pub const BINDING_HANDLE_BASE: u32 = 0x4742_0000;
 /// Most pools charged to one VM (bounds the RM's records, as
 /// `MAX_MEMPARCEL_PER_VM` does for parcels).
 pub const MAX_GMEM_PER_VM: usize = 64;
-/// Most ranges (of any kind) in one VM's space.
-pub const MAX_RANGES_PER_VM: usize = 1024;
 
 /// A GMEM_BIND request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -4,9 +4,12 @@
 //!
 //! The RM speaks Gunyah's RM RPC ([`rpc`], [`router`]), keeps the VM table
 //! and its state machine ([`vm`], [`lifecycle`]), one state for every IPA
-//! range of every VM ([`space`]) with the memparcel database as records about
-//! those ranges ([`memparcel`]), and changes stage 2 only through plans
-//! ([`plan`]) the platform prepares and commits ([`platform`]). [`checker`]
+//! range of every VM ([`space`]) with parcels as records about those ranges
+//! ([`parcel`]; their transitions in [`memparcel`]), and changes stage 2 only
+//! through plans ([`plan`]) the platform prepares and commits ([`platform`]).
+//! A transition module depends on that model, never on a sibling transition
+//! (`tests/module_deps.rs`); [`router`] maps each request to its transition
+//! and keeps the outcome typed ([`reply`]) until [`rpc`] frames it. [`checker`]
 //! compares the real tables with those records; [`snapshot`] dumps all
 //! state. [`sim`] (feature `std`) is the host platform over the real
 //! `gunyah-stage2` tables.
@@ -55,9 +58,11 @@ pub mod golden;
 pub mod launch;
 pub mod lifecycle;
 pub mod memparcel;
+pub mod parcel;
 pub mod plan;
 pub mod platform;
 mod ranges;
+pub mod reply;
 pub mod router;
 pub mod rpc;
 #[cfg(feature = "std")]

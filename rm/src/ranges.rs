@@ -151,7 +151,7 @@ impl<P: Platform> Rm<P> {
     /// A fresh binding handle (handles live in their own range, disjoint from memparcel
     /// handles; they are never reused while the binding lives).
     pub(crate) fn alloc_binding_handle(&mut self) -> u32 {
-        let base = crate::gmem::BINDING_HANDLE_BASE;
+        let base = crate::space::BINDING_HANDLE_BASE;
         let mut h = self.next_binding.max(base);
         while self.bindings.contains_key(&h) || h == u32::MAX {
             h = if h >= u32::MAX - 1 { base } else { h + 1 };

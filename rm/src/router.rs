@@ -49,44 +49,8 @@ use crate::gmem::BindParams;
 use crate::golden::MapParams;
 use crate::memparcel::{msg, TransType};
 use crate::platform::{Platform, Rights, Vmid};
+use crate::reply::{encode_vec, Refusal, Trailer};
 use crate::service::Rm;
-
-/// Why a request was refused: its error code, and the data a few requests send after it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Refusal {
-    /// The error code.
-    pub code: RmError,
-    /// What follows the code, if anything.
-    pub trailer: Option<Trailer>,
-}
-
-/// Data some refusals carry after the error code.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Trailer {
-    /// The hypervisor `error_t` after a failed VM_SET_FIRMWARE_MEM / VM_SET_TIME_BASE (§1.3).
-    HypError(u32),
-    /// The page that faulted, after SIM_VM_READ / SIM_VM_WRITE with MEM_INVALID.
-    FaultIpa(u64),
-}
-
-impl Trailer {
-    /// Its bytes on the wire.
-    pub fn bytes(&self) -> Vec<u8> {
-        match *self {
-            Trailer::HypError(e) => e.to_le_bytes().to_vec(),
-            Trailer::FaultIpa(ipa) => ipa.to_le_bytes().to_vec(),
-        }
-    }
-}
-
-impl From<RmError> for Refusal {
-    fn from(code: RmError) -> Refusal {
-        Refusal {
-            code,
-            trailer: None,
-        }
-    }
-}
 
 /// The refusal of request `id` with `code`, with the trailer that request carries after it.
 /// VM_SET_FIRMWARE_MEM and VM_SET_TIME_BASE append the hypervisor error_t to every failure,
@@ -114,14 +78,6 @@ fn refusal(id: MsgId, code: RmError) -> Refusal {
         code,
         trailer: hyp.map(Trailer::HypError),
     }
-}
-
-/// Encode a payload into a new vector; `None` if it cannot be encoded.
-pub(crate) fn encode_vec<E: Encode + ?Sized>(e: &E) -> Option<Vec<u8>> {
-    let mut v = alloc::vec![0u8; e.encoded_len()];
-    let n = e.encode(&mut v).ok()?;
-    v.truncate(n);
-    Some(v)
 }
 
 /// Reply data that is one encoded payload.

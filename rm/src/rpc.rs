@@ -16,7 +16,7 @@ use gunyah_rm_abi::header::MAX_PACKET_SIZE;
 use gunyah_rm_abi::{Fragmenter, MsgId, MsgType, Reassembler, Received, RmError};
 
 use crate::platform::Vmid;
-use crate::router::Refusal;
+use crate::reply::Refusal;
 
 /// Notifications kept per VM before the oldest is dropped.
 pub const MAX_QUEUED_NOTIFICATIONS: usize = 256;
@@ -218,9 +218,9 @@ mod tests {
         assert_eq!(&pk[1][..8], &[0x21, 1 << 2, 9, 0, 0x11, 0, 0, 0x51]);
         assert_eq!(pk[0].len() + pk[1].len() - 16, 304);
         // A refusal: the code, then its trailer.
-        let no = Err(crate::router::Refusal {
+        let no = Err(crate::reply::Refusal {
             code: RmError::MemInvalid,
-            trailer: Some(crate::router::Trailer::FaultIpa(0x8000_1000)),
+            trailer: Some(crate::reply::Trailer::FaultIpa(0x8000_1000)),
         });
         let pk = reply_packets(3, 0x4700_00F1, &no).unwrap();
         assert_eq!(

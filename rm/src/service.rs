@@ -21,7 +21,7 @@ use alloc::vec::Vec;
 
 use gunyah_rm_abi::RmError;
 
-use crate::memparcel::ParcelDb;
+use crate::parcel::ParcelDb;
 use crate::platform::{MemKind, Platform, PlatformError, Rights, Vmid};
 use crate::rpc::{self, ClientRx, Outbox};
 use crate::space::{Origin, Owned, State, VmSpace};
@@ -241,7 +241,7 @@ impl<P: Platform> Rm<P> {
                 // A reply too large for 63 fragments becomes NORESOURCE so the caller is never
                 // left waiting.
                 rpc::Body::Reply(r) => rpc::reply_packets(o.seq, o.msg_id, r).or_else(|| {
-                    let no = Err(crate::router::Refusal::from(RmError::NoResource));
+                    let no = Err(crate::reply::Refusal::from(RmError::NoResource));
                     rpc::reply_packets(o.seq, o.msg_id, &no)
                 }),
                 rpc::Body::Notification(p) => rpc::notification_packets(o.seq, o.msg_id, p),
@@ -283,7 +283,7 @@ impl<P: Platform> Rm<P> {
         msg_id: gunyah_rm_abi::MsgId,
         payload: &E,
     ) {
-        if let Some(p) = crate::router::encode_vec(payload) {
+        if let Some(p) = crate::reply::encode_vec(payload) {
             self.notify(to, msg_id.0, p);
         }
     }

@@ -13,7 +13,7 @@ use gunyah_stage2::Access;
 
 use crate::cow::FaultOutcome;
 use crate::platform::{Platform, Vmid, PAGE_SIZE};
-use crate::router::{Refusal, Trailer};
+use crate::reply::{Refusal, Trailer};
 use crate::service::Rm;
 
 /// Most times one page's access is retried after a served fault (a served

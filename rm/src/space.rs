@@ -17,6 +17,12 @@ use alloc::vec::Vec;
 use crate::config::FaultAction;
 use crate::platform::{MemKind, Rights, Vmid, PAGE_SIZE};
 
+/// First handle of gmem bindings. Binding handles live in their own range
+/// so they never collide with memparcel handles (which count up from 0).
+pub const BINDING_HANDLE_BASE: u32 = 0x4742_0000;
+/// Most ranges (of any kind) in one VM's space.
+pub const MAX_RANGES_PER_VM: usize = 1024;
+
 /// Where owned memory came from (and where it goes when its owner goes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Origin {

@@ -154,7 +154,7 @@ impl<P: Platform> Rm<P> {
         if !space.is_free(p.ipa, p.size) {
             return Err(RmError::MemInvalid);
         }
-        if space.len() >= crate::gmem::MAX_RANGES_PER_VM {
+        if space.len() >= crate::space::MAX_RANGES_PER_VM {
             return Err(RmError::NoResource);
         }
         // Golden pages read-only, tagged so the fault path knows them.

@@ -13,7 +13,7 @@ use gunyah_rm_abi::RmError;
 use sha2::{Digest, Sha256};
 
 use super::{merge_regions, Golden, GoldenRegion, Home};
-use crate::memparcel::{MemType, ParcelState, TransType};
+use crate::parcel::{MemType, ParcelState, TransType};
 use crate::plan::Plan;
 use crate::platform::{Platform, Tag, Vmid, PAGE_SIZE};
 use crate::service::Rm;

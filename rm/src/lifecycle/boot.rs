@@ -6,7 +6,7 @@ use alloc::vec::Vec;
 use gunyah_rm_abi::RmError;
 
 use super::*;
-use crate::memparcel::{ParcelState, TransType};
+use crate::parcel::{ParcelState, TransType};
 use crate::platform::{Platform, Rights, Vmid};
 use crate::service::Rm;
 use crate::vm::*;
@@ -247,7 +247,7 @@ impl<P: Platform> Rm<P> {
                 .parcels
                 .get(img.mem_handle)
                 .ok_or(RmError::NoResource)?;
-            let own = [crate::memparcel::AclEntry {
+            let own = [crate::parcel::AclEntry {
                 vmid,
                 rights: Rights::RWX,
             }];
@@ -295,7 +295,7 @@ impl<P: Platform> Rm<P> {
     /// Parcels exclusive to `vmid` with RWX, NORMAL, label 0, default attrs,
     /// not yet accepted (donations or the rest).
     pub(super) fn private_parcels(&self, vmid: Vmid, donations: bool) -> Vec<u32> {
-        let own = [crate::memparcel::AclEntry {
+        let own = [crate::parcel::AclEntry {
             vmid,
             rights: Rights::RWX,
         }];
@@ -304,11 +304,9 @@ impl<P: Platform> Rm<P> {
             .values()
             .filter(|p| {
                 p.acl == own
-                    && p.mem_type == crate::memparcel::MemType::Normal
+                    && p.mem_type == crate::parcel::MemType::Normal
                     && p.label == 0
-                    && p.attrs
-                        .iter()
-                        .all(|a| a.attr == crate::memparcel::ATTR_NORMAL)
+                    && p.attrs.iter().all(|a| a.attr == crate::parcel::ATTR_NORMAL)
                     && (p.state == ParcelState::Sharing
                         || (p.state == ParcelState::Init && !donations))
                     && (p.trans == TransType::Donate) == donations

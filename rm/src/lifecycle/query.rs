@@ -92,7 +92,7 @@ impl<P: Platform> Rm<P> {
                 size: e.size.into(),
             })
             .collect();
-        crate::router::encode_vec(&HypResources { entries: &entries }).ok_or(RmError::NoResource)
+        crate::reply::encode_vec(&HypResources { entries: &entries }).ok_or(RmError::NoResource)
     }
 
     /// VM_GET_OWNER: the caller's owner (HLOS's is the RM, 0xFF, §12.1).
@@ -122,7 +122,7 @@ impl<P: Platform> Rm<P> {
                 .filter(|v| v.owner == caller && v.vmid != caller)
                 .map(|v| zerocopy::little_endian::U32::new(v.vmid.into())),
         );
-        crate::router::encode_vec(&VmPeers { vmids: &peers }).ok_or(RmError::NoResource)
+        crate::reply::encode_vec(&VmPeers { vmids: &peers }).ok_or(RmError::NoResource)
     }
 
     /// VM_HOST_GET_TYPE: what Gunyah's RM on QEMU answers (§12.1).
