@@ -2,6 +2,7 @@
 //! would, and runs the isolation checker after every step.
 #![allow(dead_code)]
 
+pub mod counting;
 pub mod golden_setup;
 pub mod mutate;
 pub mod seams_only;
