@@ -598,20 +598,82 @@ impl FaultIpa {
     }
 }
 
+/// `ARGUMENT_INVALID` unless the reserved field at `offset` of message `what` is 0.
+fn reserved(value: u64, offset: usize, what: &'static str) -> Result<(), DecodeError> {
+    if value == 0 {
+        Ok(())
+    } else {
+        Err(DecodeError::argument(offset, what).because("reserved field is not 0"))
+    }
+}
+
+/// `ARGUMENT_INVALID` if `flags` (at `offset` of message `what`) has a bit `known` lacks.
+fn flags_known(
+    flags: u64,
+    known: u64,
+    offset: usize,
+    what: &'static str,
+) -> Result<(), DecodeError> {
+    if flags & !known == 0 {
+        Ok(())
+    } else {
+        Err(DecodeError::argument(offset, what).because("unknown flag"))
+    }
+}
+
+fn check_gmem_create(q: &GmemCreateReq) -> Result<(), DecodeError> {
+    reserved(q.reserved.get().into(), 14, "GmemCreateReq")
+}
+
+fn check_gmem_bind(q: &GmemBindReq) -> Result<(), DecodeError> {
+    flags_known(
+        q.flags.into(),
+        bind_flags::DEMAND_PAGED.into(),
+        7,
+        "GmemBindReq",
+    )
+}
+
+fn check_gmem_unbind(q: &GmemUnbindReq) -> Result<(), DecodeError> {
+    reserved(q.reserved.get().into(), 6, "GmemUnbindReq")
+}
+
+fn check_golden_map(q: &GoldenMapReq) -> Result<(), DecodeError> {
+    flags_known(
+        q.flags.get().into(),
+        (map_flags::COW | map_flags::EXEC).into(),
+        6,
+        "GoldenMapReq",
+    )?;
+    reserved(q.reserved.get().into(), 36, "GoldenMapReq")
+}
+
+fn check_golden_unmap(q: &GoldenUnmapReq) -> Result<(), DecodeError> {
+    reserved(q.reserved.get().into(), 6, "GoldenUnmapReq")
+}
+
+fn check_golden_release(q: &GoldenReleaseReq) -> Result<(), DecodeError> {
+    reserved(q.reserved.get().into(), 4, "GoldenReleaseReq")
+}
+
+fn check_sim_read(q: &SimVmReadReq) -> Result<(), DecodeError> {
+    reserved(q.reserved.get().into(), 2, "SimVmReadReq")
+}
+
 fixed_payload!(
-    GmemCreateReq,
+    GmemCreateReq: check_gmem_create,
     IdReply,
-    GmemBindReq,
-    GmemUnbindReq,
+    GmemBindReq: check_gmem_bind,
+    GmemUnbindReq: check_gmem_unbind,
     GoldenSealReq,
     GoldenSealReply,
-    GoldenMapReq,
-    GoldenUnmapReq,
-    GoldenReleaseReq,
+    GoldenMapReq: check_golden_map,
+    GoldenUnmapReq: check_golden_unmap,
+    GoldenReleaseReq: check_golden_release,
     VmMemStatsReply,
     QuotaExhausted,
     FaultUnserved,
-    SimVmReadReq,
+    SimVmReadReq: check_sim_read,
     FaultIpa,
 );
 
@@ -634,7 +696,7 @@ impl<'a> SimVmWrite<'a> {
     pub fn decode(bytes: &'a [u8]) -> Result<Self, DecodeError> {
         let mut r = Reader::new(bytes);
         let vmid = r.read::<U16>("vmid")?.get();
-        let _ = r.read::<U16>("reserved")?;
+        reserved(r.read::<U16>("reserved")?.get().into(), 2, "SimVmWrite")?;
         let len = r.read::<U32>("length")?.get() as usize;
         let ipa = r.read::<U64>("ipa")?.get();
         let data = r.bytes(len, "data (length)")?;
@@ -705,6 +767,69 @@ impl Encode for CowBroken<'_> {
 mod tests {
     use super::*;
     use crate::RmError;
+
+    /// Every extension request with a reserved field or flags: the encoding of a valid value
+    /// decodes; setting any byte of the reserved field (or an unknown flag bit) gets
+    /// ARGUMENT_INVALID naming that offset, before any handler runs.
+    #[test]
+    fn reserved_fields_and_unknown_flags_are_refused_by_the_decoders() {
+        fn refused<T>(
+            valid: &[u8],
+            (byte, bit, field): (usize, u8, usize),
+            decode: fn(&[u8]) -> Result<T, DecodeError>,
+        ) {
+            assert!(decode(valid).is_ok(), "the valid payload decodes");
+            let mut bad = valid.to_vec();
+            bad[byte] |= bit;
+            let e = decode(&bad).err().expect("refused");
+            assert_eq!(e.error, RmError::ArgumentInvalid, "byte {byte}: {e}");
+            assert_eq!(e.offset, field, "byte {byte}: {e}");
+        }
+        use zerocopy::IntoBytes;
+        let create = GmemCreateReq::new(4096, 0, 0);
+        for b in [14, 15] {
+            refused(create.as_bytes(), (b, 1, 14), GmemCreateReq::decode);
+        }
+        let bind = GmemBindReq::new(1, 0x80, 6, 0, 0, 0x8000_0000, 4096);
+        refused(bind.as_bytes(), (7, 0x2, 7), GmemBindReq::decode);
+        refused(bind.as_bytes(), (7, 0x80, 7), GmemBindReq::decode);
+        let unbind = GmemUnbindReq::new(1, 0x80, 0x8000_0000, 4096);
+        for b in [6, 7] {
+            refused(unbind.as_bytes(), (b, 1, 6), GmemUnbindReq::decode);
+        }
+        let map = GoldenMapReq::new(1, 0x80, map_flags::COW, 0, 0x8000_0000, 4096, 1);
+        refused(map.as_bytes(), (6, 0x4, 6), GoldenMapReq::decode);
+        refused(map.as_bytes(), (7, 0x1, 6), GoldenMapReq::decode);
+        for b in 36..40 {
+            refused(map.as_bytes(), (b, 1, 36), GoldenMapReq::decode);
+        }
+        let unmap = GoldenUnmapReq::new(1, 0x80, 0x8000_0000, 4096);
+        for b in [6, 7] {
+            refused(unmap.as_bytes(), (b, 1, 6), GoldenUnmapReq::decode);
+        }
+        let release = GoldenReleaseReq::new(1);
+        for b in 4..8 {
+            refused(release.as_bytes(), (b, 1, 4), GoldenReleaseReq::decode);
+        }
+        let read = SimVmReadReq::new(3, 16, 0x4000_0000);
+        for b in [2, 3] {
+            refused(read.as_bytes(), (b, 1, 2), SimVmReadReq::decode);
+        }
+        let mut write = [0u8; 20];
+        SimVmWrite {
+            vmid: 3,
+            ipa: 0x4000_0000,
+            data: &[1, 2, 3, 4],
+        }
+        .encode(&mut write)
+        .unwrap();
+        fn sim_write(b: &[u8]) -> Result<(), DecodeError> {
+            SimVmWrite::decode(b).map(|_| ())
+        }
+        for b in [2, 3] {
+            refused(&write, (b, 1, 2), sim_write);
+        }
+    }
 
     #[test]
     fn golden_map_from_table() {

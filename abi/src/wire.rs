@@ -41,6 +41,18 @@ impl DecodeError {
         }
     }
 
+    /// An `ARGUMENT_INVALID` error at `offset`: the payload has the right shape but a field
+    /// holds a value the message does not allow (a reserved field that is not 0, an unknown
+    /// flag), as the extension messages answer it.
+    pub const fn argument(offset: usize, what: &'static str) -> Self {
+        DecodeError {
+            error: RmError::ArgumentInvalid,
+            offset,
+            what,
+            why: "",
+        }
+    }
+
     /// The same error with a reason attached.
     pub const fn because(mut self, why: &'static str) -> Self {
         self.why = why;
@@ -412,9 +424,11 @@ mod tests {
     }
 }
 
-/// Implement exact-size `decode` and [`Encode`] for a fixed-size wire struct.
+/// Implement exact-size `decode` and [`Encode`] for a fixed-size wire struct; `Type: check`
+/// also runs `check(&value)` (reserved fields, flags) after the size check, so the decoder
+/// refuses what the message does not allow before any handler sees it.
 macro_rules! fixed_payload {
-    ($($t:ident),* $(,)?) => {$(
+    ($($t:ident $(: $check:path)?),* $(,)?) => {$(
         impl $t {
             /// Wire size in bytes.
             pub const SIZE: usize = core::mem::size_of::<$t>();
@@ -431,9 +445,11 @@ macro_rules! fixed_payload {
                     return Err($crate::wire::DecodeError::invalid(Self::SIZE, stringify!($t))
                         .because("trailing bytes"));
                 }
-                <$t>::read_from_bytes(bytes).map_err(|_| {
+                let v = <$t>::read_from_bytes(bytes).map_err(|_| {
                     $crate::wire::DecodeError::invalid(0, stringify!($t))
-                })
+                })?;
+                $($check(&v)?;)?
+                Ok(v)
             }
         }
 
