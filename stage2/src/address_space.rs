@@ -520,15 +520,7 @@ impl<M: TableMemory, T: TlbMaintenance> AddressSpace<M, T> {
         if ipa >= self.geometry.ipa_limit() {
             return None;
         }
-        let (table, index, level, es, desc) = self.find_entry(ipa);
-        Some(Entry {
-            ipa,
-            table,
-            index,
-            level,
-            es,
-            desc,
-        })
+        Some(self.find_entry(ipa))
     }
 
     /// Make the page at `e.ipa` map `pa` with `attrs` using the entry one walk found, without
@@ -594,7 +586,14 @@ impl<M: TableMemory, T: TlbMaintenance> AddressSpace<M, T> {
     /// [`Error::NotMapped`] if not mapped.
     pub fn split_block(&mut self, ipa: u64) -> Result<(), Error> {
         self.check_ipa_range(ipa, PAGE_SIZE)?;
-        let (table, index, level, es, old) = self.find_entry(ipa);
+        let Entry {
+            table,
+            index,
+            level,
+            es,
+            desc: old,
+            ..
+        } = self.find_entry(ipa);
         if !raw::is_leaf(old, level) {
             return Err(Error::NotMapped { ipa });
         }
@@ -641,9 +640,8 @@ impl<M: TableMemory, T: TlbMaintenance> AddressSpace<M, T> {
         Ok(merged)
     }
 
-    /// Walk to the first non-table descriptor for `ipa` (which must be in range):
-    /// (table PA, index, level, IPA the descriptor maps from, descriptor).
-    fn find_entry(&self, ipa: u64) -> (u64, usize, u8, u64, u64) {
+    /// Walk to the first non-table descriptor for `ipa` (which must be in range).
+    fn find_entry(&self, ipa: u64) -> Entry {
         let mut level = self.geometry.start_level();
         let shift = level_shift(level);
         let idx = (ipa >> shift) as usize;
@@ -653,7 +651,14 @@ impl<M: TableMemory, T: TlbMaintenance> AddressSpace<M, T> {
             let d = self.mem.read_entry(table, index);
             let es = ipa & !(block_size(level) - 1);
             if !raw::is_table(d, level) {
-                return (table, index, level, es, d);
+                return Entry {
+                    ipa,
+                    table,
+                    index,
+                    level,
+                    es,
+                    desc: d,
+                };
             }
             table = raw::table_pa(d);
             level += 1;
@@ -667,7 +672,9 @@ impl<M: TableMemory, T: TlbMaintenance> AddressSpace<M, T> {
         if ipa >= self.geometry.ipa_limit() {
             return None;
         }
-        let (_, _, level, es, d) = self.find_entry(ipa);
+        let Entry {
+            level, es, desc: d, ..
+        } = self.find_entry(ipa);
         raw::is_leaf(d, level).then(|| Leaf {
             ipa: es,
             pa: raw::leaf_oa(d, level),
@@ -691,7 +698,9 @@ impl<M: TableMemory, T: TlbMaintenance> AddressSpace<M, T> {
         if ipa >= self.geometry.ipa_limit() {
             return Err(FaultStatus::new(FaultKind::Translation, Some(0)));
         }
-        let (_, _, level, es, d) = self.find_entry(ipa);
+        let Entry {
+            level, es, desc: d, ..
+        } = self.find_entry(ipa);
         if !raw::is_leaf(d, level) {
             return Err(FaultStatus::new(FaultKind::Translation, Some(level)));
         }
