@@ -3,8 +3,7 @@
 //! `HostArena`), and sparse, zero-filled memory contents for HLOS RAM and
 //! partition pages.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::ptr::NonNull;
 
 use gunyah_stage2::host::{HostArena, SharedArena};
 use gunyah_stage2::{AddressSpace, PaRange, TableMemory, TlbMaintenance};
@@ -76,6 +75,14 @@ impl std::error::Error for SimError {}
 const PA_LIMIT: u64 = 1 << 40;
 
 impl SimConfig {
+    /// Whether all of `[pa, pa + len)` is simulated memory (HLOS RAM or the partition).
+    pub fn holds(&self, pa: u64, len: u64) -> bool {
+        let inside =
+            |base: u64, size: u64| pa >= base && pa - base <= size && len <= size - (pa - base);
+        inside(self.hlos_ram.0, self.hlos_ram.1)
+            || inside(self.partition_base, self.partition_pages * PAGE_SIZE)
+    }
+
     /// Check the layout: IPA size 32..=40 bits, page-aligned non-empty HLOS
     /// RAM inside the IPA space, a 64 KiB-aligned partition of 1..=2^22
     /// pages, nothing beyond 40-bit PAs and no overlap.
@@ -108,115 +115,158 @@ impl SimConfig {
     }
 }
 
-/// The contents of one 4 KiB page of simulated memory.
-pub type PageBuf = [u64; 512];
+/// One flat block of simulated memory (HLOS RAM or the partition), indexed
+/// by physical address: page `i` of the range is bytes `i * 4096..` of the
+/// block. The block is reserved zeroed and untouched (the host backs a page
+/// only when it is first written), so the simulator costs only what it
+/// touches; `backed` says which pages have been written since, so reads of
+/// the rest return zeros without touching them either.
+#[derive(Debug)]
+struct Region {
+    base: u64,
+    len: u64,
+    mem: NonNull<u8>,
+    /// One bit per page: written at least once (host memory behind it).
+    backed: Vec<u64>,
+}
 
-/// Hashes a page address with one multiply (keys are page-aligned PAs, not
-/// attacker-chosen): the page map is looked up on every simulated access and
-/// three times per CoW copy, where a B-tree's walk showed in profiles.
-#[derive(Default)]
-struct PageHasher(u64);
+/// Host alignment of a region's block. At most the allocator's natural
+/// alignment, so `alloc_zeroed` takes the `calloc` path, whose large blocks
+/// come from fresh anonymous mappings (zero without a memset; a page-aligned
+/// layout would make the allocator memset the whole block and back it).
+const REGION_ALIGN: usize = 16;
 
-impl Hasher for PageHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+impl Region {
+    fn new(base: u64, len: u64) -> Region {
+        let layout = Self::layout(len);
+        // SAFETY: the layout has non-zero size (`len` ≥ one page, checked by `validate`).
+        let mem = NonNull::new(unsafe { std::alloc::alloc_zeroed(layout) })
+            .unwrap_or_else(|| std::alloc::handle_alloc_error(layout));
+        Region {
+            base,
+            len,
+            mem,
+            backed: vec![0; (len / PAGE_SIZE).div_ceil(64) as usize],
         }
     }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = (n >> 12).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+
+    fn layout(len: u64) -> std::alloc::Layout {
+        match std::alloc::Layout::from_size_align(len as usize, REGION_ALIGN) {
+            Ok(l) => l,
+            // `validate` bounds every region below 2^40 bytes.
+            Err(e) => panic!("simulated memory of {len:#x} bytes: {e}"),
+        }
     }
-    fn finish(&self) -> u64 {
-        self.0
+
+    fn contains(&self, pa: u64, len: u64) -> bool {
+        pa >= self.base && pa - self.base <= self.len && len <= self.len - (pa - self.base)
+    }
+
+    fn is_backed(&self, page: u64) -> bool {
+        let i = (page - self.base) / PAGE_SIZE;
+        self.backed[(i / 64) as usize] & (1 << (i % 64)) != 0
+    }
+
+    /// Mark the page backed; true if it was not.
+    fn back(&mut self, page: u64) -> bool {
+        let i = (page - self.base) / PAGE_SIZE;
+        let w = &mut self.backed[(i / 64) as usize];
+        let new = *w & (1 << (i % 64)) == 0;
+        *w |= 1 << (i % 64);
+        new
+    }
+
+    /// Host pointer to `pa` (inside the region).
+    fn ptr(&self, pa: u64) -> *mut u8 {
+        debug_assert!(self.contains(pa, 1));
+        // SAFETY: `pa - base < len`, so the offset is inside the block.
+        unsafe { self.mem.as_ptr().add((pa - self.base) as usize) }
     }
 }
 
-/// The simulated physical memory.
+impl Drop for Region {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `new` with this layout.
+        unsafe { std::alloc::dealloc(self.mem.as_ptr(), Self::layout(self.len)) }
+    }
+}
+
+/// The simulated physical memory: HLOS RAM and the partition, each a flat
+/// block indexed by physical address (see [`Region`]). A simulated page copy
+/// is two index computations and a 4 KiB memcpy.
 #[derive(Debug)]
 pub struct Arena {
-    cfg: SimConfig,
-    pages: HashMap<u64, Box<PageBuf>, BuildHasherDefault<PageHasher>>,
-    /// Page buffers of dropped pages, reused before the host allocator (a
-    /// fresh host allocation costs a host page fault on first touch, which
-    /// would swamp the timing of the RM's own work in benchmarks).
-    spare: Vec<Box<PageBuf>>,
+    regions: [Region; 2],
+    /// Pages with host memory behind them (written at least once).
+    backed_pages: u64,
 }
 
-/// Most spare page buffers an arena keeps (64 MiB).
-const MAX_SPARE: usize = 16384;
+// SAFETY: the arena exclusively owns its blocks; the raw pointers are only
+// dereferenced through `&self` / `&mut self` of the arena, which lives
+// behind a mutex when shared ([`ArenaHandle`]).
+unsafe impl Send for Arena {}
 
 impl Arena {
-    fn new(cfg: SimConfig) -> Arena {
+    fn new(cfg: &SimConfig) -> Arena {
         Arena {
-            cfg,
-            pages: HashMap::default(),
-            spare: Vec::new(),
+            regions: [
+                Region::new(cfg.hlos_ram.0, cfg.hlos_ram.1),
+                Region::new(cfg.partition_base, cfg.partition_pages * PAGE_SIZE),
+            ],
+            backed_pages: 0,
         }
     }
 
-    /// A page buffer with unspecified contents.
-    fn take_buf(spare: &mut Vec<Box<PageBuf>>) -> Box<PageBuf> {
-        spare.pop().unwrap_or_else(|| Box::new([0u64; 512]))
-    }
-
-    fn drop_page(&mut self, page: u64) {
-        if let Some(b) = self.pages.remove(&page) {
-            if self.spare.len() < MAX_SPARE {
-                self.spare.push(b);
-            }
-        }
-    }
-
-    /// Copy one whole page (both page aligned, both memory).
-    fn copy_page(&mut self, dst: u64, src: u64) {
-        if dst == src {
-            return;
-        }
-        let Some(s) = self.pages.get(&src) else {
-            self.drop_page(dst);
-            return;
-        };
-        let mut d = Self::take_buf(&mut self.spare);
-        d.copy_from_slice(&s[..]);
-        if let Some(old) = self.pages.insert(dst, d) {
-            if self.spare.len() < MAX_SPARE {
-                self.spare.push(old);
-            }
-        }
+    /// The region holding all of `[pa, pa + len)`.
+    fn region(&self, pa: u64, len: u64) -> Option<usize> {
+        self.regions.iter().position(|r| r.contains(pa, len))
     }
 
     fn is_memory(&self, pa: u64, len: u64) -> bool {
-        let Some(end) = pa.checked_add(len) else {
-            return false;
-        };
-        let (rb, rs) = self.cfg.hlos_ram;
-        let pe = self.cfg.partition_base + self.cfg.partition_pages * PAGE_SIZE;
-        (pa >= rb && end <= rb + rs) || (pa >= self.cfg.partition_base && end <= pe)
+        self.region(pa, len).is_some()
     }
 
-    fn page_mut(&mut self, pfn_pa: u64) -> &mut PageBuf {
-        let spare = &mut self.spare;
-        self.pages.entry(pfn_pa).or_insert_with(|| {
-            let mut b = Self::take_buf(spare);
-            b.fill(0);
-            b
-        })
+    /// Copy one whole page (both page aligned, both memory): a memcpy when
+    /// the source was ever written, else the destination reads as zeros.
+    fn copy_page(&mut self, dst: u64, src: u64) {
+        let (Some(d), Some(s)) = (self.region(dst, PAGE_SIZE), self.region(src, PAGE_SIZE)) else {
+            return;
+        };
+        if dst == src {
+            return;
+        }
+        if self.regions[s].is_backed(src) {
+            if self.regions[d].back(dst) {
+                self.backed_pages += 1;
+            }
+            let (from, to) = (self.regions[s].ptr(src), self.regions[d].ptr(dst));
+            // SAFETY: both are whole pages inside their blocks (checked by `region`), distinct
+            // page-aligned pages (dst != src), so they do not overlap; `&mut self` excludes
+            // every other access to the arena.
+            unsafe { std::ptr::copy_nonoverlapping(from, to, PAGE_SIZE as usize) };
+        } else if self.regions[d].is_backed(dst) {
+            // SAFETY: a whole page inside its block, `&mut self` as above.
+            unsafe { std::ptr::write_bytes(self.regions[d].ptr(dst), 0, PAGE_SIZE as usize) };
+        }
     }
 
     /// Copy memory at `pa` into `buf`; false if any byte is not memory.
     pub fn read(&self, pa: u64, buf: &mut [u8]) -> bool {
-        if !self.is_memory(pa, buf.len() as u64) {
+        let Some(r) = self.region(pa, buf.len() as u64) else {
             return false;
-        }
+        };
+        let r = &self.regions[r];
         let mut done = 0;
         while done < buf.len() {
             let a = pa + done as u64;
-            let (page, off) = (a & !(PAGE_SIZE - 1), (a % PAGE_SIZE) as usize);
-            let n = (PAGE_SIZE as usize - off).min(buf.len() - done);
-            match self.pages.get(&page) {
-                Some(p) => buf[done..done + n]
-                    .copy_from_slice(&zerocopy::IntoBytes::as_bytes(&**p)[off..off + n]),
-                None => buf[done..done + n].fill(0),
+            let (page, off) = (a & !(PAGE_SIZE - 1), a % PAGE_SIZE);
+            let n = (PAGE_SIZE - off).min((buf.len() - done) as u64) as usize;
+            if r.is_backed(page) {
+                // SAFETY: `[a, a + n)` lies inside the region (checked above); `buf` is a
+                // distinct Rust allocation; `&self` excludes writers.
+                unsafe { std::ptr::copy_nonoverlapping(r.ptr(a), buf[done..].as_mut_ptr(), n) };
+            } else {
+                buf[done..done + n].fill(0);
             }
             done += n;
         }
@@ -225,47 +275,51 @@ impl Arena {
 
     /// Copy `data` to memory at `pa`; false (nothing written) if any byte is not memory.
     pub fn write(&mut self, pa: u64, data: &[u8]) -> bool {
-        if !self.is_memory(pa, data.len() as u64) {
+        let Some(r) = self.region(pa, data.len() as u64) else {
             return false;
+        };
+        let end = pa + data.len() as u64;
+        let mut page = pa & !(PAGE_SIZE - 1);
+        while page < end {
+            // The block is zero where never written, so backing a page needs no fill.
+            if self.regions[r].back(page) {
+                self.backed_pages += 1;
+            }
+            page += PAGE_SIZE;
         }
-        let mut done = 0;
-        while done < data.len() {
-            let a = pa + done as u64;
-            let (page, off) = (a & !(PAGE_SIZE - 1), (a % PAGE_SIZE) as usize);
-            let n = (PAGE_SIZE as usize - off).min(data.len() - done);
-            let p = self.page_mut(page);
-            zerocopy::IntoBytes::as_mut_bytes(&mut *p)[off..off + n]
-                .copy_from_slice(&data[done..done + n]);
-            done += n;
-        }
+        // SAFETY: `[pa, end)` lies inside the region (checked above); `data` is a distinct Rust
+        // allocation; `&mut self` excludes every other access.
+        unsafe {
+            std::ptr::copy_nonoverlapping(data.as_ptr(), self.regions[r].ptr(pa), data.len())
+        };
         true
     }
 
     fn zero(&mut self, pa: u64, len: u64) -> bool {
-        if !self.is_memory(pa, len) {
+        let Some(r) = self.region(pa, len) else {
             return false;
-        }
-        // Whole pages are dropped (they read back as zero); partial ones are written.
+        };
+        let r = &self.regions[r];
+        // Only pages ever written hold anything; the rest already read as zeros.
         let end = pa + len;
         let mut a = pa;
         while a < end {
             let page = a & !(PAGE_SIZE - 1);
             let n = (page + PAGE_SIZE).min(end) - a;
-            if n == PAGE_SIZE {
-                self.drop_page(page);
-            } else if self.pages.contains_key(&page) {
-                let off = (a - page) as usize;
-                let p = self.page_mut(page);
-                zerocopy::IntoBytes::as_mut_bytes(&mut *p)[off..off + n as usize].fill(0);
+            if r.is_backed(page) {
+                // SAFETY: `[a, a + n)` lies inside the region; `&mut self` excludes other access.
+                unsafe { std::ptr::write_bytes(r.ptr(a), 0, n as usize) };
             }
             a += n;
         }
         true
     }
 
-    /// Pages holding non-zero data (for tests and stats).
-    pub fn resident_pages(&self) -> usize {
-        self.pages.len()
+    /// Pages with host memory behind them: every page ever written (data,
+    /// copies), whether or not it has been zeroed or freed since (its host
+    /// page is kept and reused). What the simulated memory costs the host.
+    pub fn backed_pages(&self) -> u64 {
+        self.backed_pages
     }
 }
 
@@ -407,7 +461,7 @@ impl SimPlatform {
         ));
         let parts = SimParts(partition.clone());
         Ok(SimPlatform {
-            arena: ArenaHandle(Arc::new(Mutex::new(Arena::new(cfg.clone())))),
+            arena: ArenaHandle(Arc::new(Mutex::new(Arena::new(&cfg)))),
             partition,
             spaces: Stage2Spaces::new(parts, cfg.ipa_bits, PaRange::Bits40),
             cfg,
@@ -465,12 +519,13 @@ impl PhysMem for SimPlatform {
         Some(pa)
     }
     fn alloc_page_copy(&mut self, src: u64) -> Option<u64> {
-        if !src.is_multiple_of(PAGE_SIZE) || !self.arena.lock().is_memory(src, PAGE_SIZE) {
+        if !src.is_multiple_of(PAGE_SIZE) || !self.cfg.holds(src, PAGE_SIZE) {
             return None;
         }
         let pa = self.partition.lock().alloc_pages_unzeroed(1)?;
-        // `copy_page` overwrites the whole page (or drops it when the source
-        // reads as zeros), so stale contents are never visible.
+        // `copy_page` overwrites the whole page (or zeroes it when the source
+        // reads as zeros), so stale contents are never visible. One lock of
+        // the memory, two index computations and the memcpy.
         self.arena.lock().copy_page(pa, src);
         Some(pa)
     }

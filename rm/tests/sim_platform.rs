@@ -234,3 +234,83 @@ fn the_vcpu_walker_and_the_simulated_access_agree() {
         ))
     );
 }
+
+/// The simulator's memory is backed by host pages only where something was written: reads of
+/// untouched memory, sealing and mapping a large image into many clones, and copies of pages
+/// that read as zeros cost nothing; each written page and each copy of one costs one page.
+#[test]
+fn simulated_memory_is_backed_only_where_written() {
+    use common::golden_setup::{alloc_vm, seal_lent};
+    use gunyah_rm::cow::FaultOutcome;
+    use gunyah_rm::golden::MapParams;
+    use gunyah_stage2::Access;
+
+    const HLOS: u16 = 3;
+    const GIB: u64 = 1 << 30;
+    const PAGE: u64 = 4096;
+    let sim = SimConfig {
+        hlos_ram: (0x4000_0000, 4 * GIB),
+        partition_base: 0x2_0000_0000,
+        partition_pages: 1 << 20,
+        ipa_bits: 40,
+    };
+    let mut rm = gunyah_rm::sim::sim_rm(sim, gunyah_rm::RmConfig::default()).unwrap();
+    let backed = |rm: &gunyah_rm::Rm<SimPlatform>| rm.platform().arena().lock().backed_pages();
+    let b0 = backed(&rm);
+    // Reading 16 MiB of HLOS RAM that nobody wrote: zeros, nothing backed.
+    let mut buf = vec![0xffu8; 16 << 20];
+    assert!(rm.platform().read(0x4000_0000, &mut buf));
+    assert!(buf.iter().all(|&b| b == 0));
+    assert_eq!(backed(&rm), b0);
+    // Three bytes across a page boundary back two pages; writing them again backs none.
+    let src = 0x4000_0000;
+    rm.vm_write(HLOS, src + PAGE - 1, &[1, 2, 3]).unwrap();
+    assert_eq!(backed(&rm), b0 + 2);
+    rm.vm_write(HLOS, src + PAGE, &[9]).unwrap();
+    assert_eq!(backed(&rm), b0 + 2);
+    // 8 more data pages spread over a 64 MiB image (sealing hashes every byte: kept small
+    // for debug builds; the 4 GiB of HLOS RAM around it are what stays unbacked).
+    let image = 64 << 20;
+    let data: Vec<u64> = (0..8).map(|k| 2 + k * (image / PAGE / 8)).collect();
+    for &p in &data {
+        rm.vm_write(HLOS, src + p * PAGE, &(p + 7).to_le_bytes())
+            .unwrap();
+    }
+    assert_eq!(backed(&rm), b0 + 10);
+    // Seal the image and map it copy-on-write into 8 clones: nothing more backed.
+    let owner = alloc_vm(&mut rm);
+    let g = seal_lent(&mut rm, owner, src, image);
+    let clones: Vec<u16> = (0..8)
+        .map(|_| {
+            let v = alloc_vm(&mut rm);
+            let pool = rm.gmem_create(HLOS, 64 * PAGE, 0, v).unwrap();
+            rm.golden_map(HLOS, MapParams::cow(g, v, 0, 0x80_0000_0000, image, pool))
+                .unwrap();
+            v
+        })
+        .collect();
+    assert_eq!(backed(&rm), b0 + 10);
+    // Every clone writes the 8 data pages and 8 pages that read as zeros: the copies of data
+    // pages back one page each (8 × 8), the copies of zero pages none.
+    let zeros: Vec<u64> = data.iter().map(|p| p + 3).collect();
+    for &v in &clones {
+        for &p in data.iter().chain(&zeros) {
+            let o = rm.handle_access_fault(v, 0x80_0000_0000 + p * PAGE, Access::Write);
+            assert!(matches!(o, FaultOutcome::Copied { .. }), "{o:?}");
+        }
+    }
+    assert_eq!(backed(&rm), b0 + 10 + 8 * 8);
+    // The copies hold the golden contents; the zero pages' copies read as zeros.
+    for &v in &clones {
+        for &p in &data {
+            let mut b = [0u8; 8];
+            rm.vm_read(v, 0x80_0000_0000 + p * PAGE, &mut b).unwrap();
+            assert_eq!(u64::from_le_bytes(b), p + 7);
+        }
+        let mut b = [0xffu8; 8];
+        rm.vm_read(v, 0x80_0000_0000 + zeros[0] * PAGE, &mut b)
+            .unwrap();
+        assert_eq!(b, [0; 8]);
+    }
+    assert!(rm.check_isolation().is_empty());
+}

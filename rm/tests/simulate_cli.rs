@@ -58,6 +58,9 @@ fn default_configs_three_clones_two_percent() {
     assert_eq!(v["memory_used_bytes"], (IMAGE_PAGES + 3 * written) * PAGE);
     assert_eq!(v["memory_without_sharing_bytes"], 3 * IMAGE_PAGES * PAGE);
     assert_eq!(v["clone_launch_ns"].as_array().unwrap().len(), 3);
+    // The image is all zeros, so the simulator backs exactly the pages the clones wrote and
+    // one device-tree page per launched VM (4 at boot, 3 clones).
+    assert_eq!(v["backed_pages"], 3 * written + 7);
     assert!(v["faults_per_second"].as_f64().unwrap() > 0.0);
     let events: Vec<&str> = v["events"]
         .as_array()
@@ -128,6 +131,41 @@ fn table_output_and_errors() {
     // Out-of-range arguments are refused by the parser.
     assert_eq!(simulate(&["--write-percent", "101"]).status.code(), Some(2));
     assert_eq!(simulate(&["--clones", "0"]).status.code(), Some(2));
+    assert_eq!(simulate(&["--clones", "many"]).status.code(), Some(2));
+}
+
+/// `--clones` is bounded by the RM's dynamic VMIDs: 63, of which the template (zygote), the
+/// clone launched at boot and the protected VM take three in the default configs, so 60
+/// clones run (`max`) and 61 are refused before any launch, naming the limit.
+#[test]
+fn clone_count_is_the_rms_vmid_limit() {
+    let out = simulate(&["--clones", "61", "--write-percent", "0"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--clones 61: the RM has 60 dynamic VMIDs left for clones"),
+        "{err}"
+    );
+    assert!(!err.contains("launched 61 clones"), "{err}");
+    let v = json(&simulate(&[
+        "--clones",
+        "max",
+        "--write-percent",
+        "0",
+        "--json",
+    ]));
+    assert_eq!(v["clones"], 60);
+    assert_eq!(v["pages_copied"], 0);
+    // One device-tree page per launched VM (4 at boot, 60 clones), nothing else.
+    assert_eq!(v["backed_pages"], 64);
+    let v = json(&simulate(&[
+        "--clones",
+        "60",
+        "--write-percent",
+        "0",
+        "--json",
+    ]));
+    assert_eq!(v["clones"], 60);
 }
 
 /// `gunyah-rm serve --config`: the configs' boot VMs run before the socket opens, and the

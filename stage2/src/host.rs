@@ -71,7 +71,10 @@ pub struct Traced {
 pub struct HostArena {
     base: u64,
     pages: usize,
+    /// First page of the block (page aligned, inside `block`).
     mem: NonNull<u8>,
+    /// The allocation itself (freed on drop).
+    block: NonNull<u8>,
     allocated: Vec<bool>,
     free_list: Vec<usize>,
     bump: usize,
@@ -99,11 +102,16 @@ impl HostArena {
         assert!(pages > 0, "arena needs at least one page");
         let layout = Self::layout(pages);
         // SAFETY: the layout has non-zero size.
-        let mem = NonNull::new(unsafe { alloc_zeroed(layout) }).expect("host allocation failed");
+        let block = NonNull::new(unsafe { alloc_zeroed(layout) }).expect("host allocation failed");
+        let skew = block.as_ptr().align_offset(PAGE_SIZE as usize);
+        // SAFETY: the block has a page of slack, so the first aligned byte and `pages` pages
+        // after it lie inside it.
+        let mem = unsafe { NonNull::new_unchecked(block.as_ptr().add(skew)) };
         HostArena {
             base: base_pa,
             pages,
             mem,
+            block,
             allocated: vec![false; pages],
             free_list: Vec::new(),
             bump: 0,
@@ -114,9 +122,12 @@ impl HostArena {
         }
     }
 
+    /// `pages` pages and one of slack, aligned only as the allocator aligns by itself: with a
+    /// page-aligned layout the system allocator zeroes the whole block with a memset (and so
+    /// backs all of it with host memory), while this takes the `calloc` path, whose large
+    /// blocks are fresh zero mappings. A table arena then costs the host only the pages used.
     fn layout(pages: usize) -> Layout {
-        Layout::from_size_align(pages * PAGE_SIZE as usize, PAGE_SIZE as usize)
-            .expect("arena too large")
+        Layout::from_size_align((pages + 1) * PAGE_SIZE as usize, 16).expect("arena too large")
     }
 
     /// First physical address of the arena.
@@ -261,7 +272,7 @@ impl HostArena {
 impl Drop for HostArena {
     fn drop(&mut self) {
         // SAFETY: allocated in `new` with the same layout.
-        unsafe { dealloc(self.mem.as_ptr(), Self::layout(self.pages)) }
+        unsafe { dealloc(self.block.as_ptr(), Self::layout(self.pages)) }
     }
 }
 

@@ -18,6 +18,7 @@ use gunyah_rm::config::{host, GoldenMode, LaunchMode, LaunchPlan, SealTrigger, V
 use gunyah_rm::launch::{Client, Launch, LaunchEvent, OS_STATUS_RUN};
 use gunyah_rm::sim::sim_rm_for;
 use gunyah_rm::sim::SimPlatform;
+use gunyah_rm::vm::{DYNAMIC_VMID_COUNT, DYNAMIC_VMID_FIRST};
 use gunyah_rm::{PhysMem, Rm};
 use gunyah_rm_abi::ext::{SimVmReadReq, SimVmWrite, VmMemStatsReply};
 use gunyah_rm_abi::vm::{VmSetStatusReq, VmidReq};
@@ -32,15 +33,39 @@ pub struct Args {
     /// VM configs (`.dts` through dtc, or `.dtb`); default: every `.dts` in `vm-configs/`.
     #[arg(long = "config", num_args = 1..)]
     pub config: Vec<PathBuf>,
-    /// Clones to launch on request and let write.
-    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=63))]
-    pub clones: u32,
+    /// Clones to launch on request and let write: a count from 1, or `max` for as many as the
+    /// RM has dynamic VMIDs left after the boot VMs and the template (a larger count is refused
+    /// before any clone launches).
+    #[arg(long, default_value = "8")]
+    pub clones: Clones,
     /// Percentage of its golden pages each clone writes (one CoW fault per page).
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(0..=100))]
     pub write_percent: u32,
     /// Print one JSON object instead of the table.
     #[arg(long)]
     pub json: bool,
+}
+
+/// How many clones `--clones` asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Clones {
+    /// Exactly this many (≥ 1).
+    Count(u32),
+    /// As many as the RM has VMIDs for.
+    Max,
+}
+
+impl std::str::FromStr for Clones {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Clones, String> {
+        if s == "max" {
+            return Ok(Clones::Max);
+        }
+        match s.parse::<u32>() {
+            Ok(n) if n >= 1 => Ok(Clones::Count(n)),
+            _ => Err(format!("`{s}`: a count from 1, or `max`")),
+        }
+    }
 }
 
 /// The default config directory: `./vm-configs` if it exists, else the source tree's.
@@ -111,9 +136,29 @@ pub fn run(args: Args) -> ExitCode {
             for l in &sc.log {
                 eprintln!("{l}");
             }
-            eprintln!("gunyah-rm simulate: {e}");
-            ExitCode::FAILURE
+            eprintln!("gunyah-rm simulate: {}", e.0);
+            ExitCode::from(e.1)
         }
+    }
+}
+
+/// Why the scenario stopped.
+enum Stop {
+    /// The arguments ask for what the RM cannot do.
+    Args(String),
+    /// It could not run.
+    Failed(String),
+}
+
+impl From<String> for Stop {
+    fn from(m: String) -> Stop {
+        Stop::Failed(m)
+    }
+}
+
+impl From<&str> for Stop {
+    fn from(m: &str) -> Stop {
+        Stop::Failed(m.into())
     }
 }
 
@@ -143,6 +188,17 @@ struct Figures {
     table_pages_per_clone: f64,
     partition_used_pages: u64,
     table_pages: u64,
+    /// Simulated memory pages with host memory behind them (written at least once).
+    backed_pages: u64,
+    /// The process's peak resident memory (Linux `VmHWM`), if known.
+    peak_resident_kib: Option<u64>,
+}
+
+/// This process's peak resident set (`VmHWM` of `/proc/self/status`), in KiB.
+fn peak_resident_kib() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let l = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+    l.split_whitespace().nth(1)?.parse().ok()
 }
 
 impl Figures {
@@ -250,6 +306,16 @@ impl Figures {
                     self.table_pages
                 ),
             ),
+            (
+                "host memory",
+                format!(
+                    "{:.1} MiB of simulated memory backed (pages ever written) + {:.1} MiB of tables; peak resident {}",
+                    mib(self.backed_pages),
+                    mib(self.table_pages),
+                    self.peak_resident_kib
+                        .map_or("unknown".into(), |k| format!("{:.1} MiB", k as f64 / 1024.0))
+                ),
+            ),
         ];
         let mut out = String::from("\n");
         for (k, v) in rows {
@@ -283,6 +349,8 @@ impl Figures {
             "table_pages_per_clone": self.table_pages_per_clone,
             "partition_used_pages": self.partition_used_pages,
             "table_pages": self.table_pages,
+            "backed_pages": self.backed_pages,
+            "peak_resident_bytes": self.peak_resident_kib.map(|k| k * 1024),
         })
     }
 }
@@ -309,7 +377,16 @@ impl Scenario {
         }
     }
 
-    fn run(&mut self, plan: LaunchPlan, args: &Args) -> Result<Figures, String> {
+    /// The scenario, or why it could not run (with the exit status: 2 for a `--clones` the RM
+    /// cannot serve, 1 for everything else).
+    fn run(&mut self, plan: LaunchPlan, args: &Args) -> Result<Figures, (String, u8)> {
+        self.scenario(plan, args).map_err(|e| match e {
+            Stop::Args(m) => (m, 2),
+            Stop::Failed(m) => (m, 1),
+        })
+    }
+
+    fn scenario(&mut self, plan: LaunchPlan, args: &Args) -> Result<Figures, Stop> {
         // The template and its image.
         let (tpl, tmpl) = plan
             .vms
@@ -384,11 +461,34 @@ impl Scenario {
             .ok_or_else(|| format!("{} was not sealed", tmpl.image_name))?;
         self.check("after the seal")?;
 
+        // How many clones the RM can hold: its dynamic VMIDs not yet taken (by the boot VMs,
+        // the template). Checked before any launch, so a count above it changes nothing.
+        let room = (DYNAMIC_VMID_FIRST..DYNAMIC_VMID_FIRST + DYNAMIC_VMID_COUNT)
+            .filter(|&v| !self.rm.vms().exists(v))
+            .count() as u32;
+        let count = match args.clones {
+            Clones::Max => room,
+            Clones::Count(n) if n > room => {
+                return Err(Stop::Args(format!(
+                    "--clones {n}: the RM has {room} dynamic VMIDs left for clones \
+                     ({DYNAMIC_VMID_COUNT} in all, {} taken by the VMs running now); \
+                     use --clones {room} or --clones max",
+                    DYNAMIC_VMID_COUNT as u32 - room
+                )))
+            }
+            Clones::Count(n) => n,
+        };
+        if count == 0 {
+            return Err(Stop::Failed(
+                "the RM has no dynamic VMID left for a clone".into(),
+            ));
+        }
+
         // Launch the clones on request, timed.
         let tables_before = self.rm.platform().partition_usage().tables;
         let mut clones = Vec::new();
         let mut launch_times = Vec::new();
-        for _ in 0..args.clones {
+        for _ in 0..count {
             let t = Instant::now();
             let r = l.launch_vm(&mut self.rm, &cname);
             launch_times.push(t.elapsed());
@@ -427,7 +527,7 @@ impl Scenario {
                 {
                     Ok(r) => served += u32_at(&r) as u64,
                     Err(RmError::MemInvalid) => unserved += 1,
-                    Err(e) => return Err(format!("SIM_VM_WRITE to VM {v:#x}: {e}")),
+                    Err(e) => return Err(format!("SIM_VM_WRITE to VM {v:#x}: {e}").into()),
                 }
             }
         }
@@ -444,7 +544,7 @@ impl Scenario {
             for &p in pages.first().iter().chain(pages.last().iter()) {
                 let got = self.read(v, cmap.ipa + p * PAGE)?;
                 if got != stamp(k, *p) && unserved == 0 {
-                    return Err(format!("VM {v:#x} page {p}: read back {got:?}"));
+                    return Err(format!("VM {v:#x} page {p}: read back {got:?}").into());
                 }
             }
             if let Some(p) = (0..mapped).find(|p| !pages.contains(p)) {
@@ -452,9 +552,9 @@ impl Scenario {
                 let mut want = [0u8; 16];
                 self.golden_bytes(&img, image_off(p), &mut want);
                 if got != want {
-                    return Err(format!(
-                        "VM {v:#x} unwritten page {p} differs from the image"
-                    ));
+                    return Err(
+                        format!("VM {v:#x} unwritten page {p} differs from the image").into(),
+                    );
                 }
             }
         }
@@ -493,6 +593,8 @@ impl Scenario {
             table_pages_per_clone: (tables_after - tables_before) as f64 / clones.len() as f64,
             partition_used_pages: usage.total - usage.free,
             table_pages: usage.tables,
+            backed_pages: self.rm.platform().arena().lock().backed_pages(),
+            peak_resident_kib: peak_resident_kib(),
         })
     }
 
