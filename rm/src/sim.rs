@@ -121,13 +121,33 @@ impl SimConfig {
 /// only when it is first written), so the simulator costs only what it
 /// touches; `backed` says which pages have been written since, so reads of
 /// the rest return zeros without touching them either.
-#[derive(Debug)]
+///
+/// The partition's block is the partition allocator's own (`HostArena`, where
+/// the stage-2 tables live), so a partition page has one host page whether it
+/// serves as a table or holds data: a page freed as a table and handed out as
+/// a copy (or back) costs no new host page fault.
 struct Region {
     base: u64,
     len: u64,
     mem: NonNull<u8>,
-    /// One bit per page: written at least once (host memory behind it).
+    /// One bit per page: written as data at least once (host memory behind it).
     backed: Vec<u64>,
+    /// For the partition, one bit per page: handed out as a data page (not a
+    /// table, not free). Only those pages are read or written here; `None`
+    /// (HLOS RAM): every page is data.
+    data: Option<Vec<u64>>,
+    /// The allocator owning the block, when the region borrows it (kept alive
+    /// here); `None`: the region allocated its block and frees it.
+    owner: Option<SharedArena>,
+}
+
+impl std::fmt::Debug for Region {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Region")
+            .field("base", &self.base)
+            .field("len", &self.len)
+            .finish()
+    }
 }
 
 /// Host alignment of a region's block. At most the allocator's natural
@@ -147,7 +167,28 @@ impl Region {
             len,
             mem,
             backed: vec![0; (len / PAGE_SIZE).div_ceil(64) as usize],
+            data: None,
+            owner: None,
         }
+    }
+
+    /// The partition: the block of the allocator `arena` (which must cover `[base, base + len)`).
+    fn borrowed(base: u64, len: u64, arena: &SharedArena) -> Option<Region> {
+        let mem = {
+            let a = arena.lock();
+            if a.base_pa() != base || (a.capacity() as u64) * PAGE_SIZE != len {
+                return None;
+            }
+            NonNull::new(a.page_ptr(base)?)?
+        };
+        Some(Region {
+            base,
+            len,
+            mem,
+            backed: vec![0; (len / PAGE_SIZE).div_ceil(64) as usize],
+            data: Some(vec![0; (len / PAGE_SIZE).div_ceil(64) as usize]),
+            owner: Some(arena.clone()),
+        })
     }
 
     fn layout(len: u64) -> std::alloc::Layout {
@@ -164,7 +205,33 @@ impl Region {
 
     fn is_backed(&self, page: u64) -> bool {
         let i = (page - self.base) / PAGE_SIZE;
-        self.backed[(i / 64) as usize] & (1 << (i % 64)) != 0
+        self.backed[(i / 64) as usize] & (1 << (i % 64)) != 0 && self.is_data(page)
+    }
+
+    fn is_data(&self, page: u64) -> bool {
+        let i = (page - self.base) / PAGE_SIZE;
+        self.data
+            .as_ref()
+            .is_none_or(|d| d[(i / 64) as usize] & (1 << (i % 64)) != 0)
+    }
+
+    /// Mark the page a data page (`on`), or not: then its contents are gone
+    /// (it reads as zeros when it is handed out as data again).
+    /// Returns whether it held contents that are now gone.
+    fn set_data(&mut self, page: u64, on: bool) -> bool {
+        let held = self.is_backed(page);
+        let i = (page - self.base) / PAGE_SIZE;
+        let bit = 1 << (i % 64);
+        if let Some(d) = self.data.as_mut() {
+            if on {
+                d[(i / 64) as usize] |= bit;
+            } else {
+                d[(i / 64) as usize] &= !bit;
+                self.backed[(i / 64) as usize] &= !bit;
+                return held;
+            }
+        }
+        false
     }
 
     /// Mark the page backed; true if it was not.
@@ -186,6 +253,9 @@ impl Region {
 
 impl Drop for Region {
     fn drop(&mut self) {
+        if self.owner.is_some() {
+            return;
+        }
         // SAFETY: allocated in `new` with this layout.
         unsafe { std::alloc::dealloc(self.mem.as_ptr(), Self::layout(self.len)) }
     }
@@ -201,17 +271,24 @@ pub struct Arena {
     backed_pages: u64,
 }
 
-// SAFETY: the arena exclusively owns its blocks; the raw pointers are only
-// dereferenced through `&self` / `&mut self` of the arena, which lives
-// behind a mutex when shared ([`ArenaHandle`]).
+// SAFETY: the raw pointers are only dereferenced through `&self` / `&mut
+// self` of the arena, which lives behind a mutex when shared
+// ([`ArenaHandle`]). The HLOS block is the arena's own. The partition block
+// is shared with the partition allocator, whose table memory
+// (`PartitionTables`, `SimMmu`) writes and reads table pages without this
+// lock: the arena touches only partition pages marked data (handed out by
+// `alloc_page`, `alloc_contiguous` or `alloc_page_copy` and not freed since),
+// which the allocator never hands out as tables until `free_page` has
+// cleared the mark, so the two never access the same bytes.
 unsafe impl Send for Arena {}
 
 impl Arena {
-    fn new(cfg: &SimConfig) -> Arena {
+    fn new(cfg: &SimConfig, partition: &SharedArena) -> Arena {
+        let (pb, pl) = (cfg.partition_base, cfg.partition_pages * PAGE_SIZE);
         Arena {
             regions: [
                 Region::new(cfg.hlos_ram.0, cfg.hlos_ram.1),
-                Region::new(cfg.partition_base, cfg.partition_pages * PAGE_SIZE),
+                Region::borrowed(pb, pl, partition).unwrap_or_else(|| Region::new(pb, pl)),
             ],
             backed_pages: 0,
         }
@@ -232,7 +309,7 @@ impl Arena {
         let (Some(d), Some(s)) = (self.region(dst, PAGE_SIZE), self.region(src, PAGE_SIZE)) else {
             return;
         };
-        if dst == src {
+        if dst == src || !self.regions[d].is_data(dst) {
             return;
         }
         if self.regions[s].is_backed(src) {
@@ -247,6 +324,19 @@ impl Arena {
         } else if self.regions[d].is_backed(dst) {
             // SAFETY: a whole page inside its block, `&mut self` as above.
             unsafe { std::ptr::write_bytes(self.regions[d].ptr(dst), 0, PAGE_SIZE as usize) };
+        }
+    }
+
+    /// Mark `count` partition pages from `pa` as data pages (handed out) or
+    /// not (freed: their contents are dropped).
+    fn set_data(&mut self, pa: u64, count: u64, on: bool) {
+        let Some(r) = self.region(pa, count * PAGE_SIZE) else {
+            return;
+        };
+        for k in 0..count {
+            if self.regions[r].set_data(pa + k * PAGE_SIZE, on) {
+                self.backed_pages -= 1;
+            }
         }
     }
 
@@ -279,7 +369,15 @@ impl Arena {
             return false;
         };
         let end = pa + data.len() as u64;
-        let mut page = pa & !(PAGE_SIZE - 1);
+        let first = pa & !(PAGE_SIZE - 1);
+        // A partition page that is not a data page (a table, or free) is not written.
+        if (first..end)
+            .step_by(PAGE_SIZE as usize)
+            .any(|p| !self.regions[r].is_data(p))
+        {
+            return false;
+        }
+        let mut page = first;
         while page < end {
             // The block is zero where never written, so backing a page needs no fill.
             if self.regions[r].back(page) {
@@ -315,9 +413,17 @@ impl Arena {
         true
     }
 
-    /// Pages with host memory behind them: every page ever written (data,
-    /// copies), whether or not it has been zeroed or freed since (its host
-    /// page is kept and reused). What the simulated memory costs the host.
+    /// The host address of simulated memory at `pa`, for benchmarks that evict a page from
+    /// the CPU caches before timing an access to it. Reads and writes go through the arena.
+    pub fn host_ptr(&self, pa: u64) -> Option<*const u8> {
+        let r = self.region(pa, 1)?;
+        Some(self.regions[r].ptr(pa).cast_const())
+    }
+
+    /// Pages holding data now: every page of HLOS RAM ever written and every
+    /// partition data page written since it was handed out. What the
+    /// simulated memory costs the host, besides table pages (a freed page
+    /// keeps its host page for reuse; it is counted again when written again).
     pub fn backed_pages(&self) -> u64 {
         self.backed_pages
     }
@@ -461,7 +567,7 @@ impl SimPlatform {
         ));
         let parts = SimParts(partition.clone());
         Ok(SimPlatform {
-            arena: ArenaHandle(Arc::new(Mutex::new(Arena::new(&cfg)))),
+            arena: ArenaHandle(Arc::new(Mutex::new(Arena::new(&cfg, &partition)))),
             partition,
             spaces: Stage2Spaces::new(parts, cfg.ipa_bits, PaRange::Bits40),
             cfg,
@@ -509,13 +615,17 @@ impl PhysMem for SimPlatform {
     // fault's cost). Tables still get zeroed pages (`alloc_table`).
     fn alloc_page(&mut self) -> Option<u64> {
         let pa = self.partition.lock().alloc_pages_unzeroed(1)?;
-        self.arena.lock().zero(pa, PAGE_SIZE);
+        let mut a = self.arena.lock();
+        a.set_data(pa, 1, true);
+        a.zero(pa, PAGE_SIZE);
         Some(pa)
     }
     fn alloc_contiguous(&mut self, count: u64) -> Option<u64> {
         let n = usize::try_from(count).ok()?;
         let pa = self.partition.lock().alloc_pages_unzeroed(n)?;
-        self.arena.lock().zero(pa, count * PAGE_SIZE);
+        let mut a = self.arena.lock();
+        a.set_data(pa, count, true);
+        a.zero(pa, count * PAGE_SIZE);
         Some(pa)
     }
     fn alloc_page_copy(&mut self, src: u64) -> Option<u64> {
@@ -526,16 +636,23 @@ impl PhysMem for SimPlatform {
         // `copy_page` overwrites the whole page (or zeroes it when the source
         // reads as zeros), so stale contents are never visible. One lock of
         // the memory, two index computations and the memcpy.
-        self.arena.lock().copy_page(pa, src);
+        let mut a = self.arena.lock();
+        a.set_data(pa, 1, true);
+        a.copy_page(pa, src);
         Some(pa)
     }
     fn free_page(&mut self, pa: u64) {
         let mut p = self.partition.lock();
-        if p.is_allocated(pa) {
+        let freed = p.is_allocated(pa);
+        // Unmarked first, so the arena never touches a page the allocator may
+        // hand out as a table next.
+        let mut a = self.arena.lock();
+        if freed {
+            a.set_data(pa, 1, false);
             p.free_pages(pa, 1);
+        } else {
+            a.zero(pa, PAGE_SIZE);
         }
-        drop(p);
-        self.arena.lock().zero(pa, PAGE_SIZE);
     }
     fn read(&self, pa: u64, buf: &mut [u8]) -> bool {
         self.arena.lock().read(pa, buf)

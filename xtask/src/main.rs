@@ -9,6 +9,7 @@ use std::process::{exit, Command};
 #[path = "../../qemu/boot_contract.rs"]
 mod boot_contract;
 mod fuzz;
+mod perf;
 
 /// Debian packages the project needs beyond the Rust toolchain
 /// (the toolchain, target and components come from rust-toolchain.toml).
@@ -36,12 +37,13 @@ fn main() {
         Some("run") => run_main_job(rest),
         Some("qemu") => setup().and_then(|_| run_qemu_board(rest)),
         Some("test") => test_all(),
+        Some("perf") => perf::run(&root(), rest),
         Some("fuzz") => fuzz::parse_args(rest).and_then(|o| {
             setup()?;
             fuzz::run(&o)
         }),
         _ => {
-            eprintln!("usage: cargo xtask <setup|run|qemu|test|fuzz>");
+            eprintln!("usage: cargo xtask <setup|run|qemu|test|perf|fuzz>");
             eprintln!(
                 "  setup  install the Debian packages the project needs (dtc, qemu-system-arm)"
             );
@@ -52,6 +54,10 @@ fn main() {
                  --no-icount"
             );
             eprintln!("  test   run every test of the project");
+            eprintln!(
+                "  perf   [--full] [--plots]: run the benchmarks of docs/PERFORMANCE.md and draw \
+                 its plots into docs/perf/ (--plots: only redraw from the last run)"
+            );
             eprintln!(
                 "  fuzz   [--seconds N] [TARGET...] [-- LIBFUZZER-ARGS]: run the fuzz targets \
                  (docs/FUZZING.md)"

@@ -66,6 +66,37 @@ pub fn live_bytes() -> i64 {
     LIVE.load(Ordering::Relaxed)
 }
 
+/// Criterion's benchmark-name filter (its free argument), skipping the values of its options,
+/// so a bench can skip the setup of the cases the filter excludes.
+pub fn name_filter() -> Option<String> {
+    const WITH_VALUE: &[&str] = &[
+        "--warm-up-time",
+        "--measurement-time",
+        "--sample-size",
+        "--save-baseline",
+        "--baseline",
+        "--load-baseline",
+        "--noise-threshold",
+        "--confidence-level",
+        "--significance-level",
+        "--nresamples",
+        "--profile-time",
+        "--output-format",
+        "--color",
+        "--format",
+        "--plotting-backend",
+    ];
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        if WITH_VALUE.contains(&a.as_str()) {
+            args.next();
+        } else if !a.starts_with('-') {
+            return Some(a);
+        }
+    }
+    None
+}
+
 /// A `Criterion` sized for a shared 2-core machine; command-line filters still apply.
 pub fn criterion() -> criterion::Criterion {
     criterion::Criterion::default()

@@ -1,0 +1,392 @@
+//! `cargo xtask perf`: run the benchmarks behind docs/PERFORMANCE.md and draw its plots.
+//!
+//! Runs the criterion benches (`cow_fault`, `clone_launch`, `rpc_cycle`, with the short
+//! settings of a shared machine unless `--full`), saves each one's report (the ratios against
+//! its same-run baseline) under `target/perf/`, runs `gunyah-rm simulate --json` over a range of
+//! clone counts, and writes SVG plots to `docs/perf/` from criterion's own output
+//! (`target/criterion/*/new/estimates.json`) and the simulator's JSON. `--plots` only redraws
+//! the plots from what the last run left. No plotting crate: the SVG is written by hand, so
+//! xtask stays dependency-free.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::Command;
+
+/// The benches and the criterion arguments of a short run.
+const BENCHES: &[&str] = &["cow_fault", "clone_launch", "rpc_cycle"];
+const SHORT: &[&str] = &["--warm-up-time", "1", "--measurement-time", "3"];
+/// Clone counts of the memory plot (60 = every dynamic VMID the default configs leave).
+const CLONE_COUNTS: &[u32] = &[1, 2, 4, 8, 16, 32, 60];
+
+pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
+    let plots_only = args.iter().any(|a| a == "--plots");
+    let full = args.iter().any(|a| a == "--full");
+    let out = root.join("target/perf");
+    std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+    if !plots_only {
+        for b in BENCHES {
+            let mut c = Command::new(env!("CARGO"));
+            c.current_dir(root)
+                .args(["bench", "-p", "gunyah-rm", "--bench", b, "--"]);
+            if !full {
+                c.args(SHORT);
+            }
+            eprintln!("xtask perf: cargo bench --bench {b}");
+            let o = c.output().map_err(|e| format!("cargo bench: {e}"))?;
+            let text = String::from_utf8_lossy(&o.stdout).to_string();
+            std::fs::write(out.join(format!("{b}.txt")), &text).map_err(|e| e.to_string())?;
+            if !o.status.success() {
+                return Err(format!(
+                    "cargo bench --bench {b} failed:\n{}",
+                    String::from_utf8_lossy(&o.stderr)
+                ));
+            }
+            // The report: everything after criterion's own lines.
+            if let Some(i) = text
+                .find("\nCoW fault service")
+                .or(text.find("\nClone launch"))
+                .or(text.find("\nRPC dispatch"))
+            {
+                print!("{}", &text[i..]);
+            }
+        }
+        let bin = root.join("target/release/gunyah-rm");
+        let st = Command::new(env!("CARGO"))
+            .current_dir(root)
+            .args([
+                "build",
+                "--release",
+                "-p",
+                "gunyah-rm",
+                "--bin",
+                "gunyah-rm",
+            ])
+            .status()
+            .map_err(|e| format!("cargo build: {e}"))?;
+        if !st.success() {
+            return Err("cargo build --release -p gunyah-rm failed".into());
+        }
+        for &n in CLONE_COUNTS {
+            let o = Command::new(&bin)
+                .current_dir(root)
+                .args(["simulate", "--json", "--write-percent", "5", "--clones"])
+                .arg(n.to_string())
+                .output()
+                .map_err(|e| format!("{}: {e}", bin.display()))?;
+            if !o.status.success() {
+                return Err(format!(
+                    "simulate --clones {n}: {}",
+                    String::from_utf8_lossy(&o.stderr)
+                ));
+            }
+            std::fs::write(out.join(format!("simulate-{n}.json")), &o.stdout)
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    plots(root, &out)
+}
+
+/// The median of a criterion benchmark (ns), from its `estimates.json`.
+fn median(root: &Path, id: &str) -> Option<f64> {
+    let p = root
+        .join("target/criterion")
+        .join(id)
+        .join("new/estimates.json");
+    let s = std::fs::read_to_string(p).ok()?;
+    number_after(&s[s.find("\"median\"")?..], "\"point_estimate\":")
+}
+
+/// The number following `key` in `s`.
+fn number_after(s: &str, key: &str) -> Option<f64> {
+    let r = &s[s.find(key)? + key.len()..];
+    let end = r
+        .find(|c: char| !(c.is_ascii_digit() || ".-+eE".contains(c)))
+        .unwrap_or(r.len());
+    r[..end].trim().parse().ok()
+}
+
+fn plots(root: &Path, out: &Path) -> Result<(), String> {
+    let dir = root.join("docs/perf");
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let mut written = Vec::new();
+    let mut save = |name: &str, svg: Option<String>| -> Result<(), String> {
+        if let Some(svg) = svg {
+            let p = dir.join(name);
+            std::fs::write(&p, svg).map_err(|e| format!("{}: {e}", p.display()))?;
+            written.push(p);
+        } else {
+            eprintln!("xtask perf: no data for {name} (run `cargo xtask perf` first)");
+        }
+        Ok(())
+    };
+    save("cow_fault_vs_vms.svg", fault_vs(root, Axis::Vms))?;
+    save("cow_fault_vs_size.svg", fault_vs(root, Axis::Size))?;
+    save("memory_vs_clones.svg", memory_vs_clones(out))?;
+    save("rpc_vs_parcels.svg", rpc_vs_parcels(root))?;
+    for p in &written {
+        eprintln!("xtask perf: wrote {}", p.display());
+    }
+    Ok(())
+}
+
+#[derive(Clone, Copy)]
+enum Axis {
+    Vms,
+    Size,
+}
+
+/// Fault cost (ns) against VM count (64 MiB, dense and spread) or image size (1 VM), with the
+/// cold memcpy and Linux's file CoW fault of the same run as horizontal lines.
+fn fault_vs(root: &Path, axis: Axis) -> Option<String> {
+    let g = "cow_fault";
+    let anchor = |a: &str, b: &str| {
+        let v: Vec<f64> = [a, b]
+            .iter()
+            .filter_map(|i| median(root, &format!("{g}/{i}")))
+            .collect();
+        (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+    };
+    let memcpy = anchor("memcpy_4k_cold", "memcpy_4k_cold_after");
+    let linux = anchor("linux_file_cow_before", "linux_file_cow_after");
+    let fork = anchor("linux_fork_cow_before", "linux_fork_cow_after");
+    let mut series = Vec::new();
+    let (title, xlabel, xs): (&str, &str, Vec<(f64, String)>) = match axis {
+        Axis::Vms => (
+            "CoW fault vs VMs sharing the image",
+            "VMs",
+            [1u32, 8, 64]
+                .iter()
+                .map(|&v| (v as f64, format!("{v}vm")))
+                .collect(),
+        ),
+        Axis::Size => (
+            "CoW fault vs golden image size (1 VM)",
+            "golden image (MiB)",
+            [
+                (1.0, "1MiB"),
+                (64.0, "64MiB"),
+                (1024.0, "1GiB"),
+                (4096.0, "4GiB"),
+            ]
+            .iter()
+            .map(|&(x, n)| (x, n.to_string()))
+            .collect(),
+        ),
+    };
+    for how in ["dense", "spread"] {
+        let pts: Vec<(f64, f64)> = xs
+            .iter()
+            .filter_map(|(x, n)| {
+                let id = match axis {
+                    // Criterion writes `/` in a parameter as `_`.
+                    Axis::Vms => format!("{g}/fault/{n}_64MiB_{how}"),
+                    Axis::Size => format!("{g}/fault/1vm_{n}_{how}"),
+                };
+                median(root, &id).map(|y| (*x, y))
+            })
+            .collect();
+        if !pts.is_empty() {
+            series.push((format!("RM CoW fault, {how}"), pts));
+        }
+    }
+    if series.is_empty() {
+        return None;
+    }
+    let (lo, hi) = (xs.first()?.0, xs.last()?.0);
+    for (name, v) in [
+        ("cold 4 KiB memcpy", memcpy),
+        ("Linux file CoW fault", linux),
+        ("Linux fork CoW fault", fork),
+    ] {
+        if let Some(v) = v {
+            series.push((name.to_string(), vec![(lo, v), (hi, v)]));
+        }
+    }
+    Some(chart(title, xlabel, "ns per fault", true, &series))
+}
+
+fn memory_vs_clones(out: &Path) -> Option<String> {
+    let mut shared = Vec::new();
+    let mut unshared = Vec::new();
+    let mut host = Vec::new();
+    for &n in CLONE_COUNTS {
+        let s = std::fs::read_to_string(out.join(format!("simulate-{n}.json"))).ok()?;
+        let mib = |k: &str| number_after(&s, &format!("\"{k}\":")).map(|b| b / (1u64 << 20) as f64);
+        shared.push((n as f64, mib("memory_used_bytes")?));
+        unshared.push((n as f64, mib("memory_without_sharing_bytes")?));
+        if let Some(h) = mib("peak_resident_bytes") {
+            host.push((n as f64, h));
+        }
+    }
+    let mut series = vec![
+        (
+            "with golden sharing (image once + copies)".to_string(),
+            shared,
+        ),
+        (
+            "without sharing (every clone its own copy)".to_string(),
+            unshared,
+        ),
+    ];
+    if !host.is_empty() {
+        series.push(("simulator process, peak resident".to_string(), host));
+    }
+    Some(chart(
+        "Memory vs clones (192 MiB image, 5 % of it written per clone)",
+        "clones",
+        "MiB",
+        true,
+        &series,
+    ))
+}
+
+fn rpc_vs_parcels(root: &Path) -> Option<String> {
+    let pts: Vec<(f64, f64)> = [10u32, 1000, 10000]
+        .iter()
+        .filter_map(|&n| {
+            // Four requests per cycle.
+            median(root, &format!("rpc_cycle/{n}")).map(|ns| (n as f64, 4.0 * 1e3 / ns))
+        })
+        .collect();
+    if pts.is_empty() {
+        return None;
+    }
+    let target = vec![(10.0, 1.0), (10000.0, 1.0)];
+    Some(chart(
+        "RPC dispatch vs live parcels",
+        "live parcels",
+        "M requests/s",
+        true,
+        &[
+            ("share+accept+release+reclaim".into(), pts),
+            ("target 1 M/s".into(), target),
+        ],
+    ))
+}
+
+/// A line chart: log-scale x when `logx`, linear y from 0.
+fn chart(
+    title: &str,
+    xlabel: &str,
+    ylabel: &str,
+    logx: bool,
+    series: &[(String, Vec<(f64, f64)>)],
+) -> String {
+    const W: f64 = 720.0;
+    const H: f64 = 420.0;
+    const L: f64 = 70.0;
+    const R: f64 = 250.0;
+    const T: f64 = 40.0;
+    const B: f64 = 50.0;
+    const COLORS: &[&str] = &[
+        "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b",
+    ];
+    let fx = |x: f64| if logx { x.max(1e-9).log10() } else { x };
+    let all: Vec<(f64, f64)> = series.iter().flat_map(|s| s.1.iter().copied()).collect();
+    let (x0, x1) = all.iter().fold((f64::MAX, f64::MIN), |(a, b), p| {
+        (a.min(fx(p.0)), b.max(fx(p.0)))
+    });
+    let (x0, x1) = if x1 > x0 {
+        (x0, x1)
+    } else {
+        (x0 - 1.0, x1 + 1.0)
+    };
+    let ymax = all.iter().fold(0.0f64, |m, p| m.max(p.1)) * 1.15;
+    let ymax = if ymax > 0.0 { ymax } else { 1.0 };
+    let px = |x: f64| L + (fx(x) - x0) / (x1 - x0) * (W - L - R);
+    let py = |y: f64| H - B - y / ymax * (H - T - B);
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif" font-size="12">
+<rect width="100%" height="100%" fill="white"/>
+<text x="{}" y="22" text-anchor="middle" font-size="15">{}</text>
+<line x1="{L}" y1="{}" x2="{}" y2="{}" stroke="black"/>
+<line x1="{L}" y1="{T}" x2="{L}" y2="{}" stroke="black"/>
+<text x="{}" y="{}" text-anchor="middle">{}</text>
+<text x="16" y="{}" text-anchor="middle" transform="rotate(-90 16 {})">{}</text>
+"#,
+        (W - R + L) / 2.0,
+        esc(title),
+        H - B,
+        W - R,
+        H - B,
+        H - B,
+        (W - R + L) / 2.0,
+        H - 12.0,
+        esc(xlabel),
+        (H - B + T) / 2.0,
+        (H - B + T) / 2.0,
+        esc(ylabel)
+    );
+    for i in 0..=5 {
+        let y = ymax * i as f64 / 5.0;
+        let _ = writeln!(
+            s,
+            r##"<line x1="{L}" y1="{0:.1}" x2="{1}" y2="{0:.1}" stroke="#ddd"/><text x="{2}" y="{3:.1}" text-anchor="end">{4}</text>"##,
+            py(y),
+            W - R,
+            L - 6.0,
+            py(y) + 4.0,
+            tick(y)
+        );
+    }
+    let mut xt: Vec<f64> = all.iter().map(|p| p.0).collect();
+    xt.sort_by(f64::total_cmp);
+    xt.dedup();
+    for x in xt {
+        let _ = writeln!(
+            s,
+            r#"<text x="{:.1}" y="{}" text-anchor="middle">{}</text>"#,
+            px(x),
+            H - B + 16.0,
+            tick(x)
+        );
+    }
+    for (k, (name, pts)) in series.iter().enumerate() {
+        let c = COLORS[k % COLORS.len()];
+        let path: Vec<String> = pts
+            .iter()
+            .map(|&(x, y)| format!("{:.1},{:.1}", px(x), py(y)))
+            .collect();
+        let _ = writeln!(
+            s,
+            r#"<polyline points="{}" fill="none" stroke="{c}" stroke-width="2"/>"#,
+            path.join(" ")
+        );
+        for &(x, y) in pts {
+            let _ = writeln!(
+                s,
+                r#"<circle cx="{:.1}" cy="{:.1}" r="3" fill="{c}"/>"#,
+                px(x),
+                py(y)
+            );
+        }
+        let ly = T + 10.0 + 20.0 * k as f64;
+        let _ = writeln!(
+            s,
+            r#"<line x1="{0}" y1="{ly}" x2="{1}" y2="{ly}" stroke="{c}" stroke-width="2"/><text x="{2}" y="{3}">{4}</text>"#,
+            W - R + 10.0,
+            W - R + 30.0,
+            W - R + 35.0,
+            ly + 4.0,
+            esc(name)
+        );
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
+fn tick(v: f64) -> String {
+    if v >= 100.0 || v == v.round() {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
