@@ -51,7 +51,8 @@ fn main() {
             eprintln!(
                 "  qemu   boot the QEMU board only; --hlos IMAGE boots your own primary-VM \
                  payload (raw, or an ELF linked at 0x41000000), --smp N (default 8), \
-                 --no-icount"
+                 --no-icount; --catalogue runs the message-based catalogue in QEMU (the board \
+                 with its test channel, the catalogue runner as HLOS)"
             );
             eprintln!("  test   run every test of the project");
             eprintln!(
@@ -489,7 +490,8 @@ fn run_main_job(rest: &[String]) -> Result<(), String> {
     run_qemu_board(&qemu_args)
 }
 
-/// Split the board's options (`--hlos IMAGE`, `--smp N`, `--no-icount`) from the rest.
+/// Split the board's options (`--hlos IMAGE`, `--smp N`, `--no-icount`, `--catalogue`)
+/// from the rest.
 fn split_qemu_args(args: &[String]) -> (Vec<String>, Vec<String>) {
     let (mut qemu, mut rest) = (Vec::new(), Vec::new());
     let mut it = args.iter();
@@ -499,7 +501,7 @@ fn split_qemu_args(args: &[String]) -> (Vec<String>, Vec<String>) {
                 qemu.push(a.clone());
                 qemu.extend(it.next().cloned());
             }
-            "--no-icount" => qemu.push(a.clone()),
+            "--no-icount" | "--catalogue" => qemu.push(a.clone()),
             _ => rest.push(a.clone()),
         }
     }
@@ -509,9 +511,12 @@ fn split_qemu_args(args: &[String]) -> (Vec<String>, Vec<String>) {
 /// Boot the board on QEMU virt aarch64 as Gunyah is booted there (qemu/README.md): QEMU's own
 /// virt DTB without the ITS at 0x40F00000, the HLOS image at 0x41000000 (the project's
 /// payload, or `--hlos IMAGE`), `-smp 8 -m 2G`, `-icount shift=0` unless `--no-icount`.
+/// `--catalogue`: the board with its test channel (feature `catalogue`) and the catalogue
+/// runner (`gunyah-qemu-hlos-catalogue`) as HLOS, without -icount.
 /// Exits non-zero unless the run ends with status 0.
 fn run_qemu_board(args: &[String]) -> Result<(), String> {
     let (mut hlos, mut smp, mut icount) = (None, 8u32, true);
+    let mut catalogue = false;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -524,6 +529,10 @@ fn run_qemu_board(args: &[String]) -> Result<(), String> {
                     .ok_or("--smp needs a CPU count from 1 to 8")?
             }
             "--no-icount" => icount = false,
+            "--catalogue" => {
+                catalogue = true;
+                icount = false;
+            }
             other => return Err(format!("qemu: unknown option {other}")),
         }
     }
@@ -532,18 +541,22 @@ fn run_qemu_board(args: &[String]) -> Result<(), String> {
         packages.push("gunyah-qemu-hlos");
     }
     for p in &packages {
+        let mut c = cargo();
+        c.args([
+            "build",
+            "--quiet",
+            "-p",
+            p,
+            "--target",
+            "aarch64-unknown-none",
+        ])
+        .arg("--release");
+        if catalogue && *p == "gunyah-qemu-board" {
+            c.args(["--features", "catalogue"]);
+        }
         status(
             &format!("build {p} (aarch64-unknown-none, release)"),
-            cargo()
-                .args([
-                    "build",
-                    "--quiet",
-                    "-p",
-                    p,
-                    "--target",
-                    "aarch64-unknown-none",
-                ])
-                .arg("--release"),
+            &mut c,
         )?;
     }
     let out = env::var_os("CARGO_TARGET_DIR")
@@ -552,7 +565,12 @@ fn run_qemu_board(args: &[String]) -> Result<(), String> {
         .join("aarch64-unknown-none/release");
     let board = out.join("gunyah-qemu-board");
     let raw = out.join("hlos-image.bin");
-    let hlos_src = hlos.unwrap_or_else(|| out.join("gunyah-qemu-hlos"));
+    let payload = if catalogue {
+        "gunyah-qemu-hlos-catalogue"
+    } else {
+        "gunyah-qemu-hlos"
+    };
+    let hlos_src = hlos.unwrap_or_else(|| out.join(payload));
     let bytes = std::fs::read(&hlos_src).map_err(|e| format!("{}: {e}", hlos_src.display()))?;
     let hlos_image = if bytes.starts_with(b"\x7fELF") {
         let base = boot_contract::elf_to_raw(&hlos_src, &raw)?;

@@ -7,6 +7,7 @@
 //! * PSCI_VERSION, PSCI_FEATURES, CPU_ON and AFFINITY_INFO (the VM's own vCPUs, by MPIDR
 //!   Aff0), CPU_OFF, SYSTEM_OFF (HLOS: the run ends; another VM: its vCPU stops).
 //!
+//! With feature `catalogue`, the catalogue runner's test channel too (`testchan.rs`).
 //! Everything else answers UNIMPLEMENTED (PSCI: NOT_SUPPORTED).
 
 use alloc::vec::Vec;
@@ -161,6 +162,12 @@ pub fn handle(vmid: Vmid, index: u32, gen: u32, frame: &mut Frame) -> Next {
             };
         }
         PSCI_CPU_OFF => return Next::Sched(After::Off),
+        #[cfg(feature = "catalogue")]
+        id if crate::testchan::owns(id) => {
+            if !crate::testchan::handle(vmid, gen, frame) {
+                return Next::Sched(After::Off);
+            }
+        }
         PSCI_SYSTEM_OFF if vmid == VMID_HLOS => return Next::SystemOff,
         // Another VM's SYSTEM_OFF stops only its own vCPU here (the VM stays RUNNING in the
         // RM until its owner stops it).
@@ -210,7 +217,7 @@ fn pieces(va: u64, len: u64) -> impl Iterator<Item = (u64, u64, usize)> {
     })
 }
 
-fn copy_from_guest(core: &Core, vmid: Vmid, va: u64, len: u64) -> Option<Vec<u8>> {
+pub(crate) fn copy_from_guest(core: &Core, vmid: Vmid, va: u64, len: u64) -> Option<Vec<u8>> {
     let mut out = alloc::vec![0u8; len as usize];
     for (a, n, off) in pieces(va, len) {
         let pa = core.guest_pa(vmid, stage1(a, false)?, false)?;
@@ -224,7 +231,7 @@ fn copy_from_guest(core: &Core, vmid: Vmid, va: u64, len: u64) -> Option<Vec<u8>
     Some(out)
 }
 
-fn copy_to_guest(core: &Core, vmid: Vmid, va: u64, data: &[u8]) -> bool {
+pub(crate) fn copy_to_guest(core: &Core, vmid: Vmid, va: u64, data: &[u8]) -> bool {
     let mut pas = Vec::new();
     for (a, n, off) in pieces(va, data.len() as u64) {
         match stage1(a, true).and_then(|ipa| core.guest_pa(vmid, ipa, true)) {

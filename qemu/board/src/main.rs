@@ -47,6 +47,8 @@ mod pmu;
 mod rmcore;
 #[cfg(target_os = "none")]
 mod sched;
+#[cfg(all(target_os = "none", feature = "catalogue"))]
+mod testchan;
 #[cfg(target_os = "none")]
 mod vcpu;
 #[cfg(target_os = "none")]

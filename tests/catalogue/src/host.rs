@@ -13,6 +13,7 @@ use gunyah_rm::sim_access::AccessError;
 use gunyah_rm::Rm;
 
 use crate::case::Need;
+pub use crate::dtb::tiny_dtb;
 use crate::target::{Access, Image, Params, Target, TargetError};
 
 /// HLOS RAM of the default simulator: 1 GiB at 0x4000_0000, IPA = PA.
@@ -124,14 +125,26 @@ impl Target for Host {
     fn read(&mut self, vm: u16, ipa: u64, len: usize) -> Result<Access, TargetError> {
         self.vcpu(vm)?;
         let mut buf = vec![0u8; len];
-        let r = self.rm.vm_read(vm, ipa, &mut buf);
-        self.access(r, buf)
+        for (off, n) in pages(ipa, len) {
+            let r = self
+                .rm
+                .vm_read(vm, ipa + off as u64, &mut buf[off..off + n]);
+            if let a @ Access::Fault(_) = self.access(r, Vec::new())? {
+                return Ok(a);
+            }
+        }
+        Ok(Access::Done(buf))
     }
 
     fn write(&mut self, vm: u16, ipa: u64, data: &[u8]) -> Result<Access, TargetError> {
         self.vcpu(vm)?;
-        let r = self.rm.vm_write(vm, ipa, data);
-        self.access(r, Vec::new())
+        for (off, n) in pages(ipa, data.len()) {
+            let r = self.rm.vm_write(vm, ipa + off as u64, &data[off..off + n]);
+            if let a @ Access::Fault(_) = self.access(r, Vec::new())? {
+                return Ok(a);
+            }
+        }
+        Ok(Access::Done(Vec::new()))
     }
 
     fn stage_image(&mut self, _vm: u16, ipa: u64) -> Result<Image, TargetError> {
@@ -213,63 +226,17 @@ impl Target for Host {
     }
 }
 
-/// A flattened device tree with a root `compatible` and `/cpus/cpu@N` nodes, built from
-/// the DTSpec layout (header, empty reservation map, structure block, strings).
-pub fn tiny_dtb(cpus: u32) -> Vec<u8> {
-    fn be(v: u32) -> [u8; 4] {
-        v.to_be_bytes()
-    }
-    fn pad(v: &mut Vec<u8>) {
-        while !v.len().is_multiple_of(4) {
-            v.push(0);
-        }
-    }
-    let strings = b"compatible\0device_type\0".to_vec();
-    let mut st = Vec::new();
-    let node = |st: &mut Vec<u8>, n: &str| {
-        st.extend_from_slice(&be(1));
-        st.extend_from_slice(n.as_bytes());
-        st.push(0);
-        pad(st);
-    };
-    let prop = |st: &mut Vec<u8>, nameoff: u32, val: &[u8]| {
-        st.extend_from_slice(&be(3));
-        st.extend_from_slice(&be(val.len() as u32));
-        st.extend_from_slice(&be(nameoff));
-        st.extend_from_slice(val);
-        pad(st);
-    };
-    node(&mut st, "");
-    prop(&mut st, 0, b"linux,dummy-virt\0");
-    node(&mut st, "cpus");
-    for i in 0..cpus {
-        node(&mut st, &format!("cpu@{i}"));
-        prop(&mut st, 11, b"cpu\0");
-        st.extend_from_slice(&be(2));
-    }
-    st.extend_from_slice(&be(2));
-    st.extend_from_slice(&be(2));
-    st.extend_from_slice(&be(9));
-    let off_struct = 40 + 16;
-    let off_strings = off_struct + st.len() as u32;
-    let total = off_strings + strings.len() as u32;
+/// The page-sized pieces (offset, length) of an access of `len` bytes at `ipa`. A vCPU's
+/// access is translated a page at a time, and each page's fault is taken (and its
+/// notifications sent) before the next page is touched, as on the QEMU board.
+fn pages(ipa: u64, len: usize) -> Vec<(usize, usize)> {
     let mut v = Vec::new();
-    for x in [
-        0xd00d_feed,
-        total,
-        off_struct,
-        off_strings,
-        40,
-        17,
-        16,
-        0,
-        strings.len() as u32,
-        st.len() as u32,
-    ] {
-        v.extend_from_slice(&be(x));
+    let mut off = 0;
+    while off < len {
+        let a = ipa + off as u64;
+        let n = ((0x1000 - a % 0x1000) as usize).min(len - off);
+        v.push((off, n));
+        off += n;
     }
-    v.extend_from_slice(&[0u8; 16]);
-    v.extend_from_slice(&st);
-    v.extend_from_slice(&strings);
     v
 }

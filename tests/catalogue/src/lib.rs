@@ -15,6 +15,7 @@
 //!   clean-up after every case so one boot runs them all.
 //! * [`cases`]: the catalogue itself ([`catalogue`]).
 //! * [`wire`]: the RM RPC packet format, written again from the spec.
+//! * [`dtb`]: the small DT targets stage with a VM's image.
 //!
 //! `tests/README.md` says how to write a case and run both runners.
 #![cfg_attr(not(feature = "host"), no_std)]
@@ -24,6 +25,7 @@ extern crate alloc;
 pub mod case;
 pub mod cases;
 pub mod dsl;
+pub mod dtb;
 pub mod ids;
 pub mod run;
 pub mod target;
