@@ -16,6 +16,7 @@
 //! | `DIGEST` 0xC600_9F04 | HLOS | → x1 a 64-bit digest of `Rm::snapshot` (records, every stage-2 leaf, partition usage) |
 //! | `CENSUS` 0xC600_9F05 | HLOS | x1 index → x1: 0 VMs, 1 parcels, 2 partition data pages, 3 bytes HLOS owns, lends or shares |
 //! | `CHECK` 0xC600_9F06 | HLOS | → x1 the isolation checker's violations (printed) |
+//! | `PROTECT` 0xC600_9F08 | HLOS | x1 VMID, x2 buffer, x3 count: make the VM protected with these SHA-256 digests (32 bytes each, at most 16), as its config's `protected` would (`Rm::set_vm_protected`) → x0 error (`ARGUMENT_INVALID`: no such VM) |
 //! | `POP` 0xC600_9F07 | HLOS | x1 VMID, x2 buffer, x3 size: for a VM without running vCPUs (one that exited or was stopped: its agent is gone), the next packet waiting in its receive queue, as msgqueue_receive would give it → x0 error (`ARGUMENT_INVALID` if the VM runs: ask its agent), x1 size |
 //!
 //! A posted command raises the agent's RM-RPC receive interrupt and a reply HLOS's, only
@@ -41,7 +42,7 @@ use crate::{println, sched};
 
 /// First and last call of the channel.
 const FIRST: u64 = 0xC600_9F00;
-const LAST: u64 = 0xC600_9F07;
+const LAST: u64 = 0xC600_9F08;
 const POST: u64 = FIRST;
 const TAKE: u64 = FIRST + 1;
 const REPLY: u64 = FIRST + 2;
@@ -50,6 +51,9 @@ const DIGEST: u64 = FIRST + 4;
 const CENSUS: u64 = FIRST + 5;
 const CHECK: u64 = FIRST + 6;
 const POP: u64 = FIRST + 7;
+const PROTECT: u64 = FIRST + 8;
+/// Most digests PROTECT takes.
+const MAX_DIGESTS: u64 = 16;
 /// A command is already pending for that VM.
 const BUSY: u64 = 10;
 /// Largest command or reply.
@@ -125,6 +129,22 @@ pub fn handle(vmid: Vmid, gen: u32, frame: &mut Frame) -> bool {
                     Err(ReceiveError::Empty) => [MSGQUEUE_EMPTY, 0, 0],
                     Err(ReceiveError::TooBig) => [ARGUMENT_SIZE, 0, 0],
                     Err(ReceiveError::Address) => [ADDR_INVALID, 0, 0],
+                }
+            }
+            PROTECT if hlos => {
+                if x[3] > MAX_DIGESTS {
+                    return [ARGUMENT_SIZE, 0, 0];
+                }
+                let Some(raw) = copy_from_guest(core, VMID_HLOS, x[2], x[3] * 32) else {
+                    return [ADDR_INVALID, 0, 0];
+                };
+                let digests = raw
+                    .chunks_exact(32)
+                    .map(|c| <[u8; 32]>::try_from(c).unwrap_or([0; 32]))
+                    .collect();
+                match core.rm.set_vm_protected(x[1] as Vmid, digests) {
+                    Ok(()) => [OK, 0, 0],
+                    Err(_) => [ARGUMENT_INVALID, 0, 0],
                 }
             }
             TAKE if !hlos => {

@@ -24,7 +24,7 @@ pub struct Host {
     rm: Rm<SimPlatform>,
     queues: BTreeMap<u16, VecDeque<Vec<u8>>>,
     /// Behave as a target whose VMs act only through running vCPUs (the QEMU board):
-    /// no SIM_VM_* requests, no protect, and sending or touching memory as a VM other
+    /// no SIM_VM_* requests (protect it has), and sending or touching memory as a VM other
     /// than HLOS that is not RUNNING is an error. Checks on the host that the cases a
     /// QEMU runner selects need nothing else.
     qemu_like: bool,
@@ -104,8 +104,9 @@ impl Target for Host {
         }
     }
 
-    fn has(&self, _need: Need) -> bool {
-        !self.qemu_like
+    fn has(&self, need: Need) -> bool {
+        // The QEMU board marks a VM protected through its test channel.
+        !self.qemu_like || need == Need::Protect
     }
 
     fn send(&mut self, from: u16, packet: &[u8]) -> Result<(), TargetError> {

@@ -15,6 +15,7 @@ const DIGEST: u64 = 0xC600_9F04;
 const CENSUS: u64 = 0xC600_9F05;
 const CHECK: u64 = 0xC600_9F06;
 const POP: u64 = 0xC600_9F07;
+const PROTECT: u64 = 0xC600_9F08;
 
 /// Largest command or reply the board takes.
 pub const MAX: usize = 8192;
@@ -122,6 +123,22 @@ pub fn pop(vmid: u16, buf: &mut [u8]) -> Result<Option<usize>, u64> {
         hvc::OK => Ok(Some(len as usize)),
         hvc::MSGQUEUE_EMPTY => Ok(None),
         e => Err(e),
+    }
+}
+
+/// HLOS: make `vmid` protected, accepting only golden images with these digests.
+pub fn protect(vmid: u16, digests: &[[u8; 32]]) -> Result<(), u64> {
+    let [err, ..] = hvc::call(
+        PROTECT,
+        vmid.into(),
+        digests.as_ptr() as u64,
+        digests.len() as u64,
+        0,
+    );
+    if err == hvc::OK {
+        Ok(())
+    } else {
+        Err(err)
     }
 }
 

@@ -7,10 +7,11 @@
 //!   (`chan.rs`); a VM without running vCPUs has no agent, so acting as it is an error
 //!   (the cases that need it declare `send-without-vcpu` and are skipped here).
 //! * State: the board's digest of `Rm::snapshot`, its census and its isolation checker,
-//!   through the same channel.
+//!   through the same channel, which also marks a VM protected (`protect`, as its config's
+//!   `protected` would).
 //!
 //! What the board does not have is not offered: SIM_VM_* requests (`sim-rpc`), acting as a
-//! VM without a running vCPU, marking a VM protected (`protect`), starting from a fresh RM.
+//! VM without a running vCPU (`send-without-vcpu`), starting from a fresh RM.
 
 use alloc::format;
 use alloc::string::String;
@@ -189,10 +190,9 @@ impl Target for Board {
     }
 
     fn has(&self, need: Need) -> bool {
-        // Only what the board has: VMs act through running vCPUs; no SIM_VM_* requests,
-        // no protect.
-        let _ = need;
-        false
+        // Only what the board has: VMs act through running vCPUs, no SIM_VM_* requests;
+        // the test channel marks a VM protected.
+        need == Need::Protect
     }
 
     fn send(&mut self, from: u16, packet: &[u8]) -> Result<(), TargetError> {
@@ -294,6 +294,11 @@ impl Target for Board {
             dtb_offset,
             dtb_size: dtb.len() as u64,
         })
+    }
+
+    fn protect(&mut self, vm: u16, digests: &[[u8; 32]]) -> Result<(), TargetError> {
+        chan::protect(vm, digests)
+            .map_err(|e| err(format!("test channel PROTECT of VM {vm:#x}: error {e}")))
     }
 
     fn digest(&mut self) -> Option<u64> {
