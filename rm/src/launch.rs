@@ -20,13 +20,17 @@
 //! (paid by its own gmem), so it keeps running; boot VMs waiting for the
 //! image are launched then.
 //!
-//! Steps 1, 2 and 5 go through the RM's request path as encoded packets from
-//! HLOS ([`client::Client`]), so every check applies. The wire GOLDEN_MAP and
-//! GOLDEN_SEAL cannot carry a per-mapping quota, a fault action, an expected
-//! digest or a VM's seal ranges, so steps 3, 4 and the seal call the RM's
-//! golden operations directly with HLOS as the caller ([`Rm::golden_map`],
-//! [`Rm::set_vm_protected`], [`Rm::golden_seal_vm`]): the same functions the
-//! wire handlers call, with the same checks.
+//! Steps 1 and 5 go through the RM's request path as requests from HLOS
+//! ([`client::Client`]), so every check applies. Steps 2–4 and the seal are
+//! [`apply::prepare`] and [`apply::seal_template`]: the RM's own gmem and
+//! golden operations called with HLOS as the caller ([`Rm::gmem_create`],
+//! [`Rm::gmem_bind`], [`Rm::set_vm_protected`], [`Rm::golden_map`],
+//! [`Rm::golden_seal_vm`]), the functions the wire handlers call, with the
+//! same checks (the wire GOLDEN_MAP and GOLDEN_SEAL cannot carry a
+//! per-mapping quota, a fault action, an expected digest or a VM's seal
+//! ranges). The RM runs the same two functions itself for a VM whose DT
+//! carries its config ([`apply`]: VM_INIT, OS status RUN), which is how a
+//! VMM launching through RPC alone (the QEMU board's HLOS) gets them.
 //!
 //! All or nothing per VM: if a step fails, what was done for that VM is
 //! undone (the image parcel reclaimed, the VM reset if needed and
@@ -38,6 +42,7 @@
 //! other than the RM RPC link; `is-direct` RAM is refused (gmem cannot
 //! give IPA = PA).
 
+pub mod apply;
 mod client;
 mod dt;
 
@@ -48,12 +53,11 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 
-use gunyah_rm_abi::ext::{bind_flags, GmemBindReq, GmemCreateReq};
 use gunyah_rm_abi::mem::{rights, AclEntry, MemCreate, MemReleaseReq, SglEntry};
 use gunyah_rm_abi::vm::{VmConfigImageReq, VmInitReq, VmStopReq, VmidReq};
 use gunyah_rm_abi::{Request, RmError};
 
-use crate::config::{GoldenMode, LaunchMode, LaunchPlan, PlannedVm, SealTrigger, VmidRequest};
+use crate::config::{LaunchMode, LaunchPlan, PlannedVm, SealTrigger, VmidRequest};
 use crate::golden::MapParams;
 use crate::platform::{Platform, Vmid, PAGE_SIZE};
 use crate::service::Rm;
@@ -517,22 +521,13 @@ impl Launch {
             })
         };
         let ranges: Vec<(u64, u64)> = t.seal_ranges.iter().map(|r| (r.base, r.size)).collect();
-        let (id, digest) = match rm.golden_seal_vm(VMID_HLOS, inst.vmid, &ranges) {
-            Ok(v) => v,
-            Err(e) => return fail(LaunchFailure::Rm(e), None),
-        };
-        // Map the image back where it was sealed from, copy-on-write into
-        // the template's own pool, so the template keeps running.
-        let mut off = 0;
-        for &(ipa, size) in &ranges {
-            let p = MapParams::cow(id, inst.vmid, off, ipa, size, inst.gmem);
-            if let Err(e) = rm.golden_map(VMID_HLOS, p) {
-                // The image exists and the template lost these ranges: report,
-                // the image stays (clones may still use it).
-                return fail(LaunchFailure::Rm(e), None);
-            }
-            off += size;
-        }
+        // The image exists even if mapping it back failed: report, the image stays (clones
+        // may still use it).
+        let (id, digest, off) =
+            match apply::seal_template(rm, VMID_HLOS, inst.vmid, &ranges, inst.gmem) {
+                Ok(s) => s,
+                Err((e, _)) => return fail(LaunchFailure::Rm(e), None),
+            };
         self.instances[k].sealed = true;
         self.instances[k]
             .golden
@@ -616,47 +611,9 @@ impl Launch {
             want
         };
         done.vmid = Some(vmid);
-        // 2. gmem pool and private RAM.
-        if c.memory.is_direct {
-            return Err((LaunchStep::GmemBind, LaunchFailure::DirectUnsupported));
-        }
-        let s = LaunchStep::GmemCreate;
-        let r = self.call(
-            rm,
-            Request::GmemCreate(GmemCreateReq::new(c.gmem.size, 0, vmid)),
-            &s,
-        )?;
-        let gmem = client::reply_u32(&r).map_err(rm_err(s))?;
-        done.gmem = Some(gmem);
-        let s = LaunchStep::GmemBind;
-        let flags = if c.gmem.demand_paging {
-            bind_flags::DEMAND_PAGED
-        } else {
-            0
-        };
-        let ram = c.private_ram();
-        let r = self.call(
-            rm,
-            Request::GmemBind(GmemBindReq::new(
-                gmem,
-                vmid,
-                rights::RWX,
-                flags,
-                0,
-                ram.base,
-                ram.size,
-            )),
-            &s,
-        )?;
-        done.binding = Some(client::reply_u32(&r).map_err(rm_err(s))?);
-        // 3. Protected: the RM refuses any image whose digest the config
-        // does not name.
-        if c.protected {
-            let digests = pv.golden.iter().filter_map(|m| m.digest).collect();
-            rm.set_vm_protected(vmid, digests)
-                .map_err(rm_err(LaunchStep::Protect))?;
-        }
-        // 4. Golden mappings.
+        // 2–4. gmem pool and private RAM, protection, golden mappings (the part the RM
+        // also applies itself when a VM's DT carries its config: `apply`).
+        let mut maps = Vec::new();
         for m in &pv.golden {
             let s = LaunchStep::GoldenMap(m.golden_name.clone());
             let img = self
@@ -664,12 +621,19 @@ impl Launch {
                 .get(m.template)
                 .cloned()
                 .flatten()
-                .ok_or((s.clone(), LaunchFailure::NotSealed))?;
-            let pool = matches!(m.mode, GoldenMode::CopyOnWrite { .. }).then_some(gmem);
-            rm.golden_map(VMID_HLOS, MapParams::from_config(img.id, vmid, m, pool))
-                .map_err(rm_err(s))?;
-            done.golden.push((img.id, m.ipa));
+                .ok_or((s, LaunchFailure::NotSealed))?;
+            maps.push((
+                m.golden_name.clone(),
+                MapParams::from_config(img.id, vmid, m, None),
+            ));
         }
+        let mut prep = apply::Prepared::default();
+        let r = apply::prepare(rm, VMID_HLOS, vmid, c, &maps, &mut prep);
+        done.gmem = prep.gmem;
+        done.binding = prep.binding;
+        done.golden = prep.golden.iter().map(|g| (g.0, g.1)).collect();
+        r?;
+        let ram = c.private_ram();
         // 5. Image parcel with the VM's DT, then init and start.
         let s = LaunchStep::ImageParcel;
         let dt = vm_dt(&c.image_name, c.vcpus.count, ram.base, ram.size);

@@ -87,6 +87,9 @@ pub struct Rm<P: Platform> {
     pub(crate) next_link: LinkId,
     /// VM state changes for an in-process observer (the launcher), when one listens.
     pub(crate) events: Option<VecDeque<VmEvent>>,
+    /// VMs launched from the config in their DT: templates to seal, images sealed
+    /// ([`crate::launch::apply`]).
+    pub(crate) vm_configs: crate::launch::apply::ConfigRecords,
 }
 
 /// A change of a VM's status, as VM_STATUS reports it, for an in-process observer (e.g. the
@@ -159,6 +162,7 @@ impl<P: Platform> Rm<P> {
             rm_pages: BTreeSet::new(),
             next_link: 2,
             events: None,
+            vm_configs: Default::default(),
         })
     }
 

@@ -61,6 +61,26 @@ pub fn cpu_count(fdt: &fdt::Fdt<'_>) -> usize {
     })
 }
 
+/// The VM config in a VM's DT (the one in its image parcel), if the DT has a
+/// `/gunyah-vm-config` or `/qcom,vm-config` node: `Ok(None)` without one, or when the blob is
+/// not a device tree this loader reads (VM_START refuses such a DT); the config's error when
+/// the node is there but the config is not valid.
+pub fn vm_config_in_dt(dt: &[u8]) -> Result<Option<VmConfig>, ConfigError> {
+    let Ok(fdt) = checked_fdt(dt) else {
+        return Ok(None);
+    };
+    let has = fdt
+        .find_node("/")
+        .is_some_and(|r| r.children().any(|n| VM_CONFIG_NODES.contains(&n.name)));
+    if !has {
+        return Ok(None);
+    }
+    match parse(dt)? {
+        Config::Vm(c) => Ok(Some(c)),
+        Config::Platform(_) => Err(ConfigError::node("/", "a platform config, not a VM's")),
+    }
+}
+
 /// Parses one DTB into a VM or platform description.
 pub fn parse(dtb: &[u8]) -> Result<Config, ConfigError> {
     let fdt = checked_fdt(dtb)?;

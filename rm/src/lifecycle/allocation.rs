@@ -58,6 +58,7 @@ impl<P: Platform> Rm<P> {
         self.spaces.remove(&vmid);
         self.vms.vms.remove(&vmid);
         self.close_link(vmid);
+        self.release_config_images(vmid);
         Ok(Vec::new())
     }
 

@@ -147,22 +147,42 @@ impl<P: Platform> Rm<P> {
         if vm.state != VmState::Init {
             return Err(RmError::VmState);
         }
-        // vCPU count from the DT's /cpus when it can be read now; the DT is
+        // A DT that carries the VM's config (as a Gunyah VMM hands it over) is applied
+        // now (`Rm::init_from_config`): vCPU count, gmem, golden mappings, protection. Otherwise
+        // the vCPU count comes from the DT's /cpus when it can be read now; the DT is
         // validated for real at VM_START.
-        let vcpus = self
-            .read_dt(vmid)
-            .and_then(|dt| {
-                // The guest's DT is untrusted: checked before the fdt crate
-                // walks it (a blob without /cpus made `Fdt::cpus` panic).
-                let fdt = crate::config::checked_fdt(&dt).ok()?;
-                let n = crate::config::cpu_count(&fdt) as u32;
-                (n > 0).then_some(n)
-            })
-            .unwrap_or(vm.vcpus.max(1));
+        let dt = self.read_dt(vmid);
+        let config = match dt.as_deref().map(crate::config::vm_config_in_dt) {
+            Some(Err(_)) => {
+                // A config node that is not a valid config.
+                self.set_state(vmid, VmState::InitFailed);
+                return Err(RmError::ArgumentInvalid);
+            }
+            Some(Ok(c)) => c,
+            None => None,
+        };
+        let vcpus = match &config {
+            Some(c) => c.vcpus.count.max(1),
+            None => dt
+                .and_then(|dt| {
+                    // The guest's DT is untrusted: checked before the fdt crate
+                    // walks it (a blob without /cpus made `Fdt::cpus` panic).
+                    let fdt = crate::config::checked_fdt(&dt).ok()?;
+                    let n = crate::config::cpu_count(&fdt) as u32;
+                    (n > 0).then_some(n)
+                })
+                .unwrap_or(vm.vcpus.max(1)),
+        };
         if vcpus > MAX_VCPUS {
             // More vCPUs than the RM will create: initialisation fails.
             self.set_state(vmid, VmState::InitFailed);
             return Err(RmError::NoResource);
+        }
+        if let Some(c) = &config {
+            if let Err(e) = self.init_from_config(vmid, c) {
+                self.set_state(vmid, VmState::InitFailed);
+                return Err(e);
+            }
         }
         // The VM's RM-RPC message queues (a platform gives them to the VM
         // itself, e.g. in its DT) and one VIRTUAL_CPU per vCPU.

@@ -51,6 +51,9 @@ impl<P: Platform> Rm<P> {
         let vm = self.vms.get_mut(caller).ok_or(RmError::VmidInvalid)?;
         vm.os_status = os;
         vm.app_status = app;
+        // A template launched from its config is sealed when it reports OS RUN, before its
+        // owner hears of the status.
+        self.seal_config_template(caller, os);
         self.send_vm_status(caller);
         Ok(Vec::new())
     }
