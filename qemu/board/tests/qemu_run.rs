@@ -139,16 +139,16 @@ fn hlos_payload_boots_by_gunyahs_contract_and_drives_vms_through_rpc() {
         .unwrap_or_else(|| panic!("no summary:\n{output}"));
     assert!(
         summary.starts_with(
-            "qemu board: summary: physical CPUs 8; VMs started 7; faults served 28; CoW copies \
-             28; faults found already served "
+            "qemu board: summary: physical CPUs 8; VMs started 12; faults served 36; CoW copies \
+             34; faults found already served "
         ),
         "{summary}"
     );
     let rest = &summary[summary.find("; aborts injected").expect("aborts")..];
     assert!(
         rest.starts_with(
-            "; aborts injected 9; vCPUs stopped by the board 0; VMs left []; partition pages \
-             in use 12 (12 stage-2 tables); isolation checker clean; virtual interrupts raised "
+            "; aborts injected 10; vCPUs stopped by the board 0; VMs left []; partition pages \
+             in use 17 (17 stage-2 tables); isolation checker clean; virtual interrupts raised "
         ),
         "{summary}"
     );
@@ -169,7 +169,56 @@ fn hlos_payload_boots_by_gunyahs_contract_and_drives_vms_through_rpc() {
     for label in ["which it splits: ", "next in that block: ", "copy at EL1: "] {
         assert!(number_after(counts, label) > 0, "{label}: {counts}");
     }
+    vm_configs(&output);
     println!("{output}");
+}
+
+/// The Android-like set of `vm-configs/` HLOS launched through RPC (`hlos/src/configs.rs`),
+/// the board applying each config at VM_INIT: what each VM did, and a summary whose figures
+/// must add up.
+fn vm_configs(output: &str) {
+    for line in [
+        "hlos: vm-configs: trusted-vm is VM 0x2d (the fixed VMID of its config), 1 vCPU, its 32 \
+         MiB populated at VM_INIT read and written; past them its accesses abort\n",
+        "hlos: vm-configs: zygote VM 128 (2 vCPUs from its config) filled its RAM and reported OS \
+         status RUN: the RM sealed its first 1024 pages into zygote-golden and mapped them back \
+         copy-on-write; its own write after the seal copied a page\n",
+        "hlos: vm-configs: app-clone-0 launched twice (VMs 129 and 130): each read zygote-golden \
+         at 0x80000000 as sealed and wrote two of its pages (stage-2 CoW faults into its own \
+         gmem)\n",
+        "hlos: vm-configs: protected-vm (VM 131) naming another digest than zygote-golden's: \
+         VM_INIT refused it (VALIDATE_FAILED); reset, deallocated, nothing left\n",
+        "hlos: vm-configs: protected-vm with zygote-golden's digest (VM 131) runs: read the \
+         image, copied one page\n",
+        "hlos: vm-configs: stopped, reset and deallocated the five VMs, reclaimed their parcels; \
+         the RM released zygote-golden with the last VM that mapped it\n",
+    ] {
+        assert!(output.contains(line), "missing {line:?} in:\n{output}");
+    }
+    let summary = output
+        .lines()
+        .find(|l| l.starts_with("hlos: vm-configs: summary: "))
+        .unwrap_or_else(|| panic!("no vm-configs summary:\n{output}"));
+    let n = |label: &str| number_after(summary, label);
+    assert_eq!(n("VMs launched "), 5, "{summary}");
+    assert_eq!(n("launches refused "), 1, "{summary}");
+    assert_eq!(n("attacks stopped "), 1, "{summary}");
+    let image = n("golden image zygote-golden ");
+    assert_eq!(image, 1024, "{summary}");
+    // Zygote 1, two app clones 2 each, the protected VM 1.
+    let (shared, copied, by) = (n("golden pages shared "), n("pages copied "), n(" by "));
+    assert_eq!((copied, by), (6, 4), "{summary}");
+    // Every VM maps the whole image: what it did not copy it shares.
+    assert_eq!(shared, by * image - copied, "{summary}");
+    // Without sharing each VM would hold the image: one image plus the copies exist instead.
+    assert_eq!(n("memory saved "), (shared - image) * 4, "{summary}");
+    let counts = output
+        .lines()
+        .find(|l| l.starts_with("hlos: vm-configs: EL2 instructions per CoW fault "))
+        .unwrap_or_else(|| panic!("no vm-configs instruction counts:\n{output}"));
+    for label in ["which it splits: ", "next in that block: ", "copy at EL1: "] {
+        assert!(number_after(counts, label) > 0, "{label}: {counts}");
+    }
 }
 
 #[test]

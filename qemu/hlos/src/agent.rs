@@ -26,7 +26,7 @@ use crate::rpc::Rpc;
 use crate::start::{fp_regs_survive, is_injected_abort, probe, FATAL_MAILBOX};
 
 /// Instructions retired at EL2 (PMU counter 0, which the board sets up and lets EL1 read).
-fn el2_instructions() -> u64 {
+pub(crate) fn el2_instructions() -> u64 {
     let v: u64;
     // SAFETY: reading a PMU counter has no side effects.
     unsafe { core::arch::asm!("isb", "mrs {0}, pmevcntr0_el0", out(reg) v, options(nostack)) };
@@ -34,7 +34,7 @@ fn el2_instructions() -> u64 {
 }
 
 /// Instructions retired at EL1 (PMU counter 1).
-fn el1_instructions() -> u64 {
+pub(crate) fn el1_instructions() -> u64 {
     let v: u64;
     // SAFETY: as above.
     unsafe { core::arch::asm!("isb", "mrs {0}, pmevcntr1_el0", out(reg) v, options(nostack)) };
@@ -79,6 +79,12 @@ pub fn main(info: &DtInfo, mailbox_handle: u64, index: u64, role: u64, victim: u
     FATAL_MAILBOX.store(CLONE_MAILBOX_IPA, Ordering::Relaxed);
     if role == 2 {
         spin()
+    }
+    if role >= crate::config_agent::ROLE_TRUSTED {
+        // A VM HLOS launched from its config (`configs.rs`).
+        let (status, results) = crate::config_agent::scene(role, index, me, &mut rpc);
+        mb.finish(status, results);
+        hvc::cpu_off()
     }
     if role == 3 {
         let (status, results) = race(index, me);

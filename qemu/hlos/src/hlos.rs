@@ -87,7 +87,7 @@ fn race(racers: &[Clone]) {
 
 /// Wait (WFI, the virtual timer waking us each millisecond) until VM `vmid` reports in
 /// mailbox `i`; its results, after checking its status and the VMID it was told.
-fn wait_mailbox(i: usize, vmid: u16) -> [u64; 6] {
+pub(crate) fn wait_mailbox(i: usize, vmid: u16) -> [u64; 6] {
     let mb = Mailbox::at(MAILBOX_SRC + i as u64 * 4096);
     let mut waits = 0u64;
     let (status, r) = loop {
@@ -148,7 +148,7 @@ extern "C" {
 }
 
 /// (start, loaded size, size with .bss and stack) of this image.
-fn image() -> (u64, u64, u64) {
+pub(crate) fn image() -> (u64, u64, u64) {
     // SAFETY: linker symbols; only their addresses are used.
     let (s, e, end) = unsafe {
         (
@@ -161,7 +161,7 @@ fn image() -> (u64, u64, u64) {
 }
 
 /// A call that must succeed: its reply, else the run fails naming `what`.
-fn ok(rpc: &mut Rpc, req: Request<'_>, what: &str) -> Reply {
+pub(crate) fn ok(rpc: &mut Rpc, req: Request<'_>, what: &str) -> Reply {
     match rpc.call(&req) {
         Ok(r) if r.err == RmError::Ok => r,
         Ok(r) => fail(format_args!("{what}: RM error {:?}", r.err)),
@@ -169,7 +169,7 @@ fn ok(rpc: &mut Rpc, req: Request<'_>, what: &str) -> Reply {
     }
 }
 
-fn mem_create<'a>(acl: &'a [AclEntry], sgl: &'a [SglEntry]) -> MemCreate<'a> {
+pub(crate) fn mem_create<'a>(acl: &'a [AclEntry], sgl: &'a [SglEntry]) -> MemCreate<'a> {
     MemCreate {
         mem_type: 0,
         flags: 0,
@@ -649,6 +649,10 @@ pub fn main(info: &DtInfo) -> ! {
             rpc.cow_broken
         ));
     }
+    // This scene's notification counts, before the next scene's.
+    let (cow_broken, fault_unserved) = (rpc.cow_broken, rpc.fault_unserved);
+    // The Android-like set of vm-configs/, launched through RPC only (`configs.rs`).
+    crate::configs::scene(&mut rpc);
     let [[f0, g0, n0, ..], [f1, g1, n1, ..], [stopped, ..]] = results;
     if f0 == 0 && g0 == 0 {
         say!("instruction counts unavailable (run QEMU with -icount shift=0)");
@@ -664,8 +668,8 @@ pub fn main(info: &DtInfo) -> ! {
         "summary: VMs launched 7; golden pages {}; CoW copies {COPIES}; COW_BROKEN to HLOS {}; \
          FAULT_UNSERVED to HLOS {}; isolation probes stopped 4; attacks stopped {}",
         GOLDEN_SIZE / 4096,
-        rpc.cow_broken,
-        rpc.fault_unserved,
+        cow_broken,
+        fault_unserved,
         stopped + 1
     );
     say!("all checks passed; PSCI SYSTEM_OFF");

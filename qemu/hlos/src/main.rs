@@ -18,6 +18,10 @@ mod agent;
 #[cfg(target_os = "none")]
 mod attacker;
 #[cfg(target_os = "none")]
+mod config_agent;
+#[cfg(target_os = "none")]
+mod configs;
+#[cfg(target_os = "none")]
 mod console;
 #[cfg(target_os = "none")]
 mod dt;
@@ -31,6 +35,8 @@ mod hvc;
 mod layout;
 #[cfg(target_os = "none")]
 mod mailbox;
+#[cfg(target_os = "none")]
+mod pattern;
 #[cfg(target_os = "none")]
 mod rpc;
 #[cfg(target_os = "none")]
