@@ -15,9 +15,11 @@
 //! Only that VM's tables change. Every failure leaves the records and the
 //! tables as they were (the allocated page goes back).
 //!
-//! The RM serialises faults (one lock around [`Rm`]); a second fault on the
-//! same gfn, queued behind the first, finds the page writable and retries,
-//! so concurrent faults produce exactly one copy.
+//! Here the fault path runs with the whole [`Rm`] (`&mut`): one fault at a time. A second
+//! fault on the same gfn, queued behind the first, finds the page writable and retries, so
+//! concurrent faults produce exactly one copy. [`crate::concurrent`] serves faults of many
+//! vCPUs at once through the same decision ([`decide`]), with shared access to the RM and a
+//! per-VM lock.
 
 use alloc::vec::Vec;
 
@@ -30,7 +32,7 @@ use zerocopy::little_endian::U64;
 use crate::config::FaultAction;
 use crate::platform::{MemKind, Platform, Rights, Tag, Vmid, Walked, PAGE_SIZE};
 use crate::service::Rm;
-use crate::space::{GoldenMap, State};
+use crate::space::{Binding, GoldenMap, Range, State};
 use crate::vm::{transition_valid, VmState};
 
 /// VM_EXITED exit_type when a VM is stopped for an unserved fault
@@ -131,6 +133,94 @@ impl FaultOutcome {
     }
 }
 
+/// What a fault needs, decided from the one walk and the VM's range covering the page (the
+/// same decision for the exclusive path here and the concurrent one, [`crate::concurrent`]).
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Step {
+    /// The translation already allows the access.
+    Retry,
+    /// Copy the golden page `src` at the page of the golden range starting at `range`.
+    Cow {
+        /// First IPA of the golden range.
+        range: u64,
+        /// Its mapping.
+        m: GoldenMap,
+        /// PA of the golden page.
+        src: u64,
+    },
+    /// A first touch of a demand-paged binding: a zeroed pool page.
+    Demand(Binding),
+    /// A fault no range covers: a demand-zero page if a VM_SET_DEMAND_PAGING range does.
+    DemandZero,
+    /// Not served.
+    Unserved(Unserved, FaultAction),
+}
+
+/// The decision for `access` to `page` of a VM whose walk gave `walked` and whose range
+/// covering the page is `range`.
+pub(crate) fn decide(walked: &Walked, range: Option<&Range>, page: u64, access: Access) -> Step {
+    if let Some(l) = walked.leaf {
+        if permits(l.rights, access) {
+            return Step::Retry;
+        }
+    }
+    match range.map(|r| (r, r.state)) {
+        Some((r, State::Golden(m))) => match walked.leaf {
+            Some(l) if l.tag == Tag::Golden && access == Access::Write => {
+                if !m.cow {
+                    return Step::Unserved(Unserved::NoCow, m.fault_action);
+                }
+                Step::Cow {
+                    range: r.ipa,
+                    m,
+                    src: l.pa + (page - l.ipa),
+                }
+            }
+            // A copy (or golden page) the access is not allowed on, e.g. an
+            // instruction fetch from a non-executable mapping.
+            _ => Step::Unserved(Unserved::NotPermitted, m.fault_action),
+        },
+        Some((_, State::Bound(b))) => {
+            if walked.leaf.is_some() || !b.demand || !permits(b.rights, access) {
+                Step::Unserved(Unserved::NotPermitted, FaultAction::InjectAbort)
+            } else {
+                Step::Demand(b)
+            }
+        }
+        Some(_) => {
+            // Mapped by the VM's other memory (its own RAM, a parcel) without the right,
+            // or a range that is not mapped (lent out, IPAs reserved for an accept).
+            let why = if walked.leaf.is_some() {
+                Unserved::NotPermitted
+            } else {
+                Unserved::Unmapped
+            };
+            Step::Unserved(why, FaultAction::InjectAbort)
+        }
+        None => Step::DemandZero,
+    }
+}
+
+/// The IPA and access a decoded stage-2 fault asks the RM to serve, or `None` if it is not the
+/// RM's (no IPA known, or a kind the RM does not serve: the platform reports it).
+pub(crate) fn fault_access(fault: &Fault) -> Option<(u64, Access)> {
+    let ipa = fault.ipa?;
+    match fault.status.kind {
+        FaultKind::Translation | FaultKind::Permission | FaultKind::AccessFlag => {
+            // A fault on the guest's own stage-1 walk may need to write
+            // the table (access/dirty flag updates): serve it as a write,
+            // as KVM does, so page tables in golden pages get copied.
+            let access = if fault.s1ptw {
+                Access::Write
+            } else {
+                fault.access
+            };
+            Some((ipa, access))
+        }
+        _ => None,
+    }
+}
+
 fn permits(r: Rights, access: Access) -> bool {
     match access {
         Access::Read => r.readable(),
@@ -144,22 +234,9 @@ impl<P: Platform> Rm<P> {
     /// (`fault.ipa`; for a permission fault the platform resolves it from
     /// FAR_EL2 first, see `gunyah_stage2::Fault::needs_ipa_resolution`).
     pub fn handle_fault(&mut self, vmid: Vmid, fault: &Fault) -> FaultOutcome {
-        let Some(ipa) = fault.ipa else {
-            return FaultOutcome::Report;
-        };
-        match fault.status.kind {
-            FaultKind::Translation | FaultKind::Permission | FaultKind::AccessFlag => {
-                // A fault on the guest's own stage-1 walk may need to write
-                // the table (access/dirty flag updates): serve it as a write,
-                // as KVM does, so page tables in golden pages get copied.
-                let access = if fault.s1ptw {
-                    Access::Write
-                } else {
-                    fault.access
-                };
-                self.handle_access_fault(vmid, ipa, access)
-            }
-            _ => FaultOutcome::Report,
+        match fault_access(fault) {
+            Some((ipa, access)) => self.handle_access_fault(vmid, ipa, access),
+            None => FaultOutcome::Report,
         }
     }
 
@@ -168,9 +245,9 @@ impl<P: Platform> Rm<P> {
     ///
     /// One walk and one state lookup: the leaf the walk finds says what the
     /// page is (its tag: a golden page or the VM's copy), the VM's range says
-    /// what it may become, and a copy-on-write replaces the entry the walk
-    /// ended at. The bookkeeping of a copy is O(1): the mapping's and the
-    /// pool's counters and the COW_BROKEN batch.
+    /// what it may become ([`decide`]), and a copy-on-write replaces the entry
+    /// the walk ended at. The bookkeeping of a copy is O(1): the mapping's and
+    /// the pool's counters and the COW_BROKEN batch.
     pub fn handle_access_fault(&mut self, vmid: Vmid, ipa: u64, access: Access) -> FaultOutcome {
         let page = ipa & !(PAGE_SIZE - 1);
         let Some(walked) = self.plat.walk(vmid, page) else {
@@ -179,54 +256,21 @@ impl<P: Platform> Rm<P> {
         let Some(space) = self.spaces.get(&vmid) else {
             return FaultOutcome::Report;
         };
-        if let Some(l) = walked.leaf {
-            if permits(l.rights, access) {
+        match decide(&walked, space.at(page), page, access) {
+            Step::Retry => {
                 self.counters.retries += 1;
-                return FaultOutcome::Retry;
+                FaultOutcome::Retry
             }
-        }
-        let range = space.at(page).copied();
-        match range.map(|r| (r, r.state)) {
-            Some((r, State::Golden(m))) => match walked.leaf {
-                Some(l) if l.tag == Tag::Golden && access == Access::Write => {
-                    if !m.cow {
-                        return self.unserved_at(vmid, page, Unserved::NoCow, m.fault_action);
-                    }
-                    let src = l.pa + (page - l.ipa);
-                    self.cow_copy(vmid, page, r.ipa, &m, &walked, src)
+            Step::Cow { range, m, src } => self.cow_copy(vmid, page, range, &m, &walked, src),
+            Step::Demand(b) => match self.new_zero_page(vmid, b.pool, page, b.rights, Tag::None) {
+                Ok(pa) => {
+                    self.counters.demand_pages += 1;
+                    FaultOutcome::Populated { pa }
                 }
-                // A copy (or golden page) the access is not allowed on, e.g. an
-                // instruction fetch from a non-executable mapping.
-                _ => self.unserved_at(vmid, page, Unserved::NotPermitted, m.fault_action),
+                Err(u) => self.unserved_at(vmid, page, u, FaultAction::InjectAbort),
             },
-            Some((_, State::Bound(b))) => {
-                if walked.leaf.is_some() || !b.demand || !permits(b.rights, access) {
-                    return self.unserved_at(
-                        vmid,
-                        page,
-                        Unserved::NotPermitted,
-                        FaultAction::InjectAbort,
-                    );
-                }
-                match self.new_zero_page(vmid, b.pool, page, b.rights, Tag::None) {
-                    Ok(pa) => {
-                        self.counters.demand_pages += 1;
-                        FaultOutcome::Populated { pa }
-                    }
-                    Err(u) => self.unserved_at(vmid, page, u, FaultAction::InjectAbort),
-                }
-            }
-            Some(_) => {
-                // Mapped by the VM's other memory (its own RAM, a parcel) without the right,
-                // or a range that is not mapped (lent out, IPAs reserved for an accept).
-                let why = if walked.leaf.is_some() {
-                    Unserved::NotPermitted
-                } else {
-                    Unserved::Unmapped
-                };
-                self.unserved_at(vmid, page, why, FaultAction::InjectAbort)
-            }
-            None => self.demand_zero(vmid, page),
+            Step::DemandZero => self.demand_zero(vmid, page),
+            Step::Unserved(why, action) => self.unserved_at(vmid, page, why, action),
         }
     }
 
@@ -421,7 +465,7 @@ impl<P: Platform> Rm<P> {
         }
     }
 
-    fn flush_cow_broken_of(&mut self, vmid: Vmid) {
+    pub(crate) fn flush_cow_broken_of(&mut self, vmid: Vmid) {
         let Some(ipas) = self
             .spaces
             .get_mut(&vmid)

@@ -19,7 +19,9 @@
 //! [`golden`] images sealed from a parcel or a template VM
 //! ([`Rm::golden_seal`], [`Rm::golden_seal_vm`]) and mapped read-only with a
 //! CoW policy ([`Rm::golden_map`]), and the stage-2 fault path in [`cow`]
-//! ([`Rm::handle_fault`]: CoW copy, demand paging, abort or stop).
+//! ([`Rm::handle_fault`]: CoW copy, demand paging, abort or stop);
+//! [`concurrent::ConcurrentRm`] serves faults of many vCPUs at once (the RM-wide lock for
+//! reading plus a per-VM lock, locks from [`sync`]).
 //! [`sim_access`] lets the simulator touch guest memory through the real
 //! tables and that fault path ([`Rm::vm_read`], [`Rm::vm_write`], the
 //! SIM_VM_READ/WRITE requests); [`sim_mmu`] (feature `std`) is a vCPU's
@@ -51,6 +53,7 @@
 extern crate alloc;
 
 pub mod checker;
+pub mod concurrent;
 pub mod config;
 pub mod cow;
 pub mod gmem;
@@ -78,6 +81,7 @@ pub mod sim_mmu;
 pub mod snapshot;
 pub mod space;
 pub mod stage2_spaces;
+pub mod sync;
 pub mod vm;
 
 pub use plan::{Plan, S2Op};

@@ -309,6 +309,46 @@ pub trait AddressSpaces {
     }
 }
 
+/// The stage-2 operation the concurrent fault path ([`crate::concurrent`]) makes through `&self`,
+/// while vCPUs of several VMs fault at once.
+///
+/// The RM calls it for `vmid` only while it holds that VM's fault lock and no request runs
+/// (requests hold the RM's exclusive lock): between the fault's [`AddressSpaces::walk`] and
+/// this call nothing else changes `vmid`'s tables. An implementation locks only `vmid`'s tables.
+pub trait SharedAddressSpaces {
+    /// [`AddressSpaces::replace_page_at`] through `&self`: make the page at `ipa` (found by
+    /// `walked`) map `pa`, splitting a block, break-before-make; all or nothing. Also maps a
+    /// page where the walk found none (demand paging).
+    #[allow(clippy::too_many_arguments)]
+    fn replace_page_at_shared(
+        &self,
+        vmid: Vmid,
+        walked: &Walked,
+        ipa: u64,
+        pa: u64,
+        rights: Rights,
+        kind: MemKind,
+        tag: Tag,
+    ) -> Result<(), PlatformError>;
+}
+
+/// The page allocation of the concurrent fault path ([`crate::concurrent`]) through `&self`:
+/// several vCPUs allocate at once, so the allocator is lock-free or takes its own (leaf) lock.
+pub trait SharedPhysMem {
+    /// [`PhysMem::alloc_page_copy`] through `&self`.
+    fn alloc_page_copy_shared(&self, src: u64) -> Option<u64>;
+    /// A zeroed page ([`PhysMem::alloc_page`] + [`PhysMem::zero`]) through `&self`.
+    fn alloc_zeroed_page_shared(&self) -> Option<u64>;
+    /// [`PhysMem::free_page`] through `&self`, of a page the fault path allocated and did not map.
+    fn free_page_shared(&self, pa: u64);
+}
+
+/// A platform whose faults can be served by several vCPUs (threads) at once
+/// ([`crate::concurrent::ConcurrentRm`]).
+pub trait ConcurrentPlatform: Platform + SharedAddressSpaces + SharedPhysMem + Send + Sync {}
+
+impl<T: Platform + SharedAddressSpaces + SharedPhysMem + Send + Sync> ConcurrentPlatform for T {}
+
 /// How the partition's pages are used, for leak checks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PartitionUsage {

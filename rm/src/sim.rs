@@ -584,8 +584,8 @@ impl SimPlatform {
         &self.partition
     }
 
-    /// A VM's real stage-2 tables.
-    pub fn space(&self, vmid: Vmid) -> Option<&SimSpace> {
+    /// A VM's real stage-2 tables (locked while the guard lives).
+    pub fn space(&self, vmid: Vmid) -> Option<crate::sync::MutexGuard<'_, SimSpace>> {
         self.spaces.get(vmid)
     }
 
@@ -629,30 +629,10 @@ impl PhysMem for SimPlatform {
         Some(pa)
     }
     fn alloc_page_copy(&mut self, src: u64) -> Option<u64> {
-        if !src.is_multiple_of(PAGE_SIZE) || !self.cfg.holds(src, PAGE_SIZE) {
-            return None;
-        }
-        let pa = self.partition.lock().alloc_pages_unzeroed(1)?;
-        // `copy_page` overwrites the whole page (or zeroes it when the source
-        // reads as zeros), so stale contents are never visible. One lock of
-        // the memory, two index computations and the memcpy.
-        let mut a = self.arena.lock();
-        a.set_data(pa, 1, true);
-        a.copy_page(pa, src);
-        Some(pa)
+        self.alloc_page_copy_shared(src)
     }
     fn free_page(&mut self, pa: u64) {
-        let mut p = self.partition.lock();
-        let freed = p.is_allocated(pa);
-        // Unmarked first, so the arena never touches a page the allocator may
-        // hand out as a table next.
-        let mut a = self.arena.lock();
-        if freed {
-            a.set_data(pa, 1, false);
-            p.free_pages(pa, 1);
-        } else {
-            a.zero(pa, PAGE_SIZE);
-        }
+        self.free_page_shared(pa)
     }
     fn read(&self, pa: u64, buf: &mut [u8]) -> bool {
         self.arena.lock().read(pa, buf)
@@ -682,6 +662,45 @@ impl PhysMem for SimPlatform {
             total: p.capacity() as u64,
             free: (p.capacity() - p.pages_in_use()) as u64,
             tables: self.spaces.table_pages() as u64,
+        }
+    }
+}
+
+// The partition and the arena take their own locks, so the fault path allocates through
+// `&self` (the concurrent fault path, `crate::concurrent`); `PhysMem`'s `alloc_page_copy` and
+// `free_page` are these.
+impl SharedPhysMem for SimPlatform {
+    fn alloc_page_copy_shared(&self, src: u64) -> Option<u64> {
+        if !src.is_multiple_of(PAGE_SIZE) || !self.cfg.holds(src, PAGE_SIZE) {
+            return None;
+        }
+        let pa = self.partition.lock().alloc_pages_unzeroed(1)?;
+        // `copy_page` overwrites the whole page (or zeroes it when the source
+        // reads as zeros), so stale contents are never visible. One lock of
+        // the memory, two index computations and the memcpy.
+        let mut a = self.arena.lock();
+        a.set_data(pa, 1, true);
+        a.copy_page(pa, src);
+        Some(pa)
+    }
+    fn alloc_zeroed_page_shared(&self) -> Option<u64> {
+        let pa = self.partition.lock().alloc_pages_unzeroed(1)?;
+        let mut a = self.arena.lock();
+        a.set_data(pa, 1, true);
+        a.zero(pa, PAGE_SIZE);
+        Some(pa)
+    }
+    fn free_page_shared(&self, pa: u64) {
+        let mut p = self.partition.lock();
+        let freed = p.is_allocated(pa);
+        // Unmarked first, so the arena never touches a page the allocator may
+        // hand out as a table next.
+        let mut a = self.arena.lock();
+        if freed {
+            a.set_data(pa, 1, false);
+            p.free_pages(pa, 1);
+        } else {
+            a.zero(pa, PAGE_SIZE);
         }
     }
 }

@@ -7,6 +7,12 @@
 //! implements [`Stage2Backed`] to say where it is; it then gets
 //! [`AddressSpaces`] for free. What differs between platforms is only where
 //! table pages come from and how TLBs are maintained: a [`SpaceParts`].
+//!
+//! Each VM's tables sit behind their own lock ([`crate::sync::Mutex`]): through `&mut` (the
+//! RM's requests, under the RM's exclusive lock) they are reached without locking; through `&`
+//! every query locks that VM's tables only, and [`SharedAddressSpaces`] lets the concurrent
+//! fault path ([`crate::concurrent`]) replace a page of one VM while vCPUs of other VMs fault in
+//! theirs.
 
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
@@ -19,8 +25,10 @@ use gunyah_stage2::{
 
 use crate::plan::{Plan, S2Op};
 use crate::platform::{
-    AddressSpaces, Leaf, MemKind, PlatformError, Prepared, Rights, Site, Tag, Vmid, Walked,
+    AddressSpaces, Leaf, MemKind, PlatformError, Prepared, Rights, SharedAddressSpaces, Site, Tag,
+    Vmid, Walked, PAGE_SIZE,
 };
+use crate::sync::{Mutex, MutexGuard};
 
 /// How a platform makes the pieces of a new VM's stage 2.
 pub trait SpaceParts {
@@ -39,7 +47,7 @@ pub type Space<P> = AddressSpace<<P as SpaceParts>::Mem, <P as SpaceParts>::Tlb>
 /// Every VM's stage-2 address space, by VMID.
 pub struct Stage2Spaces<P: SpaceParts> {
     parts: P,
-    spaces: BTreeMap<Vmid, Space<P>>,
+    spaces: BTreeMap<Vmid, Mutex<Space<P>>>,
     ipa_bits: u8,
     parange: PaRange,
     /// Tables a prepared plan set aside, per VM, until it is committed or abandoned.
@@ -59,14 +67,14 @@ impl<P: SpaceParts> Stage2Spaces<P> {
         }
     }
 
-    /// `vmid`'s address space.
-    pub fn get(&self, vmid: Vmid) -> Option<&Space<P>> {
-        self.spaces.get(&vmid)
+    /// `vmid`'s address space, locked (only that VM's tables).
+    pub fn get(&self, vmid: Vmid) -> Option<MutexGuard<'_, Space<P>>> {
+        self.spaces.get(&vmid).map(|s| s.lock())
     }
 
-    /// `vmid`'s address space, mutably.
+    /// `vmid`'s address space, mutably (no lock: `&mut self` is exclusive).
     pub fn get_mut(&mut self, vmid: Vmid) -> Option<&mut Space<P>> {
-        self.spaces.get_mut(&vmid)
+        self.spaces.get_mut(&vmid).map(|s| s.get_mut())
     }
 
     /// The VMIDs that have an address space, in order.
@@ -76,17 +84,17 @@ impl<P: SpaceParts> Stage2Spaces<P> {
 
     /// Table pages held by all address spaces.
     pub fn table_pages(&self) -> usize {
-        self.spaces.values().map(|s| s.table_pages()).sum()
+        self.spaces.values().map(|s| s.lock().table_pages()).sum()
     }
 
     fn space(&mut self, vmid: Vmid) -> Result<&mut Space<P>, PlatformError> {
-        self.spaces.get_mut(&vmid).ok_or(PlatformError::NoSuchSpace)
+        self.get_mut(vmid).ok_or(PlatformError::NoSuchSpace)
     }
 
     /// Give back the tables of a prepared plan that will not be committed.
     fn release_prepared(&mut self) {
         for (vmid, r) in core::mem::take(&mut self.prepared) {
-            if let Some(space) = self.spaces.get_mut(&vmid) {
+            if let Some(space) = self.get_mut(vmid) {
                 space.release_tables(r);
             }
         }
@@ -94,7 +102,7 @@ impl<P: SpaceParts> Stage2Spaces<P> {
 
     /// Whether every page of `[ipa, ipa+size)` is mapped in `vmid`'s space.
     fn covered(&self, vmid: Vmid, ipa: u64, size: u64) -> Result<(), PlatformError> {
-        let s = self.spaces.get(&vmid).ok_or(PlatformError::NoSuchSpace)?;
+        let s = self.get(vmid).ok_or(PlatformError::NoSuchSpace)?;
         let end = ipa.checked_add(size).ok_or(PlatformError::BadAddress)?;
         let mut cur = ipa;
         while cur < end {
@@ -266,12 +274,12 @@ impl<B: Stage2Backed> AddressSpaces for B {
         let cfg = Stage2Config::new(s2.ipa_bits, s2.parange, vmid);
         let (mem, tlb) = s2.parts.parts(vmid).ok_or(PlatformError::NoMemory)?;
         let s = AddressSpace::new(mem, tlb, cfg).map_err(perr)?;
-        s2.spaces.insert(vmid, s);
+        s2.spaces.insert(vmid, Mutex::new(s));
         Ok(())
     }
     fn destroy_space(&mut self, vmid: Vmid) -> Result<(), PlatformError> {
         let s = self.stage2_mut().spaces.remove(&vmid);
-        let _ = s.ok_or(PlatformError::NoSuchSpace)?.destroy();
+        let _ = s.ok_or(PlatformError::NoSuchSpace)?.into_inner().destroy();
         Ok(())
     }
     fn map(
@@ -313,7 +321,7 @@ impl<B: Stage2Backed> AddressSpaces for B {
         for vmid in plan.vmids() {
             let (ops, fns) = part_of(plan, vmid);
             let updates = updates_of(&ops, &fns);
-            let reserved = match s2.spaces.get_mut(&vmid) {
+            let reserved = match s2.get_mut(vmid) {
                 None => Err(PlatformError::NoSuchSpace),
                 Some(space) => space
                     .plan_batch(&updates)
@@ -336,7 +344,7 @@ impl<B: Stage2Backed> AddressSpaces for B {
         for (vmid, reserve) in core::mem::take(&mut s2.prepared) {
             let (ops, fns) = part_of(plan, vmid);
             let updates = updates_of(&ops, &fns);
-            if let Some(space) = s2.spaces.get_mut(&vmid) {
+            if let Some(space) = s2.get_mut(vmid) {
                 space.apply_batch(reserve, &updates);
             }
         }
@@ -410,6 +418,37 @@ impl<B: Stage2Backed> AddressSpaces for B {
             return None;
         }
         Some(self.stage2().get(vmid)?.simulate_access(ipa, access))
+    }
+}
+
+impl<B: Stage2Backed + Sync> SharedAddressSpaces for B {
+    fn replace_page_at_shared(
+        &self,
+        vmid: Vmid,
+        walked: &Walked,
+        ipa: u64,
+        pa: u64,
+        rights: Rights,
+        kind: MemKind,
+        tag: Tag,
+    ) -> Result<(), PlatformError> {
+        let e = Entry::from_words(walked.site.0);
+        let attrs = tagged_attrs(rights, kind, tag);
+        let mut s = self.stage2().get(vmid).ok_or(PlatformError::NoSuchSpace)?;
+        let page = ipa & !(PAGE_SIZE - 1);
+        let r = if e.ipa >> 12 != ipa >> 12 {
+            s.replace_page(page, pa, attrs).map(|_| ())
+        } else {
+            match s.replace_page_at(&e, pa, attrs) {
+                // An invalid entry above the last level (a demand page in an empty table):
+                // map it, making the tables on the way.
+                Err(gunyah_stage2::Error::NotMapped { .. }) => {
+                    s.replace_page(page, pa, attrs).map(|_| ())
+                }
+                r => r,
+            }
+        };
+        r.map_err(perr)
     }
 }
 
