@@ -630,6 +630,23 @@ fn test_all() -> Result<(), String> {
         "cargo test --workspace",
         cargo().args(["test", "--workspace"]),
     )?;
+    // The loom model of the concurrent fault path (rm/tests/loom_fault.rs): the RM's locks
+    // become loom's under --cfg loom. Its own target directory, so this build does not
+    // invalidate the normal one.
+    status(
+        "loom model of the concurrent fault path",
+        cargo()
+            .env("RUSTFLAGS", "--cfg loom")
+            .env("CARGO_TARGET_DIR", root().join("target").join("loom"))
+            .args([
+                "test",
+                "-p",
+                "gunyah-rm",
+                "--release",
+                "--test",
+                "loom_fault",
+            ]),
+    )?;
     // The message-based catalogue on the host simulator: one line per case, then
     // `N passed, M failed`; any failure fails the run. Then the runner's own tests
     // (cases with wrong expectations must fail).
