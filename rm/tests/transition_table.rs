@@ -83,21 +83,11 @@ type Seen = (
     Option<ParcelState>,
 );
 
-fn rights_at(h: &H, vmid: u16, pa: u64) -> Option<Rights> {
-    let mut found = None;
-    h.rm.platform().for_each_leaf(vmid, &mut |l| {
-        if l.pa <= pa && pa < l.pa + l.size {
-            found = Some(l.rights);
-        }
-    });
-    found
-}
-
 fn seen(h: &H, handle: Option<u32>) -> Seen {
     (
-        rights_at(h, OWNER, PAGE),
-        rights_at(h, A, PAGE),
-        rights_at(h, S, PAGE),
+        common::rights_on_pa(h, OWNER, PAGE),
+        common::rights_on_pa(h, A, PAGE),
+        common::rights_on_pa(h, S, PAGE),
         handle.and_then(|x| h.rm.parcels().get(x).map(|p| p.state)),
     )
 }
@@ -330,7 +320,7 @@ fn memory_cells(states: &[St], reqs: &[Req]) -> usize {
                     "{ctx}: now in the wrong state"
                 );
                 assert_eq!(
-                    rights_at(&h, S, PAGE),
+                    common::rights_on_pa(&h, S, PAGE),
                     None,
                     "{ctx}: the stranger maps the page"
                 );
@@ -499,7 +489,7 @@ fn every_golden_request_in_every_state_from_every_party() {
                     "{ctx}: wrong state after"
                 );
                 assert_eq!(
-                    rights_at(&w.h, S, SRC + P),
+                    common::rights_on_pa(&w.h, S, SRC + P),
                     None,
                     "{ctx}: the stranger maps it"
                 );

@@ -27,21 +27,11 @@ type State = (
     Option<ParcelState>,
 );
 
-fn mapped_anywhere(h: &H, vmid: u16, pa: u64) -> Option<Rights> {
-    let mut found = None;
-    h.rm.platform().for_each_leaf(vmid, &mut |l| {
-        if l.pa <= pa && pa < l.pa + l.size {
-            found = Some(l.rights);
-        }
-    });
-    found
-}
-
 fn state(h: &H, handle: u32) -> State {
     (
-        mapped_anywhere(h, OWNER, PAGE),
-        mapped_anywhere(h, ACC, PAGE),
-        mapped_anywhere(h, STR, PAGE),
+        common::rights_on_pa(h, OWNER, PAGE),
+        common::rights_on_pa(h, ACC, PAGE),
+        common::rights_on_pa(h, STR, PAGE),
         h.rm.parcels().get(handle).map(|p| p.state),
     )
 }
@@ -604,7 +594,7 @@ fn donate_walk() {
     h.ok(ACC, MEM_RECLAIM, &handle_flags(h2, 0));
     // Resetting and deallocating ACC gives the page back to its donor.
     h.reset_and_dealloc(ACC);
-    assert_eq!(mapped_anywhere(&h, OWNER, PAGE), Some(Rights::RWX));
+    assert_eq!(common::rights_on_pa(&h, OWNER, PAGE), Some(Rights::RWX));
     assert_eq!(
         h.rm.platform()
             .query(OWNER, PAGE)
@@ -648,12 +638,12 @@ fn donation_chain_returns_to_the_first_donor() {
     assert_eq!(state(&h, d2), (None, None, Some(Rights::RWX), None));
     // When the stranger goes away the page returns to HLOS, where it began.
     h.reset_and_dealloc(STR);
-    assert_eq!(mapped_anywhere(&h, OWNER, PAGE), Some(Rights::RWX));
+    assert_eq!(common::rights_on_pa(&h, OWNER, PAGE), Some(Rights::RWX));
     assert_eq!(
         h.rm.platform()
             .query(OWNER, PAGE)
             .map(|l| l.pa + (PAGE - l.ipa)),
         Some(PAGE)
     );
-    assert_eq!(mapped_anywhere(&h, ACC, PAGE), None);
+    assert_eq!(common::rights_on_pa(&h, ACC, PAGE), None);
 }

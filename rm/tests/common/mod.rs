@@ -187,6 +187,19 @@ pub fn decode_outgoing(pk: Vec<(u16, Vec<u8>)>) -> Vec<Msg> {
     out
 }
 
+/// The rights `vmid`'s real stage-2 tables give on physical address `pa` (wherever it is
+/// mapped), or `None` if no leaf maps it.
+pub fn rights_on_pa(h: &H, vmid: u16, pa: u64) -> Option<gunyah_rm::Rights> {
+    use gunyah_rm::AddressSpaces;
+    let mut found = None;
+    h.rm.platform().for_each_leaf(vmid, &mut |l| {
+        if l.pa <= pa && pa < l.pa + l.size {
+            found = Some(l.rights);
+        }
+    });
+    found
+}
+
 pub struct H {
     pub rm: Rm<SimPlatform>,
     pub seq: u16,
