@@ -527,66 +527,9 @@ fn bind(
     Request::GmemBind(GmemBindReq::new(pool, vm, perms, flags, off, ipa, size))
 }
 
-/// A minimal flattened device tree (DTSpec layout): a root node with `compatible` and one
-/// `/cpus/cpu@N` per vCPU, as the RM's tests use for a VM's DT.
-pub fn tiny_dtb(cpus: u32) -> Vec<u8> {
-    fn be(v: u32) -> [u8; 4] {
-        v.to_be_bytes()
-    }
-    let strings = b"compatible\0device_type\0".to_vec();
-    let mut st = Vec::new();
-    let pad = |st: &mut Vec<u8>| {
-        while !st.len().is_multiple_of(4) {
-            st.push(0);
-        }
-    };
-    let name = |st: &mut Vec<u8>, n: &str| {
-        st.extend_from_slice(&be(1));
-        st.extend_from_slice(n.as_bytes());
-        st.push(0);
-        pad(st);
-    };
-    let prop = |st: &mut Vec<u8>, nameoff: u32, val: &[u8]| {
-        st.extend_from_slice(&be(3));
-        st.extend_from_slice(&be(val.len() as u32));
-        st.extend_from_slice(&be(nameoff));
-        st.extend_from_slice(val);
-        pad(st);
-    };
-    name(&mut st, "");
-    prop(&mut st, 0, b"linux,dummy-virt\0");
-    name(&mut st, "cpus");
-    for i in 0..cpus {
-        name(&mut st, &format!("cpu@{i}"));
-        prop(&mut st, 11, b"cpu\0");
-        st.extend_from_slice(&be(2));
-    }
-    st.extend_from_slice(&be(2));
-    st.extend_from_slice(&be(2));
-    st.extend_from_slice(&be(9));
-    let off_struct = 40u32 + 16;
-    let off_strings = off_struct + st.len() as u32;
-    let total = off_strings + strings.len() as u32;
-    let mut v = Vec::new();
-    for x in [
-        0xd00d_feed,
-        total,
-        off_struct,
-        off_strings,
-        40,
-        17,
-        16,
-        0,
-        strings.len() as u32,
-        st.len() as u32,
-    ] {
-        v.extend_from_slice(&be(x));
-    }
-    v.extend_from_slice(&[0u8; 16]);
-    v.extend_from_slice(&st);
-    v.extend_from_slice(&strings);
-    v
-}
+/// A minimal flattened device tree (the catalogue's): a root `compatible` and one
+/// `/cpus/cpu@N` per vCPU.
+pub use gunyah_rm_catalogue::dtb::tiny_dtb;
 
 /// Operation kinds, the low 3 bits of an operation's first byte (the high 5 bits pick the VM
 /// with [`sender`]).
