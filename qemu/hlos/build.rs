@@ -9,13 +9,14 @@ use sha2::{Digest, Sha256};
 include!("src/pattern.rs");
 
 /// (output name, source relative to this crate).
-const DTS: [(&str, &str); 7] = [
+const DTS: [(&str, &str); 8] = [
     ("clone", "clone.dts"),
     ("spinner", "spinner.dts"),
     ("racer", "racer.dts"),
     ("trusted-vm", "../../vm-configs/trusted-vm.dts"),
     ("zygote", "configs/zygote.dts"),
     ("app-clone", "configs/app-clone.dts"),
+    ("app-clone-stop", "configs/app-clone-stop.dts"),
     ("protected-vm", "configs/protected-vm.dts"),
 ];
 

@@ -341,10 +341,12 @@ pub fn after_trap(frame: &mut Frame, after: After) {
 }
 
 /// No vCPU on this CPU: stage 2 off (nothing walks a VM's tables from here), the virtual
-/// timer of the vCPU that left disabled (its record has it).
+/// timer of the vCPU that left disabled (its record has it), and its list registers empty
+/// (`vgic::discard_cpu`: a vCPU whose VM was taken away while it ran left them as they were).
 fn idle_cpu() {
     HCR_EL2.set(1 << 31);
     VTTBR_EL2.set(0);
+    vgic::discard_cpu();
     #[cfg(target_arch = "aarch64")]
     // SAFETY: EL2 controls and the EL1 virtual timer of no vCPU; context synchronised.
     unsafe {

@@ -346,6 +346,19 @@ ich_reg!(ich_read_vmcr, ich_write_vmcr, "ich_vmcr_el2");
 ich_reg!(ich_read_ap1r0, ich_write_ap1r0, "ich_ap1r0_el2");
 ich_reg!(ich_read_hcr, ich_write_hcr, "ich_hcr_el2");
 
+/// No vCPU is loaded on this CPU: empty its list registers and active priorities (what a
+/// vCPU whose VM was taken away while it ran, and so never saved, left there). A pending
+/// list register keeps the virtual IRQ asserted while ICH_HCR_EL2.En is on, and a pending
+/// virtual IRQ ends WFI even at EL2: the idle CPU would never sleep but spin through the
+/// scheduler, taking its lock again and again (on QEMU's round-robin TCG, so often that
+/// another CPU waiting for that lock never got it).
+pub fn discard_cpu() {
+    for i in 0..4 {
+        write_lr(i, 0);
+    }
+    ich_write_ap1r0(0);
+}
+
 /// This CPU's virtual CPU interface on (ICH_HCR_EL2.En), with no list register in use.
 pub fn init_cpu() {
     let _ = ich_read_hcr();

@@ -1,5 +1,6 @@
 //! The guest agent in the VMs HLOS launches from `vm-configs/` (`configs.rs`): the boot
-//! context's x3 says which (4 trusted VM, 5 zygote, 6 app clone, 8 protected VM). Each works on the memory its config gave it; the RM set that up
+//! context's x3 says which (4 trusted VM, 5 zygote, 6 app clone, 7 the quota-limited app
+//! clone, 8 protected VM). Each works on the memory its config gave it; the RM set that up
 //! at VM_INIT from the config in its DT. Results go to the mailbox as in `agent.rs`
 //! ([.., .., .., the VMID the RM told it, .., ..]; 0 = every check passed, else the check).
 
@@ -10,6 +11,7 @@ use gunyah_rm_abi::{Request, RmError};
 
 use crate::agent::{el1_instructions, el2_instructions};
 use crate::layout::*;
+use crate::mailbox::Mailbox;
 use crate::pattern::*;
 use crate::rpc::Rpc;
 use crate::start::{is_injected_abort, probe};
@@ -20,6 +22,8 @@ pub const ROLE_TRUSTED: u64 = 4;
 pub const ROLE_ZYGOTE: u64 = 5;
 /// See [`ROLE_TRUSTED`].
 pub const ROLE_APP_CLONE: u64 = 6;
+/// See [`ROLE_TRUSTED`].
+pub const ROLE_QUOTA_CLONE: u64 = 7;
 /// See [`ROLE_TRUSTED`].
 pub const ROLE_PROTECTED: u64 = 8;
 
@@ -39,6 +43,10 @@ pub const CLONE_FIRST_PAGE: u64 = 5;
 pub const CLONE_SECOND_PAGE: u64 = 9;
 /// The golden page an app clone copies itself (for the comparison).
 const CLONE_COPY_PAGE: u64 = 7;
+/// app-clone-1's CoW quota (`vm-configs/app-clone-stop.dts`): its next copy stops it.
+pub const QUOTA_PAGES: u64 = 256;
+/// Mailbox word where the quota clone counts the pages it copied.
+pub const MB_PROGRESS: u64 = 10;
 /// The page a protected VM writes.
 pub const PROTECTED_PAGE: u64 = 2;
 
@@ -117,6 +125,16 @@ pub fn scene(role: u64, index: u64, me: u64, rpc: &mut Rpc) -> (u64, [u64; 6]) {
             (0, [ZYGOTE_SEAL_SIZE / 4096, 0, 0, me, 0, 0])
         }
         ROLE_APP_CLONE => app_clone(index, me),
+        ROLE_QUOTA_CLONE => {
+            let mb = Mailbox::at(CLONE_MAILBOX_IPA);
+            for p in 0..QUOTA_PAGES {
+                put(p, 0, clone_word(index, p));
+                mb.set(MB_PROGRESS, p + 1);
+            }
+            // One copy over the quota: the RM stops this VM (fault-action stop-vm).
+            put(QUOTA_PAGES, 0, clone_word(index, QUOTA_PAGES));
+            fail(70, get(QUOTA_PAGES, 0), 0)
+        }
         ROLE_PROTECTED => {
             if let Some(p) = golden_intact(&[]) {
                 return fail(80, p, get(p, 0));

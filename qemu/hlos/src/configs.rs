@@ -13,24 +13,27 @@
 //!    and reports OS status RUN, on which the RM seals its first 4 MiB into `zygote-golden`;
 //! 3. app-clone-0, twice (dynamic VMIDs): the image copy-on-write at 0x80000000, quota 4096;
 //!    each reads it, writes two pages (real stage-2 CoW faults) and times its own copy;
-//! 4. protected-vm as shipped (the digest of 192 MiB of zeros): VM_INIT refuses it
+//! 4. app-clone-1 (quota 256, fault-action stop-vm): its 257th copy stops it;
+//! 5. protected-vm as shipped (the digest of 192 MiB of zeros): VM_INIT refuses it
 //!    (VALIDATE_FAILED) and leaves nothing; then with the sealed image's digest
 //!    (`protected-vm-ok`, computed by build.rs): it runs and reads the image.
 //!
 //! Then VM_MEM_STATS of each (exact copies and golden pages), teardown (the RM releases the
 //! golden image with its last VM), and the summary.
 
+use gunyah_rm_abi::ext::{fault_action, fault_why};
 use gunyah_rm_abi::mem::{rights, AclEntry, MemReleaseReq, SglEntry};
 use gunyah_rm_abi::vm::{VmConfigImageReq, VmInitReq, VmSetAddressLayoutReq};
 use gunyah_rm_abi::vm::{VmSetBootContextReq, VmStopReq, VmidReq};
-use gunyah_rm_abi::{Request, RmError};
+use gunyah_rm_abi::{Request, RmError, VmState};
 
 use crate::config_agent::*;
 use crate::console::fail;
+use crate::gic;
 use crate::hlos::{image, mem_create, ok, wait_mailbox, HLOS_VMID};
 use crate::layout::*;
 use crate::mailbox::Mailbox;
-use crate::pattern::ZYGOTE_SEAL_SIZE;
+use crate::pattern::{ZYGOTE_SEAL_IPA, ZYGOTE_SEAL_SIZE};
 use crate::rpc::Rpc;
 use crate::say;
 
@@ -43,6 +46,7 @@ macro_rules! dtb {
 static TRUSTED_DTB: &[u8] = dtb!("trusted-vm");
 static ZYGOTE_DTB: &[u8] = dtb!("zygote");
 static APP_CLONE_DTB: &[u8] = dtb!("app-clone");
+static APP_CLONE_STOP_DTB: &[u8] = dtb!("app-clone-stop");
 static PROTECTED_DTB: &[u8] = dtb!("protected-vm");
 static PROTECTED_OK_DTB: &[u8] = dtb!("protected-vm-ok");
 
@@ -241,7 +245,92 @@ pub fn scene(rpc: &mut Rpc) {
         clones[0].vmid,
         clones[1].vmid
     );
-    // 4. The protected VM: as shipped, refused; with the sealed image's digest, it runs.
+    // 4. app-clone-1: quota 256, stop-vm. Its 257th copy is not served: the RM stops it and
+    // tells HLOS, its owner, QUOTA_EXHAUSTED, then FAULT_UNSERVED (quota exhausted, VM
+    // stopped), then VM_EXITED; HLOS waits until VM_GET_STATE says EXITED (the replies come
+    // after those notifications, in order, on the same queue).
+    let unserved_before = rpc.fault_unserved;
+    rpc.last_unserved = None;
+    rpc.last_quota = None;
+    let stopped = must(
+        launch(
+            rpc,
+            next(),
+            "app-clone-1",
+            APP_CLONE_STOP_DTB,
+            ROLE_QUOTA_CLONE,
+        ),
+        "app-clone-1",
+    );
+    let mb = Mailbox::at(MAILBOX_SRC + stopped.slot as u64 * 4096);
+    let mut waits = 0u64;
+    loop {
+        if let Some((status, r)) = mb.poll() {
+            fail(format_args!(
+                "app-clone-1 (VM {}) went past its quota: check {status} ({:#x})",
+                stopped.vmid, r[0]
+            ));
+        }
+        let st = ok(
+            rpc,
+            Request::VmGetState(VmidReq::new(stopped.vmid)),
+            "VM_GET_STATE",
+        );
+        if st.word(0) & 0xFF == u32::from(VmState::Exited.raw()) {
+            break;
+        }
+        waits += 1;
+        if waits > 100_000 {
+            fail(format_args!(
+                "app-clone-1 (VM {}) was never stopped (state {:#x}, {} pages copied)",
+                stopped.vmid,
+                st.word(0),
+                mb.get(MB_PROGRESS)
+            ));
+        }
+        gic::wait_us(1000);
+    }
+    let progress = mb.get(MB_PROGRESS);
+    if progress != QUOTA_PAGES {
+        fail(format_args!(
+            "app-clone-1 copied {progress} pages before it was stopped, want {QUOTA_PAGES}"
+        ));
+    }
+    // The app-clone configs map the image where the zygote sealed it from.
+    let over = ZYGOTE_SEAL_IPA + QUOTA_PAGES * 4096;
+    let le = |b: &[u8]| b.iter().rev().fold(0u64, |v, x| v << 8 | u64::from(*x));
+    match rpc.last_quota {
+        Some(q)
+            if le(&q[0..2]) == u64::from(stopped.vmid)
+                && le(&q[8..16]) == over
+                && le(&q[16..24]) == QUOTA_PAGES => {}
+        q => fail(format_args!(
+            "app-clone-1 (VM {}): QUOTA_EXHAUSTED for VM {}, IPA {over:#x}, quota \
+             {QUOTA_PAGES} expected, got {q:?}",
+            stopped.vmid, stopped.vmid
+        )),
+    }
+    match rpc.last_unserved {
+        Some(u)
+            if rpc.fault_unserved == unserved_before + 1
+                && le(&u[0..2]) == u64::from(stopped.vmid)
+                && u[2] == fault_why::QUOTA_EXHAUSTED
+                && u[3] == fault_action::VM_STOPPED
+                && le(&u[8..16]) == over => {}
+        u => fail(format_args!(
+            "app-clone-1 (VM {}): one FAULT_UNSERVED (quota exhausted, VM stopped, IPA \
+             {over:#x}) expected, got {} ({u:?})",
+            stopped.vmid,
+            rpc.fault_unserved - unserved_before
+        )),
+    }
+    say!(
+        "vm-configs: app-clone-1 (VM {}) copied its quota of {QUOTA_PAGES} pages; its next \
+         write was not served: the RM stopped it (fault-action stop-vm, EXITED) and told HLOS \
+         QUOTA_EXHAUSTED and FAULT_UNSERVED (quota exhausted, VM stopped) for IPA {over:#x}",
+        stopped.vmid
+    );
+    // 5. The protected VM: as shipped, refused; with the sealed image's digest, it runs.
     let protected_slot = next();
     let refused = match launch(
         rpc,
@@ -279,7 +368,13 @@ pub fn scene(rpc: &mut Rpc) {
     );
 
     // VM_MEM_STATS: exactly the copies each made; the rest of the image stays shared.
-    let expect = [(zygote, 1), (clones[0], 2), (clones[1], 2), (protected, 1)];
+    let expect = [
+        (zygote, 1),
+        (clones[0], 2),
+        (clones[1], 2),
+        (stopped, QUOTA_PAGES),
+        (protected, 1),
+    ];
     let (mut shared, mut copied) = (0, 0);
     for (vm, want) in expect {
         let (golden, copies) = mem_stats(rpc, vm.vmid);
@@ -299,12 +394,12 @@ pub fn scene(rpc: &mut Rpc) {
     // the copies exist.
     let saved = expect.len() as u64 * GOLDEN_PAGES - GOLDEN_PAGES - copied;
 
-    let all = [trusted, zygote, clones[0], clones[1], protected];
+    let all = [trusted, zygote, clones[0], clones[1], stopped, protected];
     for vm in &all {
-        teardown(rpc, vm, true);
+        teardown(rpc, vm, vm.vmid != stopped.vmid);
     }
     say!(
-        "vm-configs: stopped, reset and deallocated the five VMs, reclaimed their parcels; the RM \
+        "vm-configs: stopped, reset and deallocated the six VMs, reclaimed their parcels; the RM \
          released zygote-golden with the last VM that mapped it"
     );
     let [[f0, g0, n0, ..], [f1, g1, n1, ..]] = timing;
@@ -318,8 +413,8 @@ pub fn scene(rpc: &mut Rpc) {
     say!(
         "vm-configs: summary: VMs launched {}; launches refused 1; golden image zygote-golden \
          {GOLDEN_PAGES} pages sealed at OS RUN; golden pages shared {shared} by {} VMs; pages \
-         copied {copied}; memory saved {} KiB; attacks stopped 1 (a wrong \
-         digest)",
+         copied {copied}; memory saved {} KiB; attacks stopped 2 (a wrong digest, a quota \
+         overrun)",
         all.len(),
         expect.len(),
         saved * 4

@@ -56,6 +56,10 @@ pub struct Rpc {
     pub fault_unserved: u64,
     /// Other notifications received so far.
     pub notifications: u64,
+    /// The first bytes of the last FAULT_UNSERVED's payload (VMID, why, action, IPA).
+    pub last_unserved: Option<[u8; 16]>,
+    /// The last QUOTA_EXHAUSTED's payload (VMID, gmem id, IPA, quota).
+    pub last_quota: Option<[u8; 24]>,
 }
 
 impl Rpc {
@@ -69,6 +73,8 @@ impl Rpc {
             cow_broken: 0,
             fault_unserved: 0,
             notifications: 0,
+            last_unserved: None,
+            last_quota: None,
         }
     }
 
@@ -129,7 +135,12 @@ impl Rpc {
                 }
                 MsgType::Notification if m.msg_id == MsgId::COW_BROKEN => self.cow_broken += 1,
                 MsgType::Notification if m.msg_id == MsgId::FAULT_UNSERVED => {
-                    self.fault_unserved += 1
+                    self.fault_unserved += 1;
+                    self.last_unserved = m.payload.get(..16).and_then(|p| p.try_into().ok());
+                }
+                MsgType::Notification if m.msg_id == MsgId::QUOTA_EXHAUSTED => {
+                    self.notifications += 1;
+                    self.last_quota = m.payload.get(..24).and_then(|p| p.try_into().ok());
                 }
                 _ => self.notifications += 1,
             }
