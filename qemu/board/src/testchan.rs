@@ -18,6 +18,7 @@
 //! | `CHECK` 0xC600_9F06 | HLOS | → x1 the isolation checker's violations (printed) |
 //! | `PROTECT` 0xC600_9F08 | HLOS | x1 VMID, x2 buffer, x3 count: make the VM protected with these SHA-256 digests (32 bytes each, at most 16), as its config's `protected` would (`Rm::set_vm_protected`) → x0 error (`ARGUMENT_INVALID`: no such VM) |
 //! | `POP` 0xC600_9F07 | HLOS | x1 VMID, x2 buffer, x3 size: for a VM without running vCPUs (one that exited or was stopped: its agent is gone), the next packet waiting in its receive queue, as msgqueue_receive would give it → x0 error (`ARGUMENT_INVALID` if the VM runs: ask its agent), x1 size |
+//! | `PENDING` 0xC600_9F09 | HLOS | x1 VMID → x1 how many packets wait in that VM's receive queue (0: `msgqueue_receive` would find it empty), so the runner asks a VM's agent to receive only when there is something to receive |
 //!
 //! A posted command raises the agent's RM-RPC receive interrupt and a reply HLOS's, only
 //! to end their WFI waits sooner (both poll; a spurious interrupt there is harmless: they
@@ -42,7 +43,7 @@ use crate::{println, sched};
 
 /// First and last call of the channel.
 const FIRST: u64 = 0xC600_9F00;
-const LAST: u64 = 0xC600_9F08;
+const LAST: u64 = 0xC600_9F09;
 const POST: u64 = FIRST;
 const TAKE: u64 = FIRST + 1;
 const REPLY: u64 = FIRST + 2;
@@ -52,6 +53,7 @@ const CENSUS: u64 = FIRST + 5;
 const CHECK: u64 = FIRST + 6;
 const POP: u64 = FIRST + 7;
 const PROTECT: u64 = FIRST + 8;
+const PENDING: u64 = FIRST + 9;
 /// Most digests PROTECT takes.
 const MAX_DIGESTS: u64 = 16;
 /// A command is already pending for that VM.
@@ -131,6 +133,13 @@ pub fn handle(vmid: Vmid, gen: u32, frame: &mut Frame) -> bool {
                     Err(ReceiveError::Address) => [ADDR_INVALID, 0, 0],
                 }
             }
+            PENDING if hlos => [
+                OK,
+                core.vms
+                    .get(&(x[1] as Vmid))
+                    .map_or(0, |v| v.rx.len() as u64),
+                0,
+            ],
             PROTECT if hlos => {
                 if x[3] > MAX_DIGESTS {
                     return [ARGUMENT_SIZE, 0, 0];

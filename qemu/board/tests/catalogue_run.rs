@@ -24,7 +24,7 @@ mod boot_contract;
 #[path = "../../qemu_binary.rs"]
 mod qemu_binary;
 
-const SMP: u32 = 4;
+const SMP: u32 = 2;
 /// At least this many golden or copy-on-write cases, and authorization cases, must pass in
 /// QEMU (what the catalogue had when the runner landed: a change that skips more of them
 /// in QEMU must say so here).

@@ -199,6 +199,11 @@ pub struct Case {
     pub needs: Vec<Need>,
     /// What it does.
     pub steps: Vec<Step>,
+    /// How many of the first steps build a world the next cases may share (0: none). A
+    /// runner may keep that world for the next case whose first `world` steps are the same,
+    /// instead of cleaning it up and building it again, if this case left the RM's state
+    /// exactly as the world's steps made it ([`Case::shared_world`]).
+    pub world: usize,
 }
 
 /// A new case.
@@ -208,6 +213,7 @@ pub fn case(name: &'static str, tags: &[Tag]) -> Case {
         tags: tags.to_vec(),
         needs: Vec::new(),
         steps: Vec::new(),
+        world: 0,
     }
 }
 
@@ -227,6 +233,15 @@ impl Case {
         n.sort();
         n.dedup();
         n
+    }
+
+    /// The steps so far build a world that cases starting with the same steps may share:
+    /// a runner keeps it for the next such case when this one leaves the RM's state digest
+    /// as the world's steps left it, the case made no resource the clean-up would undo and
+    /// wrote no guest memory (see `run.rs`).
+    pub fn shared_world(mut self) -> Case {
+        self.world = self.steps.len();
+        self
     }
 
     /// Declare a need.

@@ -50,7 +50,8 @@ impl Select {
 }
 
 /// Run the selected cases in order, one line per case through `out`, then the totals
-/// (`N passed, M failed`).
+/// (`N passed, M failed, K skipped`). Consecutive cases that start with the same shared
+/// world ([`Case::shared_world`]) run in one instance of it when each leaves it as it was.
 pub fn run_all<T: Target>(
     t: &mut T,
     cases: &[Case],
@@ -59,8 +60,15 @@ pub fn run_all<T: Target>(
 ) -> Summary {
     let mut s = Summary::default();
     let mut seq: u16 = 0x100;
-    for c in cases.iter().filter(|c| select.wants(c)) {
-        match run_case(t, c, &mut seq) {
+    let wanted: Vec<&Case> = cases.iter().filter(|c| select.wants(c)).collect();
+    let mut kept = None;
+    for (i, c) in wanted.iter().enumerate() {
+        // The next case this target runs: the world is kept only for it.
+        let next = wanted[i + 1..]
+            .iter()
+            .copied()
+            .find(|n| missing(t, n).is_empty());
+        match run_case_in(t, c, &mut seq, &mut kept, next) {
             Outcome::Passed => {
                 s.passed += 1;
                 out(&format!("ok      {}", c.name));
@@ -85,17 +93,97 @@ pub fn run_all<T: Target>(
 
 /// Run one case (and its clean-up). `seq` is the runner's request counter.
 pub fn run_case<T: Target>(t: &mut T, c: &Case, seq: &mut u16) -> Outcome {
-    let missing: Vec<Need> = c.all_needs().into_iter().filter(|n| !t.has(*n)).collect();
+    run_case_in(t, c, seq, &mut None, None)
+}
+
+fn missing<T: Target>(t: &T, c: &Case) -> Vec<Need> {
+    c.all_needs().into_iter().filter(|n| !t.has(*n)).collect()
+}
+
+/// A world a case built and left as it was, kept for the next case that starts with the
+/// same steps.
+struct Kept {
+    /// The steps that built it.
+    steps: Vec<Step>,
+    /// The runner's state right after them.
+    vars: Vars,
+    known: Vec<u16>,
+    tracked: Tracked,
+    /// The RM's state digest right after them.
+    digest: u64,
+    /// The census before the world was built (compared after its clean-up).
+    census: Option<Vec<(&'static str, u64)>>,
+}
+
+/// Whether `c` starts with the world `steps` built.
+fn shares(c: &Case, steps: &[Step]) -> bool {
+    c.world == steps.len() && c.world > 0 && c.steps[..c.world] == *steps
+}
+
+/// Run `c`, in `kept` if it starts with that world; keep its world for `next` if `next`
+/// starts with it and `c` left it as it was, else clean up.
+fn run_case_in<T: Target>(
+    t: &mut T,
+    c: &Case,
+    seq: &mut u16,
+    kept: &mut Option<Kept>,
+    next: Option<&Case>,
+) -> Outcome {
+    let missing = missing(t, c);
     if !missing.is_empty() {
         return Outcome::Skipped(missing);
     }
-    let census_before = t.census();
-    let mut r = Run::new(t, *seq);
+    let resumed = kept.take().filter(|k| shares(c, &k.steps));
+    let (census_before, mut r, first, mut world) = match resumed {
+        Some(k) => {
+            let mut r = Run::new(t, *seq);
+            r.vars = k.vars.clone();
+            r.known = k.known.clone();
+            r.tracked = k.tracked.clone();
+            // The last case left the world as checked, with this digest.
+            r.state_digest = Some(k.digest);
+            r.checked = Some(k.digest);
+            (k.census.clone(), r, c.world, Some(k))
+        }
+        None => (t.census(), Run::new(t, *seq), 0, None),
+    };
     let mut result = Ok(());
-    for (i, s) in c.steps.iter().enumerate() {
+    for (i, s) in c.steps.iter().enumerate().skip(first) {
         if let Err(e) = r.step(s) {
             result = Err(format!("step {} ({}): {e}", i + 1, describe(s)));
             break;
+        }
+        if c.world > 0 && i + 1 == c.world {
+            // The world is built: what a case resuming it starts from.
+            let now = r.state_digest.or_else(|| r.t.digest());
+            world = now.map(|digest| Kept {
+                steps: c.steps[..c.world].to_vec(),
+                vars: r.vars.clone(),
+                known: r.known.clone(),
+                tracked: r.tracked.clone(),
+                digest,
+                census: census_before.clone(),
+            });
+        }
+    }
+    if result.is_ok() {
+        if let Some(w) = world.filter(|w| next.is_some_and(|n| shares(n, &w.steps))) {
+            // Kept only if the next case would find exactly the world its steps build: the
+            // same RM state (digest), no resource the clean-up would have undone, no guest
+            // memory written (the digest does not cover contents).
+            let wrote = c.steps[c.world..].iter().any(|s| {
+                matches!(s, Step::Write { .. } | Step::Protect { .. })
+                    || matches!(s, Step::Send { msg_id, .. } if *msg_id == ids::SIM_VM_WRITE)
+            });
+            if !wrote
+                && r.tracked == w.tracked
+                && r.drain().is_ok()
+                && r.state_digest.or_else(|| r.t.digest()) == Some(w.digest)
+            {
+                *seq = r.seq;
+                *kept = Some(w);
+                return Outcome::Passed;
+            }
         }
     }
     let cleanup = r.cleanup();
@@ -145,7 +233,7 @@ struct Sent<'r> {
 }
 
 /// Resources a case made, seen in the RM's replies, for the clean-up.
-#[derive(Default)]
+#[derive(Clone, Default, PartialEq, Eq)]
 struct Tracked {
     vms: Vec<u16>,
     parcels: Vec<(u16, u32)>,
@@ -159,6 +247,11 @@ struct Run<'a, T: Target> {
     known: Vec<u16>,
     rx: BTreeMap<u16, Rx>,
     tracked: Tracked,
+    /// The RM's state digest as it is now, if a step proved it (an exchange that had to
+    /// leave the state unchanged did) and nothing that could change the state happened since.
+    state_digest: Option<u64>,
+    /// The digest of the last state the target's check passed on, if known.
+    checked: Option<u64>,
 }
 
 fn u32_at(b: &[u8], off: usize) -> Option<u32> {
@@ -181,6 +274,8 @@ impl<'a, T: Target> Run<'a, T> {
             known: alloc::vec![ids::HLOS],
             rx: BTreeMap::new(),
             tracked: Tracked::default(),
+            state_digest: None,
+            checked: None,
         }
     }
 
@@ -403,17 +498,24 @@ impl<'a, T: Target> Run<'a, T> {
         for e in exps {
             self.vm(e.to)?;
         }
-        let before = if unchanged { self.t.digest() } else { None };
+        let known = self.state_digest.take();
+        let before = if unchanged {
+            known.or_else(|| self.t.digest())
+        } else {
+            None
+        };
         for p in packets {
             self.t.send(sent.from, p).map_err(|e| e.0)?;
         }
         let got = self.collect()?;
         self.track(sent.from, sent.msg_id, sent.request, &got);
         self.expect(exps, &got, sent.seq, sent.msg_id)?;
-        if let (Some(b), Some(a)) = (before, self.t.digest()) {
-            if a != b {
+        if let Some(b) = before {
+            let a = self.t.digest();
+            if a != Some(b) {
                 return Err(String::from("the RM's state changed"));
             }
+            self.state_digest = a;
         }
         Ok(())
     }
@@ -437,6 +539,14 @@ impl<'a, T: Target> Run<'a, T> {
     }
 
     fn step(&mut self, s: &Step) -> Result<(), String> {
+        // Whether the step can change nothing the checker looks at once the digest says so.
+        let pure = matches!(
+            s,
+            Step::Send { .. } | Step::Raw { .. } | Step::Let(..) | Step::Blob(..)
+        );
+        if !pure {
+            self.state_digest = None;
+        }
         match s {
             Step::Send {
                 from,
@@ -559,7 +669,14 @@ impl<'a, T: Target> Run<'a, T> {
             }
             Step::Blob(v, b) => self.vars.set_blob(v, b.clone()),
         }
-        self.t.check()
+        if pure && self.state_digest.is_some() && self.state_digest == self.checked {
+            // The state is the one the last check passed on (equal digests): the isolation
+            // checker would find the same.
+            return Ok(());
+        }
+        self.t.check()?;
+        self.checked = self.state_digest;
+        Ok(())
     }
 
     /// One clean-up request as `from`; its answer does not matter.

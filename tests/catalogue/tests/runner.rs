@@ -6,7 +6,10 @@ use gunyah_rm_catalogue::dsl::*;
 use gunyah_rm_catalogue::host::Host;
 use gunyah_rm_catalogue::ids::{err, st, *};
 use gunyah_rm_catalogue::wire::{header, ty};
-use gunyah_rm_catalogue::{run_case, Outcome, Tmpl, Want};
+use gunyah_rm_catalogue::{
+    run_all, run_case, Access, Image, Need, Outcome, Params, Select, Target, TargetError, Tmpl,
+    Want,
+};
 
 fn outcome(c: &Case) -> Outcome {
     let mut host = Host::new();
@@ -124,9 +127,106 @@ fn a_qemu_like_target_refuses_a_vm_without_a_running_vcpu() {
         other => panic!("should fail, got {other:?}"),
     }
     // Declared, it is skipped there.
-    let c = c.needs(gunyah_rm_catalogue::Need::SendWithoutVcpu);
+    let c = c.needs(Need::SendWithoutVcpu);
     assert!(matches!(
         run_case(&mut host, &c, &mut seq),
         Outcome::Skipped(_)
     ));
+}
+
+/// The host target, counting the VM_ALLOC_VMID requests HLOS sends (one per world built).
+struct Counting {
+    host: Host,
+    allocs: usize,
+}
+
+impl Target for Counting {
+    fn name(&self) -> &str {
+        "counting host"
+    }
+    fn params(&self) -> Params {
+        self.host.params()
+    }
+    fn has(&self, need: Need) -> bool {
+        self.host.has(need)
+    }
+    fn send(&mut self, from: u16, packet: &[u8]) -> Result<(), TargetError> {
+        if from == HLOS && packet.get(4..8) == Some(&VM_ALLOC.to_le_bytes()[..]) {
+            self.allocs += 1;
+        }
+        self.host.send(from, packet)
+    }
+    fn recv(&mut self, to: u16) -> Result<Option<Vec<u8>>, TargetError> {
+        self.host.recv(to)
+    }
+    fn read(&mut self, vm: u16, ipa: u64, len: usize) -> Result<Access, TargetError> {
+        self.host.read(vm, ipa, len)
+    }
+    fn write(&mut self, vm: u16, ipa: u64, data: &[u8]) -> Result<Access, TargetError> {
+        self.host.write(vm, ipa, data)
+    }
+    fn stage_image(&mut self, vm: u16, ipa: u64) -> Result<Image, TargetError> {
+        self.host.stage_image(vm, ipa)
+    }
+    fn digest(&mut self) -> Option<u64> {
+        self.host.digest()
+    }
+    fn census(&mut self) -> Option<Vec<(&'static str, u64)>> {
+        self.host.census()
+    }
+    fn check(&mut self) -> Result<(), String> {
+        self.host.check()
+    }
+}
+
+/// Run `cases` in order; (passed, worlds built).
+fn run_counting(cases: &[Case]) -> (usize, usize) {
+    let mut t = Counting {
+        host: Host::new(),
+        allocs: 0,
+    };
+    let s = run_all(&mut t, cases, &Select::default(), &mut |_| {});
+    assert_eq!(s.failed, 0);
+    (s.passed, t.allocs)
+}
+
+/// A world of one running VM T, shared; then T asks to allocate a VMID (DENIED: refused,
+/// nothing changes).
+fn on_world(name: &'static str) -> Case {
+    case(name, &[Tag::Authorization])
+        .boot(T, Upto::Running)
+        .shared_world()
+}
+
+#[test]
+fn cases_that_leave_a_shared_world_as_it_was_run_in_one_instance_of_it() {
+    let refused = |name| {
+        on_world(name)
+            .send(T.vm, VM_ALLOC, vmid_req(0u16))
+            .err(err::DENIED)
+    };
+    let cases = [refused("first"), refused("second"), refused("third")];
+    assert_eq!(run_counting(&cases), (3, 1));
+}
+
+#[test]
+fn a_case_that_changes_a_shared_world_does_not_pass_it_on() {
+    // HLOS gives T a gmem pool: granted, a change the clean-up does not track (only the
+    // state digest shows it), so the next case builds the world again.
+    let changes = on_world("changes")
+        .send(HLOS, GMEM_CREATE, gmem_create(PAGE, T.id()))
+        .ok_data(Tmpl::new().any(4));
+    let refused = on_world("refused")
+        .send(T.vm, VM_ALLOC, vmid_req(0u16))
+        .err(err::DENIED);
+    assert_eq!(run_counting(&[changes, refused.clone()]), (2, 2));
+    // A case that does not start with the same steps never gets the world either: it
+    // allocates T and U itself (3 allocations in all).
+    let other = case("other", &[Tag::Authorization])
+        .boot(T, Upto::Running)
+        .boot(U, Upto::Load)
+        .shared_world()
+        .send(T.vm, VM_ALLOC, vmid_req(0u16))
+        .err(err::DENIED);
+    assert_eq!(run_counting(&[refused, other]), (2, 3));
 }

@@ -16,6 +16,7 @@ const CENSUS: u64 = 0xC600_9F05;
 const CHECK: u64 = 0xC600_9F06;
 const POP: u64 = 0xC600_9F07;
 const PROTECT: u64 = 0xC600_9F08;
+const PENDING: u64 = 0xC600_9F09;
 
 /// Largest command or reply the board takes.
 pub const MAX: usize = 8192;
@@ -123,6 +124,16 @@ pub fn pop(vmid: u16, buf: &mut [u8]) -> Result<Option<usize>, u64> {
         hvc::OK => Ok(Some(len as usize)),
         hvc::MSGQUEUE_EMPTY => Ok(None),
         e => Err(e),
+    }
+}
+
+/// HLOS: how many packets wait in `vmid`'s receive queue.
+pub fn pending(vmid: u16) -> Result<u64, u64> {
+    let [err, n, _] = hvc::call(PENDING, vmid.into(), 0, 0, 0);
+    if err == hvc::OK {
+        Ok(n)
+    } else {
+        Err(err)
     }
 }
 

@@ -4,7 +4,7 @@
 //!   writes of its own RAM with its own vCPU (an access the RM does not serve comes back as
 //!   the abort the board injects).
 //! * As another VM: a command to that VM's agent over the board's test channel
-//!   (`chan.rs`); a VM without running vCPUs has no agent, so acting as it is an error
+//!   (`chan.rs`; a receive only when the board says a packet waits for that VM); a VM without running vCPUs has no agent, so acting as it is an error
 //!   (the cases that need it declare `send-without-vcpu` and are skipped here).
 //! * State: the board's digest of `Rm::snapshot`, its census and its isolation checker,
 //!   through the same channel, which also marks a VM protected (`protect`, as its config's
@@ -228,6 +228,17 @@ impl Target for Board {
                 hvc::MSGQUEUE_EMPTY => Ok(None),
                 e => Err(err(format!("HLOS's msgqueue_receive: error {e}"))),
             };
+        }
+        // Nothing waits: the agent would find its queue empty (asking it costs a round
+        // trip through the scheduler).
+        match chan::pending(to) {
+            Ok(0) => return Ok(None),
+            Ok(_) => {}
+            Err(e) => {
+                return Err(err(format!(
+                    "test channel PENDING for VM {to:#x}: error {e}"
+                )))
+            }
         }
         // A VM without running vCPUs has no agent: the board hands over what waits in its
         // receive queue (e.g. the reply to its own VM_EXIT).

@@ -8,7 +8,7 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use crate::case::{case, Case, Need, Tag::*};
+use crate::case::{case, Case, Need, Step, Tag::*};
 use crate::dsl::*;
 use crate::ids::{err::*, golden as gf, notify as nf, rights, st, trans, *};
 use crate::tmpl::{Tmpl, Val};
@@ -543,27 +543,49 @@ fn callers() -> [(Val, &'static str); 3] {
 }
 
 pub fn cases() -> Vec<Case> {
-    let mut v = Vec::new();
+    // (case, whether the RM grants it: a granted request may change the world).
+    let mut v: Vec<(Case, bool)> = Vec::new();
     for r in rows() {
+        let start = |name| (r.setup)(world(case(name, &[Authorization]))).shared_world();
         for (i, (who, tag)) in callers().into_iter().enumerate() {
             let name: &'static str = String::leak(format!("who_{}_from_{tag}", r.name));
-            let c = (r.setup)(world(case(name, &[Authorization]))).send(who, r.id, (r.body)());
+            let c = start(name).send(who, r.id, (r.body)());
             v.push(match r.ans[i] {
-                Ok(f) => f(c, who),
-                Err(code) => c.err(code),
-                ErrHyp(code) => c.reply(code, Tmpl::new().any(4)).unchanged(),
+                Ok(f) => (f(c, who), true),
+                Err(code) => (c.err(code), false),
+                ErrHyp(code) => (c.reply(code, Tmpl::new().any(4)).unchanged(), false),
             });
         }
         // L (LOAD) and D (deallocated) have no RM queue: dropped, nothing changes.
         for (s, tag) in [(L, "a_vm_in_load"), (D, "a_deallocated_vmid")] {
             let name: &'static str = String::leak(format!("who_{}_from_{tag}", r.name));
-            v.push(
-                (r.setup)(world(case(name, &[Authorization])))
+            v.push((
+                start(name)
                     .needs(Need::SendWithoutVcpu)
                     .dropped(s.id(), r.id, (r.body)()),
-            );
+                false,
+            ));
         }
     }
+    // Cases on the same world next to each other, refusals (which leave it as it was)
+    // before grants: a runner builds each world once per run of cases that keep it.
+    let mut worlds: Vec<Vec<Step>> = Vec::new();
+    let mut keyed: Vec<(usize, bool, Case)> = v
+        .into_iter()
+        .map(|(c, granted)| {
+            let w = &c.steps[..c.world];
+            let k = match worlds.iter().position(|x| x == w) {
+                Some(k) => k,
+                None => {
+                    worlds.push(w.to_vec());
+                    worlds.len() - 1
+                }
+            };
+            (k, granted, c)
+        })
+        .collect();
+    keyed.sort_by_key(|(k, granted, _)| (*k, *granted));
+    let mut v: Vec<Case> = keyed.into_iter().map(|(_, _, c)| c).collect();
     v.extend(links());
     v
 }
