@@ -19,6 +19,7 @@
 //! | `PROTECT` 0xC600_9F08 | HLOS | x1 VMID, x2 buffer, x3 count: make the VM protected with these SHA-256 digests (32 bytes each, at most 16), as its config's `protected` would (`Rm::set_vm_protected`) → x0 error (`ARGUMENT_INVALID`: no such VM) |
 //! | `POP` 0xC600_9F07 | HLOS | x1 VMID, x2 buffer, x3 size: for a VM without running vCPUs (one that exited or was stopped: its agent is gone), the next packet waiting in its receive queue, as msgqueue_receive would give it → x0 error (`ARGUMENT_INVALID` if the VM runs: ask its agent), x1 size |
 //! | `PENDING` 0xC600_9F09 | HLOS | x1 VMID → x1 how many packets wait in that VM's receive queue (0: `msgqueue_receive` would find it empty), so the runner asks a VM's agent to receive only when there is something to receive |
+//! | `SENDER` 0xC600_9F0A | HLOS | x1 VMID → x1 bit 0: a vCPU of it runs (something executes as it), bit 1: the RM holds a message-queue link for it; with neither, nothing can send to the RM as that VM |
 //!
 //! A posted command raises the agent's RM-RPC receive interrupt and a reply HLOS's, only
 //! to end their WFI waits sooner (both poll; a spurious interrupt there is harmless: they
@@ -43,7 +44,7 @@ use crate::{println, sched};
 
 /// First and last call of the channel.
 const FIRST: u64 = 0xC600_9F00;
-const LAST: u64 = 0xC600_9F09;
+const LAST: u64 = 0xC600_9F0A;
 const POST: u64 = FIRST;
 const TAKE: u64 = FIRST + 1;
 const REPLY: u64 = FIRST + 2;
@@ -54,6 +55,7 @@ const CHECK: u64 = FIRST + 6;
 const POP: u64 = FIRST + 7;
 const PROTECT: u64 = FIRST + 8;
 const PENDING: u64 = FIRST + 9;
+const SENDER: u64 = FIRST + 10;
 /// Most digests PROTECT takes.
 const MAX_DIGESTS: u64 = 16;
 /// A command is already pending for that VM.
@@ -140,6 +142,12 @@ pub fn handle(vmid: Vmid, gen: u32, frame: &mut Frame) -> bool {
                     .map_or(0, |v| v.rx.len() as u64),
                 0,
             ],
+            SENDER if hlos => {
+                let target = x[1] as Vmid;
+                let runs = running(core, target).is_some();
+                let link = core.rm.link(target).is_some();
+                [OK, u64::from(runs) | u64::from(link) << 1, 0]
+            }
             PROTECT if hlos => {
                 if x[3] > MAX_DIGESTS {
                     return [ARGUMENT_SIZE, 0, 0];

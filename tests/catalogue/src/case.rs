@@ -81,6 +81,21 @@ pub enum Need {
 }
 
 impl Need {
+    /// Why a target may lack it (printed with the count of cases it keeps from running).
+    pub fn why(self) -> &'static str {
+        match self {
+            Need::SimRpc => {
+                "SIM_VM_READ/SIM_VM_WRITE granted: the simulator's own guest accesses (other \
+                 platforms answer UNIMPLEMENTED); guests here touch memory with their vCPUs"
+            }
+            Need::SendWithoutVcpu => {
+                "an answer to a VM with no running vCPU (READY, EXITED): nothing executes as \
+                 it here to send"
+            }
+            Need::Protect => "marking a VM protected",
+        }
+    }
+
     /// Lower-case name.
     pub fn name(self) -> &'static str {
         match self {
@@ -173,6 +188,9 @@ pub enum Step {
     /// Mark `vm` protected, accepting golden images whose digest is one of the byte
     /// variables or literals given ([`Need::Protect`]).
     Protect { vm: Val, digests: Vec<Digest> },
+    /// `vm` cannot send to the RM at all: no vCPU of it runs and the RM holds no message
+    /// queue link for it ([`crate::Target::sender`]).
+    CannotSend(Val),
     /// Bind a variable to a value.
     Let(Var, Val),
     /// Bind a byte variable to bytes.
@@ -199,11 +217,27 @@ pub struct Case {
     pub needs: Vec<Need>,
     /// What it does.
     pub steps: Vec<Step>,
+    /// What a target lacking a need of this case runs instead, if the property can be
+    /// checked there in another form ([`Case::otherwise`]).
+    pub otherwise: Option<Otherwise>,
     /// How many of the first steps build a world the next cases may share (0: none). A
     /// runner may keep that world for the next case whose first `world` steps are the same,
     /// instead of cleaning it up and building it again, if this case left the RM's state
     /// exactly as the world's steps made it ([`Case::shared_world`]).
     pub world: usize,
+}
+
+/// The form of a case for a target that lacks one of its needs: the same property,
+/// checked the way that target can (e.g. "a VM in LOAD cannot send at all" where the
+/// simulator, which sends as any VMID, checks "what it sends is dropped").
+#[derive(Clone, Debug)]
+pub struct Otherwise {
+    /// The need whose lack selects this form.
+    pub lacking: Need,
+    /// How this form checks the property (printed on the case's line).
+    pub why: &'static str,
+    /// Its steps (same name and tags).
+    pub case: alloc::boxed::Box<Case>,
 }
 
 /// A new case.
@@ -213,6 +247,7 @@ pub fn case(name: &'static str, tags: &[Tag]) -> Case {
         tags: tags.to_vec(),
         needs: Vec::new(),
         steps: Vec::new(),
+        otherwise: None,
         world: 0,
     }
 }
@@ -221,8 +256,10 @@ impl Case {
     /// Everything this case needs, declared or found in its steps.
     pub fn all_needs(&self) -> Vec<Need> {
         let mut n = self.needs.clone();
+        // A SIM_VM_* request that must be refused (state unchanged) is refused by the rules
+        // before any access: every target answers it alike.
         let sim = self.steps.iter().any(|s| {
-            matches!(s, Step::Send { msg_id, .. } if *msg_id == ids::SIM_VM_READ || *msg_id == ids::SIM_VM_WRITE)
+            matches!(s, Step::Send { msg_id, unchanged: false, .. } if *msg_id == ids::SIM_VM_READ || *msg_id == ids::SIM_VM_WRITE)
         });
         if sim {
             n.push(Need::SimRpc);
@@ -242,6 +279,22 @@ impl Case {
     pub fn shared_world(mut self) -> Case {
         self.world = self.steps.len();
         self
+    }
+
+    /// On a target lacking `lacking`, run `form` (same name and tags) instead: the same
+    /// property checked the way that target can; `why` says how.
+    pub fn otherwise(mut self, lacking: Need, why: &'static str, form: Case) -> Case {
+        self.otherwise = Some(Otherwise {
+            lacking,
+            why,
+            case: alloc::boxed::Box::new(form),
+        });
+        self
+    }
+
+    /// `vm` cannot send to the RM at all ([`Step::CannotSend`]).
+    pub fn cannot_send(self, vm: impl Into<Val>) -> Case {
+        self.step(Step::CannotSend(vm.into()))
     }
 
     /// Declare a need.

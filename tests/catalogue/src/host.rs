@@ -14,7 +14,7 @@ use gunyah_rm::Rm;
 
 use crate::case::Need;
 pub use crate::dtb::tiny_dtb;
-use crate::target::{Access, Image, Params, Target, TargetError};
+use crate::target::{Access, Image, Params, Sender, Target, TargetError};
 
 /// HLOS RAM of the default simulator: 1 GiB at 0x4000_0000, IPA = PA.
 const HLOS_RAM: (u64, u64) = (0x4000_0000, 0x4000_0000);
@@ -107,6 +107,15 @@ impl Target for Host {
     fn has(&self, need: Need) -> bool {
         // The QEMU board marks a VM protected through its test channel.
         !self.qemu_like || need == Need::Protect
+    }
+
+    fn sender(&mut self, vm: u16) -> Option<Sender> {
+        // A RUNNING VM's vCPUs run (as on the board); the simulator itself could inject a
+        // packet as any VMID, which is what `send-without-vcpu` cases use.
+        Some(Sender {
+            runs: self.rm.vm_state(vm) == Some(gunyah_rm::vm::VmState::Running),
+            link: self.rm.link(vm).is_some(),
+        })
     }
 
     fn send(&mut self, from: u16, packet: &[u8]) -> Result<(), TargetError> {

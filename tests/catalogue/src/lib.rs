@@ -38,7 +38,7 @@ pub mod host;
 pub use case::{case, Case, Need, Step, Tag, Want};
 pub use cases::catalogue;
 pub use run::{run_all, run_case, Outcome, Select, Summary};
-pub use target::{Access, Image, Params, Target, TargetError};
+pub use target::{Access, Image, Params, Sender, Target, TargetError};
 pub use tmpl::{at, Tmpl, Val, Var};
 
 /// Bytes of HLOS RAM a target gives the cases ([`Params::scratch`]).

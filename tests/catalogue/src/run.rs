@@ -9,7 +9,7 @@ use alloc::vec::Vec;
 
 use crate::case::{Case, Digest, Exp, Kind, Need, Step, Tag, Want};
 use crate::ids::{self, err};
-use crate::target::{Access, Target};
+use crate::target::{Access, Sender, Target};
 use crate::tmpl::{Tmpl, Vars};
 use crate::wire::{self, Msg, Rx};
 
@@ -18,6 +18,9 @@ use crate::wire::{self, Msg, Rx};
 pub enum Outcome {
     /// Every step did what the case says.
     Passed,
+    /// Every step of the case's form for this target ([`Case::otherwise`]) did; the text
+    /// says how that form checks the property.
+    PassedAs(&'static str),
     /// A step did not; the text says which and how.
     Failed(String),
     /// The target lacks something the case needs.
@@ -28,6 +31,8 @@ pub enum Outcome {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Summary {
     pub passed: usize,
+    /// Of `passed`, the cases that ran their form for this target.
+    pub passed_as: usize,
     pub failed: usize,
     pub skipped: usize,
 }
@@ -62,16 +67,21 @@ pub fn run_all<T: Target>(
     let mut seq: u16 = 0x100;
     let wanted: Vec<&Case> = cases.iter().filter(|c| select.wants(c)).collect();
     let mut kept = None;
+    let mut not_run: BTreeMap<Need, usize> = BTreeMap::new();
     for (i, c) in wanted.iter().enumerate() {
         // The next case this target runs: the world is kept only for it.
         let next = wanted[i + 1..]
             .iter()
-            .copied()
-            .find(|n| missing(t, n).is_empty());
+            .find_map(|n| form(t, n).ok().map(|f| f.0));
         match run_case_in(t, c, &mut seq, &mut kept, next) {
             Outcome::Passed => {
                 s.passed += 1;
                 out(&format!("ok      {}", c.name));
+            }
+            Outcome::PassedAs(why) => {
+                s.passed += 1;
+                s.passed_as += 1;
+                out(&format!("ok      {} (as: {why})", c.name));
             }
             Outcome::Failed(why) => {
                 s.failed += 1;
@@ -79,10 +89,26 @@ pub fn run_all<T: Target>(
             }
             Outcome::Skipped(n) => {
                 s.skipped += 1;
+                for need in &n {
+                    *not_run.entry(*need).or_insert(0) += 1;
+                }
                 let names: Vec<&str> = n.iter().map(|n| n.name()).collect();
                 out(&format!("skipped {} (needs {})", c.name, names.join(", ")));
             }
         }
+    }
+    if s.passed_as > 0 {
+        out(&format!(
+            "{} of the passed cases ran their form for this target (lines with \"as:\")",
+            s.passed_as
+        ));
+    }
+    for (need, n) in not_run {
+        out(&format!(
+            "not runnable here: {n} cases need {} ({})",
+            need.name(),
+            need.why()
+        ));
     }
     out(&format!(
         "{} passed, {} failed, {} skipped",
@@ -98,6 +124,21 @@ pub fn run_case<T: Target>(t: &mut T, c: &Case, seq: &mut u16) -> Outcome {
 
 fn missing<T: Target>(t: &T, c: &Case) -> Vec<Need> {
     c.all_needs().into_iter().filter(|n| !t.has(*n)).collect()
+}
+
+/// What `t` runs for `c`: `c` itself (no text), or its form for a target that lacks what
+/// `c` needs (with how it checks the property); else the needs `t` lacks.
+fn form<'c, T: Target>(t: &T, c: &'c Case) -> Result<(&'c Case, Option<&'static str>), Vec<Need>> {
+    let lacks = missing(t, c);
+    if lacks.is_empty() {
+        return Ok((c, None));
+    }
+    match &c.otherwise {
+        Some(o) if lacks.contains(&o.lacking) && missing(t, &o.case).is_empty() => {
+            Ok((&o.case, Some(o.why)))
+        }
+        _ => Err(lacks),
+    }
 }
 
 /// A world a case built and left as it was, kept for the next case that starts with the
@@ -129,10 +170,14 @@ fn run_case_in<T: Target>(
     kept: &mut Option<Kept>,
     next: Option<&Case>,
 ) -> Outcome {
-    let missing = missing(t, c);
-    if !missing.is_empty() {
-        return Outcome::Skipped(missing);
-    }
+    let (c, why) = match form(t, c) {
+        Ok(f) => f,
+        Err(lacks) => return Outcome::Skipped(lacks),
+    };
+    let passed = match why {
+        Some(w) => Outcome::PassedAs(w),
+        None => Outcome::Passed,
+    };
     let resumed = kept.take().filter(|k| shares(c, &k.steps));
     let (census_before, mut r, first, mut world) = match resumed {
         Some(k) => {
@@ -182,7 +227,7 @@ fn run_case_in<T: Target>(
             {
                 *seq = r.seq;
                 *kept = Some(w);
-                return Outcome::Passed;
+                return passed;
             }
         }
     }
@@ -198,7 +243,7 @@ fn run_case_in<T: Target>(
         ));
     }
     match result {
-        Ok(()) => Outcome::Passed,
+        Ok(()) => passed,
         Err(e) => {
             if census_before != t.census() {
                 // Later cases must start from the usual world.
@@ -219,6 +264,7 @@ fn describe(s: &Step) -> String {
         Step::Write { vm, ipa, data, .. } => format!("{vm:?} writes {} at {ipa:?}", data.len()),
         Step::Stage { vm, .. } => format!("stage an image for {vm:?}"),
         Step::Protect { vm, .. } => format!("protect {vm:?}"),
+        Step::CannotSend(vm) => format!("{vm:?} cannot send"),
         Step::Let(v, x) => format!("let {v} = {x:?}"),
         Step::Blob(v, b) => format!("let {v} = {} bytes", b.len()),
     }
@@ -542,7 +588,11 @@ impl<'a, T: Target> Run<'a, T> {
         // Whether the step can change nothing the checker looks at once the digest says so.
         let pure = matches!(
             s,
-            Step::Send { .. } | Step::Raw { .. } | Step::Let(..) | Step::Blob(..)
+            Step::Send { .. }
+                | Step::Raw { .. }
+                | Step::Let(..)
+                | Step::Blob(..)
+                | Step::CannotSend(_)
         );
         if !pure {
             self.state_digest = None;
@@ -662,6 +712,17 @@ impl<'a, T: Target> Run<'a, T> {
                     });
                 }
                 self.t.protect(vm, &ds).map_err(|e| e.0)?;
+            }
+            Step::CannotSend(vm) => {
+                let vm = self.vm(*vm)?;
+                match self.t.sender(vm) {
+                    Some(Sender {
+                        runs: false,
+                        link: false,
+                    }) => {}
+                    Some(s) => return Err(format!("VM {vm:#x} could send: {s:?}")),
+                    None => return Err(String::from("the target cannot tell who may send")),
+                }
             }
             Step::Let(v, x) => {
                 let x = self.vars.eval(*x)?;

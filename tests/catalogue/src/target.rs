@@ -45,6 +45,15 @@ pub struct Image {
     pub dtb_size: u64,
 }
 
+/// Whether anything could send to the RM as a VM ([`Target::sender`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sender {
+    /// A vCPU of it runs (something executes as it).
+    pub runs: bool,
+    /// The RM holds a message-queue link for it (what it sends would reach the RM).
+    pub link: bool,
+}
+
 /// A target could not do what it was asked (not a wrong answer from the RM: the case
 /// fails with this text).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -103,6 +112,13 @@ pub trait Target {
     fn protect(&mut self, vm: u16, digests: &[[u8; 32]]) -> Result<(), TargetError> {
         let _ = (vm, digests);
         Err(TargetError(String::from("protect is not supported")))
+    }
+
+    /// Whether `vm` could send to the RM: a vCPU of it runs, the RM holds its link. `None`
+    /// if the target cannot tell.
+    fn sender(&mut self, vm: u16) -> Option<Sender> {
+        let _ = vm;
+        None
     }
 
     /// Start again from a clean RM (after a case failed and its clean-up did not bring the

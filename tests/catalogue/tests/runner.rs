@@ -230,3 +230,55 @@ fn a_case_that_changes_a_shared_world_does_not_pass_it_on() {
         .err(err::DENIED);
     assert_eq!(run_counting(&[refused, other]), (2, 3));
 }
+
+#[test]
+fn cannot_send_fails_for_a_vm_that_could_send() {
+    // READY: no vCPU runs, but the RM holds its link; RUNNING: both.
+    let c = case("ready", &[Tag::Authorization])
+        .boot(T, Upto::Ready)
+        .cannot_send(T.vm);
+    fails_with(c, "could send");
+    let c = case("running", &[Tag::Authorization])
+        .boot(T, Upto::Running)
+        .cannot_send(T.vm);
+    fails_with(c, "could send");
+    let c = case("load", &[Tag::Authorization])
+        .boot(T, Upto::Load)
+        .cannot_send(T.vm);
+    assert_eq!(outcome(&c), Outcome::Passed);
+}
+
+#[test]
+fn a_target_lacking_a_need_runs_the_cases_other_form() {
+    let load = || case("load_sender", &[Tag::Authorization]).boot(T, Upto::Load);
+    let c = load()
+        .needs(Need::SendWithoutVcpu)
+        .dropped(T.vm, VM_GET_VMID, Tmpl::new())
+        .otherwise(
+            Need::SendWithoutVcpu,
+            "cannot send",
+            load().cannot_send(T.vm),
+        );
+    let mut seq = 1;
+    // The simulator sends as T: dropped.
+    assert_eq!(run_case(&mut Host::new(), &c, &mut seq), Outcome::Passed);
+    // A QEMU-like target runs the other form, and it can fail there.
+    assert_eq!(
+        run_case(&mut Host::qemu_like(), &c, &mut seq),
+        Outcome::PassedAs("cannot send")
+    );
+    let ready = || case("ready_sender", &[Tag::Authorization]).boot(T, Upto::Ready);
+    let wrong = ready()
+        .needs(Need::SendWithoutVcpu)
+        .send(T.vm, VM_GET_VMID, Tmpl::new())
+        .ok_data(Tmpl::new().u32(T.id()))
+        .otherwise(
+            Need::SendWithoutVcpu,
+            "cannot send",
+            ready().cannot_send(T.vm),
+        );
+    match run_case(&mut Host::qemu_like(), &wrong, &mut seq) {
+        Outcome::Failed(why) => assert!(why.contains("could send"), "{why}"),
+        other => panic!("should fail, got {other:?}"),
+    }
+}

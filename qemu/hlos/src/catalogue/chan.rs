@@ -17,6 +17,7 @@ const CHECK: u64 = 0xC600_9F06;
 const POP: u64 = 0xC600_9F07;
 const PROTECT: u64 = 0xC600_9F08;
 const PENDING: u64 = 0xC600_9F09;
+const SENDER: u64 = 0xC600_9F0A;
 
 /// Largest command or reply the board takes.
 pub const MAX: usize = 8192;
@@ -135,6 +136,12 @@ pub fn pending(vmid: u16) -> Result<u64, u64> {
     } else {
         Err(err)
     }
+}
+
+/// HLOS: (a vCPU of `vmid` runs, the RM holds its message-queue link).
+pub fn sender(vmid: u16) -> Option<(bool, bool)> {
+    let [err, v, _] = hvc::call(SENDER, vmid.into(), 0, 0, 0);
+    (err == hvc::OK).then_some((v & 1 != 0, v & 2 != 0))
 }
 
 /// HLOS: make `vmid` protected, accepting only golden images with these digests.

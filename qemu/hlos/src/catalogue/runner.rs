@@ -5,7 +5,8 @@
 //!   the abort the board injects).
 //! * As another VM: a command to that VM's agent over the board's test channel
 //!   (`chan.rs`; a receive only when the board says a packet waits for that VM); a VM without running vCPUs has no agent, so acting as it is an error
-//!   (the cases that need it declare `send-without-vcpu` and are skipped here).
+//!   (the cases that need it declare `send-without-vcpu`; here they run their board form
+//!   where they have one, e.g. "that VM cannot send", through the channel's `SENDER`).
 //! * State: the board's digest of `Rm::snapshot`, its census and its isolation checker,
 //!   through the same channel, which also marks a VM protected (`protect`, as its config's
 //!   `protected` would).
@@ -22,7 +23,7 @@ use core::fmt::Write as _;
 use buddy_system_allocator::LockedHeap;
 use gunyah_rm_catalogue::dtb::tiny_dtb;
 use gunyah_rm_catalogue::{
-    catalogue, run_all, Access, Image, Need, Params, Select, Target, TargetError,
+    catalogue, run_all, Access, Image, Need, Params, Select, Sender, Target, TargetError,
 };
 
 use crate::chan::{self, HEAD, MAX};
@@ -314,6 +315,10 @@ impl Target for Board {
 
     fn digest(&mut self) -> Option<u64> {
         Some(chan::digest())
+    }
+
+    fn sender(&mut self, vm: u16) -> Option<Sender> {
+        chan::sender(vm).map(|(runs, link)| Sender { runs, link })
     }
 
     fn census(&mut self) -> Option<Vec<(&'static str, u64)>> {

@@ -556,13 +556,19 @@ pub fn cases() -> Vec<Case> {
                 ErrHyp(code) => (c.reply(code, Tmpl::new().any(4)).unchanged(), false),
             });
         }
-        // L (LOAD) and D (deallocated) have no RM queue: dropped, nothing changes.
+        // L (LOAD) and D (deallocated) have no RM queue: dropped, nothing changes. Where
+        // only running vCPUs send (the board), the same rule shows as: they cannot send.
         for (s, tag) in [(L, "a_vm_in_load"), (D, "a_deallocated_vmid")] {
             let name: &'static str = String::leak(format!("who_{}_from_{tag}", r.name));
             v.push((
                 start(name)
                     .needs(Need::SendWithoutVcpu)
-                    .dropped(s.id(), r.id, (r.body)()),
+                    .dropped(s.id(), r.id, (r.body)())
+                    .otherwise(
+                        Need::SendWithoutVcpu,
+                        CANNOT_SEND,
+                        start(name).cannot_send(s.id()),
+                    ),
                 false,
             ));
         }
@@ -590,6 +596,9 @@ pub fn cases() -> Vec<Case> {
     v
 }
 
+/// How the cases whose sender has no RM queue check it where only running vCPUs send.
+const CANNOT_SEND: &str = "it cannot send: no vCPU of it runs and the RM holds no queue for it";
+
 /// A VM's RM queues exist from VM_INIT until its reset (`rm/src/vm.rs` `links_in`):
 /// READY and EXITED VMs are answered; LOAD, INIT, INIT_FAILED and RESET VMs are not.
 fn links() -> Vec<Case> {
@@ -607,14 +616,25 @@ fn links() -> Vec<Case> {
                 .boot(T, Upto::Running)
                 .force_stop(T)
         )),
-        asks(case("a_vm_in_init_is_not_answered", &[Authorization, Lifecycle]).boot(T, Upto::Init))
-            .silent(),
-        asks(
-            case("a_reset_vm_is_not_answered", &[Authorization, Lifecycle])
-                .boot(T, Upto::Ready)
-                .reset_idle(T)
-        )
-        .silent(),
+        {
+            let c = || {
+                case("a_vm_in_init_is_not_answered", &[Authorization, Lifecycle])
+                    .boot(T, Upto::Init)
+            };
+            asks(c())
+                .silent()
+                .otherwise(Need::SendWithoutVcpu, CANNOT_SEND, c().cannot_send(T.vm))
+        },
+        {
+            let c = || {
+                case("a_reset_vm_is_not_answered", &[Authorization, Lifecycle])
+                    .boot(T, Upto::Ready)
+                    .reset_idle(T)
+            };
+            asks(c())
+                .silent()
+                .otherwise(Need::SendWithoutVcpu, CANNOT_SEND, c().cannot_send(T.vm))
+        },
         // Notifications go only to VMs with a link: MEM_SHARED for a VM in LOAD is refused
         // (covered in memparcel); a recall to a running VM arrives (above). §12.1 guest
         // clients: VM_STOP of a VM by a VM that does not own it → VMID_INVALID.
