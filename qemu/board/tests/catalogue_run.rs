@@ -13,8 +13,7 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use gunyah_rm_catalogue::host::Host;
 use gunyah_rm_catalogue::{catalogue, run_all, Select, Tag};
@@ -23,6 +22,10 @@ use gunyah_rm_catalogue::{catalogue, run_all, Select, Tag};
 mod boot_contract;
 #[path = "../../qemu_binary.rs"]
 mod qemu_binary;
+#[path = "../../qemu_test.rs"]
+mod qemu_test;
+
+use qemu_test::{build_bare_metal, run_to_exit};
 
 const SMP: u32 = 2;
 /// At least this many golden or copy-on-write cases, and authorization cases, must pass in
@@ -31,33 +34,32 @@ const SMP: u32 = 2;
 const MIN_GOLDEN_COW: usize = 33;
 const MIN_AUTHORIZATION: usize = 205;
 
-fn build(args: &[&str]) -> PathBuf {
-    let target_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("qemu-board");
-    let status = Command::new(env!("CARGO"))
-        .arg("build")
-        .args(args)
-        .args(["--target", "aarch64-unknown-none", "--release"])
-        .env("CARGO_TARGET_DIR", &target_dir)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .expect("run cargo");
-    assert!(status.success(), "cargo build {args:?} failed");
-    target_dir.join("aarch64-unknown-none/release")
-}
-
 /// The board with the test channel, the raw runner image.
 fn artifacts() -> (PathBuf, PathBuf) {
     // Built in the board's QEMU test directory (its dependencies are shared); the board
     // with the channel is copied aside at once, since the same path holds the board without.
-    let dir = build(&["-p", "gunyah-qemu-board", "--features", "catalogue"]);
+    let dir = build_bare_metal(
+        "qemu-board",
+        &[
+            "-p",
+            "gunyah-qemu-board",
+            "--features",
+            "catalogue",
+            "--release",
+        ],
+    );
     let board = dir.join("gunyah-qemu-board-catalogue");
     std::fs::copy(dir.join("gunyah-qemu-board"), &board).expect("copy the board");
-    let dir = build(&[
-        "-p",
-        "gunyah-qemu-hlos",
-        "--bin",
-        "gunyah-qemu-hlos-catalogue",
-    ]);
+    let dir = build_bare_metal(
+        "qemu-board",
+        &[
+            "-p",
+            "gunyah-qemu-hlos",
+            "--bin",
+            "gunyah-qemu-hlos-catalogue",
+            "--release",
+        ],
+    );
     let elf = dir.join("gunyah-qemu-hlos-catalogue");
     let raw = elf.with_extension("bin");
     let base = boot_contract::elf_to_raw(&elf, &raw).expect("runner image");
@@ -66,36 +68,16 @@ fn artifacts() -> (PathBuf, PathBuf) {
 }
 
 fn boot(board: &Path, dtb: &Path, hlos: &Path) -> (std::process::ExitStatus, String) {
-    let out_path = dtb.with_extension("catalogue-output.txt");
-    let out = std::fs::File::create(&out_path).expect("output file");
-    let mut qemu = boot_contract::qemu_command(
+    let qemu = boot_contract::qemu_command(
         &qemu_binary::qemu_system_aarch64(),
         board,
         dtb,
         hlos,
         SMP,
         false,
-    )
-    .stdin(Stdio::null())
-    .stdout(out)
-    .stderr(Stdio::inherit())
-    .spawn()
-    .expect("qemu-system-aarch64 must be installed (cargo xtask setup)");
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = qemu.try_wait().expect("wait for qemu") {
-            break Some(s);
-        }
-        if start.elapsed() > Duration::from_secs(1500) {
-            let _ = qemu.kill();
-            let _ = qemu.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let output = std::fs::read_to_string(&out_path).unwrap_or_default();
-    let status = status.unwrap_or_else(|| panic!("QEMU hung; output so far:\n{output}"));
-    (status, output)
+    );
+    let out = dtb.with_extension("catalogue-output.txt");
+    run_to_exit(qemu, &out, Duration::from_secs(1500))
 }
 
 /// Names of the cases a runner's lines say passed, failed and were skipped, and its totals

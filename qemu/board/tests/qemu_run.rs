@@ -5,29 +5,22 @@
 //! lines below. The time guard only stops a hung QEMU; it is not a performance threshold.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 #[path = "../../boot_contract.rs"]
 mod boot_contract;
 #[path = "../../qemu_binary.rs"]
 mod qemu_binary;
+#[path = "../../qemu_test.rs"]
+mod qemu_test;
+
+use qemu_test::{build_bare_metal, run_to_exit};
 
 const SMP: u32 = 8;
 
 fn build(package: &str) -> PathBuf {
-    let target_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("qemu-board");
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "-p", package, "--target", "aarch64-unknown-none"])
-        .arg("--release")
-        .env("CARGO_TARGET_DIR", &target_dir)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .expect("run cargo");
-    assert!(status.success(), "building {package} failed");
-    target_dir
-        .join("aarch64-unknown-none/release")
-        .join(package)
+    build_bare_metal("qemu-board", &["-p", package, "--release"]).join(package)
 }
 
 /// The board and the raw HLOS image, ready to boot.
@@ -46,37 +39,17 @@ fn artifacts() -> (PathBuf, PathBuf) {
 
 /// Boot; (exit status, output). Panics if it hangs.
 fn boot(board: &Path, dtb: &Path, hlos: &Path) -> (std::process::ExitStatus, String) {
-    // One output file per DTB: the tests boot in parallel.
-    let out_path = dtb.with_extension("qemu-output.txt");
-    let out = std::fs::File::create(&out_path).expect("output file");
-    let mut qemu = boot_contract::qemu_command(
+    let qemu = boot_contract::qemu_command(
         &qemu_binary::qemu_system_aarch64(),
         board,
         dtb,
         hlos,
         SMP,
         true,
-    )
-    .stdin(Stdio::null())
-    .stdout(out)
-    .stderr(Stdio::inherit())
-    .spawn()
-    .expect("qemu-system-aarch64 must be installed (cargo xtask setup)");
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = qemu.try_wait().expect("wait for qemu") {
-            break Some(s);
-        }
-        if start.elapsed() > Duration::from_secs(300) {
-            let _ = qemu.kill();
-            let _ = qemu.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let output = std::fs::read_to_string(&out_path).unwrap_or_default();
-    let status = status.unwrap_or_else(|| panic!("QEMU hung; output so far:\n{output}"));
-    (status, output)
+    );
+    // One output file per DTB: the tests boot in parallel.
+    let out = dtb.with_extension("qemu-output.txt");
+    run_to_exit(qemu, &out, Duration::from_secs(300))
 }
 
 /// The number after `label` in `line`.
