@@ -299,17 +299,18 @@ unsafe impl TableMemory for HostArena {
     fn free_root(&mut self, pa: u64, count: usize) {
         self.free_pages(pa, count)
     }
-    fn fill_table(&mut self, table_pa: u64, value: &dyn Fn(usize) -> u64) {
+    fn fill_table(&mut self, table_pa: u64, first: u64, step: u64) {
         if self.trace.is_some() {
             for i in 0..crate::ENTRIES_PER_TABLE {
-                self.write_entry(table_pa, i, value(i));
+                self.write_entry(table_pa, i, first.wrapping_add(i as u64 * step));
             }
             return;
         }
         let ptr = self.table_ptr(table_pa);
         for i in 0..crate::ENTRIES_PER_TABLE {
-            // SAFETY: allocated table page (checked by `table_ptr`), `i < 512`.
-            unsafe { AtomicU64::from_ptr(ptr.add(i)).store(value(i), Ordering::Release) };
+            // SAFETY: allocated table page (checked by `table_ptr`), `i < 512`; the table is
+            // not linked yet, so no walker races with these stores.
+            unsafe { ptr.add(i).write(first.wrapping_add(i as u64 * step)) };
         }
     }
     fn write_entry(&mut self, table_pa: u64, index: usize, value: u64) {
@@ -371,8 +372,8 @@ unsafe impl TableMemory for SharedArena {
     fn write_entry(&mut self, table_pa: u64, index: usize, value: u64) {
         self.0.lock().write_entry(table_pa, index, value)
     }
-    fn fill_table(&mut self, table_pa: u64, value: &dyn Fn(usize) -> u64) {
-        self.0.lock().fill_table(table_pa, value)
+    fn fill_table(&mut self, table_pa: u64, first: u64, step: u64) {
+        self.0.lock().fill_table(table_pa, first, step)
     }
 }
 

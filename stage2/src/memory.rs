@@ -100,12 +100,19 @@ pub unsafe trait TableMemory {
         unsafe { AtomicU64::from_ptr(self.table_ptr(table_pa).add(index)).load(Ordering::Acquire) }
     }
 
-    /// Fill all 512 descriptors of a table page that no walker can see yet (a new table being
-    /// prepared) with `value(index)`. The default writes entry by entry with
-    /// [`write_entry`](Self::write_entry); implementations may batch (e.g. take a lock once).
-    fn fill_table(&mut self, table_pa: u64, value: &dyn Fn(usize) -> u64) {
+    /// Fill all 512 descriptors of a table page that no walker can see yet (a block being
+    /// split) with the sequence `first + i * step`: a split block's leaves differ only in their
+    /// output address, which sits in the middle of the descriptor and never carries out of it
+    /// inside one block. The default takes the table's pointer once and writes plain stores
+    /// (the release store that later links the table orders them); implementations that
+    /// override [`write_entry`](Self::write_entry) to observe writes override this too.
+    fn fill_table(&mut self, table_pa: u64, first: u64, step: u64) {
+        let t = self.table_ptr(table_pa);
         for i in 0..crate::ENTRIES_PER_TABLE {
-            self.write_entry(table_pa, i, value(i));
+            // SAFETY: `table_pa` is an allocated table page (trait contract), so `t` is valid
+            // for 512 entries and `i < 512`; no walker can reach the table yet, so nothing races
+            // with these stores.
+            unsafe { t.add(i).write(first.wrapping_add(i as u64 * step)) };
         }
     }
 
@@ -148,7 +155,7 @@ unsafe impl<M: TableMemory + ?Sized> TableMemory for alloc::boxed::Box<M> {
     fn write_entry(&mut self, table_pa: u64, index: usize, value: u64) {
         (**self).write_entry(table_pa, index, value)
     }
-    fn fill_table(&mut self, table_pa: u64, value: &dyn Fn(usize) -> u64) {
-        (**self).fill_table(table_pa, value)
+    fn fill_table(&mut self, table_pa: u64, first: u64, step: u64) {
+        (**self).fill_table(table_pa, first, step)
     }
 }

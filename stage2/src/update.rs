@@ -427,8 +427,8 @@ impl<'a, M: TableMemory, T: TlbMaintenance> Committer<'a, M, T> {
         let first = raw::leaf_oa(block, level - 1);
         let step = block_size(level);
         self.wrote = true;
-        self.mem
-            .fill_table(t, &|i| raw::leaf(first + i as u64 * step, block, level));
+        // Leaf i is leaf 0 with `i * step` added to its output address (see `fill_table`).
+        self.mem.fill_table(t, raw::leaf(first, block, level), step);
     }
 
     /// Break-before-make replacement of the live or fresh descriptor `table[i]` (level `level`,

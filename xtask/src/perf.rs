@@ -1,6 +1,6 @@
 //! `cargo xtask perf`: run the benchmarks behind docs/PERFORMANCE.md and draw its plots.
 //!
-//! Runs the criterion benches (`cow_fault`, `clone_launch`, `rpc_cycle`, with the short
+//! Runs the criterion benches (`cow_fault`, `clone_launch`, `rpc_cycle`, `fault_scaling`, with the short
 //! settings of a shared machine unless `--full`), saves each one's report (the ratios against
 //! its same-run baseline) under `target/perf/`, runs `gunyah-rm simulate --json` over a range of
 //! clone counts, and writes SVG plots to `docs/perf/` from criterion's own output
@@ -13,7 +13,7 @@ use std::path::Path;
 use std::process::Command;
 
 /// The benches and the criterion arguments of a short run.
-const BENCHES: &[&str] = &["cow_fault", "clone_launch", "rpc_cycle"];
+const BENCHES: &[&str] = &["cow_fault", "clone_launch", "rpc_cycle", "fault_scaling"];
 const SHORT: &[&str] = &["--warm-up-time", "1", "--measurement-time", "3"];
 /// Clone counts of the memory plot (60 = every dynamic VMID the default configs leave).
 const CLONE_COUNTS: &[u32] = &[1, 2, 4, 8, 16, 32, 60];
@@ -46,6 +46,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
                 .find("\nCoW fault service")
                 .or(text.find("\nClone launch"))
                 .or(text.find("\nRPC dispatch"))
+                .or(text.find("\nfaults/s, CoW"))
             {
                 print!("{}", &text[i..]);
             }
@@ -123,6 +124,7 @@ fn plots(root: &Path, out: &Path) -> Result<(), String> {
     save("cow_fault_vs_size.svg", fault_vs(root, Axis::Size))?;
     save("memory_vs_clones.svg", memory_vs_clones(out))?;
     save("rpc_vs_parcels.svg", rpc_vs_parcels(root))?;
+    save("faults_vs_threads.svg", faults_vs_threads(root))?;
     for p in &written {
         eprintln!("xtask perf: wrote {}", p.display());
     }
@@ -260,6 +262,37 @@ fn rpc_vs_parcels(root: &Path) -> Option<String> {
         &[
             ("share+accept+release+reclaim".into(), pts),
             ("target 1 M/s".into(), target),
+        ],
+    ))
+}
+
+/// CoW faults/s of 1 and 2 vCPU threads, each faulting in its own VM (`fault_scaling`: one
+/// criterion sample is a round of 512 faults per thread), with the linear-scaling line.
+fn faults_vs_threads(root: &Path) -> Option<String> {
+    const PAGES: f64 = 512.0;
+    let pts: Vec<(f64, f64)> = [1u32, 2]
+        .iter()
+        .filter_map(|&t| {
+            median(root, &format!("cow_faults_in_different_vms/threads/{t}"))
+                .map(|ns| (t as f64, PAGES * t as f64 / ns * 1e3))
+        })
+        .collect();
+    let one = pts.first().filter(|p| p.0 == 1.0)?.1;
+    Some(chart(
+        "CoW faults/s vs vCPU threads (each in its own VM)",
+        "vCPU threads",
+        "M faults/s",
+        false,
+        &[
+            ("ConcurrentRm::handle_access_fault".into(), pts),
+            (
+                "linear (2 x one thread)".into(),
+                vec![(1.0, one), (2.0, 2.0 * one)],
+            ),
+            (
+                "target: 2 threads >= 1.6 x one".into(),
+                vec![(1.0, one), (2.0, 1.6 * one)],
+            ),
         ],
     ))
 }
