@@ -510,6 +510,9 @@ unsafe impl TableMemory for PartitionTables {
     fn alloc_table(&mut self) -> Option<u64> {
         self.arena.lock().alloc_table()
     }
+    fn alloc_table_unzeroed(&mut self) -> Option<u64> {
+        self.arena.lock().alloc_table_unzeroed()
+    }
     fn free_table(&mut self, pa: u64) {
         self.arena.lock().free_table(pa)
     }

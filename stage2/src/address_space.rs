@@ -543,7 +543,8 @@ impl<M: TableMemory, T: TlbMaintenance> AddressSpace<M, T> {
             return Err(Error::NotMapped { ipa: e.ipa });
         }
         // A 2 MiB block splits into one table, a 1 GiB block into two (down to the page).
-        let reserve = Reserve::fill(&mut self.mem, (3 - e.level) as usize)?;
+        // Split tables are written whole (`fill_from_block`) before they are linked.
+        let reserve = Reserve::fill_for_split(&mut self.mem, (3 - e.level) as usize)?;
         let vttbr = self.vttbr();
         let mut c = Committer::new(
             &mut self.mem,
@@ -600,7 +601,7 @@ impl<M: TableMemory, T: TlbMaintenance> AddressSpace<M, T> {
         if level == 3 {
             return Err(Error::NotABlock { ipa });
         }
-        let reserve = Reserve::fill(&mut self.mem, 1)?;
+        let reserve = Reserve::fill_for_split(&mut self.mem, 1)?;
         let vttbr = self.vttbr();
         let mut c = Committer::new(
             &mut self.mem,

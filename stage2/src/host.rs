@@ -282,6 +282,9 @@ unsafe impl TableMemory for HostArena {
     fn alloc_table(&mut self) -> Option<u64> {
         self.alloc_pages(1)
     }
+    fn alloc_table_unzeroed(&mut self) -> Option<u64> {
+        self.alloc_pages_unzeroed(1)
+    }
     fn free_table(&mut self, pa: u64) {
         self.free_pages(pa, 1)
     }
@@ -356,6 +359,9 @@ impl SharedArena {
 unsafe impl TableMemory for SharedArena {
     fn alloc_table(&mut self) -> Option<u64> {
         self.0.lock().alloc_table()
+    }
+    fn alloc_table_unzeroed(&mut self) -> Option<u64> {
+        self.0.lock().alloc_table_unzeroed()
     }
     fn free_table(&mut self, pa: u64) {
         self.0.lock().free_table(pa)

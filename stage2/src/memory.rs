@@ -67,6 +67,14 @@ pub unsafe trait TableMemory {
     /// Allocate one zeroed 4 KiB table page; `None` when out of memory.
     fn alloc_table(&mut self) -> Option<u64>;
 
+    /// Allocate one table page whose contents do not matter: every one of its 512 entries will
+    /// be written ([`fill_table`](Self::fill_table), a block split) before any walker can see
+    /// it, so zeroing it first would only write 4 KiB twice. Freed with
+    /// [`free_table`](Self::free_table). The default allocates a zeroed page.
+    fn alloc_table_unzeroed(&mut self) -> Option<u64> {
+        self.alloc_table()
+    }
+
     /// Return a page obtained from [`alloc_table`](Self::alloc_table). The stage-2 code calls this
     /// only after the page is unreachable from the tables and the TLBs have been invalidated.
     fn free_table(&mut self, pa: u64);
@@ -136,6 +144,9 @@ extern crate alloc;
 unsafe impl<M: TableMemory + ?Sized> TableMemory for alloc::boxed::Box<M> {
     fn alloc_table(&mut self) -> Option<u64> {
         (**self).alloc_table()
+    }
+    fn alloc_table_unzeroed(&mut self) -> Option<u64> {
+        (**self).alloc_table_unzeroed()
     }
     fn free_table(&mut self, pa: u64) {
         (**self).free_table(pa)

@@ -211,11 +211,25 @@ impl Reserve {
         Reserve { head: None, len: 0 }
     }
 
-    /// Allocate `n` tables, or none at all.
+    /// Allocate `n` zeroed tables, or none at all.
     pub(crate) fn fill<M: TableMemory>(mem: &mut M, n: usize) -> Result<Reserve, Error> {
+        Reserve::fill_with(mem, n, M::alloc_table)
+    }
+
+    /// Allocate `n` tables for block splits, which write every entry before linking a table
+    /// ([`TableMemory::alloc_table_unzeroed`]; `take` still clears the link word), or none.
+    pub(crate) fn fill_for_split<M: TableMemory>(mem: &mut M, n: usize) -> Result<Reserve, Error> {
+        Reserve::fill_with(mem, n, M::alloc_table_unzeroed)
+    }
+
+    fn fill_with<M: TableMemory>(
+        mem: &mut M,
+        n: usize,
+        alloc: fn(&mut M) -> Option<u64>,
+    ) -> Result<Reserve, Error> {
         let mut r = Reserve::empty();
         for _ in 0..n {
-            match mem.alloc_table() {
+            match alloc(mem) {
                 Some(pa) if pa & !OA_MASK == 0 => r.push(mem, pa),
                 Some(pa) => {
                     mem.free_table(pa);
@@ -237,7 +251,7 @@ impl Reserve {
         self.len += 1;
     }
 
-    /// Take a zeroed table.
+    /// Take a table (zeroed if it was allocated zeroed).
     pub(crate) fn take<M: TableMemory>(&mut self, mem: &mut M) -> Option<u64> {
         let pa = self.head?;
         let next = mem.read_entry(pa, 0);

@@ -259,6 +259,33 @@ fn replace_page_at_uses_the_walked_entry() {
     );
 }
 
+/// Split tables come unzeroed (`alloc_table_unzeroed`): fill every free arena page with
+/// garbage first, so an entry the split did not write would show as a stray leaf or break the
+/// tables' invariants.
+#[test]
+fn a_split_writes_every_entry_of_its_unzeroed_tables() {
+    for ipa in [M2 + 7 * K4, 2 * G1 + M2 + 9 * K4] {
+        let mut a = setup();
+        let mem = a.memory_mut();
+        let mut poisoned = Vec::new();
+        while let Some(pa) = mem.alloc_pages_unzeroed(1) {
+            let p = mem.page_ptr(pa).unwrap();
+            // SAFETY: `p` is the arena's page at `pa`, just allocated to this test.
+            unsafe { core::ptr::write_bytes(p, 0xA5, K4 as usize) };
+            poisoned.push(pa);
+        }
+        for pa in poisoned {
+            mem.free_pages(pa, 1);
+        }
+        let e = a.entry(ipa).unwrap();
+        checked(&mut a, |vm| vm.replace_page_at(&e, 0x9_0000_0000, RW)).unwrap();
+        let mut b = setup();
+        b.replace_page(ipa, 0x9_0000_0000, RW).unwrap();
+        same_leaves(&a, &b, &format!("ipa {ipa:#x}"));
+        check_invariants(&a);
+    }
+}
+
 #[test]
 fn replace_page_at_in_a_block_is_all_or_nothing() {
     for (ipa, tables) in [(M2 + 7 * K4, 1), (2 * G1 + M2 + 9 * K4, 2)] {

@@ -100,11 +100,14 @@ fn is_memory(pa: u64, len: u64) -> bool {
 pub struct PartitionTables;
 
 // SAFETY: pages come from the partition allocator (exclusively owned until freed), are
-// zeroed before use and aligned to `count` pages for roots; EL2 runs identity-mapped so
+// zeroed before use (except where the caller asked for a page it fills whole) and aligned to `count` pages for roots; EL2 runs identity-mapped so
 // `table_ptr` is the page itself.
 unsafe impl TableMemory for PartitionTables {
     fn alloc_table(&mut self) -> Option<u64> {
         self.alloc_root(1)
+    }
+    fn alloc_table_unzeroed(&mut self) -> Option<u64> {
+        with_partition(|p| p.alloc(1))
     }
     fn alloc_root(&mut self, count: usize) -> Option<u64> {
         let pa = with_partition(|p| p.alloc(count))?;
