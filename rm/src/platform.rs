@@ -335,7 +335,8 @@ pub trait SharedAddressSpaces {
 /// The page allocation of the concurrent fault path ([`crate::concurrent`]) through `&self`:
 /// several vCPUs allocate at once, so the allocator is lock-free or takes its own (leaf) lock.
 pub trait SharedPhysMem {
-    /// [`PhysMem::alloc_page_copy`] through `&self`.
+    /// [`PhysMem::alloc_page_copy`] through `&self`. `src` is a golden page, which nothing
+    /// writes while the call runs: an implementation may copy it without holding any lock.
     fn alloc_page_copy_shared(&self, src: u64) -> Option<u64>;
     /// A zeroed page ([`PhysMem::alloc_page`] + [`PhysMem::zero`]) through `&self`.
     fn alloc_zeroed_page_shared(&self) -> Option<u64>;

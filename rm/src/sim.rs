@@ -282,6 +282,33 @@ pub struct Arena {
 // cleared the mark, so the two never access the same bytes.
 unsafe impl Send for Arena {}
 
+/// The bytes one page copy moves (`Arena::page_copy_plan`): pointers to whole, distinct,
+/// page-aligned pages inside the arena's blocks, which never move or shrink.
+enum PageCopy {
+    Nothing,
+    Copy { from: *const u8, to: *mut u8 },
+    Zero(*mut u8),
+}
+
+impl PageCopy {
+    /// Move the bytes.
+    ///
+    /// # Safety
+    /// Nothing else may access the destination page while this runs, nor write the source page.
+    unsafe fn run(self) {
+        match self {
+            PageCopy::Nothing => {}
+            // SAFETY: whole distinct pages inside their blocks (`page_copy_plan` checked the
+            // regions and `dst != src`), so they do not overlap; exclusive use by the caller.
+            PageCopy::Copy { from, to } => unsafe {
+                std::ptr::copy_nonoverlapping(from, to, PAGE_SIZE as usize)
+            },
+            // SAFETY: a whole page inside its block; exclusive use by the caller.
+            PageCopy::Zero(to) => unsafe { std::ptr::write_bytes(to, 0, PAGE_SIZE as usize) },
+        }
+    }
+}
+
 impl Arena {
     fn new(cfg: &SimConfig, partition: &SharedArena) -> Arena {
         let (pb, pl) = (cfg.partition_base, cfg.partition_pages * PAGE_SIZE);
@@ -306,24 +333,32 @@ impl Arena {
     /// Copy one whole page (both page aligned, both memory): a memcpy when
     /// the source was ever written, else the destination reads as zeros.
     fn copy_page(&mut self, dst: u64, src: u64) {
+        let plan = self.page_copy_plan(dst, src);
+        // SAFETY: `&mut self` excludes every other access to the arena while the plan runs.
+        unsafe { plan.run() }
+    }
+
+    /// What copying one whole page takes (see [`copy_page`](Self::copy_page)), with the
+    /// bookkeeping done now, so that the bytes can be moved after the arena lock is dropped.
+    fn page_copy_plan(&mut self, dst: u64, src: u64) -> PageCopy {
         let (Some(d), Some(s)) = (self.region(dst, PAGE_SIZE), self.region(src, PAGE_SIZE)) else {
-            return;
+            return PageCopy::Nothing;
         };
         if dst == src || !self.regions[d].is_data(dst) {
-            return;
+            return PageCopy::Nothing;
         }
         if self.regions[s].is_backed(src) {
             if self.regions[d].back(dst) {
                 self.backed_pages += 1;
             }
-            let (from, to) = (self.regions[s].ptr(src), self.regions[d].ptr(dst));
-            // SAFETY: both are whole pages inside their blocks (checked by `region`), distinct
-            // page-aligned pages (dst != src), so they do not overlap; `&mut self` excludes
-            // every other access to the arena.
-            unsafe { std::ptr::copy_nonoverlapping(from, to, PAGE_SIZE as usize) };
+            PageCopy::Copy {
+                from: self.regions[s].ptr(src),
+                to: self.regions[d].ptr(dst),
+            }
         } else if self.regions[d].is_backed(dst) {
-            // SAFETY: a whole page inside its block, `&mut self` as above.
-            unsafe { std::ptr::write_bytes(self.regions[d].ptr(dst), 0, PAGE_SIZE as usize) };
+            PageCopy::Zero(self.regions[d].ptr(dst))
+        } else {
+            PageCopy::Nothing
         }
     }
 
@@ -678,12 +713,20 @@ impl SharedPhysMem for SimPlatform {
             return None;
         }
         let pa = self.partition.lock().alloc_pages_unzeroed(1)?;
-        // `copy_page` overwrites the whole page (or zeroes it when the source
-        // reads as zeros), so stale contents are never visible. One lock of
-        // the memory, two index computations and the memcpy.
-        let mut a = self.arena.lock();
-        a.set_data(pa, 1, true);
-        a.copy_page(pa, src);
+        // The copy overwrites the whole page (or zeroes it when the source
+        // reads as zeros), so stale contents are never visible. The bookkeeping
+        // under the memory's lock, the 4 KiB outside it, so vCPUs of different
+        // VMs copy at the same time.
+        let plan = {
+            let mut a = self.arena.lock();
+            a.set_data(pa, 1, true);
+            a.page_copy_plan(pa, src)
+        };
+        // SAFETY: `pa` was just allocated to this fault and is mapped nowhere yet, so
+        // nothing else accesses it; `src` is a golden page (the only caller is the CoW
+        // fault), which nothing writes while it is mapped, and the fault holds the RM
+        // lock for reading, which keeps the image from being released meanwhile.
+        unsafe { plan.run() };
         Some(pa)
     }
     fn alloc_zeroed_page_shared(&self) -> Option<u64> {
