@@ -306,3 +306,77 @@ fn a_config_the_rm_cannot_apply_fails_vm_init_and_leaves_nothing() {
     assert_eq!(pools(&rm, vm.vmid), 0);
     teardown(&mut rm, vm);
 }
+
+/// The line of the RM's state dump that starts with `label`.
+fn record(rm: &Rm<SimPlatform>, label: &str) -> String {
+    let s = rm.snapshot();
+    let line = s.records.lines().find(|l| l.starts_with(label));
+    line.unwrap_or_else(|| panic!("no {label:?} in the dump"))
+        .to_string()
+}
+
+#[test]
+fn vm_reset_releases_what_vm_init_applied_from_the_config() {
+    let mut rm = rm();
+    let before = used(&rm);
+    // A zygote sealed at OS RUN, so that a protected VM has an image to map.
+    let zygote = launch(&mut rm, 0, 0, &config("qemu/hlos/configs/zygote.dts")).unwrap();
+    let status = VmSetStatusReq {
+        vm_status: 0,
+        os_status: OS_STATUS_RUN,
+        app_status: 0.into(),
+    };
+    call(&mut rm, zygote.vmid, Request::VmSetStatus(status)).unwrap();
+    let (id, digest) = rm.config_image_by_name("zygote-golden").unwrap();
+    let mapped = rm.golden(id).unwrap().mappings;
+    let with_zygote = used(&rm);
+    let unprotected = record(&rm, "protected: ");
+
+    // The protected VM: VM_INIT gave it a pool with its RAM bound, protection and a
+    // copy-on-write mapping of the image.
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    let dtb = dtc(&format!(
+        "/include/ \"qemu/hlos/configs/protected-vm.dts\"\n/ {{ gunyah-vm-config {{ golden {{ \
+         digest = \"sha256:{hex}\"; }}; }}; }};\n"
+    ));
+    let vm = launch(&mut rm, 1, 0, &dtb).unwrap();
+    let v = vm.vmid;
+    assert_eq!(pools(&rm, v), 1);
+    assert_ne!(record(&rm, "protected: "), unprotected);
+    for round in 0..2 {
+        assert_eq!(rm.vm_write(v, GOLDEN_IPA, &[round]).unwrap(), 1);
+        call(&mut rm, HLOS, Request::VmStop(VmStopReq::new(v, 1, 0))).unwrap();
+        call(&mut rm, HLOS, Request::VmReset(VmidReq::new(v))).unwrap();
+        assert_eq!(rm.vm_state(v), Some(VmState::Reset));
+        // Everything the config's application created is gone: the pool (a re-init would
+        // otherwise add a second one), the protection, the mapping, the copies and RAM.
+        assert_eq!(
+            pools(&rm, v),
+            0,
+            "round {round}: the config's pool outlived VM_RESET"
+        );
+        assert_eq!(record(&rm, "protected: "), unprotected, "round {round}");
+        assert_eq!(rm.golden(id).unwrap().mappings, mapped, "round {round}");
+        assert_eq!(used(&rm), with_zygote, "round {round}");
+        check(&rm);
+        // Re-initialised from the same config (its DT still in the image parcel): as the
+        // first time, one pool.
+        let cfg = VmConfigImageReq::new(v, 0, vm.image, (0, PAGE), (PAGE, dtb.len() as u64));
+        call(&mut rm, HLOS, Request::VmConfigImage(cfg)).unwrap();
+        call(&mut rm, HLOS, Request::VmInit(VmInitReq::new(v))).unwrap();
+        call(&mut rm, HLOS, Request::VmStart(VmidReq::new(v))).unwrap();
+        assert_eq!(pools(&rm, v), 1, "round {round}");
+        assert_ne!(record(&rm, "protected: "), unprotected, "round {round}");
+        let mut buf = vec![0; PAGE as usize];
+        rm.vm_read(v, GOLDEN_IPA, &mut buf).unwrap();
+        assert_eq!(
+            buf,
+            vec![0; PAGE as usize],
+            "round {round}: the image as sealed"
+        );
+        check(&rm);
+    }
+    teardown(&mut rm, vm);
+    teardown(&mut rm, zygote);
+    assert_eq!(used(&rm), before);
+}

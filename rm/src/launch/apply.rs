@@ -13,7 +13,9 @@
 //!   ([`Rm::seal_config_template`]); images sealed that way are found by their `image-name`
 //!   when a clone's config names them in `golden-name`, and are released once their template
 //!   is deallocated and no VM maps them ([`Rm::release_config_images`]): the VMM never
-//!   handles their ids.
+//!   handles their ids. VM_RESET releases what VM_INIT applied
+//!   ([`Rm::release_config_at_reset`]: the pool and the protection; the mappings, bindings
+//!   and copies go with the VM's memory), so a VM_INIT after it starts from nothing.
 //!
 //! The RM path checks one config at a time: the rules over a set (`validate_set`: unique
 //! names and URIs, partition size, ...) are the launcher's; the RM checks what it can see
@@ -154,6 +156,8 @@ struct ConfigImage {
 /// What the RM keeps about VMs it launched from their config (the RM path).
 #[derive(Clone, Debug, Default)]
 pub struct ConfigRecords {
+    /// What VM_INIT applied from each VM's config (released at VM_RESET), by VMID.
+    applied: BTreeMap<Vmid, Prepared>,
     /// Templates waiting for their seal trigger, by VMID.
     templates: BTreeMap<Vmid, Template>,
     /// Images sealed from config templates, by `image-name`.
@@ -206,6 +210,7 @@ impl<P: Platform> Rm<P> {
                 _ => RmError::ArgumentInvalid,
             });
         }
+        self.vm_configs.applied.insert(vmid, done.clone());
         match (&c.golden.template, done.gmem) {
             (Some(t), Some(gmem)) => {
                 let tpl = Template {
@@ -232,14 +237,36 @@ impl<P: Platform> Rm<P> {
         if let Some(&(v, ipa)) = done.binding.and_then(|h| self.bindings.get(&h)) {
             let _ = self.drop_bound(v, ipa);
         }
+        self.release_pool_and_protection(vmid, done);
+    }
+
+    /// The pool [`prepare`] created for `vmid` (if it is still that VM's) and the
+    /// protection it set. Its mappings, bindings and pages must be gone already.
+    fn release_pool_and_protection(&mut self, vmid: Vmid, done: &Prepared) {
         if let Some(id) = done.gmem {
-            if let Some(space) = self.spaces.get_mut(&vmid) {
-                space.pools.remove(&id);
+            let ours = self
+                .spaces
+                .get_mut(&vmid)
+                .and_then(|space| space.pools.remove(&id))
+                .is_some();
+            if ours {
+                self.pool_owner.remove(&id);
             }
-            self.pool_owner.remove(&id);
         }
         if done.protected {
             self.protected.remove(&vmid);
+        }
+    }
+
+    /// VM_RESET of `vmid`, after its memory was torn down (every mapping, binding and page
+    /// of it is gone): release what VM_INIT applied from its config, its pool and its
+    /// protection, and forget its template record, so that a VM_INIT after the reset
+    /// starts from nothing (it would otherwise add a second pool, and a protection the new
+    /// config may not ask for would stay). Nothing here can fail: all or nothing.
+    pub(crate) fn release_config_at_reset(&mut self, vmid: Vmid) {
+        self.vm_configs.templates.remove(&vmid);
+        if let Some(done) = self.vm_configs.applied.remove(&vmid) {
+            self.release_pool_and_protection(vmid, &done);
         }
     }
 
@@ -296,6 +323,7 @@ impl<P: Platform> Rm<P> {
     /// sealed from config templates whose template is gone and that no VM maps.
     pub(crate) fn release_config_images(&mut self, vmid: Vmid) {
         self.vm_configs.templates.remove(&vmid);
+        self.vm_configs.applied.remove(&vmid);
         let gone: Vec<String> = self
             .vm_configs
             .images

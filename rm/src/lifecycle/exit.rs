@@ -100,6 +100,8 @@ impl<P: Platform> Rm<P> {
                     ResetStage::ReleaseIrqs => Some(ResetStage::DestroyVm),
                     ResetStage::DestroyVm => {
                         self.teardown_memory(vmid, false);
+                        // What VM_INIT applied from the VM's config goes too (`launch::apply`).
+                        self.release_config_at_reset(vmid);
                         // Fresh tables: the old ones' pages go back to the partition.
                         let _ = self.plat.destroy_space(vmid);
                         let _ = self.plat.create_space(vmid);
