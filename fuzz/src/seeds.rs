@@ -15,9 +15,12 @@ pub const ENV: &str = "GUNYAH_RM_FUZZ_SEEDS";
 /// Every target's name.
 pub const TARGETS: [&str; 4] = ["abi_decode", "rm_dispatch", "vm_config", "serve_transport"];
 
+/// Named inputs: (file name, bytes).
+pub type Seeds = Vec<(String, Vec<u8>)>;
+
 /// The seeds of every target, named: the harness's own, then the catalogue's cases
 /// ([`crate::catalogue`], run once for all).
-pub fn all() -> Vec<(&'static str, Vec<(String, Vec<u8>)>)> {
+pub fn all() -> Vec<(&'static str, Seeds)> {
     use crate::catalogue as cat;
     let cases = cat::recorded();
     vec![
