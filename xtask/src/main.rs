@@ -29,6 +29,32 @@ const NO_STD_BUILDS: &[&[&str]] = &[
     &["-p", "gunyah-rm-catalogue"],
 ];
 
+/// What `cargo clippy --workspace` never sees: the code built only for aarch64-unknown-none
+/// (the EL2 board, the HLOS payloads, the stage-2 EL2 self-test, everything behind
+/// `cfg(target_os = "none")` or `cfg(target_arch = "aarch64")` in the libraries), linted for
+/// that target with the features its builds use: the [`NO_STD_BUILDS`] libraries, the board
+/// as `cargo xtask qemu` builds it (and with the catalogue runner's test channel), both HLOS
+/// payloads, the self-test example as `stage2/tests/qemu_selftest.rs` builds it. No
+/// `-Zbuild-std`: none of these builds uses it (the target's prebuilt core and alloc).
+const EL2_CLIPPY: &[&[&str]] = &[
+    &["-p", "gunyah-qemu-board", "--bins"],
+    &[
+        "-p",
+        "gunyah-qemu-board",
+        "--bins",
+        "--features",
+        "catalogue",
+    ],
+    &["-p", "gunyah-qemu-hlos", "--bins"],
+    &[
+        "-p",
+        "gunyah-stage2",
+        "--examples",
+        "--features",
+        "qemu-selftest",
+    ],
+];
+
 fn main() {
     let args: Vec<String> = env::args().skip(1).collect();
     let rest = if args.len() > 1 { &args[1..] } else { &[][..] };
@@ -37,13 +63,14 @@ fn main() {
         Some("run") => run_main_job(rest),
         Some("qemu") => setup().and_then(|_| run_qemu_board(rest)),
         Some("test") => test_all(),
+        Some("clippy") => clippy_el2(),
         Some("perf") => perf::run(&root(), rest),
         Some("fuzz") => fuzz::parse_args(rest).and_then(|o| {
             setup()?;
             fuzz::run(&o)
         }),
         _ => {
-            eprintln!("usage: cargo xtask <setup|run|qemu|test|perf|fuzz>");
+            eprintln!("usage: cargo xtask <setup|run|qemu|test|clippy|perf|fuzz>");
             eprintln!(
                 "  setup  install the Debian packages the project needs (dtc, qemu-system-arm)"
             );
@@ -55,6 +82,10 @@ fn main() {
                  with its test channel, the catalogue runner as HLOS)"
             );
             eprintln!("  test   run every test of the project");
+            eprintln!(
+                "  clippy lint the aarch64-unknown-none builds (board, HLOS, EL2 code) with \
+                 -D warnings; the workspace's host clippy does not see them"
+            );
             eprintln!(
                 "  perf   [--full] [--plots]: run the benchmarks of docs/PERFORMANCE.md and draw \
                  its plots into docs/perf/ (--plots: only redraw from the last run)"
@@ -624,8 +655,31 @@ fn with_tool_path<T>(f: &mut dyn FnMut() -> Result<T, String>) -> Result<T, Stri
     r
 }
 
+/// Clippy with `-D warnings` over every aarch64-unknown-none build ([`EL2_CLIPPY`], the
+/// libraries of [`NO_STD_BUILDS`]).
+fn clippy_el2() -> Result<(), String> {
+    rust_setup()?;
+    let libs = NO_STD_BUILDS.iter().map(|f| {
+        let mut v = f.to_vec();
+        v.push("--lib");
+        v
+    });
+    for flags in libs.chain(EL2_CLIPPY.iter().map(|f| f.to_vec())) {
+        status(
+            &format!("clippy {} for aarch64-unknown-none", flags[1..].join(" ")),
+            cargo()
+                .args(["clippy", "--quiet", "--target", "aarch64-unknown-none"])
+                .args(&flags)
+                .args(["--", "-D", "warnings"]),
+        )?;
+    }
+    Ok(())
+}
+
 fn test_all() -> Result<(), String> {
     setup()?;
+    // First, as it fails fast: lints the host clippy cannot see.
+    clippy_el2()?;
     status(
         "cargo test --workspace",
         cargo().args(["test", "--workspace"]),
