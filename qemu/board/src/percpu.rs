@@ -141,12 +141,8 @@ pub fn cpu_relax() {
     };
 }
 
-/// The board's lock for state shared between CPUs (the scheduler's table, the RM, the GIC,
-/// the UART, the partition, the test channel): a ticket lock, so CPUs get it in the order
-/// they asked and none waits while others take it again and again (with a test-and-set lock a
-/// CPU re-locking in a loop could keep another out for good on QEMU's round-robin TCG, as the
-/// idle loop once did: `vgic::discard_cpu`). Waiters YIELD ([`YieldRelax`]).
-pub type Lock<T> = spin::mutex::TicketMutex<T, YieldRelax>;
+/// The board's spin lock.
+pub type Lock<T> = spin::mutex::SpinMutex<T, YieldRelax>;
 
 /// Whether every other online CPU is idle (in WFI with nothing to run).
 pub fn others_idle() -> bool {
