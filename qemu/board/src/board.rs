@@ -163,21 +163,17 @@ extern "C" fn el2_lower_rust(frame: &mut Frame, kind: u64) {
         // Its VM was taken away while it ran.
         After::Off
     } else if kind == 1 {
-        // A kick needs nothing more: the way back to the guest fills its list registers,
-        // and a VM taken away was seen above.
-        let mut after = After::Resume;
+        // A kick needs nothing more: the way back to the guest fills its list registers
+        // (or lets a vCPU of higher priority run), and a VM taken away was seen above.
         gic::drain(|id| {
             if id == gic::TICK {
                 gic::arm_tick(sched::TICK_HZ);
-                if sched::tick() {
-                    sched::PREEMPTIONS.fetch_add(1, Relaxed);
-                    after = After::Yield;
-                }
+                sched::tick();
             } else if id == gic::VTIMER {
                 sched::vtimer_fired();
             }
         });
-        after
+        After::Resume
     } else {
         sync_trap(vmid, index, gen, frame)
     };
@@ -240,7 +236,7 @@ fn vgic_access(vmid: u16, gen: u32, esr: u64, frame: &mut Frame) -> bool {
         (1 << (size * 8)) - 1
     };
     let write = (esr & (1 << 6) != 0).then(|| reg(frame) & mask);
-    let Some(v) = sched::vgic_access(vmid, gen, ipa, write) else {
+    let Some(v) = sched::vgic_access(vmid, gen, ipa, size, write) else {
         return false;
     };
     if write.is_none() && srt != 31 {

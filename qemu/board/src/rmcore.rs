@@ -308,9 +308,18 @@ impl Core {
         };
         // A VM-config DT (the RM's own loader reads it) pins each vCPU to the physical CPU
         // its `vcpus/affinity-map` names (proxy-scheduled vCPUs run anywhere).
-        let affinity = match gunyah_rm::config::parse(&dt) {
-            Ok(Config::Vm(c)) if c.vcpus.affinity != Affinity::Proxy => c.vcpus.affinity_map,
-            _ => Vec::new(),
+        // Its priority (an offset from its owner's, HLOS's) and timeslice come from there too.
+        let (affinity, priority, timeslice) = match gunyah_rm::config::parse(&dt) {
+            Ok(Config::Vm(c)) if c.vcpus.affinity != Affinity::Proxy => (
+                c.vcpus.affinity_map,
+                sched::priority_from(sched::DEFAULT_PRIORITY, c.vcpus.sched_priority),
+                c.vcpus.sched_timeslice_us,
+            ),
+            _ => (
+                Vec::new(),
+                sched::DEFAULT_PRIORITY,
+                sched::DEFAULT_TIMESLICE_US,
+            ),
         };
         let Some(stage2) = self.rm.platform().stage2_regs(vmid) else {
             println!("qemu board: VM {vmid}: no stage 2: not run");
@@ -335,6 +344,7 @@ impl Core {
                     .map(|&c| c as usize)
                     .filter(|&c| c < MAX_CPUS);
                 Entry::new(Vcpu::new(vmid, i, entry, &x, sp), gen, i == 0, pin, stage2)
+                    .with_sched(priority, timeslice)
             })
             .collect();
         let ctl = self.vms.entry(vmid).or_default();
@@ -445,6 +455,7 @@ impl Core {
             sched::PREEMPTIONS.load(Relaxed),
             heap::used() / 1024
         );
+        sched::report();
         if !self.fault_split.is_empty() {
             let (rm, drain): (Vec<u64>, Vec<u64>) = self.fault_split.iter().copied().unzip();
             println!(

@@ -1,11 +1,19 @@
 //! The vCPUs, their virtual interrupts, and which physical CPU runs which: one table under
-//! one spin lock (never held while taking the RM's lock). A CPU runs the runnable vCPU that
-//! waited longest among those it may run (a vCPU pinned to a CPU runs only there); a CPU
-//! with nothing to run waits in WFI until kicked or until its tick. Every CPU has an EL2
-//! timer tick (`TICK_HZ`): at each tick a vCPU that others wait for is preempted, so a
-//! guest spinning forever cannot starve anyone, and the virtual timers of vCPUs that are off
-//! their CPU are checked. A vCPU that executes WFI (trapped) sleeps until an interrupt is
-//! pending for it.
+//! one spin lock (never held while taking the RM's lock).
+//!
+//! Fixed-priority round robin, as Gunyah's scheduler: each vCPU has a priority (0..=63,
+//! higher runs first; a VM config's `sched-priority` is an offset from its owner's, HLOS's
+//! [`DEFAULT_PRIORITY`]) and a timeslice (`sched-timeslice`, whole ticks of [`TICK_HZ`],
+//! at least one). A CPU runs the runnable vCPU of the highest priority among those it may run
+//! (a vCPU pinned to a CPU runs only there), the one queued longest among equals; a CPU with
+//! nothing to run waits in WFI until kicked or until its tick. Every CPU has an EL2 timer
+//! tick: it charges the running vCPU one tick of its slice; a vCPU whose slice is used up
+//! goes to the back of its priority's queue (and yields the CPU if another of its priority
+//! waits), so a guest spinning forever cannot starve its equals; a higher-priority vCPU that
+//! becomes runnable takes the CPU at once (its CPU is kicked), and the one it preempts keeps
+//! its place and what is left of its slice. The tick also checks the virtual timers of
+//! vCPUs that are off their CPU. A vCPU that executes WFI (trapped) sleeps until an
+//! interrupt it would take (enabled, and above its priority mask: `vgic`) is pending for it.
 //!
 //! Switching saves the outgoing vCPU's trap frame, EL1 state and virtual CPU interface into
 //! its record and loads the incoming one's.
@@ -27,6 +35,24 @@ use crate::vgic::{self, CpuGic, VmGic};
 pub const TICK_HZ: u64 = 1000;
 /// The virtual timer's PPI.
 pub const VTIMER_INTID: u32 = 27;
+/// A vCPU's priority when nothing says otherwise (Gunyah's default; HLOS's).
+pub const DEFAULT_PRIORITY: u8 = 32;
+/// The highest priority.
+pub const MAX_PRIORITY: u8 = 63;
+/// A vCPU's timeslice when nothing says otherwise (Gunyah's default: 5 ms).
+pub const DEFAULT_TIMESLICE_US: u32 = 5_000;
+
+/// The priority of a VM's vCPUs whose config says `sched-priority = <offset>` and whose
+/// owner runs at `owner` (clamped to 0..=[`MAX_PRIORITY`]).
+pub fn priority_from(owner: u8, offset: i32) -> u8 {
+    (i32::from(owner) + offset).clamp(0, i32::from(MAX_PRIORITY)) as u8
+}
+
+/// A timeslice in microseconds as whole ticks (rounded up, at least one).
+pub fn slice_ticks(timeslice_us: u32) -> u32 {
+    let t = (u64::from(timeslice_us) * TICK_HZ).div_ceil(1_000_000);
+    t.clamp(1, u64::from(u32::MAX)) as u32
+}
 
 /// What a vCPU is doing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,8 +81,15 @@ pub struct Entry {
     pub stage2: (u64, u64),
     /// Its redistributor and virtual CPU interface.
     gic: CpuGic,
-    /// When it last left a CPU (smaller runs first).
-    last: u64,
+    /// Its priority (higher runs first).
+    priority: u8,
+    /// Its timeslice in ticks.
+    slice: u32,
+    /// Ticks of its current slice used.
+    used: u32,
+    /// Its place in its priority's queue (smaller runs first): taken anew when it goes to the
+    /// back (its slice used up, a yield, a wait); kept when a higher priority preempts it.
+    queued: u64,
     /// The CPU it last left (which wakes it when its virtual timer fires while it sleeps
     /// and that CPU is idle).
     last_cpu: usize,
@@ -78,9 +111,19 @@ impl Entry {
             affinity,
             stage2,
             gic: CpuGic::default(),
-            last: 0,
+            priority: DEFAULT_PRIORITY,
+            slice: slice_ticks(DEFAULT_TIMESLICE_US),
+            used: 0,
+            queued: 0,
             last_cpu: 0,
         }
+    }
+
+    /// The same vCPU with `priority` and a timeslice of `timeslice_us` microseconds.
+    pub fn with_sched(mut self, priority: u8, timeslice_us: u32) -> Self {
+        self.priority = priority.min(MAX_PRIORITY);
+        self.slice = slice_ticks(timeslice_us);
+        self
     }
 
     fn key(&self) -> u64 {
@@ -96,24 +139,128 @@ struct Sched {
     vcpus: Vec<Entry>,
     /// Each VM incarnation's distributor, by (VMID, generation).
     gics: BTreeMap<(Vmid, u32), VmGic>,
+    /// The next place in a queue.
     clock: u64,
+    /// Slices used up, by timeslice: (ticks, how many), the first timeslices seen.
+    used_up: [(u32, u64); 8],
+    /// Per CPU: a vCPU of higher priority than the one running there became runnable for
+    /// it, or its running vCPU's slice was used up, since it last chose: whether to make way
+    /// is worth a look (the one scan of the table a trap may need, not made on every trap).
+    resched: [bool; MAX_CPUS],
+    /// Per CPU: the priority of the vCPU loaded there.
+    on_cpu: [Option<u8>; MAX_CPUS],
 }
 
 static SCHED: Lock<Sched> = Lock::new(Sched {
     vcpus: Vec::new(),
     gics: BTreeMap::new(),
     clock: 0,
+    used_up: [(0, 0); 8],
+    resched: [false; MAX_CPUS],
+    on_cpu: [None; MAX_CPUS],
 });
+
+impl Sched {
+    /// Put vCPU `i` at the back of its priority's queue.
+    fn requeue(&mut self, i: usize) {
+        self.vcpus[i].queued = self.clock;
+        self.clock += 1;
+    }
+
+    /// vCPU `i` became runnable (at the back of its queue): see [`Sched::notify`].
+    fn make_ready(&mut self, i: usize) {
+        self.vcpus[i].state = State::Ready;
+        self.requeue(i);
+        self.notify(i);
+    }
+
+    /// Runnable vCPU `i` waits: kick every idle CPU that may run it; if none is idle, the CPU
+    /// it may run on with the lowest priority below its own (a higher priority takes the CPU
+    /// at once). This CPU is not kicked: it is in EL2 and decides on its way back to a guest
+    /// (`after_trap`) or in its idle loop.
+    fn notify(&mut self, i: usize) {
+        let (affinity, priority) = (self.vcpus[i].affinity, self.vcpus[i].priority);
+        let may = |c: usize| affinity.is_none_or(|a| a == c);
+        let mut kicked = false;
+        for (c, p) in CPUS.iter().enumerate() {
+            if p.idle.load(SeqCst) && may(c) {
+                crate::gic::kick(c);
+                kicked = true;
+            }
+        }
+        if kicked {
+            return;
+        }
+        let victim = (0..MAX_CPUS)
+            .filter(|&c| may(c))
+            .filter_map(|c| self.on_cpu[c].filter(|&p| p < priority).map(|p| (p, c)))
+            .min();
+        if let Some((_, c)) = victim {
+            self.resched[c] = true;
+            if c != this_cpu() {
+                crate::gic::kick(c);
+            }
+        }
+    }
+
+    /// Whether vCPU `i`, running on `cpu`, should make way: one of higher priority, or one of
+    /// its priority ahead of it in the queue (its slice was used up), waits for `cpu`.
+    /// Counts the preemption.
+    fn should_make_way(&self, i: usize, cpu: usize) -> bool {
+        let me = &self.vcpus[i];
+        let ahead = self
+            .vcpus
+            .iter()
+            .filter(|e| e.may_run_on(cpu))
+            .map(|e| (e.priority, core::cmp::Reverse(e.queued)))
+            .max();
+        match ahead {
+            Some((p, _)) if p > me.priority => {
+                PRIORITY_PREEMPTIONS.fetch_add(1, Relaxed);
+                true
+            }
+            Some((p, core::cmp::Reverse(q))) if p == me.priority && q < me.queued => {
+                PREEMPTIONS.fetch_add(1, Relaxed);
+                true
+            }
+            _ => false,
+        }
+    }
+}
 
 #[allow(clippy::declare_interior_mutable_const)]
 const NO_VCPU: AtomicU64 = AtomicU64::new(NONE);
 /// Per CPU: the key of the vCPU loaded on it (written only by that CPU).
 static CURRENT: [AtomicU64; MAX_CPUS] = [NO_VCPU; MAX_CPUS];
 
-/// vCPUs taken off a CPU by the tick while another waited.
+/// vCPUs taken off a CPU by the tick (their slice used up) while another of their priority
+/// waited.
 pub static PREEMPTIONS: AtomicU64 = AtomicU64::new(0);
+/// vCPUs taken off a CPU before their slice ended because one of higher priority became
+/// runnable there.
+pub static PRIORITY_PREEMPTIONS: AtomicU64 = AtomicU64::new(0);
 /// Virtual interrupts raised (message-queue pushes and virtual timers).
 pub static VIRQS_RAISED: AtomicU64 = AtomicU64::new(0);
+
+/// The scheduler's line of the board's summary: preemptions by priority and by the tick,
+/// and the slices used up by timeslice.
+pub fn report() {
+    let s = SCHED.lock();
+    let mut slices = alloc::string::String::new();
+    for (ticks, n) in s.used_up.iter().filter(|(_, n)| *n != 0) {
+        if !slices.is_empty() {
+            slices.push_str(", ");
+        }
+        let _ = core::fmt::Write::write_fmt(&mut slices, format_args!("{ticks} ticks: {n}"));
+    }
+    drop(s);
+    crate::println!(
+        "qemu board: scheduler: preemptions by a higher priority {}; by the tick at the end of \
+         a slice {}; slices used up by timeslice [{slices}]",
+        PRIORITY_PREEMPTIONS.load(Relaxed),
+        PREEMPTIONS.load(Relaxed),
+    );
+}
 
 /// The vCPU loaded on this CPU: (VMID, index, generation), if any.
 pub fn current() -> Option<(Vmid, u32, u32)> {
@@ -121,28 +268,16 @@ pub fn current() -> Option<(Vmid, u32, u32)> {
     (k != NONE).then_some(((k >> 16) as Vmid, (k & 0xFFFF) as u32, (k >> 32) as u32))
 }
 
-/// Kick every idle CPU that may run a vCPU pinned to `affinity`.
-fn wake_for(affinity: Option<usize>) {
-    for (i, c) in CPUS.iter().enumerate() {
-        if c.idle.load(SeqCst) && affinity.is_none_or(|a| a == i) {
-            crate::gic::kick(i);
-        }
-    }
-}
-
-/// Add a VM incarnation's vCPUs (and its distributor); kick idle CPUs for the runnable.
+/// Add a VM incarnation's vCPUs (and its distributor); kick CPUs for the runnable.
 pub fn add(vmid: Vmid, gen: u32, entries: Vec<Entry>) {
-    let wake: Vec<Option<usize>> = entries
-        .iter()
-        .filter(|e| e.state == State::Ready)
-        .map(|e| e.affinity)
-        .collect();
     let mut s = SCHED.lock();
     s.gics.insert((vmid, gen), VmGic::default());
+    let first = s.vcpus.len();
     s.vcpus.extend(entries);
-    drop(s);
-    for a in wake {
-        wake_for(a);
+    for i in first..s.vcpus.len() {
+        if s.vcpus[i].state == State::Ready {
+            s.make_ready(i);
+        }
     }
 }
 
@@ -153,14 +288,14 @@ pub fn remove_vm(vmid: Vmid, gen: u32) {
     s.gics.remove(&(vmid, gen));
 }
 
-/// A vCPU can take an interrupt now: wake it if it sleeps, kick its CPU if it runs
-/// elsewhere (it fills its list registers on the way back to the guest).
-fn deliver(e: &mut Entry) {
+/// vCPU `i` may take an interrupt now (of `priority`, just raised; None: one it would take,
+/// already checked): wake it if it sleeps and would take it (its priority mask; it had
+/// nothing to take when it went to sleep, so the new interrupt is all to look at), kick its
+/// CPU if it runs elsewhere (it fills its list registers on the way back to the guest).
+fn deliver(s: &mut Sched, i: usize, priority: Option<u8>) {
+    let e = &s.vcpus[i];
     match e.state {
-        State::Blocked => {
-            e.state = State::Ready;
-            wake_for(e.affinity);
-        }
+        State::Blocked if priority.is_none_or(|p| e.gic.would_take(p)) => s.make_ready(i),
         State::Running(c) if c != this_cpu() => crate::gic::kick(c),
         _ => {}
     }
@@ -170,19 +305,19 @@ fn deliver(e: &mut Entry) {
 pub fn raise_spi(vmid: Vmid, gen: u32, intid: u32) {
     VIRQS_RAISED.fetch_add(1, Relaxed);
     let mut s = SCHED.lock();
-    let Some(target) = s
+    let Some((target, priority)) = s
         .gics
         .get_mut(&(vmid, gen))
-        .and_then(|g| g.raise_spi(intid))
+        .and_then(|g| Some((g.raise_spi(intid)?, g.spi_priority(intid))))
     else {
         return;
     };
-    if let Some(e) = s
+    if let Some(i) = s
         .vcpus
-        .iter_mut()
-        .find(|e| e.vcpu.vmid == vmid && e.gen == gen && e.vcpu.index == target)
+        .iter()
+        .position(|e| e.vcpu.vmid == vmid && e.gen == gen && e.vcpu.index == target)
     {
-        deliver(e);
+        deliver(&mut s, i, Some(priority));
     }
 }
 
@@ -193,7 +328,8 @@ fn raise_ppi_locked(s: &mut Sched, i: usize, intid: u32) {
         return;
     };
     if s.vcpus[i].gic.raise_ppi(vm, intid) {
-        deliver(&mut s.vcpus[i]);
+        let priority = s.vcpus[i].gic.ppi_priority(intid);
+        deliver(s, i, Some(priority));
     }
 }
 
@@ -201,13 +337,14 @@ fn raise_ppi_locked(s: &mut Sched, i: usize, intid: u32) {
 /// such vCPU), -4 ALREADY_ON. It starts at `entry` (EL1h, MMU off) with x0 = `context`.
 pub fn cpu_on(vmid: Vmid, gen: u32, index: u32, entry: u64, context: u64) -> i64 {
     let mut s = SCHED.lock();
-    let Some(e) = s
+    let Some(i) = s
         .vcpus
-        .iter_mut()
-        .find(|e| e.vcpu.vmid == vmid && e.gen == gen && e.vcpu.index == index)
+        .iter()
+        .position(|e| e.vcpu.vmid == vmid && e.gen == gen && e.vcpu.index == index)
     else {
         return -2;
     };
+    let e = &mut s.vcpus[i];
     if e.state != State::Off {
         return -4;
     }
@@ -215,10 +352,8 @@ pub fn cpu_on(vmid: Vmid, gen: u32, index: u32, entry: u64, context: u64) -> i64
     x[0] = context;
     e.vcpu = Vcpu::new(vmid, index, entry, &x, 0);
     e.gic = CpuGic::default();
-    e.state = State::Ready;
-    let a = e.affinity;
-    drop(s);
-    wake_for(a);
+    e.used = 0;
+    s.make_ready(i);
     0
 }
 
@@ -236,9 +371,9 @@ pub fn affinity_info(vmid: Vmid, gen: u32, index: u32) -> i64 {
     }
 }
 
-/// A guest access to the virtual GIC by vCPU `index` (generation `gen` of `vmid`): what a
-/// read returns, or None if `ipa` is not in its virtual GIC.
-pub fn vgic_access(vmid: Vmid, gen: u32, ipa: u64, write: Option<u64>) -> Option<u64> {
+/// A guest access of `size` bytes to the virtual GIC by a vCPU of generation `gen` of
+/// `vmid`: what a read returns, or None if `ipa` is not in its virtual GIC.
+pub fn vgic_access(vmid: Vmid, gen: u32, ipa: u64, size: u64, write: Option<u64>) -> Option<u64> {
     let mut s = SCHED.lock();
     let s = &mut *s;
     let vcpus = s
@@ -249,13 +384,13 @@ pub fn vgic_access(vmid: Vmid, gen: u32, ipa: u64, write: Option<u64>) -> Option
     let frame = vgic::decode(ipa, vcpus)?;
     let vm = s.gics.get_mut(&(vmid, gen))?;
     let v = match frame {
-        vgic::Frame::Dist(off) => vgic::distributor(off, write, vm),
+        vgic::Frame::Dist(off) => vgic::distributor(off, size, write, vm),
         vgic::Frame::Redist(idx, off) => {
             let e = s
                 .vcpus
                 .iter_mut()
                 .find(|e| e.vcpu.vmid == vmid && e.gen == gen && e.vcpu.index == idx)?;
-            vgic::redistributor(off, write, &mut e.gic, idx, vcpus)
+            vgic::redistributor(off, size, write, &mut e.gic, idx, vcpus)
         }
     };
     // An enable may have made something deliverable: wake whoever can take it.
@@ -266,7 +401,7 @@ pub fn vgic_access(vmid: Vmid, gen: u32, ipa: u64, write: Option<u64>) -> Option
                 let vm = s.gics.get(&(vmid, gen))?;
                 let live = e.state == State::Running(this_cpu());
                 if e.gic.has_work(vm, e.vcpu.index, live) {
-                    deliver(&mut s.vcpus[i]);
+                    deliver(s, i, None);
                 }
             }
         }
@@ -277,11 +412,12 @@ pub fn vgic_access(vmid: Vmid, gen: u32, ipa: u64, write: Option<u64>) -> Option
 /// What becomes of the vCPU that trapped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum After {
-    /// It goes on.
+    /// It goes on (unless one of higher priority, or of its priority whose turn it is,
+    /// waits for this CPU).
     Resume,
-    /// It stays runnable; another may run first.
+    /// It goes to the back of its priority's queue; another may run first.
     Yield,
-    /// It executed WFI: it sleeps unless an interrupt is pending for it.
+    /// It executed WFI: it sleeps unless an interrupt it would take is pending for it.
     Wfi,
     /// It powered off (or was stopped by the board).
     Off,
@@ -295,22 +431,22 @@ pub fn after_trap(frame: &mut Frame, after: After) {
     if cur != NONE {
         let mut s = SCHED.lock();
         let s = &mut *s;
-        let clock = s.clock;
         match s.vcpus.iter().position(|e| e.key() == cur) {
             // Its VM was taken away: nothing to keep.
             None => {}
             Some(i) => {
                 let (vmid, gen, index) =
                     (s.vcpus[i].vcpu.vmid, s.vcpus[i].gen, s.vcpus[i].vcpu.index);
-                let has_work = s
-                    .gics
-                    .get(&(vmid, gen))
-                    .is_some_and(|vm| s.vcpus[i].gic.has_work(vm, index, true));
+                let has_work = after == After::Wfi
+                    && s.gics
+                        .get(&(vmid, gen))
+                        .is_some_and(|vm| s.vcpus[i].gic.has_work(vm, index, true));
+                let look = core::mem::take(&mut s.resched[cpu]);
                 let stays = match after {
                     After::Resume => true,
                     After::Wfi => has_work,
                     _ => false,
-                };
+                } && !(look && s.should_make_way(i, cpu));
                 if stays {
                     if let Some(vm) = s.gics.get_mut(&(vmid, gen)) {
                         s.vcpus[i].gic.fill(vm, index);
@@ -323,17 +459,26 @@ pub fn after_trap(frame: &mut Frame, after: After) {
                     e.vcpu.frame.clone_from(frame);
                     e.vcpu.sys = SysRegs::save();
                     e.gic.save();
-                    e.last = clock;
                     e.last_cpu = cpu;
                     e.state = match after {
                         After::Off => State::Off,
-                        After::Wfi => State::Blocked,
+                        After::Wfi if !has_work => State::Blocked,
                         _ => State::Ready,
                     };
-                    s.clock += 1;
+                    // Preempted (Resume, or WFI with work) it keeps its place and slice, and
+                    // another CPU may take it; otherwise it goes to the back with a new slice.
+                    if matches!(after, After::Yield | After::Off)
+                        || (after == After::Wfi && !has_work)
+                    {
+                        e.used = 0;
+                        s.requeue(i);
+                    } else {
+                        s.notify(i);
+                    }
                 }
             }
         }
+        s.on_cpu[cpu] = None;
         CURRENT[cpu].store(NONE, SeqCst);
         idle_cpu();
     }
@@ -354,7 +499,8 @@ fn idle_cpu() {
     };
 }
 
-/// Load the next vCPU this CPU may run into `frame` and the CPU, waiting for one.
+/// Load the next vCPU this CPU may run into `frame` and the CPU, waiting for one: the
+/// highest priority, the first in its queue.
 pub fn schedule(frame: &mut Frame) {
     let cpu = this_cpu();
     loop {
@@ -365,7 +511,7 @@ pub fn schedule(frame: &mut Frame) {
             .iter()
             .enumerate()
             .filter(|(_, e)| e.may_run_on(cpu))
-            .min_by_key(|(_, e)| e.last)
+            .max_by_key(|(_, e)| (e.priority, core::cmp::Reverse(e.queued)))
             .map(|(i, _)| i);
         let Some(i) = pick else {
             // Tickless while idle: wake only for the virtual timer of a vCPU that went to
@@ -384,6 +530,8 @@ pub fn schedule(frame: &mut Frame) {
             CPUS[cpu].idle.store(false, SeqCst);
             continue;
         };
+        s2.resched[cpu] = false;
+        s2.on_cpu[cpu] = Some(s2.vcpus[i].priority);
         let e = &mut s2.vcpus[i];
         e.state = State::Running(cpu);
         let k = e.key();
@@ -413,6 +561,7 @@ pub fn schedule(frame: &mut Frame) {
             return;
         }
         // Its VM went while we loaded it.
+        SCHED.lock().on_cpu[cpu] = None;
         CURRENT[cpu].store(NONE, SeqCst);
         idle_cpu();
     }
@@ -434,13 +583,27 @@ fn wait_for_work() {
     });
 }
 
-/// The EL2 timer tick on this CPU: raise the virtual timer of every vCPU off its CPU whose
-/// timer fired; whether a vCPU waits for this CPU (the current one should make way). The
-/// caller re-arms the tick.
-pub fn tick() -> bool {
+/// The EL2 timer tick on this CPU: charge the vCPU running here one tick of its slice (a
+/// slice used up sends it to the back of its priority's queue: `after_trap` then lets the
+/// next of its priority run), and raise the virtual timer of every vCPU off its CPU whose
+/// timer fired. The caller re-arms the tick.
+pub fn tick() {
     let now = crate::gic::counter();
-    let cpu = this_cpu();
+    let cur = CURRENT[this_cpu()].load(SeqCst);
     let mut s = SCHED.lock();
+    if let Some(i) = s.vcpus.iter().position(|e| e.key() == cur) {
+        let e = &mut s.vcpus[i];
+        e.used += 1;
+        if e.used >= e.slice {
+            e.used = 0;
+            let ticks = e.slice;
+            s.requeue(i);
+            s.resched[this_cpu()] = true;
+            if let Some(slot) = s.used_up.iter_mut().find(|(t, n)| *t == ticks || *n == 0) {
+                *slot = (ticks, slot.1 + 1);
+            }
+        }
+    }
     let mut fired = Vec::new();
     for (i, e) in s.vcpus.iter_mut().enumerate() {
         let ctl = e.vcpu.sys.cntv_ctl;
@@ -457,7 +620,6 @@ pub fn tick() -> bool {
     for i in fired {
         raise_ppi_locked(&mut s, i, VTIMER_INTID);
     }
-    s.vcpus.iter().any(|e| e.may_run_on(cpu))
 }
 
 /// The running vCPU's virtual timer fired (its PPI came to EL2): mask it in the CPU (the

@@ -3,13 +3,20 @@
 //! emulated on stage-2 faults (every VM's stage 2 leaves them unmapped); the CPU interface
 //! is the GIC's own virtual one (ICV_* registers, fed through the ICH_* list registers).
 //!
-//! Kept small: group 1 only, one priority, edge semantics. A VM enables SPIs in the
-//! distributor (ISENABLER/ICENABLER, IROUTER picks the vCPU by Aff0), SGIs and PPIs in its
-//! vCPU's redistributor; IIDR, TYPER, PIDR2, WAKER and the group registers read as a
-//! GICv3 with security disabled; other registers read as zero and ignore writes. An
-//! interrupt the board raises (a message-queue push, the virtual timer) is pending until it
-//! is enabled and its vCPU is entered, then goes into a free list register; the guest
-//! acknowledges and ends it through ICV_IAR1/ICV_EOIR1 without trapping.
+//! Kept small: group 1 only, edge semantics. A VM enables SPIs in the distributor
+//! (ISENABLER/ICENABLER, IROUTER picks the vCPU by Aff0) and sets their priorities
+//! (IPRIORITYR), SGIs and PPIs in its vCPU's redistributor (ISENABLER0/ICENABLER0,
+//! IPRIORITYR0-7); IIDR, TYPER, PIDR2, WAKER and the group registers read as a GICv3 with
+//! security disabled; other registers read as zero and ignore writes. A priority keeps the
+//! bits the GIC's virtual CPU interface implements (ICH_VTR_EL2.PRIbits: 5 on QEMU) and is
+//! [`DEFAULT_PRIORITY`] until the guest sets it. An interrupt the board raises (a
+//! message-queue push, the virtual timer) is pending until it is enabled and its vCPU is
+//! entered, then goes into a free list register with its priority, the highest priorities
+//! first (one of higher priority takes the list register of a lower one that is only
+//! pending, which goes back to pending here); the guest acknowledges and ends it through
+//! ICV_IAR1/ICV_EOIR1 without trapping, and the CPU interface applies the guest's priority
+//! mask, running priority and group enable (ICH_VMCR_EL2, ICH_AP1R0_EL2). The scheduler
+//! wakes a vCPU in WFI only for an interrupt those let through ([`CpuGic::has_work`]).
 //!
 //! `arm-gic` drives a physical GIC's distributor and CPU interface; the hypervisor side of
 //! the virtual CPU interface (ICH_LR<n>_EL2, ICH_VMCR_EL2, ICH_HCR_EL2) is not in it, so
@@ -23,8 +30,50 @@ pub const GICR_BASE: u64 = 0x080A_0000;
 const GICR_STRIDE: u64 = 0x2_0000;
 /// Highest INTID the virtual distributor has (TYPER.ITLinesNumber 31: 1024 INTIDs).
 const MAX_INTID: u32 = 1019;
-/// Priority of every virtual interrupt.
-const PRIORITY: u64 = 0xA0;
+/// The priority of an interrupt whose VM has not set one (the priority the board gave every
+/// virtual interrupt before it had IPRIORITYR; Linux's default too).
+pub const DEFAULT_PRIORITY: u8 = 0xA0;
+
+/// ICH_VTR_EL2.PRIbits and .PREbits (each + 1) of this GIC's virtual CPU interface, read at
+/// `init_cpu` (0 before: every priority bit kept).
+static VTR_BITS: core::sync::atomic::AtomicU16 = core::sync::atomic::AtomicU16::new(0);
+
+/// The priority bits the virtual CPU interface implements, as a mask of a priority byte.
+fn priority_mask() -> u8 {
+    let bits = (VTR_BITS.load(core::sync::atomic::Ordering::Relaxed) & 0xFF) as u32;
+    if bits == 0 || bits >= 8 {
+        0xFF
+    } else {
+        !((1u8 << (8 - bits)) - 1)
+    }
+}
+
+/// The preemption bits (how many active priorities ICH_AP1R<n>_EL2 tells apart).
+fn preemption_bits() -> u32 {
+    let bits = u32::from(VTR_BITS.load(core::sync::atomic::Ordering::Relaxed) >> 8);
+    if bits == 0 {
+        5
+    } else {
+        bits.min(7)
+    }
+}
+
+/// Whether an interrupt of `priority` is signalled to a vCPU whose virtual CPU interface
+/// holds `vmcr` (ICH_VMCR_EL2: VENG1, VPMR) and `ap1r0` (its active priorities): group 1
+/// enabled, below the priority mask and above the running priority.
+fn signalled(priority: u8, vmcr: u64, ap1r0: u64) -> bool {
+    let eng1 = vmcr & 0b10 != 0;
+    let pmr = ((vmcr >> 24) & 0xFF) as u32;
+    // The lowest set bit of the active priorities is the running priority's group.
+    let shift = 8 - preemption_bits();
+    let running = if ap1r0 as u32 == 0 {
+        0x100
+    } else {
+        (ap1r0 as u32).trailing_zeros() << shift
+    };
+    let p = u32::from(priority);
+    eng1 && p < pmr && (p >> shift << shift) < running
+}
 
 /// A VM's distributor state.
 #[derive(Default)]
@@ -35,17 +84,34 @@ pub struct VmGic {
     spi_pending: [u32; 32],
     /// IROUTER Aff0 per SPI (absent: vCPU 0).
     route: alloc::collections::BTreeMap<u32, u32>,
+    /// IPRIORITYR per SPI (absent: [`DEFAULT_PRIORITY`]).
+    priority: alloc::collections::BTreeMap<u32, u8>,
 }
 
 /// One vCPU's redistributor and virtual CPU interface state.
-#[derive(Clone, Copy, Default)]
+#[derive(Clone, Copy)]
 pub struct CpuGic {
     ppi_enable: u32,
     ppi_pending: u32,
+    /// IPRIORITYR of its SGIs and PPIs.
+    ppi_priority: [u8; 32],
     /// List registers, ICH_VMCR_EL2 and ICH_AP1R0_EL2 while the vCPU is off its CPU.
     lrs: [u64; 4],
     vmcr: u64,
     ap1r0: u64,
+}
+
+impl Default for CpuGic {
+    fn default() -> Self {
+        CpuGic {
+            ppi_enable: 0,
+            ppi_pending: 0,
+            ppi_priority: [DEFAULT_PRIORITY; 32],
+            lrs: [0; 4],
+            vmcr: 0,
+            ap1r0: 0,
+        }
+    }
 }
 
 fn bit(words: &[u32; 32], intid: u32) -> bool {
@@ -97,9 +163,12 @@ impl VmGic {
             .filter(move |&i| self.route.get(&i).copied().unwrap_or(0) == index)
     }
 
-    /// Whether an SPI waits for vCPU `index`.
-    fn pending_for(&self, index: u32) -> bool {
-        self.spis_for(index).next().is_some()
+    /// SPI `intid`'s priority.
+    pub fn spi_priority(&self, intid: u32) -> u8 {
+        self.priority
+            .get(&intid)
+            .copied()
+            .unwrap_or(DEFAULT_PRIORITY)
     }
 }
 
@@ -113,15 +182,60 @@ impl CpuGic {
     }
 
     fn deliverable(&self, vm: &VmGic, index: u32) -> bool {
-        (vm.enabled && self.ppi_pending & self.ppi_enable != 0)
-            || (index != u32::MAX && vm.pending_for(index))
+        self.wanted(vm, index).next().is_some()
     }
 
-    /// Whether vCPU `index` has an interrupt to take: pending and enabled, or already in a
-    /// list register (`live`: its list registers are in the CPU).
+    /// The interrupts pending and enabled for vCPU `index` (its SGIs and PPIs, then the
+    /// SPIs routed to it), with their priorities.
+    fn wanted<'a>(&'a self, vm: &'a VmGic, index: u32) -> impl Iterator<Item = (u32, u8)> + 'a {
+        let mut ppis = if vm.enabled {
+            self.ppi_pending & self.ppi_enable
+        } else {
+            0
+        };
+        let ppis = core::iter::from_fn(move || {
+            (ppis != 0).then(|| {
+                let b = ppis.trailing_zeros();
+                ppis &= ppis - 1;
+                b
+            })
+        })
+        .map(|id| (id, self.ppi_priority[id as usize]));
+        let spis = (index != u32::MAX)
+            .then(|| vm.spis_for(index).map(|id| (id, vm.spi_priority(id))))
+            .into_iter()
+            .flatten();
+        ppis.chain(spis)
+    }
+
+    /// SGI or PPI `intid`'s priority.
+    pub fn ppi_priority(&self, intid: u32) -> u8 {
+        self.ppi_priority[(intid % 32) as usize]
+    }
+
+    /// Whether this vCPU, off its CPU, would take an interrupt of `priority` now (its saved
+    /// priority mask, running priority and group enable).
+    pub fn would_take(&self, priority: u8) -> bool {
+        signalled(priority, self.vmcr, self.ap1r0)
+    }
+
+    /// Whether vCPU `index` has an interrupt it would take: pending and enabled, or already
+    /// pending in a list register (`live`: its list registers and virtual CPU interface are
+    /// in the CPU), and let through by its priority mask, running priority and group enable.
     pub fn has_work(&self, vm: &VmGic, index: u32, live: bool) -> bool {
-        let lrs = if live { read_lrs() } else { self.lrs };
-        self.deliverable(vm, index) || lrs.iter().any(|lr| lr >> 62 == 1)
+        let (lrs, vmcr, ap1r0) = if live {
+            (read_lrs(), ich_read_vmcr(), ich_read_ap1r0())
+        } else {
+            (self.lrs, self.vmcr, self.ap1r0)
+        };
+        let listed = lrs
+            .iter()
+            .filter(|lr| *lr >> 62 == 1)
+            .map(|lr| ((lr >> 48) & 0xFF) as u8);
+        self.wanted(vm, index)
+            .map(|(_, p)| p)
+            .chain(listed)
+            .any(|p| signalled(p, vmcr, ap1r0))
     }
 
     /// Load the vCPU's list registers and virtual interface into the CPU.
@@ -143,7 +257,19 @@ impl CpuGic {
         }
     }
 
-    /// Move the interrupts pending for vCPU `index` into free list registers (live ones).
+    /// Make `id` pending here again (it leaves a list register before the guest took it).
+    fn unlist(&mut self, vm: &mut VmGic, id: u32) {
+        if id < 32 {
+            self.ppi_pending |= 1 << id;
+        } else {
+            set_bit(&mut vm.spi_pending, id, true);
+        }
+    }
+
+    /// Move the interrupts pending for vCPU `index` into its list registers (live ones),
+    /// highest priority first, each with its priority: into a free one, else into one that
+    /// holds an interrupt of lower priority that is only pending (which becomes pending
+    /// here again).
     pub fn fill(&mut self, vm: &mut VmGic, index: u32) {
         if !self.deliverable(vm, index) {
             return;
@@ -151,23 +277,32 @@ impl CpuGic {
         let mut lrs = read_lrs();
         let listed =
             |lrs: &[u64; 4], id: u32| lrs.iter().any(|lr| lr >> 62 != 0 && *lr as u32 == id);
-        let mut wanted = alloc::vec::Vec::new();
-        let mut ppis = self.ppi_pending & self.ppi_enable;
-        while ppis != 0 {
-            wanted.push(ppis.trailing_zeros());
-            ppis &= ppis - 1;
-        }
-        wanted.extend(vm.spis_for(index));
-        for id in wanted {
-            if listed(&lrs, id) {
+        // The four of highest priority not listed yet (no more can go in), best first.
+        let mut best = [(u8::MAX, u32::MAX); 4];
+        for (id, p) in self.wanted(vm, index) {
+            if listed(&lrs, id) || (p, id) >= best[3] {
                 continue;
             }
-            let Some(free) = lrs.iter().position(|lr| lr >> 62 == 0) else {
+            best[3] = (p, id);
+            best.sort_unstable();
+        }
+        for (priority, id) in best.into_iter().take_while(|&(_, id)| id != u32::MAX) {
+            let slot = lrs.iter().position(|lr| lr >> 62 == 0).or_else(|| {
+                // The only-pending list register of the lowest priority, if below this one.
+                (0..lrs.len())
+                    .filter(|&i| lrs[i] >> 62 == 1)
+                    .max_by_key(|&i| (lrs[i] >> 48) & 0xFF)
+                    .filter(|&i| ((lrs[i] >> 48) & 0xFF) as u8 > priority)
+            });
+            let Some(slot) = slot else {
                 break;
             };
+            if lrs[slot] >> 62 == 1 {
+                self.unlist(vm, lrs[slot] as u32);
+            }
             // State pending, group 1, priority, vINTID.
-            lrs[free] = (1 << 62) | (1 << 60) | (PRIORITY << 48) | u64::from(id);
-            write_lr(free, lrs[free]);
+            lrs[slot] = (1 << 62) | (1 << 60) | (u64::from(priority) << 48) | u64::from(id);
+            write_lr(slot, lrs[slot]);
             if id < 32 {
                 self.ppi_pending &= !(1 << id);
             } else {
@@ -175,6 +310,25 @@ impl CpuGic {
             }
         }
     }
+}
+
+/// A read (`write` None) or write of `size` bytes of the byte-wide priority registers
+/// starting at INTID `first`: `get`/`set` reach one INTID's priority.
+fn priority_bytes(
+    first: u32,
+    size: u64,
+    write: Option<u64>,
+    get: impl Fn(u32) -> u8,
+    mut set: impl FnMut(u32, u8),
+) -> u64 {
+    let mut v = 0u64;
+    for b in 0..size.min(8) as u32 {
+        match write {
+            None => v |= u64::from(get(first + b)) << (8 * b),
+            Some(w) => set(first + b, (w >> (8 * b)) as u8 & priority_mask()),
+        }
+    }
+    v
 }
 
 /// Which register frame a guest access hits.
@@ -199,9 +353,31 @@ fn reg_bits(off: u64, base: u64) -> u32 {
     ((off - base) / 4 * 32) as u32
 }
 
-/// A read (`write` None) or write of distributor register `off`; what a read returns.
-pub fn distributor(off: u64, write: Option<u64>, vm: &mut VmGic) -> u64 {
+/// A read (`write` None) or write of `size` bytes at distributor offset `off`; what a read
+/// returns.
+pub fn distributor(off: u64, size: u64, write: Option<u64>, vm: &mut VmGic) -> u64 {
     match (off, write) {
+        // IPRIORITYR of the SPIs (those of SGIs and PPIs are in the redistributors).
+        (0x400..=0x7FB, w) => {
+            let first = (off - 0x400) as u32;
+            let spi = |id: u32| (32..=MAX_INTID).contains(&id);
+            let get = |id: u32| if spi(id) { vm.spi_priority(id) } else { 0 };
+            let v = priority_bytes(first, size, None, get, |_, _| {});
+            if w.is_some() {
+                priority_bytes(
+                    first,
+                    size,
+                    w,
+                    |_| 0,
+                    |id, p| {
+                        if spi(id) {
+                            vm.priority.insert(id, p);
+                        }
+                    },
+                );
+            }
+            v
+        }
         // CTLR: EnableGrp1A (bit 1); ARE_NS (bit 4) reads as one.
         (0x0, None) => (u64::from(vm.enabled) << 1) | (1 << 4),
         (0x0, Some(v)) => {
@@ -252,9 +428,24 @@ pub fn distributor(off: u64, write: Option<u64>, vm: &mut VmGic) -> u64 {
     }
 }
 
-/// A read or write of register `off` of redistributor `idx` (of `vcpus`).
-pub fn redistributor(off: u64, write: Option<u64>, c: &mut CpuGic, idx: u32, vcpus: u32) -> u64 {
+/// A read or write of `size` bytes at offset `off` of redistributor `idx` (of `vcpus`).
+pub fn redistributor(
+    off: u64,
+    size: u64,
+    write: Option<u64>,
+    c: &mut CpuGic,
+    idx: u32,
+    vcpus: u32,
+) -> u64 {
     match (off, write) {
+        // IPRIORITYR0-7: the SGIs' and PPIs' priorities.
+        (0x1_0400..=0x1_041F, w) => {
+            let first = (off - 0x1_0400) as u32;
+            let size = size.min(u64::from(32 - first));
+            let prio = c.ppi_priority;
+            let get = |id: u32| prio[id as usize];
+            priority_bytes(first, size, w, get, |id, p| c.ppi_priority[id as usize] = p)
+        }
         // TYPER: Aff0 = the vCPU's index, processor number, Last.
         (0x8, None) => {
             let last = u64::from(idx + 1 == vcpus) << 4;
@@ -346,6 +537,21 @@ ich_reg!(ich_read_vmcr, ich_write_vmcr, "ich_vmcr_el2");
 ich_reg!(ich_read_ap1r0, ich_write_ap1r0, "ich_ap1r0_el2");
 ich_reg!(ich_read_hcr, ich_write_hcr, "ich_hcr_el2");
 
+/// ICH_VTR_EL2 (read-only): what the virtual CPU interface implements.
+fn ich_read_vtr() -> u64 {
+    let v: u64;
+    #[cfg(target_arch = "aarch64")]
+    // SAFETY: reading an ICH register at EL2 has no side effects.
+    unsafe {
+        core::arch::asm!("mrs {0}, ich_vtr_el2", out(reg) v, options(nomem, nostack))
+    };
+    #[cfg(not(target_arch = "aarch64"))]
+    {
+        v = 0;
+    }
+    v
+}
+
 /// No vCPU is loaded on this CPU: empty its list registers and active priorities (what a
 /// vCPU whose VM was taken away while it ran, and so never saved, left there). A pending
 /// list register keeps the virtual IRQ asserted while ICH_HCR_EL2.En is on, and a pending
@@ -361,6 +567,13 @@ pub fn discard_cpu() {
 
 /// This CPU's virtual CPU interface on (ICH_HCR_EL2.En), with no list register in use.
 pub fn init_cpu() {
+    let vtr = ich_read_vtr();
+    // PRIbits [31:29] and PREbits [28:26], each one less than the count.
+    let (pri, pre) = (((vtr >> 29) & 7) + 1, ((vtr >> 26) & 7) + 1);
+    VTR_BITS.store(
+        (pre << 8 | pri) as u16,
+        core::sync::atomic::Ordering::Relaxed,
+    );
     let _ = ich_read_hcr();
     ich_write_hcr(1);
     for i in 0..4 {

@@ -89,8 +89,17 @@ fn hlos_payload_boots_by_gunyahs_contract_and_drives_vms_through_rpc() {
         "hlos: racers [131, 132, 133]: two vCPUs each (PSCI CPU_ON), on different physical \
          CPUs, wrote the same 8 golden pages at once; each sees both its vCPUs' words and the \
          golden data around them\n",
-        "hlos: spinner VM 134 loops without trapping on HLOS's physical CPU (affinity-map <0> \
-         in its VM config): HLOS kept running beside it (it counted ",
+        // Scheduler priority from the VM config: the spinner's two vCPUs, one priority below
+        // HLOS on its CPU, never run while HLOS computes, and both run while it sleeps.
+        "hlos: spinner VM 134: two vCPUs loop without trapping on HLOS's physical CPU, one \
+         priority below HLOS (affinity-map <0 0>, sched-priority -1, sched-timeslice 3000 in \
+         its VM config): while HLOS slept 10 ms both ran (counted ",
+        "; while HLOS computed 5 ms without trapping neither ran\n",
+        // vGIC priorities and the guest's priority mask.
+        "hlos: virtual interrupt priorities: with its receive SPI 993 at priority 0x40 and the \
+         virtual timer's PPI 27 at 0x80 (IPRIORITYR, read back) both pending and the priority \
+         mask at 0x60, HLOS took the SPI and not the timer's interrupt; with the mask open, \
+         the timer's\n",
         "hlos: clones' FP/SIMD registers survived traps to EL2 (CoW faults)\n",
         "hlos: attacker VM 130: 7 attacks stopped (a write to a read-only golden page, reads of \
          HLOS's and EL2's memory, MEM_ACCEPT of VM 128's mailbox, VM_STOP of VM 128, \
@@ -125,11 +134,29 @@ fn hlos_payload_boots_by_gunyahs_contract_and_drives_vms_through_rpc() {
         ),
         "{summary}"
     );
-    // The tick took the spinner off HLOS's CPU: preemptions happened.
+    // The spinners' vCPUs used up their slices and the tick gave the CPU to the other.
     assert!(
         number_after(summary, "preemptions by the tick ") > 0,
         "{summary}"
     );
+    // HLOS (priority 32) took its CPU from the spinners (31) whenever it woke; the spinners'
+    // timeslice of 3000 us from their config is 3 ticks of 1 ms, and they used such slices
+    // up (HLOS's default 5 ms is 5 ticks).
+    let sched = output
+        .lines()
+        .find(|l| l.starts_with("qemu board: scheduler: "))
+        .unwrap_or_else(|| panic!("no scheduler line:\n{output}"));
+    assert!(
+        number_after(sched, "preemptions by a higher priority ") > 0,
+        "{sched}"
+    );
+    assert_eq!(
+        number_after(sched, "by the tick at the end of a slice "),
+        number_after(summary, "preemptions by the tick "),
+        "{sched}"
+    );
+    assert!(number_after(sched, "3 ticks: ") > 0, "{sched}");
+    assert!(number_after(sched, "5 ticks: ") > 0, "{sched}");
     assert!(
         number_after(summary, "virtual interrupts raised ") > 0,
         "{summary}"

@@ -78,7 +78,13 @@ pub fn main(info: &DtInfo, mailbox_handle: u64, index: u64, role: u64, victim: u
     let mb = Mailbox::at(CLONE_MAILBOX_IPA);
     FATAL_MAILBOX.store(CLONE_MAILBOX_IPA, Ordering::Relaxed);
     if role == 2 {
-        spin()
+        // Its second vCPU spins too, on the same physical CPU (its VM config).
+        SPINNER.store(1, Ordering::SeqCst);
+        let [err, ..] = hvc::call(hvc::PSCI_CPU_ON, 1, crate::start::secondary_entry(), 1, 0);
+        if err != 0 {
+            hvc::cpu_off()
+        }
+        spin(0)
     }
     if role >= crate::config_agent::ROLE_TRUSTED {
         // A VM HLOS launched from its config (`configs.rs`).
@@ -157,8 +163,14 @@ fn race(racer: u64, me: u64) -> (u64, [u64; 6]) {
     (0, [RACE_PAGES, 0, 0, me, 0, 0])
 }
 
-/// The racer's second vCPU (entered at `_secondary_start`).
+/// This VM is the spinner (its second vCPU spins too).
+static SPINNER: AtomicU64 = AtomicU64::new(0);
+
+/// The second vCPU of a racer or of the spinner (entered at `_secondary_start`).
 pub fn secondary(index: u64) -> ! {
+    if SPINNER.load(Ordering::SeqCst) != 0 {
+        spin(1)
+    }
     crate::gic::cpu_init();
     SIBLING_UP.store(index, Ordering::SeqCst);
     race_writes(RACER.load(Ordering::SeqCst), 1);
@@ -166,10 +178,10 @@ pub fn secondary(index: u64) -> ! {
     hvc::cpu_off()
 }
 
-/// The spinner: count in mailbox word 2 forever, never trapping (no hypercall, no WFI, no
-/// fault); only the hypervisor's tick takes the CPU away from it.
-fn spin() -> ! {
-    let counter = (CLONE_MAILBOX_IPA + 16) as *mut u64;
+/// A spinner vCPU: count in mailbox word 2 + `vcpu` forever, never trapping (no hypercall,
+/// no WFI, no fault); only the hypervisor takes the CPU away from it.
+fn spin(vcpu: u64) -> ! {
+    let counter = (CLONE_MAILBOX_IPA + 16 + vcpu * 8) as *mut u64;
     let mut n = 0u64;
     loop {
         n += 1;

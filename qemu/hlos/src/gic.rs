@@ -12,7 +12,8 @@ use core::ptr::{read_volatile, write_volatile};
 const GICD: u64 = 0x0800_0000;
 const GICR: u64 = 0x080A_0000;
 const GICR_STRIDE: u64 = 0x2_0000;
-const VTIMER: u32 = 27;
+/// The virtual timer's PPI.
+pub const VTIMER: u32 = 27;
 
 fn w32(addr: u64, v: u32) {
     // SAFETY: the GIC's registers, device memory in the payload's stage 1 (VA 0..1 GiB).
@@ -69,6 +70,83 @@ pub fn cpu_init() {
             one = in(reg) 1u64,
         )
     };
+}
+
+fn priority_reg(intid: u32) -> u64 {
+    if intid < 32 {
+        GICR + cpu_index() * GICR_STRIDE + 0x1_0400 + u64::from(intid)
+    } else {
+        GICD + 0x400 + u64::from(intid)
+    }
+}
+
+/// Set interrupt `intid`'s priority (a byte write of GICD_IPRIORITYR for an SPI, of this
+/// vCPU's GICR_IPRIORITYR for an SGI or PPI).
+pub fn set_priority(intid: u32, priority: u8) {
+    // SAFETY: as in `w32`; the priority registers are byte-accessible.
+    unsafe { write_volatile(priority_reg(intid) as *mut u8, priority) };
+}
+
+/// Interrupt `intid`'s priority, as the GIC keeps it.
+pub fn priority(intid: u32) -> u8 {
+    // SAFETY: as in `set_priority`.
+    unsafe { read_volatile(priority_reg(intid) as *const u8) }
+}
+
+/// Set the CPU interface's priority mask (ICC_PMR_EL1): only priorities below it are taken.
+pub fn set_priority_mask(pmr: u8) {
+    // SAFETY: the priority mask of this vCPU's own CPU interface.
+    unsafe {
+        core::arch::asm!("msr icc_pmr_el1, {0}", "isb", in(reg) u64::from(pmr), options(nomem, nostack))
+    };
+}
+
+/// Acknowledge the highest-priority pending interrupt (ICC_IAR1_EL1): its INTID, 1023 if
+/// none is taken.
+pub fn acknowledge() -> u32 {
+    let id: u64;
+    // SAFETY: acknowledging an interrupt only changes the GIC's state.
+    unsafe { core::arch::asm!("mrs {0}, icc_iar1_el1", out(reg) id, options(nomem, nostack)) };
+    (id & 0xFF_FFFF) as u32
+}
+
+/// End interrupt `id` (ICC_EOIR1_EL1).
+pub fn end(id: u32) {
+    // SAFETY: ending an interrupt this vCPU acknowledged.
+    unsafe {
+        core::arch::asm!("msr icc_eoir1_el1, {0}", "isb", in(reg) u64::from(id), options(nomem, nostack))
+    };
+}
+
+/// Wait (WFI) until an interrupt is pending, acknowledging none.
+pub fn wait_pending() {
+    // SAFETY: WFI with interrupts masked returns when one is pending.
+    unsafe { core::arch::asm!("dsb sy", "wfi", options(nomem, nostack)) };
+}
+
+/// Fire this vCPU's virtual timer now and wait until its interrupt was raised (the
+/// hypervisor took the timer's PPI and masked the timer: CNTV_CTL_EL0.IMASK), taking none.
+pub fn fire_timer() {
+    // SAFETY: arming this vCPU's own virtual timer to expire at once.
+    unsafe {
+        core::arch::asm!("msr cntv_tval_el0, {0}", "msr cntv_ctl_el0, {1}", "isb", in(reg) 1u64, in(reg) 1u64, options(nomem, nostack))
+    };
+    loop {
+        let ctl: u64;
+        // SAFETY: reading this vCPU's own timer control.
+        unsafe {
+            core::arch::asm!("isb", "mrs {0}, cntv_ctl_el0", out(reg) ctl, options(nomem, nostack))
+        };
+        if ctl & 0b10 != 0 {
+            return;
+        }
+        core::hint::spin_loop();
+    }
+}
+
+/// Turn this vCPU's virtual timer off.
+pub fn timer_stop() {
+    timer_off();
 }
 
 /// Acknowledge and end every pending interrupt: how many there were besides the virtual

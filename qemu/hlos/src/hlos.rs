@@ -40,7 +40,7 @@ pub const HLOS_VMID: u16 = 3;
 
 /// The clones' DT (`clone.dts`, compiled by build.rs).
 static CLONE_DTB: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/clone.dtb"));
-/// The spinner's DT (`spinner.dts`): a VM config pinning its one vCPU to physical CPU 0,
+/// The spinner's DT (`spinner.dts`): a VM config pinning its two vCPUs to physical CPU 0,
 /// where HLOS's vCPU 0 runs.
 static SPINNER_DTB: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/spinner.dtb"));
 
@@ -115,30 +115,65 @@ pub(crate) fn wait_mailbox(i: usize, vmid: u16) -> [u64; 6] {
     r
 }
 
-/// The spinner (mailbox `i`) loops forever without a trap on HLOS's physical CPU: HLOS still
-/// runs (the tick preempts it whenever HLOS's timer wakes it) and sees its counter move.
-/// Returns how far it counted while HLOS slept 10 ms.
-fn spinner_check(i: usize, sp: u16) -> u64 {
+/// The spinner (mailbox `i`): two vCPUs loop forever without a trap on HLOS's physical CPU,
+/// one priority below HLOS (`spinner.dts`). While HLOS sleeps 10 ms they run, taking turns
+/// (round robin within their priority, 3-tick slices: the board counts the slices they used
+/// up); while HLOS computes for 5 ms without trapping (longer than HLOS's own timeslice)
+/// neither runs: the higher priority keeps the CPU.
+/// Returns how far each counted while HLOS slept 10 ms.
+fn spinner_check(i: usize, sp: u16) -> [u64; 2] {
     let mb = MAILBOX_SRC + i as u64 * 4096;
     // SAFETY: the spinner's mailbox page, shared read/write with us.
-    let count = || unsafe { read_volatile((mb + 16) as *const u64) };
+    let count = |v: u64| unsafe { read_volatile((mb + 16 + v * 8) as *const u64) };
+    let counts = || [count(0), count(1)];
     let mut waits = 0;
-    while count() == 0 {
+    while counts().contains(&0) {
         waits += 1;
         if waits > 20_000 {
-            fail(format_args!("spinner VM {sp} never started"));
+            fail(format_args!(
+                "spinner VM {sp}'s two vCPUs never both ran ({:?})",
+                counts()
+            ));
         }
         gic::wait_us(1000);
     }
-    let c0 = count();
-    for _ in 0..10 {
-        gic::wait_us(1000);
+    let freq: u64;
+    // SAFETY: reading the counter frequency has no side effects.
+    unsafe { core::arch::asm!("mrs {0}, cntfrq_el0", out(reg) freq, options(nomem, nostack)) };
+    let now = || {
+        let t: u64;
+        // SAFETY: reading the virtual counter has no side effects.
+        unsafe { core::arch::asm!("isb", "mrs {0}, cntvct_el0", out(reg) t, options(nostack)) };
+        t
+    };
+    // Sleep 10 ms in one wait (another interrupt may end it early: sleep the rest): the
+    // spinners take turns in 3-tick slices meanwhile.
+    let c0 = counts();
+    let end = now() + freq / 100;
+    while now() < end {
+        gic::wait_us((end.saturating_sub(now()) * 1_000_000 / freq).max(1));
     }
-    let c1 = count();
-    if c1 <= c0 {
-        fail(format_args!("spinner VM {sp} did not run ({c0} -> {c1})"));
+    let c1 = counts();
+    if c1[0] <= c0[0] || c1[1] <= c0[1] {
+        fail(format_args!(
+            "spinner VM {sp}'s vCPUs did not both run while HLOS slept ({c0:?} -> {c1:?})"
+        ));
     }
-    c1 - c0
+    // Compute for 5 ms (the virtual counter), never trapping: the tick charges HLOS's slice
+    // and finds only lower priorities waiting.
+    let b0 = counts();
+    let end = now() + freq / 200;
+    while now() < end {
+        core::hint::spin_loop();
+    }
+    let b1 = counts();
+    if b1 != b0 {
+        fail(format_args!(
+            "spinner VM {sp} ran while HLOS, of higher priority, computed on their CPU \
+             ({b0:?} -> {b1:?})"
+        ));
+    }
+    [c1[0] - c0[0], c1[1] - c0[1]]
 }
 
 extern "C" {
@@ -282,6 +317,55 @@ fn queue_interrupts(tx: u64, rx: u64) -> u64 {
     0
 }
 
+/// Virtual interrupt priorities (GICD_IPRIORITYR, GICR_IPRIORITYR0-7) and the priority mask
+/// (ICC_PMR_EL1): the receive queue's SPI `spi` at 0x40, the virtual timer's PPI at 0x80 (both
+/// read back as set), both pending at once (a reply waits; the timer fired). With the mask at
+/// 0x60 the SPI is taken and the timer's interrupt is not (a list register with one fixed
+/// priority would give neither, or both); with the mask open, the timer's. Then back to the
+/// board's default priority 0xA0 and an open mask. The number of the first case that went
+/// wrong.
+fn interrupt_priorities(tx: u64, rx: u64, spi: u32) -> u64 {
+    gic::ack_all();
+    gic::set_priority(spi, 0x40);
+    gic::set_priority(gic::VTIMER, 0x80);
+    if gic::priority(spi) != 0x40 || gic::priority(gic::VTIMER) != 0x80 {
+        return 1;
+    }
+    let p = [0x21u8, 1, 0x91, 0, 0x24, 0, 0, 0x56];
+    if hvc::call(MSGQ_SEND, tx, 8, p.as_ptr() as u64, 1)[0] != OK {
+        return 2;
+    }
+    // The reply's interrupt pending (not taken), then the timer's too.
+    gic::wait_pending();
+    gic::fire_timer();
+    gic::set_priority_mask(0x60);
+    let first = gic::acknowledge();
+    if first != spi {
+        return 10 + u64::from(first.min(1023));
+    }
+    gic::end(first);
+    let mut buf = [0u8; 240];
+    let [err, _, more] = hvc::call(MSGQ_RECV, rx, buf.as_mut_ptr() as u64, 240, 0);
+    if err != OK || buf[2] != 0x91 || more != 0 {
+        return 3;
+    }
+    // The timer's interrupt waits below the mask.
+    let masked = gic::acknowledge();
+    if masked != 1023 {
+        return 2000 + u64::from(masked);
+    }
+    gic::set_priority_mask(0xFF);
+    let next = gic::acknowledge();
+    if next != gic::VTIMER {
+        return 3000 + u64::from(next.min(1023));
+    }
+    gic::end(next);
+    gic::timer_stop();
+    gic::set_priority(spi, 0xA0);
+    gic::set_priority(gic::VTIMER, 0xA0);
+    0
+}
+
 /// What HLOS keeps about a launched clone.
 #[derive(Clone, Copy, Default)]
 struct Clone {
@@ -305,13 +389,15 @@ pub fn main(info: &DtInfo) -> ! {
             "hypervisor_identify: api {api:#x} flags {flags0:#x}"
         ));
     }
+    // The GIC first: a wait for a reply (WFI) ends only for an interrupt the CPU interface
+    // lets through (group 1 on, priority mask open), as on hardware.
+    gic::init(info.rx_virq);
     let mut rpc = Rpc::new(tx, rx);
     let me = ok(&mut rpc, Request::VmGetVmid(Empty), "VM_GET_VMID").word(0);
     if me != HLOS_VMID as u32 {
         fail(format_args!("VM_GET_VMID answered {me}"));
     }
     say!("VM_GET_VMID: {me}");
-    gic::init(info.rx_virq);
     let irqs = queue_interrupts(tx, rx);
     if irqs != 0 {
         fail(format_args!("message-queue interrupts: case {irqs}"));
@@ -321,6 +407,17 @@ pub fn main(info: &DtInfo) -> ! {
          through the virtual GIC) while it holds packets; 12 requests sent before receiving \
          get 12 replies in order",
         info.rx_virq.unwrap_or(0)
+    );
+    let spi = info.rx_virq.unwrap_or(0);
+    let prio = interrupt_priorities(tx, rx, spi);
+    if prio != 0 {
+        fail(format_args!("virtual interrupt priorities: case {prio}"));
+    }
+    say!(
+        "virtual interrupt priorities: with its receive SPI {spi} at priority 0x40 and the \
+         virtual timer's PPI 27 at 0x80 (IPRIORITYR, read back) both pending and the priority \
+         mask at 0x60, HLOS took the SPI and not the timer's interrupt; with the mask open, \
+         the timer's"
     );
     let bad = bad_hypercalls(tx, rx);
     if bad != 0 {
@@ -569,9 +666,12 @@ pub fn main(info: &DtInfo) -> ! {
     race(&clones[3..3 + RACERS]);
     let spun = spinner_check(3 + RACERS, sp);
     say!(
-        "spinner VM {sp} loops without trapping on HLOS's physical CPU (affinity-map <0> in \
-         its VM config): HLOS kept running beside it (it counted {spun} while HLOS slept \
-         10 ms)"
+        "spinner VM {sp}: two vCPUs loop without trapping on HLOS's physical CPU, one \
+         priority below HLOS (affinity-map <0 0>, sched-priority -1, sched-timeslice 3000 in \
+         its VM config): while HLOS slept 10 ms both ran (counted {} and {}); while HLOS \
+         computed 5 ms without trapping neither ran",
+        spun[0],
+        spun[1]
     );
 
     say!("clones' FP/SIMD registers survived traps to EL2 (CoW faults)");

@@ -37,6 +37,7 @@ mod console;
 mod dt;
 #[cfg(target_os = "none")]
 #[path = "../gic.rs"]
+#[allow(dead_code)]
 mod gic;
 #[cfg(target_os = "none")]
 #[path = "../hvc.rs"]
