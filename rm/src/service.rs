@@ -235,6 +235,13 @@ impl<P: Platform> Rm<P> {
         self.run_deferred();
     }
 
+    /// Whether a packet waits for [`Rm::drain_outgoing`] (a reply or a notification queued),
+    /// not counting COW_BROKEN IPAs still collecting in their batch: a platform that serves
+    /// a fault and finds nothing queued can leave the batch to fill.
+    pub fn has_outgoing(&self) -> bool {
+        !self.out.is_empty()
+    }
+
     /// Take every outgoing packet as `(to_vmid, packet)` in the order the
     /// RM produced them (replies after the notifications they caused).
     pub fn drain_outgoing(&mut self) -> Vec<(Vmid, Vec<u8>)> {

@@ -156,6 +156,11 @@ extern "C" fn el2_secondary_main() -> ! {
 #[no_mangle]
 extern "C" fn el2_lower_rust(frame: &mut Frame, kind: u64) {
     percpu::left_guest();
+    // Anything but a stage-2 data abort sends the COW_BROKEN batch CoW faults left (the
+    // faults themselves let it fill: `rmcore` module doc).
+    if kind == 1 || (ESR_EL2.get() >> 26) & 0x3F != 0x24 {
+        rmcore::send_cow_batch();
+    }
     let Some((vmid, index, gen)) = sched::current() else {
         fail(format_args!("a trap with no vCPU loaded"));
     };

@@ -8,10 +8,23 @@
 //! its vCPUs (its DT completed with `/hypervisor`), a VM that left it loses them on every
 //! CPU (`percpu::evict_vm` waits until none runs in the guest) before any later request can
 //! take its stage 2 away.
+//!
+//! COW_BROKEN is batched per VM (DESIGN.md): a served CoW fault leaves its IPA in the RM's
+//! batch and the board does not pump then (pumping flushed a one-IPA notification per fault,
+//! ~3 k EL2 instructions each). The batch goes out when it fills (512 IPAs: the RM queues it
+//! itself and the fault path pumps what is queued), with anything else the RM sends (every
+//! pump drains the batches first, so a reply never overtakes the copies made before it), and
+//! at the first trap or interrupt from any guest on any CPU that is not a stage-2 fault
+//! ([`send_cow_batch`]): the faulting vCPU's next hypercall, WFI or timer tick (1 ms while it
+//! runs), or any trap of the receiver. So a burst of faults costs one notification, and none
+//! waits longer than the faulting vCPU's next tick.
 
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use core::sync::atomic::{
+    AtomicBool, AtomicU64,
+    Ordering::{Acquire, Relaxed, Release},
+};
 
 use gunyah_rm::config::{Affinity, Config};
 use gunyah_rm::cow::FaultOutcome;
@@ -99,12 +112,31 @@ pub struct Core {
     pub rm: Rm<QemuPlatform>,
     /// Per VM: cspace and receive queue.
     pub vms: BTreeMap<Vmid, VmCtl>,
-    /// Per served fault: EL2 instructions inside `Rm::handle_fault`, then in draining the
-    /// RM's outgoing packets (the COW_BROKEN notification) after it.
+    /// Per served fault: EL2 instructions inside `Rm::handle_fault`, then in what the board
+    /// does after it before returning (a pump only when the RM queued a full COW_BROKEN
+    /// batch).
     fault_split: Vec<(u64, u64)>,
 }
 
 static CORE: Lock<Option<Core>> = Lock::new(None);
+
+/// A served CoW fault left COW_BROKEN IPAs in the RM's batch that no pump has sent yet
+/// (written under `CORE`'s lock; read without it by [`send_cow_batch`]).
+static COW_PENDING: AtomicBool = AtomicBool::new(false);
+
+/// Send the RM's pending COW_BROKEN batches, if a CoW fault left any: every trap and
+/// interrupt from a guest except a stage-2 fault calls this first, before it does anything
+/// else (so what that vCPU does next is ordered after the notification). One load when
+/// nothing is pending.
+pub fn send_cow_batch() {
+    if COW_PENDING.load(Acquire) {
+        with_core_any(|c| {
+            if COW_PENDING.load(Relaxed) {
+                c.pump();
+            }
+        });
+    }
+}
 
 /// Install the RM (boot CPU, before any vCPU runs).
 pub fn install(rm: Rm<QemuPlatform>, vms: BTreeMap<Vmid, VmCtl>) {
@@ -138,8 +170,10 @@ pub fn with_core_any<R>(f: impl FnOnce(&mut Core) -> R) -> R {
 }
 
 impl Core {
-    /// Move the RM's outgoing packets to the VMs' receive queues (or their backlogs).
+    /// Move the RM's outgoing packets to the VMs' receive queues (or their backlogs); the
+    /// pending COW_BROKEN batches go with them (`Rm::drain_outgoing` flushes them first).
     pub fn pump(&mut self) {
+        COW_PENDING.store(false, Relaxed);
         for (to, pk) in self.rm.drain_outgoing() {
             let link = self.rm.link(to);
             let vm = self.vms.entry(to).or_default();
@@ -383,7 +417,13 @@ impl Core {
         match outcome {
             FaultOutcome::Copied { .. } | FaultOutcome::Populated { .. } => {
                 STATS.faults_served.fetch_add(1, Relaxed);
-                self.pump();
+                // The copy's IPA waits in the RM's COW_BROKEN batch (see the module doc);
+                // pump only what the RM queued (a batch that filled).
+                if self.rm.has_outgoing() {
+                    self.pump();
+                } else if matches!(outcome, FaultOutcome::Copied { .. }) {
+                    COW_PENDING.store(true, Release);
+                }
                 let t2 = pmu::el2_instructions();
                 // QEMU counts every CPU's instructions into the PMU: a figure is kept only
                 // when no other CPU ran meanwhile.
@@ -460,8 +500,8 @@ impl Core {
             let (rm, drain): (Vec<u64>, Vec<u64>) = self.fault_split.iter().copied().unzip();
             println!(
                 "qemu board: EL2 instructions of each served fault taken while the other CPUs \
-                 were idle, inside Rm::handle_fault: {rm:?}; Rm::drain_outgoing after it: \
-                 {drain:?}"
+                 were idle, inside Rm::handle_fault: {rm:?}; the board after it (COW_BROKEN \
+                 batched): {drain:?}"
             );
         }
         if STATS.vcpus_killed.load(Relaxed) != 0 {

@@ -743,14 +743,16 @@ pub fn main(info: &DtInfo) -> ! {
         "stopped (the spinner too: VM_STOP took it off its CPU), reset and deallocated the \
          seven VMs, reclaimed the parcels, released the golden image; its source reads back unchanged"
     );
-    if rpc.cow_broken != COPIES {
+    // Every copy is reported, in notifications batched per VM (at most one per copy).
+    if rpc.cow_broken_ipas != COPIES || rpc.cow_broken > COPIES {
         fail(format_args!(
-            "{} COW_BROKEN notifications, want one per copy ({COPIES})",
-            rpc.cow_broken
+            "{} COW_BROKEN notifications with {} IPAs, want one IPA per copy ({COPIES})",
+            rpc.cow_broken, rpc.cow_broken_ipas
         ));
     }
     // This scene's notification counts, before the next scene's.
-    let (cow_broken, fault_unserved) = (rpc.cow_broken, rpc.fault_unserved);
+    let (cow_broken, cow_ipas, fault_unserved) =
+        (rpc.cow_broken, rpc.cow_broken_ipas, rpc.fault_unserved);
     // The Android-like set of vm-configs/, launched through RPC only (`configs.rs`).
     crate::configs::scene(&mut rpc);
     let [[f0, g0, n0, ..], [f1, g1, n1, ..], [stopped, ..]] = results;
@@ -765,9 +767,11 @@ pub fn main(info: &DtInfo) -> ! {
         );
     }
     say!(
-        "summary: VMs launched 7; golden pages {}; CoW copies {COPIES}; COW_BROKEN to HLOS {}; \
-         FAULT_UNSERVED to HLOS {}; isolation probes stopped 4; attacks stopped {}",
+        "summary: VMs launched 7; golden pages {}; CoW copies {COPIES}; COW_BROKEN to HLOS {} \
+         IPAs in {} notifications; FAULT_UNSERVED to HLOS {}; isolation probes stopped 4; \
+         attacks stopped {}",
         GOLDEN_SIZE / 4096,
+        cow_ipas,
         cow_broken,
         fault_unserved,
         stopped + 1

@@ -1,6 +1,7 @@
 //! An RM RPC client over the msgqueue pair named in the DT: requests encoded and fragmented
 //! by `gunyah-rm-abi`, replies reassembled; notifications that arrive meanwhile are counted.
 
+use gunyah_rm_abi::ext::CowBroken;
 use gunyah_rm_abi::{MsgId, MsgType, Reassembler, Received, Request, RmError};
 
 use crate::hvc::{self, MSGQUEUE_EMPTY, MSGQ_RECV, MSGQ_SEND};
@@ -52,6 +53,8 @@ pub struct Rpc {
     rx_asm: Reassembler,
     /// COW_BROKEN notifications received so far.
     pub cow_broken: u64,
+    /// IPAs those COW_BROKEN notifications carried (the RM batches a VM's copies into one).
+    pub cow_broken_ipas: u64,
     /// FAULT_UNSERVED notifications received so far.
     pub fault_unserved: u64,
     /// Other notifications received so far.
@@ -71,6 +74,7 @@ impl Rpc {
             seq: 0,
             rx_asm: Reassembler::new(),
             cow_broken: 0,
+            cow_broken_ipas: 0,
             fault_unserved: 0,
             notifications: 0,
             last_unserved: None,
@@ -133,7 +137,13 @@ impl Rpc {
                     r.data[..r.len].copy_from_slice(&data[..r.len]);
                     return Ok(r);
                 }
-                MsgType::Notification if m.msg_id == MsgId::COW_BROKEN => self.cow_broken += 1,
+                MsgType::Notification if m.msg_id == MsgId::COW_BROKEN => {
+                    self.cow_broken += 1;
+                    // A malformed one counts no IPA (and the run's IPA check fails).
+                    if let Ok(n) = CowBroken::decode(m.payload) {
+                        self.cow_broken_ipas += n.ipas.len() as u64;
+                    }
+                }
                 MsgType::Notification if m.msg_id == MsgId::FAULT_UNSERVED => {
                     self.fault_unserved += 1;
                     self.last_unserved = m.payload.get(..16).and_then(|p| p.try_into().ok());

@@ -282,3 +282,51 @@ fn a_target_lacking_a_need_runs_the_cases_other_form() {
         other => panic!("should fail, got {other:?}"),
     }
 }
+
+#[test]
+fn consecutive_cow_broken_about_one_vm_are_matched_as_one() {
+    use gunyah_rm_catalogue::run::merge_cow_broken;
+    use gunyah_rm_catalogue::wire::Msg;
+    let cow = |vmid: u16, ipas: &[u64]| {
+        let mut payload = vmid.to_le_bytes().to_vec();
+        payload.extend_from_slice(&[0, 0]);
+        payload.extend_from_slice(&(ipas.len() as u16).to_le_bytes());
+        payload.extend_from_slice(&[0, 0]);
+        for ipa in ipas {
+            payload.extend_from_slice(&ipa.to_le_bytes());
+        }
+        Msg {
+            msg_type: ty::NOTIFICATION,
+            seq: 0,
+            msg_id: N_COW_BROKEN,
+            payload,
+        }
+    };
+    let other = Msg {
+        msg_type: ty::NOTIFICATION,
+        seq: 0,
+        msg_id: N_FAULT_UNSERVED,
+        payload: vec![0; 16],
+    };
+    // Two about VM 0x80 to HLOS, one to another recipient between them: joined, in order.
+    let got = vec![
+        (3, cow(0x80, &[0x1000])),
+        (4, cow(0x80, &[0x5000])),
+        (3, cow(0x80, &[0x2000, 0x3000])),
+    ];
+    assert_eq!(
+        merge_cow_broken(&got),
+        vec![
+            (3, cow(0x80, &[0x1000, 0x2000, 0x3000])),
+            (4, cow(0x80, &[0x5000])),
+        ]
+    );
+    // About another VM, or with something else to the recipient in between: kept apart.
+    let apart = vec![
+        (3, cow(0x80, &[0x1000])),
+        (3, cow(0x81, &[0x2000])),
+        (3, other.clone()),
+        (3, cow(0x81, &[0x3000])),
+    ];
+    assert_eq!(merge_cow_broken(&apart), apart);
+}
