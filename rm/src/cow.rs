@@ -339,6 +339,10 @@ impl<P: Platform> Rm<P> {
     /// The CoW step for a write to the golden page `src` at `page` of the
     /// golden range starting at `range` (mapping `m`), found by the walk
     /// `walked`.
+    ///
+    /// The VM's records are looked up once for the whole step (the platform's calls in between
+    /// touch only `self.plat`), and nothing is allocated once the VM's COW_BROKEN batch has
+    /// been sent once (its buffer keeps its capacity).
     fn cow_copy(
         &mut self,
         vmid: Vmid,
@@ -351,7 +355,10 @@ impl<P: Platform> Rm<P> {
         let Some(gid) = m.pool else {
             return self.unserved_at(vmid, page, Unserved::NoCow, m.fault_action);
         };
-        let Some(pool) = self.spaces.get(&vmid).and_then(|s| s.pools.get(&gid)) else {
+        let Some(space) = self.spaces.get_mut(&vmid) else {
+            return self.unserved_at(vmid, page, Unserved::NoMemory, m.fault_action);
+        };
+        let Some(pool) = space.pools.get_mut(&gid) else {
             return self.unserved_at(vmid, page, Unserved::NoMemory, m.fault_action);
         };
         // 1. Quota: the pool's, and the mapping's own copy limit.
@@ -385,17 +392,12 @@ impl<P: Platform> Rm<P> {
             self.plat.free_page(pa);
             return self.unserved_at(vmid, page, Unserved::NoMemory, m.fault_action);
         }
-        // 5. Bookkeeping, O(1): the mapping's copies, the pool's charge, the
+        // 5. Bookkeeping, O(1): the pool's charge, the mapping's copies, the
         // COW_BROKEN batch.
         self.counters.cow_copies += 1;
-        let Some(space) = self.spaces.get_mut(&vmid) else {
-            return FaultOutcome::Copied { pa };
-        };
+        pool.used_pages += 1;
         if let Some(State::Golden(g)) = space.at_mut(range).map(|r| &mut r.state) {
             g.copies += 1;
-        }
-        if let Some(p) = space.pools.get_mut(&gid) {
-            p.used_pages += 1;
         }
         space.pending_cow.push(page);
         if space.pending_cow.len() >= COW_BATCH {
@@ -453,34 +455,46 @@ impl<P: Platform> Rm<P> {
 
     /// Send every pending COW_BROKEN notification (one per VM, up to 512
     /// IPAs each) to the VMs' owners. [`Rm::drain_outgoing`] calls this.
+    /// Allocates nothing when no batch is pending.
     pub fn flush_cow_broken(&mut self) {
-        let vms: Vec<Vmid> = self
+        let mut from = 0;
+        while let Some(v) = self
             .spaces
-            .iter()
-            .filter(|(_, s)| !s.pending_cow.is_empty())
+            .range(from..)
+            .find(|(_, s)| !s.pending_cow.is_empty())
             .map(|(v, _)| *v)
-            .collect();
-        for v in vms {
+        {
             self.flush_cow_broken_of(v);
+            match v.checked_add(1) {
+                Some(next) => from = next,
+                None => break,
+            }
         }
     }
 
     pub(crate) fn flush_cow_broken_of(&mut self, vmid: Vmid) {
-        let Some(ipas) = self
+        let Some(mut ipas) = self
             .spaces
             .get_mut(&vmid)
             .map(|s| core::mem::take(&mut s.pending_cow))
         else {
             return;
         };
-        if ipas.is_empty() {
-            return;
+        if !ipas.is_empty() {
+            let owner = self.vms.get(vmid).map_or(vmid, |v| v.owner);
+            for chunk in ipas.chunks(COW_BATCH) {
+                let list: Vec<U64> = chunk.iter().map(|&ipa| U64::new(ipa)).collect();
+                let n = CowBroken { vmid, ipas: &list };
+                self.notify_with(owner, MsgId::COW_BROKEN, &n);
+            }
         }
-        let owner = self.vms.get(vmid).map_or(vmid, |v| v.owner);
-        for chunk in ipas.chunks(COW_BATCH) {
-            let list: Vec<U64> = chunk.iter().map(|&ipa| U64::new(ipa)).collect();
-            let n = CowBroken { vmid, ipas: &list };
-            self.notify_with(owner, MsgId::COW_BROKEN, &n);
+        // The buffer goes back with its capacity: the VM's next copies push without
+        // allocating on the fault path.
+        ipas.clear();
+        if let Some(s) = self.spaces.get_mut(&vmid) {
+            if s.pending_cow.is_empty() {
+                s.pending_cow = ipas;
+            }
         }
     }
 

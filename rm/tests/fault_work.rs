@@ -194,3 +194,51 @@ fn fault_bookkeeping_does_not_grow_with_vms_image_size_or_spread() {
         per_fault(&base)
     );
 }
+
+#[test]
+fn a_cow_fault_allocates_nothing_once_its_vm_sent_a_batch() {
+    // The COW_BROKEN batch keeps its buffer when it is sent: after a VM's first batch went out,
+    // its faults (up to the size that batch reached) take no heap allocation at all, on the
+    // fault path or in the RM.
+    let sim = SimConfig {
+        hlos_ram: (0x4000_0000, 256 * MIB),
+        ..SimConfig::default()
+    };
+    let plat = Counting::with_probe(SimPlatform::new(sim.clone()).expect("platform"), allocs);
+    let cfg = RmConfig {
+        hlos_ram: Some((sim.hlos_ram.0, sim.hlos_ram.0, sim.hlos_ram.1)),
+        ..RmConfig::default()
+    };
+    let mut rm = Rm::new(plat, cfg).expect("rm");
+    let template = alloc_vm(&mut rm);
+    let g = seal_lent(&mut rm, template, SRC, MIB);
+    let vm = alloc_vm(&mut rm);
+    let pool = rm.gmem_create(HLOS, 64 * PAGE, 0, vm).expect("pool");
+    rm.golden_map(HLOS, MapParams::cow(g, vm, 0, CLONE_IPA, MIB, pool))
+        .expect("map");
+    let fault = |rm: &mut Rm<Counting<SimPlatform>>, i: u64| {
+        let out = rm.handle_access_fault(vm, CLONE_IPA + i * PAGE, Access::Write);
+        assert!(
+            matches!(out, FaultOutcome::Copied { .. }),
+            "fault {i}: {out:?}"
+        );
+    };
+    for i in 0..32 {
+        fault(&mut rm, i);
+    }
+    rm.flush_cow_broken();
+    rm.platform().take_inner_allocs();
+    let mut taken = 0;
+    for i in 32..64 {
+        let before = allocs();
+        fault(&mut rm, i);
+        taken += allocs() - before - rm.platform().take_inner_allocs();
+    }
+    assert_eq!(
+        taken, 0,
+        "heap allocations over 32 CoW faults after a batch was sent"
+    );
+    // And the second batch is sent as the first was.
+    let sent = rm.drain_outgoing().len();
+    assert!(sent > 0, "the second batch was not sent");
+}

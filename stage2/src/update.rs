@@ -382,7 +382,8 @@ impl<'a, M: TableMemory, T: TlbMaintenance> Committer<'a, M, T> {
     }
 
     /// Finish a batch, whose reserve may hold more than it took: flush and give the rest back.
-    pub(crate) fn finish_with_spare(mut self) {
+    /// By reference, as [`finish`](Self::finish).
+    pub(crate) fn finish_with_spare(&mut self) {
         self.flush();
         if self.wrote {
             self.tlb.sync_writes(self.vttbr);
@@ -390,8 +391,11 @@ impl<'a, M: TableMemory, T: TlbMaintenance> Committer<'a, M, T> {
         self.reserve.release(self.mem);
     }
 
-    /// Finish: flush and give unused reserve pages back.
-    pub(crate) fn finish(mut self) {
+    /// Finish: flush and give unused reserve pages back. By reference, not by value: moving
+    /// the committer (its fixed TLBI, pending and free lists, 6 KiB) into the call was a
+    /// `memcpy` of 6 KiB on every copy-on-write fault (2.7 k of the 3.5 k EL2 instructions of
+    /// a page replace in QEMU). The committer is not used after it.
+    pub(crate) fn finish(&mut self) {
         self.flush();
         if self.wrote {
             // Make the final descriptor writes visible to table walkers before returning.
