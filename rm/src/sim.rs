@@ -7,6 +7,7 @@ use std::ptr::NonNull;
 
 use gunyah_stage2::host::{HostArena, SharedArena};
 use gunyah_stage2::{AddressSpace, PaRange, TableMemory, TlbMaintenance};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::platform::*;
@@ -131,11 +132,12 @@ struct Region {
     len: u64,
     mem: NonNull<u8>,
     /// One bit per page: written as data at least once (host memory behind it).
-    backed: Vec<u64>,
+    /// Atomic, so that the fault path marks its copy without the arena's lock.
+    backed: Box<[AtomicU64]>,
     /// For the partition, one bit per page: handed out as a data page (not a
     /// table, not free). Only those pages are read or written here; `None`
     /// (HLOS RAM): every page is data.
-    data: Option<Vec<u64>>,
+    data: Option<Box<[AtomicU64]>>,
     /// The allocator owning the block, when the region borrows it (kept alive
     /// here); `None`: the region allocated its block and frees it.
     owner: Option<SharedArena>,
@@ -166,7 +168,7 @@ impl Region {
             base,
             len,
             mem,
-            backed: vec![0; (len / PAGE_SIZE).div_ceil(64) as usize],
+            backed: Self::bitmap(len),
             data: None,
             owner: None,
         }
@@ -185,10 +187,23 @@ impl Region {
             base,
             len,
             mem,
-            backed: vec![0; (len / PAGE_SIZE).div_ceil(64) as usize],
-            data: Some(vec![0; (len / PAGE_SIZE).div_ceil(64) as usize]),
+            backed: Self::bitmap(len),
+            data: Some(Self::bitmap(len)),
             owner: Some(arena.clone()),
         })
+    }
+
+    /// One clear bit per page of a region of `len` bytes.
+    fn bitmap(len: u64) -> Box<[AtomicU64]> {
+        (0..(len / PAGE_SIZE).div_ceil(64))
+            .map(|_| AtomicU64::new(0))
+            .collect()
+    }
+
+    /// The bitmap word and bit of `page` (inside the region).
+    fn bit(&self, page: u64) -> (usize, u64) {
+        let i = (page - self.base) / PAGE_SIZE;
+        ((i / 64) as usize, 1 << (i % 64))
     }
 
     fn layout(len: u64) -> std::alloc::Layout {
@@ -203,44 +218,41 @@ impl Region {
         pa >= self.base && pa - self.base <= self.len && len <= self.len - (pa - self.base)
     }
 
+    // The bits are ordered by what hands the page around (the partition's lock, the RM's
+    // locks); their own accesses need only be atomic, hence `Relaxed`.
     fn is_backed(&self, page: u64) -> bool {
-        let i = (page - self.base) / PAGE_SIZE;
-        self.backed[(i / 64) as usize] & (1 << (i % 64)) != 0 && self.is_data(page)
+        let (w, b) = self.bit(page);
+        self.backed[w].load(Ordering::Relaxed) & b != 0 && self.is_data(page)
     }
 
     fn is_data(&self, page: u64) -> bool {
-        let i = (page - self.base) / PAGE_SIZE;
+        let (w, b) = self.bit(page);
         self.data
             .as_ref()
-            .is_none_or(|d| d[(i / 64) as usize] & (1 << (i % 64)) != 0)
+            .is_none_or(|d| d[w].load(Ordering::Relaxed) & b != 0)
     }
 
     /// Mark the page a data page (`on`), or not: then its contents are gone
     /// (it reads as zeros when it is handed out as data again).
     /// Returns whether it held contents that are now gone.
-    fn set_data(&mut self, page: u64, on: bool) -> bool {
-        let held = self.is_backed(page);
-        let i = (page - self.base) / PAGE_SIZE;
-        let bit = 1 << (i % 64);
-        if let Some(d) = self.data.as_mut() {
-            if on {
-                d[(i / 64) as usize] |= bit;
-            } else {
-                d[(i / 64) as usize] &= !bit;
-                self.backed[(i / 64) as usize] &= !bit;
-                return held;
-            }
+    fn set_data(&self, page: u64, on: bool) -> bool {
+        let (w, b) = self.bit(page);
+        let Some(d) = self.data.as_ref() else {
+            return false;
+        };
+        if on {
+            d[w].fetch_or(b, Ordering::Relaxed);
+            return false;
         }
-        false
+        let was_data = d[w].fetch_and(!b, Ordering::Relaxed) & b != 0;
+        let was_backed = self.backed[w].fetch_and(!b, Ordering::Relaxed) & b != 0;
+        was_data && was_backed
     }
 
     /// Mark the page backed; true if it was not.
-    fn back(&mut self, page: u64) -> bool {
-        let i = (page - self.base) / PAGE_SIZE;
-        let w = &mut self.backed[(i / 64) as usize];
-        let new = *w & (1 << (i % 64)) == 0;
-        *w |= 1 << (i % 64);
-        new
+    fn back(&self, page: u64) -> bool {
+        let (w, b) = self.bit(page);
+        self.backed[w].fetch_or(b, Ordering::Relaxed) & b == 0
     }
 
     /// Host pointer to `pa` (inside the region).
@@ -268,12 +280,14 @@ impl Drop for Region {
 pub struct Arena {
     regions: [Region; 2],
     /// Pages with host memory behind them (written at least once).
-    backed_pages: u64,
+    backed_pages: AtomicU64,
 }
 
-// SAFETY: the raw pointers are only dereferenced through `&self` / `&mut
-// self` of the arena, which lives behind a mutex when shared
-// ([`ArenaHandle`]). The HLOS block is the arena's own. The partition block
+// SAFETY: the bitmaps and counter are atomics; the blocks' bytes are only
+// accessed through the arena's `unsafe` methods, whose callers promise that
+// nothing else accesses those bytes meanwhile ([`ArenaGuard`] holds the
+// arena's access lock; the fault path copies into a page fresh from the
+// allocator that no one else holds). The HLOS block is the arena's own. The partition block
 // is shared with the partition allocator, whose table memory
 // (`PartitionTables`, `SimMmu`) writes and reads table pages without this
 // lock: the arena touches only partition pages marked data (handed out by
@@ -281,33 +295,8 @@ pub struct Arena {
 // which the allocator never hands out as tables until `free_page` has
 // cleared the mark, so the two never access the same bytes.
 unsafe impl Send for Arena {}
-
-/// The bytes one page copy moves (`Arena::page_copy_plan`): pointers to whole, distinct,
-/// page-aligned pages inside the arena's blocks, which never move or shrink.
-enum PageCopy {
-    Nothing,
-    Copy { from: *const u8, to: *mut u8 },
-    Zero(*mut u8),
-}
-
-impl PageCopy {
-    /// Move the bytes.
-    ///
-    /// # Safety
-    /// Nothing else may access the destination page while this runs, nor write the source page.
-    unsafe fn run(self) {
-        match self {
-            PageCopy::Nothing => {}
-            // SAFETY: whole distinct pages inside their blocks (`page_copy_plan` checked the
-            // regions and `dst != src`), so they do not overlap; exclusive use by the caller.
-            PageCopy::Copy { from, to } => unsafe {
-                std::ptr::copy_nonoverlapping(from, to, PAGE_SIZE as usize)
-            },
-            // SAFETY: a whole page inside its block; exclusive use by the caller.
-            PageCopy::Zero(to) => unsafe { std::ptr::write_bytes(to, 0, PAGE_SIZE as usize) },
-        }
-    }
-}
+// SAFETY: as for `Send`: `&Arena` gives no byte access without an `unsafe` promise.
+unsafe impl Sync for Arena {}
 
 impl Arena {
     fn new(cfg: &SimConfig, partition: &SharedArena) -> Arena {
@@ -317,7 +306,7 @@ impl Arena {
                 Region::new(cfg.hlos_ram.0, cfg.hlos_ram.1),
                 Region::borrowed(pb, pl, partition).unwrap_or_else(|| Region::new(pb, pl)),
             ],
-            backed_pages: 0,
+            backed_pages: AtomicU64::new(0),
         }
     }
 
@@ -332,51 +321,48 @@ impl Arena {
 
     /// Copy one whole page (both page aligned, both memory): a memcpy when
     /// the source was ever written, else the destination reads as zeros.
-    fn copy_page(&mut self, dst: u64, src: u64) {
-        let plan = self.page_copy_plan(dst, src);
-        // SAFETY: `&mut self` excludes every other access to the arena while the plan runs.
-        unsafe { plan.run() }
-    }
-
-    /// What copying one whole page takes (see [`copy_page`](Self::copy_page)), with the
-    /// bookkeeping done now, so that the bytes can be moved after the arena lock is dropped.
-    fn page_copy_plan(&mut self, dst: u64, src: u64) -> PageCopy {
+    ///
+    /// # Safety
+    /// Nothing else may access `dst` while this runs, nor write `src`.
+    unsafe fn copy_page(&self, dst: u64, src: u64) {
         let (Some(d), Some(s)) = (self.region(dst, PAGE_SIZE), self.region(src, PAGE_SIZE)) else {
-            return PageCopy::Nothing;
+            return;
         };
-        if dst == src || !self.regions[d].is_data(dst) {
-            return PageCopy::Nothing;
+        let (d, s) = (&self.regions[d], &self.regions[s]);
+        if dst == src || !d.is_data(dst) {
+            return;
         }
-        if self.regions[s].is_backed(src) {
-            if self.regions[d].back(dst) {
-                self.backed_pages += 1;
+        if s.is_backed(src) {
+            if d.back(dst) {
+                self.backed_pages.fetch_add(1, Ordering::Relaxed);
             }
-            PageCopy::Copy {
-                from: self.regions[s].ptr(src),
-                to: self.regions[d].ptr(dst),
-            }
-        } else if self.regions[d].is_backed(dst) {
-            PageCopy::Zero(self.regions[d].ptr(dst))
-        } else {
-            PageCopy::Nothing
+            // SAFETY: whole distinct pages inside their blocks (checked above), so they do
+            // not overlap; no other access to them (the caller's promise).
+            unsafe { std::ptr::copy_nonoverlapping(s.ptr(src), d.ptr(dst), PAGE_SIZE as usize) }
+        } else if d.is_backed(dst) {
+            // SAFETY: a whole page inside its block; no other access (the caller's promise).
+            unsafe { std::ptr::write_bytes(d.ptr(dst), 0, PAGE_SIZE as usize) }
         }
     }
 
     /// Mark `count` partition pages from `pa` as data pages (handed out) or
     /// not (freed: their contents are dropped).
-    fn set_data(&mut self, pa: u64, count: u64, on: bool) {
+    fn set_data(&self, pa: u64, count: u64, on: bool) {
         let Some(r) = self.region(pa, count * PAGE_SIZE) else {
             return;
         };
         for k in 0..count {
             if self.regions[r].set_data(pa + k * PAGE_SIZE, on) {
-                self.backed_pages -= 1;
+                self.backed_pages.fetch_sub(1, Ordering::Relaxed);
             }
         }
     }
 
     /// Copy memory at `pa` into `buf`; false if any byte is not memory.
-    pub fn read(&self, pa: u64, buf: &mut [u8]) -> bool {
+    ///
+    /// # Safety
+    /// Nothing may write those bytes meanwhile.
+    unsafe fn read(&self, pa: u64, buf: &mut [u8]) -> bool {
         let Some(r) = self.region(pa, buf.len() as u64) else {
             return false;
         };
@@ -388,7 +374,7 @@ impl Arena {
             let n = (PAGE_SIZE - off).min((buf.len() - done) as u64) as usize;
             if r.is_backed(page) {
                 // SAFETY: `[a, a + n)` lies inside the region (checked above); `buf` is a
-                // distinct Rust allocation; `&self` excludes writers.
+                // distinct Rust allocation; no writer (the caller's promise).
                 unsafe { std::ptr::copy_nonoverlapping(r.ptr(a), buf[done..].as_mut_ptr(), n) };
             } else {
                 buf[done..done + n].fill(0);
@@ -399,7 +385,10 @@ impl Arena {
     }
 
     /// Copy `data` to memory at `pa`; false (nothing written) if any byte is not memory.
-    pub fn write(&mut self, pa: u64, data: &[u8]) -> bool {
+    ///
+    /// # Safety
+    /// Nothing else may access those bytes meanwhile.
+    unsafe fn write(&self, pa: u64, data: &[u8]) -> bool {
         let Some(r) = self.region(pa, data.len() as u64) else {
             return false;
         };
@@ -416,19 +405,23 @@ impl Arena {
         while page < end {
             // The block is zero where never written, so backing a page needs no fill.
             if self.regions[r].back(page) {
-                self.backed_pages += 1;
+                self.backed_pages.fetch_add(1, Ordering::Relaxed);
             }
             page += PAGE_SIZE;
         }
         // SAFETY: `[pa, end)` lies inside the region (checked above); `data` is a distinct Rust
-        // allocation; `&mut self` excludes every other access.
+        // allocation; no other access (the caller's promise).
         unsafe {
             std::ptr::copy_nonoverlapping(data.as_ptr(), self.regions[r].ptr(pa), data.len())
         };
         true
     }
 
-    fn zero(&mut self, pa: u64, len: u64) -> bool {
+    /// Zero `[pa, pa + len)`; false (nothing zeroed) if any byte is not memory.
+    ///
+    /// # Safety
+    /// Nothing else may access those bytes meanwhile.
+    unsafe fn zero(&self, pa: u64, len: u64) -> bool {
         let Some(r) = self.region(pa, len) else {
             return false;
         };
@@ -440,7 +433,8 @@ impl Arena {
             let page = a & !(PAGE_SIZE - 1);
             let n = (page + PAGE_SIZE).min(end) - a;
             if r.is_backed(page) {
-                // SAFETY: `[a, a + n)` lies inside the region; `&mut self` excludes other access.
+                // SAFETY: `[a, a + n)` lies inside the region; no other access (the caller's
+                // promise).
                 unsafe { std::ptr::write_bytes(r.ptr(a), 0, n as usize) };
             }
             a += n;
@@ -460,18 +454,94 @@ impl Arena {
     /// simulated memory costs the host, besides table pages (a freed page
     /// keeps its host page for reuse; it is counted again when written again).
     pub fn backed_pages(&self) -> u64 {
-        self.backed_pages
+        self.backed_pages.load(Ordering::Relaxed)
     }
 }
 
-/// A shared handle on the arena.
+/// A shared handle on the arena. Simulated accesses read and write it one at a time, under
+/// [`lock`](Self::lock); the concurrent fault path marks and fills a page fresh from the
+/// allocator without that lock (the bitmaps are atomic), so vCPUs of different VMs do not
+/// queue on it.
 #[derive(Clone, Debug)]
-pub struct ArenaHandle(Arc<Mutex<Arena>>);
+pub struct ArenaHandle(Arc<ArenaShared>);
+
+#[derive(Debug)]
+struct ArenaShared {
+    arena: Arena,
+    /// Held by every [`ArenaGuard`]: its byte accesses exclude each other.
+    access: Mutex<()>,
+}
 
 impl ArenaHandle {
-    /// Lock the arena.
-    pub fn lock(&self) -> MutexGuard<'_, Arena> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    fn new(arena: Arena) -> ArenaHandle {
+        ArenaHandle(Arc::new(ArenaShared {
+            arena,
+            access: Mutex::new(()),
+        }))
+    }
+
+    /// Lock the arena for reading and writing it.
+    pub fn lock(&self) -> ArenaGuard<'_> {
+        ArenaGuard {
+            arena: &self.0.arena,
+            _access: self.0.access.lock().unwrap_or_else(|e| e.into_inner()),
+        }
+    }
+
+    /// The arena without its lock: only for bookkeeping (atomic) and for pages no one else
+    /// holds.
+    fn unlocked(&self) -> &Arena {
+        &self.0.arena
+    }
+}
+
+/// The arena, locked for reading and writing its bytes.
+pub struct ArenaGuard<'a> {
+    arena: &'a Arena,
+    _access: MutexGuard<'a, ()>,
+}
+
+// SAFETY (for each byte access below): the guard holds the arena's access lock, which every
+// other byte access holds too, except the fault path's, which touches only a page fresh from
+// the allocator that is mapped nowhere and that no one else holds yet.
+impl ArenaGuard<'_> {
+    /// Copy memory at `pa` into `buf`; false if any byte is not memory.
+    pub fn read(&self, pa: u64, buf: &mut [u8]) -> bool {
+        // SAFETY: see above.
+        unsafe { self.arena.read(pa, buf) }
+    }
+
+    /// Copy `data` to memory at `pa`; false (nothing written) if any byte is not memory.
+    pub fn write(&self, pa: u64, data: &[u8]) -> bool {
+        // SAFETY: see above.
+        unsafe { self.arena.write(pa, data) }
+    }
+
+    fn zero(&self, pa: u64, len: u64) -> bool {
+        // SAFETY: see above.
+        unsafe { self.arena.zero(pa, len) }
+    }
+
+    fn copy_page(&self, dst: u64, src: u64) {
+        // SAFETY: see above.
+        unsafe { self.arena.copy_page(dst, src) }
+    }
+
+    /// See [`Arena::host_ptr`].
+    pub fn host_ptr(&self, pa: u64) -> Option<*const u8> {
+        self.arena.host_ptr(pa)
+    }
+
+    /// See [`Arena::backed_pages`].
+    pub fn backed_pages(&self) -> u64 {
+        self.arena.backed_pages()
+    }
+}
+
+impl std::ops::Deref for ArenaGuard<'_> {
+    type Target = Arena;
+    fn deref(&self) -> &Arena {
+        self.arena
     }
 }
 
@@ -605,7 +675,7 @@ impl SimPlatform {
         ));
         let parts = SimParts(partition.clone());
         Ok(SimPlatform {
-            arena: ArenaHandle(Arc::new(Mutex::new(Arena::new(&cfg, &partition)))),
+            arena: ArenaHandle::new(Arena::new(&cfg, &partition)),
             partition,
             spaces: Stage2Spaces::new(parts, cfg.ipa_bits, PaRange::Bits40),
             cfg,
@@ -653,7 +723,7 @@ impl PhysMem for SimPlatform {
     // fault's cost). Tables still get zeroed pages (`alloc_table`).
     fn alloc_page(&mut self) -> Option<u64> {
         let pa = self.partition.lock().alloc_pages_unzeroed(1)?;
-        let mut a = self.arena.lock();
+        let a = self.arena.lock();
         a.set_data(pa, 1, true);
         a.zero(pa, PAGE_SIZE);
         Some(pa)
@@ -661,7 +731,7 @@ impl PhysMem for SimPlatform {
     fn alloc_contiguous(&mut self, count: u64) -> Option<u64> {
         let n = usize::try_from(count).ok()?;
         let pa = self.partition.lock().alloc_pages_unzeroed(n)?;
-        let mut a = self.arena.lock();
+        let a = self.arena.lock();
         a.set_data(pa, count, true);
         a.zero(pa, count * PAGE_SIZE);
         Some(pa)
@@ -682,7 +752,7 @@ impl PhysMem for SimPlatform {
         self.arena.lock().zero(pa, len)
     }
     fn copy(&mut self, dst: u64, src: u64, len: u64) -> bool {
-        let mut a = self.arena.lock();
+        let a = self.arena.lock();
         if !a.is_memory(src, len) || !a.is_memory(dst, len) {
             return false;
         }
@@ -714,26 +784,24 @@ impl SharedPhysMem for SimPlatform {
         }
         let pa = self.partition.lock().alloc_pages_unzeroed(1)?;
         // The copy overwrites the whole page (or zeroes it when the source
-        // reads as zeros), so stale contents are never visible. The bookkeeping
-        // under the memory's lock, the 4 KiB outside it, so vCPUs of different
-        // VMs copy at the same time.
-        let plan = {
-            let mut a = self.arena.lock();
-            a.set_data(pa, 1, true);
-            a.page_copy_plan(pa, src)
-        };
+        // reads as zeros), so stale contents are never visible. Neither the
+        // bookkeeping (atomic bits) nor the copy takes the arena's lock, so vCPUs
+        // of different VMs copy at the same time.
+        let a = self.arena.unlocked();
+        a.set_data(pa, 1, true);
         // SAFETY: `pa` was just allocated to this fault and is mapped nowhere yet, so
         // nothing else accesses it; `src` is a golden page (the only caller is the CoW
         // fault), which nothing writes while it is mapped, and the fault holds the RM
         // lock for reading, which keeps the image from being released meanwhile.
-        unsafe { plan.run() };
+        unsafe { a.copy_page(pa, src) };
         Some(pa)
     }
     fn alloc_zeroed_page_shared(&self) -> Option<u64> {
         let pa = self.partition.lock().alloc_pages_unzeroed(1)?;
-        let mut a = self.arena.lock();
+        let a = self.arena.unlocked();
         a.set_data(pa, 1, true);
-        a.zero(pa, PAGE_SIZE);
+        // SAFETY: `pa` was just allocated to this fault and is mapped nowhere yet.
+        unsafe { a.zero(pa, PAGE_SIZE) };
         Some(pa)
     }
     fn free_page_shared(&self, pa: u64) {
@@ -741,7 +809,7 @@ impl SharedPhysMem for SimPlatform {
         let freed = p.is_allocated(pa);
         // Unmarked first, so the arena never touches a page the allocator may
         // hand out as a table next.
-        let mut a = self.arena.lock();
+        let a = self.arena.lock();
         if freed {
             a.set_data(pa, 1, false);
             p.free_pages(pa, 1);
