@@ -38,8 +38,9 @@
 //! no cycle of waiters exists. The write side waits for the readers to leave; a reader never
 //! waits for the write side while holding the read side (a fault that needs the write side
 //! drops the read side first), and the write side takes no ledger lock (`&mut` reaches them).
-//! `spin`'s reader-writer lock lets readers in while a writer waits, so a request waits for a
-//! moment without faults in flight; faults are short and bounded, so it comes.
+//! The RM lock lets a waiting writer in first (`crate::sync::RwLock`): faults arriving while a
+//! request waits hold back, so the request waits only for the faults already in flight, and a
+//! fault takes the read side once (never twice, which would wait on that writer).
 //!
 //! # A fault racing an unmap, and two vCPUs on one gfn
 //!
@@ -71,7 +72,7 @@ use crate::cow::{decide, fault_access, FaultCounters, FaultOutcome, Step, COW_BA
 use crate::platform::{ConcurrentPlatform, MemKind, Tag, Vmid, PAGE_SIZE};
 use crate::service::Rm;
 use crate::space::State;
-use crate::sync::{Mutex, RwLock};
+use crate::sync::{CachePadded, Mutex, RwLock};
 
 /// What faults served under the read side changed in one VM's records, until the next
 /// exclusive section folds it in.
@@ -111,7 +112,7 @@ impl Ledger {
 struct Inner<P: ConcurrentPlatform> {
     rm: Rm<P>,
     /// One per VM with an IPA space; created and dropped under the write side.
-    ledgers: BTreeMap<Vmid, Mutex<Ledger>>,
+    ledgers: BTreeMap<Vmid, CachePadded<Mutex<Ledger>>>,
 }
 
 impl<P: ConcurrentPlatform> Inner<P> {

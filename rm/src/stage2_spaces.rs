@@ -28,7 +28,7 @@ use crate::platform::{
     AddressSpaces, Leaf, MemKind, PlatformError, Prepared, Rights, SharedAddressSpaces, Site, Tag,
     Vmid, Walked, PAGE_SIZE,
 };
-use crate::sync::{Mutex, MutexGuard};
+use crate::sync::{CachePadded, Mutex, MutexGuard};
 
 /// How a platform makes the pieces of a new VM's stage 2.
 pub trait SpaceParts {
@@ -47,7 +47,7 @@ pub type Space<P> = AddressSpace<<P as SpaceParts>::Mem, <P as SpaceParts>::Tlb>
 /// Every VM's stage-2 address space, by VMID.
 pub struct Stage2Spaces<P: SpaceParts> {
     parts: P,
-    spaces: BTreeMap<Vmid, Mutex<Space<P>>>,
+    spaces: BTreeMap<Vmid, CachePadded<Mutex<Space<P>>>>,
     ipa_bits: u8,
     parange: PaRange,
     /// Tables a prepared plan set aside, per VM, until it is committed or abandoned.
@@ -274,12 +274,16 @@ impl<B: Stage2Backed> AddressSpaces for B {
         let cfg = Stage2Config::new(s2.ipa_bits, s2.parange, vmid);
         let (mem, tlb) = s2.parts.parts(vmid).ok_or(PlatformError::NoMemory)?;
         let s = AddressSpace::new(mem, tlb, cfg).map_err(perr)?;
-        s2.spaces.insert(vmid, Mutex::new(s));
+        s2.spaces.insert(vmid, CachePadded(Mutex::new(s)));
         Ok(())
     }
     fn destroy_space(&mut self, vmid: Vmid) -> Result<(), PlatformError> {
         let s = self.stage2_mut().spaces.remove(&vmid);
-        let _ = s.ok_or(PlatformError::NoSuchSpace)?.into_inner().destroy();
+        let _ = s
+            .ok_or(PlatformError::NoSuchSpace)?
+            .0
+            .into_inner()
+            .destroy();
         Ok(())
     }
     fn map(
@@ -384,13 +388,8 @@ impl<B: Stage2Backed> AddressSpaces for B {
         kind: MemKind,
         tag: Tag,
     ) -> Result<(), PlatformError> {
-        let e = Entry::from_words(walked.site.0);
-        let attrs = tagged_attrs(rights, kind, tag);
         let s = self.stage2_mut().space(vmid)?;
-        if e.ipa >> 12 != ipa >> 12 {
-            return s.replace_page(ipa, pa, attrs).map(|_| ()).map_err(perr);
-        }
-        s.replace_page_at(&e, pa, attrs).map_err(perr)
+        replace_walked(s, walked, ipa, pa, tagged_attrs(rights, kind, tag)).map_err(perr)
     }
     fn query(&self, vmid: Vmid, ipa: u64) -> Option<Leaf> {
         self.stage2().get(vmid)?.query(ipa).map(|l| leaf_of(&l))
@@ -432,23 +431,31 @@ impl<B: Stage2Backed + Sync> SharedAddressSpaces for B {
         kind: MemKind,
         tag: Tag,
     ) -> Result<(), PlatformError> {
-        let e = Entry::from_words(walked.site.0);
-        let attrs = tagged_attrs(rights, kind, tag);
         let mut s = self.stage2().get(vmid).ok_or(PlatformError::NoSuchSpace)?;
-        let page = ipa & !(PAGE_SIZE - 1);
-        let r = if e.ipa >> 12 != ipa >> 12 {
-            s.replace_page(page, pa, attrs).map(|_| ())
-        } else {
-            match s.replace_page_at(&e, pa, attrs) {
-                // An invalid entry above the last level (a demand page in an empty table):
-                // map it, making the tables on the way.
-                Err(gunyah_stage2::Error::NotMapped { .. }) => {
-                    s.replace_page(page, pa, attrs).map(|_| ())
-                }
-                r => r,
-            }
-        };
-        r.map_err(perr)
+        replace_walked(&mut s, walked, ipa, pa, tagged_attrs(rights, kind, tag)).map_err(perr)
+    }
+}
+
+/// Make the page at `ipa` map `pa` with `attrs`, at the entry `walked` found for it (splitting
+/// a block, break-before-make); if the walk was for another page, walk again. One function for
+/// the exclusive and the concurrent fault path.
+fn replace_walked<M: TableMemory, T: TlbMaintenance>(
+    s: &mut AddressSpace<M, T>,
+    walked: &Walked,
+    ipa: u64,
+    pa: u64,
+    attrs: Attrs,
+) -> Result<(), gunyah_stage2::Error> {
+    let e = Entry::from_words(walked.site.0);
+    let page = ipa & !(PAGE_SIZE - 1);
+    if e.ipa >> 12 != page >> 12 {
+        return s.replace_page(page, pa, attrs).map(|_| ());
+    }
+    match s.replace_page_at(&e, pa, attrs) {
+        // An invalid entry above the last level (a demand page in an empty table): map it,
+        // making the tables on the way.
+        Err(gunyah_stage2::Error::NotMapped { .. }) => s.replace_page(page, pa, attrs).map(|_| ()),
+        r => r,
     }
 }
 

@@ -339,17 +339,19 @@ unsafe impl TableMemory for HostArena {
     }
 }
 
-/// A [`HostArena`] shared by several address spaces (one per VM) behind a lock.
+/// A [`HostArena`] shared by several address spaces (one per VM) behind a lock. A spin lock
+/// (the critical sections are a few loads and stores) whose waiters yield: on the host a
+/// holder can be preempted, and a waiter spinning through that would burn its timeslice.
 #[derive(Clone)]
-pub struct SharedArena(Arc<spin::Mutex<HostArena>>);
+pub struct SharedArena(Arc<spin::mutex::Mutex<HostArena, spin::relax::Yield>>);
 
 impl SharedArena {
     /// Share `arena`.
     pub fn new(arena: HostArena) -> SharedArena {
-        SharedArena(Arc::new(spin::Mutex::new(arena)))
+        SharedArena(Arc::new(spin::mutex::Mutex::new(arena)))
     }
     /// Lock the arena (e.g. to allocate simulated guest pages or read counters).
-    pub fn lock(&self) -> spin::MutexGuard<'_, HostArena> {
+    pub fn lock(&self) -> spin::mutex::MutexGuard<'_, HostArena> {
         self.0.lock()
     }
 }
