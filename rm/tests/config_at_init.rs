@@ -6,10 +6,6 @@
 //! board-sized variants the QEMU board runs (`qemu/hlos/configs/`, which include
 //! `vm-configs/`) and shipped ones, compiled with dtc.
 
-use std::io::Write;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
-
 use gunyah_rm::launch::{Client, OS_STATUS_RUN};
 use gunyah_rm::sim::{sim_rm, SimConfig, SimPlatform};
 use gunyah_rm::vm::VmState;
@@ -19,6 +15,10 @@ use gunyah_rm_abi::vm::{VmConfigImageReq, VmInitReq, VmSetStatusReq, VmStopReq, 
 use gunyah_rm_abi::{Request, RmError};
 use sha2::{Digest, Sha256};
 
+#[path = "common/dtc.rs"]
+mod dtc_tool;
+use dtc_tool::dtc;
+
 const HLOS: u16 = 3;
 const PAGE: u64 = 4096;
 /// The board-sized zygote seals its first 4 MiB at 0x80000000.
@@ -26,36 +26,6 @@ const GOLDEN_IPA: u64 = 0x8000_0000;
 const GOLDEN_BYTES: u64 = 0x40_0000;
 /// HLOS RAM where the test builds image parcels: VM `k`'s at `STAGING + k * 64 KiB`.
 const STAGING: u64 = 0x7000_0000;
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// dtc on DTS source text (`/include/`s resolved from the repository root).
-fn dtc(src: &str) -> Vec<u8> {
-    let mut child = Command::new("dtc")
-        .args(["-q", "-I", "dts", "-O", "dtb", "-i"])
-        .arg(root())
-        .arg("-")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("dtc (device-tree-compiler) must be installed");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(src.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "dtc: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
 
 fn config(path: &str) -> Vec<u8> {
     dtc(&format!("/include/ \"{path}\"\n"))

@@ -27,29 +27,9 @@ fn dts_files(dir: &str) -> Vec<PathBuf> {
     v
 }
 
-/// Compiles DTS source text with dtc.
-fn dtc_source(src: &str) -> Vec<u8> {
-    let mut child = Command::new("dtc")
-        .args(["-q", "-I", "dts", "-O", "dtb", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("dtc (device-tree-compiler) must be installed");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(src.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "dtc failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
+#[path = "common/dtc.rs"]
+mod dtc_tool;
+use dtc_tool::dtc as dtc_source;
 
 fn dtc(path: &Path) -> Vec<u8> {
     dtc_source(&std::fs::read_to_string(path).unwrap())

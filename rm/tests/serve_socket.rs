@@ -193,7 +193,6 @@ fn hlos_launches_a_vm_through_the_socket() {
     // (0x470000F1: u16 vmid, u16 res, u32 length, u64 ipa, bytes; DESIGN.md). It is larger
     // than one fragment, so this also sends a multi-fragment request over the socket.
     let dtb = compile_dtb(
-        &s._dir.0,
         "/dts-v1/; / { #address-cells = <2>; #size-cells = <2>; model = \"socket-test-guest\"; \
          cpus { #address-cells = <1>; #size-cells = <0>; \
          cpu@0 { device_type = \"cpu\"; reg = <0>; }; cpu@1 { device_type = \"cpu\"; reg = <1>; }; }; };",

@@ -333,20 +333,9 @@ pub fn ok_reply(c: &Client, seq: u16, msg_id: u32, payload: &[u8]) -> (Vec<u8>, 
     (r[12..].to_vec(), st)
 }
 
-/// Compile device-tree source with dtc (a project dependency, installed by `cargo xtask setup`).
-pub fn compile_dtb(dir: &Path, dts: &str) -> Vec<u8> {
-    let src = dir.join("guest.dts");
-    let out = dir.join("guest.dtb");
-    std::fs::write(&src, dts).unwrap();
-    let st = Command::new("dtc")
-        .args(["-I", "dts", "-O", "dtb", "-o"])
-        .arg(&out)
-        .arg(&src)
-        .status()
-        .expect("run dtc (install device-tree-compiler: cargo xtask setup)");
-    assert!(st.success(), "dtc failed");
-    std::fs::read(out).unwrap()
-}
+#[path = "../common/dtc.rs"]
+mod dtc_tool;
+pub use dtc_tool::dtc as compile_dtb;
 
 /// A request of any size, fragmented by hand (232 payload bytes per fragment, spec §1.4).
 pub fn send_request(c: &Client, seq: u16, msg_id: u32, payload: &[u8]) {
