@@ -4,9 +4,8 @@
 //! no byte string makes the loader panic.
 #![cfg(feature = "std")]
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use gunyah_rm::config::{
     self, Affinity, Config, FaultAction, GoldenMode, LaunchMode, MemRange, SealTrigger,

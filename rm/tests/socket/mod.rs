@@ -335,7 +335,10 @@ pub fn ok_reply(c: &Client, seq: u16, msg_id: u32, payload: &[u8]) -> (Vec<u8>, 
 
 #[path = "../common/dtc.rs"]
 mod dtc_tool;
-pub use dtc_tool::dtc as compile_dtb;
+/// Compile device-tree source with dtc.
+pub fn compile_dtb(dts: &str) -> Vec<u8> {
+    dtc_tool::dtc(dts)
+}
 
 /// A request of any size, fragmented by hand (232 payload bytes per fragment, spec §1.4).
 pub fn send_request(c: &Client, seq: u16, msg_id: u32, payload: &[u8]) {
