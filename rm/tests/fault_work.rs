@@ -72,7 +72,9 @@ struct Work {
     allocs: u64,
 }
 
-fn measure(vms: usize, image: u64, faults: u64, spread: bool) -> Work {
+/// An RM on a simulated platform with 256 MiB of HLOS RAM whose calls (and the heap
+/// allocations inside them) are counted.
+fn counting_rm() -> Rm<Counting<SimPlatform>> {
     let sim = SimConfig {
         hlos_ram: (0x4000_0000, 256 * MIB),
         ..SimConfig::default()
@@ -82,7 +84,11 @@ fn measure(vms: usize, image: u64, faults: u64, spread: bool) -> Work {
         hlos_ram: Some((sim.hlos_ram.0, sim.hlos_ram.0, sim.hlos_ram.1)),
         ..RmConfig::default()
     };
-    let mut rm = Rm::new(plat, cfg).expect("rm");
+    Rm::new(plat, cfg).expect("rm")
+}
+
+fn measure(vms: usize, image: u64, faults: u64, spread: bool) -> Work {
+    let mut rm = counting_rm();
     let template = alloc_vm(&mut rm);
     let g = seal_lent(&mut rm, template, SRC, image);
     let mut clones = Vec::new();
@@ -200,16 +206,7 @@ fn a_cow_fault_allocates_nothing_once_its_vm_sent_a_batch() {
     // The COW_BROKEN batch keeps its buffer when it is sent: after a VM's first batch went out,
     // its faults (up to the size that batch reached) take no heap allocation at all, on the
     // fault path or in the RM.
-    let sim = SimConfig {
-        hlos_ram: (0x4000_0000, 256 * MIB),
-        ..SimConfig::default()
-    };
-    let plat = Counting::with_probe(SimPlatform::new(sim.clone()).expect("platform"), allocs);
-    let cfg = RmConfig {
-        hlos_ram: Some((sim.hlos_ram.0, sim.hlos_ram.0, sim.hlos_ram.1)),
-        ..RmConfig::default()
-    };
-    let mut rm = Rm::new(plat, cfg).expect("rm");
+    let mut rm = counting_rm();
     let template = alloc_vm(&mut rm);
     let g = seal_lent(&mut rm, template, SRC, MIB);
     let vm = alloc_vm(&mut rm);
