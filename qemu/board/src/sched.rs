@@ -396,11 +396,12 @@ pub fn vgic_access(vmid: Vmid, gen: u32, ipa: u64, size: u64, write: Option<u64>
     // An enable may have made something deliverable: wake whoever can take it.
     if write.is_some() {
         for i in 0..s.vcpus.len() {
-            let e = &s.vcpus[i];
+            let e = &mut s.vcpus[i];
             if e.vcpu.vmid == vmid && e.gen == gen {
                 let vm = s.gics.get(&(vmid, gen))?;
                 let live = e.state == State::Running(this_cpu());
-                if e.gic.has_work(vm, e.vcpu.index, live) {
+                let index = e.vcpu.index;
+                if e.gic.has_work(vm, index, live) {
                     deliver(s, i, None);
                 }
             }

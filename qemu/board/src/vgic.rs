@@ -30,6 +30,9 @@ pub const GICR_BASE: u64 = 0x080A_0000;
 const GICR_STRIDE: u64 = 0x2_0000;
 /// Highest INTID the virtual distributor has (TYPER.ITLinesNumber 31: 1024 INTIDs).
 const MAX_INTID: u32 = 1019;
+/// At most this many passes of a full fill (each pass that writes lowers the priority
+/// values held in the list registers or fills a free one, so a few settle it).
+const FILL_PASSES: usize = 8;
 /// The priority of an interrupt whose VM has not set one (the priority the board gave every
 /// virtual interrupt before it had IPRIORITYR; Linux's default too).
 pub const DEFAULT_PRIORITY: u8 = 0xA0;
@@ -76,20 +79,96 @@ fn signalled(priority: u8, vmcr: u64, ap1r0: u64) -> bool {
 }
 
 /// A VM's distributor state.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct VmGic {
     /// GICD_CTLR.EnableGrp1A.
     enabled: bool,
     spi_enable: [u32; 32],
     spi_pending: [u32; 32],
+    /// Bit `w` set: `spi_pending[w]` has a bit set (the scan skips the empty words).
+    pending_words: u32,
     /// IROUTER Aff0 per SPI (absent: vCPU 0).
     route: alloc::collections::BTreeMap<u32, u32>,
     /// IPRIORITYR per SPI (absent: [`DEFAULT_PRIORITY`]).
     priority: alloc::collections::BTreeMap<u32, u8>,
+    /// Bumped on every change of the above (a raise, an enable, a priority, a route, the
+    /// group enable, a pending bit taken into or back from a list register): a vCPU that
+    /// looked at the same count saw the same distributor.
+    changes: u64,
+}
+
+/// What the virtual CPU interface of a vCPU holds: the CPU's own registers while it runs
+/// there ([`Hw`]), a record otherwise (and a stand-in in the host tests).
+pub trait CpuIf {
+    /// ICH_LR0..3_EL2.
+    fn read_lrs(&self) -> [u64; 4];
+    /// Write ICH_LR<i>_EL2.
+    fn write_lr(&mut self, i: usize, v: u64);
+    /// ICH_VMCR_EL2.
+    fn vmcr(&self) -> u64;
+    /// ICH_AP1R0_EL2.
+    fn ap1r0(&self) -> u64;
+}
+
+/// This CPU's virtual CPU interface (the vCPU loaded here).
+pub struct Hw;
+
+impl CpuIf for Hw {
+    fn read_lrs(&self) -> [u64; 4] {
+        read_lrs()
+    }
+    fn write_lr(&mut self, i: usize, v: u64) {
+        write_lr(i, v)
+    }
+    fn vmcr(&self) -> u64 {
+        ich_read_vmcr()
+    }
+    fn ap1r0(&self) -> u64 {
+        ich_read_ap1r0()
+    }
+}
+
+/// The saved virtual CPU interface of a vCPU off its CPU (read only: `has_work`).
+struct Saved([u64; 4], u64, u64);
+
+impl CpuIf for Saved {
+    fn read_lrs(&self) -> [u64; 4] {
+        self.0
+    }
+    fn write_lr(&mut self, _: usize, _: u64) {}
+    fn vmcr(&self) -> u64 {
+        self.1
+    }
+    fn ap1r0(&self) -> u64 {
+        self.2
+    }
+}
+
+/// What a vCPU's last full look saw: its distributor's and its own change counts and its
+/// list registers (as read back after the look).
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Look {
+    vm: u64,
+    cpu: u64,
+    lrs: [u64; 4],
+}
+
+impl Look {
+    /// Whether `self` is what a look at `vm`, `cpu` and `lrs` would see: the counts and the
+    /// four list registers compared one by one (no generic slice compare).
+    #[inline]
+    fn same(&self, vm: u64, cpu: u64, lrs: &[u64; 4]) -> bool {
+        self.vm == vm
+            && self.cpu == cpu
+            && self.lrs[0] == lrs[0]
+            && self.lrs[1] == lrs[1]
+            && self.lrs[2] == lrs[2]
+            && self.lrs[3] == lrs[3]
+    }
 }
 
 /// One vCPU's redistributor and virtual CPU interface state.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 pub struct CpuGic {
     ppi_enable: u32,
     ppi_pending: u32,
@@ -99,6 +178,14 @@ pub struct CpuGic {
     lrs: [u64; 4],
     vmcr: u64,
     ap1r0: u64,
+    /// Bumped on every change of its SGIs' and PPIs' state (as [`VmGic`]'s count).
+    changes: u64,
+    /// The state right after the last full [`CpuGic::fill`]: a fill that finds the same
+    /// returns at once (a fill on the state it left changes nothing).
+    filled: Option<Look>,
+    /// The last full [`CpuGic::has_work`]: what it saw (with ICH_VMCR_EL2 and
+    /// ICH_AP1R0_EL2, which the guest changes without trapping) and its answer.
+    worked: Option<(Look, u64, u64, bool)>,
 }
 
 impl Default for CpuGic {
@@ -110,6 +197,9 @@ impl Default for CpuGic {
             lrs: [0; 4],
             vmcr: 0,
             ap1r0: 0,
+            changes: 0,
+            filled: None,
+            worked: None,
         }
     }
 }
@@ -133,8 +223,23 @@ impl VmGic {
         if !(32..=MAX_INTID).contains(&intid) {
             return None;
         }
-        set_bit(&mut self.spi_pending, intid, true);
+        self.set_pending(intid, true);
         self.deliverable_spi(intid)
+    }
+
+    /// SPI `intid` pending or not (counted as a change if it was not so).
+    fn set_pending(&mut self, intid: u32, on: bool) {
+        let w = (intid / 32) as usize;
+        let before = self.spi_pending[w];
+        set_bit(&mut self.spi_pending, intid, on);
+        if self.spi_pending[w] != before {
+            self.changes = self.changes.wrapping_add(1);
+            if self.spi_pending[w] != 0 {
+                self.pending_words |= 1 << w;
+            } else {
+                self.pending_words &= !(1 << w);
+            }
+        }
     }
 
     fn deliverable_spi(&self, intid: u32) -> Option<u32> {
@@ -144,23 +249,30 @@ impl VmGic {
 
     /// The SPIs pending, enabled and routed to vCPU `index` (a walk over the set bits).
     fn spis_for(&self, index: u32) -> impl Iterator<Item = u32> + '_ {
-        let enabled = self.enabled;
-        (1..32usize)
-            .flat_map(move |w| {
-                let mut bits = if enabled {
-                    self.spi_pending[w] & self.spi_enable[w]
-                } else {
-                    0
-                };
-                core::iter::from_fn(move || {
-                    (bits != 0).then(|| {
-                        let b = bits.trailing_zeros();
-                        bits &= bits - 1;
-                        w as u32 * 32 + b
-                    })
+        // Only the words with a pending SPI (word 0 holds none: INTIDs 0-31 are private).
+        let mut words = if self.enabled {
+            self.pending_words & !1
+        } else {
+            0
+        };
+        core::iter::from_fn(move || {
+            (words != 0).then(|| {
+                let w = words.trailing_zeros() as usize;
+                words &= words - 1;
+                w
+            })
+        })
+        .flat_map(move |w| {
+            let mut bits = self.spi_pending[w] & self.spi_enable[w];
+            core::iter::from_fn(move || {
+                (bits != 0).then(|| {
+                    let b = bits.trailing_zeros();
+                    bits &= bits - 1;
+                    w as u32 * 32 + b
                 })
             })
-            .filter(move |&i| self.route.get(&i).copied().unwrap_or(0) == index)
+        })
+        .filter(move |&i| self.route.get(&i).copied().unwrap_or(0) == index)
     }
 
     /// SPI `intid`'s priority.
@@ -176,9 +288,27 @@ impl CpuGic {
     /// Make private interrupt `intid` (SGI/PPI) pending; whether it can be delivered now.
     pub fn raise_ppi(&mut self, vm: &VmGic, intid: u32) -> bool {
         if intid < 32 {
-            self.ppi_pending |= 1 << intid;
+            self.set_ppi_pending(intid, true);
         }
         self.deliverable(vm, u32::MAX)
+    }
+
+    /// SGI or PPI `intid` (< 32) pending or not (counted as a change if it was not so).
+    fn set_ppi_pending(&mut self, intid: u32, on: bool) {
+        let before = self.ppi_pending;
+        if on {
+            self.ppi_pending |= 1 << intid;
+        } else {
+            self.ppi_pending &= !(1 << intid);
+        }
+        if self.ppi_pending != before {
+            self.changed();
+        }
+    }
+
+    /// Something that decides delivery changed here.
+    fn changed(&mut self) {
+        self.changes = self.changes.wrapping_add(1);
     }
 
     fn deliverable(&self, vm: &VmGic, index: u32) -> bool {
@@ -222,12 +352,46 @@ impl CpuGic {
     /// Whether vCPU `index` has an interrupt it would take: pending and enabled, or already
     /// pending in a list register (`live`: its list registers and virtual CPU interface are
     /// in the CPU), and let through by its priority mask, running priority and group enable.
-    pub fn has_work(&self, vm: &VmGic, index: u32, live: bool) -> bool {
-        let (lrs, vmcr, ap1r0) = if live {
-            (read_lrs(), ich_read_vmcr(), ich_read_ap1r0())
+    pub fn has_work(&mut self, vm: &VmGic, index: u32, live: bool) -> bool {
+        if live {
+            self.has_work_in(&Hw, vm, index)
         } else {
-            (self.lrs, self.vmcr, self.ap1r0)
+            let saved = Saved(self.lrs, self.vmcr, self.ap1r0);
+            self.has_work_in(&saved, vm, index)
+        }
+    }
+
+    /// [`CpuGic::has_work`] with the virtual CPU interface `cpu`: the last answer at once if
+    /// nothing it depends on changed since (the distributor's and this vCPU's counts, the
+    /// list registers, ICH_VMCR_EL2 and ICH_AP1R0_EL2, all compared), else
+    /// [`CpuGic::has_work_full`].
+    pub fn has_work_in(&mut self, cpu: &impl CpuIf, vm: &VmGic, index: u32) -> bool {
+        let (lrs, vmcr, ap1r0) = (cpu.read_lrs(), cpu.vmcr(), cpu.ap1r0());
+        if let Some((look, v, a, work)) = &self.worked {
+            if look.same(vm.changes, self.changes, &lrs) && *v == vmcr && *a == ap1r0 {
+                return *work;
+            }
+        }
+        let work = self.has_work_full(vm, index, lrs, vmcr, ap1r0);
+        let look = Look {
+            vm: vm.changes,
+            cpu: self.changes,
+            lrs,
         };
+        self.worked = Some((look, vmcr, ap1r0, work));
+        work
+    }
+
+    /// [`CpuGic::has_work`] from scratch, on list registers `lrs` and the interface's
+    /// `vmcr` and `ap1r0`.
+    pub fn has_work_full(
+        &self,
+        vm: &VmGic,
+        index: u32,
+        lrs: [u64; 4],
+        vmcr: u64,
+        ap1r0: u64,
+    ) -> bool {
         let listed = lrs
             .iter()
             .filter(|lr| *lr >> 62 == 1)
@@ -260,9 +424,9 @@ impl CpuGic {
     /// Make `id` pending here again (it leaves a list register before the guest took it).
     fn unlist(&mut self, vm: &mut VmGic, id: u32) {
         if id < 32 {
-            self.ppi_pending |= 1 << id;
+            self.set_ppi_pending(id, true);
         } else {
-            set_bit(&mut vm.spi_pending, id, true);
+            vm.set_pending(id, true);
         }
     }
 
@@ -271,10 +435,61 @@ impl CpuGic {
     /// holds an interrupt of lower priority that is only pending (which becomes pending
     /// here again).
     pub fn fill(&mut self, vm: &mut VmGic, index: u32) {
-        if !self.deliverable(vm, index) {
-            return;
+        self.fill_in(&mut Hw, vm, index);
+    }
+
+    /// [`CpuGic::fill`] of the list registers of `cpu`: nothing at once if the distributor,
+    /// this vCPU's interrupts and the list registers are as the last full fill left them
+    /// (the guest's acknowledge or end of an interrupt changes a list register: looked at
+    /// anew), else [`CpuGic::fill_full`]. The state a full fill settled on is one on which a
+    /// full fill writes nothing, so skipping it there changes nothing.
+    pub fn fill_in(&mut self, cpu: &mut impl CpuIf, vm: &mut VmGic, index: u32) {
+        let lrs = cpu.read_lrs();
+        if let Some(look) = &self.filled {
+            if look.same(vm.changes, self.changes, &lrs) {
+                return;
+            }
         }
-        let mut lrs = read_lrs();
+        self.filled = self.fill_full(cpu, vm, index, lrs).map(|lrs| Look {
+            vm: vm.changes,
+            cpu: self.changes,
+            lrs,
+        });
+    }
+
+    /// [`CpuGic::fill`] from scratch, the list registers of `cpu` holding `lrs`: passes
+    /// until one writes nothing (an interrupt a pass takes out of a list register for one of
+    /// higher priority goes back to pending, and its priority may have been raised since it
+    /// was listed: the next pass may list it again). The list registers it settled on, or
+    /// None if it did not within [`FILL_PASSES`].
+    pub fn fill_full(
+        &mut self,
+        cpu: &mut impl CpuIf,
+        vm: &mut VmGic,
+        index: u32,
+        mut lrs: [u64; 4],
+    ) -> Option<[u64; 4]> {
+        for _ in 0..FILL_PASSES {
+            if !self.fill_pass(cpu, vm, index, lrs) {
+                return Some(lrs);
+            }
+            lrs = cpu.read_lrs();
+        }
+        None
+    }
+
+    /// One pass of [`CpuGic::fill_full`]: whether it wrote a list register.
+    fn fill_pass(
+        &mut self,
+        cpu: &mut impl CpuIf,
+        vm: &mut VmGic,
+        index: u32,
+        mut lrs: [u64; 4],
+    ) -> bool {
+        if !self.deliverable(vm, index) {
+            return false;
+        }
+        let mut wrote = false;
         let listed =
             |lrs: &[u64; 4], id: u32| lrs.iter().any(|lr| lr >> 62 != 0 && *lr as u32 == id);
         // The four of highest priority not listed yet (no more can go in), best first.
@@ -302,13 +517,15 @@ impl CpuGic {
             }
             // State pending, group 1, priority, vINTID.
             lrs[slot] = (1 << 62) | (1 << 60) | (u64::from(priority) << 48) | u64::from(id);
-            write_lr(slot, lrs[slot]);
+            cpu.write_lr(slot, lrs[slot]);
+            wrote = true;
             if id < 32 {
-                self.ppi_pending &= !(1 << id);
+                self.set_ppi_pending(id, false);
             } else {
-                set_bit(&mut vm.spi_pending, id, false);
+                vm.set_pending(id, false);
             }
         }
+        wrote
     }
 }
 
@@ -356,6 +573,10 @@ fn reg_bits(off: u64, base: u64) -> u32 {
 /// A read (`write` None) or write of `size` bytes at distributor offset `off`; what a read
 /// returns.
 pub fn distributor(off: u64, size: u64, write: Option<u64>, vm: &mut VmGic) -> u64 {
+    if write.is_some() {
+        // Any write may change delivery (an enable, a priority, a route, the group enable).
+        vm.changes = vm.changes.wrapping_add(1);
+    }
     match (off, write) {
         // IPRIORITYR of the SPIs (those of SGIs and PPIs are in the redistributors).
         (0x400..=0x7FB, w) => {
@@ -437,6 +658,10 @@ pub fn redistributor(
     idx: u32,
     vcpus: u32,
 ) -> u64 {
+    if write.is_some() {
+        // Any write may change delivery (an enable, a priority).
+        c.changed();
+    }
     match (off, write) {
         // IPRIORITYR0-7: the SGIs' and PPIs' priorities.
         (0x1_0400..=0x1_041F, w) => {
