@@ -1,0 +1,395 @@
+//! The virtual GIC's quick paths (`qemu/board/src/vgic.rs`), on the host: `CpuGic::fill_in`
+//! and `CpuGic::has_work_in` return at once when nothing they depend on changed since their
+//! last full look. These tests drive them against a stand-in for the CPU's virtual CPU
+//! interface (list registers, ICH_VMCR_EL2, ICH_AP1R0_EL2, which the guest changes without
+//! trapping) and check that the skip never changes which interrupts are delivered: the same
+//! random operations on a copy that always takes the full scan (`fill_full`,
+//! `has_work_full`) leave the same list registers, the same pending interrupts and give the
+//! same answers.
+
+extern crate alloc;
+
+#[path = "../src/vgic.rs"]
+#[allow(dead_code)]
+mod vgic;
+
+use vgic::{CpuGic, CpuIf, VmGic};
+
+/// A vCPU's virtual CPU interface as the guest and EL2 see it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Fake {
+    lrs: [u64; 4],
+    vmcr: u64,
+    ap1r0: u64,
+    writes: u32,
+}
+
+impl CpuIf for Fake {
+    fn read_lrs(&self) -> [u64; 4] {
+        self.lrs
+    }
+    fn write_lr(&mut self, i: usize, v: u64) {
+        self.lrs[i] = v;
+        self.writes += 1;
+    }
+    fn vmcr(&self) -> u64 {
+        self.vmcr
+    }
+    fn ap1r0(&self) -> u64 {
+        self.ap1r0
+    }
+}
+
+/// Group 1 enabled, priority mask fully open.
+const VMCR_OPEN: u64 = (0xFF << 24) | 0b10;
+
+const STATE_PENDING: u64 = 1;
+const STATE_ACTIVE: u64 = 2;
+
+fn state(lr: u64) -> u64 {
+    lr >> 62
+}
+
+fn with_state(lr: u64, s: u64) -> u64 {
+    (lr & !(3 << 62)) | (s << 62)
+}
+
+/// The guest acknowledges the interrupt in list register `i` (ICV_IAR1): pending becomes
+/// active and its priority goes into the active priorities (5 preemption bits).
+fn ack(cpu: &mut Fake, i: usize) {
+    let lr = cpu.lrs[i];
+    if state(lr) == STATE_PENDING {
+        cpu.lrs[i] = with_state(lr, STATE_ACTIVE);
+        cpu.ap1r0 |= 1 << (((lr >> 48) & 0xFF) >> 3);
+    }
+}
+
+/// The guest ends the interrupt in list register `i` (ICV_EOIR1): the list register is free.
+fn eoi(cpu: &mut Fake, i: usize) {
+    let lr = cpu.lrs[i];
+    if state(lr) == STATE_ACTIVE {
+        cpu.lrs[i] = 0;
+        let bit = 1u64 << (((lr >> 48) & 0xFF) >> 3);
+        cpu.ap1r0 &= !bit;
+    }
+}
+
+/// The vINTIDs in the list registers in state `s`.
+fn listed(cpu: &Fake, s: u64) -> Vec<u32> {
+    let mut v: Vec<u32> = cpu
+        .lrs
+        .iter()
+        .filter(|lr| state(**lr) == s)
+        .map(|lr| *lr as u32)
+        .collect();
+    v.sort_unstable();
+    v
+}
+
+/// Distributor write helpers (offsets of GICD_* registers).
+fn enable_dist(vm: &mut VmGic) {
+    vgic::distributor(0x0, 4, Some(0b10), vm);
+}
+
+fn enable_spi(vm: &mut VmGic, intid: u32) {
+    let off = 0x100 + u64::from(intid / 32) * 4;
+    vgic::distributor(off, 4, Some(1 << (intid % 32)), vm);
+}
+
+fn spi_pending(vm: &mut VmGic) -> Vec<u64> {
+    (0..32)
+        .map(|w| vgic::distributor(0x200 + w * 4, 4, None, vm))
+        .collect()
+}
+
+fn ppi_pending(c: &mut CpuGic, idx: u32, vcpus: u32) -> u64 {
+    vgic::redistributor(0x1_0200, 4, None, c, idx, vcpus)
+}
+
+/// Five SPIs pending for one vCPU with four list registers: four are listed; once the guest
+/// acknowledges and ends one (a list register frees without a trap) the next fill lists the
+/// fifth, although neither the distributor nor the vCPU changed since the fill before.
+#[test]
+fn a_list_register_freed_by_the_guest_is_filled_again() {
+    let mut vm = VmGic::default();
+    let mut c = CpuGic::default();
+    let mut cpu = Fake {
+        vmcr: VMCR_OPEN,
+        ..Fake::default()
+    };
+    enable_dist(&mut vm);
+    for id in 40..45 {
+        enable_spi(&mut vm, id);
+        vm.raise_spi(id);
+    }
+    c.fill_in(&mut cpu, &mut vm, 0);
+    assert_eq!(listed(&cpu, STATE_PENDING), vec![40, 41, 42, 43]);
+    // Nothing changed: the quick path writes no list register.
+    let writes = cpu.writes;
+    c.fill_in(&mut cpu, &mut vm, 0);
+    assert_eq!(cpu.writes, writes);
+    let i = cpu.lrs.iter().position(|lr| *lr as u32 == 40).unwrap();
+    ack(&mut cpu, i);
+    eoi(&mut cpu, i);
+    c.fill_in(&mut cpu, &mut vm, 0);
+    assert_eq!(listed(&cpu, STATE_PENDING), vec![41, 42, 43, 44]);
+    assert_eq!(spi_pending(&mut vm)[1], 0, "{:?}", spi_pending(&mut vm));
+}
+
+/// An interrupt listed but masked by the guest's priority mask is no work; the guest opens
+/// the mask (ICV_PMR1, no trap: only ICH_VMCR_EL2 changes) and the same vCPU has work.
+#[test]
+fn has_work_sees_the_guests_priority_mask_change() {
+    let mut vm = VmGic::default();
+    let mut c = CpuGic::default();
+    let mut cpu = Fake {
+        vmcr: (0x10 << 24) | 0b10,
+        ..Fake::default()
+    };
+    enable_dist(&mut vm);
+    enable_spi(&mut vm, 50);
+    vm.raise_spi(50);
+    c.fill_in(&mut cpu, &mut vm, 0);
+    assert_eq!(listed(&cpu, STATE_PENDING), vec![50]);
+    assert!(!c.has_work_in(&cpu, &vm, 0));
+    assert!(!c.has_work_in(&cpu, &vm, 0));
+    cpu.vmcr = VMCR_OPEN;
+    assert!(c.has_work_in(&cpu, &vm, 0));
+    // The guest takes it: active, running priority 0xA0, nothing else pending.
+    ack(&mut cpu, 0);
+    assert!(!c.has_work_in(&cpu, &vm, 0));
+    // A raise after that is seen at once, by both.
+    vm.raise_spi(50);
+    // 0xA0 again is not above the running priority 0xA0: no work until the guest ends it.
+    assert!(!c.has_work_in(&cpu, &vm, 0));
+    eoi(&mut cpu, 0);
+    assert!(c.has_work_in(&cpu, &vm, 0));
+    c.fill_in(&mut cpu, &mut vm, 0);
+    assert_eq!(listed(&cpu, STATE_PENDING), vec![50]);
+}
+
+/// A raise, an enable, a priority or a route written after a fill: the next fill sees it.
+#[test]
+fn changes_after_a_fill_are_seen_by_the_next() {
+    let mut vm = VmGic::default();
+    let mut cs = [CpuGic::default(), CpuGic::default()];
+    let mut cpus = [Fake {
+        vmcr: VMCR_OPEN,
+        ..Fake::default()
+    }; 2];
+    enable_dist(&mut vm);
+    cs[0].fill_in(&mut cpus[0], &mut vm, 0);
+    assert!(listed(&cpus[0], STATE_PENDING).is_empty());
+    // Pending but not enabled, then enabled.
+    vm.raise_spi(70);
+    cs[0].fill_in(&mut cpus[0], &mut vm, 0);
+    assert!(listed(&cpus[0], STATE_PENDING).is_empty());
+    enable_spi(&mut vm, 70);
+    cs[0].fill_in(&mut cpus[0], &mut vm, 0);
+    assert_eq!(listed(&cpus[0], STATE_PENDING), vec![70]);
+    // Routed to vCPU 1 (IROUTER Aff0 = 1): vCPU 1 gets the next one.
+    vgic::distributor(0x6000 + 71 * 8, 8, Some(1), &mut vm);
+    enable_spi(&mut vm, 71);
+    vm.raise_spi(71);
+    cs[0].fill_in(&mut cpus[0], &mut vm, 0);
+    cs[1].fill_in(&mut cpus[1], &mut vm, 1);
+    assert_eq!(listed(&cpus[0], STATE_PENDING), vec![70]);
+    assert_eq!(listed(&cpus[1], STATE_PENDING), vec![71]);
+    // A PPI of vCPU 0 enabled in its redistributor, then raised.
+    vgic::redistributor(0x1_0100, 4, Some(1 << 27), &mut cs[0], 0, 2);
+    cs[0].raise_ppi(&vm, 27);
+    cs[0].fill_in(&mut cpus[0], &mut vm, 0);
+    assert_eq!(listed(&cpus[0], STATE_PENDING), vec![27, 70]);
+    assert_eq!(ppi_pending(&mut cs[0], 0, 2), 0);
+}
+
+/// A small deterministic generator (xorshift64*).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    fn pick<T: Copy>(&mut self, from: &[T]) -> T {
+        from[self.below(from.len() as u64) as usize]
+    }
+}
+
+const VCPUS: u32 = 2;
+/// The SPIs the random operations use (a few words, the last one, one out of range).
+const SPIS: [u32; 10] = [32, 33, 40, 63, 64, 100, 993, 1019, 1020, 5];
+const PPIS: [u32; 5] = [0, 1, 16, 27, 31];
+const PRIORITIES: [u8; 6] = [0x00, 0x40, 0x80, 0xA0, 0xA8, 0xF8];
+
+/// One VM as the board holds it: its distributor, its vCPUs' state and their interfaces.
+#[derive(Clone)]
+struct World {
+    vm: VmGic,
+    cpus: Vec<CpuGic>,
+    ifs: Vec<Fake>,
+}
+
+impl World {
+    fn new() -> Self {
+        World {
+            vm: VmGic::default(),
+            cpus: vec![CpuGic::default(); VCPUS as usize],
+            ifs: vec![Fake::default(); VCPUS as usize],
+        }
+    }
+
+    /// What the guest can see of it: the list registers, the interfaces, the pending state.
+    fn seen(&mut self) -> (Vec<[u64; 4]>, Vec<u64>, Vec<u64>) {
+        let lrs = self.ifs.iter().map(|f| f.lrs).collect();
+        let ppis = (0..VCPUS)
+            .map(|i| ppi_pending(&mut self.cpus[i as usize], i, VCPUS))
+            .collect();
+        (lrs, spi_pending(&mut self.vm), ppis)
+    }
+}
+
+/// One random operation, applied alike to both worlds; `quick` world uses the quick paths,
+/// the other the full scans. Returns the has_work answers if it asked.
+fn step(rng: &mut Rng, fast: &mut World, full: &mut World) -> Option<(bool, bool)> {
+    let v = rng.below(u64::from(VCPUS)) as usize;
+    let mut both = |f: &mut dyn FnMut(&mut World)| {
+        f(fast);
+        f(full);
+    };
+    match rng.below(14) {
+        0 | 1 => {
+            let id = rng.pick(&SPIS);
+            both(&mut |w: &mut World| {
+                w.vm.raise_spi(id);
+            });
+        }
+        2 => {
+            let id = rng.pick(&PPIS);
+            both(&mut |w: &mut World| {
+                let vm = w.vm.clone();
+                w.cpus[v].raise_ppi(&vm, id);
+            });
+        }
+        3 => {
+            // ISENABLER / ICENABLER of an SPI.
+            let id = rng.pick(&SPIS);
+            let base = rng.pick(&[0x100u64, 0x180]);
+            let off = base + u64::from(id / 32 % 32) * 4;
+            both(&mut |w: &mut World| {
+                vgic::distributor(off, 4, Some(1 << (id % 32)), &mut w.vm);
+            });
+        }
+        4 => {
+            // IPRIORITYR of an SPI (one byte).
+            let id = rng.pick(&SPIS).min(1019);
+            let p = rng.pick(&PRIORITIES);
+            both(&mut |w: &mut World| {
+                vgic::distributor(0x400 + u64::from(id), 1, Some(u64::from(p)), &mut w.vm);
+            });
+        }
+        5 => {
+            // IROUTER: Aff0 0, 1 or a vCPU that does not exist.
+            let id = rng.pick(&SPIS).clamp(32, 1019);
+            let aff = rng.below(3);
+            both(&mut |w: &mut World| {
+                vgic::distributor(0x6000 + u64::from(id) * 8, 8, Some(aff), &mut w.vm);
+            });
+        }
+        6 => {
+            // GICD_CTLR: mostly on.
+            let on = rng.below(4) != 0;
+            both(&mut |w: &mut World| {
+                vgic::distributor(0x0, 4, Some(u64::from(on) << 1), &mut w.vm);
+            });
+        }
+        7 => {
+            // The redistributor: enable or disable a PPI, or its priority.
+            let id = rng.pick(&PPIS);
+            let (off, size, val) = match rng.below(3) {
+                0 => (0x1_0100, 4, 1u64 << id),
+                1 => (0x1_0180, 4, 1u64 << id),
+                _ => (
+                    0x1_0400 + u64::from(id),
+                    1,
+                    u64::from(rng.pick(&PRIORITIES)),
+                ),
+            };
+            both(&mut |w: &mut World| {
+                vgic::redistributor(off, size, Some(val), &mut w.cpus[v], v as u32, VCPUS);
+            });
+        }
+        8 => {
+            // The guest acknowledges or ends the interrupt in a list register.
+            let i = rng.below(4) as usize;
+            let end = rng.below(2) == 0;
+            both(&mut |w: &mut World| {
+                if end {
+                    eoi(&mut w.ifs[v], i)
+                } else {
+                    ack(&mut w.ifs[v], i)
+                }
+            });
+        }
+        9 => {
+            // The guest's priority mask and group enable (ICV_PMR1, ICV_IGRPEN1).
+            let vmcr = (u64::from(rng.pick(&PRIORITIES)) << 24) | (rng.below(4) & 0b10);
+            let vmcr = if rng.below(3) == 0 { vmcr } else { VMCR_OPEN };
+            both(&mut |w: &mut World| w.ifs[v].vmcr = vmcr);
+        }
+        10 => {
+            let live = fast.ifs[v];
+            let a = fast.cpus[v].has_work_in(&live, &fast.vm, v as u32);
+            let f = full.ifs[v];
+            let b = full.cpus[v].has_work_full(&full.vm, v as u32, f.lrs, f.vmcr, f.ap1r0);
+            return Some((a, b));
+        }
+        _ => {
+            // A return to the guest: fill.
+            let mut live = fast.ifs[v];
+            fast.cpus[v].fill_in(&mut live, &mut fast.vm, v as u32);
+            fast.ifs[v] = live;
+            let mut f = full.ifs[v];
+            let lrs = f.lrs;
+            full.cpus[v].fill_full(&mut f, &mut full.vm, v as u32, lrs);
+            full.ifs[v] = f;
+        }
+    }
+    None
+}
+
+/// 200 seeds × 400 random operations: the quick paths deliver exactly what the full scans
+/// deliver (the same list registers, pending state and has_work answers after every
+/// operation).
+#[test]
+fn quick_paths_deliver_what_the_full_scan_delivers() {
+    let (mut asked, mut delivered) = (0u32, 0u32);
+    for seed in 1..=200u64 {
+        let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+        let mut fast = World::new();
+        for f in &mut fast.ifs {
+            f.vmcr = VMCR_OPEN;
+        }
+        enable_dist(&mut fast.vm);
+        let mut full = fast.clone();
+        for op in 0..400 {
+            if let Some((a, b)) = step(&mut rng, &mut fast, &mut full) {
+                asked += 1;
+                delivered += u32::from(a);
+                assert_eq!(a, b, "has_work differs: seed {seed}, operation {op}");
+            }
+            let (a, b) = (fast.seen(), full.seen());
+            assert_eq!(a, b, "state differs: seed {seed}, operation {op}");
+        }
+    }
+    // The operations reach both answers often (the test exercises what it compares).
+    assert!(
+        delivered > 1000 && asked - delivered > 1000,
+        "{asked} {delivered}"
+    );
+}
