@@ -18,7 +18,6 @@
 //! Switching saves the outgoing vCPU's trap frame, EL1 state and virtual CPU interface into
 //! its record and loads the incoming one's.
 
-use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
 
@@ -93,6 +92,8 @@ pub struct Entry {
     /// The CPU it last left (which wakes it when its virtual timer fires while it sleeps
     /// and that CPU is idle).
     last_cpu: usize,
+    /// Where its VM's distributor was in [`Sched::gics`] (checked before use: a hint).
+    gic_at: usize,
 }
 
 impl Entry {
@@ -116,6 +117,7 @@ impl Entry {
             used: 0,
             queued: 0,
             last_cpu: 0,
+            gic_at: 0,
         }
     }
 
@@ -137,8 +139,11 @@ impl Entry {
 
 struct Sched {
     vcpus: Vec<Entry>,
-    /// Each VM incarnation's distributor, by (VMID, generation).
-    gics: BTreeMap<(Vmid, u32), VmGic>,
+    /// Each VM incarnation's distributor, with its (VMID, generation).
+    gics: Vec<((Vmid, u32), VmGic)>,
+    /// Per CPU: where the vCPU loaded there is in `vcpus` (checked against its key before
+    /// use: `remove_vm` moves entries).
+    running: [usize; MAX_CPUS],
     /// The next place in a queue.
     clock: u64,
     /// Slices used up, by timeslice: (ticks, how many), the first timeslices seen.
@@ -153,7 +158,8 @@ struct Sched {
 
 static SCHED: Lock<Sched> = Lock::new(Sched {
     vcpus: Vec::new(),
-    gics: BTreeMap::new(),
+    gics: Vec::new(),
+    running: [0; MAX_CPUS],
     clock: 0,
     used_up: [(0, 0); 8],
     resched: [false; MAX_CPUS],
@@ -161,6 +167,45 @@ static SCHED: Lock<Sched> = Lock::new(Sched {
 });
 
 impl Sched {
+    /// Where the vCPU of key `cur`, loaded on `cpu`, is in `vcpus`: the CPU's record if it
+    /// still holds that vCPU, else a search.
+    fn find_running(&self, cpu: usize, cur: u64) -> Option<usize> {
+        let hint = self.running[cpu];
+        if self.vcpus.get(hint).is_some_and(|e| e.key() == cur) {
+            return Some(hint);
+        }
+        self.vcpus.iter().position(|e| e.key() == cur)
+    }
+
+    /// Where the distributor of vCPU `i`'s VM is in `gics`: the vCPU's record if it still
+    /// holds that VM's, else a search (which updates the record).
+    fn gic_of(&mut self, i: usize) -> Option<usize> {
+        let e = &self.vcpus[i];
+        let id = (e.vcpu.vmid, e.gen);
+        if self.gics.get(e.gic_at).is_some_and(|(k, _)| *k == id) {
+            return Some(e.gic_at);
+        }
+        let at = self.gics.iter().position(|(k, _)| *k == id)?;
+        self.vcpus[i].gic_at = at;
+        Some(at)
+    }
+
+    /// The distributor of (`vmid`, `gen`), to change.
+    fn gic_mut(&mut self, vmid: Vmid, gen: u32) -> Option<&mut VmGic> {
+        self.gics
+            .iter_mut()
+            .find(|(k, _)| *k == (vmid, gen))
+            .map(|(_, g)| g)
+    }
+
+    /// Fill vCPU `i`'s list registers (loaded on this CPU) from its VM's distributor.
+    fn fill(&mut self, i: usize) {
+        if let Some(g) = self.gic_of(i) {
+            let index = self.vcpus[i].vcpu.index;
+            self.vcpus[i].gic.fill(&mut self.gics[g].1, index);
+        }
+    }
+
     /// Put vCPU `i` at the back of its priority's queue.
     fn requeue(&mut self, i: usize) {
         self.vcpus[i].queued = self.clock;
@@ -271,9 +316,21 @@ pub fn current() -> Option<(Vmid, u32, u32)> {
 /// Add a VM incarnation's vCPUs (and its distributor); kick CPUs for the runnable.
 pub fn add(vmid: Vmid, gen: u32, entries: Vec<Entry>) {
     let mut s = SCHED.lock();
-    s.gics.insert((vmid, gen), VmGic::default());
+    let at = match s.gics.iter().position(|(k, _)| *k == (vmid, gen)) {
+        Some(at) => {
+            s.gics[at].1 = VmGic::default();
+            at
+        }
+        None => {
+            s.gics.push(((vmid, gen), VmGic::default()));
+            s.gics.len() - 1
+        }
+    };
     let first = s.vcpus.len();
     s.vcpus.extend(entries);
+    for i in first..s.vcpus.len() {
+        s.vcpus[i].gic_at = at;
+    }
     for i in first..s.vcpus.len() {
         if s.vcpus[i].state == State::Ready {
             s.make_ready(i);
@@ -285,7 +342,7 @@ pub fn add(vmid: Vmid, gen: u32, entries: Vec<Entry>) {
 pub fn remove_vm(vmid: Vmid, gen: u32) {
     let mut s = SCHED.lock();
     s.vcpus.retain(|e| !(e.vcpu.vmid == vmid && e.gen == gen));
-    s.gics.remove(&(vmid, gen));
+    s.gics.retain(|(k, _)| *k != (vmid, gen));
 }
 
 /// vCPU `i` may take an interrupt now (of `priority`, just raised; None: one it would take,
@@ -306,8 +363,7 @@ pub fn raise_spi(vmid: Vmid, gen: u32, intid: u32) {
     VIRQS_RAISED.fetch_add(1, Relaxed);
     let mut s = SCHED.lock();
     let Some((target, priority)) = s
-        .gics
-        .get_mut(&(vmid, gen))
+        .gic_mut(vmid, gen)
         .and_then(|g| Some((g.raise_spi(intid)?, g.spi_priority(intid))))
     else {
         return;
@@ -323,11 +379,10 @@ pub fn raise_spi(vmid: Vmid, gen: u32, intid: u32) {
 
 fn raise_ppi_locked(s: &mut Sched, i: usize, intid: u32) {
     VIRQS_RAISED.fetch_add(1, Relaxed);
-    let (vmid, gen) = (s.vcpus[i].vcpu.vmid, s.vcpus[i].gen);
-    let Some(vm) = s.gics.get(&(vmid, gen)) else {
+    let Some(g) = s.gic_of(i) else {
         return;
     };
-    if s.vcpus[i].gic.raise_ppi(vm, intid) {
+    if s.vcpus[i].gic.raise_ppi(&s.gics[g].1, intid) {
         let priority = s.vcpus[i].gic.ppi_priority(intid);
         deliver(s, i, Some(priority));
     }
@@ -382,7 +437,8 @@ pub fn vgic_access(vmid: Vmid, gen: u32, ipa: u64, size: u64, write: Option<u64>
         .filter(|e| e.vcpu.vmid == vmid && e.gen == gen)
         .count() as u32;
     let frame = vgic::decode(ipa, vcpus)?;
-    let vm = s.gics.get_mut(&(vmid, gen))?;
+    let g = s.gics.iter().position(|(k, _)| *k == (vmid, gen))?;
+    let vm = &mut s.gics[g].1;
     let v = match frame {
         vgic::Frame::Dist(off) => vgic::distributor(off, size, write, vm),
         vgic::Frame::Redist(idx, off) => {
@@ -398,10 +454,9 @@ pub fn vgic_access(vmid: Vmid, gen: u32, ipa: u64, size: u64, write: Option<u64>
         for i in 0..s.vcpus.len() {
             let e = &mut s.vcpus[i];
             if e.vcpu.vmid == vmid && e.gen == gen {
-                let vm = s.gics.get(&(vmid, gen))?;
                 let live = e.state == State::Running(this_cpu());
                 let index = e.vcpu.index;
-                if e.gic.has_work(vm, index, live) {
+                if e.gic.has_work(&s.gics[g].1, index, live) {
                     deliver(s, i, None);
                 }
             }
@@ -432,16 +487,15 @@ pub fn after_trap(frame: &mut Frame, after: After) {
     if cur != NONE {
         let mut s = SCHED.lock();
         let s = &mut *s;
-        match s.vcpus.iter().position(|e| e.key() == cur) {
+        match s.find_running(cpu, cur) {
             // Its VM was taken away: nothing to keep.
             None => {}
             Some(i) => {
                 let (vmid, gen, index) =
                     (s.vcpus[i].vcpu.vmid, s.vcpus[i].gen, s.vcpus[i].vcpu.index);
                 let has_work = after == After::Wfi
-                    && s.gics
-                        .get(&(vmid, gen))
-                        .is_some_and(|vm| s.vcpus[i].gic.has_work(vm, index, true));
+                    && s.gic_of(i)
+                        .is_some_and(|g| s.vcpus[i].gic.has_work(&s.gics[g].1, index, true));
                 let look = core::mem::take(&mut s.resched[cpu]);
                 let stays = match after {
                     After::Resume => true,
@@ -449,9 +503,8 @@ pub fn after_trap(frame: &mut Frame, after: After) {
                     _ => false,
                 } && !(look && s.should_make_way(i, cpu));
                 if stays {
-                    if let Some(vm) = s.gics.get_mut(&(vmid, gen)) {
-                        s.vcpus[i].gic.fill(vm, index);
-                    }
+                    s.running[cpu] = i;
+                    s.fill(i);
                     if percpu::enter_guest(cur, vmid, gen) {
                         return;
                     }
@@ -533,16 +586,15 @@ pub fn schedule(frame: &mut Frame) {
         };
         s2.resched[cpu] = false;
         s2.on_cpu[cpu] = Some(s2.vcpus[i].priority);
+        s2.running[cpu] = i;
         let e = &mut s2.vcpus[i];
         e.state = State::Running(cpu);
         let k = e.key();
-        let (vmid, gen, index) = (e.vcpu.vmid, e.gen, e.vcpu.index);
+        let (vmid, gen) = (e.vcpu.vmid, e.gen);
         frame.clone_from(&e.vcpu.frame);
         e.vcpu.sys.restore();
         e.gic.restore();
-        if let Some(vm) = s2.gics.get_mut(&(vmid, gen)) {
-            s2.vcpus[i].gic.fill(vm, index);
-        }
+        s2.fill(i);
         let (vtcr, vttbr) = s2.vcpus[i].stage2;
         drop(s);
         crate::gic::arm_tick(TICK_HZ);
@@ -592,7 +644,7 @@ pub fn tick() {
     let now = crate::gic::counter();
     let cur = CURRENT[this_cpu()].load(SeqCst);
     let mut s = SCHED.lock();
-    if let Some(i) = s.vcpus.iter().position(|e| e.key() == cur) {
+    if let Some(i) = s.find_running(this_cpu(), cur) {
         let e = &mut s.vcpus[i];
         e.used += 1;
         if e.used >= e.slice {
@@ -639,7 +691,7 @@ pub fn vtimer_fired() {
     };
     let cur = CURRENT[this_cpu()].load(SeqCst);
     let mut s = SCHED.lock();
-    if let Some(i) = s.vcpus.iter().position(|e| e.key() == cur) {
+    if let Some(i) = s.find_running(this_cpu(), cur) {
         raise_ppi_locked(&mut s, i, VTIMER_INTID);
     }
 }
