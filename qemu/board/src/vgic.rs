@@ -18,6 +18,12 @@
 //! mask, running priority and group enable (ICH_VMCR_EL2, ICH_AP1R0_EL2). The scheduler
 //! wakes a vCPU in WFI only for an interrupt those let through ([`CpuGic::has_work`]).
 //!
+//! Both run on every return to a guest, so both return at once when nothing they depend on
+//! changed since their last full look: a change count per distributor and per vCPU, and the
+//! list registers (and for `has_work` ICH_VMCR_EL2 and ICH_AP1R0_EL2, which the guest
+//! changes without trapping) compared with what that look saw. `tests/vgic.rs` checks on
+//! the host that this never changes what is delivered.
+//!
 //! `arm-gic` drives a physical GIC's distributor and CPU interface; the hypervisor side of
 //! the virtual CPU interface (ICH_LR<n>_EL2, ICH_VMCR_EL2, ICH_HCR_EL2) is not in it, so
 //! the few accessors it needs are here.
@@ -461,7 +467,7 @@ impl CpuGic {
     /// until one writes nothing (an interrupt a pass takes out of a list register for one of
     /// higher priority goes back to pending, and its priority may have been raised since it
     /// was listed: the next pass may list it again). The list registers it settled on, or
-    /// None if it did not within [`FILL_PASSES`].
+    /// None if it did not within `FILL_PASSES`.
     pub fn fill_full(
         &mut self,
         cpu: &mut impl CpuIf,

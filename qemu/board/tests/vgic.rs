@@ -254,8 +254,8 @@ impl World {
     }
 }
 
-/// One random operation, applied alike to both worlds; `quick` world uses the quick paths,
-/// the other the full scans. Returns the has_work answers if it asked.
+/// One random operation, applied alike to both worlds: `fast` takes the quick paths, `full`
+/// the full scans. The has_work answers of both, if it asked.
 fn step(rng: &mut Rng, fast: &mut World, full: &mut World) -> Option<(bool, bool)> {
     let v = rng.below(u64::from(VCPUS)) as usize;
     let mut both = |f: &mut dyn FnMut(&mut World)| {
