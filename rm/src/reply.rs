@@ -28,9 +28,21 @@ pub enum Trailer {
 impl Trailer {
     /// Its bytes on the wire.
     pub fn bytes(&self) -> Vec<u8> {
+        let mut b = [0u8; 8];
+        self.write(&mut b).to_vec()
+    }
+
+    /// Its bytes on the wire, written at the start of `buf`.
+    pub fn write<'a>(&self, buf: &'a mut [u8; 8]) -> &'a [u8] {
         match *self {
-            Trailer::HypError(e) => e.to_le_bytes().to_vec(),
-            Trailer::FaultIpa(ipa) => ipa.to_le_bytes().to_vec(),
+            Trailer::HypError(e) => {
+                buf[..4].copy_from_slice(&e.to_le_bytes());
+                &buf[..4]
+            }
+            Trailer::FaultIpa(ipa) => {
+                *buf = ipa.to_le_bytes();
+                &buf[..]
+            }
         }
     }
 }

@@ -28,16 +28,31 @@ pub fn reply_packets(
     msg_id: u32,
     result: &Result<Vec<u8>, Refusal>,
 ) -> Option<Vec<Vec<u8>>> {
-    let (code, data) = match result {
-        Ok(d) => (RmError::Ok, d.clone()),
-        Err(r) => (r.code, r.trailer.map(|t| t.bytes()).unwrap_or_default()),
-    };
-    packets(Fragmenter::reply(seq, MsgId(msg_id), code, &data).ok()?)
+    let mut trailer = [0u8; TRAILER_MAX];
+    packets(reply_fragmenter(seq, msg_id, result, &mut trailer)?)
 }
 
 /// Split a notification into packets; `None` if it needs more than 62 continuations.
 pub fn notification_packets(seq: u16, msg_id: u32, payload: &[u8]) -> Option<Vec<Vec<u8>>> {
     packets(Fragmenter::notification(seq, MsgId(msg_id), payload).ok()?)
+}
+
+/// The largest refusal trailer.
+const TRAILER_MAX: usize = 8;
+
+/// The fragmenter of a reply: the data borrowed from `result`, a refusal's trailer written in
+/// `trailer`. `None` if it needs more than 62 continuations.
+fn reply_fragmenter<'a>(
+    seq: u16,
+    msg_id: u32,
+    result: &'a Result<Vec<u8>, Refusal>,
+    trailer: &'a mut [u8; TRAILER_MAX],
+) -> Option<Fragmenter<'a>> {
+    let (code, data): (RmError, &[u8]) = match result {
+        Ok(d) => (RmError::Ok, d),
+        Err(r) => (r.code, r.trailer.map_or(&[][..], |t| t.write(trailer))),
+    };
+    Fragmenter::reply(seq, MsgId(msg_id), code, data).ok()
 }
 
 fn packets(mut f: Fragmenter<'_>) -> Option<Vec<Vec<u8>>> {
@@ -47,6 +62,35 @@ fn packets(mut f: Fragmenter<'_>) -> Option<Vec<Vec<u8>>> {
         out.push(buf[..n].to_vec());
     }
     Some(out)
+}
+
+/// Append the packets of `f` to `out`, each for `to` and each its own exact-size vector.
+fn push_packets(out: &mut Vec<(Vmid, Vec<u8>)>, to: Vmid, mut f: Fragmenter<'_>) {
+    out.reserve(f.packet_count());
+    let mut buf = [0u8; MAX_PACKET_SIZE];
+    while let Some(n) = f.next_into(&mut buf) {
+        out.push((to, buf[..n].to_vec()));
+    }
+}
+
+impl Outgoing {
+    /// Append this message's packets to `out` as `(to, packet)`. A reply too large for 63
+    /// fragments becomes NORESOURCE so the caller is never left waiting; such a notification
+    /// is not sent.
+    pub fn packets_into(&self, out: &mut Vec<(Vmid, Vec<u8>)>) {
+        let mut trailer = [0u8; TRAILER_MAX];
+        let f = match &self.body {
+            Body::Reply(r) => {
+                reply_fragmenter(self.seq, self.msg_id, r, &mut trailer).or_else(|| {
+                    Fragmenter::reply(self.seq, MsgId(self.msg_id), RmError::NoResource, &[]).ok()
+                })
+            }
+            Body::Notification(p) => Fragmenter::notification(self.seq, MsgId(self.msg_id), p).ok(),
+        };
+        if let Some(f) = f {
+            push_packets(out, self.to, f);
+        }
+    }
 }
 
 /// A complete request received from a client.
@@ -87,6 +131,20 @@ impl ClientRx {
                 msg_id: m.msg_id.0,
                 payload: m.payload.to_vec(),
             }),
+            _ => None,
+        }
+    }
+
+    /// Feed one packet; when it completes a request, copy its payload into `payload` (cleared
+    /// first, its allocation kept) and return its `(seq, msg_id)`. As [`ClientRx::push`]
+    /// otherwise, without a new vector per request.
+    pub fn push_into(&mut self, packet: &[u8], payload: &mut Vec<u8>) -> Option<(u16, u32)> {
+        match self.0.push(packet).received {
+            Received::Complete(m) if m.ty == MsgType::Request => {
+                payload.clear();
+                payload.extend_from_slice(m.payload);
+                Some((m.seq, m.msg_id.0))
+            }
             _ => None,
         }
     }
@@ -169,10 +227,10 @@ impl Outbox {
         });
     }
 
-    /// Take every queued message.
-    pub fn drain(&mut self) -> Vec<Outgoing> {
+    /// Take every queued message, in order.
+    pub fn drain(&mut self) -> impl Iterator<Item = Outgoing> + '_ {
         self.notif_count.clear();
-        self.queue.drain(..).collect()
+        self.queue.drain(..)
     }
 
     /// Drop everything queued for `vmid` (it went away).
@@ -255,7 +313,7 @@ mod tests {
             o.notify(7, i, 1, Vec::new());
         }
         o.reply(7, 0, 2, Ok(Vec::new()));
-        let d = o.drain();
+        let d: Vec<Outgoing> = o.drain().collect();
         assert_eq!(d.len(), 257);
         assert_eq!(d[0].seq, 44); // 300 - 256
         assert_eq!(o.dropped, 44);

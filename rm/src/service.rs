@@ -19,11 +19,9 @@
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::vec::Vec;
 
-use gunyah_rm_abi::RmError;
-
 use crate::parcel::ParcelDb;
 use crate::platform::{MemKind, Platform, PlatformError, Rights, Vmid};
-use crate::rpc::{self, ClientRx, Outbox};
+use crate::rpc::{ClientRx, Outbox};
 use crate::space::{Origin, Owned, State, VmSpace};
 use crate::vm::{links_in, LinkId, Vm, VmState, VmTable, VMID_HLOS};
 
@@ -77,6 +75,8 @@ pub struct Rm<P: Platform> {
     pub(crate) counters: crate::cow::FaultCounters,
     pub(crate) out: Outbox,
     pub(crate) rx: BTreeMap<Vmid, ClientRx>,
+    /// The payload of the request being handled, kept between requests for its allocation.
+    rx_payload: Vec<u8>,
     pub(crate) notif_seq: u16,
     pub(crate) next_cap: u64,
     /// VMs with asynchronous work (reset stages) pending, in order.
@@ -156,6 +156,7 @@ impl<P: Platform> Rm<P> {
             counters: Default::default(),
             out: Outbox::default(),
             rx: BTreeMap::new(),
+            rx_payload: Vec::new(),
             notif_seq: 0,
             next_cap: 0x100,
             deferred: VecDeque::new(),
@@ -227,11 +228,13 @@ impl<P: Platform> Rm<P> {
         if self.link(from).is_none() {
             return;
         }
-        let msg = match self.rx.entry(from).or_default().push(packet) {
-            Some(m) => m,
-            None => return,
+        let rx = self.rx.entry(from).or_default();
+        let Some((seq, msg_id)) = rx.push_into(packet, &mut self.rx_payload) else {
+            return;
         };
-        self.handle_request(from, msg.seq, msg.msg_id, &msg.payload);
+        let payload = core::mem::take(&mut self.rx_payload);
+        self.handle_request(from, seq, msg_id, &payload);
+        self.rx_payload = payload;
         self.run_deferred();
     }
 
@@ -246,20 +249,9 @@ impl<P: Platform> Rm<P> {
     /// RM produced them (replies after the notifications they caused).
     pub fn drain_outgoing(&mut self) -> Vec<(Vmid, Vec<u8>)> {
         self.flush_cow_broken();
-        let mut v = Vec::new();
+        let mut v = Vec::with_capacity(self.out.len());
         for o in self.out.drain() {
-            let pk = match &o.body {
-                // A reply too large for 63 fragments becomes NORESOURCE so the caller is never
-                // left waiting.
-                rpc::Body::Reply(r) => rpc::reply_packets(o.seq, o.msg_id, r).or_else(|| {
-                    let no = Err(crate::reply::Refusal::from(RmError::NoResource));
-                    rpc::reply_packets(o.seq, o.msg_id, &no)
-                }),
-                rpc::Body::Notification(p) => rpc::notification_packets(o.seq, o.msg_id, p),
-            };
-            for p in pk.unwrap_or_default() {
-                v.push((o.to, p));
-            }
+            o.packets_into(&mut v);
         }
         v
     }

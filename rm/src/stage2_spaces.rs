@@ -14,7 +14,6 @@
 //! fault path ([`crate::concurrent`]) replace a page of one VM while vCPUs of other VMs fault in
 //! theirs.
 
-use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
@@ -93,8 +92,8 @@ impl<P: SpaceParts> Stage2Spaces<P> {
 
     /// Give back the tables of a prepared plan that will not be committed.
     fn release_prepared(&mut self) {
-        for (vmid, r) in core::mem::take(&mut self.prepared) {
-            if let Some(space) = self.get_mut(vmid) {
+        for (vmid, r) in self.prepared.drain(..) {
+            if let Some(space) = self.spaces.get_mut(&vmid).map(|s| s.get_mut()) {
                 space.release_tables(r);
             }
         }
@@ -203,55 +202,67 @@ fn reprotect(rights: Rights) -> impl Fn(Attrs) -> Attrs {
     }
 }
 
-/// One VM's part of a plan as table updates (the closures of its protects are in `fns`).
-fn updates_of<'a>(ops: &[S2Op], fns: &'a [Box<dyn Fn(Attrs) -> Attrs>]) -> Vec<Update<'a>> {
-    let mut f = fns.iter();
-    ops.iter()
-        .filter_map(|op| match *op {
-            S2Op::Map {
-                ipa,
-                pa,
-                size,
-                rights,
-                kind,
-                tag,
-                ..
-            } => Some(Update::Map {
-                ipa,
-                size,
-                pa,
-                attrs: tagged_attrs(rights, kind, tag),
-                flags: MapFlags::BLOCKS,
-            }),
-            S2Op::Unmap { ipa, size, .. } => Some(Update::Unmap { ipa, size }),
-            S2Op::Protect { ipa, size, .. } => f.next().map(|f| Update::Modify {
-                ipa,
-                size,
-                f: f.as_ref(),
-            }),
-        })
-        .collect()
+/// The table update of one op of a plan; a protect's attribute change is the next of `fns`.
+fn update_of<'a, F: Fn(Attrs) -> Attrs>(
+    op: &S2Op,
+    fns: &mut core::slice::Iter<'a, F>,
+) -> Option<Update<'a>> {
+    match *op {
+        S2Op::Map {
+            ipa,
+            pa,
+            size,
+            rights,
+            kind,
+            tag,
+            ..
+        } => Some(Update::Map {
+            ipa,
+            size,
+            pa,
+            attrs: tagged_attrs(rights, kind, tag),
+            flags: MapFlags::BLOCKS,
+        }),
+        S2Op::Unmap { ipa, size, .. } => Some(Update::Unmap { ipa, size }),
+        S2Op::Protect { ipa, size, .. } => fns.next().map(|f| Update::Modify {
+            ipa,
+            size,
+            f: f as &dyn Fn(Attrs) -> Attrs,
+        }),
+    }
 }
 
-/// `vmid`'s part of `plan`, and the attribute changes its protects make.
-#[allow(clippy::type_complexity)]
-fn part_of(plan: &Plan, vmid: Vmid) -> (Vec<S2Op>, Vec<Box<dyn Fn(Attrs) -> Attrs>>) {
-    let ops: Vec<S2Op> = plan
-        .ops()
-        .iter()
-        .filter(|o| o.vmid() == vmid)
-        .copied()
-        .collect();
-    let fns = ops
-        .iter()
+/// Run `f` on `vmid`'s part of `plan` as table updates. A part of one op (most requests)
+/// is passed without allocating; the attribute changes of protects live in a vector that is
+/// only allocated when there are some.
+fn with_updates<R>(plan: &Plan, vmid: Vmid, f: impl FnOnce(&[Update<'_>]) -> R) -> R {
+    let ops = plan.ops().iter().filter(|o| o.vmid() == vmid);
+    let fns: Vec<_> = ops
+        .clone()
         .filter_map(|o| match *o {
-            S2Op::Protect { rights, .. } => {
-                Some(Box::new(reprotect(rights)) as Box<dyn Fn(Attrs) -> Attrs>)
-            }
+            S2Op::Protect { rights, .. } => Some(reprotect(rights)),
             _ => None,
         })
         .collect();
-    (ops, fns)
+    let mut fi = fns.iter();
+    let mut it = ops.clone();
+    if let (Some(op), None) = (it.next(), it.next()) {
+        let u = update_of(op, &mut fi);
+        return f(u.as_slice());
+    }
+    let updates: Vec<Update<'_>> = ops.filter_map(|o| update_of(o, &mut fi)).collect();
+    f(&updates)
+}
+
+/// The VMs `plan` changes, each once, in first-use order: `first` when it is the only one
+/// (no allocation), else the list.
+fn plan_vmids(plan: &Plan) -> (Option<Vmid>, Vec<Vmid>) {
+    let first = plan.ops().first().map(S2Op::vmid);
+    if plan.ops().iter().all(|o| Some(o.vmid()) == first) {
+        (first, Vec::new())
+    } else {
+        (None, plan.vmids())
+    }
 }
 
 /// The platform error for a table operation's error.
@@ -322,15 +333,16 @@ impl<B: Stage2Backed> AddressSpaces for B {
     fn prepare(&mut self, plan: &Plan) -> Result<Prepared, PlatformError> {
         let s2 = self.stage2_mut();
         debug_assert!(s2.prepared.is_empty(), "a plan is already prepared");
-        for vmid in plan.vmids() {
-            let (ops, fns) = part_of(plan, vmid);
-            let updates = updates_of(&ops, &fns);
+        let (single, many) = plan_vmids(plan);
+        for vmid in single.into_iter().chain(many) {
             let reserved = match s2.get_mut(vmid) {
                 None => Err(PlatformError::NoSuchSpace),
-                Some(space) => space
-                    .plan_batch(&updates)
-                    .and_then(|n| space.reserve_tables(n))
-                    .map_err(perr),
+                Some(space) => with_updates(plan, vmid, |updates| {
+                    space
+                        .plan_batch(updates)
+                        .and_then(|n| space.reserve_tables(n))
+                        .map_err(perr)
+                }),
             };
             match reserved {
                 Ok(r) => s2.prepared.push((vmid, r)),
@@ -345,11 +357,10 @@ impl<B: Stage2Backed> AddressSpaces for B {
     fn commit(&mut self, plan: &Plan, prepared: Prepared) {
         let _ = prepared;
         let s2 = self.stage2_mut();
-        for (vmid, reserve) in core::mem::take(&mut s2.prepared) {
-            let (ops, fns) = part_of(plan, vmid);
-            let updates = updates_of(&ops, &fns);
-            if let Some(space) = s2.get_mut(vmid) {
-                space.apply_batch(reserve, &updates);
+        // Drained, not taken: the list keeps its allocation for the next plan.
+        for (vmid, reserve) in s2.prepared.drain(..) {
+            if let Some(space) = s2.spaces.get_mut(&vmid).map(|s| s.get_mut()) {
+                with_updates(plan, vmid, |updates| space.apply_batch(reserve, updates));
             }
         }
     }

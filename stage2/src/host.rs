@@ -383,6 +383,9 @@ unsafe impl TableMemory for SharedArena {
     fn fill_table(&mut self, table_pa: u64, first: u64, step: u64) {
         self.0.lock().fill_table(table_pa, first, step)
     }
+    fn table_is_zero(&self, table_pa: u64) -> bool {
+        self.0.lock().table_is_zero(table_pa)
+    }
 }
 
 /// A TLB that records every invalidation (with a global sequence number) instead of doing it.

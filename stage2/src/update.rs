@@ -543,8 +543,7 @@ impl<'a, M: TableMemory, T: TlbMaintenance> Committer<'a, M, T> {
 
     /// All entries zero and no pending write into it.
     fn table_empty(&self, t: u64) -> bool {
-        !self.pending.as_slice().iter().any(|p| p.0 == t)
-            && (0..ENTRIES_PER_TABLE).all(|i| self.mem.read_entry(t, i) == 0)
+        !self.pending.as_slice().iter().any(|p| p.0 == t) && self.mem.table_is_zero(t)
     }
 
     /// Commit `op` over `[s, e)` within the real table `table` at `level` starting at `base`.
