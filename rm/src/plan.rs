@@ -65,16 +65,53 @@ impl S2Op {
     }
 }
 
-/// The stage-2 changes of one request.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Plan {
-    ops: Vec<S2Op>,
+/// Ops a plan holds without allocating: most requests change one or two ranges.
+const INLINE_OPS: usize = 2;
+
+/// A plan's ops: inline while they fit, else on the heap.
+#[derive(Clone, Debug)]
+enum Ops {
+    Few(heapless::Vec<S2Op, INLINE_OPS>),
+    Many(Vec<S2Op>),
 }
+
+impl Default for Ops {
+    fn default() -> Ops {
+        Ops::Few(heapless::Vec::new())
+    }
+}
+
+/// The stage-2 changes of one request.
+#[derive(Clone, Debug, Default)]
+pub struct Plan {
+    ops: Ops,
+}
+
+impl PartialEq for Plan {
+    fn eq(&self, other: &Plan) -> bool {
+        self.ops() == other.ops()
+    }
+}
+
+impl Eq for Plan {}
 
 impl Plan {
     /// An empty plan.
     pub fn new() -> Plan {
         Plan::default()
+    }
+    fn push(&mut self, op: S2Op) {
+        match &mut self.ops {
+            Ops::Many(v) => v.push(op),
+            Ops::Few(v) => {
+                if let Err(op) = v.push(op) {
+                    let mut m = Vec::with_capacity(4 * INLINE_OPS);
+                    m.extend_from_slice(v);
+                    m.push(op);
+                    self.ops = Ops::Many(m);
+                }
+            }
+        }
     }
     /// Add a map.
     #[allow(clippy::too_many_arguments)]
@@ -88,7 +125,7 @@ impl Plan {
         kind: MemKind,
         tag: Tag,
     ) -> &mut Plan {
-        self.ops.push(S2Op::Map {
+        self.push(S2Op::Map {
             vmid,
             ipa,
             pa,
@@ -101,12 +138,12 @@ impl Plan {
     }
     /// Add an unmap.
     pub fn unmap(&mut self, vmid: Vmid, ipa: u64, size: u64) -> &mut Plan {
-        self.ops.push(S2Op::Unmap { vmid, ipa, size });
+        self.push(S2Op::Unmap { vmid, ipa, size });
         self
     }
     /// Add a change of rights.
     pub fn protect(&mut self, vmid: Vmid, ipa: u64, size: u64, rights: Rights) -> &mut Plan {
-        self.ops.push(S2Op::Protect {
+        self.push(S2Op::Protect {
             vmid,
             ipa,
             size,
@@ -116,20 +153,60 @@ impl Plan {
     }
     /// Every change, in the order they were added.
     pub fn ops(&self) -> &[S2Op] {
-        &self.ops
+        match &self.ops {
+            Ops::Few(v) => v,
+            Ops::Many(v) => v,
+        }
     }
     /// Whether it changes nothing.
     pub fn is_empty(&self) -> bool {
-        self.ops.is_empty()
+        self.ops().is_empty()
     }
     /// The VMs it changes, each once, in first-use order.
     pub fn vmids(&self) -> Vec<Vmid> {
         let mut v: Vec<Vmid> = Vec::new();
-        for op in &self.ops {
+        for op in self.ops() {
             if !v.contains(&op.vmid()) {
                 v.push(op.vmid());
             }
         }
         v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ops_keep_their_order_past_the_inline_ones() {
+        let mut a = Plan::new();
+        let mut b = Plan::new();
+        for i in 0..5u64 {
+            a.unmap(3, i << 12, 0x1000);
+            b.unmap(3, i << 12, 0x1000);
+            assert_eq!(a.ops().len() as u64, i + 1);
+            assert_eq!(a, b);
+        }
+        a.map(
+            4,
+            0x9000,
+            0x1000,
+            0x1000,
+            Rights::RW,
+            MemKind::Normal,
+            Tag::None,
+        );
+        let ipas: Vec<u64> = a
+            .ops()
+            .iter()
+            .map(|o| match *o {
+                S2Op::Unmap { ipa, .. } | S2Op::Map { ipa, .. } | S2Op::Protect { ipa, .. } => ipa,
+            })
+            .collect();
+        assert_eq!(ipas, [0, 0x1000, 0x2000, 0x3000, 0x4000, 0x9000]);
+        assert_eq!(a.vmids(), [3, 4]);
+        assert_ne!(a, b);
+        assert!(!a.is_empty() && Plan::new().is_empty());
     }
 }

@@ -268,7 +268,7 @@ impl<P: Platform> Rm<P> {
         trans: TransType,
         c: &gunyah_rm_abi::mem::MemCreate<'_>,
     ) -> Result<Vec<u8>, RmError> {
-        let h = self.mem_create(from, &msg::create_req(trans, c))?;
+        let h = self.mem_create_owned(from, msg::create_req(trans, c))?;
         data(&MemHandleReply::new(h))
     }
 }

@@ -344,6 +344,15 @@ impl VmSpace {
             .collect()
     }
 
+    /// [`VmSpace::carve`], then `f` on each range inside `[ipa, ipa+size)` (no list).
+    pub fn carve_each(&mut self, ipa: u64, size: u64, mut f: impl FnMut(&mut Range)) {
+        self.split_at(ipa);
+        self.split_at(ipa + size);
+        for (_, r) in self.ranges.range_mut(ipa..ipa + size) {
+            f(r);
+        }
+    }
+
     /// Set the state of the range starting at `ipa`.
     pub fn set(&mut self, ipa: u64, state: State) {
         if let Some(r) = self.ranges.get_mut(&ipa) {
@@ -424,20 +433,28 @@ impl VmSpace {
     /// pieces, or `None` if any byte of it is not owned and mapped (lent, shared, borrowed,
     /// bound, golden or unused).
     pub fn owned_pieces(&self, ipa: u64, size: u64) -> Option<Vec<(u64, u64, u64, Owned)>> {
+        Some(self.owned_pieces_iter(ipa, size)?.collect())
+    }
+
+    /// [`VmSpace::owned_pieces`], as an iterator (no list).
+    pub fn owned_pieces_iter(
+        &self,
+        ipa: u64,
+        size: u64,
+    ) -> Option<impl Iterator<Item = (u64, u64, u64, Owned)> + '_> {
         if !self.covered_by(ipa, size, |r| matches!(r.state, State::Owned(_))) {
             return None;
         }
         let end = ipa + size;
         Some(
             self.overlapping(ipa, size)
-                .filter_map(|r| match r.state {
+                .filter_map(move |r| match r.state {
                     State::Owned(o) => {
                         let (lo, hi) = (r.ipa.max(ipa), r.end().min(end));
                         Some((lo, o.pa + (lo - r.ipa), hi - lo, o))
                     }
                     _ => None,
-                })
-                .collect(),
+                }),
         )
     }
 }

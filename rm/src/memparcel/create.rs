@@ -44,38 +44,40 @@ impl<P: Platform> Rm<P> {
                 return Err(RmError::ArgumentInvalid);
             }
         }
-        let mut regions: Vec<Region> = Vec::new();
+        let mut regions: Vec<Region> = Vec::with_capacity(sgl.len());
         for &(ipa, size) in sgl {
             if size == 0 {
                 return Err(RmError::MemInvalid);
             }
             // Only memory the owner owns and has not put in a parcel yet.
-            let pieces = space.owned_pieces(ipa, size).ok_or(RmError::MemInvalid)?;
+            let pieces = space
+                .owned_pieces_iter(ipa, size)
+                .ok_or(RmError::MemInvalid)?;
             // Entries of one request must not overlap each other or earlier appends.
             let overlaps = |r: &Region| r.owner_ipa < ipa + size && ipa < r.owner_ipa + r.size;
             if regions.iter().chain(existing.iter()).any(overlaps) {
                 return Err(RmError::MemInvalid);
             }
             // Regions break where the memory is not physically contiguous or the owner's
-            // rights change.
-            let mut entry_regions: Vec<(Region, crate::platform::Rights)> = Vec::new();
+            // rights change; regions of different entries are never merged (`last_rights` is
+            // only set once this entry has a region).
+            let mut last_rights = None;
             for (pipa, pa, psize, owned) in pieces {
                 if owned.kind != mem_type.kind() {
                     return Err(RmError::MemInvalid);
                 }
-                match entry_regions.last_mut() {
-                    Some((l, r)) if l.pa + l.size == pa && *r == owned.rights => l.size += psize,
-                    _ => entry_regions.push((
-                        Region {
-                            owner_ipa: pipa,
-                            pa,
-                            size: psize,
-                        },
-                        owned.rights,
-                    )),
+                match regions.last_mut() {
+                    Some(l) if last_rights == Some(owned.rights) && l.pa + l.size == pa => {
+                        l.size += psize
+                    }
+                    _ => regions.push(Region {
+                        owner_ipa: pipa,
+                        pa,
+                        size: psize,
+                    }),
                 }
+                last_rights = Some(owned.rights);
             }
-            regions.extend(entry_regions.into_iter().map(|(r, _)| r));
         }
         Ok(regions)
     }
@@ -98,17 +100,16 @@ impl<P: Platform> Rm<P> {
             return;
         };
         for r in regions {
-            for start in space.carve(r.owner_ipa, r.size) {
-                let Some(State::Owned(owned)) = space.at(start).map(|x| x.state) else {
-                    continue;
+            space.carve_each(r.owner_ipa, r.size, |range| {
+                let State::Owned(owned) = range.state else {
+                    return;
                 };
                 let parcel = handle;
-                let st = match trans {
+                range.state = match trans {
                     TransType::Share => State::Shared { parcel, owned },
                     _ => State::Lent { parcel, owned },
                 };
-                space.set(start, st);
-            }
+            });
         }
     }
 
@@ -119,6 +120,12 @@ impl<P: Platform> Rm<P> {
     /// does not: a failed request changes nothing, not even the counter
     /// (handles are opaque to clients, so nothing can depend on the gap).
     pub fn mem_create(&mut self, owner: Vmid, req: &CreateReq) -> Result<u32, RmError> {
+        self.mem_create_owned(owner, req.clone())
+    }
+
+    /// [`Rm::mem_create`] of a request the caller gives away: its ACL and attribute lists
+    /// become the parcel's without a copy.
+    pub(crate) fn mem_create_owned(&mut self, owner: Vmid, req: CreateReq) -> Result<u32, RmError> {
         // --- check ---
         let mem_type = MemType::from_u8(req.mem_type).ok_or(RmError::ArgumentInvalid)?;
         if req.flags & !(CREATE_SANITIZE | CREATE_APPEND) != 0 {
@@ -168,7 +175,7 @@ impl<P: Platform> Rm<P> {
             if req.attrs[..i].iter().any(|b| b.vmid == at.vmid) {
                 return Err(RmError::ArgumentInvalid);
             }
-            if !owner_in_acl_or(req, at.vmid) {
+            if !owner_in_acl_or(&req, at.vmid) {
                 return Err(RmError::VmidInvalid);
             }
             if at.attr > 3 {
@@ -213,8 +220,8 @@ impl<P: Platform> Rm<P> {
             mem_type,
             trans: req.trans,
             label: req.label,
-            acl: req.acl.clone(),
-            attrs: req.attrs.clone(),
+            acl: req.acl,
+            attrs: req.attrs,
             regions,
             state,
             sanitize_create: sanitize,

@@ -25,28 +25,25 @@ impl<P: Platform> Rm<P> {
             Some(a) => a,
             None => return,
         };
-        let mut ranges = Vec::new();
-        for i in 0..acc.ipas.len().min(p.num_mappings(acc.contiguous)) {
-            let size = if acc.contiguous {
-                p.total_size()
-            } else {
-                p.regions[i].size
-            };
-            ranges.push((acc.ipas[i], size));
-        }
         if p.accepted.is_empty() {
             p.state = ParcelState::Sharing;
         }
+        let mapped = acc.ipas.len().min(p.num_mappings(acc.contiguous));
         let mut plan = Plan::new();
         if acc.mapped {
-            for &(ipa, size) in &ranges {
+            for (i, &ipa) in acc.ipas[..mapped].iter().enumerate() {
+                let size = if acc.contiguous {
+                    p.total_size()
+                } else {
+                    p.regions[i].size
+                };
                 plan.unmap(vmid, ipa, size);
             }
         }
         let r = self.plat.apply(&plan);
         debug_assert!(r.is_ok(), "unmapping whole accepted ranges failed: {r:?}");
         if let Some(space) = self.spaces.get_mut(&vmid) {
-            for (ipa, _) in ranges {
+            for &ipa in &acc.ipas[..mapped] {
                 space.remove(ipa);
             }
         }
@@ -94,7 +91,8 @@ impl<P: Platform> Rm<P> {
             return Err(RmError::ArgumentInvalid);
         }
         let zero = p.sanitize_reclaim || flags & RELEASE_SANITIZE != 0;
-        let regions = p.regions.clone();
+        // The parcel's regions, borrowed (the parcel is only removed at the end).
+        let regions = &p.regions;
         // Owner: `Lent(handle)` → `Owned` (mapped back) / `Shared(handle)` → `Owned`.
         let ranges: Vec<(u64, u64, State)> = self
             .spaces
@@ -124,7 +122,7 @@ impl<P: Platform> Rm<P> {
         // Prepared first, so a failure changes nothing (not even the zeroing).
         let prepared = self.plat.prepare(&plan).map_err(|_| RmError::MapFailed)?;
         if zero {
-            for r in &regions {
+            for r in regions {
                 self.plat.zero(r.pa, r.size);
             }
         }
@@ -135,7 +133,7 @@ impl<P: Platform> Rm<P> {
                     space.set(ipa, State::Owned(owned));
                 }
             }
-            for r in &regions {
+            for r in regions {
                 space.coalesce(r.owner_ipa);
             }
         }
