@@ -91,18 +91,20 @@ impl<P: Platform> Rm<P> {
             }
             num_alloc = req.sgl.len();
         }
-        // Sizes of the mappings this call allocates.
-        let sizes: Vec<u64> = if contiguous {
-            if num_alloc == 1 {
-                alloc::vec![p.total_size()]
-            } else {
-                Vec::new()
-            }
+        // Sizes of the mappings this call allocates: the whole parcel once if contiguous, else
+        // the regions from the first not yet allocated.
+        let sizes_len = if contiguous {
+            usize::from(num_alloc == 1)
         } else {
-            p.regions[done_before..done_before + num_alloc]
-                .iter()
-                .map(|r| r.size)
-                .collect()
+            num_alloc
+        };
+        let total = if contiguous { p.total_size() } else { 0 };
+        let size_of = |j: usize| {
+            if contiguous {
+                total
+            } else {
+                p.regions[done_before + j].size
+            }
         };
         let hi = self.cfg.ipa_alloc_end.min(self.plat.ipa_limit());
         let base = self.cfg.ipa_alloc_base;
@@ -118,9 +120,10 @@ impl<P: Platform> Rm<P> {
         let handle = req.handle;
         let space = self.spaces.get_mut(&caller).ok_or(RmError::VmidInvalid)?;
         let cursor_before = space.cursor();
-        let mut new_ipas = Vec::with_capacity(sizes.len());
+        let mut new_ipas = Vec::with_capacity(sizes_len);
         let mut failed = None;
-        for (j, &size) in sizes.iter().enumerate() {
+        for j in 0..sizes_len {
+            let size = size_of(j);
             let r = if let Some(&(ipa, sz)) = req.sgl.get(j) {
                 if !addr_ok[j] || sz != size {
                     Err(RmError::ArgumentInvalid)
@@ -165,7 +168,17 @@ impl<P: Platform> Rm<P> {
             mapped: false,
         });
         acc.contiguous = contiguous;
-        acc.ipas.extend_from_slice(&new_ipas);
+        let entries: Vec<(u64, u64)> = new_ipas
+            .iter()
+            .enumerate()
+            .map(|(j, &ipa)| (ipa, size_of(j)))
+            .collect();
+        // `acc.ipas` is the earlier IPAs (`done_before` of them) followed by this call's.
+        if acc.ipas.is_empty() {
+            acc.ipas = new_ipas;
+        } else {
+            acc.ipas.extend_from_slice(&new_ipas);
+        }
         if done {
             let p = self.parcels.get(req.handle).ok_or(RmError::HandleInvalid)?;
             let mut plan = Plan::new();
@@ -175,7 +188,7 @@ impl<P: Platform> Rm<P> {
             }
             if self.plat.apply(&plan).is_err() {
                 if let Some(space) = self.spaces.get_mut(&caller) {
-                    for ipa in &new_ipas {
+                    for ipa in &acc.ipas[done_before..] {
                         space.remove(*ipa);
                     }
                     space.set_cursor(cursor_before);
@@ -184,11 +197,6 @@ impl<P: Platform> Rm<P> {
             }
             acc.mapped = true;
         }
-        let entries: Vec<(u64, u64)> = new_ipas
-            .iter()
-            .copied()
-            .zip(sizes.iter().copied())
-            .collect();
         let p = self
             .parcels
             .parcels
