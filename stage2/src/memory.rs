@@ -109,22 +109,21 @@ pub unsafe trait TableMemory {
     }
 
     /// Whether all 512 descriptors of the table page at `table_pa` are zero (an unmap frees a
-    /// table that it left empty). The default takes the table's pointer once and reads the
-    /// entries eight at a time, stopping at the first group holding a descriptor: one
-    /// [`read_entry`](Self::read_entry) per entry (each resolving the table's address again)
-    /// was most of the time of unmapping a page in a table of its own on the host.
+    /// table that it left empty). Called by the writer of the tables, with `&mut` access to
+    /// them in [`Committer`](crate::update), so nothing writes the page while it is read. The
+    /// default takes the table's pointer once and reads the entries as plain memory, 64 bytes
+    /// at a time (vector loads where the target has them), stopping at the first group holding
+    /// a descriptor: one [`read_entry`](Self::read_entry) per entry (each resolving the table's
+    /// address again) was most of the time of unmapping a page in a table of its own on the
+    /// host.
     fn table_is_zero(&self, table_pa: u64) -> bool {
-        let t = self.table_ptr(table_pa);
-        (0..crate::ENTRIES_PER_TABLE).step_by(8).all(|i| {
-            (i..i + 8).fold(0, |acc, j| {
-                // SAFETY: `table_pa` is an allocated table page (trait contract), so `t` is
-                // valid and aligned for 512 entries, and `j < 512`. Atomic, as in
-                // `read_entry`, so a concurrent walker never races with the load; relaxed,
-                // since only whether the entry is zero matters and the caller holds the
-                // tables' writer side.
-                acc | unsafe { AtomicU64::from_ptr(t.add(j)).load(Ordering::Relaxed) }
-            }) == 0
-        })
+        // SAFETY: `table_pa` is an allocated table page (trait contract), so the pointer is
+        // valid and aligned for 512 `u64`s. Only the tables' writer calls this, and it holds
+        // them exclusively, so no store races with these loads (walkers only read; the stage-2
+        // configuration does not let hardware update descriptors).
+        let t: &[u64; crate::ENTRIES_PER_TABLE] = unsafe { &*self.table_ptr(table_pa).cast() };
+        t.chunks_exact(8)
+            .all(|c| c.iter().fold(0, |acc, &d| acc | d) == 0)
     }
 
     /// Fill all 512 descriptors of a table page that no walker can see yet (a block being
