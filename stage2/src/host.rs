@@ -461,3 +461,27 @@ pub fn merge_traces(a: Vec<Traced>, b: Vec<Traced>) -> Vec<Traced> {
     all.sort_by_key(|t| t.seq);
     all
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::TableMemory;
+
+    #[test]
+    fn table_is_zero_sees_any_one_descriptor() {
+        let mut a = HostArena::new(0x4000_0000, 4);
+        let t = a.alloc_table().unwrap();
+        assert!(a.table_is_zero(t));
+        for i in [0, 1, 7, 8, 255, 504, 511] {
+            a.write_entry(t, i, 1 << 63);
+            assert!(!a.table_is_zero(t), "entry {i}");
+            a.write_entry(t, i, 0);
+            assert!(a.table_is_zero(t), "entry {i} cleared");
+        }
+        // Through the shared arena and a box, the same.
+        let mut s: alloc::boxed::Box<dyn TableMemory> = alloc::boxed::Box::new(SharedArena::new(a));
+        let t = s.alloc_table().unwrap();
+        s.write_entry(t, 300, 3);
+        assert!(!s.table_is_zero(t));
+    }
+}
