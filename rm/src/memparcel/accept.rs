@@ -125,7 +125,7 @@ impl<P: Platform> Rm<P> {
         for j in 0..sizes_len {
             let size = size_of(j);
             let r = if let Some(&(ipa, sz)) = req.sgl.get(j) {
-                if !addr_ok[j] || sz != size {
+                if addr_ok.get(j) != Some(&true) || sz != size {
                     Err(RmError::ArgumentInvalid)
                 } else if !space.is_free(ipa, size) {
                     Err(RmError::NoResource)
