@@ -210,7 +210,7 @@ fn sync_trap(vmid: u16, index: u32, gen: u32, frame: &mut Frame) -> After {
             }
         }
         0x24 if vgic_access(vmid, gen, esr, frame) => After::Resume,
-        0x24 => match rmcore::with_core(vmid, gen, |c| c.data_abort(vmid)) {
+        0x24 => match rmcore::data_abort(vmid, index, gen) {
             Some(Ok(())) => After::Resume,
             Some(Err(why)) => kill(vmid, index, why),
             None => After::Off,

@@ -23,6 +23,9 @@ pub struct PerCpu {
     pub idle: AtomicBool,
     /// It has been started.
     pub online: AtomicBool,
+    /// The vCPU (`key`) whose stage-2 fault it serves outside the board's lock (on the RM's
+    /// concurrent fault path), or NONE.
+    in_fault: AtomicU64,
 }
 
 #[allow(clippy::declare_interior_mutable_const)]
@@ -30,6 +33,7 @@ const PER_CPU: PerCpu = PerCpu {
     in_guest: AtomicU64::new(NONE),
     idle: AtomicBool::new(false),
     online: AtomicBool::new(false),
+    in_fault: AtomicU64::new(NONE),
 };
 
 /// Every CPU's state.
@@ -113,6 +117,42 @@ pub fn evict_vm(vmid: Vmid, gen: u32) {
     }
     for (i, c) in CPUS.iter().enumerate() {
         while i != me && runs_it(c) {
+            cpu_relax();
+        }
+    }
+}
+
+/// This CPU starts serving a stage-2 fault of vCPU `k` of `vmid` (generation `gen`) without
+/// the board's lock: false (and nothing published) if the VM is gone. Until [`end_fault`], its
+/// stage 2 stays (Dekker's handshake with [`wait_faults_of_gone`], as [`enter_guest`] with
+/// [`evict_vm`]): the fault may walk it in hardware (AT S1E1R) and the RM serves it.
+pub fn begin_fault(k: u64, vmid: Vmid, gen: u32) -> bool {
+    let me = &CPUS[this_cpu()];
+    me.in_fault.store(k, SeqCst);
+    if vm_alive(vmid, gen) {
+        return true;
+    }
+    me.in_fault.store(NONE, SeqCst);
+    false
+}
+
+/// This CPU is done with the fault [`begin_fault`] published.
+pub fn end_fault() {
+    CPUS[this_cpu()].in_fault.store(NONE, SeqCst);
+}
+
+/// Wait until no other CPU serves a fault of a VM generation that is gone (taken off the CPUs
+/// by [`evict_vm`]). The board calls it under its own lock before every request to the RM, so
+/// no request frees a stage 2 (or hands its VMID to a new VM) while a fault that saw the VM
+/// alive still uses it. A CPU serving a fault never takes the board's lock, so this ends.
+pub fn wait_faults_of_gone() {
+    let me = this_cpu();
+    let stale = |c: &PerCpu| {
+        let k = c.in_fault.load(SeqCst);
+        k != NONE && !vm_alive((k >> 16) as Vmid, (k >> 32) as u32)
+    };
+    for (i, c) in CPUS.iter().enumerate() {
+        while i != me && stale(c) {
             cpu_relax();
         }
     }

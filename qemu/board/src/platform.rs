@@ -1,16 +1,24 @@
 //! The RM's platform on this board: one real `gunyah-stage2` address space per VM (loaded
 //! into VTTBR_EL2 when its vCPU runs, TLB maintenance with `HwTlb`), table pages and RM pages
 //! from the partition's page allocator, and byte access to real RAM (EL2 is identity-mapped).
+//!
+//! It is a `gunyah_rm::platform::ConcurrentPlatform`: each VM's tables sit behind their own
+//! lock in [`Stage2Spaces`] (so `SharedAddressSpaces` comes with [`Stage2Backed`]), and the
+//! partition's allocator is a leaf spin lock (`PARTITION`: nothing is taken under it), so the
+//! RM's concurrent fault path (`gunyah_rm::concurrent`) copies pages for vCPUs of different
+//! VMs on different CPUs at once. The copy itself runs outside every lock.
 
 use alloc::vec;
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use gunyah_rm::platform::{PartitionUsage, PhysMem, Vmid, PAGE_SIZE};
+use gunyah_rm::platform::{PartitionUsage, PhysMem, SharedPhysMem, Vmid, PAGE_SIZE};
 use gunyah_rm::stage2_spaces::{SpaceParts, Stage2Backed, Stage2Spaces};
 use gunyah_stage2::tlb::HwTlb;
 use gunyah_stage2::{PaRange, TableMemory};
 
-use crate::layout::{HLOS_RAM, PARTITION_BASE, RAM_END};
+use crate::layout::{HLOS_RAM, MAX_CPUS, PARTITION_BASE, RAM_END};
+use crate::percpu::this_cpu;
 
 /// Pages in the partition (to the end of RAM).
 pub const PARTITION_PAGES: usize = ((RAM_END - PARTITION_BASE) / PAGE_SIZE) as usize;
@@ -270,14 +278,7 @@ impl PhysMem for QemuPlatform {
         }
     }
     fn alloc_page_copy(&mut self, src: u64) -> Option<u64> {
-        if !src.is_multiple_of(PAGE_SIZE) || !is_memory(src, PAGE_SIZE) {
-            return None;
-        }
-        let pa = self.alloc_page()?;
-        // SAFETY: `src` is a page of RAM (checked above) and `pa` a partition page just
-        // allocated to us, both identity-mapped at EL2 and page aligned; they differ.
-        unsafe { copy_page(pa, src) };
-        Some(pa)
+        alloc_copy(src)
     }
     fn read(&self, pa: u64, buf: &mut [u8]) -> bool {
         if !is_memory(pa, buf.len() as u64) {
@@ -318,6 +319,64 @@ impl PhysMem for QemuPlatform {
             free: PARTITION_PAGES as u64 - in_use,
             tables: self.spaces.table_pages() as u64,
         }
+    }
+}
+
+#[allow(clippy::declare_interior_mutable_const)]
+const ZERO: AtomicU64 = AtomicU64::new(0);
+
+/// Per CPU: pages the RM's concurrent fault path (`SharedPhysMem`) allocated on it, less those
+/// it gave back unmapped. Only the exclusive path allocates through `PhysMem`, so a fault
+/// that moved this CPU's figure was served on the concurrent path (`rmcore` counts them).
+static SHARED_PAGES: [AtomicU64; MAX_CPUS] = [ZERO; MAX_CPUS];
+
+/// This CPU's figure of [`SHARED_PAGES`].
+pub fn shared_pages_here() -> u64 {
+    SHARED_PAGES[this_cpu()].load(Relaxed)
+}
+
+fn count_shared(up: bool) {
+    let c = &SHARED_PAGES[this_cpu()];
+    if up {
+        c.fetch_add(1, Relaxed);
+    } else {
+        c.fetch_sub(1, Relaxed);
+    }
+}
+
+/// A partition page holding a copy of the page at `src` (the copy-on-write allocation): the
+/// allocator's lock for the bitmap only, the copy outside it.
+fn alloc_copy(src: u64) -> Option<u64> {
+    if !src.is_multiple_of(PAGE_SIZE) || !is_memory(src, PAGE_SIZE) {
+        return None;
+    }
+    let pa = with_partition(|p| p.alloc(1))?;
+    // SAFETY: `src` is a page of RAM (checked above) and `pa` a partition page just allocated
+    // to us (mapped nowhere yet), both identity-mapped at EL2 and page aligned; they differ.
+    // `src` is a golden page, which nothing writes meanwhile (`SharedPhysMem`'s contract).
+    unsafe { copy_page(pa, src) };
+    Some(pa)
+}
+
+// The partition's lock is a leaf held only for the bitmap; the copy and the zeroing run
+// outside it, on a page no one else holds yet.
+impl SharedPhysMem for QemuPlatform {
+    fn alloc_page_copy_shared(&self, src: u64) -> Option<u64> {
+        let pa = alloc_copy(src)?;
+        count_shared(true);
+        Some(pa)
+    }
+    fn alloc_zeroed_page_shared(&self) -> Option<u64> {
+        let pa = with_partition(|p| p.alloc(1))?;
+        // SAFETY: `pa` is a partition page just allocated to us and mapped nowhere yet,
+        // identity-mapped RAM at EL2.
+        unsafe { core::ptr::write_bytes(pa as *mut u8, 0, PAGE_SIZE as usize) };
+        count_shared(true);
+        Some(pa)
+    }
+    fn free_page_shared(&self, pa: u64) {
+        with_partition(|p| p.free(pa, 1));
+        count_shared(false);
     }
 }
 

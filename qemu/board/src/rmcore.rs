@@ -20,14 +20,17 @@
 //! waits longer than the faulting vCPU's next tick.
 
 use alloc::collections::{BTreeMap, VecDeque};
+use alloc::format;
+use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::{
     AtomicBool, AtomicU64,
     Ordering::{Acquire, Relaxed, Release},
 };
 
+use gunyah_rm::concurrent::ConcurrentRm;
 use gunyah_rm::config::{Affinity, Config};
-use gunyah_rm::cow::FaultOutcome;
+use gunyah_rm::cow::{FaultOutcome, COW_BATCH};
 use gunyah_rm::lifecycle::{RES_MSG_QUEUE_RECV, RES_MSG_QUEUE_SEND, RES_VIRTUAL_CPU};
 use gunyah_rm::platform::{AddressSpaces, PhysMem, Vmid};
 use gunyah_rm::vm::{BootReg, VmState, VMID_HLOS};
@@ -38,7 +41,7 @@ use gunyah_stage2::Fault;
 use crate::console::{exit, fail};
 use crate::layout::MAX_CPUS;
 use crate::percpu::{self, Lock};
-use crate::platform::QemuPlatform;
+use crate::platform::{self, QemuPlatform};
 use crate::sched::{self, Entry};
 use crate::vcpu::Vcpu;
 use crate::vm_dt::{hypervisor_node, RpcLink};
@@ -106,23 +109,53 @@ pub static STATS: Stats = Stats {
     vcpus_killed: AtomicU64::new(0),
 };
 
-/// The RM and what the board keeps beside it.
-pub struct Core {
-    /// The RM.
-    pub rm: Rm<QemuPlatform>,
+/// What the board keeps beside the RM, under its lock (`BOARD`).
+struct Board {
     /// Per VM: cspace and receive queue.
-    pub vms: BTreeMap<Vmid, VmCtl>,
-    /// Per served fault: EL2 instructions inside `Rm::handle_fault`, then in what the board
-    /// does after it before returning (a pump only when the RM queued a full COW_BROKEN
-    /// batch).
-    fault_split: Vec<(u64, u64)>,
+    vms: BTreeMap<Vmid, VmCtl>,
 }
 
-static CORE: Lock<Option<Core>> = Lock::new(None);
+/// The RM and what the board keeps beside it, for one request: the RM through
+/// `ConcurrentRm::exclusive` (no fault in flight), the board's state under `BOARD`.
+pub struct Core<'a> {
+    /// The RM.
+    pub rm: &'a mut Rm<QemuPlatform>,
+    /// Per VM: cspace and receive queue.
+    pub vms: &'a mut BTreeMap<Vmid, VmCtl>,
+}
 
-/// A served CoW fault left COW_BROKEN IPAs in the RM's batch that no pump has sent yet
-/// (written under `CORE`'s lock; read without it by [`send_cow_batch`]).
+/// The board's state (lock order: 1, see the module doc).
+static BOARD: Lock<Option<Board>> = Lock::new(None);
+
+/// The RM, serving faults concurrently (set once at boot).
+static RM: spin::Once<ConcurrentRm<QemuPlatform>> = spin::Once::new();
+
+/// Per served fault taken while the other CPUs were idle: EL2 instructions inside the RM's
+/// fault path, then in what the board does after it before returning (a leaf lock).
+static FAULT_SPLIT: Lock<Vec<(u64, u64)>> = Lock::new(Vec::new());
+
+/// A served CoW fault left COW_BROKEN IPAs in the RM (its batch or a VM's fault ledger) that
+/// no pump has sent yet (set after the fault; read without a lock by [`send_cow_batch`]).
 static COW_PENDING: AtomicBool = AtomicBool::new(false);
+
+/// CoW copies since the last pump, on every VM: when they reach a batch, some VM's batch may
+/// be full, and the fault that got there pumps (a superset of "a batch filled").
+static COPIES_UNSENT: AtomicU64 = AtomicU64::new(0);
+
+/// Stage-2 faults handed to the RM.
+static FAULTS_TO_RM: AtomicU64 = AtomicU64::new(0);
+
+#[allow(clippy::declare_interior_mutable_const)]
+const ZERO: AtomicU64 = AtomicU64::new(0);
+
+/// Per VMID (low byte): faults served (copied or populated) on the RM's concurrent path, and
+/// the physical CPUs they were served on (a bit each).
+static CONCURRENT: [AtomicU64; 256] = [ZERO; 256];
+static CONCURRENT_CPUS: [AtomicU64; 256] = [ZERO; 256];
+
+fn rm() -> &'static ConcurrentRm<QemuPlatform> {
+    RM.get().unwrap_or_else(|| fail(format_args!("RM not up")))
+}
 
 /// Send the RM's pending COW_BROKEN batches, if a CoW fault left any: every trap and
 /// interrupt from a guest except a stage-2 fault calls this first, before it does anything
@@ -140,40 +173,140 @@ pub fn send_cow_batch() {
 
 /// Install the RM (boot CPU, before any vCPU runs).
 pub fn install(rm: Rm<QemuPlatform>, vms: BTreeMap<Vmid, VmCtl>) {
-    *CORE.lock() = Some(Core {
-        rm,
-        vms,
-        fault_split: Vec::new(),
-    });
+    RM.call_once(|| ConcurrentRm::new(rm));
+    *BOARD.lock() = Some(Board { vms });
 }
 
 /// Run `f` with the RM, for the running vCPU of generation `gen` of `vmid`: None (and `f`
 /// not run) if that VM was taken off the CPUs meanwhile (its stage 2 may be going).
 pub fn with_core<R>(vmid: Vmid, gen: u32, f: impl FnOnce(&mut Core) -> R) -> Option<R> {
-    let mut g = CORE.lock();
+    let mut g = BOARD.lock();
     if !percpu::vm_alive(vmid, gen) {
         return None;
     }
-    let c = g
-        .as_mut()
-        .unwrap_or_else(|| fail(format_args!("RM not up")));
-    Some(f(c))
+    Some(exclusive(&mut g, f))
 }
 
 /// Run `f` with the RM (boot and power-off only).
 pub fn with_core_any<R>(f: impl FnOnce(&mut Core) -> R) -> R {
-    let mut g = CORE.lock();
-    let c = g
-        .as_mut()
-        .unwrap_or_else(|| fail(format_args!("RM not up")));
-    f(c)
+    let mut g = BOARD.lock();
+    exclusive(&mut g, f)
 }
 
-impl Core {
+/// `f` with the board's state (locked by the caller) and the RM's write side, once no CPU
+/// serves a fault of a VM that is gone.
+fn exclusive<R>(board: &mut Option<Board>, f: impl FnOnce(&mut Core) -> R) -> R {
+    let b = board
+        .as_mut()
+        .unwrap_or_else(|| fail(format_args!("RM not up")));
+    percpu::wait_faults_of_gone();
+    rm().exclusive(|rm| {
+        f(&mut Core {
+            rm,
+            vms: &mut b.vms,
+        })
+    })
+}
+
+/// A stage-2 data abort of the running vCPU `index` of generation `gen` of `vmid`, served
+/// without the board's lock on the RM's concurrent path (`ConcurrentRm::handle_fault`): served
+/// (the access retries), or an abort injected. None if the VM was taken off the CPUs.
+pub fn data_abort(vmid: Vmid, index: u32, gen: u32) -> Option<Result<(), &'static str>> {
+    if !percpu::begin_fault(percpu::key(gen, vmid, index), vmid, gen) {
+        return None;
+    }
+    let r = fault_to_rm(vmid);
+    percpu::end_fault();
+    let (outcome, t1, rm_part) = match r {
+        Ok(Some(x)) => x,
+        Ok(None) => return Some(Ok(())),
+        Err(why) => return Some(Err(why)),
+    };
+    match outcome {
+        FaultOutcome::Copied { .. } | FaultOutcome::Populated { .. } => {
+            STATS.faults_served.fetch_add(1, Relaxed);
+            if matches!(outcome, FaultOutcome::Copied { .. }) {
+                // The copy's IPA waits in the RM for its COW_BROKEN batch (see the module
+                // doc); when a batch may be full, send it now.
+                COW_PENDING.store(true, Release);
+                if COPIES_UNSENT.fetch_add(1, Relaxed) + 1 >= COW_BATCH as u64 {
+                    with_core(vmid, gen, |c| c.pump());
+                }
+            }
+            let t2 = pmu::el2_instructions();
+            // QEMU counts every CPU's instructions into the PMU: a figure is kept only
+            // when no other CPU ran meanwhile.
+            if percpu::others_idle() {
+                FAULT_SPLIT.lock().push((rm_part, t2 - t1));
+            }
+            return Some(Ok(()));
+        }
+        FaultOutcome::Retry => {
+            STATS.faults_retried.fetch_add(1, Relaxed);
+        }
+        // The RM stopped the VM (its fault action): it leaves the CPUs below.
+        FaultOutcome::Stopped(_) => {}
+        // Not memory the RM serves (or a refused write): the access aborts, as it would
+        // on Gunyah.
+        _ if boot::inject_data_abort() => {
+            STATS.aborts_injected.fetch_add(1, Relaxed);
+        }
+        _ => {
+            return Some(Err(
+                "a stage-2 fault the RM does not serve and no abort can be injected",
+            ))
+        }
+    }
+    with_core(vmid, gen, |c| {
+        c.pump();
+        c.sync_vms();
+    })?;
+    Some(Ok(()))
+}
+
+/// The fault of this CPU's vCPU to the RM (between `begin_fault` and `end_fault`): its
+/// outcome, the EL2 instruction count after it and the instructions it took; None when the
+/// access should just retry.
+#[allow(clippy::type_complexity)]
+fn fault_to_rm(vmid: Vmid) -> Result<Option<(FaultOutcome, u64, u64)>, &'static str> {
+    let fault = match Fault::from_el2_registers() {
+        Ok(f) => f,
+        Err(_) => return Err("undecodable stage-2 abort"),
+    };
+    let fault = if fault.needs_ipa_resolution() {
+        let Some(far) = fault.far else {
+            return Err("stage-2 abort without FAR");
+        };
+        // SAFETY: the faulting vCPU's EL1 registers and VTTBR_EL2 are still loaded, and
+        // its VM is alive with this CPU's fault published (`percpu::begin_fault`): no
+        // request frees its stage 2 until `end_fault`.
+        match unsafe { resolve_ipa_at_s1e1r(far) } {
+            Some(ipa) => fault.with_ipa(ipa),
+            // Its stage 1 changed under us: let the access retry.
+            None => return Ok(None),
+        }
+    } else {
+        fault
+    };
+    let shared = platform::shared_pages_here();
+    let t0 = pmu::el2_instructions();
+    let outcome = rm().handle_fault(vmid, &fault);
+    let t1 = pmu::el2_instructions();
+    FAULTS_TO_RM.fetch_add(1, Relaxed);
+    if platform::shared_pages_here() != shared {
+        let i = usize::from(vmid & 0xFF);
+        CONCURRENT[i].fetch_add(1, Relaxed);
+        CONCURRENT_CPUS[i].fetch_or(1 << percpu::this_cpu(), Relaxed);
+    }
+    Ok(Some((outcome, t1, t1 - t0)))
+}
+
+impl Core<'_> {
     /// Move the RM's outgoing packets to the VMs' receive queues (or their backlogs); the
     /// pending COW_BROKEN batches go with them (`Rm::drain_outgoing` flushes them first).
     pub fn pump(&mut self) {
         COW_PENDING.store(false, Relaxed);
+        COPIES_UNSENT.store(0, Relaxed);
         for (to, pk) in self.rm.drain_outgoing() {
             let link = self.rm.link(to);
             let vm = self.vms.entry(to).or_default();
@@ -390,65 +523,6 @@ impl Core {
         STATS.vms_started.fetch_add(1, Relaxed);
     }
 
-    /// A stage-2 data abort of the running vCPU of `vmid`: served (the access retries), or
-    /// an abort injected.
-    pub fn data_abort(&mut self, vmid: Vmid) -> Result<(), &'static str> {
-        let fault = match Fault::from_el2_registers() {
-            Ok(f) => f,
-            Err(_) => return Err("undecodable stage-2 abort"),
-        };
-        let fault = if fault.needs_ipa_resolution() {
-            let Some(far) = fault.far else {
-                return Err("stage-2 abort without FAR");
-            };
-            // SAFETY: the faulting vCPU's EL1 registers and VTTBR_EL2 are still loaded, and
-            // its VM is alive (checked under this lock), so its stage 2 is.
-            match unsafe { resolve_ipa_at_s1e1r(far) } {
-                Some(ipa) => fault.with_ipa(ipa),
-                // Its stage 1 changed under us: let the access retry.
-                None => return Ok(()),
-            }
-        } else {
-            fault
-        };
-        let t0 = pmu::el2_instructions();
-        let outcome = self.rm.handle_fault(vmid, &fault);
-        let t1 = pmu::el2_instructions();
-        match outcome {
-            FaultOutcome::Copied { .. } | FaultOutcome::Populated { .. } => {
-                STATS.faults_served.fetch_add(1, Relaxed);
-                // The copy's IPA waits in the RM's COW_BROKEN batch (see the module doc);
-                // pump only what the RM queued (a batch that filled).
-                if self.rm.has_outgoing() {
-                    self.pump();
-                } else if matches!(outcome, FaultOutcome::Copied { .. }) {
-                    COW_PENDING.store(true, Release);
-                }
-                let t2 = pmu::el2_instructions();
-                // QEMU counts every CPU's instructions into the PMU: a figure is kept only
-                // when no other CPU ran meanwhile.
-                if percpu::others_idle() {
-                    self.fault_split.push((t1 - t0, t2 - t1));
-                }
-                return Ok(());
-            }
-            FaultOutcome::Retry => {
-                STATS.faults_retried.fetch_add(1, Relaxed);
-            }
-            // The RM stopped the VM (its fault action): it leaves the CPUs below.
-            FaultOutcome::Stopped(_) => {}
-            // Not memory the RM serves (or a refused write): the access aborts, as it would
-            // on Gunyah.
-            _ if boot::inject_data_abort() => {
-                STATS.aborts_injected.fetch_add(1, Relaxed);
-            }
-            _ => return Err("a stage-2 fault the RM does not serve and no abort can be injected"),
-        }
-        self.pump();
-        self.sync_vms();
-        Ok(())
-    }
-
     /// PSCI SYSTEM_OFF from HLOS: check the RM's records, print the summary, exit.
     pub fn system_off(&mut self) -> ! {
         println!("qemu board: HLOS powered the machine off (PSCI SYSTEM_OFF)");
@@ -496,11 +570,34 @@ impl Core {
             heap::used() / 1024
         );
         sched::report();
-        if !self.fault_split.is_empty() {
-            let (rm, drain): (Vec<u64>, Vec<u64>) = self.fault_split.iter().copied().unzip();
+        let to_rm = FAULTS_TO_RM.load(Relaxed);
+        let excl = rm().exclusive_faults();
+        let per_vm: Vec<String> = CONCURRENT
+            .iter()
+            .zip(&CONCURRENT_CPUS)
+            .enumerate()
+            .filter(|(_, (n, _))| n.load(Relaxed) != 0)
+            .map(|(vmid, (n, cpus))| {
+                let cpus = cpus.load(Relaxed);
+                let list: Vec<usize> = (0..MAX_CPUS).filter(|c| cpus & (1 << c) != 0).collect();
+                format!("VM {vmid} {} on CPUs {list:?}", n.load(Relaxed))
+            })
+            .collect();
+        println!(
+            "qemu board: stage-2 faults to the RM {to_rm}: {} served on the concurrent path \
+             (the RM lock's read side and the VM's ledger, no board lock), {} under the RM's \
+             exclusive lock, the rest found served or refused there; served concurrently by VM: \
+             {}",
+            CONCURRENT.iter().map(|n| n.load(Relaxed)).sum::<u64>(),
+            excl,
+            per_vm.join(", ")
+        );
+        let split = FAULT_SPLIT.lock().clone();
+        if !split.is_empty() {
+            let (rm, drain): (Vec<u64>, Vec<u64>) = split.iter().copied().unzip();
             println!(
                 "qemu board: EL2 instructions of each served fault taken while the other CPUs \
-                 were idle, inside Rm::handle_fault: {rm:?}; the board after it (COW_BROKEN \
+                 were idle, inside ConcurrentRm::handle_fault: {rm:?}; the board after it (COW_BROKEN \
                  batched): {drain:?}"
             );
         }
