@@ -1,23 +1,52 @@
-//! The one place the board calls the RM. The RM, the board's per-VM message-queue state and
-//! the counters sit behind one spin lock (`CORE`), taken by a CPU for one hypercall, one
-//! stage-2 fault or one VM start at a time; the scheduler's lock is never held while taking
-//! it. (A first step: the RM's own per-VM fault locking can replace this lock here without
-//! touching the rest of the board.)
+//! The one place the board calls the RM, held in a `gunyah_rm::concurrent::ConcurrentRm`
+//! over the board's platform (a `ConcurrentPlatform`: per-VM stage-2 table locks, the
+//! partition's allocator a leaf lock, `crate::platform`).
+//!
+//! * A stage-2 fault ([`data_abort`]) takes no board lock: it goes to
+//!   `ConcurrentRm::handle_fault`, which serves a CoW copy or a demand page under the RM
+//!   lock's read side and that VM's ledger lock, so CoW faults of different VMs on different
+//!   CPUs run at once (the racers' scene); what it cannot serve there it handles under the RM
+//!   lock's write side. Only what the board does after an unserved fault (pump, follow the VM
+//!   states) takes the board's lock, as a request does.
+//! * Everything else (a hypercall, an RPC packet, a VM start, the COW_BROKEN pump, power-off)
+//!   takes the board's lock (`BOARD`: the per-VM message-queue state) and then the RM through
+//!   `ConcurrentRm::exclusive` ([`with_core`]): no fault is in flight while a request runs, and
+//!   every fault's bookkeeping (the ledgers) is folded into the RM's records first.
+//!
+//! Lock order (every CPU takes them in this order, never two of one level, so no cycle):
+//! 1. `BOARD` (the board's state; requests only);
+//! 2. the RM lock, write side (a request, an unserved fault) or read side (a fault);
+//! 3. one VM's fault ledger (a fault under the read side);
+//! 4. that VM's stage-2 tables (`Stage2Spaces`' per-VM lock);
+//! 5. the partition's allocator (`platform::PARTITION`), a leaf; `FAULT_SPLIT` (the timing
+//!    figures) is a leaf taken with nothing else held.
+//! The scheduler's lock is never held while taking any of them. A CPU holding `BOARD` may wait
+//! for another CPU's fault to end (below), so a fault never takes `BOARD` while it is
+//! published.
+//!
+//! A fault does not hold the board's lock, so its VM is kept by a handshake instead: the CPU
+//! publishes the fault (`percpu::begin_fault`) and then checks the VM's generation is alive;
+//! every request first waits, under `BOARD`, until no CPU serves a fault of a VM generation
+//! that is gone (`percpu::wait_faults_of_gone`). A VM is taken off the CPUs in one request and
+//! its stage 2 freed (or its VMID reused) only in a later one, so a fault that saw its VM alive
+//! walks its stage 2 (AT S1E1R) and has the RM serve it before anything frees it.
 //!
 //! After every RM call the board follows the RM's VM states: a VM that entered RUNNING gets
 //! its vCPUs (its DT completed with `/hypervisor`), a VM that left it loses them on every
 //! CPU (`percpu::evict_vm` waits until none runs in the guest) before any later request can
 //! take its stage 2 away.
 //!
-//! COW_BROKEN is batched per VM (DESIGN.md): a served CoW fault leaves its IPA in the RM's
-//! batch and the board does not pump then (pumping flushed a one-IPA notification per fault,
-//! ~3 k EL2 instructions each). The batch goes out when it fills (512 IPAs: the RM queues it
-//! itself and the fault path pumps what is queued), with anything else the RM sends (every
-//! pump drains the batches first, so a reply never overtakes the copies made before it), and
-//! at the first trap or interrupt from any guest on any CPU that is not a stage-2 fault
-//! ([`send_cow_batch`]): the faulting vCPU's next hypercall, WFI or timer tick (1 ms while it
-//! runs), or any trap of the receiver. So a burst of faults costs one notification, and none
-//! waits longer than the faulting vCPU's next tick.
+//! COW_BROKEN is batched per VM (DESIGN.md): a served CoW fault leaves its IPA in the RM (its
+//! VM's ledger, folded into the VM's batch by the next exclusive section) and the board does
+//! not pump then (pumping flushed a one-IPA notification per fault, ~3 k EL2 instructions
+//! each). The batch goes out when it fills (512 IPAs: the RM queues it itself, and the fault
+//! that brings the board's count of copies since the last pump to 512 pumps), with anything
+//! else the RM sends (every pump drains the batches first, so a reply never overtakes the
+//! copies made before it), and at the first trap or interrupt from any guest on any CPU that is
+//! not a stage-2 fault ([`send_cow_batch`], whose exclusive section folds the ledgers, then
+//! pumps): the faulting vCPU's next hypercall, WFI or timer tick (1 ms while it runs), or any
+//! trap of the receiver. So a burst of faults costs one notification, and none waits longer
+//! than the faulting vCPU's next tick.
 
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::format;
@@ -142,16 +171,18 @@ static COW_PENDING: AtomicBool = AtomicBool::new(false);
 /// be full, and the fault that got there pumps (a superset of "a batch filled").
 static COPIES_UNSENT: AtomicU64 = AtomicU64::new(0);
 
-/// Stage-2 faults handed to the RM.
-static FAULTS_TO_RM: AtomicU64 = AtomicU64::new(0);
-
 #[allow(clippy::declare_interior_mutable_const)]
 const ZERO: AtomicU64 = AtomicU64::new(0);
 
-/// Per VMID (low byte): faults served (copied or populated) on the RM's concurrent path, and
-/// the physical CPUs they were served on (a bit each).
-static CONCURRENT: [AtomicU64; 256] = [ZERO; 256];
-static CONCURRENT_CPUS: [AtomicU64; 256] = [ZERO; 256];
+/// VM runs (incarnations) whose concurrent faults are counted, the last this many.
+const RUNS: usize = 64;
+
+/// Per VM run (its generation modulo [`RUNS`]): its VMID + 1, the faults served (copied or
+/// populated) on the RM's concurrent path, and the physical CPUs they were served on (a bit
+/// each).
+static RUN_VMID: [AtomicU64; RUNS] = [ZERO; RUNS];
+static CONCURRENT: [AtomicU64; RUNS] = [ZERO; RUNS];
+static CONCURRENT_CPUS: [AtomicU64; RUNS] = [ZERO; RUNS];
 
 fn rm() -> &'static ConcurrentRm<QemuPlatform> {
     RM.get().unwrap_or_else(|| fail(format_args!("RM not up")))
@@ -215,7 +246,7 @@ pub fn data_abort(vmid: Vmid, index: u32, gen: u32) -> Option<Result<(), &'stati
     if !percpu::begin_fault(percpu::key(gen, vmid, index), vmid, gen) {
         return None;
     }
-    let r = fault_to_rm(vmid);
+    let r = fault_to_rm(vmid, gen);
     percpu::end_fault();
     let (outcome, t1, rm_part) = match r {
         Ok(Some(x)) => x,
@@ -241,8 +272,11 @@ pub fn data_abort(vmid: Vmid, index: u32, gen: u32) -> Option<Result<(), &'stati
             }
             return Some(Ok(()));
         }
+        // Found served (a sibling vCPU copied the page first): nothing changed, and a
+        // stage-2 fault does not send the COW_BROKEN batch.
         FaultOutcome::Retry => {
             STATS.faults_retried.fetch_add(1, Relaxed);
+            return Some(Ok(()));
         }
         // The RM stopped the VM (its fault action): it leaves the CPUs below.
         FaultOutcome::Stopped(_) => {}
@@ -268,7 +302,7 @@ pub fn data_abort(vmid: Vmid, index: u32, gen: u32) -> Option<Result<(), &'stati
 /// outcome, the EL2 instruction count after it and the instructions it took; None when the
 /// access should just retry.
 #[allow(clippy::type_complexity)]
-fn fault_to_rm(vmid: Vmid) -> Result<Option<(FaultOutcome, u64, u64)>, &'static str> {
+fn fault_to_rm(vmid: Vmid, gen: u32) -> Result<Option<(FaultOutcome, u64, u64)>, &'static str> {
     let fault = match Fault::from_el2_registers() {
         Ok(f) => f,
         Err(_) => return Err("undecodable stage-2 abort"),
@@ -292,9 +326,9 @@ fn fault_to_rm(vmid: Vmid) -> Result<Option<(FaultOutcome, u64, u64)>, &'static 
     let t0 = pmu::el2_instructions();
     let outcome = rm().handle_fault(vmid, &fault);
     let t1 = pmu::el2_instructions();
-    FAULTS_TO_RM.fetch_add(1, Relaxed);
     if platform::shared_pages_here() != shared {
-        let i = usize::from(vmid & 0xFF);
+        let i = gen as usize % RUNS;
+        RUN_VMID[i].store(u64::from(vmid) + 1, Relaxed);
         CONCURRENT[i].fetch_add(1, Relaxed);
         CONCURRENT_CPUS[i].fetch_or(1 << percpu::this_cpu(), Relaxed);
     }
@@ -570,27 +604,27 @@ impl Core<'_> {
             heap::used() / 1024
         );
         sched::report();
-        let to_rm = FAULTS_TO_RM.load(Relaxed);
         let excl = rm().exclusive_faults();
-        let per_vm: Vec<String> = CONCURRENT
-            .iter()
-            .zip(&CONCURRENT_CPUS)
-            .enumerate()
-            .filter(|(_, (n, _))| n.load(Relaxed) != 0)
-            .map(|(vmid, (n, cpus))| {
-                let cpus = cpus.load(Relaxed);
+        let per_run: Vec<String> = (1..=RUNS)
+            .map(|g| g % RUNS)
+            .filter(|&i| CONCURRENT[i].load(Relaxed) != 0)
+            .map(|i| {
+                let cpus = CONCURRENT_CPUS[i].load(Relaxed);
                 let list: Vec<usize> = (0..MAX_CPUS).filter(|c| cpus & (1 << c) != 0).collect();
-                format!("VM {vmid} {} on CPUs {list:?}", n.load(Relaxed))
+                format!(
+                    "VM {} run {i} {} on CPUs {list:?}",
+                    RUN_VMID[i].load(Relaxed).wrapping_sub(1),
+                    CONCURRENT[i].load(Relaxed)
+                )
             })
             .collect();
         println!(
-            "qemu board: stage-2 faults to the RM {to_rm}: {} served on the concurrent path \
-             (the RM lock's read side and the VM's ledger, no board lock), {} under the RM's \
-             exclusive lock, the rest found served or refused there; served concurrently by VM: \
-             {}",
+            "qemu board: faults served on the concurrent path (the RM lock's read side and the \
+             VM's ledger, no board lock) {}; faults handled under the RM's exclusive lock {}; \
+             served concurrently per VM run: {}",
             CONCURRENT.iter().map(|n| n.load(Relaxed)).sum::<u64>(),
             excl,
-            per_vm.join(", ")
+            per_run.join(", ")
         );
         let split = FAULT_SPLIT.lock().clone();
         if !split.is_empty() {

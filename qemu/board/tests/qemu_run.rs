@@ -132,6 +132,33 @@ fn hlos_payload_boots_by_gunyahs_contract_and_drives_vms_through_rpc() {
         ),
         "{summary}"
     );
+    // Stage-2 faults go to the RM without the board's lock, on its concurrent path: every
+    // served fault was served there, and the racers' (two vCPUs each, on different physical
+    // CPUs, writing the same golden pages at once) came from several CPUs.
+    let conc = output
+        .lines()
+        .find(|l| l.starts_with("qemu board: faults served on the concurrent path "))
+        .unwrap_or_else(|| panic!("no concurrent-path line:\n{output}"));
+    assert_eq!(
+        number_after(conc, "no board lock) "),
+        number_after(summary, "faults served "),
+        "{conc}"
+    );
+    let mut racer_cpus = std::collections::BTreeSet::new();
+    for racer in [131, 132, 133] {
+        // Its first run (the VM-config scene reuses the VMID later).
+        let label = format!("VM {racer} run ");
+        let run = &conc[conc
+            .find(&label)
+            .unwrap_or_else(|| panic!("{label}: {conc}"))..];
+        let run = &run[..run.find(']').expect("CPU list") + 1];
+        let after_run = &run[label.len()..];
+        let n = number_after(after_run, " ");
+        assert_eq!(n, 8, "racer {racer}: one copy per race page: {run}");
+        let cpus = &run[run.find('[').expect("CPUs") + 1..run.len() - 1];
+        racer_cpus.extend(cpus.split(", ").map(|c| c.parse::<u32>().expect("a CPU")));
+    }
+    assert!(racer_cpus.len() >= 2, "{racer_cpus:?}: {conc}");
     // The spinners' vCPUs used up their slices and the tick gave the CPU to the other.
     assert!(
         number_after(summary, "preemptions by the tick ") > 0,
