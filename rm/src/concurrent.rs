@@ -100,6 +100,17 @@ fn bump<K: PartialEq + Copy>(v: &mut Vec<(K, u64)>, k: K) {
 }
 
 impl Ledger {
+    /// An empty ledger with room for a burst of faults, allocated here (under the write side)
+    /// rather than by a VM's first faults.
+    fn reserved() -> Self {
+        Ledger {
+            copies: Vec::with_capacity(4),
+            charged: Vec::with_capacity(2),
+            pending_cow: Vec::with_capacity(32),
+            counters: FaultCounters::default(),
+        }
+    }
+
     fn is_empty(&self) -> bool {
         self.copies.is_empty()
             && self.charged.is_empty()
@@ -125,26 +136,31 @@ impl<P: ConcurrentPlatform> Inner<P> {
             if l.is_empty() {
                 continue;
             }
-            let l = core::mem::take(l);
+            // Emptied in place: the ledger keeps its vectors' capacity, so a fault does not
+            // allocate (`Ledger::reserved`).
+            let counters = core::mem::take(&mut l.counters);
             let c = &mut rm.counters;
-            c.cow_copies += l.counters.cow_copies;
-            c.demand_pages += l.counters.demand_pages;
-            c.retries += l.counters.retries;
-            c.unserved += l.counters.unserved;
+            c.cow_copies += counters.cow_copies;
+            c.demand_pages += counters.demand_pages;
+            c.retries += counters.retries;
+            c.unserved += counters.unserved;
             let Some(space) = rm.spaces.get_mut(&vmid) else {
+                l.copies.clear();
+                l.charged.clear();
+                l.pending_cow.clear();
                 continue;
             };
-            for (range, n) in l.copies {
+            for (range, n) in l.copies.drain(..) {
                 if let Some(State::Golden(g)) = space.at_mut(range).map(|r| &mut r.state) {
                     g.copies += n;
                 }
             }
-            for (pool, n) in l.charged {
+            for (pool, n) in l.charged.drain(..) {
                 if let Some(p) = space.pools.get_mut(&pool) {
                     p.used_pages += n;
                 }
             }
-            space.pending_cow.extend(l.pending_cow);
+            space.pending_cow.append(&mut l.pending_cow);
             if space.pending_cow.len() >= COW_BATCH {
                 rm.flush_cow_broken_of(vmid);
             }
@@ -152,7 +168,9 @@ impl<P: ConcurrentPlatform> Inner<P> {
         let spaces = &rm.spaces;
         self.ledgers.retain(|v, _| spaces.contains_key(v));
         for &v in spaces.keys() {
-            self.ledgers.entry(v).or_default();
+            self.ledgers
+                .entry(v)
+                .or_insert_with(|| CachePadded(Mutex::new(Ledger::reserved())));
         }
     }
 }
