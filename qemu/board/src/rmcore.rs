@@ -20,6 +20,7 @@
 //! 4. that VM's stage-2 tables (`Stage2Spaces`' per-VM lock);
 //! 5. the partition's allocator (`platform::PARTITION`), a leaf; `FAULT_SPLIT` (the timing
 //!    figures) is a leaf taken with nothing else held.
+//!
 //! The scheduler's lock is never held while taking any of them. A CPU holding `BOARD` may wait
 //! for another CPU's fault to end (below), so a fault never takes `BOARD` while it is
 //! published.
