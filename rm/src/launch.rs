@@ -11,7 +11,13 @@
 //!    action, EXEC flag and expected digest, copies paid by the VM's gmem;
 //! 5. the VM's DT (its CPUs and RAM) written into HLOS staging pages (one
 //!    empty image page, then the DT) taken from the top of HLOS RAM, lent
-//!    to the VM (MEM_LEND), then VM_CONFIG_IMAGE, VM_INIT, VM_START.
+//!    to the VM (MEM_LEND), then VM_CONFIG_IMAGE, VM_INIT, VM_START. The DT
+//!    is built at a planned VM's first launch and kept for its later
+//!    instances. Before the lend, VM_SET_ADDRESS_LAYOUT places the parcel in
+//!    the VM right after its RAM window (or right before it, or next to a
+//!    golden mapping) when that is free and in the same 1 GiB region, so its
+//!    entries go into a level-2 table the VM has anyway (`image_ipa`); else
+//!    the RM picks the address at VM_START.
 //!
 //! A template is sealed ([`LaunchStep::Seal`]) when its trigger fires: it
 //! reports OS status RUN (VM_SET_STATUS, noticed by [`Launch::poll`]) or
@@ -50,17 +56,21 @@ pub use client::Client;
 pub use dt::{vm_dt, DtWriter};
 
 use alloc::string::String;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
 
 use gunyah_rm_abi::mem::{rights, AclEntry, MemCreate, MemReleaseReq, SglEntry};
-use gunyah_rm_abi::vm::{VmConfigImageReq, VmInitReq, VmStopReq, VmidReq};
+use gunyah_rm_abi::vm::{
+    VmConfigImageReq, VmInitReq, VmSetAddressLayoutReq, VmStopReq, VmidReq,
+};
 use gunyah_rm_abi::{Request, RmError};
 
 use crate::config::{LaunchMode, LaunchPlan, PlannedVm, SealTrigger, VmidRequest};
 use crate::golden::MapParams;
 use crate::platform::{Platform, Vmid, PAGE_SIZE};
 use crate::service::Rm;
+use crate::lifecycle::LAYOUT_IMAGE;
 use crate::vm::{VmState, VMID_HLOS};
 
 /// OS status RUN (VM_SET_STATUS os_status 4): the template's seal trigger.
@@ -272,7 +282,9 @@ impl Staging {
 
 /// The launcher: the plan, what it launched, and its client connection.
 pub struct Launch {
-    plan: LaunchPlan,
+    plan: Arc<LaunchPlan>,
+    /// Each planned VM's DT, built at its first launch.
+    dts: Vec<Option<Arc<[u8]>>>,
     client: Client,
     staging: Staging,
     instances: Vec<Instance>,
@@ -291,7 +303,8 @@ impl Launch {
             .map_or((0, 0), |(ipa, _, size)| (ipa, size));
         Launch {
             sealed: alloc::vec![None; plan.vms.len()],
-            plan,
+            dts: alloc::vec![None; plan.vms.len()],
+            plan: Arc::new(plan),
             client: Client::new(),
             staging: Staging {
                 next: base + size,
@@ -548,9 +561,11 @@ impl Launch {
         rm: &mut Rm<P>,
         i: usize,
     ) -> Result<(String, Vmid), LaunchError> {
-        let pv = self.plan.vms[i].clone();
+        // The plan is shared, not copied, for the launch's borrow of this VM's config.
+        let plan = self.plan.clone();
+        let pv = &plan.vms[i];
         let mut done = Done::default();
-        match self.steps(rm, &pv, &mut done) {
+        match self.steps(rm, i, pv, &mut done) {
             Ok(()) => {
                 let vmid = done.vmid.unwrap_or(0);
                 self.instances.push(Instance {
@@ -565,12 +580,12 @@ impl Launch {
                     golden: done.golden,
                     sealed: false,
                 });
-                Ok((pv.config.image_name, vmid))
+                Ok((pv.config.image_name.clone(), vmid))
             }
             Err((step, failure)) => {
                 let undo = self.undo(rm, &done).err();
                 Err(LaunchError {
-                    vm: pv.config.image_name,
+                    vm: pv.config.image_name.clone(),
                     step,
                     failure,
                     undo,
@@ -593,9 +608,11 @@ impl Launch {
     fn steps<P: Platform>(
         &mut self,
         rm: &mut Rm<P>,
+        i: usize,
         pv: &PlannedVm,
         done: &mut Done,
     ) -> Result<(), (LaunchStep, LaunchFailure)> {
+        let pv_dt = self.dts[i].clone();
         let c = &pv.config;
         let rm_err = |s: LaunchStep| move |e: RmError| (s.clone(), LaunchFailure::Rm(e));
         // 1. VMID.
@@ -633,11 +650,31 @@ impl Launch {
         done.binding = prep.binding;
         done.golden = prep.golden.iter().map(|g| (g.0, g.1)).collect();
         r?;
-        let ram = c.private_ram();
-        // 5. Image parcel with the VM's DT, then init and start.
+        // 5. Image parcel with the VM's DT, then init and start. The DT depends on the config
+        // alone: built once per planned VM, kept for its later instances.
         let s = LaunchStep::ImageParcel;
-        let dt = vm_dt(&c.image_name, c.vcpus.count, ram.base, ram.size);
+        let dt = match &pv_dt {
+            Some(dt) => dt.clone(),
+            None => {
+                let ram = c.private_ram();
+                let dt: Arc<[u8]> = vm_dt(&c.image_name, c.vcpus.count, ram.base, ram.size).into();
+                self.dts[i] = Some(dt.clone());
+                dt
+            }
+        };
         let pages = 1 + (dt.len() as u64).div_ceil(PAGE_SIZE);
+        // Where the VM will see the parcel: next to its RAM or a golden mapping, in a 1 GiB
+        // region whose stage-2 table exists already (else the RM picks, as before).
+        if let Some(ipa) = image_ipa(pv, pages * PAGE_SIZE, rm.platform().ipa_limit()) {
+            let r = VmSetAddressLayoutReq {
+                vmid: vmid.into(),
+                reserved: 0.into(),
+                range_id: LAYOUT_IMAGE.into(),
+                base: ipa.into(),
+                size: (pages * PAGE_SIZE).into(),
+            };
+            self.call(rm, Request::VmSetAddressLayout(r), &s)?;
+        }
         let at = self
             .staging
             .take(pages)
@@ -732,6 +769,30 @@ fn event(r: Result<(String, Vmid), LaunchError>) -> LaunchEvent {
         Ok((name, vmid)) => LaunchEvent::Launched { name, vmid },
         Err(e) => LaunchEvent::Failed(e),
     }
+}
+
+/// Where a VM planned as `pv` sees its image parcel of `len` bytes: the first place right
+/// after or right before its RAM window or one of its golden mappings that overlaps none of
+/// them, ends at or below `limit` and lies in the same 1 GiB region as the range it touches, so
+/// its stage-2 entries go into a level-2 table the VM has already (not one more level-2 table
+/// for a region of its own). `None` if there is no such place (the RM then picks, from
+/// `RmConfig::ipa_alloc_base` upwards).
+fn image_ipa(pv: &PlannedVm, len: u64, limit: u64) -> Option<u64> {
+    const GIB: u64 = 1 << 30;
+    let m = &pv.config.memory;
+    let ram = (m.base_address, m.base_address.checked_add(m.size_max)?);
+    let taken = || core::iter::once(ram).chain(pv.golden.iter().map(|g| (g.ipa, g.ipa + g.size)));
+    let free = |s: u64, e: u64| e <= limit && taken().all(|(ts, te)| e <= ts || s >= te);
+    taken().find_map(|(ts, te)| {
+        let above = te
+            .checked_add(len)
+            .filter(|&e| te % GIB != 0 && (te - 1) / GIB == (e - 1) / GIB && free(te, e))
+            .map(|_| te);
+        let below = ts
+            .checked_sub(len)
+            .filter(|&s| ts % GIB != 0 && s / GIB == ts / GIB && free(s, ts));
+        above.or(below)
+    })
 }
 
 /// Write the DT `data` into the second staging page at `base` (HLOS

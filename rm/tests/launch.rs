@@ -487,3 +487,45 @@ fn a_cow_copy_holds_exactly_the_golden_page() {
     assert_eq!(got, want);
     check(&rm);
 }
+
+#[test]
+fn the_image_parcel_sits_next_to_the_ram_in_a_region_with_tables_already() {
+    use gunyah_rm::stage2_spaces::Stage2Backed;
+    const GIB: u64 = 1 << 30;
+    let (mut rm, mut l, _) = boot();
+    report_running(&mut rm, 0x80);
+    l.poll(&mut rm);
+    let v = l.launch_vm(&mut rm, "app-clone-1").unwrap();
+    check(&rm);
+    let inst = l.instances().iter().find(|i| i.vmid == v).unwrap().clone();
+    let cfg = &l.plan().vms[inst.plan_index].config;
+    let (base, size_max) = (cfg.memory.base_address, cfg.memory.size_max);
+    // HLOS RAM is identity-mapped: the staging IPA is the parcel's PA.
+    let mut at = None;
+    {
+        use gunyah_rm::platform::AddressSpaces;
+        rm.platform().for_each_leaf(v, &mut |lf| {
+            if lf.pa == inst.image_staging {
+                at = Some(lf.ipa);
+            }
+        });
+    }
+    let at = at.expect("the image parcel is mapped in the VM");
+    let len = inst.image_pages * PAGE;
+    // Right after the RAM window, outside it and the golden mapping, in the same 1 GiB.
+    assert_eq!(at, base + size_max);
+    assert!(at >= GOLDEN_IPA + GOLDEN_BYTES || at + len <= GOLDEN_IPA);
+    assert_eq!(at / GIB, base / GIB);
+    // So the VM has one level-2 table (RAM, golden and image all in 2..3 GiB), not two.
+    let mut l2 = 0;
+    rm.platform()
+        .stage2()
+        .get(v)
+        .unwrap()
+        .for_each_table(&mut |_, level| l2 += usize::from(level == 2));
+    assert_eq!(l2, 1);
+    // The VM reads its DT there: VM_INIT took its vCPU count from it, and it starts.
+    assert_eq!(rm.vm_state(v), Some(VmState::Running));
+    l.stop(&mut rm, v).unwrap();
+    check(&rm);
+}
