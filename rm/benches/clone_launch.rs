@@ -12,6 +12,8 @@
 //! Each clone is torn down (untimed) before the next. Prints ratios and per-clone memory.
 //! Run: `cargo bench -p gunyah-rm --bench clone_launch`.
 
+#[path = "common/clone.rs"]
+mod clone;
 #[path = "common/mod.rs"]
 mod common;
 
@@ -119,89 +121,6 @@ impl RmClone {
     }
 }
 
-const PLATFORM: &str = r#"/dts-v1/;
-/ { #address-cells = <2>; #size-cells = <2>;
-    gunyah-rm-platform {
-        hlos-memory = <0x0 0x40000000 0x0 0x40000000>;
-        partition = <0x0 0x80000000 0x0 0x80000000>;
-    };
-};"#;
-
-const TEMPLATE: &str = r#"/dts-v1/;
-/ { #address-cells = <2>; #size-cells = <2>;
-    gunyah-vm-config {
-        image-name = "template-512m";
-        memory { base-address = <0x0 0x80000000>; size-min = <0x0 0x20000000>; };
-        vcpus { affinity-map = <0>; };
-        vdevices { rm-rpc { vdevice-type = "rm-rpc"; }; };
-        golden {
-            role = "template";
-            image-name = "golden-512m";
-            seal-ranges = <0x0 0x80000000 0x0 0x20000000>;
-            seal-trigger = "owner-request";
-        };
-    };
-};"#;
-
-const CLONE: &str = r#"/dts-v1/;
-/ { #address-cells = <2>; #size-cells = <2>;
-    gunyah-vm-config {
-        image-name = "clone-512m";
-        launch = "on-request";
-        memory { base-address = <0x0 0xa0000000>; size-min = <0x0 0x00200000>; };
-        vcpus { affinity-map = <0>; };
-        vdevices { rm-rpc { vdevice-type = "rm-rpc"; }; };
-        gmem { size = <0x0 0x01200000>; demand-paging; };
-        golden {
-            role = "clone";
-            golden-name = "golden-512m";
-            ipa = <0x0 0x80000000>;
-            quota-pages = <4096>;
-        };
-    };
-};"#;
-
-/// The template launched from its config and sealed; clones launch from theirs.
-struct ConfigClone {
-    rm: Rm<SimPlatform>,
-    l: Launch,
-}
-
-impl ConfigClone {
-    fn new() -> ConfigClone {
-        let dir = std::env::temp_dir().join(format!("gunyah-rm-bench-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut paths: Vec<PathBuf> = Vec::new();
-        for (n, t) in [
-            ("platform", PLATFORM),
-            ("template", TEMPLATE),
-            ("clone", CLONE),
-        ] {
-            let p = dir.join(format!("{n}.dts"));
-            std::fs::write(&p, t).unwrap();
-            paths.push(p);
-        }
-        let plan = load_set(&paths).unwrap_or_else(|e| panic!("bench configs: {e:?}"));
-        let _ = std::fs::remove_dir_all(&dir);
-        let mut rm = sim_rm_for(&plan.platform).unwrap();
-        let mut l = Launch::new(&rm, plan);
-        let ev = l.boot(&mut rm);
-        assert!(matches!(ev[..], [LaunchEvent::Launched { .. }]), "{ev:?}");
-        let ev = l.seal(&mut rm, "template-512m");
-        assert!(matches!(ev[..], [LaunchEvent::Sealed(_)]), "{ev:?}");
-        ConfigClone { rm, l }
-    }
-
-    fn launch(&mut self) -> u16 {
-        self.l.launch_vm(&mut self.rm, "clone-512m").unwrap()
-    }
-
-    fn teardown(&mut self, v: u16) {
-        self.l.stop(&mut self.rm, v).unwrap();
-        let _ = self.rm.drain_outgoing();
-    }
-}
-
 /// Table pages and heap bytes one clone adds, averaged over `n` clones kept alive.
 fn per_clone_memory(
     n: usize,
@@ -260,7 +179,7 @@ fn main() {
     }
     {
         let t = Instant::now();
-        let mut st = ConfigClone::new();
+        let mut st = clone::ConfigClone::new();
         eprintln!(
             "clone_launch: template launched and 512 MiB sealed in {:.1} s",
             t.elapsed().as_secs_f64()

@@ -61,16 +61,14 @@ use alloc::vec::Vec;
 use core::fmt;
 
 use gunyah_rm_abi::mem::{rights, AclEntry, MemCreate, MemReleaseReq, SglEntry};
-use gunyah_rm_abi::vm::{
-    VmConfigImageReq, VmInitReq, VmSetAddressLayoutReq, VmStopReq, VmidReq,
-};
+use gunyah_rm_abi::vm::{VmConfigImageReq, VmInitReq, VmSetAddressLayoutReq, VmStopReq, VmidReq};
 use gunyah_rm_abi::{Request, RmError};
 
 use crate::config::{LaunchMode, LaunchPlan, PlannedVm, SealTrigger, VmidRequest};
 use crate::golden::MapParams;
+use crate::lifecycle::LAYOUT_IMAGE;
 use crate::platform::{Platform, Vmid, PAGE_SIZE};
 use crate::service::Rm;
-use crate::lifecycle::LAYOUT_IMAGE;
 use crate::vm::{VmState, VMID_HLOS};
 
 /// OS status RUN (VM_SET_STATUS os_status 4): the template's seal trigger.
