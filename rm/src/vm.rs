@@ -198,8 +198,9 @@ pub struct Vm {
     pub firmware: Option<FirmwareConfig>,
     /// VM_SET_DEMAND_PAGING ranges (GPA base, size).
     pub demand_paging: Vec<(u64, u64)>,
-    /// VM_SET_ADDRESS_LAYOUT ranges: range_id → (base, size).
-    pub layout: BTreeMap<u32, (u64, u64)>,
+    /// VM_SET_ADDRESS_LAYOUT ranges (base, size), indexed by range id (`LAYOUT_IMAGE`,
+    /// `LAYOUT_FIRMWARE`: the only two the RM accepts), held inline: no heap per VM.
+    pub layout: [Option<(u64, u64)>; 2],
     /// VM_SET_BOOT_CONTEXT registers.
     pub boot_context: BTreeMap<BootReg, u64>,
     /// Number of vCPUs to create at VM_INIT.
@@ -250,7 +251,7 @@ impl Vm {
             image: None,
             firmware: None,
             demand_paging: Vec::new(),
-            layout: BTreeMap::new(),
+            layout: [None; 2],
             boot_context: BTreeMap::new(),
             vcpus: 1,
             resources: Vec::new(),

@@ -275,7 +275,7 @@ impl<P: Platform> Rm<P> {
                 return Err(RmError::ValidateFailed);
             }
         }
-        let at = vm.layout.get(&LAYOUT_IMAGE).map(|l| l.0);
+        let at = vm.layout[LAYOUT_IMAGE as usize].map(|l| l.0);
         self.auto_accept(vmid, img.mem_handle, true, at)?;
         accepted.push(img.mem_handle);
         if let Some(fw) = vm.firmware {
@@ -284,7 +284,7 @@ impl<P: Platform> Rm<P> {
             if lent != Some(TransType::Lend) {
                 return Err(RmError::ArgumentInvalid);
             }
-            let at = vm.layout.get(&LAYOUT_FIRMWARE).map(|l| l.0);
+            let at = vm.layout[LAYOUT_FIRMWARE as usize].map(|l| l.0);
             self.auto_accept(vmid, fw.mem_handle, true, at)?;
             accepted.push(fw.mem_handle);
         }

@@ -61,7 +61,7 @@ impl<P: Platform> Rm<P> {
             return Err(RmError::ArgumentInvalid);
         }
         if let Some(vm) = self.vms.get_mut(vmid) {
-            vm.layout.insert(id, (base, size));
+            vm.layout[id as usize] = Some((base, size));
         }
         Ok(Vec::new())
     }
