@@ -18,12 +18,9 @@ mod clone;
 mod common;
 
 use std::hint::black_box;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use gunyah_rm::config::host::load_set;
-use gunyah_rm::launch::{Client, Launch, LaunchEvent};
-use gunyah_rm::sim::sim_rm_for;
+use gunyah_rm::launch::Client;
 use gunyah_rm::sim::{sim_rm, SimConfig, SimPlatform};
 use gunyah_rm::{PhysMem, Rm, RmConfig};
 use gunyah_rm_abi::ext::{map_flags, GmemCreateReq, GoldenMapReq, GoldenSealReq};
