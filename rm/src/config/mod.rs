@@ -69,6 +69,12 @@ pub fn vm_config_in_dt(dt: &[u8]) -> Result<Option<VmConfig>, ConfigError> {
     let Ok(fdt) = checked_fdt(dt) else {
         return Ok(None);
     };
+    vm_config_in_fdt(dt, &fdt)
+}
+
+/// [`vm_config_in_dt`] for a DT `dt` the caller has opened already with [`checked_fdt`]
+/// (`fdt`), so its bytes are not checked twice.
+pub fn vm_config_in_fdt(dt: &[u8], fdt: &fdt::Fdt<'_>) -> Result<Option<VmConfig>, ConfigError> {
     let has = fdt
         .find_node("/")
         .is_some_and(|r| r.children().any(|n| VM_CONFIG_NODES.contains(&n.name)));

@@ -150,27 +150,30 @@ impl<P: Platform> Rm<P> {
         // A DT that carries the VM's config (as a Gunyah VMM hands it over) is applied
         // now (`Rm::init_from_config`): vCPU count, gmem, golden mappings, protection. Otherwise
         // the vCPU count comes from the DT's /cpus when it can be read now; the DT is
-        // validated for real at VM_START.
+        // validated for real at VM_START. The guest's DT is untrusted: checked once
+        // (`checked_fdt`) before the fdt crate walks it (a blob without /cpus made `Fdt::cpus`
+        // panic); the config and the CPU count are read from that one checked view.
         let dt = self.read_dt(vmid);
-        let config = match dt.as_deref().map(crate::config::vm_config_in_dt) {
-            Some(Err(_)) => {
-                // A config node that is not a valid config.
-                self.set_state(vmid, VmState::InitFailed);
-                return Err(RmError::ArgumentInvalid);
-            }
-            Some(Ok(c)) => c,
-            None => None,
+        let fdt = dt
+            .as_deref()
+            .and_then(|d| crate::config::checked_fdt(d).ok());
+        let config = match (dt.as_deref(), &fdt) {
+            (Some(d), Some(f)) => match crate::config::vm_config_in_fdt(d, f) {
+                Err(_) => {
+                    // A config node that is not a valid config.
+                    self.set_state(vmid, VmState::InitFailed);
+                    return Err(RmError::ArgumentInvalid);
+                }
+                Ok(c) => c,
+            },
+            _ => None,
         };
         let vcpus = match &config {
             Some(c) => c.vcpus.count.max(1),
-            None => dt
-                .and_then(|dt| {
-                    // The guest's DT is untrusted: checked before the fdt crate
-                    // walks it (a blob without /cpus made `Fdt::cpus` panic).
-                    let fdt = crate::config::checked_fdt(&dt).ok()?;
-                    let n = crate::config::cpu_count(&fdt) as u32;
-                    (n > 0).then_some(n)
-                })
+            None => fdt
+                .as_ref()
+                .map(|f| crate::config::cpu_count(f) as u32)
+                .filter(|&n| n > 0)
                 .unwrap_or(vm.vcpus.max(1)),
         };
         if vcpus > MAX_VCPUS {
