@@ -225,7 +225,7 @@ impl<P: ConcurrentPlatform> ConcurrentRm<P> {
     /// read side and `vmid`'s ledger lock when it can be, else under the write side.
     pub fn handle_access_fault(&self, vmid: Vmid, ipa: u64, access: Access) -> FaultOutcome {
         let served = {
-            let inner = self.inner.read();
+            let inner = self.inner.read(usize::from(vmid));
             match inner.ledgers.get(&vmid) {
                 Some(l) => inner.rm.fault_shared(&mut l.lock(), vmid, ipa, access),
                 None => None,

@@ -1,22 +1,24 @@
-//! The RM's locks: [`Mutex`] and [`RwLock`], `spin` locks (the RM is `no_std`: at EL2 there is
-//! no scheduler to block on), swapped for loom's under `--cfg loom` so that a loom model
-//! (`rm/tests/loom_fault.rs`) explores every interleaving of the real lock protocol of
-//! [`crate::concurrent`].
+//! The RM's locks: [`Mutex`], a `spin` lock (the RM is `no_std`: at EL2 there is no scheduler
+//! to block on), and [`RwLock`], the RM-wide lock with a reader count per shard
+//! (`sync/sharded.rs`). Under `--cfg loom` both are loom's, so that a loom model
+//! (`rm/tests/loom_fault.rs`) explores every interleaving of the lock protocol of
+//! [`crate::concurrent`] with a reader-writer lock of the same semantics. The sharded lock's
+//! own protocol is not in a loom model: its waits spin on atomics, which loom explores without
+//! end (a model of it exceeded loom's branch limit even with a preemption bound of three); its
+//! tests run it on threads (`sync/sharded.rs`).
 //!
 //! Both variants have the same small API: `new`, `lock` / `read` / `write` returning a guard,
-//! `get_mut` (no locking: `&mut` proves exclusive access) and `into_inner`.
+//! `into_inner`, and `get_mut` on the mutex (no locking: `&mut` proves exclusive access).
 
 #[cfg(not(loom))]
 mod imp {
-    use spin::relax::RelaxStrategy;
-
     /// How a waiter waits. At EL2 a lock holder is never preempted, so it spins. On the host
     /// (the simulator, `serve`, the benches) a vCPU thread can be preempted while it holds a
     /// lock, and a spinning waiter would then burn its whole timeslice: it yields instead.
     #[cfg(feature = "std")]
-    type Relax = spin::relax::Yield;
+    pub(super) type Relax = spin::relax::Yield;
     #[cfg(not(feature = "std"))]
-    type Relax = spin::relax::Spin;
+    pub(super) type Relax = spin::relax::Spin;
 
     /// A mutual-exclusion lock.
     #[derive(Debug, Default)]
@@ -41,86 +43,6 @@ mod imp {
         /// The value.
         pub fn into_inner(self) -> T {
             self.0.into_inner()
-        }
-    }
-
-    use core::sync::atomic::{AtomicUsize, Ordering};
-
-    /// A reader-writer lock that lets a waiting writer in first: readers arriving while a
-    /// writer waits hold back until it has had its turn. `spin`'s own lock admits readers
-    /// whenever no writer *holds* it, so a writer (a request, a COW_BROKEN flush) could spin
-    /// for as long as vCPUs keep faulting back to back. A thread must not take the read side
-    /// twice (it would wait for a writer that waits for it).
-    #[derive(Debug, Default)]
-    pub struct RwLock<T> {
-        lock: spin::rwlock::RwLock<T, Relax>,
-        /// Writers waiting for (or holding) the lock.
-        writers: AtomicUsize,
-    }
-
-    /// The guard of a [`RwLock`] held for reading.
-    pub type ReadGuard<'a, T> = spin::rwlock::RwLockReadGuard<'a, T>;
-
-    /// The guard of a [`RwLock`] held for writing.
-    pub struct WriteGuard<'a, T> {
-        guard: spin::rwlock::RwLockWriteGuard<'a, T, Relax>,
-        writers: &'a AtomicUsize,
-    }
-
-    impl<T> core::ops::Deref for WriteGuard<'_, T> {
-        type Target = T;
-        fn deref(&self) -> &T {
-            &self.guard
-        }
-    }
-
-    impl<T> core::ops::DerefMut for WriteGuard<'_, T> {
-        fn deref_mut(&mut self) -> &mut T {
-            &mut self.guard
-        }
-    }
-
-    impl<T> Drop for WriteGuard<'_, T> {
-        fn drop(&mut self) {
-            self.writers.fetch_sub(1, Ordering::Release);
-        }
-    }
-
-    impl<T> RwLock<T> {
-        /// A new, unlocked lock holding `v`.
-        pub const fn new(v: T) -> Self {
-            RwLock {
-                lock: spin::rwlock::RwLock::new(v),
-                writers: AtomicUsize::new(0),
-            }
-        }
-        /// Shared access (spin while a writer holds it or waits for it).
-        pub fn read(&self) -> ReadGuard<'_, T> {
-            loop {
-                while self.writers.load(Ordering::Acquire) != 0 {
-                    Relax::relax();
-                }
-                if let Some(g) = self.lock.try_read() {
-                    return g;
-                }
-                Relax::relax();
-            }
-        }
-        /// Exclusive access (spin while anyone holds it).
-        pub fn write(&self) -> WriteGuard<'_, T> {
-            self.writers.fetch_add(1, Ordering::Acquire);
-            WriteGuard {
-                guard: self.lock.write(),
-                writers: &self.writers,
-            }
-        }
-        /// The value, through exclusive access to the lock.
-        pub fn get_mut(&mut self) -> &mut T {
-            self.lock.get_mut()
-        }
-        /// The value.
-        pub fn into_inner(self) -> T {
-            self.lock.into_inner()
         }
     }
 }
@@ -155,7 +77,9 @@ mod imp {
         }
     }
 
-    /// A reader-writer lock (loom's, under `--cfg loom`).
+    /// The RM-wide reader-writer lock in the fault model (`rm/tests/loom_fault.rs`): loom's,
+    /// with the sharded lock's semantics (readers share, a writer excludes everyone). The
+    /// sharded lock's spinning waits would make the model's space too large to explore.
     #[derive(Debug)]
     pub struct RwLock<T>(loom::sync::RwLock<T>);
 
@@ -169,17 +93,13 @@ mod imp {
         pub fn new(v: T) -> Self {
             RwLock(loom::sync::RwLock::new(v))
         }
-        /// Shared access.
-        pub fn read(&self) -> ReadGuard<'_, T> {
+        /// Shared access (the shard key only matters to the sharded lock).
+        pub fn read(&self, _key: usize) -> ReadGuard<'_, T> {
             self.0.read().unwrap_or_else(|e| e.into_inner())
         }
         /// Exclusive access.
         pub fn write(&self) -> WriteGuard<'_, T> {
             self.0.write().unwrap_or_else(|e| e.into_inner())
-        }
-        /// The value, through exclusive access to the lock.
-        pub fn get_mut(&mut self) -> &mut T {
-            self.0.get_mut().unwrap_or_else(|e| e.into_inner())
         }
         /// The value.
         pub fn into_inner(self) -> T {
@@ -188,7 +108,73 @@ mod imp {
     }
 }
 
-pub use imp::{Mutex, MutexGuard, ReadGuard, RwLock, WriteGuard};
+pub use imp::{Mutex, MutexGuard};
+
+#[cfg(not(loom))]
+mod sharded;
+#[cfg(loom)]
+pub use imp::{ReadGuard, RwLock, WriteGuard};
+#[cfg(not(loom))]
+pub use sharded::{ReadGuard, RwLock, WriteGuard, SHARDS};
+
+/// What [`sharded`]'s lock is built of: `core`'s atomics and a cell of raw pointers.
+#[cfg(not(loom))]
+mod prim {
+    pub use core::sync::atomic::{fence, AtomicBool, AtomicUsize};
+
+    /// One wait in a spin loop (see [`super::imp`]'s `Relax`).
+    pub fn relax() {
+        <super::imp::Relax as spin::relax::RelaxStrategy>::relax();
+    }
+
+    /// The lock's value.
+    pub struct Cell<T>(core::cell::UnsafeCell<T>);
+
+    impl<T> Cell<T> {
+        pub const fn new(v: T) -> Self {
+            Cell(core::cell::UnsafeCell::new(v))
+        }
+        pub fn get(&self) -> ConstPtr<T> {
+            ConstPtr(self.0.get())
+        }
+        pub fn get_mut(&self) -> MutPtr<T> {
+            MutPtr(self.0.get())
+        }
+        pub fn into_inner(self) -> T {
+            self.0.into_inner()
+        }
+    }
+
+    /// A pointer for a reader.
+    pub struct ConstPtr<T>(*const T);
+
+    impl<T> ConstPtr<T> {
+        /// # Safety
+        /// No `&mut` to the value exists while the result lives.
+        pub unsafe fn deref(&self) -> &T {
+            // SAFETY: the caller's contract; the pointer is into a live `Cell`.
+            unsafe { &*self.0 }
+        }
+    }
+
+    /// A pointer for the writer.
+    pub struct MutPtr<T>(*mut T);
+
+    impl<T> MutPtr<T> {
+        /// # Safety
+        /// No `&mut` to the value exists while the result lives.
+        pub unsafe fn deref(&self) -> &T {
+            // SAFETY: the caller's contract; the pointer is into a live `Cell`.
+            unsafe { &*self.0 }
+        }
+        /// # Safety
+        /// No other reference to the value exists while the result lives.
+        pub unsafe fn deref_mut(&mut self) -> &mut T {
+            // SAFETY: the caller's contract; the pointer is into a live `Cell`.
+            unsafe { &mut *self.0 }
+        }
+    }
+}
 
 /// `T` on cache lines of its own. The per-VM locks (a VM's stage-2 tables, its fault ledger)
 /// sit side by side in their maps and are written by whichever CPU faults in that VM: without
