@@ -120,7 +120,7 @@ pub use sharded::{ReadGuard, RwLock, WriteGuard, SHARDS};
 /// What [`sharded`]'s lock is built of: `core`'s atomics and a cell of raw pointers.
 #[cfg(not(loom))]
 mod prim {
-    pub use core::sync::atomic::{fence, AtomicBool, AtomicUsize};
+    pub use core::sync::atomic::{AtomicBool, AtomicUsize};
 
     /// One wait in a spin loop (see [`super::imp`]'s `Relax`).
     pub fn relax() {

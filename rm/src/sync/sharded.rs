@@ -9,22 +9,22 @@
 //! written line. The price is on the writer (a request), which sets its flag and then waits
 //! for every shard to drain: a few more loads on a path that is rare and far more expensive.
 //!
-//! The protocol (a Dekker handshake: a `SeqCst` fence between each side's store and its load
-//! of the other side's location):
+//! The protocol (a Dekker handshake: each side's store and its load of the other side's
+//! location are `SeqCst`):
 //! * reader: wait while the writer flag is set; increment its shard; if the flag is still
 //!   clear it holds the lock, else it decrements and starts again (a writer waiting or holding
 //!   goes first: faults arriving back to back never starve a request);
 //! * writer: set the flag (compare-exchange: one writer at a time), then wait until every
 //!   shard is zero. A reader that incremented before the flag was set is waited for; one that
 //!   incremented after sees the flag and backs out. They cannot miss each other: each stores,
-//!   fences, then loads the other's location.
+//!   then loads the other's location, all in the one order of `SeqCst` operations.
 //!
 //! A thread must not take the read side twice (the second would wait for a writer that waits
 //! for the first).
 
-use super::prim::{fence, relax, AtomicBool, AtomicUsize, Cell, ConstPtr, MutPtr};
+use super::prim::{relax, AtomicBool, AtomicUsize, Cell, ConstPtr, MutPtr};
 use super::CachePadded;
-use core::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
+use core::sync::atomic::Ordering::{Relaxed, Release, SeqCst};
 
 /// Reader shards. Eight lines (1 KiB) per lock; the RM has one such lock.
 pub const SHARDS: usize = 8;
@@ -80,11 +80,11 @@ impl<T> RwLock<T> {
             while self.writer.load(Relaxed) {
                 relax();
             }
-            readers.fetch_add(1, Relaxed);
-            // Pairs with the writer's fence: it sees this count or this load sees its flag.
-            fence(SeqCst);
-            // Acquire: a writer that left happens before what this reader reads.
-            if !self.writer.load(Acquire) {
+            // SeqCst store then SeqCst load, as the writer does on its side: in the single
+            // order of SeqCst operations one of the two loads comes after the other's store.
+            // (On x86 the increment is a locked instruction, a full barrier: no extra fence.)
+            readers.fetch_add(1, SeqCst);
+            if !self.writer.load(SeqCst) {
                 return ReadGuard {
                     readers,
                     value: self.value.get(),
@@ -98,16 +98,15 @@ impl<T> RwLock<T> {
     pub fn write(&self) -> WriteGuard<'_, T> {
         while self
             .writer
-            .compare_exchange_weak(false, true, Acquire, Relaxed)
+            .compare_exchange_weak(false, true, SeqCst, Relaxed)
             .is_err()
         {
             relax();
         }
-        // Pairs with the readers' fence: a reader sees the flag or this sees its count.
-        fence(SeqCst);
         for readers in &self.readers {
-            // Acquire pairs with a leaving reader's Release: its reads happen before our writes.
-            while readers.load(Acquire) != 0 {
+            // SeqCst: pairs with a reader's increment (above); as an acquire it pairs with a
+            // leaving reader's Release, so its reads happen before our writes.
+            while readers.load(SeqCst) != 0 {
                 relax();
             }
         }
