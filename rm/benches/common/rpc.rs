@@ -10,16 +10,18 @@
 use gunyah_rm::launch::vm_dt;
 use gunyah_rm::sim::{sim_rm, SimConfig, SimPlatform};
 use gunyah_rm::{PhysMem, Rm, RmConfig};
+use gunyah_rm_abi::MsgId;
 
 pub const HLOS: u16 = 3;
-const MEM_ACCEPT: u32 = 0x5100_0011;
-const MEM_LEND: u32 = 0x5100_0012;
-const MEM_SHARE: u32 = 0x5100_0013;
-const MEM_RELEASE: u32 = 0x5100_0014;
-const MEM_RECLAIM: u32 = 0x5100_0015;
-const VM_ALLOC_VMID: u32 = 0x5600_0001;
-const VM_CONFIG_IMAGE: u32 = 0x5600_0009;
-const VM_INIT: u32 = 0x5600_000B;
+// The message IDs, from the wire-format crate (one place for the protocol's numbers).
+const MEM_ACCEPT: u32 = MsgId::MEM_ACCEPT.0;
+const MEM_LEND: u32 = MsgId::MEM_LEND.0;
+const MEM_SHARE: u32 = MsgId::MEM_SHARE.0;
+const MEM_RELEASE: u32 = MsgId::MEM_RELEASE.0;
+const MEM_RECLAIM: u32 = MsgId::MEM_RECLAIM.0;
+const VM_ALLOC_VMID: u32 = MsgId::VM_ALLOC_VMID.0;
+const VM_CONFIG_IMAGE: u32 = MsgId::VM_CONFIG_IMAGE.0;
+const VM_INIT: u32 = MsgId::VM_INIT.0;
 /// HLOS RAM the VM's DT page is lent from (out of the way of the shared pages).
 const DT_PA: u64 = 0x7F00_0000;
 /// The page each cycle shares.
