@@ -162,15 +162,13 @@ impl Plan {
     pub fn is_empty(&self) -> bool {
         self.ops().is_empty()
     }
-    /// The VMs it changes, each once, in first-use order.
-    pub fn vmids(&self) -> Vec<Vmid> {
-        let mut v: Vec<Vmid> = Vec::new();
-        for op in self.ops() {
-            if !v.contains(&op.vmid()) {
-                v.push(op.vmid());
-            }
-        }
-        v
+    /// The VMs it changes, each once, in first-use order (no allocation: a plan has a few ops).
+    pub fn vmids(&self) -> impl Iterator<Item = Vmid> + '_ {
+        let ops = self.ops();
+        ops.iter()
+            .enumerate()
+            .filter(|&(i, op)| ops[..i].iter().all(|o| o.vmid() != op.vmid()))
+            .map(|(_, op)| op.vmid())
     }
 }
 
@@ -205,7 +203,7 @@ mod tests {
             })
             .collect();
         assert_eq!(ipas, [0, 0x1000, 0x2000, 0x3000, 0x4000, 0x9000]);
-        assert_eq!(a.vmids(), [3, 4]);
+        assert_eq!(a.vmids().collect::<Vec<_>>(), [3, 4]);
         assert_ne!(a, b);
         assert!(!a.is_empty() && Plan::new().is_empty());
     }

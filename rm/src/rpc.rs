@@ -55,22 +55,24 @@ fn reply_fragmenter<'a>(
     Fragmenter::reply(seq, MsgId(msg_id), code, data).ok()
 }
 
-fn packets(mut f: Fragmenter<'_>) -> Option<Vec<Vec<u8>>> {
-    let mut out = Vec::with_capacity(f.packet_count());
+/// Each packet of `f`, in order, through one stack buffer.
+fn for_each_packet(mut f: Fragmenter<'_>, mut put: impl FnMut(&[u8])) {
     let mut buf = [0u8; MAX_PACKET_SIZE];
     while let Some(n) = f.next_into(&mut buf) {
-        out.push(buf[..n].to_vec());
+        put(&buf[..n]);
     }
+}
+
+fn packets(f: Fragmenter<'_>) -> Option<Vec<Vec<u8>>> {
+    let mut out = Vec::with_capacity(f.packet_count());
+    for_each_packet(f, |p| out.push(p.to_vec()));
     Some(out)
 }
 
 /// Append the packets of `f` to `out`, each for `to` and each its own exact-size vector.
-fn push_packets(out: &mut Vec<(Vmid, Vec<u8>)>, to: Vmid, mut f: Fragmenter<'_>) {
+fn push_packets(out: &mut Vec<(Vmid, Vec<u8>)>, to: Vmid, f: Fragmenter<'_>) {
     out.reserve(f.packet_count());
-    let mut buf = [0u8; MAX_PACKET_SIZE];
-    while let Some(n) = f.next_into(&mut buf) {
-        out.push((to, buf[..n].to_vec()));
-    }
+    for_each_packet(f, |p| out.push((to, p.to_vec())));
 }
 
 impl Outgoing {

@@ -336,12 +336,9 @@ impl VmSpace {
     /// Split ranges so that range boundaries fall at `ipa` and `ipa + size`; returns the starts
     /// of the ranges inside `[ipa, ipa+size)`.
     pub fn carve(&mut self, ipa: u64, size: u64) -> Vec<u64> {
-        self.split_at(ipa);
-        self.split_at(ipa + size);
-        self.ranges
-            .range(ipa..ipa + size)
-            .map(|(k, _)| *k)
-            .collect()
+        let mut starts = Vec::new();
+        self.carve_each(ipa, size, |r| starts.push(r.ipa));
+        starts
     }
 
     /// [`VmSpace::carve`], then `f` on each range inside `[ipa, ipa+size)` (no list).

@@ -254,17 +254,6 @@ fn with_updates<R>(plan: &Plan, vmid: Vmid, f: impl FnOnce(&[Update<'_>]) -> R) 
     f(&updates)
 }
 
-/// The VMs `plan` changes, each once, in first-use order: `first` when it is the only one
-/// (no allocation), else the list.
-fn plan_vmids(plan: &Plan) -> (Option<Vmid>, Vec<Vmid>) {
-    let first = plan.ops().first().map(S2Op::vmid);
-    if plan.ops().iter().all(|o| Some(o.vmid()) == first) {
-        (first, Vec::new())
-    } else {
-        (None, plan.vmids())
-    }
-}
-
 /// The platform error for a table operation's error.
 pub fn perr(e: gunyah_stage2::Error) -> PlatformError {
     use gunyah_stage2::Error as E;
@@ -333,8 +322,7 @@ impl<B: Stage2Backed> AddressSpaces for B {
     fn prepare(&mut self, plan: &Plan) -> Result<Prepared, PlatformError> {
         let s2 = self.stage2_mut();
         debug_assert!(s2.prepared.is_empty(), "a plan is already prepared");
-        let (single, many) = plan_vmids(plan);
-        for vmid in single.into_iter().chain(many) {
+        for vmid in plan.vmids() {
             let reserved = match s2.get_mut(vmid) {
                 None => Err(PlatformError::NoSuchSpace),
                 Some(space) => with_updates(plan, vmid, |updates| {

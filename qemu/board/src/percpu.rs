@@ -86,12 +86,18 @@ pub fn vm_alive(vmid: Vmid, gen: u32) -> bool {
 /// This CPU enters the guest with vCPU `k` of `vmid` (generation `gen`): false (and nothing
 /// published) if the VM is gone.
 pub fn enter_guest(k: u64, vmid: Vmid, gen: u32) -> bool {
-    let me = &CPUS[this_cpu()];
-    me.in_guest.store(k, SeqCst);
+    publish_if_alive(&CPUS[this_cpu()].in_guest, k, vmid, gen)
+}
+
+/// Publish `k` in this CPU's `cell`, then check that `vmid` (generation `gen`) is alive; if
+/// not, withdraw it. The store before the check pairs with the evicting side's flag change
+/// before its look at every CPU's cell (Dekker's handshake, all `SeqCst`).
+fn publish_if_alive(cell: &AtomicU64, k: u64, vmid: Vmid, gen: u32) -> bool {
+    cell.store(k, SeqCst);
     if vm_alive(vmid, gen) {
         return true;
     }
-    me.in_guest.store(NONE, SeqCst);
+    cell.store(NONE, SeqCst);
     false
 }
 
@@ -127,13 +133,7 @@ pub fn evict_vm(vmid: Vmid, gen: u32) {
 /// stage 2 stays (Dekker's handshake with [`wait_faults_of_gone`], as [`enter_guest`] with
 /// [`evict_vm`]): the fault may walk it in hardware (AT S1E1R) and the RM serves it.
 pub fn begin_fault(k: u64, vmid: Vmid, gen: u32) -> bool {
-    let me = &CPUS[this_cpu()];
-    me.in_fault.store(k, SeqCst);
-    if vm_alive(vmid, gen) {
-        return true;
-    }
-    me.in_fault.store(NONE, SeqCst);
-    false
+    publish_if_alive(&CPUS[this_cpu()].in_fault, k, vmid, gen)
 }
 
 /// This CPU is done with the fault [`begin_fault`] published.
