@@ -190,12 +190,15 @@ impl Sched {
         Some(at)
     }
 
+    /// Where the distributor of (`vmid`, `gen`) is in `gics`.
+    fn gic_index(&self, vmid: Vmid, gen: u32) -> Option<usize> {
+        self.gics.iter().position(|(k, _)| *k == (vmid, gen))
+    }
+
     /// The distributor of (`vmid`, `gen`), to change.
     fn gic_mut(&mut self, vmid: Vmid, gen: u32) -> Option<&mut VmGic> {
-        self.gics
-            .iter_mut()
-            .find(|(k, _)| *k == (vmid, gen))
-            .map(|(_, g)| g)
+        let at = self.gic_index(vmid, gen)?;
+        Some(&mut self.gics[at].1)
     }
 
     /// Fill vCPU `i`'s list registers (loaded on this CPU) from its VM's distributor.
@@ -316,7 +319,7 @@ pub fn current() -> Option<(Vmid, u32, u32)> {
 /// Add a VM incarnation's vCPUs (and its distributor); kick CPUs for the runnable.
 pub fn add(vmid: Vmid, gen: u32, entries: Vec<Entry>) {
     let mut s = SCHED.lock();
-    let at = match s.gics.iter().position(|(k, _)| *k == (vmid, gen)) {
+    let at = match s.gic_index(vmid, gen) {
         Some(at) => {
             s.gics[at].1 = VmGic::default();
             at
@@ -437,7 +440,7 @@ pub fn vgic_access(vmid: Vmid, gen: u32, ipa: u64, size: u64, write: Option<u64>
         .filter(|e| e.vcpu.vmid == vmid && e.gen == gen)
         .count() as u32;
     let frame = vgic::decode(ipa, vcpus)?;
-    let g = s.gics.iter().position(|(k, _)| *k == (vmid, gen))?;
+    let g = s.gic_index(vmid, gen)?;
     let vm = &mut s.gics[g].1;
     let v = match frame {
         vgic::Frame::Dist(off) => vgic::distributor(off, size, write, vm),
