@@ -47,6 +47,8 @@ mod pmu;
 mod rmcore;
 #[cfg(target_os = "none")]
 mod sched;
+#[cfg(target_os = "none")]
+mod sched_policy;
 #[cfg(all(target_os = "none", feature = "catalogue"))]
 mod testchan;
 #[cfg(target_os = "none")]

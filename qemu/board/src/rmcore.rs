@@ -59,7 +59,7 @@ use core::sync::atomic::{
 };
 
 use gunyah_rm::concurrent::ConcurrentRm;
-use gunyah_rm::config::{Affinity, Config};
+use gunyah_rm::config::Config;
 use gunyah_rm::cow::{FaultOutcome, COW_BATCH};
 use gunyah_rm::lifecycle::{RES_MSG_QUEUE_RECV, RES_MSG_QUEUE_SEND, RES_VIRTUAL_CPU};
 use gunyah_rm::platform::{AddressSpaces, PhysMem, Vmid};
@@ -509,20 +509,19 @@ impl Core<'_> {
             }
         };
         // A VM-config DT (the RM's own loader reads it) pins each vCPU to the physical CPU
-        // its `vcpus/affinity-map` names (proxy-scheduled vCPUs run anywhere).
-        // Its priority (an offset from its owner's, HLOS's) and timeslice come from there too.
-        let (affinity, priority, timeslice) = match gunyah_rm::config::parse(&dt) {
-            Ok(Config::Vm(c)) if c.vcpus.affinity != Affinity::Proxy => (
-                c.vcpus.affinity_map,
-                sched::priority_from(sched::DEFAULT_PRIORITY, c.vcpus.sched_priority),
-                c.vcpus.sched_timeslice_us,
-            ),
-            _ => (
-                Vec::new(),
-                sched::DEFAULT_PRIORITY,
-                sched::DEFAULT_TIMESLICE_US,
-            ),
+        // its `vcpus/affinity-map` names, with its priority (an offset from its owner's,
+        // HLOS's) and timeslice; a proxy-scheduled VM's run anywhere with the lowest
+        // priority and shortest timeslice, as Gunyah's RM gives them (`sched::vcpu_sched`).
+        let config = gunyah_rm::config::parse(&dt).ok();
+        let vcpus = match &config {
+            Some(Config::Vm(c)) => Some(&c.vcpus),
+            _ => None,
         };
+        let sched::VcpuSched {
+            affinity,
+            priority,
+            timeslice_us: timeslice,
+        } = sched::vcpu_sched(vcpus, sched::DEFAULT_PRIORITY);
         let Some(stage2) = self.rm.platform().stage2_regs(vmid) else {
             println!("qemu board: VM {vmid}: no stage 2: not run");
             return;

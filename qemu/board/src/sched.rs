@@ -4,7 +4,8 @@
 //! Fixed-priority round robin, as Gunyah's scheduler: each vCPU has a priority (0..=63,
 //! higher runs first; a VM config's `sched-priority` is an offset from its owner's, HLOS's
 //! [`DEFAULT_PRIORITY`]) and a timeslice (`sched-timeslice`, whole ticks of [`TICK_HZ`],
-//! at least one). A CPU runs the runnable vCPU of the highest priority among those it may run
+//! at least one); a proxy-scheduled VM's vCPUs get the lowest priority and the shortest
+//! timeslice, as Gunyah's RM gives them (`sched_policy`, which the host tests run). A CPU runs the runnable vCPU of the highest priority among those it may run
 //! (a vCPU pinned to a CPU runs only there), the one queued longest among equals; a CPU with
 //! nothing to run waits in WFI until kicked or until its tick. Every CPU has an EL2 timer
 //! tick: it charges the running vCPU one tick of its slice; a vCPU whose slice is used up
@@ -30,28 +31,14 @@ use crate::percpu::{self, key, this_cpu, Lock, CPUS, NONE};
 use crate::vcpu::{SysRegs, Vcpu};
 use crate::vgic::{self, CpuGic, VmGic};
 
-/// EL2 timer ticks per second on every CPU.
-pub const TICK_HZ: u64 = 1000;
+use crate::sched_policy::pick;
+pub use crate::sched_policy::{
+    slice_ticks, vcpu_sched, VcpuSched, DEFAULT_PRIORITY, DEFAULT_TIMESLICE_US, MAX_PRIORITY,
+    TICK_HZ,
+};
+
 /// The virtual timer's PPI.
 pub const VTIMER_INTID: u32 = 27;
-/// A vCPU's priority when nothing says otherwise (Gunyah's default; HLOS's).
-pub const DEFAULT_PRIORITY: u8 = 32;
-/// The highest priority.
-pub const MAX_PRIORITY: u8 = 63;
-/// A vCPU's timeslice when nothing says otherwise (Gunyah's default: 5 ms).
-pub const DEFAULT_TIMESLICE_US: u32 = 5_000;
-
-/// The priority of a VM's vCPUs whose config says `sched-priority = <offset>` and whose
-/// owner runs at `owner` (clamped to 0..=[`MAX_PRIORITY`]).
-pub fn priority_from(owner: u8, offset: i32) -> u8 {
-    (i32::from(owner) + offset).clamp(0, i32::from(MAX_PRIORITY)) as u8
-}
-
-/// A timeslice in microseconds as whole ticks (rounded up, at least one).
-pub fn slice_ticks(timeslice_us: u32) -> u32 {
-    let t = (u64::from(timeslice_us) * TICK_HZ).div_ceil(1_000_000);
-    t.clamp(1, u64::from(u32::MAX)) as u32
-}
 
 /// What a vCPU is doing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -251,23 +238,27 @@ impl Sched {
         }
     }
 
+    /// The runnable vCPUs `cpu` may run: (place, priority, place in its priority's queue).
+    fn ready_for(&self, cpu: usize) -> impl Iterator<Item = (usize, u8, u64)> + '_ {
+        self.vcpus
+            .iter()
+            .enumerate()
+            .filter(move |(_, e)| e.may_run_on(cpu))
+            .map(|(i, e)| (i, e.priority, e.queued))
+    }
+
     /// Whether vCPU `i`, running on `cpu`, should make way: one of higher priority, or one of
     /// its priority ahead of it in the queue (its slice was used up), waits for `cpu`.
     /// Counts the preemption.
     fn should_make_way(&self, i: usize, cpu: usize) -> bool {
         let me = &self.vcpus[i];
-        let ahead = self
-            .vcpus
-            .iter()
-            .filter(|e| e.may_run_on(cpu))
-            .map(|e| (e.priority, core::cmp::Reverse(e.queued)))
-            .max();
+        let ahead = pick(self.ready_for(cpu));
         match ahead {
-            Some((p, _)) if p > me.priority => {
+            Some((_, p, _)) if p > me.priority => {
                 PRIORITY_PREEMPTIONS.fetch_add(1, Relaxed);
                 true
             }
-            Some((p, core::cmp::Reverse(q))) if p == me.priority && q < me.queued => {
+            Some((_, p, q)) if p == me.priority && q < me.queued => {
                 PREEMPTIONS.fetch_add(1, Relaxed);
                 true
             }
@@ -563,14 +554,7 @@ pub fn schedule(frame: &mut Frame) {
     loop {
         let mut s = SCHED.lock();
         let s2 = &mut *s;
-        let pick = s2
-            .vcpus
-            .iter()
-            .enumerate()
-            .filter(|(_, e)| e.may_run_on(cpu))
-            .max_by_key(|(_, e)| (e.priority, core::cmp::Reverse(e.queued)))
-            .map(|(i, _)| i);
-        let Some(i) = pick else {
+        let Some((i, _, _)) = pick(s2.ready_for(cpu)) else {
             // Tickless while idle: wake only for the virtual timer of a vCPU that went to
             // sleep here.
             let deadline = s2
