@@ -14,7 +14,9 @@
 //! becomes runnable takes the CPU at once (its CPU is kicked), and the one it preempts keeps
 //! its place and what is left of its slice. The tick also checks the virtual timers of
 //! vCPUs that are off their CPU. A vCPU that executes WFI (trapped) sleeps until an
-//! interrupt it would take (enabled, and above its priority mask: `vgic`) is pending for it.
+//! interrupt it would take (enabled, below its priority mask, preempting its running
+//! priority under its binary point: `vgic`) is pending for it, whether or not it masks
+//! interrupts (PSTATE.I is not looked at: WFI wakes for a masked interrupt).
 //!
 //! Switching saves the outgoing vCPU's trap frame, EL1 state and virtual CPU interface into
 //! its record and loads the incoming one's.

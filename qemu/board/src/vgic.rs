@@ -15,8 +15,11 @@
 //! first (one of higher priority takes the list register of a lower one that is only
 //! pending, which goes back to pending here); the guest acknowledges and ends it through
 //! ICV_IAR1/ICV_EOIR1 without trapping, and the CPU interface applies the guest's priority
-//! mask, running priority and group enable (ICH_VMCR_EL2, ICH_AP1R0_EL2). The scheduler
-//! wakes a vCPU in WFI only for an interrupt those let through ([`CpuGic::has_work`]).
+//! mask, binary point, running priority and group enable (ICH_VMCR_EL2, ICH_AP1R0_EL2). The
+//! scheduler wakes a vCPU in WFI only for an interrupt those let through
+//! ([`CpuGic::has_work`]: an interrupt preempts the running priority only if its group
+//! priority is higher, the binary point deciding which bits are group priority), whatever the
+//! vCPU's PSTATE.I.
 //!
 //! Both run on every return to a guest, so both return at once when nothing they depend on
 //! changed since their last full look: a change count per distributor and per vCPU, and the
@@ -67,21 +70,49 @@ fn preemption_bits() -> u32 {
     }
 }
 
+/// ICH_VMCR_EL2.VCBPR: group 1 uses the group 0 binary point (VBPR0).
+const VMCR_VCBPR: u64 = 1 << 4;
+/// ICH_VMCR_EL2.VBPR1 and VBPR0 (3 bits each).
+const VMCR_VBPR1_SHIFT: u32 = 18;
+const VMCR_VBPR0_SHIFT: u32 = 21;
+
+/// The bits of a group 1 priority that are its group priority under the binary point
+/// `vmcr` (ICH_VMCR_EL2) holds (GICv3's VGroupBits): VBPR1 = n keeps bits \[7:n\]; with
+/// VCBPR set group 1 uses VBPR0, and VBPR0 = n keeps \[7:n+1\]. A binary point below the
+/// smallest the interface implements (7 - PREbits for VBPR0, one more for VBPR1) counts as
+/// that smallest, as the GIC raises such a value when it is written.
+pub fn group_priority_mask(vmcr: u64) -> u8 {
+    let min0 = 7 - preemption_bits();
+    let bpr = if vmcr & VMCR_VCBPR != 0 {
+        ((vmcr >> VMCR_VBPR0_SHIFT) as u32 & 7).max(min0) + 1
+    } else {
+        ((vmcr >> VMCR_VBPR1_SHIFT) as u32 & 7).max(min0 + 1)
+    };
+    (0xFFu32 << bpr) as u8
+}
+
 /// Whether an interrupt of `priority` is signalled to a vCPU whose virtual CPU interface
-/// holds `vmcr` (ICH_VMCR_EL2: VENG1, VPMR) and `ap1r0` (its active priorities): group 1
-/// enabled, below the priority mask and above the running priority.
+/// holds `vmcr` (ICH_VMCR_EL2: VENG1, VPMR, the binary point) and `ap1r0` (its active
+/// priorities): group 1 enabled, the whole priority below the priority mask, and, if an
+/// interrupt is active, its group priority (the bits [`group_priority_mask`] keeps) above
+/// the running priority's (the subpriority never preempts). PSTATE.I plays no part: a
+/// masked vCPU is still signalled, which ends its WFI (it takes the interrupt once it
+/// unmasks).
 fn signalled(priority: u8, vmcr: u64, ap1r0: u64) -> bool {
     let eng1 = vmcr & 0b10 != 0;
     let pmr = ((vmcr >> 24) & 0xFF) as u32;
-    // The lowest set bit of the active priorities is the running priority's group.
-    let shift = 8 - preemption_bits();
-    let running = if ap1r0 as u32 == 0 {
-        0x100
-    } else {
-        (ap1r0 as u32).trailing_zeros() << shift
-    };
     let p = u32::from(priority);
-    eng1 && p < pmr && (p >> shift << shift) < running
+    if !eng1 || p >= pmr {
+        return false;
+    }
+    if ap1r0 as u32 == 0 {
+        return true;
+    }
+    // The lowest set bit of the active priorities is the running priority (a group
+    // priority: the GIC sets the bit of the group priority it acknowledges).
+    let running = (ap1r0 as u32).trailing_zeros() << (8 - preemption_bits());
+    let group = u32::from(group_priority_mask(vmcr));
+    p & group < running & group
 }
 
 /// A VM's distributor state.
@@ -350,14 +381,14 @@ impl CpuGic {
     }
 
     /// Whether this vCPU, off its CPU, would take an interrupt of `priority` now (its saved
-    /// priority mask, running priority and group enable).
+    /// priority mask, binary point, running priority and group enable).
     pub fn would_take(&self, priority: u8) -> bool {
         signalled(priority, self.vmcr, self.ap1r0)
     }
 
     /// Whether vCPU `index` has an interrupt it would take: pending and enabled, or already
     /// pending in a list register (`live`: its list registers and virtual CPU interface are
-    /// in the CPU), and let through by its priority mask, running priority and group enable.
+    /// in the CPU), and let through by its priority mask, binary point, running priority and group enable.
     pub fn has_work(&mut self, vm: &VmGic, index: u32, live: bool) -> bool {
         if live {
             self.has_work_in(&Hw, vm, index)

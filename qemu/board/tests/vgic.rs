@@ -54,23 +54,49 @@ fn with_state(lr: u64, s: u64) -> u64 {
     (lr & !(3 << 62)) | (s << 62)
 }
 
+/// ICH_VMCR_EL2 with group 1 enabled, priority mask `pmr`, VBPR1 `bpr1`, and (`cbpr`)
+/// VCBPR set with VBPR0 `bpr0`.
+fn vmcr(pmr: u8, bpr1: u64, cbpr: bool, bpr0: u64) -> u64 {
+    (u64::from(pmr) << 24) | (bpr0 << 21) | (bpr1 << 18) | (u64::from(cbpr) << 4) | 0b10
+}
+
+/// A model of the GIC's group priority for a group 1 interrupt (the architecture's
+/// VGroupBits, with 5 preemption bits: VBPR0 at least 2, VBPR1 at least 3), written apart
+/// from the board's: how many low bits of a priority are subpriority.
+fn model_sub_bits(vmcr: u64) -> u32 {
+    if vmcr & (1 << 4) != 0 {
+        // Group 1 uses VBPR0: value n means group priority [7:n+1].
+        (((vmcr >> 21) & 7) as u32).max(2) + 1
+    } else {
+        // VBPR1: value n means group priority [7:n].
+        (((vmcr >> 18) & 7) as u32).max(3)
+    }
+}
+
+/// The group priority of `p` under `vmcr`'s binary point (the model's).
+fn model_group(p: u32, vmcr: u64) -> u32 {
+    let sub = model_sub_bits(vmcr);
+    p >> sub << sub
+}
+
 /// The guest acknowledges the interrupt in list register `i` (ICV_IAR1): pending becomes
-/// active and its priority goes into the active priorities (5 preemption bits).
+/// active and its group priority (under the binary point) goes into the active priorities
+/// (5 preemption bits).
 fn ack(cpu: &mut Fake, i: usize) {
     let lr = cpu.lrs[i];
     if state(lr) == STATE_PENDING {
         cpu.lrs[i] = with_state(lr, STATE_ACTIVE);
-        cpu.ap1r0 |= 1 << (((lr >> 48) & 0xFF) >> 3);
+        cpu.ap1r0 |= 1 << (model_group(((lr >> 48) & 0xFF) as u32, cpu.vmcr) >> 3);
     }
 }
 
-/// The guest ends the interrupt in list register `i` (ICV_EOIR1): the list register is free.
+/// The guest ends the interrupt in list register `i` (ICV_EOIR1): the list register is free
+/// and the highest active priority is dropped (the one it set, with EOIs in order).
 fn eoi(cpu: &mut Fake, i: usize) {
     let lr = cpu.lrs[i];
     if state(lr) == STATE_ACTIVE {
         cpu.lrs[i] = 0;
-        let bit = 1u64 << (((lr >> 48) & 0xFF) >> 3);
-        cpu.ap1r0 &= !bit;
+        cpu.ap1r0 &= cpu.ap1r0.wrapping_sub(1);
     }
 }
 
@@ -337,9 +363,11 @@ fn step(rng: &mut Rng, fast: &mut World, full: &mut World) -> Option<(bool, bool
             });
         }
         9 => {
-            // The guest's priority mask and group enable (ICV_PMR1, ICV_IGRPEN1).
+            // The guest's priority mask, group enable and binary points (ICV_PMR1,
+            // ICV_IGRPEN1, ICV_BPR1, ICV_BPR0, ICV_CTLR.CBPR).
             let vmcr = (u64::from(rng.pick(&PRIORITIES)) << 24) | (rng.below(4) & 0b10);
             let vmcr = if rng.below(3) == 0 { vmcr } else { VMCR_OPEN };
+            let vmcr = vmcr | (rng.below(8) << 18) | (rng.below(8) << 21) | (rng.below(2) << 4);
             both(&mut |w: &mut World| w.ifs[v].vmcr = vmcr);
         }
         10 => {
@@ -392,4 +420,140 @@ fn quick_paths_deliver_what_the_full_scan_delivers() {
         delivered > 1000 && asked - delivered > 1000,
         "{asked} {delivered}"
     );
+}
+
+/// One pending interrupt of priority 0x50 listed, one of 0x60 active (acknowledged under the
+/// smallest binary point: running priority 0x60): whether 0x50 preempts depends on the
+/// binary point the guest then sets. VBPR1 = 5 keeps [7:5] (0x40 against 0x60: it does),
+/// VBPR1 = 6 keeps [7:6] (0x40 against 0x40: equal group priorities never preempt); with
+/// VCBPR, VBPR0 = 5 keeps [7:6] too; a binary point below the smallest counts as it. The
+/// priority mask still compares whole priorities.
+#[test]
+fn the_binary_point_decides_what_preempts_the_running_priority() {
+    let mut vm = VmGic::default();
+    let mut c = CpuGic::default();
+    let mut cpu = Fake {
+        vmcr: VMCR_OPEN,
+        ..Fake::default()
+    };
+    enable_dist(&mut vm);
+    vgic::distributor(0x400 + 40, 1, Some(0x60), &mut vm);
+    vgic::distributor(0x400 + 41, 1, Some(0x50), &mut vm);
+    enable_spi(&mut vm, 40);
+    vm.raise_spi(40);
+    c.fill_in(&mut cpu, &mut vm, 0);
+    ack(&mut cpu, 0);
+    assert_eq!(cpu.ap1r0, 1 << (0x60 >> 3));
+    enable_spi(&mut vm, 41);
+    vm.raise_spi(41);
+    c.fill_in(&mut cpu, &mut vm, 0);
+    assert_eq!(listed(&cpu, STATE_PENDING), vec![41]);
+    let cases = [
+        (vmcr(0xFF, 3, false, 0), true),
+        (vmcr(0xFF, 0, false, 0), true),
+        (vmcr(0xFF, 5, false, 0), true),
+        (vmcr(0xFF, 6, false, 0), false),
+        (vmcr(0xFF, 7, false, 0), false),
+        (vmcr(0xFF, 7, true, 2), true),
+        (vmcr(0xFF, 3, true, 5), false),
+        (vmcr(0x51, 6, true, 2), true),
+        (vmcr(0x50, 3, false, 0), false),
+    ];
+    for (v, want) in cases {
+        cpu.vmcr = v;
+        assert_eq!(c.has_work_in(&cpu, &vm, 0), want, "ICH_VMCR_EL2 {v:#x}");
+        let full = c.has_work_full(&vm, 0, cpu.lrs, cpu.vmcr, cpu.ap1r0);
+        assert_eq!(full, want, "ICH_VMCR_EL2 {v:#x}");
+    }
+}
+
+/// A binary point set before the acknowledge and changed after it: the running priority is
+/// the group priority acknowledged, compared under the current binary point.
+#[test]
+fn a_saved_interface_applies_the_binary_point() {
+    let mut vm = VmGic::default();
+    let mut c = CpuGic::default();
+    let mut cpu = Fake {
+        vmcr: vmcr(0xFF, 6, false, 0),
+        ..Fake::default()
+    };
+    enable_dist(&mut vm);
+    vgic::distributor(0x400 + 40, 1, Some(0x80), &mut vm);
+    enable_spi(&mut vm, 40);
+    vm.raise_spi(40);
+    c.fill_in(&mut cpu, &mut vm, 0);
+    // Acknowledged under VBPR1 = 6: its group priority 0x80 is the running priority.
+    ack(&mut cpu, 0);
+    assert_eq!(cpu.ap1r0, 1 << (0x80 >> 3));
+    // Asked on that interface as saved (what `would_take` and `has_work` of a vCPU off its
+    // CPU look at).
+    for (p, want) in [(0x7F, true), (0x40, true), (0x81, false)] {
+        assert_eq!(
+            vgic_would_take(&c, p, cpu.vmcr, cpu.ap1r0),
+            want,
+            "priority {p:#x}"
+        );
+    }
+    // VBPR1 = 7 after the acknowledge: 0x7F's group priority 0x00 still preempts 0x80; with
+    // VCBPR and VBPR0 = 7 no bit is group priority: nothing preempts.
+    assert!(vgic_would_take(
+        &c,
+        0x7F,
+        vmcr(0xFF, 7, false, 0),
+        cpu.ap1r0
+    ));
+    assert!(!vgic_would_take(
+        &c,
+        0x00,
+        vmcr(0xFF, 3, true, 7),
+        cpu.ap1r0
+    ));
+}
+
+/// Whether the vCPU would take an interrupt of priority `p` with interface `vmcr`/`ap1r0`:
+/// asked through `has_work_full` with one list register holding it pending.
+fn vgic_would_take(c: &CpuGic, p: u8, vmcr: u64, ap1r0: u64) -> bool {
+    let lr = (1u64 << 62) | (1 << 60) | (u64::from(p) << 48) | 99;
+    c.has_work_full(&VmGic::default(), 0, [lr, 0, 0, 0], vmcr, ap1r0)
+}
+
+/// Random priorities, priority masks, binary points and active priorities: `has_work_full`
+/// answers as the architecture's model (CanSignalVirtualInt: group 1 enabled, the priority
+/// below the mask, and its group priority above the running priority's, both under the
+/// current binary point); and the binary point changes the answer in many of the cases
+/// (an implementation that ignores it fails).
+#[test]
+fn preemption_follows_the_architectures_model() {
+    let mut rng = Rng(0x1234_5678_9ABC_DEF1);
+    let c = CpuGic::default();
+    let (mut differs, mut yes) = (0u32, 0u32);
+    for _ in 0..20_000 {
+        let p = rng.below(256) as u32;
+        let v = vmcr(
+            rng.below(256) as u8,
+            rng.below(8),
+            rng.below(4) == 0,
+            rng.below(8),
+        ) & !(u64::from(rng.below(16) == 0) << 1);
+        // Up to two active priorities (the GIC's own bits: group priorities >> 3).
+        let ap1r0 = match rng.below(3) {
+            0 => 0,
+            1 => 1 << rng.below(32),
+            _ => (1 << rng.below(32)) | (1 << rng.below(32)),
+        };
+        let pmr = ((v >> 24) & 0xFF) as u32;
+        let running = (ap1r0 != 0).then(|| (ap1r0 as u32).trailing_zeros() << 3);
+        let model = v & 0b10 != 0
+            && p < pmr
+            && running.is_none_or(|r| model_group(p, v) < model_group(r, v));
+        let got = vgic_would_take(&c, p as u8, v, ap1r0);
+        assert_eq!(
+            got, model,
+            "priority {p:#x}, ICH_VMCR_EL2 {v:#x}, AP1R0 {ap1r0:#x}"
+        );
+        yes += u32::from(model);
+        let ignoring = v & 0b10 != 0 && p < pmr && running.is_none_or(|r| p >> 3 << 3 < r);
+        differs += u32::from(ignoring != model);
+    }
+    assert!(yes > 2000 && differs > 500, "{yes} {differs}");
 }
