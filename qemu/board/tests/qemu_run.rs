@@ -76,9 +76,10 @@ fn hlos_payload_boots_by_gunyahs_contract_and_drives_vms_through_rpc() {
         "hlos: bad hypercalls (wrong cap, size or flags, unmapped or page-crossing buffers, \
          unknown call, malformed RPC, small receive buffer) got Gunyah error codes and changed \
          nothing; FP/SIMD registers survived a trap\n",
+        // Every wait there is a WFI with IRQs masked (checked): it ends all the same.
         "hlos: a packet the RM puts in HLOS's receive queue raises its interrupt (SPI 993, \
-         taken through the virtual GIC) while it holds packets; 12 requests sent before \
-         receiving get 12 replies in order\n",
+         taken through the virtual GIC, ending its WFI with IRQs masked, PSTATE.I set) while \
+         it holds packets; 12 requests sent before receiving get 12 replies in order\n",
         "hlos: VM_ALLOC_VMID: VMs 128 and 129 (clones), 130 (attacker), [131, 132, 133] \
          (racers), 134 (spinner)\n",
         "hlos: sealed golden image 0 (2 MiB of HLOS RAM); reading the source now aborts\n",

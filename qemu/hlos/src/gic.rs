@@ -118,6 +118,15 @@ pub fn end(id: u32) {
     };
 }
 
+/// Whether this vCPU masks IRQs (PSTATE.I, DAIF bit 7): the payload's waits are WFIs with
+/// IRQs masked, which architecturally still end when an interrupt is pending.
+pub fn irqs_masked() -> bool {
+    let daif: u64;
+    // SAFETY: reading DAIF has no side effects.
+    unsafe { core::arch::asm!("mrs {0}, daif", out(reg) daif, options(nomem, nostack)) };
+    daif & (1 << 7) != 0
+}
+
 /// Wait (WFI) until an interrupt is pending, acknowledging none.
 pub fn wait_pending() {
     // SAFETY: WFI with interrupts masked returns when one is pending.
