@@ -19,38 +19,19 @@ use crate::boot::Frame;
 use crate::rmcore::{self, Cap, Core, ReceiveError};
 use crate::sched::{self, After};
 
-/// hypervisor_identify.
-pub const HYP_IDENTIFY: u64 = 0xC600_8000;
-/// msgqueue_send: x1 cap, x2 size, x3 buffer, x4 flags (bit0 push) -> x0 error, x1 not_full.
-pub const MSGQ_SEND: u64 = 0xC600_801B;
-/// msgqueue_receive: x1 cap, x2 buffer, x3 size -> x0 error, x1 size, x2 not_empty.
-pub const MSGQ_RECV: u64 = 0xC600_801C;
-/// scheduler_yield.
-pub const SCHED_YIELD: u64 = 0xC600_803B;
-/// PSCI calls (SMC32/SMC64 function IDs).
+#[path = "../../hvc_abi.rs"]
+#[allow(dead_code)]
+mod abi;
+pub use abi::*;
+
+/// PSCI calls (SMC32/SMC64 function IDs; CPU_OFF and SYSTEM_OFF are in `hvc_abi.rs`).
 const PSCI_VERSION: u64 = 0x8400_0000;
-const PSCI_CPU_OFF: u64 = 0x8400_0002;
 const PSCI_CPU_ON_32: u64 = 0x8400_0003;
 const PSCI_CPU_ON_64: u64 = 0xC400_0003;
 const PSCI_AFFINITY_INFO_32: u64 = 0x8400_0004;
 const PSCI_AFFINITY_INFO_64: u64 = 0xC400_0004;
-const PSCI_SYSTEM_OFF: u64 = 0x8400_0008;
 const PSCI_FEATURES: u64 = 0x8400_000A;
 const PSCI_NOT_SUPPORTED: u64 = -1i64 as u64;
-/// Error codes (Gunyah `error_t`).
-pub const OK: u64 = 0;
-/// -1.
-pub const UNIMPLEMENTED: u64 = u64::MAX;
-/// Bad argument.
-pub const ARGUMENT_INVALID: u64 = 1;
-/// Bad size.
-pub const ARGUMENT_SIZE: u64 = 2;
-/// Bad guest address.
-pub const ADDR_INVALID: u64 = 22;
-/// No such capability.
-pub const CSPACE_CAP_NULL: u64 = 50;
-/// Nothing to receive.
-pub const MSGQUEUE_EMPTY: u64 = 60;
 /// An RM RPC message's size limit.
 const MAX_MSG: u64 = 240;
 

@@ -132,18 +132,23 @@ fn ppi_pending(c: &mut CpuGic, idx: u32, vcpus: u32) -> u64 {
     vgic::redistributor(0x1_0200, 4, None, c, idx, vcpus)
 }
 
+/// A VM with group 1 on and one vCPU whose interface holds `vmcr` (ICH_VMCR_EL2).
+fn one_vcpu(vmcr: u64) -> (VmGic, CpuGic, Fake) {
+    let mut vm = VmGic::default();
+    enable_dist(&mut vm);
+    let cpu = Fake {
+        vmcr,
+        ..Fake::default()
+    };
+    (vm, CpuGic::default(), cpu)
+}
+
 /// Five SPIs pending for one vCPU with four list registers: four are listed; once the guest
 /// acknowledges and ends one (a list register frees without a trap) the next fill lists the
 /// fifth, although neither the distributor nor the vCPU changed since the fill before.
 #[test]
 fn a_list_register_freed_by_the_guest_is_filled_again() {
-    let mut vm = VmGic::default();
-    let mut c = CpuGic::default();
-    let mut cpu = Fake {
-        vmcr: VMCR_OPEN,
-        ..Fake::default()
-    };
-    enable_dist(&mut vm);
+    let (mut vm, mut c, mut cpu) = one_vcpu(VMCR_OPEN);
     for id in 40..45 {
         enable_spi(&mut vm, id);
         vm.raise_spi(id);
@@ -166,13 +171,7 @@ fn a_list_register_freed_by_the_guest_is_filled_again() {
 /// the mask (ICV_PMR1, no trap: only ICH_VMCR_EL2 changes) and the same vCPU has work.
 #[test]
 fn has_work_sees_the_guests_priority_mask_change() {
-    let mut vm = VmGic::default();
-    let mut c = CpuGic::default();
-    let mut cpu = Fake {
-        vmcr: (0x10 << 24) | 0b10,
-        ..Fake::default()
-    };
-    enable_dist(&mut vm);
+    let (mut vm, mut c, mut cpu) = one_vcpu((0x10 << 24) | 0b10);
     enable_spi(&mut vm, 50);
     vm.raise_spi(50);
     c.fill_in(&mut cpu, &mut vm, 0);
@@ -430,13 +429,7 @@ fn quick_paths_deliver_what_the_full_scan_delivers() {
 /// priority mask still compares whole priorities.
 #[test]
 fn the_binary_point_decides_what_preempts_the_running_priority() {
-    let mut vm = VmGic::default();
-    let mut c = CpuGic::default();
-    let mut cpu = Fake {
-        vmcr: VMCR_OPEN,
-        ..Fake::default()
-    };
-    enable_dist(&mut vm);
+    let (mut vm, mut c, mut cpu) = one_vcpu(VMCR_OPEN);
     vgic::distributor(0x400 + 40, 1, Some(0x60), &mut vm);
     vgic::distributor(0x400 + 41, 1, Some(0x50), &mut vm);
     enable_spi(&mut vm, 40);
@@ -471,13 +464,7 @@ fn the_binary_point_decides_what_preempts_the_running_priority() {
 /// the group priority acknowledged, compared under the current binary point.
 #[test]
 fn a_saved_interface_applies_the_binary_point() {
-    let mut vm = VmGic::default();
-    let mut c = CpuGic::default();
-    let mut cpu = Fake {
-        vmcr: vmcr(0xFF, 6, false, 0),
-        ..Fake::default()
-    };
-    enable_dist(&mut vm);
+    let (mut vm, mut c, mut cpu) = one_vcpu(vmcr(0xFF, 6, false, 0));
     vgic::distributor(0x400 + 40, 1, Some(0x80), &mut vm);
     enable_spi(&mut vm, 40);
     vm.raise_spi(40);

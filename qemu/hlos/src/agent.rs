@@ -19,11 +19,12 @@ use gunyah_rm_abi::wire::Empty;
 use gunyah_rm_abi::{Request, RmError};
 
 use crate::dt::DtInfo;
+use crate::el1::is_injected_abort;
 use crate::hvc;
 use crate::layout::*;
 use crate::mailbox::Mailbox;
 use crate::rpc::Rpc;
-use crate::start::{fp_regs_survive, is_injected_abort, probe, FATAL_MAILBOX};
+use crate::start::{fp_regs_survive, probe, FATAL_MAILBOX};
 
 /// Instructions retired at EL2 (PMU counter 0, which the board sets up and lets EL1 read).
 pub(crate) fn el2_instructions() -> u64 {
@@ -60,17 +61,7 @@ pub fn main(info: &DtInfo, mailbox_handle: u64, index: u64, role: u64, victim: u
         _ => hvc::cpu_off(),
     };
     let sgl = [SglEntry::new(CLONE_MAILBOX_IPA, 4096)];
-    let accept = MemAccept {
-        handle: mailbox_handle as u32,
-        mem_type: 0,
-        trans_type: 2, // share
-        flags: accept_flags::DONE,
-        label: 0,
-        acl: &[],
-        map_vmid: 0,
-        sgl: &sgl,
-        attrs: &[],
-    };
+    let accept = accept_share(mailbox_handle as u32, &sgl);
     match rpc.call(&Request::MemAccept(accept)) {
         Ok(r) if r.err == RmError::Ok => {}
         _ => hvc::cpu_off(),
@@ -271,4 +262,19 @@ fn scene(index: u64, me: u64, tx: u64) -> (u64, [u64; 6]) {
         return fail(24, last, 0);
     }
     (0, [el2, own, el2_next, me, 0, 0])
+}
+
+/// MEM_ACCEPT of shared parcel `handle` (a mailbox) at the IPAs of `sgl`, done at once.
+pub fn accept_share(handle: u32, sgl: &[SglEntry]) -> MemAccept<'_> {
+    MemAccept {
+        handle,
+        mem_type: 0,
+        trans_type: 2, // share
+        flags: accept_flags::DONE,
+        label: 0,
+        acl: &[],
+        map_vmid: 0,
+        sgl,
+        attrs: &[],
+    }
 }

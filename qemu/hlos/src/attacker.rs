@@ -15,16 +15,17 @@
 //! that was not stopped.
 
 use gunyah_rm_abi::ext::{GoldenMapReq, NO_GMEM};
-use gunyah_rm_abi::mem::{accept_flags, MemAccept, SglEntry};
+use gunyah_rm_abi::mem::SglEntry;
 use gunyah_rm_abi::vm::{VmStopReq, VmidReq};
 use gunyah_rm_abi::wire::Empty;
 use gunyah_rm_abi::{Request, RmError};
 
-use crate::agent::{golden_va, read};
+use crate::agent::{accept_share, golden_va, read};
+use crate::el1::is_injected_abort;
 use crate::hvc::{self, CSPACE_CAP_NULL, MSGQ_SEND};
 use crate::layout::*;
 use crate::rpc::Rpc;
-use crate::start::{is_injected_abort, probe};
+use crate::start::probe;
 
 /// Whether the RM refused `req` (answered, with an error).
 fn refused(rpc: &mut Rpc, req: Request<'_>) -> bool {
@@ -50,17 +51,7 @@ pub fn scene(rpc: &mut Rpc, me: u64, victim: u64) -> (u64, [u64; 6]) {
     // 4. The victim's mailbox (asked for below the attacker's own).
     let steal_ipa = CLONE_MAILBOX_IPA - 0x10_0000;
     let sgl = [SglEntry::new(steal_ipa, 4096)];
-    let steal = MemAccept {
-        handle: victim_mailbox,
-        mem_type: 0,
-        trans_type: 2,
-        flags: accept_flags::DONE,
-        label: 0,
-        acl: &[],
-        map_vmid: 0,
-        sgl: &sgl,
-        attrs: &[],
-    };
+    let steal = accept_share(victim_mailbox, &sgl);
     if !refused(rpc, Request::MemAccept(steal)) || probe(steal_ipa, false) == 0 {
         return fail(4, 0);
     }

@@ -10,11 +10,12 @@ use gunyah_rm_abi::vm::VmSetStatusReq;
 use gunyah_rm_abi::{Request, RmError};
 
 use crate::agent::{el1_instructions, el2_instructions};
+use crate::el1::is_injected_abort;
 use crate::layout::*;
 use crate::mailbox::Mailbox;
 use crate::pattern::*;
 use crate::rpc::Rpc;
-use crate::start::{is_injected_abort, probe};
+use crate::start::probe;
 
 /// Boot-context roles (x3).
 pub const ROLE_TRUSTED: u64 = 4;

@@ -27,13 +27,14 @@ use gunyah_rm_abi::{Request, RmError};
 
 use crate::console::fail;
 use crate::dt::DtInfo;
+use crate::el1::is_injected_abort;
 use crate::gic;
 use crate::hvc::{self, *};
 use crate::layout::*;
 use crate::mailbox::Mailbox;
 use crate::rpc::{Reply, Rpc};
 use crate::say;
-use crate::start::{fp_regs_survive, is_injected_abort, probe};
+use crate::start::{fp_regs_survive, probe};
 
 /// HLOS's VMID.
 pub const HLOS_VMID: u16 = 3;

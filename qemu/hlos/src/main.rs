@@ -26,6 +26,8 @@ mod console;
 #[cfg(target_os = "none")]
 mod dt;
 #[cfg(target_os = "none")]
+mod el1;
+#[cfg(target_os = "none")]
 mod gic;
 #[cfg(target_os = "none")]
 mod hlos;

@@ -1,7 +1,9 @@
-//! Entry at EL1 (x0 = DT), the EL1 vectors, the payload's stage 1, and the probes.
+//! Entry at EL1 (x0 = DT), the payload's stage 1, and the probes (the vectors and the MMU's
+//! switch-on are `el1`'s, shared with the catalogue runner).
 //!
-//! Entry: keep x0..x4 (the DT and the boot context), enable FP/SIMD, zero .bss, take the
-//! stack, install the vectors, turn the MMU on over `STAGE1` and call `payload_main`.
+//! Entry: keep x0..x4 (the DT and the boot context), zero .bss, take the stack, turn
+//! FP/SIMD, the vectors and the MMU on over `PAYLOAD_STAGE1` (`el1_mmu_on`) and call
+//! `payload_main`.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -48,9 +50,6 @@ _start:
     mov x21, x2
     mov x22, x3
     mov x23, x4
-    mov x9, #(3 << 20)
-    msr cpacr_el1, x9
-    isb
     ldr x9, =__bss_start
     ldr x10, =__bss_end
 1:  cmp x9, x10
@@ -60,21 +59,8 @@ _start:
 2:  ldr x9, =PAYLOAD_STACK
     add x9, x9, #{stack_size}
     mov sp, x9
-    adr x9, payload_vectors
-    msr vbar_el1, x9
-    ldr x9, =0xFF04
-    msr mair_el1, x9
-    ldr x9, ={tcr}
-    msr tcr_el1, x9
-    ldr x9, =PAYLOAD_STAGE1
-    msr ttbr0_el1, x9
-    isb
-    tlbi vmalle1
-    dsb nsh
-    isb
-    ldr x9, =0x30D01805
-    msr sctlr_el1, x9
-    isb
+    ldr x0, =PAYLOAD_STAGE1
+    bl el1_mmu_on
     mov x0, x19
     mov x1, x20
     mov x2, x21
@@ -89,73 +75,22 @@ _start:
 .global _secondary_start
 _secondary_start:
     mov x19, x0
-    mov x9, #(3 << 20)
-    msr cpacr_el1, x9
-    isb
     ldr x9, =SECONDARY_STACK
     add x9, x9, #{secondary_stack_size}
     mov sp, x9
-    adr x9, payload_vectors
-    msr vbar_el1, x9
-    ldr x9, =0xFF04
-    msr mair_el1, x9
-    ldr x9, ={tcr}
-    msr tcr_el1, x9
-    ldr x9, =PAYLOAD_STAGE1
-    msr ttbr0_el1, x9
-    isb
-    tlbi vmalle1
-    dsb nsh
-    isb
-    ldr x9, =0x30D01805
-    msr sctlr_el1, x9
-    isb
+    ldr x0, =PAYLOAD_STAGE1
+    bl el1_mmu_on
     mov x0, x19
     bl secondary_main
 4:  wfe
     b 4b
 
 .section .text
-// EL1 vectors: the current-EL/SPx synchronous entry handles aborts of the probes; anything
-// else is fatal.
-.balign 2048
-payload_vectors:
-.rept 4
-.balign 0x80
-    b payload_unexpected
-.endr
-.balign 0x80
-    b payload_sync
-.rept 11
-.balign 0x80
-    b payload_unexpected
-.endr
-
-// An abort on a probe's access: skip the access and hand ESR_EL1 back in x1 (probes treat
-// x1 and x2 as scratch). Anything else is unexpected.
-payload_sync:
-    mrs x1, elr_el1
-    adr x2, probe_read_access
-    cmp x1, x2
-    b.eq 1f
-    adr x2, probe_write_access
-    cmp x1, x2
-    b.ne payload_unexpected
-1:  add x1, x1, #4
-    msr elr_el1, x1
-    mrs x1, esr_el1
-    eret
-
-payload_unexpected:
-    mrs x0, esr_el1
-    mrs x1, elr_el1
-    mrs x2, far_el1
-    b payload_fatal
-
 // u64 probe_read(u64 va): 0 if the load completed, else the ESR_EL1 of its abort.
 .global probe_read
 probe_read:
     mov x1, xzr
+.global probe_read_access
 probe_read_access:
     ldr x2, [x0]
     mov x0, x1
@@ -165,6 +100,7 @@ probe_read_access:
 .global probe_write
 probe_write:
     mov x1, xzr
+.global probe_write_access
 probe_write_access:
     str xzr, [x0]
     mov x0, x1
@@ -213,8 +149,6 @@ fp_survives:
 "#,
     stack_size = const STACK_SIZE,
     secondary_stack_size = const SECONDARY_STACK_SIZE,
-    // T0SZ 25, IRGN0/ORGN0 WB, SH0 inner, TG0 4K, EPD1, IPS 40-bit.
-    tcr = const 0x2_0080_3519u64,
     send = const crate::hvc::MSGQ_SEND,
 );
 
@@ -257,17 +191,11 @@ extern "C" fn secondary_main(index: u64) -> ! {
     crate::agent::secondary(index)
 }
 
-/// Whether `esr` is the synchronous external abort (data abort, current EL) a hypervisor
-/// injects for an access it does not serve.
-pub fn is_injected_abort(esr: u64) -> bool {
-    esr >> 26 == 0x25 && esr & 0x3F == 0x10
-}
-
 /// Where a fatal exception is reported: 0 = HLOS (print and exit), else the agent's mailbox.
 pub static FATAL_MAILBOX: AtomicU64 = AtomicU64::new(0);
 
 #[no_mangle]
-extern "C" fn payload_fatal(esr: u64, elr: u64, far: u64) -> ! {
+extern "C" fn el1_fatal(esr: u64, elr: u64, far: u64) -> ! {
     let mb = FATAL_MAILBOX.load(Ordering::Relaxed);
     if mb != 0 {
         crate::mailbox::Mailbox::at(mb).finish(99, [esr, elr, far, 0, 0, 0]);

@@ -68,8 +68,14 @@ pub fn post(vmid: u16, cmd: &[u8]) -> Result<(), u64> {
 /// Ok(None) if not yet, Err((hypercall error, 1 if the agent had taken the command))
 /// (ARGUMENT_INVALID: the VM stopped running).
 pub fn result(vmid: u16, buf: &mut [u8]) -> Result<Option<usize>, (u64, u64)> {
+    fetch(RESULT, vmid, buf)
+}
+
+/// Call `call` for `vmid`, which fills `buf`: Ok(Some(len)), Ok(None) if nothing waits,
+/// Err((hypercall error, its second result)).
+fn fetch(call: u64, vmid: u16, buf: &mut [u8]) -> Result<Option<usize>, (u64, u64)> {
     let [err, len, _] = hvc::call(
-        RESULT,
+        call,
         vmid.into(),
         buf.as_mut_ptr() as u64,
         buf.len() as u64,
@@ -114,18 +120,7 @@ pub fn check() -> Option<u64> {
 /// gone): Ok(Some(len)) with it in `buf`, Ok(None) if none, Err(ARGUMENT_INVALID) if the
 /// VM runs (ask its agent).
 pub fn pop(vmid: u16, buf: &mut [u8]) -> Result<Option<usize>, u64> {
-    let [err, len, _] = hvc::call(
-        POP,
-        vmid.into(),
-        buf.as_mut_ptr() as u64,
-        buf.len() as u64,
-        0,
-    );
-    match err {
-        hvc::OK => Ok(Some(len as usize)),
-        hvc::MSGQUEUE_EMPTY => Ok(None),
-        e => Err(e),
-    }
+    fetch(POP, vmid, buf).map_err(|(e, _)| e)
 }
 
 /// HLOS: how many packets wait in `vmid`'s receive queue.

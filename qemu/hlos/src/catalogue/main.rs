@@ -36,6 +36,9 @@ mod console;
 #[allow(dead_code)]
 mod dt;
 #[cfg(target_os = "none")]
+#[path = "../el1.rs"]
+mod el1;
+#[cfg(target_os = "none")]
 #[path = "../gic.rs"]
 #[allow(dead_code)]
 mod gic;

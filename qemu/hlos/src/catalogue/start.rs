@@ -1,5 +1,6 @@
-//! Entry at EL1 (x0 = DT) wherever the image was loaded, the EL1 vectors, stage 1, and the
-//! byte probes the runner and the agent access memory with.
+//! Entry at EL1 (x0 = DT) wherever the image was loaded, stage 1, and the byte probes the
+//! runner and the agent access memory with (the vectors and the MMU's switch-on are
+//! `el1`'s, shared with the HLOS payload).
 //!
 //! The image is linked at 0x41000000 (HLOS's entry). The RM puts a VM's image where it
 //! likes (2 MiB aligned: the first thing mapped in a new VM), so `_start` works out the
@@ -42,9 +43,6 @@ _start:
     mov x21, x2
     mov x22, x3
     mov x23, x4
-    mov x9, #(3 << 20)
-    msr cpacr_el1, x9
-    isb
     // delta = where we run - where we are linked; it must be a multiple of 2 MiB.
     adr x24, _start
     ldr x9, =_start
@@ -91,28 +89,14 @@ _start:
     cmp x12, #512
     b.lo 4b
     dsb sy
-    ldr x9, =0xFF04
-    msr mair_el1, x9
-    ldr x9, ={tcr}
-    msr tcr_el1, x9
-    ldr x9, =CAT_L1
-    add x9, x9, x24
-    msr ttbr0_el1, x9
-    isb
-    tlbi vmalle1
-    dsb nsh
-    isb
-    ldr x9, =0x30D01805
-    msr sctlr_el1, x9
-    isb
+    ldr x0, =CAT_L1
+    add x0, x0, x24
+    bl el1_mmu_on
     ldr x9, =5f                     // on at the link address
     br x9
 5:  ldr x9, =CAT_STACK
     add x9, x9, #{stack_size}
     mov sp, x9
-    ldr x9, =cat_vectors
-    msr vbar_el1, x9
-    isb
     mov x0, x19
     mov x1, x24
     bl cat_main
@@ -120,46 +104,13 @@ _start:
     b 9b
 
 .section .text
-.balign 2048
-cat_vectors:
-.rept 4
-.balign 0x80
-    b cat_unexpected
-.endr
-.balign 0x80
-    b cat_sync
-.rept 11
-.balign 0x80
-    b cat_unexpected
-.endr
-
-// An abort on a probe's access: skip the access and hand ESR_EL1 back in x1 (the probes
-// treat x1 and x2 as scratch). Anything else is unexpected.
-cat_sync:
-    mrs x1, elr_el1
-    adr x2, cat_probe_read_access
-    cmp x1, x2
-    b.eq 1f
-    adr x2, cat_probe_write_access
-    cmp x1, x2
-    b.ne cat_unexpected
-1:  add x1, x1, #4
-    msr elr_el1, x1
-    mrs x1, esr_el1
-    eret
-
-cat_unexpected:
-    mrs x0, esr_el1
-    mrs x1, elr_el1
-    mrs x2, far_el1
-    b cat_fatal
-
 // u64 cat_probe_read(u64 va, u8 *out): 0 and the byte in *out, or the abort's ESR_EL1.
 .global cat_probe_read
 cat_probe_read:
     mov x3, x1
     mov x1, xzr
-cat_probe_read_access:
+.global probe_read_access
+probe_read_access:
     ldrb w2, [x0]
     cbnz x1, 1f
     strb w2, [x3]
@@ -171,14 +122,13 @@ cat_probe_read_access:
 cat_probe_write:
     mov x3, x1
     mov x1, xzr
-cat_probe_write_access:
+.global probe_write_access
+probe_write_access:
     strb w3, [x0]
     mov x0, x1
     ret
 "#,
     stack_size = const STACK_SIZE,
-    // T0SZ 25, IRGN0/ORGN0 WB, SH0 inner, TG0 4K, EPD1, IPS 40-bit.
-    tcr = const 0x2_0080_3519u64,
 );
 
 extern "C" {
@@ -198,16 +148,10 @@ pub enum Probe {
     Abort(u64),
 }
 
-/// Whether `esr` is the synchronous external abort (data abort, current EL) a hypervisor
-/// injects for an access it does not serve.
-fn is_injected_abort(esr: u64) -> bool {
-    esr >> 26 == 0x25 && esr & 0x3F == 0x10
-}
-
 fn outcome(esr: u64, va: u64) -> Option<Probe> {
     match esr {
         0 => None,
-        e if is_injected_abort(e) => Some(Probe::Fault(va)),
+        e if crate::el1::is_injected_abort(e) => Some(Probe::Fault(va)),
         e => Some(Probe::Abort(e)),
     }
 }
@@ -244,7 +188,7 @@ pub fn write(va: u64, data: &[u8]) -> Probe {
 pub static AGENT: AtomicBool = AtomicBool::new(false);
 
 #[no_mangle]
-extern "C" fn cat_fatal(esr: u64, elr: u64, far: u64) -> ! {
+extern "C" fn el1_fatal(esr: u64, elr: u64, far: u64) -> ! {
     if AGENT.load(Ordering::Relaxed) {
         crate::agent::fatal(esr, elr, far)
     }
