@@ -21,22 +21,6 @@ use crate::reply::Refusal;
 /// Notifications kept per VM before the oldest is dropped.
 pub const MAX_QUEUED_NOTIFICATIONS: usize = 256;
 
-/// Split a reply into packets with the abi `Fragmenter`: the error code and the data (or the
-/// refusal's trailer). `None` if it needs more than 62 continuations.
-pub fn reply_packets(
-    seq: u16,
-    msg_id: u32,
-    result: &Result<Vec<u8>, Refusal>,
-) -> Option<Vec<Vec<u8>>> {
-    let mut trailer = [0u8; TRAILER_MAX];
-    packets(reply_fragmenter(seq, msg_id, result, &mut trailer)?)
-}
-
-/// Split a notification into packets; `None` if it needs more than 62 continuations.
-pub fn notification_packets(seq: u16, msg_id: u32, payload: &[u8]) -> Option<Vec<Vec<u8>>> {
-    packets(Fragmenter::notification(seq, MsgId(msg_id), payload).ok()?)
-}
-
 /// The largest refusal trailer.
 const TRAILER_MAX: usize = 8;
 
@@ -61,12 +45,6 @@ fn for_each_packet(mut f: Fragmenter<'_>, mut put: impl FnMut(&[u8])) {
     while let Some(n) = f.next_into(&mut buf) {
         put(&buf[..n]);
     }
-}
-
-fn packets(f: Fragmenter<'_>) -> Option<Vec<Vec<u8>>> {
-    let mut out = Vec::with_capacity(f.packet_count());
-    for_each_packet(f, |p| out.push(p.to_vec()));
-    Some(out)
 }
 
 /// Append the packets of `f` to `out`, each for `to` and each its own exact-size vector.
@@ -255,6 +233,20 @@ impl Outbox {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A reply's packets, each its own vector.
+    fn reply_packets(
+        seq: u16,
+        msg_id: u32,
+        result: &Result<Vec<u8>, Refusal>,
+    ) -> Option<Vec<Vec<u8>>> {
+        let mut trailer = [0u8; TRAILER_MAX];
+        let mut out = Vec::new();
+        for_each_packet(reply_fragmenter(seq, msg_id, result, &mut trailer)?, |p| {
+            out.push(p.to_vec())
+        });
+        Some(out)
+    }
 
     fn req(frags: u8, ty: u8, seq: u16, id: u32, body: &[u8]) -> Vec<u8> {
         let mut p = vec![0x21, (frags << 2) | ty];

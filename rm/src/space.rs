@@ -429,12 +429,7 @@ impl VmSpace {
     /// The owned, mapped memory covering `[ipa, ipa+size)` exactly, as (ipa, pa, size, owned)
     /// pieces, or `None` if any byte of it is not owned and mapped (lent, shared, borrowed,
     /// bound, golden or unused).
-    pub fn owned_pieces(&self, ipa: u64, size: u64) -> Option<Vec<(u64, u64, u64, Owned)>> {
-        Some(self.owned_pieces_iter(ipa, size)?.collect())
-    }
-
-    /// [`VmSpace::owned_pieces`], as an iterator (no list).
-    pub fn owned_pieces_iter(
+    pub fn owned_pieces(
         &self,
         ipa: u64,
         size: u64,
@@ -505,7 +500,7 @@ mod tests {
         let mut s = VmSpace::default();
         s.insert(0x1000, 0x3000, owned(0x9000));
         s.insert(0x4000, 0x1000, owned(0x20000));
-        let p = s.owned_pieces(0x2000, 0x3000).unwrap();
+        let p: Vec<_> = s.owned_pieces(0x2000, 0x3000).unwrap().collect();
         assert_eq!(p.len(), 2);
         assert_eq!((p[0].1, p[0].2), (0xA000, 0x2000));
         assert_eq!((p[1].1, p[1].2), (0x20000, 0x1000));

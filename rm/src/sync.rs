@@ -117,65 +117,6 @@ pub use imp::{ReadGuard, RwLock, WriteGuard};
 #[cfg(not(loom))]
 pub use sharded::{ReadGuard, RwLock, WriteGuard, SHARDS};
 
-/// What [`sharded`]'s lock is built of: `core`'s atomics and a cell of raw pointers.
-#[cfg(not(loom))]
-mod prim {
-    pub use core::sync::atomic::{AtomicBool, AtomicUsize};
-
-    /// One wait in a spin loop (see [`super::imp`]'s `Relax`).
-    pub fn relax() {
-        <super::imp::Relax as spin::relax::RelaxStrategy>::relax();
-    }
-
-    /// The lock's value.
-    pub struct Cell<T>(core::cell::UnsafeCell<T>);
-
-    impl<T> Cell<T> {
-        pub const fn new(v: T) -> Self {
-            Cell(core::cell::UnsafeCell::new(v))
-        }
-        pub fn get(&self) -> ConstPtr<T> {
-            ConstPtr(self.0.get())
-        }
-        pub fn get_mut(&self) -> MutPtr<T> {
-            MutPtr(self.0.get())
-        }
-        pub fn into_inner(self) -> T {
-            self.0.into_inner()
-        }
-    }
-
-    /// A pointer for a reader.
-    pub struct ConstPtr<T>(*const T);
-
-    impl<T> ConstPtr<T> {
-        /// # Safety
-        /// No `&mut` to the value exists while the result lives.
-        pub unsafe fn deref(&self) -> &T {
-            // SAFETY: the caller's contract; the pointer is into a live `Cell`.
-            unsafe { &*self.0 }
-        }
-    }
-
-    /// A pointer for the writer.
-    pub struct MutPtr<T>(*mut T);
-
-    impl<T> MutPtr<T> {
-        /// # Safety
-        /// No `&mut` to the value exists while the result lives.
-        pub unsafe fn deref(&self) -> &T {
-            // SAFETY: the caller's contract; the pointer is into a live `Cell`.
-            unsafe { &*self.0 }
-        }
-        /// # Safety
-        /// No other reference to the value exists while the result lives.
-        pub unsafe fn deref_mut(&mut self) -> &mut T {
-            // SAFETY: the caller's contract; the pointer is into a live `Cell`.
-            unsafe { &mut *self.0 }
-        }
-    }
-}
-
 /// `T` on cache lines of its own. The per-VM locks (a VM's stage-2 tables, its fault ledger)
 /// sit side by side in their maps and are written by whichever CPU faults in that VM: without
 /// this, two CPUs faulting in two VMs would bounce one line between them. 128 bytes, as the

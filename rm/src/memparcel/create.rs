@@ -50,9 +50,7 @@ impl<P: Platform> Rm<P> {
                 return Err(RmError::MemInvalid);
             }
             // Only memory the owner owns and has not put in a parcel yet.
-            let pieces = space
-                .owned_pieces_iter(ipa, size)
-                .ok_or(RmError::MemInvalid)?;
+            let pieces = space.owned_pieces(ipa, size).ok_or(RmError::MemInvalid)?;
             // Entries of one request must not overlap each other or earlier appends.
             let overlaps = |r: &Region| r.owner_ipa < ipa + size && ipa < r.owner_ipa + r.size;
             if regions.iter().chain(existing.iter()).any(overlaps) {

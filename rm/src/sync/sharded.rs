@@ -22,9 +22,15 @@
 //! A thread must not take the read side twice (the second would wait for a writer that waits
 //! for the first).
 
-use super::prim::{relax, AtomicBool, AtomicUsize, Cell, ConstPtr, MutPtr};
 use super::CachePadded;
+use core::cell::UnsafeCell;
 use core::sync::atomic::Ordering::{Relaxed, Release, SeqCst};
+use core::sync::atomic::{AtomicBool, AtomicUsize};
+
+/// One wait in a spin loop (`super::imp`'s `Relax`: spin at EL2, yield on the host).
+fn relax() {
+    <super::imp::Relax as spin::relax::RelaxStrategy>::relax();
+}
 
 /// Reader shards. Eight lines (1 KiB) per lock; the RM has one such lock.
 pub const SHARDS: usize = 8;
@@ -34,7 +40,7 @@ pub struct RwLock<T> {
     readers: [CachePadded<AtomicUsize>; SHARDS],
     /// A writer holds the lock or waits for the readers to leave.
     writer: CachePadded<AtomicBool>,
-    value: Cell<T>,
+    value: UnsafeCell<T>,
 }
 
 // SAFETY: the lock hands out `&T` to readers on several threads at once (so `T: Sync`) and
@@ -53,13 +59,13 @@ impl<T: core::fmt::Debug> core::fmt::Debug for RwLock<T> {
 /// The guard of a [`RwLock`] held for reading in one shard.
 pub struct ReadGuard<'a, T> {
     readers: &'a AtomicUsize,
-    value: ConstPtr<T>,
+    value: &'a UnsafeCell<T>,
 }
 
 /// The guard of a [`RwLock`] held for writing.
 pub struct WriteGuard<'a, T> {
     writer: &'a AtomicBool,
-    value: MutPtr<T>,
+    value: &'a UnsafeCell<T>,
 }
 
 impl<T> RwLock<T> {
@@ -68,7 +74,7 @@ impl<T> RwLock<T> {
         RwLock {
             readers: [const { CachePadded(AtomicUsize::new(0)) }; SHARDS],
             writer: CachePadded(AtomicBool::new(false)),
-            value: Cell::new(v),
+            value: UnsafeCell::new(v),
         }
     }
 
@@ -87,7 +93,7 @@ impl<T> RwLock<T> {
             if !self.writer.load(SeqCst) {
                 return ReadGuard {
                     readers,
-                    value: self.value.get(),
+                    value: &self.value,
                 };
             }
             readers.fetch_sub(1, Release);
@@ -112,7 +118,7 @@ impl<T> RwLock<T> {
         }
         WriteGuard {
             writer: &self.writer,
-            value: self.value.get_mut(),
+            value: &self.value,
         }
     }
 
@@ -128,7 +134,7 @@ impl<T> core::ops::Deref for ReadGuard<'_, T> {
         // SAFETY: this guard's shard count is non-zero and the writer flag was clear after it
         // was raised, so no writer holds the lock until the guard is dropped: only shared
         // references to the value exist meanwhile.
-        unsafe { self.value.deref() }
+        unsafe { &*self.value.get() }
     }
 }
 
@@ -143,14 +149,14 @@ impl<T> core::ops::Deref for WriteGuard<'_, T> {
     fn deref(&self) -> &T {
         // SAFETY: the writer flag is ours and every shard was zero after we set it, so no other
         // reference to the value exists until the guard is dropped.
-        unsafe { self.value.deref() }
+        unsafe { &*self.value.get() }
     }
 }
 
 impl<T> core::ops::DerefMut for WriteGuard<'_, T> {
     fn deref_mut(&mut self) -> &mut T {
         // SAFETY: as for `deref`; `&mut self` makes this the only reference through the guard.
-        unsafe { self.value.deref_mut() }
+        unsafe { &mut *self.value.get() }
     }
 }
 
