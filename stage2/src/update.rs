@@ -322,6 +322,9 @@ pub(crate) struct Committer<'a, M: TableMemory, T: TlbMaintenance> {
     pending: FixedBuf<(u64, u16, u64), MAX_PENDING>,
     frees: FixedBuf<u64, MAX_FREES>,
     wrote: bool,
+    /// Flushes so far (an unmap's descent asks whether one came between its invalidations and
+    /// the unlink of the table it emptied).
+    flushes: u32,
 }
 
 impl<'a, M: TableMemory, T: TlbMaintenance> Committer<'a, M, T> {
@@ -343,6 +346,7 @@ impl<'a, M: TableMemory, T: TlbMaintenance> Committer<'a, M, T> {
             pending: FixedBuf::new(),
             frees: FixedBuf::new(),
             wrote: false,
+            flushes: 0,
         }
     }
 
@@ -370,6 +374,7 @@ impl<'a, M: TableMemory, T: TlbMaintenance> Committer<'a, M, T> {
         self.whole_vmid = false;
         self.pending.clear();
         self.frees.clear();
+        self.flushes = self.flushes.wrapping_add(1);
     }
 
     /// Between the updates of a batch: make the deferred "make" writes of break-before-make
@@ -570,11 +575,20 @@ impl<'a, M: TableMemory, T: TlbMaintenance> Committer<'a, M, T> {
                 Action::Write(new) => self.replace(table, i, level, es, old, new, live),
                 Action::Clear => self.clear(table, i, level, es, old, live),
                 Action::Descend(t) => {
+                    let flushes = self.flushes;
                     self.commit_table(t, level + 1, es, cs, ce, op, live)?;
                     if matches!(op, Op::Unmap) && self.table_empty(t) {
                         self.put(table, i, 0);
                         if live {
-                            // Its leaves were queued for invalidation as they were cleared.
+                            // Its leaves were queued for invalidation as they were cleared, and
+                            // a queued invalidation runs after this unlink. But if the batch
+                            // filled up and flushed during the descent, the last of them may
+                            // have run before it, and a walker could still hold the entry
+                            // just cleared in its walk cache: then invalidate an address it
+                            // covers, so the table is freed only once no walker reaches it.
+                            if self.flushes != flushes {
+                                self.push_tlbi(es);
+                            }
                             self.defer_free(t);
                         } else {
                             self.mem.free_table(t);

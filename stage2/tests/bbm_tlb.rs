@@ -420,3 +420,34 @@ fn writes_are_synced_once_per_changing_operation() {
     vm.protect(0x4000_1000, K4, S2Ap::ReadOnly, false).unwrap();
     assert_eq!(vm.tlb().write_syncs(), 3);
 }
+
+/// An unmap whose table frees fill a batch flushes it midway (invalidation, then the frees so
+/// far). A table the descent empties after that flush, once unlinked, still needs an
+/// invalidation after its unlink before it is freed: the leaves it held were invalidated
+/// before, and a walker may keep the cleared entry in its walk cache. Found by
+/// `model_blocks` (1 GiB of pages from 1 GiB + 2 MiB, so the second level-2 table holds one
+/// level-3 table and is emptied after 512 frees filled the batch).
+#[test]
+fn unmap_that_flushes_midway_invalidates_after_unlinking_the_last_table() {
+    let mut vm = vm();
+    let (start, len) = (0x4020_0000, 0x4000_0000);
+    vm.map(start, len, PA, RW, MapFlags::PAGES).unwrap();
+    let (root, i1) = slot(&vm, start + len - K4, 1);
+    let (l2, _) = slot(&vm, start + len - K4, 2);
+    let (r, trace) = checked_trace(&mut vm, |vm| vm.unmap(0x4000_0000, len + M2));
+    r.unwrap();
+    let at = |want: &dyn Fn(&TraceEvent) -> bool| trace.iter().position(|t| want(&t.event));
+    let unlink = at(&|e| {
+        matches!(e, TraceEvent::Write { table_pa, index, new: 0, .. }
+            if *table_pa == root && *index == i1)
+    })
+    .expect("the last level-2 table is unlinked");
+    let free = at(&|e| matches!(e, TraceEvent::Free { pa } if *pa == l2)).expect("and freed");
+    assert!(
+        trace[unlink..free].iter().any(|t| matches!(
+            t.event,
+            TraceEvent::TlbiIpas { .. } | TraceEvent::TlbiVmid { .. }
+        )),
+        "level-2 table {l2:#x} freed with no invalidation after its unlink"
+    );
+}
