@@ -134,6 +134,81 @@ fn decide(op: &Op<'_>, old: u64, level: u8, es: u64, s: u64, e: u64) -> Result<A
     })
 }
 
+/// The entries of one table that a map writes whole as leaves of that table's level: those the
+/// range covers entirely, where the flags allow a leaf of that size and the output is aligned
+/// for it. Over an invalid entry such a leaf is a plain write (no break-before-make, no table,
+/// nothing to check), the case of a fresh mapping of a long physically contiguous range (a
+/// golden image: 256 blocks of 2 MiB): [`plan_table`] and [`Committer::commit_table`] take it
+/// with a validity test per entry instead of [`decide`], and anything else in the run (a
+/// valid entry) still goes through [`decide`]. The result is exactly what [`decide`] gives
+/// (`bulk_run_is_exactly_the_per_entry_path` in the tests compares the tables).
+#[derive(Clone, Copy)]
+struct Run {
+    /// First and last index of the run.
+    j0: usize,
+    j1: usize,
+    /// Output address of entry 0 of the table (wrapping: entries before the run may precede
+    /// the range's PA).
+    pa: u64,
+    /// Leaf attribute bits.
+    bits: u64,
+}
+
+impl Run {
+    /// The leaf to write at `i` over `old`, if `i` is in the run and `old` is invalid.
+    #[inline]
+    fn leaf(&self, i: usize, old: u64, level: u8) -> Option<u64> {
+        let inside = self.j0 <= i && i <= self.j1;
+        (inside && !raw::is_table(old, level) && !raw::is_leaf(old, level)).then(|| {
+            let pa = self.pa.wrapping_add(i as u64 * block_size(level));
+            raw::leaf(pa, self.bits, level)
+        })
+    }
+}
+
+#[cfg(test)]
+extern crate std;
+
+#[cfg(test)]
+std::thread_local! {
+    /// Tests only: `false` makes every entry go through [`decide`] (the per-entry path the
+    /// bulk run is compared with).
+    static BULK: core::cell::Cell<bool> = const { core::cell::Cell::new(true) };
+}
+
+/// The bulk run of `op` over `[s, e)` within a table at `level` starting at `base`, if any.
+fn bulk_run(op: &Op<'_>, level: u8, base: u64, s: u64, e: u64) -> Option<Run> {
+    #[cfg(test)]
+    if !BULK.with(|b| b.get()) {
+        return None;
+    }
+    let Op::Map {
+        ipa0,
+        pa0,
+        attr_bits,
+        flags,
+    } = *op
+    else {
+        return None;
+    };
+    let size = block_size(level);
+    // `pa - ipa` is the same for every entry; entries are aligned, so all leaves are or none.
+    let delta = pa0.wrapping_sub(ipa0);
+    if !flags.block_allowed(level) || delta & (size - 1) != 0 {
+        return None;
+    }
+    let shift = level_shift(level);
+    // First entry starting at or after `s`, last one ending at or before `e`.
+    let j0 = (s - base).div_ceil(size) as usize;
+    let end = ((e - base) >> shift) as usize;
+    (end > j0).then(|| Run {
+        j0,
+        j1: end - 1,
+        pa: base.wrapping_add(delta),
+        bits: attr_bits,
+    })
+}
+
 /// Descriptor `i` of a node at `level`.
 fn node_entry<M: TableMemory>(mem: &M, node: Node, level: u8, i: usize) -> u64 {
     match node {
@@ -170,10 +245,15 @@ pub(crate) fn plan_table<M: TableMemory>(
     let (i0, i1) = index_range(level, base, s, e);
     let mut count = 0;
     let mut changed = false;
+    let run = bulk_run(op, level, base, s, e);
     for i in i0..=i1 {
+        let old = node_entry(mem, node, level, i);
+        if run.is_some_and(|r| r.leaf(i, old, level).is_some()) {
+            changed = true;
+            continue;
+        }
         let es = base + i as u64 * size;
         let (cs, ce) = (s.max(es), e.min(es + size));
-        let old = node_entry(mem, node, level, i);
         match decide(op, old, level, es, cs, ce)? {
             Action::Nothing => {}
             Action::Write(_) | Action::Clear => changed = true,
@@ -566,10 +646,16 @@ impl<'a, M: TableMemory, T: TlbMaintenance> Committer<'a, M, T> {
     ) -> Result<(), Error> {
         let size = block_size(level);
         let (i0, i1) = index_range(level, base, s, e);
+        let run = bulk_run(op, level, base, s, e);
         for i in i0..=i1 {
+            let old = self.mem.read_entry(table, i);
+            if let Some(new) = run.and_then(|r| r.leaf(i, old, level)) {
+                // An invalid entry: a plain write, as `replace` would do.
+                self.put(table, i, new);
+                continue;
+            }
             let es = base + i as u64 * size;
             let (cs, ce) = (s.max(es), e.min(es + size));
-            let old = self.mem.read_entry(table, i);
             match decide(op, old, level, es, cs, ce)? {
                 Action::Nothing => {}
                 Action::Write(new) => self.replace(table, i, level, es, old, new, live),
@@ -697,3 +783,7 @@ pub(crate) fn check_range(addr: u64, size: u64, limit: u64, is_ipa: bool) -> Res
     }
     Ok(end)
 }
+
+#[cfg(test)]
+#[path = "bulk_tests.rs"]
+mod bulk_tests;
