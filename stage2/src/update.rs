@@ -155,15 +155,32 @@ struct Run {
 }
 
 impl Run {
-    /// The leaf to write at `i` over `old`, if `i` is in the run and `old` is invalid.
-    #[inline]
-    fn leaf(&self, i: usize, old: u64, level: u8) -> Option<u64> {
-        let inside = self.j0 <= i && i <= self.j1;
-        (inside && !raw::is_table(old, level) && !raw::is_leaf(old, level)).then(|| {
-            let pa = self.pa.wrapping_add(i as u64 * block_size(level));
-            raw::leaf(pa, self.bits, level)
-        })
+    fn contains(&self, i: usize) -> bool {
+        self.j0 <= i && i <= self.j1
     }
+
+    /// The entries of the run from `i` (inside it) that are invalid in `node`: up to the
+    /// returned index, exclusive.
+    fn invalid_from<M: TableMemory>(&self, mem: &M, node: Node, level: u8, i: usize) -> usize {
+        match node {
+            Node::Empty => self.j1 + 1,
+            // Entries of a block seen as a table are all leaves.
+            Node::Virtual(_) => i,
+            Node::Real(t) => {
+                let mut k = i;
+                while k <= self.j1 && free(mem.read_entry(t, k), level) {
+                    k += 1;
+                }
+                k
+            }
+        }
+    }
+}
+
+/// An invalid descriptor at `level` (neither table nor leaf): a map writes over it plainly.
+#[inline]
+fn free(d: u64, level: u8) -> bool {
+    !raw::is_table(d, level) && !raw::is_leaf(d, level)
 }
 
 #[cfg(test)]
@@ -246,12 +263,17 @@ pub(crate) fn plan_table<M: TableMemory>(
     let mut count = 0;
     let mut changed = false;
     let run = bulk_run(op, level, base, s, e);
-    for i in i0..=i1 {
-        let old = node_entry(mem, node, level, i);
-        if run.is_some_and(|r| r.leaf(i, old, level).is_some()) {
-            changed = true;
-            continue;
+    let mut idx = i0..=i1;
+    while let Some(i) = idx.next() {
+        if let Some(r) = run.filter(|r| r.contains(i)) {
+            let k = r.invalid_from(mem, node, level, i);
+            if k > i {
+                changed = true;
+                idx = k..=i1;
+                continue;
+            }
         }
+        let old = node_entry(mem, node, level, i);
         let es = base + i as u64 * size;
         let (cs, ce) = (s.max(es), e.min(es + size));
         match decide(op, old, level, es, cs, ce)? {
@@ -525,6 +547,27 @@ impl<'a, M: TableMemory, T: TlbMaintenance> Committer<'a, M, T> {
         Err(Error::NoMemory)
     }
 
+    /// Write the leaves of `run` into `table` from entry `i` on while the entries are invalid
+    /// (plain writes, as [`replace`](Self::replace) does for an invalid entry); returns the
+    /// index of the first entry not written.
+    fn write_run(&mut self, table: u64, run: &Run, level: u8, i: usize) -> usize {
+        let step = block_size(level);
+        let mut leaf = raw::leaf(run.pa.wrapping_add(i as u64 * step), run.bits, level);
+        let mut k = i;
+        while k <= run.j1 && free(self.mem.read_entry(table, k), level) {
+            self.mem.write_entry(table, k, leaf);
+            // The output address sits in the middle of the descriptor and does not carry out
+            // of it: every leaf of the run maps inside the map's PA range, which was checked to
+            // end within the PA size (at most 48 bits, the top of the OA field).
+            leaf = leaf.wrapping_add(step);
+            k += 1;
+        }
+        if k > i {
+            self.wrote = true;
+        }
+        k
+    }
+
     /// Fill a fresh table at `level` with the pages/blocks of `block` (a leaf one level up).
     pub(crate) fn fill_from_block(&mut self, t: u64, block: u64, level: u8) {
         let first = raw::leaf_oa(block, level - 1);
@@ -647,13 +690,16 @@ impl<'a, M: TableMemory, T: TlbMaintenance> Committer<'a, M, T> {
         let size = block_size(level);
         let (i0, i1) = index_range(level, base, s, e);
         let run = bulk_run(op, level, base, s, e);
-        for i in i0..=i1 {
-            let old = self.mem.read_entry(table, i);
-            if let Some(new) = run.and_then(|r| r.leaf(i, old, level)) {
-                // An invalid entry: a plain write, as `replace` would do.
-                self.put(table, i, new);
-                continue;
+        let mut idx = i0..=i1;
+        while let Some(i) = idx.next() {
+            if let Some(r) = run.filter(|r| r.contains(i)) {
+                let k = self.write_run(table, &r, level, i);
+                if k > i {
+                    idx = k..=i1;
+                    continue;
+                }
             }
+            let old = self.mem.read_entry(table, i);
             let es = base + i as u64 * size;
             let (cs, ce) = (s.max(es), e.min(es + size));
             match decide(op, old, level, es, cs, ce)? {
