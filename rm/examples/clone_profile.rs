@@ -9,7 +9,8 @@
 //!     target/release/examples/clone_profile 1000
 //! ```
 //!
-//! Argument: launches (default 1000). Prints the clone's stage-2 table pages (PA, level) and
+//! Arguments: launches (default 1000), the platform's IPA bits (default 40; 39 as the bench's
+//! `config_clone_ipa39`). Prints the clone's stage-2 table pages (PA, level) and
 //! the wall time of the launches and teardowns.
 
 #[path = "../benches/common/clone.rs"]
@@ -21,7 +22,11 @@ fn main() {
     let n: u32 = std::env::args()
         .nth(1)
         .map_or(1000, |a| a.parse().expect("launches"));
-    let mut st = clone::ConfigClone::new();
+    // Second argument: the platform's IPA bits (default 40, as the bench's `config_clone`).
+    let ipa_bits: u8 = std::env::args()
+        .nth(2)
+        .map_or(40, |a| a.parse().expect("ipa bits"));
+    let mut st = clone::ConfigClone::with(ipa_bits, 512 << 20);
     let v = st.launch();
     st.rm
         .platform()

@@ -10,25 +10,32 @@ use gunyah_rm::launch::{Launch, LaunchEvent};
 use gunyah_rm::sim::{sim_rm_for, SimPlatform};
 use gunyah_rm::Rm;
 
-const PLATFORM: &str = r#"/dts-v1/;
-/ { #address-cells = <2>; #size-cells = <2>;
-    gunyah-rm-platform {
+/// The platform with an `ipa_bits`-bit IPA space for every VM.
+fn platform(ipa_bits: u8) -> String {
+    format!(
+        r#"/dts-v1/;
+/ {{ #address-cells = <2>; #size-cells = <2>;
+    gunyah-rm-platform {{
         hlos-memory = <0x0 0x40000000 0x0 0x40000000>;
         partition = <0x0 0x80000000 0x0 0x80000000>;
-    };
-};"#;
+        ipa-bits = <{ipa_bits}>;
+    }};
+}};"#
+    )
+}
 
+/// The template's RAM and golden image, 512 MiB in the bench (the `@SIZE@` below).
 const TEMPLATE: &str = r#"/dts-v1/;
 / { #address-cells = <2>; #size-cells = <2>;
     gunyah-vm-config {
         image-name = "template-512m";
-        memory { base-address = <0x0 0x80000000>; size-min = <0x0 0x20000000>; };
+        memory { base-address = <0x0 0x80000000>; size-min = <0x0 @SIZE@>; };
         vcpus { affinity-map = <0>; };
         vdevices { rm-rpc { vdevice-type = "rm-rpc"; }; };
         golden {
             role = "template";
             image-name = "golden-512m";
-            seal-ranges = <0x0 0x80000000 0x0 0x20000000>;
+            seal-ranges = <0x0 0x80000000 0x0 @SIZE@>;
             seal-trigger = "owner-request";
         };
     };
@@ -59,14 +66,25 @@ pub struct ConfigClone {
 }
 
 impl ConfigClone {
+    /// The bench's clone: 512 MiB, the platform's default 40-bit IPA space.
     pub fn new() -> ConfigClone {
-        let dir = std::env::temp_dir().join(format!("gunyah-rm-bench-{}", std::process::id()));
+        ConfigClone::with(40, 512 << 20)
+    }
+
+    /// A golden image of `golden_bytes` (a multiple of 2 MiB, at most 512 MiB: the clone's RAM
+    /// follows at 0xa000_0000) and an `ipa_bits`-bit IPA space for every VM.
+    pub fn with(ipa_bits: u8, golden_bytes: u64) -> ConfigClone {
+        let dir = std::env::temp_dir().join(format!(
+            "gunyah-rm-bench-{}-{ipa_bits}-{golden_bytes}",
+            std::process::id()
+        ));
         std::fs::create_dir_all(&dir).unwrap();
         let mut paths: Vec<PathBuf> = Vec::new();
+        let template = TEMPLATE.replace("@SIZE@", &format!("{golden_bytes:#x}"));
         for (n, t) in [
-            ("platform", PLATFORM),
-            ("template", TEMPLATE),
-            ("clone", CLONE),
+            ("platform", platform(ipa_bits)),
+            ("template", template),
+            ("clone", CLONE.to_string()),
         ] {
             let p = dir.join(format!("{n}.dts"));
             std::fs::write(&p, t).unwrap();
