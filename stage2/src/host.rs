@@ -77,6 +77,10 @@ pub struct HostArena {
     block: NonNull<u8>,
     allocated: Vec<bool>,
     free_list: Vec<usize>,
+    /// Runs of pages freed together by `free_root` (first page, count), for the next
+    /// `alloc_root` of that count; their pages are on `free_list` too, and whichever list
+    /// hands a page out first wins (both check `allocated`).
+    free_runs: Vec<(usize, usize)>,
     bump: usize,
     in_use: usize,
     alloc_calls: u64,
@@ -114,6 +118,7 @@ impl HostArena {
             block,
             allocated: vec![false; pages],
             free_list: Vec::new(),
+            free_runs: Vec::new(),
             bump: 0,
             in_use: 0,
             alloc_calls: 0,
@@ -216,6 +221,23 @@ impl HostArena {
                     return Some(i);
                 }
             }
+        } else {
+            // A run of this size freed whole (concatenated root tables of a VM torn down):
+            // without this, every new root took fresh pages from the bump pointer (fresh host
+            // memory, a first-touch fault per page) and, once that reached the top, a scan of
+            // the whole arena.
+            let mut k = self.free_runs.len();
+            while k > 0 {
+                k -= 1;
+                let (i, c) = self.free_runs[k];
+                if self.allocated[i..i + c].iter().any(|&a| a) {
+                    // Some page went out singly since: forget the run.
+                    self.free_runs.swap_remove(k);
+                } else if c == count {
+                    self.free_runs.swap_remove(k);
+                    return Some(i);
+                }
+            }
         }
         // Bump allocation, giving skipped pages to the free list.
         let mut b = self.bump;
@@ -300,7 +322,11 @@ unsafe impl TableMemory for HostArena {
         self.alloc_pages(count)
     }
     fn free_root(&mut self, pa: u64, count: usize) {
-        self.free_pages(pa, count)
+        self.free_pages(pa, count);
+        if count > 1 {
+            self.free_runs
+                .push((((pa - self.base) / PAGE_SIZE) as usize, count));
+        }
     }
     fn fill_table(&mut self, table_pa: u64, first: u64, step: u64) {
         if self.trace.is_some() {
@@ -466,6 +492,30 @@ pub fn merge_traces(a: Vec<Traced>, b: Vec<Traced>) -> Vec<Traced> {
 mod tests {
     use super::*;
     use crate::TableMemory;
+
+    #[test]
+    fn a_freed_root_run_is_reused_before_fresh_pages() {
+        let mut a = HostArena::new(0x4000_0000, 64);
+        let r = a.alloc_root(2).unwrap();
+        let t = a.alloc_table().unwrap();
+        a.free_table(t);
+        a.free_root(r, 2);
+        // The same two pages again (they are zeroed), not the next aligned pair of the bump.
+        let r2 = a.alloc_root(2).unwrap();
+        assert_eq!(r2, r);
+        assert!(a.table_is_zero(r2) && a.table_is_zero(r2 + PAGE_SIZE));
+        // Single pages come from the free list, skipping the pages the root took back.
+        let t2 = a.alloc_table().unwrap();
+        assert_eq!(t2, t);
+        a.free_root(r2, 2);
+        // A run one of whose pages went out singly is not handed out as a run.
+        let p = a.alloc_table().unwrap();
+        assert!(p == r2 || p == r2 + PAGE_SIZE);
+        let r3 = a.alloc_root(2).unwrap();
+        assert!(r3 != r2);
+        assert!(!a.is_allocated(r2) || !a.is_allocated(r2 + PAGE_SIZE));
+        assert_eq!(a.pages_in_use(), 4);
+    }
 
     #[test]
     fn table_is_zero_sees_any_one_descriptor() {
