@@ -621,6 +621,9 @@ unsafe impl TableMemory for PartitionTables {
     fn free_table(&mut self, pa: u64) {
         self.arena.lock().free_table(pa)
     }
+    fn free_zeroed_table(&mut self, pa: u64) {
+        self.arena.lock().free_zeroed_table(pa)
+    }
     #[inline]
     fn table_ptr(&self, pa: u64) -> *mut u64 {
         let off = pa.wrapping_sub(self.base_pa);

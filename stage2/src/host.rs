@@ -76,6 +76,10 @@ pub struct HostArena {
     /// The allocation itself (freed on drop).
     block: NonNull<u8>,
     allocated: Vec<bool>,
+    /// Free pages known to hold only zeros (freed with
+    /// [`TableMemory::free_zeroed_table`]; any allocation clears the flag): `alloc_pages` does
+    /// not zero them again.
+    zeroed: Vec<bool>,
     free_list: Vec<usize>,
     /// Runs of pages freed together by `free_root` (first page, count), for the next
     /// `alloc_root` of that count; their pages are on `free_list` too, and whichever list
@@ -117,6 +121,7 @@ impl HostArena {
             mem,
             block,
             allocated: vec![false; pages],
+            zeroed: vec![false; pages],
             free_list: Vec::new(),
             free_runs: Vec::new(),
             bump: 0,
@@ -175,26 +180,46 @@ impl HostArena {
     pub fn is_allocated(&self, pa: u64) -> bool {
         self.contains(pa) && self.allocated[((pa - self.base) / PAGE_SIZE) as usize]
     }
+    /// Whether the page holding `pa` is free and known to hold only zeros (freed with
+    /// [`HostArena::free_zeroed_page`], not allocated since): the next `alloc_pages` that takes
+    /// it does not zero it.
+    pub fn is_known_zero(&self, pa: u64) -> bool {
+        self.contains(pa) && self.zeroed[((pa - self.base) / PAGE_SIZE) as usize]
+    }
 
     /// Allocate `count` (a power of two) zeroed contiguous pages aligned to `count` pages.
+    /// A page freed as all zeros ([`TableMemory::free_zeroed_table`]) and not allocated since
+    /// is not zeroed again.
     pub fn alloc_pages(&mut self, count: usize) -> Option<u64> {
-        let pa = self.alloc_pages_unzeroed(count)?;
-        let first = ((pa - self.base) / PAGE_SIZE) as usize;
-        // SAFETY: pages `first..first + count` lie inside the arena block.
-        unsafe {
-            core::ptr::write_bytes(
-                self.mem.as_ptr().add(first * PAGE_SIZE as usize),
-                0,
-                count * PAGE_SIZE as usize,
-            )
-        };
-        Some(pa)
+        let first = self.alloc_run(count)?;
+        for i in first..first + count {
+            if !core::mem::take(&mut self.zeroed[i]) {
+                // SAFETY: page `i` lies inside the arena block and was just allocated.
+                unsafe {
+                    core::ptr::write_bytes(
+                        self.mem.as_ptr().add(i * PAGE_SIZE as usize),
+                        0,
+                        PAGE_SIZE as usize,
+                    )
+                };
+            }
+        }
+        Some(self.base + first as u64 * PAGE_SIZE)
     }
 
     /// As [`HostArena::alloc_pages`], but the pages' bytes in the arena block are left as
     /// they are: for callers that keep page contents elsewhere (a simulator's data pages), so
     /// the allocation neither writes 4 KiB per page nor touches fresh host memory.
     pub fn alloc_pages_unzeroed(&mut self, count: usize) -> Option<u64> {
+        let first = self.alloc_run(count)?;
+        // The caller may write the pages: they are no longer known to be zero.
+        self.zeroed[first..first + count].fill(false);
+        Some(self.base + first as u64 * PAGE_SIZE)
+    }
+
+    /// Mark a free aligned run of `count` pages allocated; its first index. Counts the call
+    /// and injects failures.
+    fn alloc_run(&mut self, count: usize) -> Option<usize> {
         self.alloc_calls += 1;
         if self.fail_at == Some(self.alloc_calls) {
             self.fail_at = None;
@@ -208,7 +233,7 @@ impl HostArena {
             self.allocated[i] = true;
         }
         self.in_use += count;
-        Some(self.base + first as u64 * PAGE_SIZE)
+        Some(first)
     }
 
     /// Index of the first page of a free, aligned run of `count` pages.
@@ -270,6 +295,7 @@ impl HostArena {
             );
             let i = ((p - self.base) / PAGE_SIZE) as usize;
             self.allocated[i] = false;
+            self.zeroed[i] = false;
             self.free_list.push(i);
             self.in_use -= 1;
             if let Some(t) = self.trace.as_mut() {
@@ -279,6 +305,24 @@ impl HostArena {
                 });
             }
         }
+    }
+
+    /// Free the page at `pa`, which holds only zeros: the next [`HostArena::alloc_pages`] that
+    /// takes it does not zero it again (unless another allocation took it in between).
+    ///
+    /// # Panics
+    /// As [`HostArena::free_pages`]; in debug builds also if the page is not all zeros.
+    pub fn free_zeroed_page(&mut self, pa: u64) {
+        debug_assert!(
+            self.page_ptr(pa).is_some_and(|p| {
+                // SAFETY: `p` is the arena's page holding `pa`, 4 KiB inside the block.
+                let b = unsafe { core::slice::from_raw_parts(p, PAGE_SIZE as usize) };
+                b.iter().all(|&x| x == 0)
+            }),
+            "page {pa:#x} freed as zeroed holds data"
+        );
+        self.free_pages(pa, 1);
+        self.zeroed[((pa - self.base) / PAGE_SIZE) as usize] = true;
     }
 
     /// Host pointer to the page holding `pa`, if it is in the arena.
@@ -309,6 +353,9 @@ unsafe impl TableMemory for HostArena {
     }
     fn free_table(&mut self, pa: u64) {
         self.free_pages(pa, 1)
+    }
+    fn free_zeroed_table(&mut self, pa: u64) {
+        self.free_zeroed_page(pa)
     }
     fn table_ptr(&self, pa: u64) -> *mut u64 {
         assert!(
@@ -393,6 +440,9 @@ unsafe impl TableMemory for SharedArena {
     }
     fn free_table(&mut self, pa: u64) {
         self.0.lock().free_table(pa)
+    }
+    fn free_zeroed_table(&mut self, pa: u64) {
+        self.0.lock().free_zeroed_table(pa)
     }
     fn table_ptr(&self, pa: u64) -> *mut u64 {
         self.0.lock().table_ptr(pa)
@@ -533,5 +583,52 @@ mod tests {
         let t = s.alloc_table().unwrap();
         s.write_entry(t, 300, 3);
         assert!(!s.table_is_zero(t));
+    }
+
+    /// A page freed as zeroed comes back from `alloc_table` without a memset, and only until
+    /// another allocation takes it: a page used for anything else in between (written, freed
+    /// the ordinary way) is zeroed again, so no descriptor or data leaks into a new table.
+    #[test]
+    fn a_zeroed_free_skips_zeroing_only_until_another_use() {
+        let mut a = HostArena::new(0x4000_0000, 4);
+        let t = a.alloc_table().unwrap();
+        a.free_zeroed_table(t);
+        assert!(a.is_known_zero(t) && !a.is_allocated(t));
+        // The skip is real: bytes written behind the arena's back (never done outside this
+        // test: a free page is nobody's) are not cleared by the next allocation.
+        let p = a.page_ptr(t).unwrap();
+        // SAFETY: `p` is the arena's page at `t`, inside its block; nothing else uses it.
+        unsafe { p.add(8).write(0x5A) };
+        assert_eq!(a.alloc_table(), Some(t), "the free list is LIFO");
+        assert!(!a.is_known_zero(t));
+        assert_eq!(a.read_entry(t, 1), 0x5A);
+        a.write_entry(t, 1, 0);
+        // Given to another use (a data page, written), then freed: zeroed on the next
+        // allocation as a table.
+        a.free_zeroed_table(t);
+        assert_eq!(a.alloc_pages_unzeroed(1), Some(t));
+        assert!(!a.is_known_zero(t));
+        // SAFETY: as above; the page is allocated to this test.
+        unsafe { core::ptr::write_bytes(p, 0xA5, PAGE_SIZE as usize) };
+        a.free_pages(t, 1);
+        assert!(!a.is_known_zero(t));
+        assert_eq!(a.alloc_table(), Some(t));
+        assert!(a.table_is_zero(t));
+        // A table with a descriptor freed the ordinary way: zeroed when allocated again.
+        a.write_entry(t, 511, 3);
+        a.free_table(t);
+        assert!(!a.is_known_zero(t));
+        assert_eq!(a.alloc_table(), Some(t));
+        assert!(a.table_is_zero(t));
+    }
+
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "freed as zeroed holds data")]
+    fn a_zeroed_free_of_a_page_with_data_is_caught_in_debug_builds() {
+        let mut a = HostArena::new(0x4000_0000, 4);
+        let t = a.alloc_table().unwrap();
+        a.write_entry(t, 100, 3);
+        a.free_zeroed_table(t);
     }
 }

@@ -79,6 +79,17 @@ pub unsafe trait TableMemory {
     /// only after the page is unreachable from the tables and the TLBs have been invalidated.
     fn free_table(&mut self, pa: u64);
 
+    /// As [`free_table`](Self::free_table), for a page whose 512 entries are all zero: an unmap
+    /// left the table empty ([`table_is_zero`](Self::table_is_zero) said so, with nothing
+    /// pending to write into it) and unlinked it. An implementation may hand the page out
+    /// again from [`alloc_table`](Self::alloc_table) without zeroing it, as long as nothing
+    /// else wrote it in between (an allocation for another use clears that knowledge). Mapping
+    /// and unmapping a page in a region of its own otherwise zeroes two table pages each time.
+    /// The default forgets the hint and calls `free_table`.
+    fn free_zeroed_table(&mut self, pa: u64) {
+        self.free_table(pa)
+    }
+
     /// Pointer to the 512 descriptors of the allocated table page at `pa`.
     fn table_ptr(&self, pa: u64) -> *mut u64;
 
@@ -168,6 +179,9 @@ unsafe impl<M: TableMemory + ?Sized> TableMemory for alloc::boxed::Box<M> {
     }
     fn free_table(&mut self, pa: u64) {
         (**self).free_table(pa)
+    }
+    fn free_zeroed_table(&mut self, pa: u64) {
+        (**self).free_zeroed_table(pa)
     }
     fn table_ptr(&self, pa: u64) -> *mut u64 {
         (**self).table_ptr(pa)

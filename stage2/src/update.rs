@@ -410,6 +410,9 @@ impl<T: Copy, const N: usize> FixedBuf<T, N> {
 
 const MAX_PENDING: usize = 64;
 const MAX_FREES: usize = 64;
+/// Tag in a deferred free (table pages are page aligned, so bit 0 is free): the page is all
+/// zeros ([`TableMemory::free_zeroed_table`]).
+const ZEROED: u64 = 1;
 
 /// The commit side: writes descriptors, batches TLB invalidation, defers "make" writes of
 /// break-before-make and frees of unlinked tables until after the invalidation.
@@ -468,8 +471,12 @@ impl<'a, M: TableMemory, T: TlbMaintenance> Committer<'a, M, T> {
         for &(t, i, v) in self.pending.as_slice() {
             self.mem.write_entry(t, i as usize, v);
         }
-        for &pa in self.frees.as_slice() {
-            self.mem.free_table(pa);
+        for &f in self.frees.as_slice() {
+            if f & ZEROED != 0 {
+                self.mem.free_zeroed_table(f & !ZEROED);
+            } else {
+                self.mem.free_table(f);
+            }
             *self.tables -= 1;
         }
         self.ipas.clear();
@@ -535,6 +542,12 @@ impl<'a, M: TableMemory, T: TlbMaintenance> Committer<'a, M, T> {
             self.flush();
         }
         self.frees.push(pa);
+    }
+
+    /// [`defer_free`](Self::defer_free) of a table [`table_empty`](Self::table_empty) found
+    /// empty and that is now unlinked: nothing can write into it before the free.
+    fn defer_free_zeroed(&mut self, pa: u64) {
+        self.defer_free(pa | ZEROED);
     }
 
     pub(crate) fn take_table(&mut self) -> Result<u64, Error> {
@@ -710,6 +723,9 @@ impl<'a, M: TableMemory, T: TlbMaintenance> Committer<'a, M, T> {
                     let flushes = self.flushes;
                     self.commit_table(t, level + 1, es, cs, ce, op, live)?;
                     if matches!(op, Op::Unmap) && self.table_empty(t) {
+                        // Empty (no entry, no pending write into it) and, once unlinked,
+                        // unreachable: it stays all zeros until it is freed, so the allocator
+                        // may hand it out again without zeroing it.
                         self.put(table, i, 0);
                         if live {
                             // Its leaves were queued for invalidation as they were cleared, and
@@ -721,9 +737,9 @@ impl<'a, M: TableMemory, T: TlbMaintenance> Committer<'a, M, T> {
                             if self.flushes != flushes {
                                 self.push_tlbi(es);
                             }
-                            self.defer_free(t);
+                            self.defer_free_zeroed(t);
                         } else {
-                            self.mem.free_table(t);
+                            self.mem.free_zeroed_table(t);
                             *self.tables -= 1;
                         }
                     }

@@ -496,6 +496,56 @@ fn unmap_page_frees_its_tables() {
     assert_eq!(vm.memory().pages_in_use(), 2);
 }
 
+/// The tables an unmap leaves empty are freed as zeroed (the arena may hand them out again
+/// without a memset); a subtree unlinked whole still holds its descriptors and is freed the
+/// ordinary way, so it is zeroed before it becomes a table again.
+#[test]
+fn only_tables_left_empty_are_freed_as_zeroed() {
+    let tables = |vm: &Vm| {
+        let mut v = Vec::new();
+        vm.for_each_table(&mut |pa, level| {
+            if level > 1 {
+                v.push(pa)
+            }
+        });
+        v
+    };
+    let mut vm = vm();
+    map(&mut vm, 2 * G1 + 0x7000, K4, PA, RW, MapFlags::PAGES).unwrap();
+    let lone = tables(&vm);
+    assert_eq!(lone.len(), 2, "a level-2 and a level-3 table");
+    checked(&mut vm, |vm| vm.unmap(2 * G1 + 0x7000, K4)).unwrap();
+    for &t in &lone {
+        assert!(!vm.memory().is_allocated(t) && vm.memory().is_known_zero(t));
+    }
+    // Mapped again: the same pages, now tables again and no longer known zero.
+    map(&mut vm, 2 * G1 + 0x9000, K4, PA, RW, MapFlags::PAGES).unwrap();
+    let again = tables(&vm);
+    assert_eq!(
+        again
+            .iter()
+            .copied()
+            .collect::<std::collections::BTreeSet<_>>(),
+        lone.iter().copied().collect()
+    );
+    for &t in &again {
+        assert!(vm.memory().is_allocated(t) && !vm.memory().is_known_zero(t));
+    }
+    assert_eq!(pa_of(&vm, 2 * G1 + 0x9000), Some(PA));
+    // Two pages in one level-3 table, the whole 1 GiB unmapped: the subtree is unlinked with
+    // its leaves in it.
+    map(&mut vm, 2 * G1 + 0xA000, K4, PA + K4, RW, MapFlags::PAGES).unwrap();
+    checked(&mut vm, |vm| vm.unmap(2 * G1, G1)).unwrap();
+    for &t in &again {
+        assert!(!vm.memory().is_allocated(t) && !vm.memory().is_known_zero(t));
+    }
+    // And tables made from them again start empty: only the new page is mapped.
+    map(&mut vm, 2 * G1 + 0x5000, K4, PA, RW, MapFlags::PAGES).unwrap();
+    assert_eq!(pa_of(&vm, 2 * G1 + 0x9000), None);
+    assert_eq!(pa_of(&vm, 2 * G1 + 0xA000), None);
+    assert_eq!(pa_of(&vm, 2 * G1 + 0x5000), Some(PA));
+}
+
 #[test]
 fn unmap_keeps_neighbours_and_tables() {
     let mut vm = vm();
