@@ -221,16 +221,26 @@ impl ParcelDb {
     }
     pub(crate) fn remove(&mut self, h: u32) -> Option<Parcel> {
         let p = self.parcels.remove(&h)?;
-        if let Some(c) = self.counts.get_mut(&p.owner) {
+        Self::uncount(&mut self.counts, p.owner);
+        Some(p)
+    }
+    /// Count one parcel of `owner` less in `counts` (a parcel was taken out of `parcels`
+    /// through an entry, which borrows the map, so this takes the counts alone).
+    pub(crate) fn uncount(counts: &mut BTreeMap<Vmid, usize>, owner: Vmid) {
+        if let Some(c) = counts.get_mut(&owner) {
             *c -= 1;
             if *c == 0 {
-                self.counts.remove(&p.owner);
+                counts.remove(&owner);
             }
         }
-        Some(p)
     }
     pub(crate) fn alloc_handle(&self) -> Option<u32> {
         let mut h = self.next_handle;
+        // Above every live handle (the usual case: handles count up), so free: the last key is
+        // found down the right edge of the tree, without the search of `contains_key`.
+        if h != INVALID_HANDLE && self.parcels.last_key_value().is_none_or(|(&k, _)| k < h) {
+            return Some(h);
+        }
         for _ in 0..=self.parcels.len() + 1 {
             if h != INVALID_HANDLE && !self.parcels.contains_key(&h) {
                 return Some(h);

@@ -128,14 +128,24 @@ impl<P: Platform> Rm<P> {
                 if !req.sgl.is_empty() {
                     return Ok(Vec::new());
                 }
-                let sgl: Vec<SglEntry> = rep
-                    .entries
-                    .iter()
-                    .map(|&(ipa, size)| SglEntry::new(ipa, size))
-                    .collect();
+                // The wire entries on the stack for the usual few (one per region, or one
+                // when contiguous), a list only for more.
+                const FEW: usize = 4;
+                let wire = |&(ipa, size): &(u64, u64)| SglEntry::new(ipa, size);
+                let mut few = [SglEntry::new(0, 0); FEW];
+                let many: Vec<SglEntry>;
+                let sgl: &[SglEntry] = if rep.entries.len() <= FEW {
+                    for (w, e) in few.iter_mut().zip(&rep.entries) {
+                        *w = wire(e);
+                    }
+                    &few[..rep.entries.len()]
+                } else {
+                    many = rep.entries.iter().map(wire).collect();
+                    &many
+                };
                 data(&MemAcceptReply {
                     flags: rep.incomplete as u8,
-                    sgl: &sgl,
+                    sgl,
                 })
             }
             Request::MemRelease(r) => none(self.mem_release(from, r.handle.get(), r.flags)),

@@ -279,6 +279,22 @@ impl VmSpace {
         self.ranges.range(first..end).map(|(_, r)| r)
     }
 
+    /// `f` on each range overlapping `[ipa, ipa+size)`, mutably, in order (no split: a range
+    /// reaching outside stays whole; the caller keeps the space's invariants).
+    pub fn overlapping_each_mut(&mut self, ipa: u64, size: u64, mut f: impl FnMut(&mut Range)) {
+        let end = ipa.saturating_add(size);
+        let first = self
+            .ranges
+            .range(..=ipa)
+            .next_back()
+            .filter(|(_, r)| r.end() > ipa)
+            .map(|(k, _)| *k)
+            .unwrap_or(ipa);
+        for (_, r) in self.ranges.range_mut(first..end) {
+            f(r);
+        }
+    }
+
     /// Whether no range uses any byte of `[ipa, ipa+size)`.
     pub fn is_free(&self, ipa: u64, size: u64) -> bool {
         ipa.checked_add(size).is_some() && self.overlapping(ipa, size).next().is_none()
@@ -428,26 +444,45 @@ impl VmSpace {
 
     /// The owned, mapped memory covering `[ipa, ipa+size)` exactly, as (ipa, pa, size, owned)
     /// pieces, or `None` if any byte of it is not owned and mapped (lent, shared, borrowed,
-    /// bound, golden or unused).
-    pub fn owned_pieces(
+    /// bound, golden or unused). A list, for tests; the RM uses [`VmSpace::try_owned_pieces`].
+    #[cfg(test)]
+    pub fn owned_pieces(&self, ipa: u64, size: u64) -> Option<Vec<(u64, u64, u64, Owned)>> {
+        let mut v = Vec::new();
+        self.try_owned_pieces(ipa, size, |i, pa, s, o| {
+            v.push((i, pa, s, o));
+            true
+        })
+        .then_some(v)
+    }
+
+    /// [`VmSpace::owned_pieces`] in one pass over the ranges, without a list: `f` gets each
+    /// piece (ipa, pa, size, owned) in order and returns whether to go on. Returns whether
+    /// every byte is owned and mapped and `f` took every piece; when not, `f` may have seen
+    /// some pieces already (the caller drops what it made of them).
+    pub fn try_owned_pieces(
         &self,
         ipa: u64,
         size: u64,
-    ) -> Option<impl Iterator<Item = (u64, u64, u64, Owned)> + '_> {
-        if !self.covered_by(ipa, size, |r| matches!(r.state, State::Owned(_))) {
-            return None;
+        mut f: impl FnMut(u64, u64, u64, Owned) -> bool,
+    ) -> bool {
+        let Some(end) = ipa.checked_add(size) else {
+            return false;
+        };
+        let mut cur = ipa;
+        for r in self.overlapping(ipa, size) {
+            let State::Owned(o) = r.state else {
+                return false;
+            };
+            if r.ipa > cur {
+                return false;
+            }
+            let (lo, hi) = (r.ipa.max(ipa), r.end().min(end));
+            if !f(lo, o.pa + (lo - r.ipa), hi - lo, o) {
+                return false;
+            }
+            cur = r.end();
         }
-        let end = ipa + size;
-        Some(
-            self.overlapping(ipa, size)
-                .filter_map(move |r| match r.state {
-                    State::Owned(o) => {
-                        let (lo, hi) = (r.ipa.max(ipa), r.end().min(end));
-                        Some((lo, o.pa + (lo - r.ipa), hi - lo, o))
-                    }
-                    _ => None,
-                }),
-        )
+        cur >= end
     }
 }
 
@@ -500,7 +535,7 @@ mod tests {
         let mut s = VmSpace::default();
         s.insert(0x1000, 0x3000, owned(0x9000));
         s.insert(0x4000, 0x1000, owned(0x20000));
-        let p: Vec<_> = s.owned_pieces(0x2000, 0x3000).unwrap().collect();
+        let p = s.owned_pieces(0x2000, 0x3000).unwrap();
         assert_eq!(p.len(), 2);
         assert_eq!((p[0].1, p[0].2), (0xA000, 0x2000));
         assert_eq!((p[1].1, p[1].2), (0x20000, 0x1000));

@@ -6,6 +6,7 @@ use alloc::vec::Vec;
 
 use gunyah_rm_abi::RmError;
 
+use super::create::addr_valid;
 use super::*;
 use crate::plan::Plan;
 use crate::platform::{Platform, Rights, Tag, Vmid, PAGE_SIZE};
@@ -26,8 +27,17 @@ impl<P: Platform> Rm<P> {
         req: &AcceptReq,
         by_rm: bool,
     ) -> Result<AcceptReply, RmError> {
+        let hi = self.cfg.ipa_alloc_end.min(self.plat.ipa_limit());
+        let base = self.cfg.ipa_alloc_base;
+        let limit = self.plat.ipa_limit();
         // --- check ---
-        let p = self.parcels.get(req.handle).ok_or(RmError::HandleInvalid)?;
+        // One look-up of the parcel for the whole request (checks, plan, record): with many
+        // parcels live each B-tree search costs a few hundred instructions.
+        let p = self
+            .parcels
+            .parcels
+            .get_mut(&req.handle)
+            .ok_or(RmError::HandleInvalid)?;
         if req.mem_type != p.mem_type as u8 || req.trans_type != p.trans as u8 {
             return Err(RmError::ArgumentInvalid);
         }
@@ -106,13 +116,6 @@ impl<P: Platform> Rm<P> {
                 p.regions[done_before + j].size
             }
         };
-        let hi = self.cfg.ipa_alloc_end.min(self.plat.ipa_limit());
-        let base = self.cfg.ipa_alloc_base;
-        let addr_ok: Vec<bool> = req
-            .sgl
-            .iter()
-            .map(|&(i, s)| self.addr_valid(i, s))
-            .collect();
         let done = f & ACCEPT_DONE != 0;
         // IPAs are reserved in the acceptor's space (as `Borrowed` ranges) as they are chosen,
         // so later choices of this call avoid them; if anything fails they are dropped again
@@ -125,7 +128,7 @@ impl<P: Platform> Rm<P> {
         for j in 0..sizes_len {
             let size = size_of(j);
             let r = if let Some(&(ipa, sz)) = req.sgl.get(j) {
-                if addr_ok.get(j) != Some(&true) || sz != size {
+                if !addr_valid(ipa, sz, limit) || sz != size {
                     Err(RmError::ArgumentInvalid)
                 } else if !space.is_free(ipa, size) {
                     Err(RmError::NoResource)
@@ -180,28 +183,20 @@ impl<P: Platform> Rm<P> {
             acc.ipas.extend_from_slice(&new_ipas);
         }
         if done {
-            let p = self.parcels.get(req.handle).ok_or(RmError::HandleInvalid)?;
             let mut plan = Plan::new();
             for (i, r) in p.regions.iter().enumerate() {
                 let ipa = p.acceptor_ipa(&acc, i);
                 plan.map(caller, ipa, r.pa, r.size, acl.rights, kind, Tag::None);
             }
             if self.plat.apply(&plan).is_err() {
-                if let Some(space) = self.spaces.get_mut(&caller) {
-                    for ipa in &acc.ipas[done_before..] {
-                        space.remove(*ipa);
-                    }
-                    space.set_cursor(cursor_before);
+                for ipa in &acc.ipas[done_before..] {
+                    space.remove(*ipa);
                 }
+                space.set_cursor(cursor_before);
                 return Err(RmError::MapFailed);
             }
             acc.mapped = true;
         }
-        let p = self
-            .parcels
-            .parcels
-            .get_mut(&req.handle)
-            .ok_or(RmError::HandleInvalid)?;
         if f & ACCEPT_SANITIZE != 0 {
             p.sanitize_reclaim = true;
         }

@@ -14,15 +14,6 @@ use crate::service::Rm;
 use crate::space::{page_aligned, State};
 
 impl<P: Platform> Rm<P> {
-    pub(super) fn addr_valid(&self, ipa: u64, size: u64) -> bool {
-        page_aligned(ipa)
-            && page_aligned(size)
-            && size != 0
-            && ipa
-                .checked_add(size)
-                .is_some_and(|e| e <= self.plat.ipa_limit())
-    }
-
     /// Resolve SGL entries to regions in `owner`'s memory (check only).
     ///
     /// The codes are those Gunyah's RM gives (§7.2, §12.1 "SGL validity"): an
@@ -49,20 +40,20 @@ impl<P: Platform> Rm<P> {
             if size == 0 {
                 return Err(RmError::MemInvalid);
             }
-            // Only memory the owner owns and has not put in a parcel yet.
-            let pieces = space.owned_pieces(ipa, size).ok_or(RmError::MemInvalid)?;
             // Entries of one request must not overlap each other or earlier appends.
             let overlaps = |r: &Region| r.owner_ipa < ipa + size && ipa < r.owner_ipa + r.size;
             if regions.iter().chain(existing.iter()).any(overlaps) {
                 return Err(RmError::MemInvalid);
             }
-            // Regions break where the memory is not physically contiguous or the owner's
-            // rights change; regions of different entries are never merged (`last_rights` is
-            // only set once this entry has a region).
+            // Only memory the owner owns and has not put in a parcel yet, of the parcel's
+            // kind (one pass over the owner's ranges; every failure here is MEM_INVALID, and
+            // the regions are dropped with it). Regions break where the memory is not
+            // physically contiguous or the owner's rights change; regions of different entries
+            // are never merged (`last_rights` is only set once this entry has a region).
             let mut last_rights = None;
-            for (pipa, pa, psize, owned) in pieces {
+            let owned_all = space.try_owned_pieces(ipa, size, |pipa, pa, psize, owned| {
                 if owned.kind != mem_type.kind() {
-                    return Err(RmError::MemInvalid);
+                    return false;
                 }
                 match regions.last_mut() {
                     Some(l) if last_rights == Some(owned.rights) && l.pa + l.size == pa => {
@@ -75,6 +66,10 @@ impl<P: Platform> Rm<P> {
                     }),
                 }
                 last_rights = Some(owned.rights);
+                true
+            });
+            if !owned_all {
+                return Err(RmError::MemInvalid);
             }
         }
         Ok(regions)
@@ -272,6 +267,14 @@ impl<P: Platform> Rm<P> {
         }
         Ok(())
     }
+}
+
+/// Whether `[ipa, ipa+size)` is a non-empty, page-aligned range below `limit` (the IPA limit).
+pub(super) fn addr_valid(ipa: u64, size: u64, limit: u64) -> bool {
+    page_aligned(ipa)
+        && page_aligned(size)
+        && size != 0
+        && ipa.checked_add(size).is_some_and(|e| e <= limit)
 }
 
 fn owner_in_acl_or(req: &CreateReq, vmid: Vmid) -> bool {

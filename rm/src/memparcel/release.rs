@@ -1,6 +1,8 @@
 //! MEM_RELEASE and MEM_RECLAIM (§7.3), and the bulk releases of VM
 //! teardown.
 
+use alloc::collections::btree_map::Entry;
+use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
 use gunyah_rm_abi::RmError;
@@ -9,7 +11,7 @@ use super::*;
 use crate::plan::Plan;
 use crate::platform::{Platform, Tag, Vmid};
 use crate::service::Rm;
-use crate::space::State;
+use crate::space::{State, VmSpace};
 
 impl<P: Platform> Rm<P> {
     /// Undo `vmid`'s acceptance of parcel `handle` (check done by caller).
@@ -17,10 +19,19 @@ impl<P: Platform> Rm<P> {
     /// Acceptor: `Borrowed(handle)` → free (unmapped if the accept was DONE: whole mappings,
     /// so no table is needed). Parcel: back to SHARING when nobody has it accepted.
     pub(super) fn drop_acceptance(&mut self, handle: u32, vmid: Vmid) {
-        let p = match self.parcels.parcels.get_mut(&handle) {
-            Some(p) => p,
-            None => return,
-        };
+        if let Some(p) = self.parcels.parcels.get_mut(&handle) {
+            Self::unmap_acceptance(&mut self.plat, &mut self.spaces, p, vmid);
+        }
+    }
+
+    /// [`Rm::drop_acceptance`] of the parcel `p` (already looked up), with the pieces of the RM
+    /// it changes.
+    fn unmap_acceptance(
+        plat: &mut P,
+        spaces: &mut BTreeMap<Vmid, VmSpace>,
+        p: &mut Parcel,
+        vmid: Vmid,
+    ) {
         let acc = match p.accepted.remove(&vmid) {
             Some(a) => a,
             None => return,
@@ -40,9 +51,9 @@ impl<P: Platform> Rm<P> {
                 plan.unmap(vmid, ipa, size);
             }
         }
-        let r = self.plat.apply(&plan);
+        let r = plat.apply(&plan);
         debug_assert!(r.is_ok(), "unmapping whole accepted ranges failed: {r:?}");
-        if let Some(space) = self.spaces.get_mut(&vmid) {
+        if let Some(space) = spaces.get_mut(&vmid) {
             for &ipa in &acc.ipas[..mapped] {
                 space.remove(ipa);
             }
@@ -51,7 +62,12 @@ impl<P: Platform> Rm<P> {
 
     /// MEM_RELEASE from `caller`.
     pub fn mem_release(&mut self, caller: Vmid, handle: u32, flags: u8) -> Result<(), RmError> {
-        let p = self.parcels.get(handle).ok_or(RmError::HandleInvalid)?;
+        // One look-up of the parcel for the checks and the release.
+        let p = self
+            .parcels
+            .parcels
+            .get_mut(&handle)
+            .ok_or(RmError::HandleInvalid)?;
         if flags & !RELEASE_SANITIZE != 0 {
             return Err(RmError::ArgumentInvalid);
         }
@@ -66,18 +82,20 @@ impl<P: Platform> Rm<P> {
         if sanitize && (p.mem_type != MemType::Normal || !acl.rights.writable()) {
             return Err(RmError::ArgumentInvalid);
         }
-        self.drop_acceptance(handle, caller);
+        Self::unmap_acceptance(&mut self.plat, &mut self.spaces, p, caller);
         if sanitize {
-            if let Some(p) = self.parcels.parcels.get_mut(&handle) {
-                p.sanitize_reclaim = true;
-            }
+            p.sanitize_reclaim = true;
         }
         Ok(())
     }
 
     /// MEM_RECLAIM from `caller`.
     pub fn mem_reclaim(&mut self, caller: Vmid, handle: u32, flags: u8) -> Result<(), RmError> {
-        let p = self.parcels.get(handle).ok_or(RmError::HandleInvalid)?;
+        // One look-up of the parcel: checked through the entry, removed through it at the end.
+        let Entry::Occupied(entry) = self.parcels.parcels.entry(handle) else {
+            return Err(RmError::HandleInvalid);
+        };
+        let p = entry.get();
         if p.owner != caller {
             return Err(RmError::Denied);
         }
@@ -93,30 +111,26 @@ impl<P: Platform> Rm<P> {
         let zero = p.sanitize_reclaim || flags & RELEASE_SANITIZE != 0;
         // The parcel's regions, borrowed (the parcel is only removed at the end).
         let regions = &p.regions;
-        // Owner: `Lent(handle)` → `Owned` (mapped back) / `Shared(handle)` → `Owned`.
-        let ranges: Vec<(u64, u64, State)> = self
-            .spaces
-            .get(&caller)
-            .map(|s| {
-                regions
-                    .iter()
-                    .flat_map(|r| s.overlapping(r.owner_ipa, r.size))
-                    .map(|rg| (rg.ipa, rg.size, rg.state))
-                    .collect()
-            })
-            .unwrap_or_default();
+        // Owner: `Lent(handle)` → `Owned` (mapped back) / `Shared(handle)` → `Owned`. The
+        // ranges are read here for the plan and changed after the commit (nothing in between
+        // changes them), with no list of them.
         let mut plan = Plan::new();
-        for &(ipa, size, st) in &ranges {
-            if let State::Lent { owned, .. } = st {
-                plan.map(
-                    caller,
-                    ipa,
-                    owned.pa,
-                    size,
-                    owned.rights,
-                    owned.kind,
-                    Tag::None,
-                );
+        if let Some(s) = self.spaces.get(&caller) {
+            for rg in regions
+                .iter()
+                .flat_map(|r| s.overlapping(r.owner_ipa, r.size))
+            {
+                if let State::Lent { owned, .. } = rg.state {
+                    plan.map(
+                        caller,
+                        rg.ipa,
+                        owned.pa,
+                        rg.size,
+                        owned.rights,
+                        owned.kind,
+                        Tag::None,
+                    );
+                }
             }
         }
         // Prepared first, so a failure changes nothing (not even the zeroing).
@@ -128,16 +142,19 @@ impl<P: Platform> Rm<P> {
         }
         self.plat.commit(&plan, prepared);
         if let Some(space) = self.spaces.get_mut(&caller) {
-            for (ipa, _, st) in ranges {
-                if let State::Lent { owned, .. } | State::Shared { owned, .. } = st {
-                    space.set(ipa, State::Owned(owned));
-                }
+            for r in regions {
+                space.overlapping_each_mut(r.owner_ipa, r.size, |rg| {
+                    if let State::Lent { owned, .. } | State::Shared { owned, .. } = rg.state {
+                        rg.state = State::Owned(owned);
+                    }
+                });
             }
             for r in regions {
                 space.coalesce(r.owner_ipa);
             }
         }
-        self.parcels.remove(handle);
+        let p = entry.remove();
+        ParcelDb::uncount(&mut self.parcels.counts, p.owner);
         Ok(())
     }
 
