@@ -199,6 +199,18 @@ pub enum Access {
     Execute,
 }
 
+/// Where the tables of copy-on-write splits ([`AddressSpace::replace_page_at`]) came from,
+/// counted since the address space was made.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SplitCounters {
+    /// Tables taken from the address space's spare tables ([`AddressSpace::refill_spare`]):
+    /// no allocator call on the fault path.
+    pub from_spare: u64,
+    /// Tables allocated from the table memory on the fault path because the spare tables had
+    /// run out (the fallback).
+    pub allocated: u64,
+}
+
 /// A VM's stage-2 translation tables over table memory `M`, with TLB maintenance `T`.
 ///
 /// Every mutating operation is all-or-nothing: it first walks the tables read-only, checking
@@ -209,7 +221,18 @@ pub enum Access {
 ///
 /// Operations take `&mut self`; the RM serialises each VM's operations with a lock. The object
 /// is `Send` when `M` and `T` are. Dropping it without [`destroy`](Self::destroy) leaks its table
-/// pages into `M`.
+/// pages (and its spare tables) into `M`.
+///
+/// # Spare tables for block splits
+///
+/// A copy-on-write fault inside a 2 MiB (1 GiB) block splits it, which takes one (two) table
+/// pages. [`refill_spare`](Self::refill_spare), called off the fault path, sets table pages
+/// aside (not zeroed: a split writes every entry before linking a table), and
+/// [`replace_page_at`](Self::replace_page_at) takes them from there instead of calling the
+/// table memory's allocator; when the spare tables run out it allocates as before.
+/// [`destroy`](Self::destroy) and [`release_spare`](Self::release_spare) give them back.
+/// [`table_pages`](Self::table_pages) counts tables in use only; the spare ones are
+/// [`spare_tables`](Self::spare_tables).
 pub struct AddressSpace<M: TableMemory, T: TlbMaintenance> {
     mem: M,
     tlb: T,
@@ -217,6 +240,11 @@ pub struct AddressSpace<M: TableMemory, T: TlbMaintenance> {
     geometry: Geometry,
     root: u64,
     tables: usize,
+    /// Unzeroed table pages set aside for block splits.
+    spare: Reserve,
+    /// Split tables taken (from the spare or allocated) since the last refill.
+    split_since_refill: usize,
+    split_counters: SplitCounters,
 }
 
 impl<M: TableMemory, T: TlbMaintenance> AddressSpace<M, T> {
@@ -236,6 +264,9 @@ impl<M: TableMemory, T: TlbMaintenance> AddressSpace<M, T> {
             geometry,
             root,
             tables: n,
+            spare: Reserve::empty(),
+            split_since_refill: 0,
+            split_counters: SplitCounters::default(),
         })
     }
 
@@ -264,9 +295,70 @@ impl<M: TableMemory, T: TlbMaintenance> AddressSpace<M, T> {
     pub fn vttbr(&self) -> u64 {
         vttbr(self.root, self.config.vmid)
     }
-    /// Number of table pages in use, root tables included.
+    /// Number of table pages in use, root tables included (not the spare tables).
     pub fn table_pages(&self) -> usize {
         self.tables
+    }
+
+    /// Table pages set aside for block splits (held from the table memory, not in use).
+    pub fn spare_tables(&self) -> usize {
+        self.spare.len()
+    }
+
+    /// Where split tables came from so far.
+    pub fn split_counters(&self) -> SplitCounters {
+        self.split_counters
+    }
+
+    /// Split tables taken (from the spare tables or allocated) since the last
+    /// [`refill_spare`](Self::refill_spare): how many a refill should make up for.
+    pub fn split_since_refill(&self) -> usize {
+        self.split_since_refill
+    }
+
+    /// Set table pages aside for block splits until `target` are spare (off the fault path:
+    /// the allocator is called here, not by the split). Stops early, keeping what it got, if
+    /// the table memory runs out. Resets [`split_since_refill`](Self::split_since_refill).
+    /// Returns the number of spare tables.
+    pub fn refill_spare(&mut self, target: usize) -> usize {
+        self.split_since_refill = 0;
+        while self.spare.len() < target {
+            match Reserve::fill_for_split(&mut self.mem, 1) {
+                Ok(mut one) => {
+                    self.spare.move_one_from(&mut one, &mut self.mem);
+                }
+                Err(_) => break,
+            }
+        }
+        self.spare.len()
+    }
+
+    /// Give every spare table back to the table memory; returns how many.
+    pub fn release_spare(&mut self) -> usize {
+        let n = self.spare.len();
+        self.spare.release(&mut self.mem);
+        n
+    }
+
+    /// `n` tables for a split: from the spare tables first, the rest allocated (unzeroed), or
+    /// none at all (what was taken from the spare goes back to it).
+    fn split_tables(&mut self, n: usize) -> Result<Reserve, Error> {
+        let mut r = Reserve::empty();
+        while r.len() < n && r.move_one_from(&mut self.spare, &mut self.mem) {}
+        let from_spare = r.len();
+        if from_spare < n {
+            match Reserve::fill_for_split(&mut self.mem, n - from_spare) {
+                Ok(mut more) => while r.move_one_from(&mut more, &mut self.mem) {},
+                Err(e) => {
+                    while self.spare.move_one_from(&mut r, &mut self.mem) {}
+                    return Err(e);
+                }
+            }
+        }
+        self.split_since_refill += n;
+        self.split_counters.from_spare += from_spare as u64;
+        self.split_counters.allocated += (n - from_spare) as u64;
+        Ok(r)
     }
     /// The table memory.
     pub fn memory(&self) -> &M {
@@ -544,7 +636,8 @@ impl<M: TableMemory, T: TlbMaintenance> AddressSpace<M, T> {
         }
         // A 2 MiB block splits into one table, a 1 GiB block into two (down to the page).
         // Split tables are written whole (`fill_from_block`) before they are linked.
-        let reserve = Reserve::fill_for_split(&mut self.mem, (3 - e.level) as usize)?;
+        // From the spare tables when there are enough (no allocator call), else allocated.
+        let reserve = self.split_tables((3 - e.level) as usize)?;
         let vttbr = self.vttbr();
         let mut c = Committer::new(
             &mut self.mem,
@@ -814,7 +907,7 @@ impl<M: TableMemory, T: TlbMaintenance> AddressSpace<M, T> {
     }
 
     /// Tear the address space down: invalidate the whole VMID, free every table page (root
-    /// included), and hand back the table memory and TLB objects.
+    /// included, and the spare tables), and hand back the table memory and TLB objects.
     pub fn destroy(mut self) -> (M, T) {
         fn free_below<M: TableMemory>(mem: &mut M, t: u64, level: u8, tables: &mut usize) {
             for i in 0..ENTRIES_PER_TABLE {
@@ -827,6 +920,7 @@ impl<M: TableMemory, T: TlbMaintenance> AddressSpace<M, T> {
                 }
             }
         }
+        self.spare.release(&mut self.mem);
         let vttbr = self.vttbr();
         self.tlb.invalidate_vmid(vttbr);
         let level = self.geometry.start_level();

@@ -93,7 +93,9 @@ mod update;
 #[cfg(any(test, feature = "host"))]
 pub mod host;
 
-pub use address_space::{Access, AddressSpace, Entry, Leaf, MapFlags, TableReserve, Update};
+pub use address_space::{
+    Access, AddressSpace, Entry, Leaf, MapFlags, SplitCounters, TableReserve, Update,
+};
 pub use descriptor::{Attrs, Descriptor, MemAttr, S2Ap, Shareability, SwBits};
 pub use error::Error;
 pub use fault::{AccessSize, DataSyndrome, DecodeError, Fault, FaultKind, FaultStatus};

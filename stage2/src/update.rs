@@ -373,6 +373,21 @@ impl Reserve {
     pub(crate) fn len(&self) -> usize {
         self.len
     }
+
+    /// Move one table from `from` into this reserve; `false` if `from` is empty.
+    pub(crate) fn move_one_from<M: TableMemory>(
+        &mut self,
+        from: &mut Reserve,
+        mem: &mut M,
+    ) -> bool {
+        match from.take(mem) {
+            Some(pa) => {
+                self.push(mem, pa);
+                true
+            }
+            None => false,
+        }
+    }
 }
 
 /// A fixed-capacity list that is not zero-filled on creation: the committer is built on every

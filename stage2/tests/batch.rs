@@ -338,3 +338,95 @@ fn two_updates_in_one_block_both_happen() {
         Some(S2Ap::ReadOnly)
     );
 }
+
+/// A split takes its tables from the spare tables `refill_spare` set aside: no allocator call
+/// on the fault path, and the tables the same as a split that allocates.
+#[test]
+fn a_split_takes_its_tables_from_the_spare() {
+    for (ipa, tables) in [(M2 + 7 * K4, 1u64), (2 * G1 + M2 + 9 * K4, 2)] {
+        let mut a = setup();
+        assert_eq!(a.refill_spare(2), 2);
+        assert_eq!(a.spare_tables(), 2);
+        check_invariants(&a);
+        let calls = a.memory().allocation_calls();
+        let e = a.entry(ipa).unwrap();
+        checked(&mut a, |vm| vm.replace_page_at(&e, 0x9_0000_0000, RW)).unwrap();
+        assert_eq!(
+            a.memory().allocation_calls(),
+            calls,
+            "ipa {ipa:#x}: the split called the allocator"
+        );
+        let c = a.split_counters();
+        assert_eq!((c.from_spare, c.allocated), (tables, 0), "ipa {ipa:#x}");
+        assert_eq!(a.spare_tables(), 2 - tables as usize);
+        assert_eq!(a.split_since_refill(), tables as usize);
+        let mut b = setup();
+        b.replace_page(ipa, 0x9_0000_0000, RW).unwrap();
+        same_leaves(&a, &b, &format!("ipa {ipa:#x}"));
+        check_invariants(&a);
+        // A replace that does not split takes nothing.
+        let e = a.entry(ipa).unwrap();
+        checked(&mut a, |vm| vm.replace_page_at(&e, 0xA_0000_0000, RW)).unwrap();
+        assert_eq!(a.split_counters(), c);
+        // The refill makes up for what was taken, and the count starts again.
+        assert_eq!(a.refill_spare(2), 2);
+        assert_eq!(a.split_since_refill(), 0);
+        check_invariants(&a);
+    }
+}
+
+/// Without spare tables, or with too few, a split allocates what is missing (the fallback),
+/// and a split that cannot get its tables changes nothing, the spare tables included.
+#[test]
+fn a_split_without_enough_spare_tables_allocates() {
+    let ipa = 2 * G1 + M2 + 9 * K4;
+    // None spare: both tables allocated.
+    let mut a = setup();
+    let e = a.entry(ipa).unwrap();
+    checked(&mut a, |vm| vm.replace_page_at(&e, 0x9_0000_0000, RW)).unwrap();
+    let c = a.split_counters();
+    assert_eq!((c.from_spare, c.allocated), (0, 2));
+    // One spare for a split needing two: one from each.
+    let mut a = setup();
+    a.refill_spare(1);
+    let e = a.entry(ipa).unwrap();
+    checked(&mut a, |vm| vm.replace_page_at(&e, 0x9_0000_0000, RW)).unwrap();
+    let c = a.split_counters();
+    assert_eq!((c.from_spare, c.allocated), (1, 1));
+    assert_eq!(a.spare_tables(), 0);
+    check_invariants(&a);
+    // The same with the allocation failing: nothing changes, the spare table stays spare.
+    let mut a = setup();
+    a.refill_spare(1);
+    let before = snapshot(&a);
+    let e = a.entry(ipa).unwrap();
+    a.memory_mut().fail_nth_allocation(1);
+    assert_eq!(
+        a.replace_page_at(&e, 0x9_0000_0000, RW),
+        Err(Error::NoMemory)
+    );
+    a.memory_mut().clear_failure();
+    assert_eq!(snapshot(&a), before);
+    assert_eq!(a.spare_tables(), 1);
+    assert_eq!(
+        a.split_counters().allocated + a.split_counters().from_spare,
+        0
+    );
+    check_invariants(&a);
+}
+
+/// A refill keeps what it got when the table memory runs out; `release_spare` and `destroy`
+/// give the spare tables back.
+#[test]
+fn spare_tables_go_back() {
+    let mut a = vm_with(40, 8);
+    let roots = a.table_pages();
+    assert_eq!(a.refill_spare(100), 8 - roots);
+    assert_eq!(a.memory().pages_in_use(), 8);
+    check_invariants(&a);
+    assert_eq!(a.release_spare(), 8 - roots);
+    assert_eq!(a.memory().pages_in_use(), roots);
+    a.refill_spare(3);
+    let (arena, _) = a.destroy();
+    assert_eq!(arena.pages_in_use(), 0, "destroy leaked spare tables");
+}

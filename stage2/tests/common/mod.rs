@@ -80,8 +80,8 @@ pub fn check_invariants(vm: &Vm) {
     );
     assert_eq!(
         vm.memory().pages_in_use(),
-        vm.table_pages(),
-        "arena pages vs table_pages() (leak)"
+        vm.table_pages() + vm.spare_tables(),
+        "arena pages vs table_pages() + spare_tables() (leak)"
     );
     assert!(
         empty_non_root.is_empty(),
