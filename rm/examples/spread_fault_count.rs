@@ -56,7 +56,11 @@ fn main() {
     let npages = size / PAGE;
     let mut n = 0u64;
     for j in 0..FAULTS_PER_VM {
-        let p = if spread { j * npages / FAULTS_PER_VM } else { j };
+        let p = if spread {
+            j * npages / FAULTS_PER_VM
+        } else {
+            j
+        };
         for &v in &clones {
             let out = rm.handle_access_fault(v, IPA + p * PAGE, Access::Write);
             assert!(out.made_page(), "{out:?}");

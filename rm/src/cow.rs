@@ -30,7 +30,7 @@ use gunyah_rm_abi::MsgId;
 use zerocopy::little_endian::U64;
 
 use crate::config::FaultAction;
-use crate::platform::{MemKind, Platform, Rights, Tag, Vmid, Walked, PAGE_SIZE};
+use crate::platform::{MemKind, Platform, PlatformError, Rights, Tag, Vmid, Walked, PAGE_SIZE};
 use crate::service::Rm;
 use crate::space::{Binding, GoldenMap, Range, State};
 use crate::vm::{transition_valid, VmState};
@@ -322,7 +322,14 @@ impl<P: Platform> Rm<P> {
             self.quota_exhausted(vmid, pool, page, quota);
             return Err(Unserved::QuotaExhausted { gmem: pool });
         }
-        let pa = self.plat.alloc_page().ok_or(Unserved::NoMemory)?;
+        let pa = match self.plat.alloc_page() {
+            Some(pa) => pa,
+            // Spare split tables are the first thing to give up for a page.
+            None if self.plat.release_split_tables() != 0 => {
+                self.plat.alloc_page().ok_or(Unserved::NoMemory)?
+            }
+            None => return Err(Unserved::NoMemory),
+        };
         self.plat.zero(pa, PAGE_SIZE);
         if self
             .plat
@@ -379,16 +386,27 @@ impl<P: Platform> Rm<P> {
         // 2. + 3. One page from the partition (charged to the pool below),
         // holding a copy of the golden page: not zeroed first, since the
         // 4 KiB copy overwrites all of it.
-        let Some(pa) = self.plat.alloc_page_copy(src) else {
+        // Spare split tables (of any VM) are the first thing to give up for it.
+        let pa = match self.plat.alloc_page_copy(src) {
+            Some(pa) => Some(pa),
+            None if self.plat.release_split_tables() != 0 => self.plat.alloc_page_copy(src),
+            None => None,
+        };
+        let Some(pa) = pa else {
             return self.unserved_at(vmid, page, Unserved::NoMemory, m.fault_action);
         };
-        // 4. Replace the entry the walk found (split, break-before-make, invalidate).
+        // 4. Replace the entry the walk found (split, break-before-make, invalidate); a split
+        // takes its tables from the VM's spare tables, else allocates them (and, short of
+        // memory, gets the other VMs' spare tables back first).
         let rights = m.copy_rights();
-        if self
-            .plat
-            .replace_page_at(vmid, walked, page, pa, rights, MemKind::Normal, Tag::Copy)
-            .is_err()
-        {
+        let replace = |p: &mut P| {
+            p.replace_page_at(vmid, walked, page, pa, rights, MemKind::Normal, Tag::Copy)
+        };
+        let mut r = replace(&mut self.plat);
+        if r == Err(PlatformError::NoMemory) && self.plat.release_split_tables() != 0 {
+            r = replace(&mut self.plat);
+        }
+        if r.is_err() {
             self.plat.free_page(pa);
             return self.unserved_at(vmid, page, Unserved::NoMemory, m.fault_action);
         }

@@ -307,6 +307,18 @@ pub trait AddressSpaces {
         let _ = (vmid, ipa, access);
         None
     }
+
+    /// Off the fault path (the RM calls it when it drains its outbox, after a burst of
+    /// faults): make up the spare stage-2 tables of every VM whose copy-on-write faults split
+    /// blocks since the last call, so its next splits take a table without calling the
+    /// allocator. Platforms without spare tables do nothing (the default).
+    fn refill_split_tables(&mut self) {}
+
+    /// Give every VM's spare tables back to the allocator (the RM does when a fault finds no
+    /// free page); returns how many. The default has none.
+    fn release_split_tables(&mut self) -> usize {
+        0
+    }
 }
 
 /// The stage-2 operation the concurrent fault path ([`crate::concurrent`]) makes through `&self`,

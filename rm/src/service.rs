@@ -249,6 +249,8 @@ impl<P: Platform> Rm<P> {
     /// RM produced them (replies after the notifications they caused).
     pub fn drain_outgoing(&mut self) -> Vec<(Vmid, Vec<u8>)> {
         self.flush_cow_broken();
+        // After a burst of faults, off the fault path: the spare tables their splits took.
+        self.plat.refill_split_tables();
         let mut v = Vec::with_capacity(self.out.len());
         for o in self.out.drain() {
             o.packets_into(&mut v);

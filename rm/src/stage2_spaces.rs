@@ -28,6 +28,13 @@ use crate::platform::{
     Vmid, Walked, PAGE_SIZE,
 };
 use crate::sync::{CachePadded, Mutex, MutexGuard};
+use core::sync::atomic::{AtomicBool, Ordering};
+
+/// Fewest spare split tables a VM that splits gets at a refill: a 1 GiB block splits into two.
+pub const SPARE_MIN: usize = 2;
+/// Most spare split tables a VM gets at a refill (256 KiB): a refill makes up for the tables the
+/// VM's splits took since the last one, up to this.
+pub const SPARE_MAX: usize = 64;
 
 /// How a platform makes the pieces of a new VM's stage 2.
 pub trait SpaceParts {
@@ -51,6 +58,9 @@ pub struct Stage2Spaces<P: SpaceParts> {
     parange: PaRange,
     /// Tables a prepared plan set aside, per VM, until it is committed or abandoned.
     prepared: Vec<(Vmid, TableReserve)>,
+    /// Whether a split took a table since the last refill (set by the fault paths, which may
+    /// hold only `&self`): a refill with nothing to do does not visit the spaces.
+    split: AtomicBool,
 }
 
 impl<P: SpaceParts> Stage2Spaces<P> {
@@ -63,6 +73,7 @@ impl<P: SpaceParts> Stage2Spaces<P> {
             ipa_bits,
             parange,
             prepared: Vec::new(),
+            split: AtomicBool::new(false),
         }
     }
 
@@ -81,9 +92,52 @@ impl<P: SpaceParts> Stage2Spaces<P> {
         self.spaces.keys().copied()
     }
 
-    /// Table pages held by all address spaces.
+    /// Table pages held by all address spaces: in use, and spare for splits.
     pub fn table_pages(&self) -> usize {
-        self.spaces.values().map(|s| s.lock().table_pages()).sum()
+        self.spaces
+            .values()
+            .map(|s| {
+                let s = s.lock();
+                s.table_pages() + s.spare_tables()
+            })
+            .sum()
+    }
+
+    /// Spare split tables held by all address spaces (counted in
+    /// [`table_pages`](Self::table_pages) too).
+    pub fn spare_tables(&self) -> usize {
+        self.spaces.values().map(|s| s.lock().spare_tables()).sum()
+    }
+
+    /// Note that `s` took split tables since its last refill, if it did.
+    fn note_split(&self, s: &Space<P>) {
+        if s.split_since_refill() != 0 {
+            self.split.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Make up the spare split tables of every VM whose splits took some since the last
+    /// refill: as many as they took, at least [`SPARE_MIN`], at most [`SPARE_MAX`]. Visits no
+    /// space when no split happened. A VM that did not split keeps what it has.
+    pub fn refill_spare_tables(&mut self) {
+        if !core::mem::replace(self.split.get_mut(), false) {
+            return;
+        }
+        for s in self.spaces.values_mut() {
+            let s = s.get_mut();
+            let used = s.split_since_refill();
+            if used != 0 {
+                s.refill_spare(used.clamp(SPARE_MIN, SPARE_MAX));
+            }
+        }
+    }
+
+    /// Give every spare split table back; how many.
+    pub fn release_spare_tables(&mut self) -> usize {
+        self.spaces
+            .values_mut()
+            .map(|s| s.get_mut().release_spare())
+            .sum()
     }
 
     fn space(&mut self, vmid: Vmid) -> Result<&mut Space<P>, PlatformError> {
@@ -387,8 +441,13 @@ impl<B: Stage2Backed> AddressSpaces for B {
         kind: MemKind,
         tag: Tag,
     ) -> Result<(), PlatformError> {
-        let s = self.stage2_mut().space(vmid)?;
-        replace_walked(s, walked, ipa, pa, tagged_attrs(rights, kind, tag)).map_err(perr)
+        let s2 = self.stage2_mut();
+        let s = s2.get_mut(vmid).ok_or(PlatformError::NoSuchSpace)?;
+        let r = replace_walked(s, walked, ipa, pa, tagged_attrs(rights, kind, tag)).map_err(perr);
+        if s.split_since_refill() != 0 {
+            *s2.split.get_mut() = true;
+        }
+        r
     }
     fn query(&self, vmid: Vmid, ipa: u64) -> Option<Leaf> {
         self.stage2().get(vmid)?.query(ipa).map(|l| leaf_of(&l))
@@ -417,6 +476,12 @@ impl<B: Stage2Backed> AddressSpaces for B {
         }
         Some(self.stage2().get(vmid)?.simulate_access(ipa, access))
     }
+    fn refill_split_tables(&mut self) {
+        self.stage2_mut().refill_spare_tables();
+    }
+    fn release_split_tables(&mut self) -> usize {
+        self.stage2_mut().release_spare_tables()
+    }
 }
 
 impl<B: Stage2Backed + Sync> SharedAddressSpaces for B {
@@ -430,8 +495,11 @@ impl<B: Stage2Backed + Sync> SharedAddressSpaces for B {
         kind: MemKind,
         tag: Tag,
     ) -> Result<(), PlatformError> {
-        let mut s = self.stage2().get(vmid).ok_or(PlatformError::NoSuchSpace)?;
-        replace_walked(&mut s, walked, ipa, pa, tagged_attrs(rights, kind, tag)).map_err(perr)
+        let s2 = self.stage2();
+        let mut s = s2.get(vmid).ok_or(PlatformError::NoSuchSpace)?;
+        let r = replace_walked(&mut s, walked, ipa, pa, tagged_attrs(rights, kind, tag));
+        s2.note_split(&s);
+        r.map_err(perr)
     }
 }
 

@@ -165,6 +165,14 @@ impl<P: AddressSpaces> AddressSpaces for Counting<P> {
     ) -> Option<Result<u64, gunyah_stage2::FaultStatus>> {
         fwd!(self, self.inner.simulate_access(vmid, ipa, access))
     }
+    fn refill_split_tables(&mut self) {
+        self.hit("refill_split_tables");
+        fwd!(self, self.inner.refill_split_tables())
+    }
+    fn release_split_tables(&mut self) -> usize {
+        self.hit("release_split_tables");
+        fwd!(self, self.inner.release_split_tables())
+    }
 }
 
 impl<P: PhysMem> PhysMem for Counting<P> {
