@@ -383,11 +383,9 @@ unsafe impl TableMemory for HostArena {
             return;
         }
         let ptr = self.table_ptr(table_pa);
-        for i in 0..crate::ENTRIES_PER_TABLE {
-            // SAFETY: allocated table page (checked by `table_ptr`), `i < 512`; the table is
-            // not linked yet, so no walker races with these stores.
-            unsafe { ptr.add(i).write(first.wrapping_add(i as u64 * step)) };
-        }
+        // SAFETY: allocated table page (checked by `table_ptr`), 512 aligned entries; the
+        // table is not linked yet, so no walker races with these stores.
+        unsafe { crate::memory::fill_sequence(ptr, first, step) };
     }
     fn write_entry(&mut self, table_pa: u64, index: usize, value: u64) {
         let ptr = self.table_ptr(table_pa);

@@ -148,13 +148,10 @@ pub unsafe trait TableMemory {
     /// (the release store that later links the table orders them); implementations that
     /// override [`write_entry`](Self::write_entry) to observe writes override this too.
     fn fill_table(&mut self, table_pa: u64, first: u64, step: u64) {
-        let t = self.table_ptr(table_pa);
-        for i in 0..crate::ENTRIES_PER_TABLE {
-            // SAFETY: `table_pa` is an allocated table page (trait contract), so `t` is valid
-            // for 512 entries and `i < 512`; no walker can reach the table yet, so nothing races
-            // with these stores.
-            unsafe { t.add(i).write(first.wrapping_add(i as u64 * step)) };
-        }
+        // SAFETY: `table_pa` is an allocated table page (trait contract), so the pointer is
+        // valid for 512 entries; no walker can reach the table yet, so nothing races with
+        // these stores.
+        unsafe { fill_sequence(self.table_ptr(table_pa), first, step) }
     }
 
     /// Write descriptor `index` of the table page at `table_pa` with one 64-bit store (release:
@@ -165,6 +162,29 @@ pub unsafe trait TableMemory {
         // SAFETY: as in `read_entry`; the single atomic store cannot tear.
         unsafe {
             AtomicU64::from_ptr(self.table_ptr(table_pa).add(index)).store(value, Ordering::Release)
+        }
+    }
+}
+
+/// Write `first + i * step` to the 512 entries at `t`, eight entries (64 bytes) a round from
+/// eight running values, each advanced by `8 * step`: one add and one store per entry, which
+/// the compiler turns into vector adds and stores (SSE2 on x86-64: half the instructions of
+/// computing `first + i * step` per entry, 3 per entry on the host's split before).
+///
+/// # Safety
+///
+/// `t` is valid for writes of 512 `u64`s, 8-byte aligned, and nothing else accesses them
+/// meanwhile.
+pub(crate) unsafe fn fill_sequence(t: *mut u64, first: u64, step: u64) {
+    let t = t.cast::<[u64; 8]>();
+    let mut acc: [u64; 8] = core::array::from_fn(|k| first.wrapping_add(k as u64 * step));
+    let inc = step.wrapping_mul(8);
+    for r in 0..crate::ENTRIES_PER_TABLE / 8 {
+        // SAFETY: `r < 64`, so the 64 bytes at `t + r` are inside the 512 entries (caller);
+        // `[u64; 8]` has the alignment of `u64`.
+        unsafe { t.add(r).write(acc) };
+        for a in &mut acc {
+            *a = a.wrapping_add(inc);
         }
     }
 }
