@@ -340,9 +340,20 @@ impl<M: TableMemory, T: TlbMaintenance> AddressSpace<M, T> {
         n
     }
 
-    /// `n` tables for a split: from the spare tables first, the rest allocated (unzeroed), or
-    /// none at all (what was taken from the spare goes back to it).
-    fn split_tables(&mut self, n: usize) -> Result<Reserve, Error> {
+    /// `n` tables for a split, and whether they are the whole spare (lent: the committer takes
+    /// what it needs and the rest comes back, [`Committer::take_reserve`], with no list moves):
+    /// the spare when it holds enough, else what it holds and the rest allocated (unzeroed),
+    /// or none at all (what was taken from the spare goes back to it).
+    fn split_tables(&mut self, n: usize) -> Result<(Reserve, bool), Error> {
+        if n == 0 {
+            return Ok((Reserve::empty(), false));
+        }
+        self.split_since_refill += n;
+        if self.spare.len() >= n {
+            self.split_counters.from_spare += n as u64;
+            return Ok((core::mem::replace(&mut self.spare, Reserve::empty()), true));
+        }
+        self.split_since_refill -= n;
         let mut r = Reserve::empty();
         while r.len() < n && r.move_one_from(&mut self.spare, &mut self.mem) {}
         let from_spare = r.len();
@@ -358,7 +369,7 @@ impl<M: TableMemory, T: TlbMaintenance> AddressSpace<M, T> {
         self.split_since_refill += n;
         self.split_counters.from_spare += from_spare as u64;
         self.split_counters.allocated += (n - from_spare) as u64;
-        Ok(r)
+        Ok((r, false))
     }
     /// The table memory.
     pub fn memory(&self) -> &M {
@@ -637,7 +648,7 @@ impl<M: TableMemory, T: TlbMaintenance> AddressSpace<M, T> {
         // A 2 MiB block splits into one table, a 1 GiB block into two (down to the page).
         // Split tables are written whole (`fill_from_block`) before they are linked.
         // From the spare tables when there are enough (no allocator call), else allocated.
-        let reserve = self.split_tables((3 - e.level) as usize)?;
+        let (reserve, lent) = self.split_tables((3 - e.level) as usize)?;
         let vttbr = self.vttbr();
         let mut c = Committer::new(
             &mut self.mem,
@@ -670,6 +681,10 @@ impl<M: TableMemory, T: TlbMaintenance> AddressSpace<M, T> {
             let i = ((page - base) >> level_shift(3)) as usize;
             c.mem.write_entry(table, i, new_leaf);
             c.replace(e.table, e.index, e.level, e.es, e.desc, raw::table(t), true);
+        }
+        if lent {
+            // The spare tables the split did not take stay spare.
+            self.spare = c.take_reserve();
         }
         c.finish();
         Ok(())

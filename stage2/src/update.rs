@@ -534,6 +534,12 @@ impl<'a, M: TableMemory, T: TlbMaintenance> Committer<'a, M, T> {
         self.reserve.release(self.mem);
     }
 
+    /// The reserve's tables not taken (yet), leaving it empty: a caller that lent its own
+    /// spare tables to the committer takes the rest back before [`finish`](Self::finish).
+    pub(crate) fn take_reserve(&mut self) -> Reserve {
+        core::mem::replace(&mut self.reserve, Reserve::empty())
+    }
+
     pub(crate) fn push_tlbi(&mut self, ipa: u64) {
         if self.whole_vmid {
             return;
