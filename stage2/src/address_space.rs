@@ -645,9 +645,30 @@ impl<M: TableMemory, T: TlbMaintenance> AddressSpace<M, T> {
         if e.level < 3 && !raw::is_leaf(e.desc, e.level) {
             return Err(Error::NotMapped { ipa: e.ipa });
         }
-        // A 2 MiB block splits into one table, a 1 GiB block into two (down to the page).
-        // Split tables are written whole (`fill_from_block`) before they are linked.
-        // From the spare tables when there are enough (no allocator call), else allocated.
+        let vttbr = self.vttbr();
+        if e.level == 3 {
+            // No split: the page entry in place (the common fault; kept apart from the split
+            // below so that it stays as small as it was).
+            let mut c = Committer::new(
+                &mut self.mem,
+                &mut self.tlb,
+                vttbr,
+                &mut self.tables,
+                Reserve::empty(),
+            );
+            c.replace(e.table, e.index, 3, e.es, e.desc, new_leaf, true);
+            c.finish();
+            return Ok(());
+        }
+        self.replace_splitting(e, page, new_leaf)
+    }
+
+    /// [`replace_page_at`](Self::replace_page_at) of a page inside the block `e`: a 2 MiB block
+    /// splits into one table, a 1 GiB block into two (down to the page), from the spare tables
+    /// when there are enough (no allocator call), else allocated. Split tables are written
+    /// whole (`fill_from_block`) before they are linked.
+    #[inline(never)]
+    fn replace_splitting(&mut self, e: &Entry, page: u64, new_leaf: u64) -> Result<(), Error> {
         let (reserve, lent) = self.split_tables((3 - e.level) as usize)?;
         let vttbr = self.vttbr();
         let mut c = Committer::new(
@@ -657,31 +678,27 @@ impl<M: TableMemory, T: TlbMaintenance> AddressSpace<M, T> {
             &mut self.tables,
             reserve,
         );
-        if e.level == 3 {
-            c.replace(e.table, e.index, 3, e.es, e.desc, new_leaf, true);
-        } else {
-            // Split: a fresh table holding the block's pages (every entry written), with this
-            // page's entry already the new one, then swap it in for the block.
-            let t = c.take_table()?;
-            let mut lvl = e.level + 1;
-            c.fill_from_block(t, e.desc, lvl);
-            let mut table = t;
-            let mut base = e.es;
-            while lvl < 3 {
-                // A 1 GiB block splits into 2 MiB blocks: split the one holding the page too.
-                let i = ((page - base) >> level_shift(lvl)) as usize;
-                let sub = c.take_table()?;
-                let blk = c.mem.read_entry(table, i);
-                c.fill_from_block(sub, blk, lvl + 1);
-                c.mem.write_entry(table, i, raw::table(sub));
-                base += i as u64 * block_size(lvl);
-                table = sub;
-                lvl += 1;
-            }
-            let i = ((page - base) >> level_shift(3)) as usize;
-            c.mem.write_entry(table, i, new_leaf);
-            c.replace(e.table, e.index, e.level, e.es, e.desc, raw::table(t), true);
+        // A fresh table holding the block's pages (every entry written), with this page's
+        // entry already the new one, then swap it in for the block.
+        let t = c.take_table()?;
+        let mut lvl = e.level + 1;
+        c.fill_from_block(t, e.desc, lvl);
+        let mut table = t;
+        let mut base = e.es;
+        while lvl < 3 {
+            // A 1 GiB block splits into 2 MiB blocks: split the one holding the page too.
+            let i = ((page - base) >> level_shift(lvl)) as usize;
+            let sub = c.take_table()?;
+            let blk = c.mem.read_entry(table, i);
+            c.fill_from_block(sub, blk, lvl + 1);
+            c.mem.write_entry(table, i, raw::table(sub));
+            base += i as u64 * block_size(lvl);
+            table = sub;
+            lvl += 1;
         }
+        let i = ((page - base) >> level_shift(3)) as usize;
+        c.mem.write_entry(table, i, new_leaf);
+        c.replace(e.table, e.index, e.level, e.es, e.desc, raw::table(t), true);
         if lent {
             // The spare tables the split did not take stay spare.
             self.spare = c.take_reserve();
