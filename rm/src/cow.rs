@@ -221,6 +221,37 @@ pub(crate) fn fault_access(fault: &Fault) -> Option<(u64, Access)> {
     }
 }
 
+/// Short of a page for a copy: give every VM's spare split tables back (the first thing to give
+/// up for a fault) and try once more. Out of line: the fault path proper stays as it was.
+#[cold]
+#[inline(never)]
+fn copy_after_releasing_spares<P: Platform>(plat: &mut P, src: u64) -> Option<u64> {
+    if plat.release_split_tables() == 0 {
+        return None;
+    }
+    plat.alloc_page_copy(src)
+}
+
+/// A copy's replace that failed with `e`: if it was short of a table page, give every VM's
+/// spare split tables back and try once more; whether it is done.
+#[cold]
+#[inline(never)]
+fn replace_after_releasing_spares<P: Platform>(
+    plat: &mut P,
+    e: PlatformError,
+    vmid: Vmid,
+    walked: &Walked,
+    page: u64,
+    pa: u64,
+    rights: Rights,
+) -> bool {
+    e == PlatformError::NoMemory
+        && plat.release_split_tables() != 0
+        && plat
+            .replace_page_at(vmid, walked, page, pa, rights, MemKind::Normal, Tag::Copy)
+            .is_ok()
+}
+
 fn permits(r: Rights, access: Access) -> bool {
     match access {
         Access::Read => r.readable(),
@@ -386,29 +417,24 @@ impl<P: Platform> Rm<P> {
         // 2. + 3. One page from the partition (charged to the pool below),
         // holding a copy of the golden page: not zeroed first, since the
         // 4 KiB copy overwrites all of it.
-        // Spare split tables (of any VM) are the first thing to give up for it.
-        let pa = match self.plat.alloc_page_copy(src) {
-            Some(pa) => Some(pa),
-            None if self.plat.release_split_tables() != 0 => self.plat.alloc_page_copy(src),
-            None => None,
-        };
-        let Some(pa) = pa else {
+        let Some(pa) = self
+            .plat
+            .alloc_page_copy(src)
+            .or_else(|| copy_after_releasing_spares(&mut self.plat, src))
+        else {
             return self.unserved_at(vmid, page, Unserved::NoMemory, m.fault_action);
         };
         // 4. Replace the entry the walk found (split, break-before-make, invalidate); a split
-        // takes its tables from the VM's spare tables, else allocates them (and, short of
-        // memory, gets the other VMs' spare tables back first).
+        // takes its tables from the VM's spare tables, else allocates them.
         let rights = m.copy_rights();
-        let replace = |p: &mut P| {
-            p.replace_page_at(vmid, walked, page, pa, rights, MemKind::Normal, Tag::Copy)
-        };
-        let mut r = replace(&mut self.plat);
-        if r == Err(PlatformError::NoMemory) && self.plat.release_split_tables() != 0 {
-            r = replace(&mut self.plat);
-        }
-        if r.is_err() {
-            self.plat.free_page(pa);
-            return self.unserved_at(vmid, page, Unserved::NoMemory, m.fault_action);
+        if let Err(e) =
+            self.plat
+                .replace_page_at(vmid, walked, page, pa, rights, MemKind::Normal, Tag::Copy)
+        {
+            if !replace_after_releasing_spares(&mut self.plat, e, vmid, walked, page, pa, rights) {
+                self.plat.free_page(pa);
+                return self.unserved_at(vmid, page, Unserved::NoMemory, m.fault_action);
+            }
         }
         // 5. Bookkeeping, O(1): the pool's charge, the mapping's copies, the
         // COW_BROKEN batch.
