@@ -109,7 +109,9 @@ impl<P: SpaceParts> Stage2Spaces<P> {
         self.spaces.values().map(|s| s.lock().spare_tables()).sum()
     }
 
-    /// Note that `s` took split tables since its last refill, if it did.
+    /// Note that `s` took split tables since its last refill, if it did. Relaxed: the refill
+    /// reads the flag with `&mut self` (the RM's exclusive lock), whose taking orders it after
+    /// every fault that held the shared side.
     fn note_split(&self, s: &Space<P>) {
         if s.split_since_refill() != 0 {
             self.split.store(true, Ordering::Relaxed);
