@@ -348,12 +348,11 @@ impl<M: TableMemory, T: TlbMaintenance> AddressSpace<M, T> {
         if n == 0 {
             return Ok((Reserve::empty(), false));
         }
-        self.split_since_refill += n;
         if self.spare.len() >= n {
+            self.split_since_refill += n;
             self.split_counters.from_spare += n as u64;
             return Ok((core::mem::replace(&mut self.spare, Reserve::empty()), true));
         }
-        self.split_since_refill -= n;
         let mut r = Reserve::empty();
         while r.len() < n && r.move_one_from(&mut self.spare, &mut self.mem) {}
         let from_spare = r.len();
@@ -371,6 +370,7 @@ impl<M: TableMemory, T: TlbMaintenance> AddressSpace<M, T> {
         self.split_counters.allocated += (n - from_spare) as u64;
         Ok((r, false))
     }
+
     /// The table memory.
     pub fn memory(&self) -> &M {
         &self.mem
