@@ -353,6 +353,13 @@ impl<M: TableMemory, T: TlbMaintenance> AddressSpace<M, T> {
             self.split_counters.from_spare += n as u64;
             return Ok((core::mem::replace(&mut self.spare, Reserve::empty()), true));
         }
+        if self.spare.len() == 0 {
+            // None spare (a VM's first split, before any refill): allocated, as without spares.
+            let r = Reserve::fill_for_split(&mut self.mem, n)?;
+            self.split_since_refill += n;
+            self.split_counters.allocated += n as u64;
+            return Ok((r, false));
+        }
         let mut r = Reserve::empty();
         while r.len() < n && r.move_one_from(&mut self.spare, &mut self.mem) {}
         let from_spare = r.len();
