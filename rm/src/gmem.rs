@@ -68,13 +68,14 @@ impl<P: Platform> Rm<P> {
             .is_some_and(|v| v.owner == caller || vmid == caller)
     }
 
-    pub(crate) fn ipa_range_ok(&self, ipa: u64, size: u64) -> bool {
+    /// Whether `[ipa, ipa+size)` is a page-aligned, non-empty range inside `vmid`'s IPA space.
+    pub(crate) fn ipa_range_ok(&self, vmid: Vmid, ipa: u64, size: u64) -> bool {
         page_aligned(ipa)
             && page_aligned(size)
             && size != 0
             && ipa
                 .checked_add(size)
-                .is_some_and(|e| e <= self.plat.ipa_limit())
+                .is_some_and(|e| e <= self.plat.vm_ipa_limit(vmid))
     }
 
     /// A gmem pool, by id.
@@ -157,7 +158,7 @@ impl<P: Platform> Rm<P> {
         if !self.may_manage(caller, g.owner) || b.vmid != g.owner {
             return Err(RmError::Denied);
         }
-        if !matches!(b.rights.0, 4..=7) || !self.ipa_range_ok(b.ipa, b.size) {
+        if !matches!(b.rights.0, 4..=7) || !self.ipa_range_ok(b.vmid, b.ipa, b.size) {
             return Err(RmError::ArgumentInvalid);
         }
         let pool_bytes = g.quota_pages * PAGE_SIZE;

@@ -3,7 +3,9 @@
 //!
 //! Per VM, in order ([`LaunchStep`]):
 //! 1. VM_ALLOC_VMID (the config's fixed VMID, or 0 for a dynamic one);
-//! 2. GMEM_CREATE of `gmem.size` charged to the VM, GMEM_BIND of its private
+//! 2. the VM's IPA size (`ipa-bits`, default the platform's; its space is still empty, so a
+//!    smaller size only means a smaller root table), GMEM_CREATE of `gmem.size` charged to
+//!    the VM, GMEM_BIND of its private
 //!    RAM `[base-address, +size-min)` (DEMAND_PAGED when `gmem/demand-paging`);
 //! 3. for a protected VM, the RM is told which digests it accepts;
 //! 4. each golden mapping of a clone, once its template has sealed: the
@@ -79,6 +81,8 @@ pub const OS_STATUS_RUN: u8 = 4;
 pub enum LaunchStep {
     /// VM_ALLOC_VMID.
     AllocVmid,
+    /// Giving the VM its IPA size (`ipa-bits`).
+    IpaBits,
     /// GMEM_CREATE.
     GmemCreate,
     /// GMEM_BIND of the private RAM.
@@ -109,6 +113,7 @@ impl fmt::Display for LaunchStep {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             LaunchStep::AllocVmid => f.write_str("VM_ALLOC_VMID"),
+            LaunchStep::IpaBits => f.write_str("ipa-bits"),
             LaunchStep::GmemCreate => f.write_str("GMEM_CREATE"),
             LaunchStep::GmemBind => f.write_str("GMEM_BIND"),
             LaunchStep::Protect => f.write_str("protect"),
@@ -663,7 +668,7 @@ impl Launch {
         let pages = 1 + (dt.len() as u64).div_ceil(PAGE_SIZE);
         // Where the VM will see the parcel: next to its RAM or a golden mapping, in a 1 GiB
         // region whose stage-2 table exists already (else the RM picks, as before).
-        if let Some(ipa) = image_ipa(pv, pages * PAGE_SIZE, rm.platform().ipa_limit()) {
+        if let Some(ipa) = image_ipa(pv, pages * PAGE_SIZE, rm.platform().vm_ipa_limit(vmid)) {
             let r = VmSetAddressLayoutReq {
                 vmid: vmid.into(),
                 reserved: 0.into(),

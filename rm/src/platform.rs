@@ -291,8 +291,29 @@ pub trait AddressSpaces {
             }
         });
     }
-    /// One past the highest IPA an address space can map.
+    /// One past the highest IPA an address space can map: the platform's IPA size, the
+    /// largest a VM can have.
     fn ipa_limit(&self) -> u64;
+    /// One past the highest IPA `vmid`'s address space can map: its own IPA size (a VM
+    /// config's `ipa-bits`, [`AddressSpaces::set_ipa_bits`]); [`AddressSpaces::ipa_limit`] for
+    /// a VM without a space, and on platforms that give every VM the platform's size.
+    fn vm_ipa_limit(&self, vmid: Vmid) -> u64 {
+        let _ = vmid;
+        self.ipa_limit()
+    }
+    /// Give `vmid`'s address space an IPA space of `1 << ipa_bits` bytes, `32..=` the
+    /// platform's (else `BadAddress`): a smaller one needs fewer root table pages. Only a space
+    /// that maps nothing is resized (else `AlreadyMapped`); asking for its current size
+    /// changes nothing. All or nothing: on an error the space is unchanged. The default (a
+    /// platform with one size for every VM) accepts only the platform's size.
+    fn set_ipa_bits(&mut self, vmid: Vmid, ipa_bits: u8) -> Result<(), PlatformError> {
+        let _ = vmid;
+        if 1u64.checked_shl(ipa_bits.into()) == Some(self.ipa_limit()) {
+            Ok(())
+        } else {
+            Err(PlatformError::BadAddress)
+        }
+    }
 
     /// What the MMU does for a guest `access` to `ipa` through `vmid`'s real
     /// stage-2 tables: `Some(Ok(pa))`, or `Some(Err(status))` for the stage-2

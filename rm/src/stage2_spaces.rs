@@ -35,6 +35,8 @@ pub const SPARE_MIN: usize = 2;
 /// Most spare split tables a VM gets at a refill (256 KiB): a refill makes up for the tables the
 /// VM's splits took since the last one, up to this.
 pub const SPARE_MAX: usize = 64;
+/// The smallest IPA space a VM can be given (a VM config's `ipa-bits`): the tables' smallest.
+pub const MIN_VM_IPA_BITS: u8 = gunyah_stage2::geometry::MIN_IPA_BITS;
 
 /// How a platform makes the pieces of a new VM's stage 2.
 pub trait SpaceParts {
@@ -466,6 +468,36 @@ impl<B: Stage2Backed> AddressSpaces for B {
     }
     fn ipa_limit(&self) -> u64 {
         1 << self.stage2().ipa_bits
+    }
+    fn vm_ipa_limit(&self, vmid: Vmid) -> u64 {
+        match self.stage2().get(vmid) {
+            Some(s) => s.geometry().ipa_limit(),
+            None => self.ipa_limit(),
+        }
+    }
+    fn set_ipa_bits(&mut self, vmid: Vmid, ipa_bits: u8) -> Result<(), PlatformError> {
+        let s2 = self.stage2_mut();
+        if !(MIN_VM_IPA_BITS..=s2.ipa_bits).contains(&ipa_bits) {
+            return Err(PlatformError::BadAddress);
+        }
+        let old = s2.get_mut(vmid).ok_or(PlatformError::NoSuchSpace)?;
+        if old.geometry().ipa_bits() == ipa_bits {
+            return Ok(());
+        }
+        let mut mapped = false;
+        old.for_each_leaf(&mut |_| mapped = true);
+        if mapped {
+            return Err(PlatformError::AlreadyMapped);
+        }
+        // The new space first: if it cannot be made, the old one stays as it was.
+        let cfg = Stage2Config::new(ipa_bits, s2.parange, vmid);
+        let (mem, tlb) = s2.parts.parts(vmid).ok_or(PlatformError::NoMemory)?;
+        let new = AddressSpace::new(mem, tlb, cfg).map_err(perr)?;
+        let old = s2.spaces.insert(vmid, CachePadded(Mutex::new(new)));
+        if let Some(old) = old {
+            let _ = old.0.into_inner().destroy();
+        }
+        Ok(())
     }
     fn simulate_access(
         &self,

@@ -114,10 +114,6 @@ pub fn validate_set(configs: &[Config]) -> Result<LaunchPlan, SetError> {
         }
     }
     let platform = platform.unwrap_or_default();
-    // Saturating: the types have public fields, so a caller may hand in values parse() never makes.
-    let ipa_limit = 1u64
-        .checked_shl(platform.ipa_bits.into())
-        .unwrap_or(u64::MAX);
     let partition_total = platform
         .partition
         .iter()
@@ -195,6 +191,21 @@ pub fn validate_set(configs: &[Config]) -> Result<LaunchPlan, SetError> {
             }
         }
 
+        // The VM's own IPA space (`ipa-bits`), at most the platform's; every range below must
+        // end within it.
+        let ipa_bits = vm.ipa_bits.unwrap_or(platform.ipa_bits);
+        if ipa_bits > platform.ipa_bits {
+            return Err(name_err(
+                "ipa-bits",
+                format!(
+                    "{ipa_bits} is outside 32..={} (the platform's ipa-bits)",
+                    platform.ipa_bits
+                ),
+            ));
+        }
+        // Saturating: the types have public fields, so a caller may hand in values parse()
+        // never makes.
+        let ipa_limit = 1u64.checked_shl(ipa_bits.into()).unwrap_or(u64::MAX);
         let mem_node = format!("{}/memory", vm.node);
         let ram = vm.private_ram();
         let window = MemRange {
@@ -210,7 +221,7 @@ pub fn validate_set(configs: &[Config]) -> Result<LaunchPlan, SetError> {
                     format!(
                         "RAM window ends at {:#x}, beyond the {}-bit IPA space",
                         window.end(),
-                        platform.ipa_bits
+                        ipa_bits
                     ),
                 ),
             ));
@@ -335,7 +346,7 @@ pub fn validate_set(configs: &[Config]) -> Result<LaunchPlan, SetError> {
                     format!(
                         "mapping {} ends beyond the {}-bit IPA space",
                         range_str(&ipa),
-                        platform.ipa_bits
+                        ipa_bits
                     ),
                 ));
             }

@@ -177,6 +177,9 @@ pub struct VmConfig {
     pub protected: bool,
     /// Extension `launch`.
     pub launch: LaunchMode,
+    /// Extension `ipa-bits`: the width of the VM's IPA space, `32..=` the platform's
+    /// `ipa-bits` (the default). Every range the config maps ends within it.
+    pub ipa_bits: Option<u8>,
     /// `memory` node.
     pub memory: MemoryLayout,
     /// `vcpus` node.

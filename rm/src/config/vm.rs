@@ -28,6 +28,7 @@ pub const VM_PROPS: &[&str] = &[
     "vmid",
     "protected",
     "launch",
+    "ipa-bits",
 ];
 /// Properties of `memory`.
 pub const MEMORY_PROPS: &[&str] = &[
@@ -267,6 +268,13 @@ pub fn parse_vm(root: &Node, cfg: &Node) -> Result<VmConfig, ConfigError> {
         }
     };
     let protected = cfg.bool("protected")?;
+    // The platform's bound (its own `ipa-bits`) is checked with the set (`validate_set`) and
+    // by the RM when it applies the config.
+    let ipa_bits = match cfg.u32("ipa-bits")? {
+        None => None,
+        Some(v @ 32..=48) => Some(v as u8),
+        Some(v) => return Err(cfg.err("ipa-bits", format!("{v} is outside 32..=48"))),
+    };
     let launch = one_of(
         cfg,
         "launch",
@@ -352,6 +360,7 @@ pub fn parse_vm(root: &Node, cfg: &Node) -> Result<VmConfig, ConfigError> {
         vmid,
         protected,
         launch,
+        ipa_bits,
         memory,
         vcpus,
         vdevices,

@@ -125,7 +125,7 @@ impl<P: Platform> Rm<P> {
         if !self.vms.exists(p.vmid) || !self.may_manage(caller, p.vmid) {
             return Err(RmError::VmidInvalid);
         }
-        if !self.ipa_range_ok(p.ipa, p.size)
+        if !self.ipa_range_ok(p.vmid, p.ipa, p.size)
             || !page_aligned(p.offset)
             || p.offset.checked_add(p.size).is_none_or(|e| e > g.size)
             || p.cow_quota == Some(0)
@@ -219,7 +219,7 @@ impl<P: Platform> Rm<P> {
         if !self.vms.exists(vmid) || !self.may_manage(caller, vmid) {
             return Err(RmError::VmidInvalid);
         }
-        if !self.ipa_range_ok(ipa, size) {
+        if !self.ipa_range_ok(vmid, ipa, size) {
             return Err(RmError::ArgumentInvalid);
         }
         let space = self.spaces.get(&vmid).ok_or(RmError::VmidInvalid)?;
@@ -333,7 +333,7 @@ impl<P: Platform> Rm<P> {
         } else {
             VMID_HLOS
         };
-        let hi = self.cfg.ipa_alloc_end.min(self.plat.ipa_limit());
+        let hi = self.cfg.ipa_alloc_end.min(self.plat.vm_ipa_limit(home));
         let base = self.cfg.ipa_alloc_base;
         let Some(space) = self.spaces.get_mut(&home) else {
             return;

@@ -181,7 +181,7 @@ impl<P: Platform> Rm<P> {
             return Err(RmError::ArgumentInvalid);
         }
         for (i, &(ipa, size)) in ranges.iter().enumerate() {
-            if !self.ipa_range_ok(ipa, size) {
+            if !self.ipa_range_ok(vmid, ipa, size) {
                 return Err(RmError::ArgumentInvalid);
             }
             if ranges[..i]

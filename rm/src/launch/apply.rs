@@ -1,6 +1,6 @@
-//! A VM's config applied to the RM: the steps of a launch that only the RM can do (a gmem
-//! pool and the private RAM bound to it, protection, golden mappings with their quota, fault
-//! action and digest, a template's seal). One implementation for both places that launch
+//! A VM's config applied to the RM: the steps of a launch that only the RM can do (the VM's
+//! IPA size, a gmem pool and the private RAM bound to it, protection, golden mappings with
+//! their quota, fault action and digest, a template's seal). One implementation for both places that launch
 //! from configs:
 //!
 //! * the host launcher ([`super::Launch`]) calls [`prepare`] and [`seal_template`] for each
@@ -46,13 +46,16 @@ pub struct Prepared {
     pub gmem: Option<u32>,
     /// The binding handle of its private RAM.
     pub binding: Option<u32>,
+    /// The VM's IPA size in bits before the config's `ipa-bits` changed it (`None`: unchanged).
+    pub ipa_bits: Option<u8>,
     /// Whether the VM was made protected.
     pub protected: bool,
     /// Golden mappings made: (golden id, IPA, size).
     pub golden: Vec<(u32, u64, u64)>,
 }
 
-/// Steps 2–4 of a launch, for VM `vmid` managed by `owner`: GMEM_CREATE of `gmem.size`
+/// Steps 2–4 of a launch, for VM `vmid` managed by `owner`: the VM's IPA size (`ipa-bits`,
+/// default the platform's; [`Rm::vm_set_ipa_bits`]), GMEM_CREATE of `gmem.size`
 /// charged to the VM, GMEM_BIND of its private RAM `[base-address, +size-min)`
 /// (DEMAND_PAGED when `gmem/demand-paging`), for a protected VM the digests it accepts (those
 /// of `maps`), then each of `maps` (the config's golden mappings resolved to an image,
@@ -69,6 +72,18 @@ pub fn prepare<P: Platform>(
     let rm_err = |s: LaunchStep| move |e: RmError| (s.clone(), LaunchFailure::Rm(e));
     if c.memory.is_direct {
         return Err((LaunchStep::GmemBind, LaunchFailure::DirectUnsupported));
+    }
+    // First, while the VM's space is empty: its IPA size (a smaller one needs fewer root
+    // table pages), so every step below checks its ranges against it.
+    let bits = match c.ipa_bits {
+        Some(b) => b,
+        None => rm.platform().ipa_limit().trailing_zeros() as u8,
+    };
+    let old = rm
+        .vm_set_ipa_bits(owner, vmid, bits)
+        .map_err(rm_err(LaunchStep::IpaBits))?;
+    if old != bits {
+        done.ipa_bits = Some(old);
     }
     let gmem = rm
         .gmem_create(owner, c.gmem.size, 0, vmid)
@@ -255,6 +270,10 @@ impl<P: Platform> Rm<P> {
         }
         if done.protected {
             self.protected.remove(&vmid);
+        }
+        // Its space is empty again: back to the size it had before the config.
+        if let Some(bits) = done.ipa_bits {
+            let _ = self.plat.set_ipa_bits(vmid, bits);
         }
     }
 

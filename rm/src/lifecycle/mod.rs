@@ -61,12 +61,8 @@ impl<P: Platform> Rm<P> {
         }
     }
 
-    pub(super) fn range_ok(&self, base: u64, size: u64) -> bool {
-        crate::space::page_aligned(base)
-            && crate::space::page_aligned(size)
-            && size != 0
-            && base
-                .checked_add(size)
-                .is_some_and(|e| e <= self.plat.ipa_limit())
+    /// Whether `[base, base+size)` is a page-aligned, non-empty range inside `vmid`'s IPA space.
+    pub(super) fn range_ok(&self, vmid: Vmid, base: u64, size: u64) -> bool {
+        self.ipa_range_ok(vmid, base, size)
     }
 }

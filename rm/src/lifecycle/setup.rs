@@ -6,7 +6,7 @@ use alloc::vec::Vec;
 use gunyah_rm_abi::RmError;
 
 use super::*;
-use crate::platform::{Platform, Vmid};
+use crate::platform::{Platform, PlatformError, Vmid};
 use crate::service::Rm;
 use crate::vm::*;
 use gunyah_rm_abi::vm::{
@@ -15,6 +15,51 @@ use gunyah_rm_abi::vm::{
 };
 
 impl<P: Platform> Rm<P> {
+    /// A VM config's `ipa-bits` ([`crate::launch::apply::prepare`], the first step of a
+    /// launch from a config, before anything is mapped): `vmid`'s IPA space becomes
+    /// `1 << ipa_bits` bytes, so a VM that needs less than the platform's gets fewer root table
+    /// pages. `caller` must own the VM (VMID_INVALID), in LOAD, AUTH or INIT (VM_STATE);
+    /// `ipa_bits` must be `32..=` the platform's (ARGUMENT_INVALID), and so must cover the VM's
+    /// VM_SET_ADDRESS_LAYOUT and demand-paging ranges (ARGUMENT_INVALID). A VM that holds memory
+    /// in its IPA space already keeps its size (MEM_INUSE): its tables are not rebuilt. The
+    /// current size is a no-op. All or nothing. Returns the previous size in bits.
+    pub fn vm_set_ipa_bits(
+        &mut self,
+        caller: Vmid,
+        vmid: Vmid,
+        ipa_bits: u8,
+    ) -> Result<u8, RmError> {
+        let vm = self.owned_vm(caller, vmid)?;
+        if !matches!(vm.state, VmState::Load | VmState::Auth | VmState::Init) {
+            return Err(RmError::VmState);
+        }
+        let old = self.plat.vm_ipa_limit(vmid).trailing_zeros() as u8;
+        if ipa_bits == old {
+            return Ok(old);
+        }
+        let platform = self.plat.ipa_limit().trailing_zeros() as u8;
+        let limit = 1u64 << ipa_bits.min(63);
+        let fits = |r: &Option<(u64, u64)>| r.is_none_or(|(b, s)| b.saturating_add(s) <= limit);
+        if !(crate::stage2_spaces::MIN_VM_IPA_BITS..=platform).contains(&ipa_bits)
+            || !vm.layout.iter().all(fits)
+            || !vm.demand_paging.iter().map(|&r| Some(r)).all(|r| fits(&r))
+        {
+            return Err(RmError::ArgumentInvalid);
+        }
+        if self.spaces.get(&vmid).is_some_and(|s| !s.is_empty()) {
+            return Err(RmError::MemInuse);
+        }
+        self.plat
+            .set_ipa_bits(vmid, ipa_bits)
+            .map_err(|e| match e {
+                PlatformError::AlreadyMapped => RmError::MemInuse,
+                PlatformError::BadAddress => RmError::ArgumentInvalid,
+                PlatformError::NoSuchSpace => RmError::VmidInvalid,
+                _ => RmError::NoMem,
+            })?;
+        Ok(old)
+    }
+
     /// VM_SET_DEMAND_PAGING (before VM_INIT).
     pub(crate) fn vm_set_demand_paging(
         &mut self,
@@ -32,7 +77,7 @@ impl<P: Platform> Rm<P> {
         let mut ranges = vm.demand_paging.clone();
         for range in req.ranges {
             let (base, size) = (range.ipa.get(), range.size.get());
-            if !self.range_ok(base, size)
+            if !self.range_ok(vmid, base, size)
                 || ranges.iter().any(|&(b, s)| base < b + s && b < base + size)
             {
                 return Err(RmError::ArgumentInvalid);
@@ -57,7 +102,7 @@ impl<P: Platform> Rm<P> {
         if !matches!(vm.state, VmState::Load | VmState::Auth | VmState::Init) {
             return Err(RmError::VmState);
         }
-        if !matches!(id, LAYOUT_IMAGE | LAYOUT_FIRMWARE) || !self.range_ok(base, size) {
+        if !matches!(id, LAYOUT_IMAGE | LAYOUT_FIRMWARE) || !self.range_ok(vmid, base, size) {
             return Err(RmError::ArgumentInvalid);
         }
         if let Some(vm) = self.vms.get_mut(vmid) {

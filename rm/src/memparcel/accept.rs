@@ -27,9 +27,10 @@ impl<P: Platform> Rm<P> {
         req: &AcceptReq,
         by_rm: bool,
     ) -> Result<AcceptReply, RmError> {
-        let hi = self.cfg.ipa_alloc_end.min(self.plat.ipa_limit());
+        // The acceptor's own IPA space (a VM config's `ipa-bits`), not the platform's.
+        let limit = self.plat.vm_ipa_limit(caller);
+        let hi = self.cfg.ipa_alloc_end.min(limit);
         let base = self.cfg.ipa_alloc_base;
-        let limit = self.plat.ipa_limit();
         // --- check ---
         // One look-up of the parcel for the whole request (checks, plan, record): with many
         // parcels live each B-tree search costs a few hundred instructions.

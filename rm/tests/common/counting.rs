@@ -157,6 +157,13 @@ impl<P: AddressSpaces> AddressSpaces for Counting<P> {
     fn ipa_limit(&self) -> u64 {
         fwd!(self, self.inner.ipa_limit())
     }
+    fn vm_ipa_limit(&self, vmid: Vmid) -> u64 {
+        fwd!(self, self.inner.vm_ipa_limit(vmid))
+    }
+    fn set_ipa_bits(&mut self, vmid: Vmid, ipa_bits: u8) -> Result<(), PlatformError> {
+        self.hit("set_ipa_bits");
+        fwd!(self, self.inner.set_ipa_bits(vmid, ipa_bits))
+    }
     fn simulate_access(
         &self,
         vmid: Vmid,

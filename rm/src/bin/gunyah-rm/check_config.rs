@@ -172,14 +172,17 @@ fn print_vm(out: &mut String, i: usize, vm: &PlannedVm, plan: &LaunchPlan, file:
     let m = &c.memory;
     w!(
         out,
-        "   memory: private {}, window {}{}",
+        "   memory: private {}, window {}{}{}",
         range(m.base_address, m.size_min),
         size(m.size_max),
         if m.is_direct {
             ", direct (IPA = PA)"
         } else {
             ""
-        }
+        },
+        c.ipa_bits
+            .map(|b| format!(", {b}-bit IPA"))
+            .unwrap_or_default()
     );
     if let Some(fw) = m.firmware_address {
         w!(out, "   firmware at {fw:#x}");
