@@ -10,7 +10,7 @@ use gunyah_rm::sim::{sim_rm, SimConfig, SimPlatform};
 use gunyah_rm::stage2_spaces::Stage2Backed;
 use gunyah_rm::vm::VmState;
 use gunyah_rm::{PhysMem, Rm};
-use gunyah_rm_abi::ext::{GmemBindReq, GmemCreateReq};
+use gunyah_rm_abi::ext::{bind_flags, GmemBindReq, GmemCreateReq};
 use gunyah_rm_abi::mem::{
     accept_flags, rights, trans_type, AclEntry, MemAccept, MemCreate, MemReleaseReq, SglEntry,
 };
@@ -242,19 +242,20 @@ fn an_ipa_bits_the_rm_cannot_apply_fails_vm_init_and_changes_nothing() {
         call(rm, HLOS, Request::VmSetAddressLayout(r)).unwrap();
     };
     refused(&mut rm, 2, &at39, &layout, RmError::ArgumentInvalid);
-    // 39 bits, but the VMM mapped memory into the VM before VM_INIT: its tables are not
-    // rebuilt (MEM_INUSE).
-    let mapped = |rm: &mut Rm<SimPlatform>, v: u16| {
-        let r = call(
-            rm,
-            HLOS,
-            Request::GmemCreate(GmemCreateReq::new(2 << 20, 0, v)),
-        )
-        .unwrap();
-        let b = GmemBindReq::new(word(&r), v, 6, 0, 0, 0x1000_0000, 2 << 20);
-        call(rm, HLOS, Request::GmemBind(b)).unwrap();
-    };
-    refused(&mut rm, 3, &at39, &mapped, RmError::MemInuse);
+    // 39 bits, but the VMM bound memory into the VM before VM_INIT, eagerly (mapped) or
+    // demand-paged (nothing in the tables yet): its space is not rebuilt (MEM_INUSE).
+    for (k, flags) in [(3, 0), (4, bind_flags::DEMAND_PAGED)] {
+        let bound = |rm: &mut Rm<SimPlatform>, v: u16| {
+            let r = call(
+                rm,
+                HLOS,
+                Request::GmemCreate(GmemCreateReq::new(2 << 20, 0, v)),
+            );
+            let b = GmemBindReq::new(word(&r.unwrap()), v, 6, flags, 0, 0x1000_0000, 2 << 20);
+            call(rm, HLOS, Request::GmemBind(b)).unwrap();
+        };
+        refused(&mut rm, k, &at39, &bound, RmError::MemInuse);
+    }
     assert!(rm.check_isolation().is_empty());
 }
 

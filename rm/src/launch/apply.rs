@@ -253,6 +253,11 @@ impl<P: Platform> Rm<P> {
             let _ = self.drop_bound(v, ipa);
         }
         self.release_pool_and_protection(vmid, done);
+        // Its space is empty again: back to the size it had before the config. (VM_RESET
+        // needs no such step: it gives the VM fresh tables of the platform's size.)
+        if let Some(bits) = done.ipa_bits {
+            let _ = self.plat.set_ipa_bits(vmid, bits);
+        }
     }
 
     /// The pool [`prepare`] created for `vmid` (if it is still that VM's) and the
@@ -270,10 +275,6 @@ impl<P: Platform> Rm<P> {
         }
         if done.protected {
             self.protected.remove(&vmid);
-        }
-        // Its space is empty again: back to the size it had before the config.
-        if let Some(bits) = done.ipa_bits {
-            let _ = self.plat.set_ipa_bits(vmid, bits);
         }
     }
 
