@@ -9,9 +9,10 @@
 //!   sealed (`launch.rs`: VMID, gmem pool and binding, golden map with quota, DT image parcel,
 //!   VM_CONFIG_IMAGE, VM_INIT, VM_START), from `.dts` configs compiled with dtc.
 //!
-//! * `config_clone_ipa39`: the same with the platform's `ipa-bits = <39>` (every VM's IPA space
-//!   39 bits: one root table page instead of two concatenated ones; the clone's layout lies
-//!   below 4 GiB).
+//!   The template's and the clone's `ipa-bits` are those of the shipped zygote and app clone
+//!   (`vm-configs/`: 39, one root table page) on a 40-bit platform;
+//! * `config_clone_ipa40`: the same configs without `ipa-bits`, at the platform's 40 bits (two
+//!   concatenated root table pages).
 //!
 //! Each clone is torn down (untimed) before the next. Prints ratios and per-clone memory.
 //! Run: `cargo bench -p gunyah-rm --bench clone_launch`.
@@ -178,7 +179,11 @@ fn main() {
         }
         mem.push(("rm_clone", tp, heap));
     }
-    for (id, ipa_bits) in [("config_clone", 40), ("config_clone_ipa39", 39)] {
+    let shipped = clone::shipped_ipa_bits();
+    for (id, ipa_bits) in [
+        ("config_clone", shipped),
+        ("config_clone_ipa40", (None, None)),
+    ] {
         let t = Instant::now();
         let mut st = clone::ConfigClone::with(ipa_bits, GOLDEN);
         eprintln!(
@@ -218,7 +223,7 @@ fn main() {
     if let Some(cp) = copy {
         println!("  copy 512 MiB (copy_from_slice): {:>12.0} ns", cp);
     }
-    for id in ["rm_clone", "config_clone", "config_clone_ipa39"] {
+    for id in ["rm_clone", "config_clone", "config_clone_ipa40"] {
         if let Some(t) = common::median(id) {
             let ratio = copy.map_or(String::new(), |cp| {
                 format!("  copy / launch = {:.0} x", cp / t)
@@ -226,7 +231,11 @@ fn main() {
             println!("  {id:<31} {t:>12.0} ns{ratio}");
         }
     }
-    println!("RM memory per clone before any CoW (16 clones alive; heap = RM records + launcher)");
+    println!(
+        "RM memory per clone before any CoW (16 clones alive; heap = RM records + launcher; \
+         config_clone: ipa-bits {:?} as shipped)",
+        shipped.1
+    );
     for (id, tp, heap) in mem {
         println!(
             "  {id:<18} stage-2 tables {tp:6.1} pages ({:7.1} KiB) + heap {:7.1} KiB = {:7.1} KiB",

@@ -9,9 +9,9 @@
 //!     target/release/examples/clone_profile 1000
 //! ```
 //!
-//! Arguments: launches (default 1000), the platform's IPA bits (default 40; 39 as the bench's
-//! `config_clone_ipa39`). Prints the clone's stage-2 table pages (PA, level) and
-//! the wall time of the launches and teardowns.
+//! Arguments: launches (default 1000), the configs' `ipa-bits` (default: the shipped configs',
+//! as the bench's `config_clone`; `40` as `config_clone_ipa40`). Prints the clone's stage-2
+//! table pages (PA, level) and the wall time of the launches and teardowns.
 
 #[path = "../benches/common/clone.rs"]
 mod clone;
@@ -22,10 +22,14 @@ fn main() {
     let n: u32 = std::env::args()
         .nth(1)
         .map_or(1000, |a| a.parse().expect("launches"));
-    // Second argument: the platform's IPA bits (default 40, as the bench's `config_clone`).
-    let ipa_bits: u8 = std::env::args()
+    // Second argument: the configs' `ipa-bits` (default the shipped configs', as the bench's
+    // `config_clone`).
+    let ipa_bits = std::env::args()
         .nth(2)
-        .map_or(40, |a| a.parse().expect("ipa bits"));
+        .map_or(clone::shipped_ipa_bits(), |a| {
+            let b = Some(a.parse().expect("ipa bits"));
+            (b, b)
+        });
     let mut st = clone::ConfigClone::with(ipa_bits, 512 << 20);
     let v = st.launch();
     st.rm
