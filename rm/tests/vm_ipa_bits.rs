@@ -111,7 +111,7 @@ fn accept_at(rm: &mut Rm<SimPlatform>, vmid: u16, handle: u32, ipa: u64, size: u
     let req = Request::MemAccept(MemAccept {
         handle,
         mem_type: 0,
-        trans_type: trans_type::LEND as u8,
+        trans_type: trans_type::LEND,
         flags: accept_flags::DONE,
         label: 0,
         acl: &[],
