@@ -300,6 +300,13 @@ impl<M: TableMemory, T: TlbMaintenance> AddressSpace<M, T> {
         self.tables
     }
 
+    /// Whether the space maps nothing: no table below the root and every root entry invalid.
+    /// Reads only the root pages (no walk).
+    pub fn is_empty(&self) -> bool {
+        let n = self.geometry.root_tables();
+        self.tables == n && (0..n as u64).all(|t| self.mem.table_is_zero(self.root + t * PAGE_SIZE))
+    }
+
     /// Table pages set aside for block splits (held from the table memory, not in use).
     pub fn spare_tables(&self) -> usize {
         self.spare.len()
@@ -963,7 +970,11 @@ impl<M: TableMemory, T: TlbMaintenance> AddressSpace<M, T> {
         let vttbr = self.vttbr();
         self.tlb.invalidate_vmid(vttbr);
         let level = self.geometry.start_level();
-        for t in 0..self.geometry.root_tables() as u64 {
+        // With no table below the root (`tables` counts them exactly) there is nothing to
+        // walk for: an empty space, or one of root-level blocks, is freed without reading its
+        // 512 or more root entries.
+        let below = self.tables > self.geometry.root_tables();
+        for t in (0..self.geometry.root_tables() as u64).filter(|_| below) {
             free_below(
                 &mut self.mem,
                 self.root + t * PAGE_SIZE,

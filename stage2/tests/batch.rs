@@ -430,3 +430,28 @@ fn spare_tables_go_back() {
     let (arena, _) = a.destroy();
     assert_eq!(arena.pages_in_use(), 0, "destroy leaked spare tables");
 }
+
+/// `is_empty` (read from the root pages only) says whether anything is mapped, a root-level
+/// block included; `destroy` frees every table whether or not there is one below the root.
+#[test]
+fn is_empty_sees_root_blocks_and_destroy_frees_all() {
+    let mut a = vm_with(40, 16);
+    assert!(a.is_empty());
+    // A 1 GiB block is a level-1 root entry: no table below the root.
+    a.map(G1, G1, PA + G1, RO, MapFlags::BLOCKS).unwrap();
+    assert_eq!(a.table_pages(), 2);
+    assert!(!a.is_empty());
+    a.unmap(G1, G1).unwrap();
+    assert!(a.is_empty());
+    // A page in tables of its own; unmapping it frees them again.
+    a.map(G1, K4, PA, RW, MapFlags::PAGES).unwrap();
+    assert!(!a.is_empty());
+    a.unmap(G1, K4).unwrap();
+    assert!(a.is_empty(), "the unmap freed the tables it emptied");
+    for (ipa, size, flags) in [(0, G1, MapFlags::BLOCKS), (3 * G1, K4, MapFlags::PAGES)] {
+        let mut b = vm_with(40, 16);
+        b.map(ipa, size, PA, RW, flags).unwrap();
+        let (arena, _) = b.destroy();
+        assert_eq!(arena.pages_in_use(), 0, "destroy leaked tables");
+    }
+}
