@@ -3,7 +3,7 @@
 //! simulator, the QEMU EL2 board).
 //!
 //! A platform holds a [`Stage2Spaces`] (one `gunyah_stage2::AddressSpace`
-//! per VMID plus the IPA size and PA range they are built with) and
+//! per VMID plus the platform's IPA size, the largest a VM's can be, and the PA range) and
 //! implements [`Stage2Backed`] to say where it is; it then gets
 //! [`AddressSpaces`] for free. What differs between platforms is only where
 //! table pages come from and how TLBs are maintained: a [`SpaceParts`].
@@ -67,7 +67,8 @@ pub struct Stage2Spaces<P: SpaceParts> {
 
 impl<P: SpaceParts> Stage2Spaces<P> {
     /// No address spaces yet; each one made later has an `ipa_bits`-bit IPA
-    /// space and output addresses of `parange`, with pieces from `parts`.
+    /// space (until [`AddressSpaces::set_ipa_bits`] gives it a smaller one) and output
+    /// addresses of `parange`, with pieces from `parts`.
     pub fn new(parts: P, ipa_bits: u8, parange: PaRange) -> Self {
         Stage2Spaces {
             parts,
