@@ -268,20 +268,22 @@ impl VmSpace {
 
     /// The ranges overlapping `[ipa, ipa+size)`, in order.
     pub fn overlapping(&self, ipa: u64, size: u64) -> impl Iterator<Item = &Range> {
-        let end = ipa.saturating_add(size);
-        let first = self
-            .ranges
-            .range(..=ipa)
-            .next_back()
-            .filter(|(_, r)| r.end() > ipa)
-            .map(|(k, _)| *k)
-            .unwrap_or(ipa);
+        let (first, end) = self.overlap_keys(ipa, size);
         self.ranges.range(first..end).map(|(_, r)| r)
     }
 
     /// `f` on each range overlapping `[ipa, ipa+size)`, mutably, in order (no split: a range
     /// reaching outside stays whole; the caller keeps the space's invariants).
     pub fn overlapping_each_mut(&mut self, ipa: u64, size: u64, mut f: impl FnMut(&mut Range)) {
+        let (first, end) = self.overlap_keys(ipa, size);
+        for (_, r) in self.ranges.range_mut(first..end) {
+            f(r);
+        }
+    }
+
+    /// The key range `first..end` of the ranges overlapping `[ipa, ipa+size)`: a range that
+    /// starts below `ipa` overlaps only if it reaches past it.
+    fn overlap_keys(&self, ipa: u64, size: u64) -> (u64, u64) {
         let end = ipa.saturating_add(size);
         let first = self
             .ranges
@@ -290,9 +292,7 @@ impl VmSpace {
             .filter(|(_, r)| r.end() > ipa)
             .map(|(k, _)| *k)
             .unwrap_or(ipa);
-        for (_, r) in self.ranges.range_mut(first..end) {
-            f(r);
-        }
+        (first, end)
     }
 
     /// Whether no range uses any byte of `[ipa, ipa+size)`.

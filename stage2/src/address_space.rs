@@ -420,15 +420,8 @@ impl<M: TableMemory, T: TlbMaintenance> AddressSpace<M, T> {
             return Ok(());
         }
         let reserve = Reserve::fill(&mut self.mem, needed)?;
-        let vttbr = self.vttbr();
         let slices = root_slices(self.root, &self.geometry, s, e);
-        let mut c = Committer::new(
-            &mut self.mem,
-            &mut self.tlb,
-            vttbr,
-            &mut self.tables,
-            reserve,
-        );
+        let mut c = self.committer(reserve);
         for (t, base, cs, ce) in slices {
             // Cannot fail: the plan above found every argument error and counted every table.
             let r = c.commit_table(t, level, base, cs, ce, op, true);
@@ -599,15 +592,8 @@ impl<M: TableMemory, T: TlbMaintenance> AddressSpace<M, T> {
     /// Unused reserve pages go back to the table memory.
     pub fn apply_batch(&mut self, reserve: TableReserve, updates: &[Update<'_>]) {
         let level = self.geometry.start_level();
-        let vttbr = self.vttbr();
         let (root, geometry, pa_bits) = (self.root, self.geometry, self.config.pa_range.bits());
-        let mut c = Committer::new(
-            &mut self.mem,
-            &mut self.tlb,
-            vttbr,
-            &mut self.tables,
-            reserve.0,
-        );
+        let mut c = self.committer(reserve.0);
         for unmaps in [false, true] {
             for u in updates {
                 if matches!(u, Update::Unmap { .. }) != unmaps {
@@ -659,22 +645,28 @@ impl<M: TableMemory, T: TlbMaintenance> AddressSpace<M, T> {
         if e.level < 3 && !raw::is_leaf(e.desc, e.level) {
             return Err(Error::NotMapped { ipa: e.ipa });
         }
-        let vttbr = self.vttbr();
         if e.level == 3 {
             // No split: the page entry in place (the common fault; kept apart from the split
             // below so that it stays as small as it was).
-            let mut c = Committer::new(
-                &mut self.mem,
-                &mut self.tlb,
-                vttbr,
-                &mut self.tables,
-                Reserve::empty(),
-            );
+            let mut c = self.committer(Reserve::empty());
             c.replace(e.table, e.index, 3, e.es, e.desc, new_leaf, true);
             c.finish();
             return Ok(());
         }
         self.replace_splitting(e, page, new_leaf)
+    }
+
+    /// A committer over this address space's tables, holding `reserve` for the tables it links.
+    #[inline]
+    fn committer(&mut self, reserve: Reserve) -> Committer<'_, M, T> {
+        let vttbr = self.vttbr();
+        Committer::new(
+            &mut self.mem,
+            &mut self.tlb,
+            vttbr,
+            &mut self.tables,
+            reserve,
+        )
     }
 
     /// [`replace_page_at`](Self::replace_page_at) of a page inside the block `e`: a 2 MiB block
@@ -684,6 +676,7 @@ impl<M: TableMemory, T: TlbMaintenance> AddressSpace<M, T> {
     #[inline(never)]
     fn replace_splitting(&mut self, e: &Entry, page: u64, new_leaf: u64) -> Result<(), Error> {
         let (reserve, lent) = self.split_tables((3 - e.level) as usize)?;
+        // Not `self.committer`: the spare is handed back to `self.spare` while `c` lives.
         let vttbr = self.vttbr();
         let mut c = Committer::new(
             &mut self.mem,
@@ -741,14 +734,7 @@ impl<M: TableMemory, T: TlbMaintenance> AddressSpace<M, T> {
             return Err(Error::NotABlock { ipa });
         }
         let reserve = Reserve::fill_for_split(&mut self.mem, 1)?;
-        let vttbr = self.vttbr();
-        let mut c = Committer::new(
-            &mut self.mem,
-            &mut self.tlb,
-            vttbr,
-            &mut self.tables,
-            reserve,
-        );
+        let mut c = self.committer(reserve);
         let t = c.take_table()?;
         c.fill_from_block(t, old, level + 1);
         c.replace(table, index, level, es, old, raw::table(t), true);
@@ -763,15 +749,8 @@ impl<M: TableMemory, T: TlbMaintenance> AddressSpace<M, T> {
     pub fn merge(&mut self, ipa: u64, size: u64) -> Result<usize, Error> {
         let e = self.check_ipa_range(ipa, size)?;
         let level = self.geometry.start_level();
-        let vttbr = self.vttbr();
         let slices = root_slices(self.root, &self.geometry, ipa, e);
-        let mut c = Committer::new(
-            &mut self.mem,
-            &mut self.tlb,
-            vttbr,
-            &mut self.tables,
-            Reserve::empty(),
-        );
+        let mut c = self.committer(Reserve::empty());
         let mut merged = 0;
         for (t, base, cs, ce) in slices {
             merged += c.merge_table(t, level, base, cs, ce);
