@@ -35,6 +35,15 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
             let o = c.output().map_err(|e| format!("cargo bench: {e}"))?;
             let text = String::from_utf8_lossy(&o.stdout).to_string();
             std::fs::write(out.join(format!("{b}.txt")), &text).map_err(|e| e.to_string())?;
+            // The benches' own notes go to stderr as "BENCH: ..." (e.g. the host page faults
+            // each CoW case took while measured): keep them next to the report.
+            let notes: String = String::from_utf8_lossy(&o.stderr)
+                .lines()
+                .filter(|l| l.starts_with(&format!("{b}: ")))
+                .map(|l| format!("{l}\n"))
+                .collect();
+            std::fs::write(out.join(format!("{b}.notes.txt")), &notes)
+                .map_err(|e| e.to_string())?;
             if !o.status.success() {
                 return Err(format!(
                     "cargo bench --bench {b} failed:\n{}",
@@ -50,6 +59,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
             {
                 print!("{}", &text[i..]);
             }
+            print!("{notes}");
         }
         let bin = root.join("target/release/gunyah-rm");
         let st = Command::new(env!("CARGO"))
