@@ -5,7 +5,9 @@
 //! its same-run baseline) under `target/perf/`, runs `gunyah-rm simulate --json` over a range of
 //! clone counts, and writes SVG plots to `docs/perf/` from criterion's own output
 //! (`target/criterion/*/new/estimates.json`) and the simulator's JSON. `--plots` only redraws
-//! the plots from what the last run left. No plotting crate: the SVG is written by hand, so
+//! the plots from what the last run left. It ends with the simulator's resident memory
+//! against its target and one `cargo xtask qemu` boot's EL2 instruction counts (`--no-qemu`
+//! skips that boot). No plotting crate: the SVG is written by hand, so
 //! xtask stays dependency-free.
 
 use std::fmt::Write as _;
@@ -93,8 +95,95 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
             std::fs::write(out.join(format!("simulate-{n}.json")), &o.stdout)
                 .map_err(|e| e.to_string())?;
         }
+        simulator_resident(&bin, root, &out)?;
+        if !args.iter().any(|a| a == "--no-qemu") {
+            qemu_counts(root, &out)?;
+        }
     }
     plots(root, &out)
+}
+
+/// The simulator's resident-memory target (DESIGN.md: peak resident <= images + copies +
+/// 64 MiB): one run without writes next to the sweep's, each line with its ratio.
+fn simulator_resident(bin: &Path, root: &Path, out: &Path) -> Result<(), String> {
+    let o = Command::new(bin)
+        .current_dir(root)
+        .args([
+            "simulate",
+            "--json",
+            "--write-percent",
+            "0",
+            "--clones",
+            "1",
+        ])
+        .output()
+        .map_err(|e| format!("{}: {e}", bin.display()))?;
+    if !o.status.success() {
+        return Err(format!(
+            "simulate --write-percent 0: {}",
+            String::from_utf8_lossy(&o.stderr)
+        ));
+    }
+    std::fs::write(out.join("simulate-nowrite.json"), &o.stdout).map_err(|e| e.to_string())?;
+    let mib = |b: f64| b / (1 << 20) as f64;
+    println!(
+        "\nSimulator resident memory vs images + copies + 64 MiB (`gunyah-rm simulate --json`)"
+    );
+    let mut runs: Vec<(String, String)> = vec![(
+        "no writes, 1 clone".into(),
+        String::from_utf8_lossy(&o.stdout).into(),
+    )];
+    for &n in CLONE_COUNTS {
+        if let Ok(j) = std::fs::read_to_string(out.join(format!("simulate-{n}.json"))) {
+            runs.push((format!("5 % written, {n} clones"), j));
+        }
+    }
+    for (what, j) in runs {
+        let (Some(rss), Some(used)) = (
+            number_after(&j, "\"peak_resident_bytes\":"),
+            number_after(&j, "\"memory_used_bytes\":"),
+        ) else {
+            return Err(format!(
+                "simulate --json ({what}): no peak_resident_bytes/memory_used_bytes"
+            ));
+        };
+        // `memory_used_bytes` is the image once plus every CoW copy.
+        let limit = used + (64 << 20) as f64;
+        println!(
+            "  {what:24} peak resident {:8.1} MiB  limit {:8.1} MiB  ratio {:.2} ({})",
+            mib(rss),
+            mib(limit),
+            rss / limit,
+            if rss <= limit { "met" } else { "not met" }
+        );
+    }
+    Ok(())
+}
+
+/// The QEMU figures (EL2 instructions per CoW fault next to the guest's own copy): one
+/// `cargo xtask qemu` boot (`-icount`, so the counts are exact), its output kept in
+/// `target/perf/qemu.txt` and the lines with instruction counts printed.
+fn qemu_counts(root: &Path, out: &Path) -> Result<(), String> {
+    eprintln!("xtask perf: cargo xtask qemu (EL2 instructions per CoW fault)");
+    let o = Command::new(env!("CARGO"))
+        .current_dir(root)
+        .args(["xtask", "qemu"])
+        .output()
+        .map_err(|e| format!("cargo xtask qemu: {e}"))?;
+    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    std::fs::write(out.join("qemu.txt"), &text).map_err(|e| e.to_string())?;
+    if !o.status.success() {
+        return Err(format!(
+            "cargo xtask qemu failed (output in {}):\n{}",
+            out.join("qemu.txt").display(),
+            String::from_utf8_lossy(&o.stderr)
+        ));
+    }
+    println!("\nQEMU (`cargo xtask qemu`, -icount): EL2 instructions per CoW fault");
+    for l in text.lines().filter(|l| l.contains("instructions")) {
+        println!("  {l}");
+    }
+    Ok(())
 }
 
 /// The median of a criterion benchmark (ns), from its `estimates.json`.
