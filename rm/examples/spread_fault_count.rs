@@ -35,6 +35,8 @@ const IPA: u64 = 0x80_0000_0000;
 const GIB: u64 = 1 << 30;
 const MIB: u64 = 1 << 20;
 const DRAIN_EVERY: u64 = 64;
+/// VM_ALLOC's message ID (spec §2).
+const VM_ALLOC: u32 = 0x5600_0001;
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -53,7 +55,20 @@ fn main() {
         ipa_bits: 40,
     };
     let mut rm = sim_rm(sim, RmConfig::default()).expect("simulated layout");
-    let clones: Vec<u16> = (0..vms).map(|_| alloc_vm(&mut rm)).collect();
+    let clones: Vec<u16> = (0..vms)
+        .map(|k| {
+            if k < 63 {
+                alloc_vm(&mut rm)
+            } else {
+                // 63 dynamic VMIDs; further VMs take static ones (0x10, 0x11, ..), as the
+                // `cow_fault` bench's 64th VM does.
+                let v = 0x10 + (k - 63);
+                rm.handle_request(HLOS, 1, VM_ALLOC, &u32::from(v).to_le_bytes());
+                let _ = rm.drain_outgoing();
+                v
+            }
+        })
+        .collect();
     let g = seal_lent(&mut rm, clones[0], SRC, size);
     for &v in &clones {
         let pool = rm.gmem_create(HLOS, faults_per_vm * PAGE, 0, v).unwrap();
