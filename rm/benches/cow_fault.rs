@@ -323,6 +323,7 @@ fn main() {
         );
         // The baseline again right before the case (the shared machine's load drifts over a
         // run): 64 batches of 256 cold copies, median per copy.
+        let f0 = anchor::host_page_faults();
         let mut near: Vec<f64> = (0..64)
             .map(|_| memcpy.run(256).as_nanos() as f64 / 256.0)
             .collect();
@@ -330,6 +331,10 @@ fn main() {
         NEAR.lock()
             .unwrap()
             .insert(id.clone(), near[near.len() / 2]);
+        eprintln!(
+            "cow_fault: {id}: {} host page faults while its memcpy baseline was measured",
+            anchor::host_page_faults() - f0
+        );
         let f0 = anchor::host_page_faults();
         g.bench_with_input(BenchmarkId::new("fault", &id), &id, |b, id| {
             b.iter_custom(|iters| {
