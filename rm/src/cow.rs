@@ -21,8 +21,6 @@
 //! vCPUs at once through the same decision ([`decide`]), with shared access to the RM and a
 //! per-VM lock.
 
-use alloc::vec::Vec;
-
 use gunyah_stage2::{Access, Fault, FaultKind};
 
 use gunyah_rm_abi::ext::{CowBroken, FaultUnserved, QuotaExhausted};
@@ -526,11 +524,14 @@ impl<P: Platform> Rm<P> {
         };
         if !ipas.is_empty() {
             let owner = self.vms.get(vmid).map_or(vmid, |v| v.owner);
+            let mut list = core::mem::take(&mut self.cow_list);
             for chunk in ipas.chunks(COW_BATCH) {
-                let list: Vec<U64> = chunk.iter().map(|&ipa| U64::new(ipa)).collect();
+                list.clear();
+                list.extend(chunk.iter().map(|&ipa| U64::new(ipa)));
                 let n = CowBroken { vmid, ipas: &list };
                 self.notify_with(owner, MsgId::COW_BROKEN, &n);
             }
+            self.cow_list = list;
         }
         // The buffer goes back with its capacity: the VM's next copies push without
         // allocating on the fault path.

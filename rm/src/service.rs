@@ -77,6 +77,9 @@ pub struct Rm<P: Platform> {
     pub(crate) rx: BTreeMap<Vmid, ClientRx>,
     /// The payload of the request being handled, kept between requests for its allocation.
     rx_payload: Vec<u8>,
+    /// A COW_BROKEN's IPA list as it is encoded, kept between notifications for its
+    /// allocation (a drain after faults in many VMs sends one per VM).
+    pub(crate) cow_list: Vec<zerocopy::little_endian::U64>,
     pub(crate) notif_seq: u16,
     pub(crate) next_cap: u64,
     /// VMs with asynchronous work (reset stages) pending, in order.
@@ -157,6 +160,7 @@ impl<P: Platform> Rm<P> {
             out: Outbox::default(),
             rx: BTreeMap::new(),
             rx_payload: Vec::new(),
+            cow_list: Vec::new(),
             notif_seq: 0,
             next_cap: 0x100,
             deferred: VecDeque::new(),
