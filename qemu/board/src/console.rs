@@ -61,3 +61,8 @@ pub fn fail(what: fmt::Arguments<'_>) -> ! {
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     fail(format_args!("panic: {info}"))
 }
+
+/// [`crate::percpu::Lock::most_overtaken`] of the console's lock, for the board's summary.
+pub fn lock_most_overtaken() -> u64 {
+    UART.most_overtaken()
+}

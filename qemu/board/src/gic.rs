@@ -137,3 +137,8 @@ pub fn drain(mut f: impl FnMut(IntId)) {
         GicCpuInterface::end_interrupt(id, InterruptGroup::Group1);
     }
 }
+
+/// [`crate::percpu::Lock::most_overtaken`] of the GIC's lock, for the board's summary.
+pub fn lock_most_overtaken() -> u64 {
+    GIC.most_overtaken()
+}

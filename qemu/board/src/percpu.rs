@@ -6,7 +6,7 @@
 //! consistent), so either it sees the VM is gone or the evicting CPU sees it in the guest
 //! and waits until its trap (Dekker's handshake).
 
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::SeqCst};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
 
 use gunyah_rm::platform::Vmid;
 
@@ -181,8 +181,69 @@ pub fn cpu_relax() {
     };
 }
 
-/// The board's spin lock.
-pub type Lock<T> = spin::mutex::SpinMutex<T, YieldRelax>;
+/// The board's spin lock: test-and-set (`spin`'s `SpinMutex`), waiting with YIELD, plus a
+/// count of how unfair it was: the most times other CPUs took it while one CPU waited
+/// (a FIFO lock bounds that by the number of waiters ahead, at most `MAX_CPUS - 1`).
+///
+/// Not a ticket (FIFO) lock on purpose: under QEMU's multi-threaded TCG on a host with
+/// fewer cores than vCPU threads, a FIFO hand-over waits until the host runs the one vCPU
+/// thread holding the next ticket (YIELD does nothing there), and with `spin`'s
+/// `TicketMutex` the 8-CPU catalogue boot stopped making progress. Test-and-set hands the
+/// lock to whichever waiter runs; [`Lock::most_overtaken`], printed in the board's summary,
+/// shows how far from FIFO that went in a run.
+pub struct Lock<T> {
+    inner: spin::mutex::SpinMutex<T, YieldRelax>,
+    /// Times it was taken (the waiters' clock).
+    taken: AtomicU64,
+    /// The most times it was taken by others while one CPU waited for it.
+    most_overtaken: AtomicU64,
+}
+
+/// The guard of a taken [`Lock`].
+pub type LockGuard<'a, T> = spin::mutex::SpinMutexGuard<'a, T>;
+
+impl<T> Lock<T> {
+    /// A new, free lock holding `v`.
+    pub const fn new(v: T) -> Self {
+        Lock {
+            inner: spin::mutex::SpinMutex::new(v),
+            taken: AtomicU64::new(0),
+            most_overtaken: AtomicU64::new(0),
+        }
+    }
+
+    /// Take it, waiting with YIELD while another CPU holds it.
+    pub fn lock(&self) -> LockGuard<'_, T> {
+        if let Some(g) = self.try_lock() {
+            return g;
+        }
+        let start = self.taken.load(Relaxed);
+        loop {
+            // Test before test-and-set: the waiters spin on a shared line, not on writes.
+            while self.inner.is_locked() {
+                cpu_relax();
+            }
+            if let Some(g) = self.inner.try_lock() {
+                let now = self.taken.fetch_add(1, Relaxed);
+                self.most_overtaken
+                    .fetch_max(now.wrapping_sub(start), Relaxed);
+                return g;
+            }
+        }
+    }
+
+    /// Take it if it is free.
+    pub fn try_lock(&self) -> Option<LockGuard<'_, T>> {
+        let g = self.inner.try_lock()?;
+        self.taken.fetch_add(1, Relaxed);
+        Some(g)
+    }
+
+    /// The most times other CPUs took it while one CPU waited for it, so far.
+    pub fn most_overtaken(&self) -> u64 {
+        self.most_overtaken.load(Relaxed)
+    }
+}
 
 /// Whether every other online CPU is idle (in WFI with nothing to run).
 pub fn others_idle() -> bool {

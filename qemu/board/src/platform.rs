@@ -424,3 +424,8 @@ unsafe fn copy_page(dst: u64, src: u64) {
     // SAFETY: the caller's contract.
     unsafe { core::ptr::copy_nonoverlapping(src as *const u8, dst as *mut u8, PAGE_SIZE as usize) };
 }
+
+/// [`crate::percpu::Lock::most_overtaken`] of the partition allocator's lock, for the board's summary.
+pub fn lock_most_overtaken() -> u64 {
+    PARTITION.most_overtaken()
+}

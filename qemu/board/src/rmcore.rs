@@ -626,6 +626,22 @@ impl Core<'_> {
             excl,
             per_run.join(", ")
         );
+        // How unfair the test-and-set locks were (percpu::Lock): not checked, a figure.
+        #[cfg(feature = "catalogue")]
+        let chan = format!("; test channel {}", crate::testchan::lock_most_overtaken());
+        #[cfg(not(feature = "catalogue"))]
+        let chan = String::new();
+        println!(
+            "qemu board: locks (test-and-set), the most times others took one while a CPU \
+             waited: board {}; scheduler {}; partition {}; GIC {}; console {}; fault figures \
+             {}{chan}",
+            BOARD.most_overtaken(),
+            sched::lock_most_overtaken(),
+            crate::platform::lock_most_overtaken(),
+            crate::gic::lock_most_overtaken(),
+            crate::console::lock_most_overtaken(),
+            FAULT_SPLIT.most_overtaken(),
+        );
         let split = FAULT_SPLIT.lock().clone();
         if !split.is_empty() {
             let (rm, drain): (Vec<u64>, Vec<u64>) = split.iter().copied().unzip();

@@ -684,3 +684,8 @@ pub fn vtimer_fired() {
         raise_ppi_locked(&mut s, i, VTIMER_INTID);
     }
 }
+
+/// [`crate::percpu::Lock::most_overtaken`] of the scheduler's lock, for the board's summary.
+pub fn lock_most_overtaken() -> u64 {
+    SCHED.most_overtaken()
+}

@@ -324,3 +324,8 @@ fn census(core: &Core, i: u64) -> Option<u64> {
         _ => return None,
     })
 }
+
+/// [`crate::percpu::Lock::most_overtaken`] of the test channel's lock, for the board's summary.
+pub fn lock_most_overtaken() -> u64 {
+    SLOTS.most_overtaken()
+}
