@@ -188,7 +188,8 @@ pub fn cpu_relax() {
 /// Not a ticket (FIFO) lock on purpose: under QEMU's multi-threaded TCG on a host with
 /// fewer cores than vCPU threads, a FIFO hand-over waits until the host runs the one vCPU
 /// thread holding the next ticket (YIELD does nothing there), and with `spin`'s
-/// `TicketMutex` the 8-CPU catalogue boot stopped making progress. Test-and-set hands the
+/// `TicketMutex` the 8-CPU catalogue boot stopped making progress, and so did a lock that
+/// hands it to a waiter overtaken 16 times (qemu/README.md). Test-and-set hands the
 /// lock to whichever waiter runs; [`Lock::most_overtaken`], printed in the board's summary,
 /// shows how far from FIFO that went in a run.
 pub struct Lock<T> {
