@@ -206,7 +206,7 @@ fn hlos_payload_boots_by_gunyahs_contract_and_drives_vms_through_rpc() {
     assert!(
         hlos.ends_with(
             " notifications; FAULT_UNSERVED to HLOS 8; isolation probes stopped 4; attacks \
-             stopped 8"
+             stopped 8 (the attacker's 7, the spinner's endless loop)"
         ),
         "{hlos}"
     );

@@ -775,7 +775,7 @@ pub fn main(info: &DtInfo) -> ! {
     say!(
         "summary: VMs launched 7; golden pages {}; CoW copies {COPIES}; COW_BROKEN to HLOS {} \
          IPAs in {} notifications; FAULT_UNSERVED to HLOS {}; isolation probes stopped 4; \
-         attacks stopped {}",
+         attacks stopped {} (the attacker's {stopped}, the spinner's endless loop)",
         GOLDEN_SIZE / 4096,
         cow_ipas,
         cow_broken,
