@@ -500,12 +500,13 @@ impl<P: Platform> Rm<P> {
     /// Allocates nothing when no batch is pending.
     pub fn flush_cow_broken(&mut self) {
         let mut from = 0;
-        while let Some(v) = self
-            .spaces
-            .range(from..)
-            .find(|(_, s)| !s.pending_cow.is_empty())
-            .map(|(v, _)| *v)
-        {
+        loop {
+            let next = self
+                .spaces
+                .range(from..)
+                .find(|(_, s)| !s.pending_cow.is_empty())
+                .map(|(v, _)| *v);
+            let Some(v) = next else { break };
             self.flush_cow_broken_of(v);
             match v.checked_add(1) {
                 Some(next) => from = next,

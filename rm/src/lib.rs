@@ -84,6 +84,7 @@ pub mod stage2_spaces;
 #[allow(unsafe_code)]
 pub mod sync;
 pub mod vm;
+pub mod vmid_map;
 
 pub use plan::{Plan, S2Op};
 pub use platform::{

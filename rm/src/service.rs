@@ -17,6 +17,8 @@
 //! ([`crate::plan`]).
 
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use crate::vmid_map::VmidMap;
 use alloc::vec::Vec;
 
 use crate::parcel::ParcelDb;
@@ -58,7 +60,7 @@ pub struct Rm<P: Platform> {
     pub(crate) plat: P,
     pub(crate) cfg: RmConfig,
     pub(crate) vms: VmTable,
-    pub(crate) spaces: BTreeMap<Vmid, VmSpace>,
+    pub(crate) spaces: VmidMap<VmSpace>,
     pub(crate) parcels: ParcelDb,
     /// Golden images by id.
     pub(crate) goldens: BTreeMap<u32, crate::golden::Golden>,
@@ -141,7 +143,7 @@ impl<P: Platform> Rm<P> {
                 m.insert(ipa, size, State::Owned(owned));
             }
         }
-        let mut spaces = BTreeMap::new();
+        let mut spaces = VmidMap::new();
         spaces.insert(VMID_HLOS, m);
         Ok(Rm {
             plat,

@@ -14,7 +14,7 @@
 //! fault path ([`crate::concurrent`]) replace a page of one VM while vCPUs of other VMs fault in
 //! theirs.
 
-use alloc::collections::BTreeMap;
+use crate::vmid_map::VmidMap;
 use alloc::vec::Vec;
 
 use gunyah_stage2::{
@@ -55,7 +55,7 @@ pub type Space<P> = AddressSpace<<P as SpaceParts>::Mem, <P as SpaceParts>::Tlb>
 /// Every VM's stage-2 address space, by VMID.
 pub struct Stage2Spaces<P: SpaceParts> {
     parts: P,
-    spaces: BTreeMap<Vmid, CachePadded<Mutex<Space<P>>>>,
+    spaces: VmidMap<CachePadded<Mutex<Space<P>>>>,
     ipa_bits: u8,
     parange: PaRange,
     /// Tables a prepared plan set aside, per VM, until it is committed or abandoned.
@@ -72,7 +72,7 @@ impl<P: SpaceParts> Stage2Spaces<P> {
     pub fn new(parts: P, ipa_bits: u8, parange: PaRange) -> Self {
         Stage2Spaces {
             parts,
-            spaces: BTreeMap::new(),
+            spaces: VmidMap::new(),
             ipa_bits,
             parange,
             prepared: Vec::new(),

@@ -1,6 +1,6 @@
 //! The RM's modules depend on the model, not on their siblings (issue 10): a transition module
 //! (memory parcels, gmem, golden images, the fault path, VM lifecycle) may use the model —
-//! the `Rm` record (`service`), the range map (`space`, `ranges`), plans (`plan`), the
+//! the `Rm` record (`service`, its per-VM slots `vmid_map`), the range map (`space`, `ranges`), plans (`plan`), the
 //! platform seam, the VM table, configs and reply types — but no other transition module and
 //! not the router or the transport. This reads the sources, so a new `use` across siblings
 //! fails here rather than in review.
@@ -19,6 +19,7 @@ const MODEL: &[&str] = &[
     "plan",
     "platform",
     "stage2_spaces",
+    "vmid_map",
     "vm",
     "config",
     "reply",

@@ -2,7 +2,6 @@
 //! teardown.
 
 use alloc::collections::btree_map::Entry;
-use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
 use gunyah_rm_abi::RmError;
@@ -28,7 +27,7 @@ impl<P: Platform> Rm<P> {
     /// it changes.
     fn unmap_acceptance(
         plat: &mut P,
-        spaces: &mut BTreeMap<Vmid, VmSpace>,
+        spaces: &mut crate::vmid_map::VmidMap<VmSpace>,
         p: &mut Parcel,
         vmid: Vmid,
     ) {
