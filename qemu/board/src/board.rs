@@ -10,7 +10,7 @@ use core::sync::atomic::Ordering::{Relaxed, SeqCst};
 
 use aarch64_cpu::registers::{Readable, ESR_EL2, FAR_EL2, HPFAR_EL2, ID_AA64MMFR0_EL1};
 use gunyah_rm::platform::{PhysMem, PAGE_SIZE};
-use gunyah_rm::vm::{VMID_HLOS, VMID_RM};
+use gunyah_rm::vm::VMID_HLOS;
 use gunyah_rm::{Rm, RmConfig};
 use gunyah_stage2::PaRange;
 use smccc::Smc;
@@ -24,15 +24,8 @@ use crate::platform::QemuPlatform;
 use crate::rmcore::{self, Cap, VmCtl, MSG_SIZE, QUEUE_DEPTH, STATS};
 use crate::sched::{self, After, Entry};
 use crate::vcpu::Vcpu;
-use crate::vm_dt::{hypervisor_node, RpcLink};
+use crate::vm_dt::{hlos_node, HLOS_RX_CAP, HLOS_TX_CAP, HLOS_VIRQS};
 use crate::{dt, fdt_edit, gic, heap, pmu, println};
-
-/// Capabilities of HLOS's RM-RPC queues (in its cspace; the board chooses them, as the
-/// hypervisor does for the primary VM).
-const HLOS_TX_CAP: u64 = 0x3_0001;
-const HLOS_RX_CAP: u64 = 0x3_0002;
-/// HLOS's RM-RPC interrupts (SPI 960 and 961: above every device of QEMU virt).
-const HLOS_VIRQS: (u32, u32) = (992, 993);
 
 #[no_mangle]
 extern "C" fn el2_main() -> ! {
@@ -66,15 +59,7 @@ extern "C" fn el2_main() -> ! {
     let mut rm = Rm::new(QemuPlatform::new(parange), cfg)
         .unwrap_or_else(|e| fail(format_args!("RM boot: {e}")));
     // HLOS's DT gets /hypervisor with its RM-RPC queues, written back in place.
-    let link = RpcLink {
-        tx_cap: HLOS_TX_CAP,
-        rx_cap: HLOS_RX_CAP,
-        tx_virq: HLOS_VIRQS.0,
-        rx_virq: HLOS_VIRQS.1,
-        depth: QUEUE_DEPTH as u32,
-        msg_size: MSG_SIZE,
-    };
-    let node = hypervisor_node(VMID_HLOS, VMID_RM, true, &link);
+    let node = hlos_node(QUEUE_DEPTH as u32, MSG_SIZE);
     let new_dt = fdt_edit::add_to_root(plat_dt.blob, &node)
         .unwrap_or_else(|e| fail(format_args!("adding /hypervisor to HLOS's DT: {e}")));
     if HLOS_DT + new_dt.len() as u64 > HLOS_ENTRY {

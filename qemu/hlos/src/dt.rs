@@ -1,7 +1,10 @@
 //! What the payload reads from the DT the hypervisor entered it with: its RM-RPC queues
-//! (`/hypervisor/qcom,resource-manager-rpc@<tx cap>`, `reg` = tx cap, rx cap as 64-bit
-//! cells, as Gunyah's RM generates it), its VMID (`/hypervisor/qcom,gunyah-vm`) and the
-//! PL011 (`arm,pl011`).
+//! (the child of `/hypervisor` compatible with "gunyah-resource-manager" or
+//! "qcom,resource-manager-1-0", found by compatible as Linux's drivers find it, whatever its
+//! name: Gunyah's RM calls it `qcom,resource-manager-rpc@<tx cap>` for HLOS and
+//! `qcom,resource-mgr@<rx cap>` for other VMs; `reg` = tx cap, rx cap as 64-bit cells,
+//! `interrupts` = tx, rx), its VMID (`/hypervisor/qcom,gunyah-vm`) and the PL011
+//! (`arm,pl011`).
 
 /// What the DT says.
 pub struct DtInfo {
@@ -47,7 +50,11 @@ pub fn read(addr: u64) -> DtInfo {
     let mut vmid = None;
     if let Some(hyp) = fdt.find_node("/hypervisor") {
         for node in hyp.children() {
-            if node.name.starts_with("qcom,resource-manager-rpc") {
+            let rm = node.compatible().is_some_and(|c| {
+                c.all()
+                    .any(|s| s == "gunyah-resource-manager" || s == "qcom,resource-manager-1-0")
+            });
+            if rm {
                 let reg = node.property("reg").map(|p| p.value);
                 tx_rx = reg.and_then(|r| Some((be_u64(r)?, be_u64(r.get(8..)?)?)));
                 // Two GIC specifiers <type number flags>: tx, rx; type 0 is an SPI.
@@ -70,7 +77,7 @@ pub fn read(addr: u64) -> DtInfo {
         .and_then(|n| n.reg()?.next())
         .map(|r| r.starting_address as u64);
     let Some((tx_cap, rx_cap)) = tx_rx else {
-        fatal("no /hypervisor/qcom,resource-manager-rpc node with tx and rx caps in the DT");
+        fatal("no RM node (compatible \"gunyah-resource-manager\") with tx and rx caps under /hypervisor in the DT");
     };
     DtInfo {
         tx_cap,
