@@ -11,6 +11,13 @@ pub const MSGQ_SEND: u64 = 0xC600_801B;
 pub const MSGQ_RECV: u64 = 0xC600_801C;
 /// scheduler_yield: x1 control, x2 arg.
 pub const SCHED_YIELD: u64 = 0xC600_803B;
+/// SMCCC_VERSION (SMCCC 1.1 and later): x0 = major << 16 | minor.
+pub const SMCCC_VERSION: u64 = 0x8000_0000;
+/// The vendor-specific-hypervisor service's Call UID query (`ARM_SMCCC_VENDOR_HYP_CALL_UID`).
+pub const VENDOR_HYP_CALL_UID: u64 = 0x8600_FF01;
+/// Gunyah's UID words for that query, x0..x3 (hyp `SMCCC_GUNYAH_UID0..3`: UUID
+/// c1d58fcd-a453-5fdb-9265-ce36673d5f14, which Linux's `arch_is_gunyah_guest` compares).
+pub const GUNYAH_UID: [u64; 4] = [0xcd8f_d5c1, 0xdb5f_53a4, 0x36ce_6592, 0x145f_3d67];
 /// PSCI CPU_OFF.
 pub const PSCI_CPU_OFF: u64 = 0x8400_0002;
 /// PSCI SYSTEM_OFF.

@@ -4,6 +4,8 @@
 //! * msgqueue_send / msgqueue_receive on the VM's RM-RPC queue pair, named by the
 //!   capabilities in its cspace (from VM_INIT's resources, or the board's for HLOS);
 //! * scheduler_yield;
+//! * SMCCC_VERSION (1.1) and the vendor-hypervisor Call UID (Gunyah's), which Linux needs
+//!   to find Gunyah (`psci_init_smccc`, then `arch_is_gunyah_guest`);
 //! * PSCI_VERSION, PSCI_FEATURES, CPU_ON and AFFINITY_INFO (the VM's own vCPUs, by MPIDR
 //!   Aff0), CPU_OFF, SYSTEM_OFF (HLOS: the run ends; another VM: its vCPU stops).
 //!
@@ -110,6 +112,10 @@ pub fn handle(vmid: Vmid, index: u32, gen: u32, frame: &mut Frame) -> Next {
             frame.x[0] = OK;
             return Next::Sched(After::Yield);
         }
+        // SMCCC 1.1: Linux's `arm_smccc_1_1_invoke` (how `arch_is_gunyah_guest` asks for the
+        // UID) does nothing under 1.0.
+        SMCCC_VERSION => frame.x[0] = 0x1_0001,
+        VENDOR_HYP_CALL_UID => frame.x[..4].copy_from_slice(&GUNYAH_UID),
         PSCI_VERSION => frame.x[0] = 0x1_0000, // 1.0
         PSCI_FEATURES => {
             frame.x[0] = match frame.x[1] {
@@ -120,7 +126,8 @@ pub fn handle(vmid: Vmid, index: u32, gen: u32, frame: &mut Frame) -> Next {
                 | PSCI_AFFINITY_INFO_32
                 | PSCI_AFFINITY_INFO_64
                 | PSCI_SYSTEM_OFF
-                | PSCI_FEATURES => 0,
+                | PSCI_FEATURES
+                | SMCCC_VERSION => 0,
                 _ => PSCI_NOT_SUPPORTED,
             }
         }

@@ -71,6 +71,9 @@ fn hlos_payload_boots_by_gunyahs_contract_and_drives_vms_through_rpc() {
         "qemu board: QEMU's DT at 0x40f00000: 8 CPUs, RAM to 0xc0000000\n",
         "qemu board: 8 physical CPUs up (PSCI CPU_ON through SMC)\n",
         "qemu board: entering HLOS at 0x41000000 (EL1, x0 = DT)\n",
+        // As Linux finds Gunyah before its RM driver reads the DT (`arch_is_gunyah_guest`).
+        "hlos: SMCCC 1.1; the vendor hypervisor's Call UID is Gunyah's \
+         (c1d58fcd-a453-5fdb-9265-ce36673d5f14), as Linux checks\n",
         "hlos: RM RPC queues from the DT's /hypervisor node: tx cap 0x30001, rx cap 0x30002",
         "hlos: VM_GET_VMID: 3\n",
         "hlos: bad hypercalls (wrong cap, size or flags, unmapped or page-crossing buffers, \

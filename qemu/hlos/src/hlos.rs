@@ -389,6 +389,25 @@ pub fn main(info: &DtInfo) -> ! {
         info.dt.0,
         info.dt.1
     );
+    // How Linux finds Gunyah: `psci_init_smccc` (PSCI_FEATURES lists SMCCC_VERSION, which
+    // says 1.1 or later, else Linux has no SMCCC 1.1 conduit), then `arch_is_gunyah_guest`
+    // (the vendor-hypervisor Call UID is Gunyah's UUID).
+    const PSCI_FEATURES: u64 = 0x8400_000A;
+    let [feature, ..] = hvc::call(PSCI_FEATURES, SMCCC_VERSION, 0, 0, 0);
+    let [smccc, ..] = hvc::call(SMCCC_VERSION, 0, 0, 0, 0);
+    let uid = hvc::call4(VENDOR_HYP_CALL_UID);
+    if feature != 0 || smccc >> 31 != 0 || smccc < 0x1_0001 || uid != GUNYAH_UID {
+        fail(format_args!(
+            "SMCCC discovery: PSCI_FEATURES(SMCCC_VERSION) {feature:#x}, SMCCC_VERSION \
+             {smccc:#x}, vendor hypervisor UID {uid:x?}"
+        ));
+    }
+    say!(
+        "SMCCC {}.{}; the vendor hypervisor's Call UID is Gunyah's \
+         (c1d58fcd-a453-5fdb-9265-ce36673d5f14), as Linux checks",
+        smccc >> 16,
+        smccc & 0xFFFF
+    );
     let [api, flags0, _] = hvc::call(HYP_IDENTIFY, 0, 0, 0, 0);
     if api & 0x3FFF != 1 || flags0 & (1 << 2) == 0 {
         fail(format_args!(

@@ -22,6 +22,19 @@ pub fn call(id: u64, a1: u64, a2: u64, a3: u64, a4: u64) -> [u64; 3] {
     [r0, r1, r2]
 }
 
+/// One SMCCC call without arguments; returns x0..x3 (a Call UID query's four words).
+#[inline(always)]
+pub fn call4(id: u64) -> [u64; 4] {
+    let (r0, r1, r2, r3): (u64, u64, u64, u64);
+    // SAFETY: as `call`.
+    unsafe {
+        core::arch::asm!("hvc #0",
+            inout("x0") id => r0, inout("x1") 0u64 => r1, inout("x2") 0u64 => r2,
+            inout("x3") 0u64 => r3, options(nostack))
+    };
+    [r0, r1, r2, r3]
+}
+
 /// PSCI CPU_OFF: this vCPU stops for good.
 pub fn cpu_off() -> ! {
     call(PSCI_CPU_OFF, 0, 0, 0, 0);
