@@ -539,6 +539,70 @@ fn split_qemu_args(args: &[String]) -> (Vec<String>, Vec<String>) {
     (qemu, rest)
 }
 
+/// The options of `cargo xtask qemu` (and of `cargo xtask run` for its QEMU part).
+#[derive(Debug, PartialEq)]
+struct QemuOptions {
+    /// `--hlos IMAGE`: the user's primary-VM payload instead of the project's.
+    hlos: Option<PathBuf>,
+    /// `--smp N`, 1 to 8 (default 8, the contract's).
+    smp: u32,
+    /// Without `--no-icount` (and `--catalogue`): `-icount shift=0`.
+    icount: bool,
+    /// `--catalogue`.
+    catalogue: bool,
+}
+
+fn parse_qemu_options(args: &[String]) -> Result<QemuOptions, String> {
+    let mut o = QemuOptions {
+        hlos: None,
+        smp: 8,
+        icount: true,
+        catalogue: false,
+    };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--hlos" => o.hlos = Some(PathBuf::from(it.next().ok_or("--hlos needs an IMAGE")?)),
+            "--smp" => {
+                o.smp = it
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .filter(|n| (1..=8).contains(n))
+                    .ok_or("--smp needs a CPU count from 1 to 8")?
+            }
+            "--no-icount" => o.icount = false,
+            "--catalogue" => {
+                o.catalogue = true;
+                o.icount = false;
+            }
+            other => return Err(format!("qemu: unknown option {other}")),
+        }
+    }
+    Ok(o)
+}
+
+/// The file QEMU's loader puts at 0x41000000 for the HLOS image `src`: an ELF (which must
+/// load at 0x41000000) flattened into `raw` (`boot_contract::elf_to_raw`), or anything else
+/// as it is (a raw image: a Linux `Image`, U-Boot's `u-boot.bin`).
+fn hlos_image(src: &Path, raw: &Path) -> Result<PathBuf, String> {
+    let mut magic = [0u8; 4];
+    let n = std::fs::File::open(src)
+        .and_then(|mut f| std::io::Read::read(&mut f, &mut magic))
+        .map_err(|e| format!("{}: {e}", src.display()))?;
+    if n < 4 || &magic != b"\x7fELF" {
+        return Ok(src.to_path_buf());
+    }
+    let base = boot_contract::elf_to_raw(src, raw)?;
+    if base != boot_contract::HLOS_ADDR {
+        return Err(format!(
+            "{}: loads at {base:#x}; an HLOS image must be linked at {:#x}",
+            src.display(),
+            boot_contract::HLOS_ADDR
+        ));
+    }
+    Ok(raw.to_path_buf())
+}
+
 /// Boot the board on QEMU virt aarch64 as Gunyah is booted there (qemu/README.md): QEMU's own
 /// virt DTB without the ITS at 0x40F00000, the HLOS image at 0x41000000 (the project's
 /// payload, or `--hlos IMAGE`), `-smp 8 -m 2G`, `-icount shift=0` unless `--no-icount`.
@@ -546,27 +610,12 @@ fn split_qemu_args(args: &[String]) -> (Vec<String>, Vec<String>) {
 /// runner (`gunyah-qemu-hlos-catalogue`) as HLOS, without -icount.
 /// Exits non-zero unless the run ends with status 0.
 fn run_qemu_board(args: &[String]) -> Result<(), String> {
-    let (mut hlos, mut smp, mut icount) = (None, 8u32, true);
-    let mut catalogue = false;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--hlos" => hlos = Some(PathBuf::from(it.next().ok_or("--hlos needs an IMAGE")?)),
-            "--smp" => {
-                smp = it
-                    .next()
-                    .and_then(|n| n.parse().ok())
-                    .filter(|n| (1..=8).contains(n))
-                    .ok_or("--smp needs a CPU count from 1 to 8")?
-            }
-            "--no-icount" => icount = false,
-            "--catalogue" => {
-                catalogue = true;
-                icount = false;
-            }
-            other => return Err(format!("qemu: unknown option {other}")),
-        }
-    }
+    let QemuOptions {
+        hlos,
+        smp,
+        icount,
+        catalogue,
+    } = parse_qemu_options(args)?;
     let mut packages = vec!["gunyah-qemu-board"];
     if hlos.is_none() {
         packages.push("gunyah-qemu-hlos");
@@ -602,20 +651,7 @@ fn run_qemu_board(args: &[String]) -> Result<(), String> {
         "gunyah-qemu-hlos"
     };
     let hlos_src = hlos.unwrap_or_else(|| out.join(payload));
-    let bytes = std::fs::read(&hlos_src).map_err(|e| format!("{}: {e}", hlos_src.display()))?;
-    let hlos_image = if bytes.starts_with(b"\x7fELF") {
-        let base = boot_contract::elf_to_raw(&hlos_src, &raw)?;
-        if base != boot_contract::HLOS_ADDR {
-            return Err(format!(
-                "{}: loads at {base:#x}; an HLOS image must be linked at {:#x}",
-                hlos_src.display(),
-                boot_contract::HLOS_ADDR
-            ));
-        }
-        raw
-    } else {
-        hlos_src.clone()
-    };
+    let hlos_image = hlos_image(&hlos_src, &raw)?;
     let qemu = PathBuf::from("qemu-system-aarch64");
     let qemu = env::split_paths(&tool_path())
         .map(|d| d.join(&qemu))
@@ -826,6 +862,119 @@ mod tests {
         assert!(!target_in_sysroot(&dir, "aarch64-unknown-none"));
         std::fs::create_dir_all(dir.join("lib/rustlib/aarch64-unknown-none/lib")).unwrap();
         assert!(target_in_sysroot(&dir, "aarch64-unknown-none"));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    fn strings(args: &[&str]) -> Vec<String> {
+        args.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn run_passes_the_boards_options_to_qemu_and_the_rest_to_the_simulator() {
+        let args = strings(&[
+            "--clones",
+            "32",
+            "--hlos",
+            "my.img",
+            "--smp",
+            "4",
+            "--no-icount",
+            "--write-percent",
+            "2",
+        ]);
+        let (qemu, rest) = split_qemu_args(&args);
+        assert_eq!(
+            qemu,
+            strings(&["--hlos", "my.img", "--smp", "4", "--no-icount"])
+        );
+        assert_eq!(rest, strings(&["--clones", "32", "--write-percent", "2"]));
+        assert_eq!(
+            parse_qemu_options(&qemu),
+            Ok(QemuOptions {
+                hlos: Some(PathBuf::from("my.img")),
+                smp: 4,
+                icount: false,
+                catalogue: false,
+            })
+        );
+    }
+
+    #[test]
+    fn qemu_options_default_to_the_contract_and_refuse_bad_ones() {
+        assert_eq!(
+            parse_qemu_options(&[]),
+            Ok(QemuOptions {
+                hlos: None,
+                smp: 8,
+                icount: true,
+                catalogue: false,
+            })
+        );
+        assert!(parse_qemu_options(&strings(&["--catalogue"])).is_ok_and(|o| !o.icount));
+        for bad in [
+            &["--hlos"][..],
+            &["--smp", "9"],
+            &["--smp", "0"],
+            &["--smp"],
+            &["--smp", "two"],
+            &["--hlso", "x"],
+        ] {
+            assert!(parse_qemu_options(&strings(bad)).is_err(), "{bad:?}");
+        }
+    }
+
+    /// An aarch64 ELF64 executable with one PT_LOAD of `data` at `paddr`.
+    fn elf(paddr: u64, data: &[u8]) -> Vec<u8> {
+        let mut e = vec![0u8; 64 + 56];
+        e[..8].copy_from_slice(&[0x7F, b'E', b'L', b'F', 2, 1, 1, 0]);
+        e[0x10..0x12].copy_from_slice(&2u16.to_le_bytes()); // ET_EXEC
+        e[0x12..0x14].copy_from_slice(&0xB7u16.to_le_bytes()); // EM_AARCH64
+        e[0x14..0x18].copy_from_slice(&1u32.to_le_bytes());
+        e[0x18..0x20].copy_from_slice(&paddr.to_le_bytes()); // entry
+        e[0x20..0x28].copy_from_slice(&64u64.to_le_bytes()); // phoff
+        e[0x34..0x36].copy_from_slice(&64u16.to_le_bytes());
+        e[0x36..0x38].copy_from_slice(&56u16.to_le_bytes());
+        e[0x38..0x3A].copy_from_slice(&1u16.to_le_bytes());
+        let ph = 64;
+        e[ph..ph + 4].copy_from_slice(&1u32.to_le_bytes()); // PT_LOAD
+        e[ph + 8..ph + 16].copy_from_slice(&120u64.to_le_bytes()); // offset
+        e[ph + 16..ph + 24].copy_from_slice(&paddr.to_le_bytes());
+        e[ph + 24..ph + 32].copy_from_slice(&paddr.to_le_bytes());
+        let len = (data.len() as u64).to_le_bytes();
+        e[ph + 32..ph + 40].copy_from_slice(&len);
+        e[ph + 40..ph + 48].copy_from_slice(&len);
+        e.extend_from_slice(data);
+        e
+    }
+
+    #[test]
+    fn an_hlos_elf_is_flattened_and_a_raw_image_goes_as_it_is() {
+        let dir = env::temp_dir().join(format!("xtask-hlos-image-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let raw = dir.join("hlos-image.bin");
+        // An ELF linked at 0x41000000: its segment's bytes, flattened.
+        let linked = dir.join("linked.elf");
+        std::fs::write(
+            &linked,
+            elf(boot_contract::HLOS_ADDR, b"\x1f\x20\x03\xd5payload"),
+        )
+        .unwrap();
+        assert_eq!(hlos_image(&linked, &raw), Ok(raw.clone()));
+        assert_eq!(std::fs::read(&raw).unwrap(), b"\x1f\x20\x03\xd5payload");
+        // An ELF linked elsewhere is refused (QEMU's loader would put it at 0x41000000).
+        let elsewhere = dir.join("elsewhere.elf");
+        std::fs::write(&elsewhere, elf(0x4008_0000, b"payload!")).unwrap();
+        let err = hlos_image(&elsewhere, &raw).unwrap_err();
+        assert!(err.contains("must be linked at 0x41000000"), "{err}");
+        // A raw image (a Linux Image starts with a branch, then its header) is used unchanged.
+        let image = dir.join("Image");
+        std::fs::write(&image, b"MZ\x00\x91raw image bytes").unwrap();
+        assert_eq!(hlos_image(&image, &raw), Ok(image.clone()));
+        // A tiny file, and a missing one.
+        let tiny = dir.join("tiny");
+        std::fs::write(&tiny, b"\x7f").unwrap();
+        assert_eq!(hlos_image(&tiny, &raw), Ok(tiny.clone()));
+        assert!(hlos_image(&dir.join("missing"), &raw).is_err());
         std::fs::remove_dir_all(dir).unwrap();
     }
 }
