@@ -38,9 +38,9 @@ pub struct RmConfig {
     pub ipa_alloc_end: u64,
     /// HLOS RAM mapped at boot: (IPA, PA, size), owned by HLOS.
     pub hlos_ram: Option<(u64, u64, u64)>,
-    /// HLOS device (IO) memory mapped at boot: (IPA, PA, size), owned by
+    /// HLOS device (IO) memory mapped at boot: (IPA, PA, size) ranges, owned by
     /// HLOS, so it can lend and share IO parcels.
-    pub hlos_mmio: Option<(u64, u64, u64)>,
+    pub hlos_mmio: Vec<(u64, u64, u64)>,
 }
 
 impl Default for RmConfig {
@@ -50,7 +50,7 @@ impl Default for RmConfig {
             ipa_alloc_base: 0x1_0000_0000,
             ipa_alloc_end: 0x100_0000_0000,
             hlos_ram: Some((0x4000_0000, 0x4000_0000, 0x4000_0000)),
-            hlos_mmio: None,
+            hlos_mmio: Vec::new(),
         }
     }
 }
@@ -119,29 +119,28 @@ impl<P: Platform> Rm<P> {
         vms.vms.insert(VMID_HLOS, hlos);
         plat.create_space(VMID_HLOS)?;
         let mut m = VmSpace::default();
-        let boot = [
-            (cfg.hlos_ram, Rights::RWX, MemKind::Normal),
-            (cfg.hlos_mmio, Rights::RW, MemKind::Device),
-        ];
-        for (range, rights, kind) in boot {
-            if let Some((ipa, pa, size)) = range {
-                plat.map(
-                    VMID_HLOS,
-                    ipa,
-                    pa,
-                    size,
-                    rights,
-                    kind,
-                    crate::platform::Tag::None,
-                )?;
-                let owned = Owned {
-                    pa,
-                    rights,
-                    kind,
-                    origin: Origin::Boot,
-                };
-                m.insert(ipa, size, State::Owned(owned));
-            }
+        let ram = cfg.hlos_ram.map(|r| (r, Rights::RWX, MemKind::Normal));
+        let mmio = cfg
+            .hlos_mmio
+            .iter()
+            .map(|r| (*r, Rights::RW, MemKind::Device));
+        for ((ipa, pa, size), rights, kind) in ram.into_iter().chain(mmio) {
+            plat.map(
+                VMID_HLOS,
+                ipa,
+                pa,
+                size,
+                rights,
+                kind,
+                crate::platform::Tag::None,
+            )?;
+            let owned = Owned {
+                pa,
+                rights,
+                kind,
+                origin: Origin::Boot,
+            };
+            m.insert(ipa, size, State::Owned(owned));
         }
         let mut spaces = VmidMap::new();
         spaces.insert(VMID_HLOS, m);

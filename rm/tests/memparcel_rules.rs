@@ -554,7 +554,7 @@ const MMIO: u64 = 0x0A00_0000;
 /// HLOS with 2 MiB of device memory at 0x0A000000 (QEMU virt's virtio-mmio area).
 fn with_mmio() -> H {
     let cfg = RmConfig {
-        hlos_mmio: Some((MMIO, MMIO, MIB2)),
+        hlos_mmio: vec![(MMIO, MMIO, MIB2)],
         ..RmConfig::default()
     };
     let mut h = H {

@@ -9,7 +9,7 @@ use alloc::vec::Vec;
 use core::sync::atomic::Ordering::{Relaxed, SeqCst};
 
 use aarch64_cpu::registers::{Readable, ESR_EL2, FAR_EL2, HPFAR_EL2, ID_AA64MMFR0_EL1};
-use gunyah_rm::platform::{PhysMem, PAGE_SIZE};
+use gunyah_rm::platform::PhysMem;
 use gunyah_rm::vm::VMID_HLOS;
 use gunyah_rm::{Rm, RmConfig};
 use gunyah_stage2::PaRange;
@@ -24,8 +24,22 @@ use crate::platform::QemuPlatform;
 use crate::rmcore::{self, Cap, VmCtl, MSG_SIZE, QUEUE_DEPTH, STATS};
 use crate::sched::{self, After, Entry};
 use crate::vcpu::Vcpu;
-use crate::vm_dt::{hlos_node, HLOS_RX_CAP, HLOS_TX_CAP, HLOS_VIRQS};
-use crate::{dt, fdt_edit, gic, heap, pmu, println};
+use crate::vm_dt::{hlos_dt, HLOS_RX_CAP, HLOS_TX_CAP, HLOS_VIRQS};
+use crate::{dt, gic, heap, pmu, println};
+
+/// HLOS's device memory, as Gunyah's QEMU platform gives it: everything below its RAM
+/// (0..0x4000_0000: flash, PL011, RTC, fw-cfg, virtio-mmio, PCIe windows) but the GIC's
+/// frames, which the board emulates.
+fn hlos_devices(p: &dt::PlatformDt) -> Vec<(u64, u64, u64)> {
+    let (gic, gic_end) = (p.gicd.min(p.gicr), p.gic_end);
+    if !(p.uart >= gic_end && p.uart < HLOS_RAM.0 && gic_end <= HLOS_RAM.0) {
+        fail(format_args!(
+            "the PL011 ({:#x}) is not above the GIC ({gic:#x}..{gic_end:#x})",
+            p.uart
+        ));
+    }
+    alloc::vec![(0, 0, gic), (gic_end, gic_end, HLOS_RAM.0 - gic_end)]
+}
 
 #[no_mangle]
 extern "C" fn el2_main() -> ! {
@@ -53,15 +67,15 @@ extern "C" fn el2_main() -> ! {
     // HLOS owns its RAM and the PL011 (passed through, device memory at its own address).
     let cfg = RmConfig {
         hlos_ram: Some((HLOS_RAM.0, HLOS_RAM.0, HLOS_RAM.1)),
-        hlos_mmio: Some((plat_dt.uart, plat_dt.uart, PAGE_SIZE)),
+        hlos_mmio: hlos_devices(&plat_dt),
         ..RmConfig::default()
     };
     let mut rm = Rm::new(QemuPlatform::new(parange), cfg)
         .unwrap_or_else(|e| fail(format_args!("RM boot: {e}")));
     // HLOS's DT gets /hypervisor with its RM-RPC queues, written back in place.
-    let node = hlos_node(QUEUE_DEPTH as u32, MSG_SIZE);
-    let new_dt = fdt_edit::add_to_root(plat_dt.blob, &node)
-        .unwrap_or_else(|e| fail(format_args!("adding /hypervisor to HLOS's DT: {e}")));
+    // HLOS's RAM in its /memory is its 1 GiB, not the machine's 2 GiB.
+    let new_dt = hlos_dt(plat_dt.blob, HLOS_RAM, QUEUE_DEPTH as u32, MSG_SIZE)
+        .unwrap_or_else(|e| fail(format_args!("HLOS's DT (/hypervisor, /memory): {e}")));
     if HLOS_DT + new_dt.len() as u64 > HLOS_ENTRY {
         fail(format_args!(
             "HLOS's DT with /hypervisor does not fit below {HLOS_ENTRY:#x}"

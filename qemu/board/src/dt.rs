@@ -17,6 +17,8 @@ pub struct PlatformDt {
     pub gicd: u64,
     /// The GICv3 redistributors' base address.
     pub gicr: u64,
+    /// One past the GICv3's last register frame (its `reg` ranges' end).
+    pub gic_end: u64,
 }
 
 /// Read the DT at `addr` (in RAM, at most 1 MiB).
@@ -45,10 +47,16 @@ pub fn read_platform(addr: u64) -> Result<PlatformDt, &'static str> {
         .and_then(|n| n.reg()?.next())
         .map(|r| r.starting_address as u64)
         .ok_or("no arm,pl011 node")?;
-    let mut gic = fdt
+    let gic_node = fdt
         .find_compatible(&["arm,gic-v3"])
-        .and_then(|n| n.reg())
         .ok_or("no arm,gic-v3 node")?;
+    let gic_end = gic_node
+        .reg()
+        .ok_or("no arm,gic-v3 node")?
+        .map(|r| r.starting_address as u64 + r.size.unwrap_or(0) as u64)
+        .max()
+        .unwrap_or(0);
+    let mut gic = gic_node.reg().ok_or("no arm,gic-v3 node")?;
     let gicd = gic
         .next()
         .ok_or("GICv3 without a distributor")?
@@ -64,5 +72,6 @@ pub fn read_platform(addr: u64) -> Result<PlatformDt, &'static str> {
         uart,
         gicd,
         gicr,
+        gic_end,
     })
 }

@@ -222,3 +222,74 @@ pub fn add_to_root(dtb: &[u8], sub: &Subtree) -> Result<Vec<u8>, &'static str> {
     out.extend_from_slice(&strings);
     Ok(out)
 }
+
+/// Set the size of the `/memory@...` node whose `reg` (two address and two size cells, as
+/// QEMU virt writes it) starts at `base` to `size`, in place. Refused if there is no such
+/// node or the blob is malformed.
+pub fn set_memory_size(dtb: &mut [u8], base: u64, size: u64) -> Result<(), &'static str> {
+    if be32(dtb, 0) != Some(MAGIC) {
+        return Err("no device tree magic");
+    }
+    let field = |i: usize| {
+        be32(dtb, 4 * i)
+            .map(|v| v as usize)
+            .ok_or("header truncated")
+    };
+    let (off_struct, off_strings) = (field(2)?, field(3)?);
+    let (size_strings, size_struct) = (field(8)?, field(9)?);
+    let total = dtb.len().min(field(1)?);
+    let within = |off: usize, len: usize| off.checked_add(len).is_some_and(|e| e <= total);
+    if !within(off_struct, size_struct) || !within(off_strings, size_strings) {
+        return Err("structure or strings block beyond totalsize");
+    }
+    let name_at = |off: usize| -> Option<&[u8]> {
+        let s = dtb.get(off_strings + off..off_strings + size_strings)?;
+        Some(&s[..s.iter().position(|b| *b == 0)?])
+    };
+    let mut at = 0usize;
+    let mut depth = 0usize;
+    let mut in_memory = false;
+    loop {
+        let tok = be32(dtb, off_struct + at).ok_or("structure block truncated")?;
+        at += 4;
+        match tok {
+            BEGIN_NODE => {
+                let rest = dtb
+                    .get(off_struct + at..off_struct + size_struct)
+                    .ok_or("structure block truncated")?;
+                let len = rest
+                    .iter()
+                    .position(|b| *b == 0)
+                    .ok_or("node name unterminated")?;
+                in_memory = depth == 1 && rest[..len].starts_with(b"memory");
+                at = (at + len + 1).next_multiple_of(4);
+                depth += 1;
+            }
+            END_NODE => {
+                depth = depth.checked_sub(1).ok_or("unbalanced END_NODE")?;
+                in_memory = false;
+            }
+            PROP => {
+                let len = be32(dtb, off_struct + at).ok_or("structure block truncated")? as usize;
+                let nameoff =
+                    be32(dtb, off_struct + at + 4).ok_or("structure block truncated")? as usize;
+                let value = off_struct + at + 8;
+                if !within(value, len) || at + 8 + len > size_struct {
+                    return Err("property beyond the structure block");
+                }
+                if in_memory
+                    && depth == 2
+                    && name_at(nameoff) == Some(b"reg")
+                    && len == 16
+                    && dtb[value..value + 8] == base.to_be_bytes()
+                {
+                    dtb[value + 8..value + 16].copy_from_slice(&size.to_be_bytes());
+                    return Ok(());
+                }
+                at = (at + 8 + len).next_multiple_of(4);
+            }
+            NOP => {}
+            _ => return Err("no /memory node with that base"),
+        }
+    }
+}

@@ -59,6 +59,20 @@ pub fn hlos_node(depth: u32, msg_size: u32) -> Subtree {
     hypervisor_node(VMID_HLOS, VMID_RM, true, &link)
 }
 
+/// HLOS's DT from the machine's (QEMU's own virt DT): `/hypervisor` added ([`hlos_node`])
+/// and `/memory` cut to HLOS's RAM `ram` (base, size), as Gunyah's scripts make it (they
+/// dump QEMU's DTB with `-m 1G`): Linux takes its RAM from `/memory`.
+pub fn hlos_dt(
+    machine_dt: &[u8],
+    ram: (u64, u64),
+    depth: u32,
+    msg_size: u32,
+) -> Result<alloc::vec::Vec<u8>, &'static str> {
+    let mut dt = crate::fdt_edit::add_to_root(machine_dt, &hlos_node(depth, msg_size))?;
+    crate::fdt_edit::set_memory_size(&mut dt, ram.0, ram.1)?;
+    Ok(dt)
+}
+
 /// The `/hypervisor` subtree for `vmid` (owned by `owner`). HLOS's overlay omits the
 /// "gunyah-hypervisor" compatible string and `qcom,owner-vmid`, as Gunyah's does
 /// (`vm_dt_create_hlos`): the primary VM has no owner, and Qualcomm's Linux driver

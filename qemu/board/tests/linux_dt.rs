@@ -22,6 +22,9 @@
 //!   "qcom,gunyah-vm-id-1.0" node's "qcom,vmid" is required, and a "qcom,owner-vmid" makes
 //!   the driver take itself for a secondary VM (it then asks the RM for its resources).
 //!
+//! `/memory` is HLOS's 1 GiB, not the machine's 2 GiB (Gunyah's `run-qemu.sh` dumps the
+//! DTB with `-m 1G`; Linux takes its RAM from there, `early_init_dt_scan_memory`).
+//!
 //! Gunyah's own RM writes HLOS's node this way in `vm_dt_create_hlos()`
 //! (quic/gunyah-resource-manager `src/vm_dt/vm_dt.c`).
 
@@ -193,7 +196,40 @@ fn hlos_dt(test: &str) -> Vec<u8> {
         .expect("QEMU's virt DTB");
     let qemu_dt = std::fs::read(&path).unwrap();
     let _ = std::fs::remove_dir_all(&dir);
-    fdt_edit::add_to_root(&qemu_dt, &vm_dt::hlos_node(8, 240)).expect("/hypervisor added")
+    vm_dt::hlos_dt(&qemu_dt, HLOS_RAM, 8, 240).expect("HLOS's DT")
+}
+
+/// HLOS's RAM (`layout.rs`).
+const HLOS_RAM: (u64, u64) = (0x4000_0000, 0x4000_0000);
+
+#[test]
+fn linux_takes_hlos_ram_not_the_machines_from_memory() {
+    let dt = hlos_dt("linux-memory-dt");
+    let root = unflatten(&dt);
+    // early_init_dt_scan_memory: nodes with device_type "memory", `reg` in the root's
+    // #address-cells/#size-cells.
+    let (ac, sc) = (root.u32("#address-cells"), root.u32("#size-cells"));
+    assert_eq!((ac, sc), (Some(2), Some(2)));
+    let banks: Vec<(u64, u64)> = root
+        .children
+        .iter()
+        .filter(|n| n.prop("device_type") == Some(b"memory\0"))
+        .flat_map(|n| {
+            n.prop("reg")
+                .unwrap()
+                .chunks(16)
+                .map(|c| {
+                    let v = |i: usize| u64::from_be_bytes(c[i..i + 8].try_into().unwrap());
+                    (v(0), v(8))
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(
+        banks,
+        vec![HLOS_RAM],
+        "HLOS's 1 GiB at 0x40000000, not the machine's 2 GiB"
+    );
 }
 
 #[test]

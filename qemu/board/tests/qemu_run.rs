@@ -74,6 +74,7 @@ fn hlos_payload_boots_by_gunyahs_contract_and_drives_vms_through_rpc() {
         // As Linux finds Gunyah before its RM driver reads the DT (`arch_is_gunyah_guest`).
         "hlos: SMCCC 1.1; the vendor hypervisor's Call UID is Gunyah's \
          (c1d58fcd-a453-5fdb-9265-ce36673d5f14), as Linux checks\n",
+        "hlos: the device region below RAM is HLOS's: QEMU's flash at 0x4000000 reads\n",
         "hlos: RM RPC queues from the DT's /hypervisor node: tx cap 0x30001, rx cap 0x30002",
         "hlos: VM_GET_VMID: 3\n",
         "hlos: bad hypercalls (wrong cap, size or flags, unmapped or page-crossing buffers, \
@@ -132,7 +133,7 @@ fn hlos_payload_boots_by_gunyahs_contract_and_drives_vms_through_rpc() {
     assert!(
         rest.starts_with(
             "; aborts injected 10; vCPUs stopped by the board 0; VMs left []; partition pages \
-             in use 18 (18 stage-2 tables); isolation checker clean; virtual interrupts raised "
+             in use 17 (17 stage-2 tables); isolation checker clean; virtual interrupts raised "
         ),
         "{summary}"
     );

@@ -408,6 +408,15 @@ pub fn main(info: &DtInfo) -> ! {
         smccc >> 16,
         smccc & 0xFFFF
     );
+    // Gunyah's QEMU platform gives HLOS the device region below its RAM (but the GIC's
+    // frames): QEMU's flash at 0x0400_0000 reads, where the board used to inject an abort.
+    let esr = probe(0x0400_0000, false);
+    if esr != 0 {
+        fail(format_args!(
+            "reading QEMU's flash at 0x4000000: ESR {esr:#x}"
+        ));
+    }
+    say!("the device region below RAM is HLOS's: QEMU's flash at 0x4000000 reads");
     let [api, flags0, _] = hvc::call(HYP_IDENTIFY, 0, 0, 0, 0);
     if api & 0x3FFF != 1 || flags0 & (1 << 2) == 0 {
         fail(format_args!(
