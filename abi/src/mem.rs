@@ -342,6 +342,18 @@ impl<'a> MemCreate<'a> {
     /// RM's minimum size (`sizeof(memparcel_create_req_t)`).
     pub const MIN_SIZE: usize = 20;
 
+    /// A request for normal memory with no flags, label or attributes: what most callers send.
+    pub fn normal(acl: &'a [AclEntry], sgl: &'a [SglEntry]) -> Self {
+        MemCreate {
+            mem_type: mem_type::NORMAL,
+            flags: 0,
+            label: 0,
+            acl,
+            sgl,
+            attrs: &[],
+        }
+    }
+
     /// Decode untrusted bytes.
     pub fn decode(bytes: &'a [u8]) -> Result<Self, DecodeError> {
         let mut r = Reader::new(bytes);

@@ -247,14 +247,7 @@ mod tests {
     fn decode_by_id_and_encode_back() {
         let acl = [AclEntry::new(0x80, rights::RWX)];
         let sgl = [SglEntry::new(0x4000_0000, 0x1000)];
-        let req = Request::MemLend(MemCreate {
-            mem_type: 0,
-            flags: 0,
-            label: 0,
-            acl: &acl,
-            sgl: &sgl,
-            attrs: &[],
-        });
+        let req = Request::MemLend(MemCreate::normal(&acl, &sgl));
         let mut buf = [0u8; 128];
         let n = req.encode(&mut buf).unwrap();
         assert_eq!(n, req.encoded_len());

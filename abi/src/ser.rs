@@ -383,14 +383,7 @@ mod tests {
     #[test]
     fn message_enums_are_their_payload() {
         let sgl = [SglEntry::new(0x4000_0000, 0x1000)];
-        let lend = Request::MemLend(MemCreate {
-            mem_type: 0,
-            flags: 0,
-            label: 0,
-            acl: &[],
-            sgl: &sgl,
-            attrs: &[],
-        });
+        let lend = Request::MemLend(MemCreate::normal(&[], &sgl));
         assert_eq!(
             to_value(lend).unwrap(),
             json!({

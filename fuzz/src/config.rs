@@ -103,14 +103,7 @@ fn guest_dt(dtb: &[u8]) {
     let size = (dtb.len() as u64).div_ceil(0x1000).max(1) * 0x1000;
     let acl = [AclEntry::new(vmid, 7)];
     let sgl = [SglEntry::new(FREE_RAM, size)];
-    let lend = Request::MemLend(MemCreate {
-        mem_type: 0,
-        flags: 0,
-        label: 0,
-        acl: &acl,
-        sgl: &sgl,
-        attrs: &[],
-    });
+    let lend = Request::MemLend(MemCreate::normal(&acl, &sgl));
     let Some(img) = w.call_for_id(HLOS, &msg(&lend)) else {
         panic!("lending the DT failed");
     };

@@ -486,14 +486,7 @@ pub fn encode(req: &Request<'_>) -> Vec<u8> {
 fn lend(id: MsgId, to: u16, rights: u8, ipa: u64, size: u64) -> Msg {
     let acl = [AclEntry::new(to, rights)];
     let sgl = [SglEntry::new(ipa, size)];
-    let c = MemCreate {
-        mem_type: 0,
-        flags: 0,
-        label: 0,
-        acl: &acl,
-        sgl: &sgl,
-        attrs: &[],
-    };
+    let c = MemCreate::normal(&acl, &sgl);
     msg(&match id {
         MsgId::MEM_DONATE => Request::MemDonate(c),
         MsgId::MEM_SHARE => Request::MemShare(c),

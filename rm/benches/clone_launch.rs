@@ -68,14 +68,7 @@ impl RmClone {
         let owner = u32_of(&r) as u16;
         let acl = [AclEntry::new(owner, rights::RWX)];
         let sgl = [SglEntry::new(0x4000_0000, GOLDEN)];
-        let lend = MemCreate {
-            mem_type: 0,
-            flags: 0,
-            label: 0,
-            acl: &acl,
-            sgl: &sgl,
-            attrs: &[],
-        };
+        let lend = MemCreate::normal(&acl, &sgl);
         let h = u32_of(&c.call(&mut rm, HLOS, &Request::MemLend(lend)).unwrap());
         let seal = c
             .call(&mut rm, HLOS, &Request::GoldenSeal(GoldenSealReq::new(h)))

@@ -122,14 +122,7 @@ impl Cow {
         }
         let acl = [AclEntry::new(clones[0], rights::RWX)];
         let sgl = [SglEntry::new(HLOS_BASE, size)];
-        let lend = MemCreate {
-            mem_type: 0,
-            flags: 0,
-            label: 0,
-            acl: &acl,
-            sgl: &sgl,
-            attrs: &[],
-        };
+        let lend = MemCreate::normal(&acl, &sgl);
         let h = u32_of(&c.call(&mut rm, HLOS, &Request::MemLend(lend)).unwrap());
         let seal = c
             .call(&mut rm, HLOS, &Request::GoldenSeal(GoldenSealReq::new(h)))

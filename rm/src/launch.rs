@@ -689,14 +689,7 @@ impl Launch {
         }
         let acl = [AclEntry::new(vmid, rights::RWX)];
         let sgl = [SglEntry::new(at.ipa, at.pages * PAGE_SIZE)];
-        let lend = MemCreate {
-            mem_type: 0,
-            flags: 0,
-            label: 0,
-            acl: &acl,
-            sgl: &sgl,
-            attrs: &[],
-        };
+        let lend = MemCreate::normal(&acl, &sgl);
         let r = match self.call(rm, Request::MemLend(lend), &s) {
             Ok(r) => r,
             Err(e) => {

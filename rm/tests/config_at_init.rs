@@ -62,14 +62,7 @@ fn launch(rm: &mut Rm<SimPlatform>, k: u64, want: u16, dtb: &[u8]) -> Result<Vm,
     assert!(rm.platform_mut().write(at + PAGE, dtb));
     let acl = [AclEntry::new(vmid, rights::RWX)];
     let sgl = [SglEntry::new(at, 0x1_0000)];
-    let lend = MemCreate {
-        mem_type: 0,
-        flags: 0,
-        label: 0,
-        acl: &acl,
-        sgl: &sgl,
-        attrs: &[],
-    };
+    let lend = MemCreate::normal(&acl, &sgl);
     let image = word(&call(rm, HLOS, Request::MemLend(lend)).unwrap());
     let cfg = VmConfigImageReq::new(vmid, 0, image, (0, PAGE), (PAGE, dtb.len() as u64));
     call(rm, HLOS, Request::VmConfigImage(cfg)).unwrap();

@@ -66,14 +66,7 @@ fn config(extra: &str, ram: u64) -> Vec<u8> {
 fn lend(rm: &mut Rm<SimPlatform>, k: u64, vmid: u16, pages: u64) -> u32 {
     let acl = [AclEntry::new(vmid, rights::RWX)];
     let sgl = [SglEntry::new(STAGING + k * 0x1_0000, pages * PAGE)];
-    let lend = MemCreate {
-        mem_type: 0,
-        flags: 0,
-        label: 0,
-        acl: &acl,
-        sgl: &sgl,
-        attrs: &[],
-    };
+    let lend = MemCreate::normal(&acl, &sgl);
     word(&call(rm, HLOS, Request::MemLend(lend)).unwrap())
 }
 

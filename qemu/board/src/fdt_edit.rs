@@ -91,21 +91,26 @@ pub fn total_size(header: &[u8]) -> Option<usize> {
     Some(be32(header, 4)? as usize)
 }
 
-/// `dtb` with `sub` added as a child of the root node. Refused if the blob is malformed or
-/// the root already has a child named like the subtree's top node.
-pub fn add_to_root(dtb: &[u8], sub: &Subtree) -> Result<Vec<u8>, &'static str> {
+/// The blob's `struct fdt_header` as ten words, once its magic has been checked.
+fn header(dtb: &[u8]) -> Result<[usize; 10], &'static str> {
     if be32(dtb, 0) != Some(MAGIC) {
         return Err("no device tree magic");
     }
-    let field = |i: usize| {
-        be32(dtb, 4 * i)
-            .map(|v| v as usize)
-            .ok_or("header truncated")
-    };
-    let total = field(1)?;
-    let (off_struct, off_strings, off_rsv) = (field(2)?, field(3)?, field(4)?);
-    let version = field(5)?;
-    let (size_strings, size_struct) = (field(8)?, field(9)?);
+    let mut words = [0; 10];
+    for (i, w) in words.iter_mut().enumerate() {
+        *w = be32(dtb, 4 * i).ok_or("header truncated")? as usize;
+    }
+    Ok(words)
+}
+
+/// `dtb` with `sub` added as a child of the root node. Refused if the blob is malformed or
+/// the root already has a child named like the subtree's top node.
+pub fn add_to_root(dtb: &[u8], sub: &Subtree) -> Result<Vec<u8>, &'static str> {
+    let hdr = header(dtb)?;
+    let total = hdr[1];
+    let (off_struct, off_strings, off_rsv) = (hdr[2], hdr[3], hdr[4]);
+    let version = hdr[5];
+    let (size_strings, size_struct) = (hdr[8], hdr[9]);
     if total > dtb.len() || total < HEADER {
         return Err("totalsize beyond the blob");
     }
@@ -209,7 +214,7 @@ pub fn add_to_root(dtb: &[u8], sub: &Subtree) -> Result<Vec<u8>, &'static str> {
         o_rsv as u32,
         17,
         16,
-        field(7)? as u32, // boot_cpuid_phys
+        hdr[7] as u32, // boot_cpuid_phys
         strings.len() as u32,
         new_struct_len as u32,
     ] {
@@ -227,17 +232,10 @@ pub fn add_to_root(dtb: &[u8], sub: &Subtree) -> Result<Vec<u8>, &'static str> {
 /// QEMU virt writes it) starts at `base` to `size`, in place. Refused if there is no such
 /// node or the blob is malformed.
 pub fn set_memory_size(dtb: &mut [u8], base: u64, size: u64) -> Result<(), &'static str> {
-    if be32(dtb, 0) != Some(MAGIC) {
-        return Err("no device tree magic");
-    }
-    let field = |i: usize| {
-        be32(dtb, 4 * i)
-            .map(|v| v as usize)
-            .ok_or("header truncated")
-    };
-    let (off_struct, off_strings) = (field(2)?, field(3)?);
-    let (size_strings, size_struct) = (field(8)?, field(9)?);
-    let total = dtb.len().min(field(1)?);
+    let hdr = header(dtb)?;
+    let (off_struct, off_strings) = (hdr[2], hdr[3]);
+    let (size_strings, size_struct) = (hdr[8], hdr[9]);
+    let total = dtb.len().min(hdr[1]);
     let within = |off: usize, len: usize| off.checked_add(len).is_some_and(|e| e <= total);
     if !within(off_struct, size_struct) || !within(off_strings, size_strings) {
         return Err("structure or strings block beyond totalsize");
