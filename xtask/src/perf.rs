@@ -80,20 +80,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
             return Err("cargo build --release -p gunyah-rm failed".into());
         }
         for &n in CLONE_COUNTS {
-            let o = Command::new(&bin)
-                .current_dir(root)
-                .args(["simulate", "--json", "--write-percent", "5", "--clones"])
-                .arg(n.to_string())
-                .output()
-                .map_err(|e| format!("{}: {e}", bin.display()))?;
-            if !o.status.success() {
-                return Err(format!(
-                    "simulate --clones {n}: {}",
-                    String::from_utf8_lossy(&o.stderr)
-                ));
-            }
-            std::fs::write(out.join(format!("simulate-{n}.json")), &o.stdout)
-                .map_err(|e| e.to_string())?;
+            simulate_json(&bin, root, 5, n, &out.join(format!("simulate-{n}.json")))?;
         }
         simulator_resident(&bin, root, &out)?;
         if !args.iter().any(|a| a == "--no-qemu") {
@@ -103,36 +90,42 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
     plots(root, &out)
 }
 
-/// The simulator's resident-memory target (DESIGN.md: peak resident <= images + copies +
-/// 64 MiB): one run without writes next to the sweep's, each line with its ratio.
-fn simulator_resident(bin: &Path, root: &Path, out: &Path) -> Result<(), String> {
+/// `gunyah-rm simulate --json --write-percent W --clones N`, its JSON saved to `file` and
+/// returned.
+fn simulate_json(
+    bin: &Path,
+    root: &Path,
+    write_percent: u32,
+    clones: u32,
+    file: &Path,
+) -> Result<String, String> {
     let o = Command::new(bin)
         .current_dir(root)
-        .args([
-            "simulate",
-            "--json",
-            "--write-percent",
-            "0",
-            "--clones",
-            "1",
-        ])
+        .args(["simulate", "--json", "--write-percent"])
+        .arg(write_percent.to_string())
+        .arg("--clones")
+        .arg(clones.to_string())
         .output()
         .map_err(|e| format!("{}: {e}", bin.display()))?;
     if !o.status.success() {
         return Err(format!(
-            "simulate --write-percent 0: {}",
+            "simulate --write-percent {write_percent} --clones {clones}: {}",
             String::from_utf8_lossy(&o.stderr)
         ));
     }
-    std::fs::write(out.join("simulate-nowrite.json"), &o.stdout).map_err(|e| e.to_string())?;
+    std::fs::write(file, &o.stdout).map_err(|e| e.to_string())?;
+    Ok(String::from_utf8_lossy(&o.stdout).into())
+}
+
+/// The simulator's resident-memory target (DESIGN.md: peak resident <= images + copies +
+/// 64 MiB): one run without writes next to the sweep's, each line with its ratio.
+fn simulator_resident(bin: &Path, root: &Path, out: &Path) -> Result<(), String> {
+    let nowrite = simulate_json(bin, root, 0, 1, &out.join("simulate-nowrite.json"))?;
     let mib = |b: f64| b / (1 << 20) as f64;
     println!(
         "\nSimulator resident memory vs images + copies + 64 MiB (`gunyah-rm simulate --json`)"
     );
-    let mut runs: Vec<(String, String)> = vec![(
-        "no writes, 1 clone".into(),
-        String::from_utf8_lossy(&o.stdout).into(),
-    )];
+    let mut runs: Vec<(String, String)> = vec![("no writes, 1 clone".into(), nowrite)];
     for &n in CLONE_COUNTS {
         if let Ok(j) = std::fs::read_to_string(out.join(format!("simulate-{n}.json"))) {
             runs.push((format!("5 % written, {n} clones"), j));
