@@ -9,7 +9,7 @@
 
 #![allow(dead_code)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Where the DTB is loaded (`HLOS_DT_BASE` of Gunyah's QEMU platform).
@@ -151,4 +151,53 @@ pub fn qemu_command(
         hlos.display()
     ));
     c
+}
+
+/// The file QEMU's loader puts at 0x41000000 for the HLOS image `src`: an ELF (which must
+/// load at 0x41000000) flattened into `raw` ([`elf_to_raw`]), or anything else as it is (a
+/// raw image: a Linux `Image`, U-Boot's `u-boot.bin`).
+pub fn hlos_image(src: &Path, raw: &Path) -> Result<PathBuf, String> {
+    let mut magic = [0u8; 4];
+    let n = std::fs::File::open(src)
+        .and_then(|mut f| std::io::Read::read(&mut f, &mut magic))
+        .map_err(|e| format!("{}: {e}", src.display()))?;
+    if n < 4 || &magic != b"\x7fELF" {
+        return Ok(src.to_path_buf());
+    }
+    let base = elf_to_raw(src, raw)?;
+    if base != HLOS_ADDR {
+        return Err(format!(
+            "{}: loads at {base:#x}; an HLOS image must be linked at {HLOS_ADDR:#x}",
+            src.display()
+        ));
+    }
+    Ok(raw.to_path_buf())
+}
+
+/// A primary-VM payload to boot on the board, as `cargo xtask qemu --hlos IMAGE` does.
+pub struct Hlos<'a> {
+    /// The `qemu-system-aarch64` to run.
+    pub qemu: &'a Path,
+    /// The board's ELF (loaded with `-kernel`, entered at EL2).
+    pub board: &'a Path,
+    /// The payload: a raw image or an ELF linked at 0x41000000 ([`hlos_image`]).
+    pub image: &'a Path,
+    /// Where the DTB and a flattened ELF are written.
+    pub dir: &'a Path,
+    /// CPUs (`-smp`).
+    pub smp: u32,
+    /// `-icount shift=0`.
+    pub icount: bool,
+}
+
+/// Everything `cargo xtask qemu` does to boot the board with `h.image` as HLOS but build the
+/// board: QEMU's machine DTB for `h.smp` CPUs into `h.dir` ([`machine_dtb`]), the image as
+/// QEMU's loader takes it ([`hlos_image`]), and the QEMU command ([`qemu_command`]). The
+/// board's QEMU tests call it too, so the path a user's payload takes is tested.
+pub fn hlos_command(h: &Hlos) -> Result<Command, String> {
+    std::fs::create_dir_all(h.dir).map_err(|e| format!("{}: {e}", h.dir.display()))?;
+    let image = hlos_image(h.image, &h.dir.join("hlos-image.bin"))?;
+    let dtb = h.dir.join(format!("virt-smp{}.dtb", h.smp));
+    machine_dtb(h.qemu, &dtb, h.smp)?;
+    Ok(qemu_command(h.qemu, h.board, &dtb, &image, h.smp, h.icount))
 }

@@ -38,7 +38,19 @@ pub fn build_bare_metal(dir: &str, args: &[&str]) -> PathBuf {
 /// Run `qemu` (stdin closed, console to `out_path`, stderr inherited) until it exits; kill
 /// it after `guard`. Its exit status and console output; panics with the output so far if
 /// it hung.
-pub fn run_to_exit(mut qemu: Command, out_path: &Path, guard: Duration) -> (ExitStatus, String) {
+pub fn run_to_exit(qemu: Command, out_path: &Path, guard: Duration) -> (ExitStatus, String) {
+    let (status, output) = run_for(qemu, out_path, guard);
+    let status = status.unwrap_or_else(|| panic!("QEMU hung; output so far:\n{output}"));
+    (status, output)
+}
+
+/// [`run_to_exit`], but a QEMU still running after `guard` is killed and gives `None` (for
+/// runs that are expected to hang).
+pub fn run_for(
+    mut qemu: Command,
+    out_path: &Path,
+    guard: Duration,
+) -> (Option<ExitStatus>, String) {
     let out = std::fs::File::create(out_path).expect("output file");
     let mut child = qemu
         .stdin(Stdio::null())
@@ -58,7 +70,8 @@ pub fn run_to_exit(mut qemu: Command, out_path: &Path, guard: Duration) -> (Exit
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    let output = std::fs::read_to_string(out_path).unwrap_or_default();
-    let status = status.unwrap_or_else(|| panic!("QEMU hung; output so far:\n{output}"));
-    (status, output)
+    (
+        status,
+        std::fs::read_to_string(out_path).unwrap_or_default(),
+    )
 }

@@ -581,28 +581,6 @@ fn parse_qemu_options(args: &[String]) -> Result<QemuOptions, String> {
     Ok(o)
 }
 
-/// The file QEMU's loader puts at 0x41000000 for the HLOS image `src`: an ELF (which must
-/// load at 0x41000000) flattened into `raw` (`boot_contract::elf_to_raw`), or anything else
-/// as it is (a raw image: a Linux `Image`, U-Boot's `u-boot.bin`).
-fn hlos_image(src: &Path, raw: &Path) -> Result<PathBuf, String> {
-    let mut magic = [0u8; 4];
-    let n = std::fs::File::open(src)
-        .and_then(|mut f| std::io::Read::read(&mut f, &mut magic))
-        .map_err(|e| format!("{}: {e}", src.display()))?;
-    if n < 4 || &magic != b"\x7fELF" {
-        return Ok(src.to_path_buf());
-    }
-    let base = boot_contract::elf_to_raw(src, raw)?;
-    if base != boot_contract::HLOS_ADDR {
-        return Err(format!(
-            "{}: loads at {base:#x}; an HLOS image must be linked at {:#x}",
-            src.display(),
-            boot_contract::HLOS_ADDR
-        ));
-    }
-    Ok(raw.to_path_buf())
-}
-
 /// Boot the board on QEMU virt aarch64 as Gunyah is booted there (qemu/README.md): QEMU's own
 /// virt DTB without the ITS at 0x40F00000, the HLOS image at 0x41000000 (the project's
 /// payload, or `--hlos IMAGE`), `-smp 8 -m 2G`, `-icount shift=0` unless `--no-icount`.
@@ -644,22 +622,26 @@ fn run_qemu_board(args: &[String]) -> Result<(), String> {
         .unwrap_or_else(|| root().join("target"))
         .join("aarch64-unknown-none/release");
     let board = out.join("gunyah-qemu-board");
-    let raw = out.join("hlos-image.bin");
     let payload = if catalogue {
         "gunyah-qemu-hlos-catalogue"
     } else {
         "gunyah-qemu-hlos"
     };
     let hlos_src = hlos.unwrap_or_else(|| out.join(payload));
-    let hlos_image = hlos_image(&hlos_src, &raw)?;
     let qemu = PathBuf::from("qemu-system-aarch64");
     let qemu = env::split_paths(&tool_path())
         .map(|d| d.join(&qemu))
         .find(|p| p.is_file())
         .ok_or("qemu-system-aarch64 not found (cargo xtask setup)")?;
-    let dtb = out.join(format!("virt-smp{smp}.dtb"));
-    let mut dump = || boot_contract::machine_dtb(&qemu, &dtb, smp);
-    with_tool_path(&mut dump)?;
+    let h = boot_contract::Hlos {
+        qemu: &qemu,
+        board: &board,
+        image: &hlos_src,
+        dir: &out,
+        smp,
+        icount,
+    };
+    let mut cmd = with_tool_path(&mut || boot_contract::hlos_command(&h))?;
     eprintln!(
         "xtask: booting the board on QEMU virt as Gunyah's QEMU platform: board at EL2, \
          QEMU's DTB (ITS removed) at {:#x}, HLOS image {} at {:#x}, {smp} CPUs{}",
@@ -672,7 +654,6 @@ fn run_qemu_board(args: &[String]) -> Result<(), String> {
             ""
         }
     );
-    let mut cmd = boot_contract::qemu_command(&qemu, &board, &dtb, &hlos_image, smp, icount);
     cmd.env("PATH", tool_path())
         .stdin(std::process::Stdio::null());
     status("qemu-system-aarch64", &mut cmd)
@@ -959,22 +940,22 @@ mod tests {
             elf(boot_contract::HLOS_ADDR, b"\x1f\x20\x03\xd5payload"),
         )
         .unwrap();
-        assert_eq!(hlos_image(&linked, &raw), Ok(raw.clone()));
+        assert_eq!(boot_contract::hlos_image(&linked, &raw), Ok(raw.clone()));
         assert_eq!(std::fs::read(&raw).unwrap(), b"\x1f\x20\x03\xd5payload");
         // An ELF linked elsewhere is refused (QEMU's loader would put it at 0x41000000).
         let elsewhere = dir.join("elsewhere.elf");
         std::fs::write(&elsewhere, elf(0x4008_0000, b"payload!")).unwrap();
-        let err = hlos_image(&elsewhere, &raw).unwrap_err();
+        let err = boot_contract::hlos_image(&elsewhere, &raw).unwrap_err();
         assert!(err.contains("must be linked at 0x41000000"), "{err}");
         // A raw image (a Linux Image starts with a branch, then its header) is used unchanged.
         let image = dir.join("Image");
         std::fs::write(&image, b"MZ\x00\x91raw image bytes").unwrap();
-        assert_eq!(hlos_image(&image, &raw), Ok(image.clone()));
+        assert_eq!(boot_contract::hlos_image(&image, &raw), Ok(image.clone()));
         // A tiny file, and a missing one.
         let tiny = dir.join("tiny");
         std::fs::write(&tiny, b"\x7f").unwrap();
-        assert_eq!(hlos_image(&tiny, &raw), Ok(tiny.clone()));
-        assert!(hlos_image(&dir.join("missing"), &raw).is_err());
+        assert_eq!(boot_contract::hlos_image(&tiny, &raw), Ok(tiny.clone()));
+        assert!(boot_contract::hlos_image(&dir.join("missing"), &raw).is_err());
         std::fs::remove_dir_all(dir).unwrap();
     }
 }
