@@ -188,10 +188,14 @@ pub struct Hlos<'a> {
     pub smp: u32,
     /// `-icount shift=0`.
     pub icount: bool,
+    /// `/chosen/bootargs` for the payload (a Linux kernel command line), set in the DTB as a
+    /// bootloader sets it; the board passes the DT on with it.
+    pub bootargs: Option<&'a str>,
 }
 
 /// Everything `cargo xtask qemu` does to boot the board with `h.image` as HLOS but build the
-/// board: QEMU's machine DTB for `h.smp` CPUs into `h.dir` ([`machine_dtb`]), the image as
+/// board: QEMU's machine DTB for `h.smp` CPUs into `h.dir` ([`machine_dtb`], with
+/// `/chosen/bootargs` if `h.bootargs`), the image as
 /// QEMU's loader takes it ([`hlos_image`]), and the QEMU command ([`qemu_command`]). The
 /// board's QEMU tests call it too, so the path a user's payload takes is tested.
 pub fn hlos_command(h: &Hlos) -> Result<Command, String> {
@@ -199,5 +203,9 @@ pub fn hlos_command(h: &Hlos) -> Result<Command, String> {
     let image = hlos_image(h.image, &h.dir.join("hlos-image.bin"))?;
     let dtb = h.dir.join(format!("virt-smp{}.dtb", h.smp));
     machine_dtb(h.qemu, &dtb, h.smp)?;
+    if let Some(args) = h.bootargs {
+        let dtb = dtb.to_string_lossy();
+        run(Command::new("fdtput").args(["-t", "s", &dtb, "/chosen", "bootargs", args]))?;
+    }
     Ok(qemu_command(h.qemu, h.board, &dtb, &image, h.smp, h.icount))
 }

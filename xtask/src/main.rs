@@ -77,7 +77,8 @@ fn main() {
             eprintln!("  run    run the main job (simulator scenario, then the QEMU board)");
             eprintln!(
                 "  qemu   boot the QEMU board only; --hlos IMAGE boots your own primary-VM \
-                 payload (raw, or an ELF linked at 0x41000000), --smp N (default 8), \
+                 payload (raw, or an ELF linked at 0x41000000), --hlos-bootargs ARGS (its DT's \
+                 /chosen/bootargs, e.g. a Linux command line), --smp N (default 8), \
                  --no-icount; --catalogue runs the message-based catalogue in QEMU (the board \
                  with its test channel, the catalogue runner as HLOS)"
             );
@@ -521,14 +522,15 @@ fn run_main_job(rest: &[String]) -> Result<(), String> {
     run_qemu_board(&qemu_args)
 }
 
-/// Split the board's options (`--hlos IMAGE`, `--smp N`, `--no-icount`, `--catalogue`)
+/// Split the board's options (`--hlos IMAGE`, `--hlos-bootargs ARGS`, `--smp N`,
+/// `--no-icount`, `--catalogue`)
 /// from the rest.
 fn split_qemu_args(args: &[String]) -> (Vec<String>, Vec<String>) {
     let (mut qemu, mut rest) = (Vec::new(), Vec::new());
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
-            "--hlos" | "--smp" => {
+            "--hlos" | "--smp" | "--hlos-bootargs" => {
                 qemu.push(a.clone());
                 qemu.extend(it.next().cloned());
             }
@@ -544,6 +546,8 @@ fn split_qemu_args(args: &[String]) -> (Vec<String>, Vec<String>) {
 struct QemuOptions {
     /// `--hlos IMAGE`: the user's primary-VM payload instead of the project's.
     hlos: Option<PathBuf>,
+    /// `--hlos-bootargs ARGS`: `/chosen/bootargs` in the DT HLOS gets (a kernel command line).
+    bootargs: Option<String>,
     /// `--smp N`, 1 to 8 (default 8, the contract's).
     smp: u32,
     /// Without `--no-icount` (and `--catalogue`): `-icount shift=0`.
@@ -555,6 +559,7 @@ struct QemuOptions {
 fn parse_qemu_options(args: &[String]) -> Result<QemuOptions, String> {
     let mut o = QemuOptions {
         hlos: None,
+        bootargs: None,
         smp: 8,
         icount: true,
         catalogue: false,
@@ -563,6 +568,9 @@ fn parse_qemu_options(args: &[String]) -> Result<QemuOptions, String> {
     while let Some(a) = it.next() {
         match a.as_str() {
             "--hlos" => o.hlos = Some(PathBuf::from(it.next().ok_or("--hlos needs an IMAGE")?)),
+            "--hlos-bootargs" => {
+                o.bootargs = Some(it.next().ok_or("--hlos-bootargs needs ARGS")?.clone())
+            }
             "--smp" => {
                 o.smp = it
                     .next()
@@ -590,6 +598,7 @@ fn parse_qemu_options(args: &[String]) -> Result<QemuOptions, String> {
 fn run_qemu_board(args: &[String]) -> Result<(), String> {
     let QemuOptions {
         hlos,
+        bootargs,
         smp,
         icount,
         catalogue,
@@ -640,6 +649,7 @@ fn run_qemu_board(args: &[String]) -> Result<(), String> {
         dir: &out,
         smp,
         icount,
+        bootargs: bootargs.as_deref(),
     };
     let mut cmd = with_tool_path(&mut || boot_contract::hlos_command(&h))?;
     eprintln!(
@@ -857,6 +867,8 @@ mod tests {
             "32",
             "--hlos",
             "my.img",
+            "--hlos-bootargs",
+            "console=ttyAMA0 panic=-1",
             "--smp",
             "4",
             "--no-icount",
@@ -866,13 +878,22 @@ mod tests {
         let (qemu, rest) = split_qemu_args(&args);
         assert_eq!(
             qemu,
-            strings(&["--hlos", "my.img", "--smp", "4", "--no-icount"])
+            strings(&[
+                "--hlos",
+                "my.img",
+                "--hlos-bootargs",
+                "console=ttyAMA0 panic=-1",
+                "--smp",
+                "4",
+                "--no-icount"
+            ])
         );
         assert_eq!(rest, strings(&["--clones", "32", "--write-percent", "2"]));
         assert_eq!(
             parse_qemu_options(&qemu),
             Ok(QemuOptions {
                 hlos: Some(PathBuf::from("my.img")),
+                bootargs: Some("console=ttyAMA0 panic=-1".into()),
                 smp: 4,
                 icount: false,
                 catalogue: false,
@@ -886,6 +907,7 @@ mod tests {
             parse_qemu_options(&[]),
             Ok(QemuOptions {
                 hlos: None,
+                bootargs: None,
                 smp: 8,
                 icount: true,
                 catalogue: false,
@@ -894,6 +916,7 @@ mod tests {
         assert!(parse_qemu_options(&strings(&["--catalogue"])).is_ok_and(|o| !o.icount));
         for bad in [
             &["--hlos"][..],
+            &["--hlos-bootargs"],
             &["--smp", "9"],
             &["--smp", "0"],
             &["--smp"],

@@ -51,6 +51,7 @@ fn boot_image(
         dir,
         smp: SMP,
         icount: false,
+        bootargs: None,
     })
     .expect("QEMU command");
     run_for(
@@ -135,6 +136,7 @@ fn an_elf_linked_elsewhere_is_refused_before_qemu_starts() {
         dir: &dir,
         smp: SMP,
         icount: false,
+        bootargs: None,
     })
     .map(|_| ())
     .unwrap_err();
