@@ -208,6 +208,8 @@ fn sync_trap(vmid: u16, index: u32, gen: u32, frame: &mut Frame) -> After {
                 After::Yield
             }
         }
+        // MSR/MRS/system instruction trapped.
+        0x18 => sysreg(vmid, index, esr, frame),
         0x24 if vgic_access(vmid, gen, esr, frame) => After::Resume,
         0x24 => match rmcore::data_abort(vmid, index, gen) {
             Some(Ok(())) => After::Resume,
@@ -249,6 +251,34 @@ fn vgic_access(vmid: u16, gen: u32, esr: u64, frame: &mut Frame) -> bool {
     let elr = aarch64_cpu::registers::ELR_EL2.get();
     aarch64_cpu::registers::ELR_EL2.set(elr + 4);
     true
+}
+
+/// A trapped system register access: an ID register read (HCR_EL2.TID3) gets the CPU's
+/// value with what the board does not switch hidden (`idregs.rs`); anything else is
+/// UNDEFINED for the vCPU, as Gunyah makes a system register access it does not emulate.
+fn sysreg(vmid: u16, index: u32, esr: u64, frame: &mut Frame) -> After {
+    if let Some(r) = crate::idregs::decode(esr & 0x1FF_FFFF) {
+        let v = crate::idregs::vm_value(r.crm, r.op2, crate::idregs::read_hw(r.crm, r.op2));
+        if r.rt != 31 {
+            frame.x[usize::from(r.rt)] = v;
+        }
+        let elr = aarch64_cpu::registers::ELR_EL2.get();
+        aarch64_cpu::registers::ELR_EL2.set(elr + 4);
+        return After::Resume;
+    }
+    if crate::boot::inject_undef() {
+        println!(
+            "qemu board: VM {vmid} vCPU {index}: system register access trapped (ESR \
+             {esr:#x}): UNDEFINED for it"
+        );
+        After::Resume
+    } else {
+        kill(
+            vmid,
+            index,
+            "a system register access from no AArch64 EL1/EL0",
+        )
+    }
 }
 
 /// The running vCPU did something the board cannot let it go on from: it stops.

@@ -254,16 +254,34 @@ pub fn init_cpu() {
 /// exception (current EL with SP_EL0 or SP_ELx, or lower EL). Returns false (nothing
 /// changed) if the vCPU was in no AArch64 EL1/EL0 mode.
 pub fn inject_data_abort() -> bool {
+    let wnr = ESR_EL2.get() & (1 << 6);
+    let from_el0 = SPSR_EL2.get() & 0x1F == 0;
+    let ec = if from_el0 { 0x24 } else { 0x25 };
+    inject_sync((ec << 26) | (1 << 25) | wnr | 0x10, Some(FAR_EL2.get()))
+}
+
+/// Inject an Undefined Instruction exception (EC 0, "unknown reason") into the trapping
+/// vCPU for the instruction that trapped, as the CPU raises it for an instruction EL1 may not
+/// execute: what Gunyah does with a system register access it does not emulate. False
+/// (nothing changed) as [`inject_data_abort`].
+pub fn inject_undef() -> bool {
+    inject_sync(1 << 25, None)
+}
+
+/// Take a synchronous exception with syndrome `esr` (and fault address `far`) to the
+/// vCPU's EL1 at the trapping instruction.
+fn inject_sync(esr: u64, far: Option<u64>) -> bool {
     let spsr = SPSR_EL2.get();
-    let (ec, offset) = match spsr & 0x1F {
-        0b00101 => (0x25, 0x200), // EL1h
-        0b00100 => (0x25, 0x000), // EL1t
-        0b00000 => (0x24, 0x400), // EL0t
+    let offset = match spsr & 0x1F {
+        0b00101 => 0x200, // EL1h
+        0b00100 => 0x000, // EL1t
+        0b00000 => 0x400, // EL0t
         _ => return false,
     };
-    let wnr = ESR_EL2.get() & (1 << 6);
-    ESR_EL1.set((ec << 26) | (1 << 25) | wnr | 0x10);
-    FAR_EL1.set(FAR_EL2.get());
+    ESR_EL1.set(esr);
+    if let Some(far) = far {
+        FAR_EL1.set(far);
+    }
     ELR_EL1.set(ELR_EL2.get());
     SPSR_EL1.set(spsr);
     ELR_EL2.set(VBAR_EL1.get() + offset);

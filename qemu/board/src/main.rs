@@ -36,6 +36,8 @@ mod heap;
 #[cfg(target_os = "none")]
 mod hypercalls;
 #[cfg(target_os = "none")]
+mod idregs;
+#[cfg(target_os = "none")]
 mod layout;
 #[cfg(target_os = "none")]
 mod percpu;

@@ -589,10 +589,10 @@ pub fn schedule(frame: &mut Frame) {
         crate::gic::arm_tick(TICK_HZ);
         VTCR_EL2.set(vtcr);
         VTTBR_EL2.set(vttbr);
-        // RW: EL1 is AArch64; TSC: SMC traps (PSCI through SMC); TWE, TWI: WFE and WFI trap;
-        // IMO: physical interrupts come to EL2 (and virtual ones go to the vCPU); VM: stage
-        // 2 on.
-        HCR_EL2.set((1 << 31) | (1 << 19) | (1 << 14) | (1 << 13) | (1 << 4) | 1);
+        // RW: EL1 is AArch64; TSC: SMC traps (PSCI through SMC); TID3: ID register reads
+        // trap (`idregs.rs`); TWE, TWI: WFE and WFI trap; IMO: physical interrupts come to
+        // EL2 (and virtual ones go to the vCPU); VM: stage 2 on.
+        HCR_EL2.set((1 << 31) | (1 << 19) | (1 << 18) | (1 << 14) | (1 << 13) | (1 << 4) | 1);
         #[cfg(target_arch = "aarch64")]
         // SAFETY: synchronise the new translation regime before the ERET that uses it.
         unsafe {
