@@ -196,6 +196,15 @@ fn sync_trap(vmid: u16, index: u32, gen: u32, frame: &mut Frame) -> After {
             match hypercalls::handle(vmid, index, gen, frame) {
                 Next::Sched(a) => a,
                 Next::SystemOff => rmcore::with_core_any(|c| c.system_off()),
+                Next::SystemReset => {
+                    // Gunyah would reset the machine; the board ends the run instead (the
+                    // same image would boot again, and a panicking kernel again and again).
+                    println!(
+                        "qemu board: HLOS asked for a system reset (PSCI SYSTEM_RESET): the run \
+                         ends here with status 2"
+                    );
+                    crate::console::exit(2)
+                }
             }
         }
         // WFI (sleep until an interrupt is pending) or WFE (yield).
@@ -209,7 +218,7 @@ fn sync_trap(vmid: u16, index: u32, gen: u32, frame: &mut Frame) -> After {
             }
         }
         // MSR/MRS/system instruction trapped.
-        0x18 => sysreg(vmid, index, esr, frame),
+        0x18 => sysreg(vmid, index, gen, esr, frame),
         0x24 if vgic_access(vmid, gen, esr, frame) => After::Resume,
         0x24 => match rmcore::data_abort(vmid, index, gen) {
             Some(Ok(())) => After::Resume,
@@ -253,11 +262,28 @@ fn vgic_access(vmid: u16, gen: u32, esr: u64, frame: &mut Frame) -> bool {
     true
 }
 
-/// A trapped system register access: an ID register read (HCR_EL2.TID3) gets the CPU's
+/// A trapped system register access: an SGI (HCR_EL2.IMO) is sent to the vCPUs of the VM it
+/// names (`sched::send_sgi`); an ID register read (HCR_EL2.TID3) gets the CPU's
 /// value with what the board does not switch hidden (`idregs.rs`); anything else is
 /// UNDEFINED for the vCPU, as Gunyah makes a system register access it does not emulate.
-fn sysreg(vmid: u16, index: u32, esr: u64, frame: &mut Frame) -> After {
-    if let Some(r) = crate::idregs::decode(esr & 0x1FF_FFFF) {
+fn sysreg(vmid: u16, index: u32, gen: u32, esr: u64, frame: &mut Frame) -> After {
+    let iss = esr & 0x1FF_FFFF;
+    if let Some((group1, rt)) = crate::vgic::sgi_write(iss) {
+        // An SGI (Linux's IPIs): to the vCPUs it names; group 0 and the other security
+        // state's do not exist for a VM.
+        if group1 {
+            let v = if rt == 31 {
+                0
+            } else {
+                frame.x[usize::from(rt)]
+            };
+            sched::send_sgi(vmid, gen, index, v);
+        }
+        let elr = aarch64_cpu::registers::ELR_EL2.get();
+        aarch64_cpu::registers::ELR_EL2.set(elr + 4);
+        return After::Resume;
+    }
+    if let Some(r) = crate::idregs::decode(iss) {
         let v = crate::idregs::vm_value(r.crm, r.op2, crate::idregs::read_hw(r.crm, r.op2));
         if r.rt != 31 {
             frame.x[usize::from(r.rt)] = v;

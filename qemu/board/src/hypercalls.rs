@@ -7,7 +7,8 @@
 //! * SMCCC_VERSION (1.1) and the vendor-hypervisor Call UID (Gunyah's), which Linux needs
 //!   to find Gunyah (`psci_init_smccc`, then `arch_is_gunyah_guest`);
 //! * PSCI_VERSION, PSCI_FEATURES, CPU_ON and AFFINITY_INFO (the VM's own vCPUs, by MPIDR
-//!   Aff0), CPU_OFF, SYSTEM_OFF (HLOS: the run ends; another VM: its vCPU stops).
+//!   Aff0), CPU_OFF, SYSTEM_OFF and SYSTEM_RESET (HLOS: the run ends; another VM: its vCPU
+//!   stops), `psci.rs`.
 //!
 //! With feature `catalogue`, the catalogue runner's test channel too (`testchan.rs`).
 //! Everything else answers UNIMPLEMENTED (PSCI: NOT_SUPPORTED).
@@ -26,14 +27,12 @@ use crate::sched::{self, After};
 mod abi;
 pub use abi::*;
 
-/// PSCI calls (SMC32/SMC64 function IDs; CPU_OFF and SYSTEM_OFF are in `hvc_abi.rs`).
-const PSCI_VERSION: u64 = 0x8400_0000;
-const PSCI_CPU_ON_32: u64 = 0x8400_0003;
-const PSCI_CPU_ON_64: u64 = 0xC400_0003;
-const PSCI_AFFINITY_INFO_32: u64 = 0x8400_0004;
-const PSCI_AFFINITY_INFO_64: u64 = 0xC400_0004;
-const PSCI_FEATURES: u64 = 0x8400_000A;
-const PSCI_NOT_SUPPORTED: u64 = -1i64 as u64;
+use crate::psci::{
+    AFFINITY_INFO_32 as PSCI_AFFINITY_INFO_32, AFFINITY_INFO_64 as PSCI_AFFINITY_INFO_64,
+    CPU_ON_32 as PSCI_CPU_ON_32, CPU_ON_64 as PSCI_CPU_ON_64, FEATURES as PSCI_FEATURES,
+    NOT_SUPPORTED as PSCI_NOT_SUPPORTED, SYSTEM_RESET as PSCI_SYSTEM_RESET,
+    VERSION as PSCI_VERSION,
+};
 /// An RM RPC message's size limit.
 const MAX_MSG: u64 = 240;
 
@@ -43,6 +42,8 @@ pub enum Next {
     Sched(After),
     /// HLOS powered the machine off.
     SystemOff,
+    /// HLOS asked for a system reset (Linux's reboot, or its panic with `panic=N`).
+    SystemReset,
 }
 
 fn cap_of(core: &Core, vmid: Vmid, cap: u64) -> Option<Cap> {
@@ -117,20 +118,7 @@ pub fn handle(vmid: Vmid, index: u32, gen: u32, frame: &mut Frame) -> Next {
         SMCCC_VERSION => frame.x[0] = 0x1_0001,
         VENDOR_HYP_CALL_UID => frame.x[..4].copy_from_slice(&GUNYAH_UID),
         PSCI_VERSION => frame.x[0] = 0x1_0000, // 1.0
-        PSCI_FEATURES => {
-            frame.x[0] = match frame.x[1] {
-                PSCI_VERSION
-                | PSCI_CPU_OFF
-                | PSCI_CPU_ON_32
-                | PSCI_CPU_ON_64
-                | PSCI_AFFINITY_INFO_32
-                | PSCI_AFFINITY_INFO_64
-                | PSCI_SYSTEM_OFF
-                | PSCI_FEATURES
-                | SMCCC_VERSION => 0,
-                _ => PSCI_NOT_SUPPORTED,
-            }
-        }
+        PSCI_FEATURES => frame.x[0] = crate::psci::features(frame.x[1]),
         PSCI_CPU_ON_32 | PSCI_CPU_ON_64 => {
             let (mpidr, entry, ctx) = (frame.x[1], frame.x[2], frame.x[3]);
             // A VM's vCPUs are numbered by MPIDR Aff0 (its DT's cpu@N); other affinity
@@ -160,7 +148,10 @@ pub fn handle(vmid: Vmid, index: u32, gen: u32, frame: &mut Frame) -> Next {
         // Another VM's SYSTEM_OFF stops only its own vCPU here (the VM stays RUNNING in the
         // RM until its owner stops it).
         PSCI_SYSTEM_OFF => return Next::Sched(After::Off),
-        id if id >> 24 == 0x84 || id >> 24 == 0xC4 => frame.x[0] = PSCI_NOT_SUPPORTED,
+        PSCI_SYSTEM_RESET if vmid == VMID_HLOS => return Next::SystemReset,
+        // Another VM's: as its SYSTEM_OFF (its owner resets it through the RM).
+        PSCI_SYSTEM_RESET => return Next::Sched(After::Off),
+        id if crate::psci::is_psci(id) => frame.x[0] = PSCI_NOT_SUPPORTED,
         _ => frame.x[0] = UNIMPLEMENTED,
     }
     Next::Sched(After::Resume)

@@ -46,6 +46,8 @@ mod platform;
 #[cfg(target_os = "none")]
 mod pmu;
 #[cfg(target_os = "none")]
+mod psci;
+#[cfg(target_os = "none")]
 mod rmcore;
 #[cfg(target_os = "none")]
 mod sched;

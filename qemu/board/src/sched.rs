@@ -384,6 +384,33 @@ fn raise_ppi_locked(s: &mut Sched, i: usize, intid: u32) {
     }
 }
 
+/// vCPU `me` of (`vmid`, `gen`) wrote `value` to ICC_SGI1R_EL1: raise the SGI it names on
+/// the vCPUs it names (`vgic::sgi_targets`), itself included if it named itself. The number
+/// of vCPUs it went to.
+pub fn send_sgi(vmid: Vmid, gen: u32, me: u32, value: u64) -> u32 {
+    let mut s = SCHED.lock();
+    let s = &mut *s;
+    let vcpus = s
+        .vcpus
+        .iter()
+        .filter(|e| e.vcpu.vmid == vmid && e.gen == gen)
+        .count() as u32;
+    let (intid, targets) = vgic::sgi_targets(value, me, vcpus);
+    let mut sent = 0;
+    for i in 0..s.vcpus.len() {
+        let e = &s.vcpus[i];
+        if e.vcpu.vmid == vmid
+            && e.gen == gen
+            && e.vcpu.index < 64
+            && targets & (1 << e.vcpu.index) != 0
+        {
+            raise_ppi_locked(s, i, intid);
+            sent += 1;
+        }
+    }
+    sent
+}
+
 /// PSCI CPU_ON for vCPU `index` of the caller's VM: 0 SUCCESS, -2 INVALID_PARAMETERS (no
 /// such vCPU), -4 ALREADY_ON. It starts at `entry` (EL1h, MMU off) with x0 = `context`.
 pub fn cpu_on(vmid: Vmid, gen: u32, index: u32, entry: u64, context: u64) -> i64 {

@@ -607,6 +607,49 @@ fn reg_bits(off: u64, base: u64) -> u32 {
     ((off - base) / 4 * 32) as u32
 }
 
+/// A trapped write of a guest's SGI generation register (with HCR_EL2.IMO set, EL1's
+/// writes to ICC_SGI0R_EL1, ICC_SGI1R_EL1 and ICC_ASGI1R_EL1 trap to EL2), from the ISS of
+/// an ESR_EL2 with EC 0x18: (group 1 SGI, the register holding the value), or None if the
+/// access is to another register. A VM has group 1 only: a group 0 or other-security-state
+/// SGI (`false`) is ignored, as the GIC ignores it.
+pub fn sgi_write(iss: u64) -> Option<(bool, u8)> {
+    let (op0, op2, op1) = ((iss >> 20) & 3, (iss >> 17) & 7, (iss >> 14) & 7);
+    let (crn, rt, crm) = (
+        (iss >> 10) & 0xF,
+        ((iss >> 5) & 0x1F) as u8,
+        (iss >> 1) & 0xF,
+    );
+    let write = iss & 1 == 0;
+    (write && op0 == 3 && op1 == 0 && crn == 12 && crm == 11 && (5..=7).contains(&op2))
+        .then_some((op2 == 5, rt))
+}
+
+/// The SGI an ICC_SGI1R_EL1 value written by vCPU `me` of a VM with `vcpus` vCPUs raises,
+/// and on which vCPUs (bit n: vCPU n, whose MPIDR is Aff0 = n, Aff1-3 = 0): IRM (bit 40)
+/// every vCPU but `me`; else the TargetList (bits 15:0) of Aff0 values RS * 16 + bit (RS,
+/// bits 47:44) at Aff3.Aff2.Aff1 (bits 55:48, 39:32, 23:16), which must be 0.0.0 to name
+/// any of them. vCPUs that do not exist are left out.
+pub fn sgi_targets(v: u64, me: u32, vcpus: u32) -> (u32, u64) {
+    let intid = ((v >> 24) & 0xF) as u32;
+    let all = if vcpus >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << vcpus) - 1
+    };
+    if v & (1 << 40) != 0 {
+        let me = if me < 64 { 1u64 << me } else { 0 };
+        return (intid, all & !me);
+    }
+    let aff321 = v & 0x00FF_00FF_00FF_0000;
+    if aff321 != 0 {
+        return (intid, 0);
+    }
+    let rs = (v >> 44) & 0xF;
+    let list = v & 0xFFFF;
+    let mask = if rs * 16 < 64 { list << (rs * 16) } else { 0 };
+    (intid, mask & all)
+}
+
 /// A read (`write` None) or write of `size` bytes at distributor offset `off`; what a read
 /// returns.
 pub fn distributor(off: u64, size: u64, write: Option<u64>, vm: &mut VmGic) -> u64 {

@@ -544,3 +544,70 @@ fn preemption_follows_the_architectures_model() {
     }
     assert!(yes > 2000 && differs > 500, "{yes} {differs}");
 }
+
+/// The ISS of a trapped MSR/MRS (EC 0x18) of S3_0_C<crn>_C<crm>_<op2> with Rt `rt`.
+fn sysreg_iss(crn: u64, crm: u64, op2: u64, rt: u64, read: bool) -> u64 {
+    (3 << 20) | (op2 << 17) | (crn << 10) | (rt << 5) | (crm << 1) | read as u64
+}
+
+#[test]
+fn sgi_register_writes_are_decoded() {
+    // msr icc_sgi1r_el1, x2 (S3_0_C12_C11_5): what Linux's gic_ipi_send_mask traps with
+    // (ESR 0x623a3016: x0).
+    assert_eq!(
+        vgic::sgi_write(sysreg_iss(12, 11, 5, 2, false)),
+        Some((true, 2))
+    );
+    assert_eq!(vgic::sgi_write(0x623a3016 & 0x1FF_FFFF), Some((true, 0)));
+    // ICC_ASGI1R_EL1 and ICC_SGI0R_EL1: recognised, not group 1 of this security state.
+    assert_eq!(
+        vgic::sgi_write(sysreg_iss(12, 11, 6, 3, false)),
+        Some((false, 3))
+    );
+    assert_eq!(
+        vgic::sgi_write(sysreg_iss(12, 11, 7, 31, false)),
+        Some((false, 31))
+    );
+    // A read, another GIC register (ICC_IAR1_EL1 S3_0_C12_C12_0), an ID register.
+    assert_eq!(vgic::sgi_write(sysreg_iss(12, 11, 5, 2, true)), None);
+    assert_eq!(vgic::sgi_write(sysreg_iss(12, 12, 0, 2, false)), None);
+    assert_eq!(vgic::sgi_write(sysreg_iss(0, 4, 0, 2, true)), None);
+}
+
+#[test]
+fn sgi_targets_are_the_named_vcpus_that_exist() {
+    let sgi = |intid: u64| intid << 24;
+    // Linux's IPI 1 from vCPU 0 to vCPU 1 (TargetList bit 1, Aff1-3 0, RS 0).
+    assert_eq!(vgic::sgi_targets(sgi(1) | 0b10, 0, 8), (1, 0b10));
+    // Several targets, the sender among them.
+    assert_eq!(vgic::sgi_targets(sgi(3) | 0b1011, 1, 8), (3, 0b1011));
+    // Targets past the VM's vCPUs are dropped.
+    assert_eq!(vgic::sgi_targets(sgi(0) | 0xFF00, 0, 10), (0, 0x300));
+    // IRM: everyone but the sender.
+    assert_eq!(vgic::sgi_targets(sgi(2) | (1 << 40), 2, 4), (2, 0b1011));
+    assert_eq!(vgic::sgi_targets(sgi(2) | (1 << 40) | 0xFFFF, 0, 1), (2, 0));
+    // RS selects Aff0 16..31: none of a VM's 8 vCPUs.
+    assert_eq!(vgic::sgi_targets(sgi(5) | (1 << 44) | 1, 0, 8), (5, 0));
+    assert_eq!(
+        vgic::sgi_targets(sgi(5) | (1 << 44) | 1, 0, 64),
+        (5, 1 << 16)
+    );
+    // A cluster other than 0.0.0 (Aff1, Aff2, Aff3) names no vCPU of the VM.
+    for aff in [1u64 << 16, 1 << 32, 1 << 48] {
+        assert_eq!(
+            vgic::sgi_targets(sgi(1) | aff | 1, 0, 8),
+            (1, 0),
+            "{aff:#x}"
+        );
+    }
+    // Garbage from a guest: never a panic, never a vCPU that does not exist.
+    for v in [u64::MAX, 0, 0xF0F0_F0F0_F0F0_F0F0] {
+        for vcpus in [0, 1, 8, 64] {
+            let (intid, mask) = vgic::sgi_targets(v, 63, vcpus);
+            assert!(intid < 16);
+            if vcpus < 64 {
+                assert_eq!(mask >> vcpus, 0, "{v:#x} {vcpus}");
+            }
+        }
+    }
+}
