@@ -40,6 +40,7 @@ fn scratch(name: &str) -> PathBuf {
 fn boot_image(
     image: &std::path::Path,
     dir: &std::path::Path,
+    bootargs: Option<&str>,
     guard: u64,
 ) -> (Option<ExitStatus>, String) {
     let qemu = qemu_binary::qemu_system_aarch64();
@@ -51,7 +52,7 @@ fn boot_image(
         dir,
         smp: SMP,
         icount: false,
-        bootargs: None,
+        bootargs,
     })
     .expect("QEMU command");
     run_for(
@@ -69,7 +70,17 @@ fn the_projects_hlos_as_a_raw_image_boots_through_xtasks_path() {
     let raw = dir.join("gunyah-qemu-hlos.bin");
     let base = boot_contract::elf_to_raw(&build("gunyah-qemu-hlos"), &raw).expect("raw image");
     assert_eq!(base, boot_contract::HLOS_ADDR);
-    let (status, output) = boot_image(&raw, &dir, 240);
+    // With a kernel command line, as `--hlos-bootargs` gives one: it is in the DTB QEMU
+    // loads (the payload ignores it).
+    let bootargs = "console=ttyAMA0 earlycon=pl011,0x9000000 panic=-1";
+    let (status, output) = boot_image(&raw, &dir, Some(bootargs), 240);
+    let dtb = dir.join(format!("virt-smp{SMP}.dtb"));
+    let got = std::process::Command::new("fdtget")
+        .arg(&dtb)
+        .args(["/chosen", "bootargs"])
+        .output()
+        .expect("fdtget (device-tree-compiler)");
+    assert_eq!(String::from_utf8_lossy(&got.stdout).trim(), bootargs);
     let status = status.unwrap_or_else(|| panic!("QEMU hung:\n{output}"));
     assert!(status.success(), "board run failed ({status}):\n{output}");
     for line in [
@@ -106,7 +117,7 @@ fn garbage_as_hlos_stops_its_vcpu_and_never_passes() {
     std::fs::write(&image, &garbage).expect("garbage image");
     // Nothing ends the run (the board does not power off when HLOS dies, as Gunyah would
     // not): the guard does, well before the good run's time.
-    let (status, output) = boot_image(&image, &dir, 20);
+    let (status, output) = boot_image(&image, &dir, None, 20);
     assert!(
         !status.is_some_and(|s| s.success()),
         "garbage passed ({status:?}):\n{output}"
