@@ -16,6 +16,8 @@ use std::process::Command;
 pub const DTB_ADDR: u64 = 0x40F0_0000;
 /// Where the HLOS image is loaded and entered (`HLOS_ENTRY_POINT`).
 pub const HLOS_ADDR: u64 = 0x4100_0000;
+/// Where an initrd is loaded (`HLOS_RAM_FS_BASE`), below the DTB: at most 7 MiB.
+pub const INITRD_ADDR: u64 = 0x4080_0000;
 /// RAM QEMU gives the machine (Gunyah's QEMU platform needs exactly 2 GiB).
 pub const RAM: &str = "2G";
 /// The machine: GICv3, EL2, no high memory (as Gunyah's scripts start it).
@@ -191,11 +193,14 @@ pub struct Hlos<'a> {
     /// `/chosen/bootargs` for the payload (a Linux kernel command line), set in the DTB as a
     /// bootloader sets it; the board passes the DT on with it.
     pub bootargs: Option<&'a str>,
+    /// An initrd (a Linux initramfs) loaded at [`INITRD_ADDR`], named by `/chosen`'s
+    /// `linux,initrd-start`/`-end` in the DTB, as Gunyah's `run-qemu.sh` loads and names it.
+    pub initrd: Option<&'a Path>,
 }
 
 /// Everything `cargo xtask qemu` does to boot the board with `h.image` as HLOS but build the
 /// board: QEMU's machine DTB for `h.smp` CPUs into `h.dir` ([`machine_dtb`], with
-/// `/chosen/bootargs` if `h.bootargs`), the image as
+/// `/chosen/bootargs` if `h.bootargs`, and the initrd's place if `h.initrd`), the image as
 /// QEMU's loader takes it ([`hlos_image`]), and the QEMU command ([`qemu_command`]). The
 /// board's QEMU tests call it too, so the path a user's payload takes is tested.
 pub fn hlos_command(h: &Hlos) -> Result<Command, String> {
@@ -203,9 +208,49 @@ pub fn hlos_command(h: &Hlos) -> Result<Command, String> {
     let image = hlos_image(h.image, &h.dir.join("hlos-image.bin"))?;
     let dtb = h.dir.join(format!("virt-smp{}.dtb", h.smp));
     machine_dtb(h.qemu, &dtb, h.smp)?;
+    let dtb_s = dtb.to_string_lossy();
     if let Some(args) = h.bootargs {
-        let dtb = dtb.to_string_lossy();
-        run(Command::new("fdtput").args(["-t", "s", &dtb, "/chosen", "bootargs", args]))?;
+        run(Command::new("fdtput").args(["-t", "s", &dtb_s, "/chosen", "bootargs", args]))?;
     }
-    Ok(qemu_command(h.qemu, h.board, &dtb, &image, h.smp, h.icount))
+    let end = match h.initrd {
+        Some(initrd) => {
+            let len = std::fs::metadata(initrd)
+                .map_err(|e| format!("{}: {e}", initrd.display()))?
+                .len();
+            let room = DTB_ADDR - INITRD_ADDR;
+            if len > room {
+                return Err(format!(
+                    "{}: {len} bytes; an initrd must fit in {INITRD_ADDR:#x}..{DTB_ADDR:#x} \
+                     ({room} bytes, below the DTB)",
+                    initrd.display()
+                ));
+            }
+            Some(INITRD_ADDR + len)
+        }
+        None => None,
+    };
+    if let Some(end) = end {
+        for (prop, at) in [
+            ("linux,initrd-start", INITRD_ADDR),
+            ("linux,initrd-end", end),
+        ] {
+            run(Command::new("fdtput").args([
+                "-t",
+                "x",
+                &dtb_s,
+                "/chosen",
+                prop,
+                &format!("{:#x}", at >> 32),
+                &format!("{:#x}", at & 0xFFFF_FFFF),
+            ]))?;
+        }
+    }
+    let mut cmd = qemu_command(h.qemu, h.board, &dtb, &image, h.smp, h.icount);
+    if let Some(initrd) = h.initrd {
+        cmd.arg("-device").arg(format!(
+            "loader,file={},addr={INITRD_ADDR:#x}",
+            initrd.display()
+        ));
+    }
+    Ok(cmd)
 }

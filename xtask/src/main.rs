@@ -78,7 +78,8 @@ fn main() {
             eprintln!(
                 "  qemu   boot the QEMU board only; --hlos IMAGE boots your own primary-VM \
                  payload (raw, or an ELF linked at 0x41000000), --hlos-bootargs ARGS (its DT's \
-                 /chosen/bootargs, e.g. a Linux command line), --smp N (default 8), \
+                 /chosen/bootargs, e.g. a Linux command line), --hlos-initrd FILE (at 0x40800000, named in \
+                 its DT's /chosen), --smp N (default 8), \
                  --no-icount; --catalogue runs the message-based catalogue in QEMU (the board \
                  with its test channel, the catalogue runner as HLOS)"
             );
@@ -522,7 +523,8 @@ fn run_main_job(rest: &[String]) -> Result<(), String> {
     run_qemu_board(&qemu_args)
 }
 
-/// Split the board's options (`--hlos IMAGE`, `--hlos-bootargs ARGS`, `--smp N`,
+/// Split the board's options (`--hlos IMAGE`, `--hlos-bootargs ARGS`, `--hlos-initrd FILE`,
+/// `--smp N`,
 /// `--no-icount`, `--catalogue`)
 /// from the rest.
 fn split_qemu_args(args: &[String]) -> (Vec<String>, Vec<String>) {
@@ -530,7 +532,7 @@ fn split_qemu_args(args: &[String]) -> (Vec<String>, Vec<String>) {
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
-            "--hlos" | "--smp" | "--hlos-bootargs" => {
+            "--hlos" | "--smp" | "--hlos-bootargs" | "--hlos-initrd" => {
                 qemu.push(a.clone());
                 qemu.extend(it.next().cloned());
             }
@@ -548,6 +550,8 @@ struct QemuOptions {
     hlos: Option<PathBuf>,
     /// `--hlos-bootargs ARGS`: `/chosen/bootargs` in the DT HLOS gets (a kernel command line).
     bootargs: Option<String>,
+    /// `--hlos-initrd FILE`: an initrd at 0x40800000, named in `/chosen` of HLOS's DT.
+    initrd: Option<PathBuf>,
     /// `--smp N`, 1 to 8 (default 8, the contract's).
     smp: u32,
     /// Without `--no-icount` (and `--catalogue`): `-icount shift=0`.
@@ -560,6 +564,7 @@ fn parse_qemu_options(args: &[String]) -> Result<QemuOptions, String> {
     let mut o = QemuOptions {
         hlos: None,
         bootargs: None,
+        initrd: None,
         smp: 8,
         icount: true,
         catalogue: false,
@@ -568,6 +573,11 @@ fn parse_qemu_options(args: &[String]) -> Result<QemuOptions, String> {
     while let Some(a) = it.next() {
         match a.as_str() {
             "--hlos" => o.hlos = Some(PathBuf::from(it.next().ok_or("--hlos needs an IMAGE")?)),
+            "--hlos-initrd" => {
+                o.initrd = Some(PathBuf::from(
+                    it.next().ok_or("--hlos-initrd needs a FILE")?,
+                ))
+            }
             "--hlos-bootargs" => {
                 o.bootargs = Some(it.next().ok_or("--hlos-bootargs needs ARGS")?.clone())
             }
@@ -599,6 +609,7 @@ fn run_qemu_board(args: &[String]) -> Result<(), String> {
     let QemuOptions {
         hlos,
         bootargs,
+        initrd,
         smp,
         icount,
         catalogue,
@@ -650,6 +661,7 @@ fn run_qemu_board(args: &[String]) -> Result<(), String> {
         smp,
         icount,
         bootargs: bootargs.as_deref(),
+        initrd: initrd.as_deref(),
     };
     let mut cmd = with_tool_path(&mut || boot_contract::hlos_command(&h))?;
     eprintln!(
@@ -869,6 +881,8 @@ mod tests {
             "my.img",
             "--hlos-bootargs",
             "console=ttyAMA0 panic=-1",
+            "--hlos-initrd",
+            "initrd.cpio",
             "--smp",
             "4",
             "--no-icount",
@@ -883,6 +897,8 @@ mod tests {
                 "my.img",
                 "--hlos-bootargs",
                 "console=ttyAMA0 panic=-1",
+                "--hlos-initrd",
+                "initrd.cpio",
                 "--smp",
                 "4",
                 "--no-icount"
@@ -894,6 +910,7 @@ mod tests {
             Ok(QemuOptions {
                 hlos: Some(PathBuf::from("my.img")),
                 bootargs: Some("console=ttyAMA0 panic=-1".into()),
+                initrd: Some(PathBuf::from("initrd.cpio")),
                 smp: 4,
                 icount: false,
                 catalogue: false,
@@ -908,6 +925,7 @@ mod tests {
             Ok(QemuOptions {
                 hlos: None,
                 bootargs: None,
+                initrd: None,
                 smp: 8,
                 icount: true,
                 catalogue: false,
@@ -917,6 +935,7 @@ mod tests {
         for bad in [
             &["--hlos"][..],
             &["--hlos-bootargs"],
+            &["--hlos-initrd"],
             &["--smp", "9"],
             &["--smp", "0"],
             &["--smp"],

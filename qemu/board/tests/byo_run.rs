@@ -53,6 +53,7 @@ fn boot_image(
         smp: SMP,
         icount: false,
         bootargs,
+        initrd: None,
     })
     .expect("QEMU command");
     run_for(
@@ -148,11 +149,63 @@ fn an_elf_linked_elsewhere_is_refused_before_qemu_starts() {
         smp: SMP,
         icount: false,
         bootargs: None,
+        initrd: None,
     })
     .map(|_| ())
     .unwrap_err();
     assert!(
         err.contains("; an HLOS image must be linked at 0x41000000"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_initrd_is_loaded_below_the_dtb_and_named_in_chosen() {
+    // As Gunyah's run-qemu.sh: loaded at HLOS_RAM_FS_BASE, `/chosen linux,initrd-start/-end`
+    // in the DTB. Checked on the command and the DTB (no boot: the project's payload has no
+    // use for an initrd; qemu/README.md boots Linux with one).
+    let dir = scratch("initrd");
+    let qemu = qemu_binary::qemu_system_aarch64();
+    let board = build("gunyah-qemu-board");
+    let raw = dir.join("gunyah-qemu-hlos.bin");
+    boot_contract::elf_to_raw(&build("gunyah-qemu-hlos"), &raw).expect("raw image");
+    let initrd = dir.join("initrd.cpio");
+    std::fs::write(&initrd, vec![0u8; 0x1234]).expect("initrd");
+    let h = |initrd| boot_contract::Hlos {
+        qemu: &qemu,
+        board: &board,
+        image: &raw,
+        dir: &dir,
+        smp: SMP,
+        icount: false,
+        bootargs: None,
+        initrd,
+    };
+    let cmd = boot_contract::hlos_command(&h(Some(&initrd))).expect("QEMU command");
+    let loader = format!("loader,file={},addr=0x40800000", initrd.display());
+    assert!(
+        cmd.get_args().any(|a| a.to_string_lossy() == loader),
+        "{cmd:?}"
+    );
+    let dtb = dir.join(format!("virt-smp{SMP}.dtb"));
+    let prop = |name: &str| {
+        let out = std::process::Command::new("fdtget")
+            .args(["-t", "x"])
+            .arg(&dtb)
+            .args(["/chosen", name])
+            .output()
+            .expect("fdtget (device-tree-compiler)");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert_eq!(prop("linux,initrd-start"), "0 40800000");
+    assert_eq!(prop("linux,initrd-end"), "0 40801234");
+    // One that would run into the DTB at 0x40f00000 is refused.
+    std::fs::write(&initrd, vec![0u8; 0x70_0001]).expect("initrd");
+    let err = boot_contract::hlos_command(&h(Some(&initrd)))
+        .map(|_| ())
+        .unwrap_err();
+    assert!(
+        err.contains("an initrd must fit in 0x40800000..0x40f00000"),
         "{err}"
     );
 }
