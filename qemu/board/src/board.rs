@@ -193,6 +193,13 @@ fn sync_trap(vmid: u16, index: u32, gen: u32, frame: &mut Frame) -> After {
                 let elr = aarch64_cpu::registers::ELR_EL2.get();
                 aarch64_cpu::registers::ELR_EL2.set(elr + 4);
             }
+            // Gunyah's own form, `hvc #0x6000 + n` (its RM's and Qualcomm's Linux drivers'):
+            // the same call in the SMCCC form. Any other non-zero immediate is no call.
+            let imm = crate::gunyah_hvc::hvc_imm(esr);
+            if ec == 0x16 && imm != 0 && !crate::gunyah_hvc::to_smccc(imm, &mut frame.x[..8]) {
+                frame.x[0] = hypercalls::UNIMPLEMENTED;
+                return After::Resume;
+            }
             match hypercalls::handle(vmid, index, gen, frame) {
                 Next::Sched(a) => a,
                 Next::SystemOff => rmcore::with_core_any(|c| c.system_off()),

@@ -32,6 +32,8 @@ mod fdt_edit;
 #[cfg(target_os = "none")]
 mod gic;
 #[cfg(target_os = "none")]
+mod gunyah_hvc;
+#[cfg(target_os = "none")]
 mod heap;
 #[cfg(target_os = "none")]
 mod hypercalls;
