@@ -5,7 +5,8 @@
 //!
 //! Kept small: group 1 only, edge semantics. A VM enables SPIs in the distributor
 //! (ISENABLER/ICENABLER, IROUTER picks the vCPU by Aff0) and sets their priorities
-//! (IPRIORITYR), SGIs and PPIs in its vCPU's redistributor (ISENABLER0/ICENABLER0,
+//! (IPRIORITYR) and their edge/level configuration (ICFGR, kept to read back as written;
+//! delivery stays edge), SGIs and PPIs in its vCPU's redistributor (ISENABLER0/ICENABLER0,
 //! IPRIORITYR0-7); IIDR, TYPER, PIDR2, WAKER and the group registers read as a GICv3 with
 //! security disabled; other registers read as zero and ignore writes. A priority keeps the
 //! bits the GIC's virtual CPU interface implements (ICH_VTR_EL2.PRIbits: 5 on QEMU) and is
@@ -128,6 +129,10 @@ pub struct VmGic {
     route: alloc::collections::BTreeMap<u32, u32>,
     /// IPRIORITYR per SPI (absent: [`DEFAULT_PRIORITY`]).
     priority: alloc::collections::BTreeMap<u32, u8>,
+    /// ICFGR<n> of the SPIs (n 2..=63; absent: 0, level): the guest's edge/level choice,
+    /// kept so it reads back as written (Linux's `gic_configure_irq` refuses an SPI
+    /// whose write does not stick). Delivery stays the board's edge semantics.
+    config: alloc::collections::BTreeMap<u64, u32>,
     /// Bumped on every change of the above (a raise, an enable, a priority, a route, the
     /// group enable, a pending bit taken into or back from a list register): a vCPU that
     /// looked at the same count saw the same distributor.
@@ -705,6 +710,23 @@ pub fn distributor(off: u64, size: u64, write: Option<u64>, vm: &mut VmGic) -> u
                     0
                 }
                 _ => 0,
+            }
+        }
+        // ICFGR of the SPIs: Int_config[1] (the odd bits, 1 = edge) is programmable, the
+        // even bits are RES0; ICFGR0/1 (SGIs, PPIs) are RAZ/WI with affinity routing.
+        (0xC08..=0xCFC, w) if off.is_multiple_of(4) => {
+            let n = (off - 0xC00) / 4;
+            match w {
+                None => u64::from(vm.config.get(&n).copied().unwrap_or(0)),
+                Some(v) => {
+                    let v = v as u32 & 0xAAAA_AAAA;
+                    if v == 0 {
+                        vm.config.remove(&n);
+                    } else {
+                        vm.config.insert(n, v);
+                    }
+                    0
+                }
             }
         }
         (0x200..=0x27C, None) => {

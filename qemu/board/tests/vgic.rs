@@ -611,3 +611,29 @@ fn sgi_targets_are_the_named_vcpus_that_exist() {
         }
     }
 }
+
+/// Linux's `gic_configure_irq` writes an SPI's ICFGR bit and reads it back: an edge SPI
+/// whose write does not stick is refused (request_irq fails with -EINVAL; Qualcomm's RM
+/// driver asks for the RM-RPC interrupts, SPI 960/961, as edge).
+#[test]
+fn spi_edge_configuration_reads_back_as_written() {
+    let mut vm = VmGic::default();
+    // ICFGR60 holds INTIDs 960..975; INTID 992 (SPI 960) is ICFGR62, field 0.
+    let off = 0xC00 + (992 / 16) * 4;
+    assert_eq!(vgic::distributor(off, 4, None, &mut vm), 0);
+    vgic::distributor(off, 4, Some(0b10 | 0b1000), &mut vm);
+    assert_eq!(vgic::distributor(off, 4, None, &mut vm), 0b1010);
+    // The even bits are RES0; back to level.
+    vgic::distributor(off, 4, Some(0xFFFF_FFFF), &mut vm);
+    assert_eq!(vgic::distributor(off, 4, None, &mut vm), 0xAAAA_AAAA);
+    vgic::distributor(off, 4, Some(0), &mut vm);
+    assert_eq!(vgic::distributor(off, 4, None, &mut vm), 0);
+    // ICFGR0 and ICFGR1 (SGIs, PPIs: in the redistributors) read as zero, ignore writes.
+    for off in [0xC00, 0xC04] {
+        vgic::distributor(off, 4, Some(0xAAAA_AAAA), &mut vm);
+        assert_eq!(vgic::distributor(off, 4, None, &mut vm), 0);
+    }
+    // An unaligned access is no ICFGR access.
+    assert_eq!(vgic::distributor(0xC0A, 2, Some(0xAAAA), &mut vm), 0);
+    assert_eq!(vgic::distributor(0xC08, 4, None, &mut vm), 0);
+}
