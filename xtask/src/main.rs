@@ -80,7 +80,8 @@ fn main() {
                  payload (raw, or an ELF linked at 0x41000000), --hlos-bootargs ARGS (its DT's \
                  /chosen/bootargs, e.g. a Linux command line), --hlos-initrd FILE (at 0x40800000, named in \
                  its DT's /chosen), --smp N (default 8), \
-                 --no-icount; --catalogue runs the message-based catalogue in QEMU (the board \
+                 --no-icount, --rpc-log (the board prints HLOS's first RM RPC packets); \
+                 --catalogue runs the message-based catalogue in QEMU (the board \
                  with its test channel, the catalogue runner as HLOS)"
             );
             eprintln!("  test   run every test of the project");
@@ -525,7 +526,7 @@ fn run_main_job(rest: &[String]) -> Result<(), String> {
 
 /// Split the board's options (`--hlos IMAGE`, `--hlos-bootargs ARGS`, `--hlos-initrd FILE`,
 /// `--smp N`,
-/// `--no-icount`, `--catalogue`)
+/// `--no-icount`, `--catalogue`, `--rpc-log`)
 /// from the rest.
 fn split_qemu_args(args: &[String]) -> (Vec<String>, Vec<String>) {
     let (mut qemu, mut rest) = (Vec::new(), Vec::new());
@@ -536,7 +537,7 @@ fn split_qemu_args(args: &[String]) -> (Vec<String>, Vec<String>) {
                 qemu.push(a.clone());
                 qemu.extend(it.next().cloned());
             }
-            "--no-icount" | "--catalogue" => qemu.push(a.clone()),
+            "--no-icount" | "--catalogue" | "--rpc-log" => qemu.push(a.clone()),
             _ => rest.push(a.clone()),
         }
     }
@@ -558,6 +559,9 @@ struct QemuOptions {
     icount: bool,
     /// `--catalogue`.
     catalogue: bool,
+    /// `--rpc-log`: the board built with feature `rpc-log` (a line for each of HLOS's first
+    /// RM RPC packets either way).
+    rpc_log: bool,
 }
 
 fn parse_qemu_options(args: &[String]) -> Result<QemuOptions, String> {
@@ -568,6 +572,7 @@ fn parse_qemu_options(args: &[String]) -> Result<QemuOptions, String> {
         smp: 8,
         icount: true,
         catalogue: false,
+        rpc_log: false,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -589,6 +594,7 @@ fn parse_qemu_options(args: &[String]) -> Result<QemuOptions, String> {
                     .ok_or("--smp needs a CPU count from 1 to 8")?
             }
             "--no-icount" => o.icount = false,
+            "--rpc-log" => o.rpc_log = true,
             "--catalogue" => {
                 o.catalogue = true;
                 o.icount = false;
@@ -613,6 +619,7 @@ fn run_qemu_board(args: &[String]) -> Result<(), String> {
         smp,
         icount,
         catalogue,
+        rpc_log,
     } = parse_qemu_options(args)?;
     let mut packages = vec!["gunyah-qemu-board"];
     if hlos.is_none() {
@@ -629,8 +636,15 @@ fn run_qemu_board(args: &[String]) -> Result<(), String> {
             "aarch64-unknown-none",
         ])
         .arg("--release");
-        if catalogue && *p == "gunyah-qemu-board" {
-            c.args(["--features", "catalogue"]);
+        if *p == "gunyah-qemu-board" {
+            let features: Vec<&str> = [(catalogue, "catalogue"), (rpc_log, "rpc-log")]
+                .iter()
+                .filter(|(on, _)| *on)
+                .map(|(_, f)| *f)
+                .collect();
+            if !features.is_empty() {
+                c.args(["--features", &features.join(",")]);
+            }
         }
         status(
             &format!("build {p} (aarch64-unknown-none, release)"),
@@ -914,6 +928,7 @@ mod tests {
                 smp: 4,
                 icount: false,
                 catalogue: false,
+                rpc_log: false,
             })
         );
     }
@@ -929,9 +944,15 @@ mod tests {
                 smp: 8,
                 icount: true,
                 catalogue: false,
+                rpc_log: false,
             })
         );
         assert!(parse_qemu_options(&strings(&["--catalogue"])).is_ok_and(|o| !o.icount));
+        assert!(parse_qemu_options(&strings(&["--rpc-log"])).is_ok_and(|o| o.rpc_log && o.icount));
+        assert_eq!(
+            split_qemu_args(&strings(&["--rpc-log", "--clones", "2"])),
+            (strings(&["--rpc-log"]), strings(&["--clones", "2"]))
+        );
         for bad in [
             &["--hlos"][..],
             &["--hlos-bootargs"],

@@ -31,3 +31,23 @@ pub fn to_smccc(imm: u16, x: &mut [u64]) -> bool {
     x[0] = SMCCC_BASE | u64::from(imm - HVC_IMM_BASE);
     true
 }
+
+/// One line for an RM RPC packet's header (`rm-rpc-abi.md`: byte 0 version and header
+/// words, byte 1 type in bits 1:0 and fragments above, sequence at 2, message ID at 4, a
+/// reply's result at 8), as the board's opt-in RPC log prints it (feature `rpc-log`).
+/// `None` for a packet shorter than a header.
+#[cfg_attr(not(feature = "rpc-log"), allow(dead_code))]
+pub fn rpc_summary(msg: &[u8]) -> Option<(&'static str, u32, u16, Option<u32>)> {
+    let word = |at: usize| -> Option<u32> {
+        Some(u32::from_le_bytes(msg.get(at..at + 4)?.try_into().ok()?))
+    };
+    let msg_id = word(4)?;
+    let seq = u16::from_le_bytes([msg[2], msg[3]]);
+    let (kind, result) = match msg[1] & 3 {
+        0 => ("continuation", None),
+        1 => ("request", None),
+        2 => ("reply", word(8)),
+        _ => ("notification", None),
+    };
+    Some((kind, msg_id, seq, result))
+}

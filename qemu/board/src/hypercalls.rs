@@ -50,6 +50,37 @@ fn cap_of(core: &Core, vmid: Vmid, cap: u64) -> Option<Cap> {
     core.vms.get(&vmid)?.caps.get(&cap).copied()
 }
 
+/// How many of HLOS's RM RPC packets the opt-in log prints (feature `rpc-log`).
+#[cfg(feature = "rpc-log")]
+const RPC_LOG_MAX: u32 = 64;
+
+/// Feature `rpc-log` (`cargo xtask qemu --rpc-log`): one line for each of the first
+/// [`RPC_LOG_MAX`] RM RPC packets HLOS sends or receives (what a driver really exchanges
+/// with the RM).
+#[cfg(feature = "rpc-log")]
+fn rpc_log(vmid: Vmid, way: &str, msg: &[u8]) {
+    use core::sync::atomic::{AtomicU32, Ordering::Relaxed};
+    static LOGGED: AtomicU32 = AtomicU32::new(0);
+    if vmid != VMID_HLOS || LOGGED.fetch_add(1, Relaxed) >= RPC_LOG_MAX {
+        return;
+    }
+    if let Some((kind, id, seq, result)) = crate::gunyah_hvc::rpc_summary(msg) {
+        match result {
+            Some(r) => crate::println!(
+                "qemu board: RM RPC {way}: {kind} {id:#010x} seq {seq}, {} bytes, result {r:#x}",
+                msg.len()
+            ),
+            None => crate::println!(
+                "qemu board: RM RPC {way}: {kind} {id:#010x} seq {seq}, {} bytes",
+                msg.len()
+            ),
+        }
+    }
+}
+
+#[cfg(not(feature = "rpc-log"))]
+fn rpc_log(_: Vmid, _: &str, _: &[u8]) {}
+
 /// Handle the hypercall in `frame` from the running vCPU (`index` of generation `gen` of
 /// `vmid`).
 pub fn handle(vmid: Vmid, index: u32, gen: u32, frame: &mut Frame) -> Next {
@@ -68,6 +99,7 @@ pub fn handle(vmid: Vmid, index: u32, gen: u32, frame: &mut Frame) -> Next {
                 Some(Cap::RmTx) if flags & !1 != 0 => ARGUMENT_INVALID,
                 Some(Cap::RmTx) => match copy_from_guest(core, vmid, buf, size) {
                     Some(msg) => {
+                        rpc_log(vmid, "to the RM", &msg);
                         core.packet_from(vmid, &msg);
                         OK
                     }
@@ -89,7 +121,14 @@ pub fn handle(vmid: Vmid, index: u32, gen: u32, frame: &mut Frame) -> Next {
                 // A cap of another kind of object counts as absent.
                 Some(Cap::RmRx) => {
                     let max = usize::try_from(size).unwrap_or(usize::MAX);
-                    match core.receive(vmid, max, |c, m| copy_to_guest(c, vmid, buf, m)) {
+                    let deliver = |c: &mut Core, m: &[u8]| {
+                        let ok = copy_to_guest(c, vmid, buf, m);
+                        if ok {
+                            rpc_log(vmid, "from the RM", m);
+                        }
+                        ok
+                    };
+                    match core.receive(vmid, max, deliver) {
                         Ok((len, more)) => (OK, len as u64, more as u64),
                         Err(ReceiveError::Empty) => (MSGQUEUE_EMPTY, 0, 0),
                         Err(ReceiveError::TooBig) => (ARGUMENT_SIZE, 0, 0),

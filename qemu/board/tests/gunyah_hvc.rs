@@ -47,3 +47,31 @@ fn the_immediate_is_the_low_half_of_the_iss() {
     assert_eq!(hvc_imm(0x5a00_601b), 0x601B);
     assert_eq!(hvc_imm(0x5a00_0000), 0);
 }
+
+#[test]
+fn rpc_summary_reads_an_rpc_header() {
+    use gunyah_hvc::rpc_summary;
+    // VM_GET_HYP_RESOURCES request, seq 1, payload vmid 0.
+    let req = [0x21, 0x01, 0x01, 0x00, 0x20, 0x00, 0x00, 0x56, 0, 0, 0, 0];
+    assert_eq!(rpc_summary(&req), Some(("request", 0x5600_0020, 1, None)));
+    // Its reply with result 0 and a payload.
+    let reply = [
+        0x21, 0x02, 0x01, 0x00, 0x20, 0x00, 0x00, 0x56, 0, 0, 0, 0, 2, 0, 0, 0,
+    ];
+    assert_eq!(
+        rpc_summary(&reply),
+        Some(("reply", 0x5600_0020, 1, Some(0)))
+    );
+    // A reply cut short has no result; shorter than a header is nothing.
+    assert_eq!(
+        rpc_summary(&reply[..8]),
+        Some(("reply", 0x5600_0020, 1, None))
+    );
+    assert_eq!(rpc_summary(&reply[..7]), None);
+    assert_eq!(rpc_summary(&[]), None);
+    let notif = [0x21, 0x03, 0, 0, 0x08, 0x00, 0x10, 0x56];
+    assert_eq!(
+        rpc_summary(&notif),
+        Some(("notification", 0x5610_0008, 0, None))
+    );
+}
