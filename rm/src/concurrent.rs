@@ -161,6 +161,9 @@ impl<P: ConcurrentPlatform> Inner<P> {
                 }
             }
             space.pending_cow.append(&mut l.pending_cow);
+            if !space.pending_cow.is_empty() {
+                rm.cow_dirty.insert(vmid);
+            }
             if space.pending_cow.len() >= COW_BATCH {
                 rm.flush_cow_broken_of(vmid);
             }

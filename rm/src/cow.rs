@@ -442,6 +442,7 @@ impl<P: Platform> Rm<P> {
             g.copies += 1;
         }
         space.pending_cow.push(page);
+        self.cow_dirty.insert(vmid);
         if space.pending_cow.len() >= COW_BATCH {
             self.flush_cow_broken_of(vmid);
         }
@@ -496,26 +497,21 @@ impl<P: Platform> Rm<P> {
     }
 
     /// Send every pending COW_BROKEN notification (one per VM, up to 512
-    /// IPAs each) to the VMs' owners. [`Rm::drain_outgoing`] calls this.
-    /// Allocates nothing when no batch is pending.
+    /// IPAs each) to the VMs' owners, in VMID order. [`Rm::drain_outgoing`] calls this.
+    /// Visits only the VMs marked in `cow_dirty` (not a slot per VMID), and allocates nothing
+    /// when no batch is pending.
     pub fn flush_cow_broken(&mut self) {
-        let mut from = 0;
-        loop {
-            let next = self
-                .spaces
-                .range(from..)
-                .find(|(_, s)| !s.pending_cow.is_empty())
-                .map(|(v, _)| *v);
-            let Some(v) = next else { break };
+        while let Some(v) = self.cow_dirty.pop_first() {
             self.flush_cow_broken_of(v);
-            match v.checked_add(1) {
-                Some(next) => from = next,
-                None => break,
-            }
         }
+        debug_assert!(
+            self.spaces.values().all(|s| s.pending_cow.is_empty()),
+            "a VM with pending COW_BROKEN IPAs was not marked in cow_dirty"
+        );
     }
 
     pub(crate) fn flush_cow_broken_of(&mut self, vmid: Vmid) {
+        self.cow_dirty.remove(vmid);
         let Some(mut ipas) = self
             .spaces
             .get_mut(&vmid)

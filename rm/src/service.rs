@@ -82,6 +82,9 @@ pub struct Rm<P: Platform> {
     /// A COW_BROKEN's IPA list as it is encoded, kept between notifications for its
     /// allocation (a drain after faults in many VMs sends one per VM).
     pub(crate) cow_list: Vec<zerocopy::little_endian::U64>,
+    /// The VMs whose `pending_cow` may hold IPAs (every VM with pending IPAs is in it): the
+    /// drain sends their COW_BROKENs without visiting the other VMs.
+    pub(crate) cow_dirty: crate::vmid_map::VmidSet,
     pub(crate) notif_seq: u16,
     pub(crate) next_cap: u64,
     /// VMs with asynchronous work (reset stages) pending, in order.
@@ -162,6 +165,7 @@ impl<P: Platform> Rm<P> {
             rx: BTreeMap::new(),
             rx_payload: Vec::new(),
             cow_list: Vec::new(),
+            cow_dirty: crate::vmid_map::VmidSet::new(),
             notif_seq: 0,
             next_cap: 0x100,
             deferred: VecDeque::new(),

@@ -14,7 +14,7 @@
 //! fault path ([`crate::concurrent`]) replace a page of one VM while vCPUs of other VMs fault in
 //! theirs.
 
-use crate::vmid_map::VmidMap;
+use crate::vmid_map::{VmidMap, FLAT_VMIDS};
 use alloc::vec::Vec;
 
 use gunyah_stage2::{
@@ -28,7 +28,7 @@ use crate::platform::{
     Vmid, Walked, PAGE_SIZE,
 };
 use crate::sync::{CachePadded, Mutex, MutexGuard};
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// Fewest spare split tables a VM that splits gets at a refill: a 1 GiB block splits into two.
 pub const SPARE_MIN: usize = 2;
@@ -60,9 +60,13 @@ pub struct Stage2Spaces<P: SpaceParts> {
     parange: PaRange,
     /// Tables a prepared plan set aside, per VM, until it is committed or abandoned.
     prepared: Vec<(Vmid, TableReserve)>,
-    /// Whether a split took a table since the last refill (set by the fault paths, which may
-    /// hold only `&self`): a refill with nothing to do does not visit the spaces.
-    split: AtomicBool,
+    /// Which VMs' splits took a table since the last refill, a bit per VMID below
+    /// [`FLAT_VMIDS`] (set by the fault paths, which may hold only `&self`): a refill visits
+    /// those VMs only, none when no split happened.
+    split: [AtomicU64; FLAT_VMIDS / 64],
+    /// Whether a VM of a VMID from [`FLAT_VMIDS`] up split (no RM path makes one): the refill
+    /// then looks at every such VM.
+    split_high: AtomicBool,
 }
 
 impl<P: SpaceParts> Stage2Spaces<P> {
@@ -76,7 +80,8 @@ impl<P: SpaceParts> Stage2Spaces<P> {
             ipa_bits,
             parange,
             prepared: Vec::new(),
-            split: AtomicBool::new(false),
+            split: [const { AtomicU64::new(0) }; FLAT_VMIDS / 64],
+            split_high: AtomicBool::new(false),
         }
     }
 
@@ -115,24 +120,60 @@ impl<P: SpaceParts> Stage2Spaces<P> {
     /// Note that `s` took split tables since its last refill, if it did. Relaxed: the refill
     /// reads the flag with `&mut self` (the RM's exclusive lock), whose taking orders it after
     /// every fault that held the shared side.
-    fn note_split(&self, s: &Space<P>) {
+    fn note_split(&self, vmid: Vmid, s: &Space<P>) {
         if s.split_since_refill() != 0 {
-            self.split.store(true, Ordering::Relaxed);
+            let v = usize::from(vmid);
+            if v < FLAT_VMIDS {
+                self.split[v / 64].fetch_or(1 << (v % 64), Ordering::Relaxed);
+            } else {
+                self.split_high.store(true, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// [`Stage2Spaces::note_split`] through `&mut` (no atomic read-modify-write).
+    fn note_split_mut(
+        split: &mut [AtomicU64; FLAT_VMIDS / 64],
+        split_high: &mut AtomicBool,
+        vmid: Vmid,
+    ) {
+        let v = usize::from(vmid);
+        if v < FLAT_VMIDS {
+            *split[v / 64].get_mut() |= 1 << (v % 64);
+        } else {
+            *split_high.get_mut() = true;
         }
     }
 
     /// Make up the spare split tables of every VM whose splits took some since the last
-    /// refill: as many as they took, at least [`SPARE_MIN`], at most [`SPARE_MAX`]. Visits no
-    /// space when no split happened. A VM that did not split keeps what it has.
+    /// refill: as many as they took, at least [`SPARE_MIN`], at most [`SPARE_MAX`]. Visits
+    /// only the VMs marked as having split (none when no split happened). A VM that did not
+    /// split keeps what it has.
     pub fn refill_spare_tables(&mut self) {
-        if !core::mem::replace(self.split.get_mut(), false) {
-            return;
-        }
-        for s in self.spaces.values_mut() {
-            let s = s.get_mut();
+        fn refill<M: TableMemory, T: TlbMaintenance>(s: &mut AddressSpace<M, T>) {
             let used = s.split_since_refill();
             if used != 0 {
                 s.refill_spare(used.clamp(SPARE_MIN, SPARE_MAX));
+            }
+        }
+        for (i, w) in self.split.iter_mut().enumerate() {
+            let mut bits = core::mem::replace(w.get_mut(), 0);
+            while bits != 0 {
+                let v = i * 64 + bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                // Below FLAT_VMIDS (256): fits a Vmid.
+                if let Some(s) = self.spaces.get_mut(&(v as Vmid)) {
+                    refill(s.get_mut());
+                }
+            }
+        }
+        if core::mem::replace(self.split_high.get_mut(), false) {
+            for (_, s) in self
+                .spaces
+                .iter_mut()
+                .filter(|(v, _)| usize::from(**v) >= FLAT_VMIDS)
+            {
+                refill(s.get_mut());
             }
         }
     }
@@ -450,7 +491,7 @@ impl<B: Stage2Backed> AddressSpaces for B {
         let s = s2.get_mut(vmid).ok_or(PlatformError::NoSuchSpace)?;
         let r = replace_walked(s, walked, ipa, pa, tagged_attrs(rights, kind, tag)).map_err(perr);
         if s.split_since_refill() != 0 {
-            *s2.split.get_mut() = true;
+            Stage2Spaces::<B::Parts>::note_split_mut(&mut s2.split, &mut s2.split_high, vmid);
         }
         r
     }
@@ -533,7 +574,7 @@ impl<B: Stage2Backed + Sync> SharedAddressSpaces for B {
         let s2 = self.stage2();
         let mut s = s2.get(vmid).ok_or(PlatformError::NoSuchSpace)?;
         let r = replace_walked(&mut s, walked, ipa, pa, tagged_attrs(rights, kind, tag));
-        s2.note_split(&s);
+        s2.note_split(vmid, &s);
         r.map_err(perr)
     }
 }

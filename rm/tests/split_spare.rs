@@ -225,3 +225,84 @@ fn the_concurrent_path_takes_spare_tables() {
     assert_eq!(spare(&rm, vm), SPARE_MIN.max(2) - 1);
     check(&rm);
 }
+
+/// The COW_BROKENs of a drain, in the order they go out: (VM, its IPAs).
+fn cow_broken_in_order(out: Vec<(u16, Vec<u8>)>) -> Vec<(u16, Vec<u64>)> {
+    common::decode_outgoing(out)
+        .into_iter()
+        .filter(|m| m.msg_id == common::N_COW_BROKEN)
+        .map(|m| {
+            assert_eq!(m.to, HLOS);
+            let vm = u16::from_le_bytes([m.payload[0], m.payload[1]]);
+            let n = u32::from_le_bytes(m.payload[4..8].try_into().unwrap()) as usize;
+            assert_eq!(m.payload.len(), 8 + 8 * n);
+            let ipas = m.payload[8..]
+                .chunks(8)
+                .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
+                .collect();
+            (vm, ipas)
+        })
+        .collect()
+}
+
+/// The drain visits only the VMs with pending copies (a set marked on the fault path): each
+/// such VM's COW_BROKEN goes out exactly once, in VMID order whatever order the faults came in,
+/// a VM without copies gets none, and the next drain sends nothing again. The spare tables
+/// likewise: only the VMs that split get theirs made up.
+#[test]
+fn a_drain_sends_each_dirty_vms_cow_broken_once_in_vmid_order() {
+    let (mut rm, c) = setup(4, 4096);
+    let _ = rm.drain_outgoing();
+    // Faults in c[3], c[0], c[3] again, c[2]; none in c[1].
+    write(&mut rm, c[3], CLONE_IPA + 5 * PAGE);
+    write(&mut rm, c[0], CLONE_IPA + M2);
+    write(&mut rm, c[3], CLONE_IPA + 6 * PAGE);
+    write(&mut rm, c[2], CLONE_IPA + G1);
+    let got = cow_broken_in_order(rm.drain_outgoing());
+    let mut want = vec![
+        (c[0], vec![CLONE_IPA + M2]),
+        (c[2], vec![CLONE_IPA + G1]),
+        (c[3], vec![CLONE_IPA + 5 * PAGE, CLONE_IPA + 6 * PAGE]),
+    ];
+    want.sort();
+    assert_eq!(got, want);
+    assert_eq!(spare(&rm, c[1]), 0);
+    assert!([c[0], c[2], c[3]]
+        .iter()
+        .all(|&v| spare(&rm, v) >= SPARE_MIN));
+    assert!(cow_broken_in_order(rm.drain_outgoing()).is_empty());
+    // A VM marked again after its drain is sent again, once.
+    write(&mut rm, c[1], CLONE_IPA + 9 * PAGE);
+    write(&mut rm, c[1], CLONE_IPA + 10 * PAGE);
+    assert_eq!(
+        cow_broken_in_order(rm.drain_outgoing()),
+        [(c[1], vec![CLONE_IPA + 9 * PAGE, CLONE_IPA + 10 * PAGE])]
+    );
+    check(&rm);
+}
+
+/// A VM destroyed with copies pending (its COW_BROKEN not yet sent, its spare tables not yet
+/// made up): the drain sends nothing for it and does not bring back a record or an address
+/// space for its VMID; a new VM given the same VMID starts with nothing pending.
+#[test]
+fn a_destroyed_vms_pending_copies_do_not_resurrect_it() {
+    let (mut rm, c) = setup(2, 4096);
+    let _ = rm.drain_outgoing();
+    write(&mut rm, c[1], CLONE_IPA + 3 * M2);
+    write(&mut rm, c[0], CLONE_IPA + 3 * M2);
+    let mut p = c[1].to_le_bytes().to_vec();
+    p.extend_from_slice(&[0, 0]);
+    rm.handle_request(HLOS, 1, VM_DEALLOC, &p);
+    rm.run_deferred();
+    let got = cow_broken_in_order(rm.drain_outgoing());
+    assert_eq!(got, [(c[0], vec![CLONE_IPA + 3 * M2])]);
+    assert!(rm.platform().space(c[1]).is_none());
+    assert!(rm.vms().get(c[1]).is_none());
+    check(&rm);
+    // The VMID again: nothing pending from the old VM.
+    let again = alloc_vm(&mut rm);
+    assert_eq!(again, c[1]);
+    assert!(cow_broken_in_order(rm.drain_outgoing()).is_empty());
+    assert_eq!(spare(&rm, again), 0);
+    check(&rm);
+}
