@@ -438,9 +438,7 @@ impl<P: Platform> Rm<P> {
         // COW_BROKEN batch.
         self.counters.cow_copies += 1;
         pool.used_pages += 1;
-        if let Some(State::Golden(g)) = space.at_mut(range).map(|r| &mut r.state) {
-            g.copies += 1;
-        }
+        space.count_copy(range);
         space.pending_cow.push(page);
         self.cow_dirty.insert(vmid);
         if space.pending_cow.len() >= COW_BATCH {

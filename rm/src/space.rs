@@ -226,9 +226,18 @@ impl Pool {
 }
 
 /// One VM's memory: its IPA ranges, its pools, its unsent COW_BROKEN IPAs.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+///
+/// The golden range the VM's copies last went to is held in the record itself (`hot`), with its
+/// copy count, so a fault in it finds its range without the range tree's nodes (a dependent
+/// chain of cache lines; docs/PERFORMANCE.md "Many VMs: where the misses go"). The tree's entry
+/// for that range lags behind by the copies counted since; every reader sees the hot copy
+/// instead, and every change of the ranges writes the count back first. `Debug` and `PartialEq`
+/// see the ranges as they are, whether a range is hot or not.
+#[derive(Clone, Default)]
 pub struct VmSpace {
     ranges: BTreeMap<u64, Range>,
+    /// The golden range of the last copy, its `copies` up to date (the tree's entry may lag).
+    hot: Option<Range>,
     /// Where the next RM-chosen IPA search starts (next fit keeps allocation flat as the
     /// space fills).
     cursor: u64,
@@ -238,22 +247,118 @@ pub struct VmSpace {
     pub pending_cow: Vec<u64>,
 }
 
+impl core::fmt::Debug for VmSpace {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        /// The ranges as a map, the hot one as it is now.
+        struct Ranges<'a>(&'a VmSpace);
+        impl core::fmt::Debug for Ranges<'_> {
+            fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                let s = self.0;
+                f.debug_map()
+                    .entries(s.ranges.iter().map(|(k, r)| (k, s.current(r))))
+                    .finish()
+            }
+        }
+        f.debug_struct("VmSpace")
+            .field("ranges", &Ranges(self))
+            .field("cursor", &self.cursor)
+            .field("pools", &self.pools)
+            .field("pending_cow", &self.pending_cow)
+            .finish()
+    }
+}
+
+impl PartialEq for VmSpace {
+    fn eq(&self, other: &Self) -> bool {
+        self.cursor == other.cursor
+            && self.pools == other.pools
+            && self.pending_cow == other.pending_cow
+            && self.ranges.keys().eq(other.ranges.keys())
+            && self.ranges().eq(other.ranges())
+    }
+}
+
+impl Eq for VmSpace {}
+
 impl VmSpace {
+    /// `r` (an entry of the tree) as it is now: the hot copy if `r` is the hot range.
+    #[inline]
+    fn current<'a>(&'a self, r: &'a Range) -> &'a Range {
+        match &self.hot {
+            Some(h) if h.ipa == r.ipa => h,
+            _ => r,
+        }
+    }
+
+    /// Write the hot range's copy count back to the tree and forget it: before any change of
+    /// the ranges.
+    #[inline]
+    fn cool(&mut self) {
+        if let Some(h) = self.hot.take() {
+            if let Some(r) = self.ranges.get_mut(&h.ipa) {
+                *r = h;
+            }
+        }
+    }
+
     /// The range covering `ipa`.
+    #[inline]
     pub fn at(&self, ipa: u64) -> Option<&Range> {
+        if let Some(h) = &self.hot {
+            if h.contains(ipa) {
+                return Some(h);
+            }
+        }
+        // Not the hot range's entry (it does not cover `ipa`, as the hot copy does not).
         let (_, r) = self.ranges.range(..=ipa).next_back()?;
         r.contains(ipa).then_some(r)
     }
 
     /// The range covering `ipa`, mutably.
     pub fn at_mut(&mut self, ipa: u64) -> Option<&mut Range> {
+        self.cool();
         let (_, r) = self.ranges.range_mut(..=ipa).next_back()?;
         r.contains(ipa).then_some(r)
     }
 
+    /// Count one more copy in the golden range starting at `range` (the fault path), and make
+    /// it the hot range: the next faults in it find it without the tree. Nothing if no golden
+    /// range starts there.
+    #[inline]
+    pub fn count_copy(&mut self, range: u64) {
+        if let Some(Range {
+            ipa,
+            state: State::Golden(g),
+            ..
+        }) = &mut self.hot
+        {
+            if *ipa == range {
+                g.copies += 1;
+                return;
+            }
+        }
+        self.count_copy_cold(range);
+    }
+
+    /// [`VmSpace::count_copy`] of a range that is not the hot one: it becomes the hot one.
+    #[cold]
+    #[inline(never)]
+    fn count_copy_cold(&mut self, range: u64) {
+        self.cool();
+        if let Some(r) = self.ranges.get(&range) {
+            if let State::Golden(mut g) = r.state {
+                g.copies += 1;
+                self.hot = Some(Range {
+                    state: State::Golden(g),
+                    ..*r
+                });
+            }
+        }
+    }
+
     /// Every range, in IPA order.
     pub fn ranges(&self) -> impl Iterator<Item = &Range> {
-        self.ranges.values()
+        self.ranges.values().map(|r| self.current(r))
     }
 
     /// The number of ranges.
@@ -269,12 +374,13 @@ impl VmSpace {
     /// The ranges overlapping `[ipa, ipa+size)`, in order.
     pub fn overlapping(&self, ipa: u64, size: u64) -> impl Iterator<Item = &Range> {
         let (first, end) = self.overlap_keys(ipa, size);
-        self.ranges.range(first..end).map(|(_, r)| r)
+        self.ranges.range(first..end).map(|(_, r)| self.current(r))
     }
 
     /// `f` on each range overlapping `[ipa, ipa+size)`, mutably, in order (no split: a range
     /// reaching outside stays whole; the caller keeps the space's invariants).
     pub fn overlapping_each_mut(&mut self, ipa: u64, size: u64, mut f: impl FnMut(&mut Range)) {
+        self.cool();
         let (first, end) = self.overlap_keys(ipa, size);
         for (_, r) in self.ranges.range_mut(first..end) {
             f(r);
@@ -319,16 +425,19 @@ impl VmSpace {
     /// Add a range. The caller checked [`VmSpace::is_free`].
     pub fn insert(&mut self, ipa: u64, size: u64, state: State) {
         debug_assert!(self.is_free(ipa, size), "range {ipa:#x}+{size:#x} overlaps");
+        self.cool();
         self.ranges.insert(ipa, Range { ipa, size, state });
     }
 
     /// Remove the range starting at `ipa`.
     pub fn remove(&mut self, ipa: u64) -> Option<Range> {
+        self.cool();
         self.ranges.remove(&ipa)
     }
 
     /// Split the range covering `at` (if any) so that one starts at `at`.
     pub fn split_at(&mut self, at: u64) {
+        self.cool();
         let Some(r) = self.at(at).copied() else {
             return;
         };
@@ -361,6 +470,7 @@ impl VmSpace {
     pub fn carve_each(&mut self, ipa: u64, size: u64, mut f: impl FnMut(&mut Range)) {
         self.split_at(ipa);
         self.split_at(ipa + size);
+        self.cool();
         for (_, r) in self.ranges.range_mut(ipa..ipa + size) {
             f(r);
         }
@@ -368,6 +478,7 @@ impl VmSpace {
 
     /// Set the state of the range starting at `ipa`.
     pub fn set(&mut self, ipa: u64, state: State) {
+        self.cool();
         if let Some(r) = self.ranges.get_mut(&ipa) {
             r.state = state;
         }
@@ -377,6 +488,7 @@ impl VmSpace {
     /// rights, kind and provenance, physically contiguous), so reclaimed memory does not leave
     /// the space fragmented.
     pub fn coalesce(&mut self, ipa: u64) {
+        self.cool();
         let mut start = ipa;
         if let Some(prev) = self.ranges.range(..ipa).next_back().map(|(_, r)| *r) {
             if let Some(cur) = self.ranges.get(&ipa).copied() {
@@ -560,5 +672,85 @@ mod tests {
             s.at(0x1000).map(|r| (r.ipa, r.size)),
             Some((0x1000, 0x3000))
         );
+    }
+
+    fn golden(copies: u64) -> State {
+        State::Golden(GoldenMap {
+            golden: 1,
+            offset: 0,
+            cow: true,
+            exec: false,
+            pool: Some(7),
+            cow_quota: None,
+            copies,
+            fault_action: FaultAction::InjectAbort,
+        })
+    }
+
+    fn copies(s: &VmSpace, ipa: u64) -> Option<u64> {
+        match s.at(ipa)?.state {
+            State::Golden(g) => Some(g.copies),
+            _ => None,
+        }
+    }
+
+    /// The hot golden range: its copies are counted without the tree, every reader sees the
+    /// count, every change of the ranges writes it back first, and neither `Debug` nor `==`
+    /// can tell whether a range is hot.
+    #[test]
+    fn the_hot_range_counts_copies_and_reads_as_the_tree_would() {
+        let mut s = VmSpace::default();
+        s.insert(0x10_0000, 0x20_0000, golden(0));
+        s.insert(0x40_0000, 0x20_0000, golden(5));
+        s.insert(0x1000, 0x1000, owned(0x9000));
+        let cold = s.clone();
+        s.count_copy(0x10_0000);
+        s.count_copy(0x10_0000);
+        assert!(s.hot.is_some());
+        assert_eq!(copies(&s, 0x10_3000), Some(2));
+        // The tree's entry lags; every reader sees the hot count.
+        assert_eq!(s.ranges.get(&0x10_0000).map(|r| r.state), Some(golden(0)));
+        let counts: Vec<_> = s
+            .ranges()
+            .filter_map(|r| match r.state {
+                State::Golden(g) => Some(g.copies),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(counts, [2, 5]);
+        assert!(s
+            .overlapping(0x10_0000, 0x1000)
+            .all(|r| r.state == golden(2)));
+        // `Debug` and `==` see the ranges, not which one is hot.
+        let mut same = cold.clone();
+        same.set(0x10_0000, golden(2));
+        assert_eq!(s, same);
+        assert_eq!(format!("{s:?}"), format!("{same:?}"));
+        assert_ne!(s, cold);
+        // Another range's copy: the first one's count goes back to the tree.
+        s.count_copy(0x40_0000);
+        assert_eq!(s.ranges.get(&0x10_0000).map(|r| r.state), Some(golden(2)));
+        assert_eq!(copies(&s, 0x40_0000), Some(6));
+        assert_eq!(copies(&s, 0x10_0000), Some(2));
+        // A change of the ranges writes the hot count back first (here a split of the hot
+        // range: both halves keep the count, as a split always did).
+        s.split_at(0x50_0000);
+        assert!(s.hot.is_none());
+        assert_eq!(copies(&s, 0x40_0000), Some(6));
+        assert_eq!(copies(&s, 0x50_0000), Some(6));
+        s.count_copy(0x50_0000);
+        let r = s.remove(0x50_0000).unwrap();
+        assert!(matches!(r.state, State::Golden(g) if g.copies == 7 && g.offset == 0x10_0000));
+        assert!(s.hot.is_none());
+        // No golden range starts there: nothing counted, nothing made hot.
+        s.count_copy(0x1000);
+        s.count_copy(0x2000);
+        assert!(s.hot.is_none());
+        // at_mut sees (and keeps) the count too.
+        s.count_copy(0x10_0000);
+        if let Some(State::Golden(g)) = s.at_mut(0x10_0000).map(|r| &mut r.state) {
+            g.copies += 10;
+        }
+        assert_eq!(copies(&s, 0x10_0000), Some(13));
     }
 }
