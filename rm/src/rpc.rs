@@ -66,11 +66,37 @@ impl Outgoing {
                 })
             }
             Body::Notification(p) => Fragmenter::notification(self.seq, MsgId(self.msg_id), p).ok(),
+            Body::Packet(p) => {
+                out.push((self.to, p.clone()));
+                return;
+            }
         };
         if let Some(f) = f {
             push_packets(out, self.to, f);
         }
     }
+
+    /// [`Outgoing::packets_into`], consuming the message: a notification made into its packet
+    /// when it was queued ([`Body::Packet`]) moves out as it is, no copy, no allocation.
+    pub fn into_packets(self, out: &mut Vec<(Vmid, Vec<u8>)>) {
+        match self.body {
+            Body::Packet(p) => out.push((self.to, p)),
+            _ => self.packets_into(out),
+        }
+    }
+}
+
+/// The one packet of notification `msg_id` (sequence number `seq`) carrying `payload`, as the
+/// transport would fragment it; `None` if it takes more than one packet (or cannot be sent).
+pub fn notification_packet(seq: u16, msg_id: u32, payload: &[u8]) -> Option<Vec<u8>> {
+    let mut f = Fragmenter::notification(seq, MsgId(msg_id), payload).ok()?;
+    if f.packet_count() != 1 {
+        return None;
+    }
+    let mut p = alloc::vec![0u8; gunyah_rm_abi::header::HEADER_SIZE + payload.len()];
+    let n = f.next_into(&mut p)?;
+    p.truncate(n);
+    Some(p)
 }
 
 /// A complete request received from a client.
@@ -142,6 +168,9 @@ pub enum Body {
     Reply(Result<Vec<u8>, Refusal>),
     /// A notification's payload.
     Notification(Vec<u8>),
+    /// A notification of one packet, made into that packet (header and payload, exactly as
+    /// the fragmenter makes it from the payload) when it was queued.
+    Packet(Vec<u8>),
 }
 
 /// A queued outgoing message.
@@ -160,7 +189,7 @@ pub struct Outgoing {
 impl Outgoing {
     /// Whether it is a notification.
     pub fn is_notification(&self) -> bool {
-        matches!(self.body, Body::Notification(_))
+        matches!(self.body, Body::Notification(_) | Body::Packet(_))
     }
 }
 
@@ -186,6 +215,16 @@ impl Outbox {
 
     /// Queue a notification, dropping `to`'s oldest one if its queue is full.
     pub fn notify(&mut self, to: Vmid, seq: u16, msg_id: u32, payload: Vec<u8>) {
+        self.notify_body(to, seq, msg_id, Body::Notification(payload));
+    }
+
+    /// [`Outbox::notify`] of a notification already made into its one packet
+    /// ([`notification_packet`]).
+    pub fn notify_packet(&mut self, to: Vmid, seq: u16, msg_id: u32, packet: Vec<u8>) {
+        self.notify_body(to, seq, msg_id, Body::Packet(packet));
+    }
+
+    fn notify_body(&mut self, to: Vmid, seq: u16, msg_id: u32, body: Body) {
         let n = self.notif_count.entry(to).or_insert(0);
         if *n >= MAX_QUEUED_NOTIFICATIONS {
             if let Some(i) = self
@@ -203,7 +242,7 @@ impl Outbox {
             to,
             seq,
             msg_id,
-            body: Body::Notification(payload),
+            body,
         });
     }
 
@@ -298,6 +337,38 @@ mod tests {
         assert_eq!((m.seq, m.msg_id, m.payload), (5, 1, vec![0xAA, 0xCC]));
         // A notification from a client is not a request.
         assert!(r.push(&req(0, 3, 1, 1, &[])).is_none());
+    }
+
+    /// A notification made into its packet when queued goes out byte for byte as the one
+    /// fragmented at the drain; one that needs more than one packet is not made into one.
+    #[test]
+    fn a_notification_packet_made_at_queue_time_is_the_fragmenters() {
+        for len in [0usize, 1, 16, 8 + 8 * 4, MAX_PACKET_SIZE - 8] {
+            let payload: Vec<u8> = (0..len).map(|i| (i * 7) as u8).collect();
+            let p = notification_packet(0xBEEF, 0x4710_0001, &payload).unwrap();
+            let mut a = Vec::new();
+            Outgoing {
+                to: 3,
+                seq: 0xBEEF,
+                msg_id: 0x4710_0001,
+                body: Body::Notification(payload),
+            }
+            .packets_into(&mut a);
+            let mut b = Vec::new();
+            let o = Outgoing {
+                to: 3,
+                seq: 0xBEEF,
+                msg_id: 0x4710_0001,
+                body: Body::Packet(p),
+            };
+            assert!(o.is_notification());
+            o.clone().packets_into(&mut b);
+            assert_eq!(a, b, "{len}");
+            let mut c = Vec::new();
+            o.into_packets(&mut c);
+            assert_eq!(a, c, "{len}");
+        }
+        assert!(notification_packet(1, 2, &[0; MAX_PACKET_SIZE - 7]).is_none());
     }
 
     #[test]

@@ -85,6 +85,9 @@ pub struct Rm<P: Platform> {
     /// The VMs whose `pending_cow` may hold IPAs (every VM with pending IPAs is in it): the
     /// drain sends their COW_BROKENs without visiting the other VMs.
     pub(crate) cow_dirty: crate::vmid_map::VmidSet,
+    /// A notification's payload as it is encoded, kept between notifications for its
+    /// allocation ([`Rm::notify_with`]).
+    notif_buf: Vec<u8>,
     pub(crate) notif_seq: u16,
     pub(crate) next_cap: u64,
     /// VMs with asynchronous work (reset stages) pending, in order.
@@ -166,6 +169,7 @@ impl<P: Platform> Rm<P> {
             rx_payload: Vec::new(),
             cow_list: Vec::new(),
             cow_dirty: crate::vmid_map::VmidSet::new(),
+            notif_buf: Vec::new(),
             notif_seq: 0,
             next_cap: 0x100,
             deferred: VecDeque::new(),
@@ -262,7 +266,7 @@ impl<P: Platform> Rm<P> {
         self.plat.refill_split_tables();
         let mut v = Vec::with_capacity(self.out.len());
         for o in self.out.drain() {
-            o.packets_into(&mut v);
+            o.into_packets(&mut v);
         }
         v
     }
@@ -277,29 +281,36 @@ impl<P: Platform> Rm<P> {
         self.rx.remove(&vmid);
     }
 
-    /// Queue a notification with the next notification sequence number.
-    /// A VM without an RM-RPC link has no queue for it: it is not sent.
-    pub(crate) fn notify(&mut self, to: Vmid, msg_id: u32, payload: Vec<u8>) {
-        if self.link(to).is_none() {
-            return;
-        }
-        let seq = self.notif_seq;
-        self.notif_seq = self.notif_seq.wrapping_add(1);
-        self.out.notify(to, seq, msg_id, payload);
-    }
-
     /// Queue a notification whose payload is `payload` encoded by the abi crate.
     /// A payload that cannot be encoded (more entries than its count field
     /// holds) is not sent.
+    ///
+    /// The payload is encoded into a buffer kept for it (`notif_buf`), and a notification of
+    /// one packet (most: COW_BROKEN of up to 29 IPAs, QUOTA_EXHAUSTED, FAULT_UNSERVED, ..) is
+    /// made into that packet here, so the drain hands it out without fragmenting or copying it
+    /// again: one allocation per notification, its packet. The packets are the same bytes.
     pub(crate) fn notify_with<E: gunyah_rm_abi::Encode + ?Sized>(
         &mut self,
         to: Vmid,
         msg_id: gunyah_rm_abi::MsgId,
         payload: &E,
     ) {
-        if let Some(p) = crate::reply::encode_vec(payload) {
-            self.notify(to, msg_id.0, p);
+        if self.link(to).is_none() {
+            return;
         }
+        let mut buf = core::mem::take(&mut self.notif_buf);
+        buf.clear();
+        buf.resize(payload.encoded_len(), 0);
+        if let Ok(n) = payload.encode(&mut buf) {
+            buf.truncate(n);
+            let seq = self.notif_seq;
+            self.notif_seq = self.notif_seq.wrapping_add(1);
+            match crate::rpc::notification_packet(seq, msg_id.0, &buf) {
+                Some(p) => self.out.notify_packet(to, seq, msg_id.0, p),
+                None => self.out.notify(to, seq, msg_id.0, buf.clone()),
+            }
+        }
+        self.notif_buf = buf;
     }
 
     /// Record VM status changes from now on, for [`Rm::take_events`].
