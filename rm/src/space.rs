@@ -225,6 +225,113 @@ impl Pool {
     }
 }
 
+/// A VM's gmem pools by id, as a map: a vector sorted by id (a VM has a few, at most
+/// [`crate::gmem::MAX_GMEM_PER_VM`]), so the fault path's lookup reads the pool where the
+/// vector starts rather than a tree node's keys and then its values. `Debug` prints it as the
+/// `BTreeMap` it replaces did.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct PoolMap {
+    by_id: Vec<(u32, Pool)>,
+}
+
+impl core::fmt::Debug for PoolMap {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+impl PoolMap {
+    #[inline]
+    fn find(&self, id: u32) -> Result<usize, usize> {
+        // The common case, one pool, without the search's loop.
+        match self.by_id.first() {
+            Some((k, _)) if *k == id => Ok(0),
+            _ => self.by_id.binary_search_by_key(&id, |(k, _)| *k),
+        }
+    }
+
+    /// Pool `id`.
+    #[inline]
+    pub fn get(&self, id: &u32) -> Option<&Pool> {
+        let i = self.find(*id).ok()?;
+        self.by_id.get(i).map(|(_, p)| p)
+    }
+
+    /// Pool `id`, mutably.
+    #[inline]
+    pub fn get_mut(&mut self, id: &u32) -> Option<&mut Pool> {
+        let i = self.find(*id).ok()?;
+        self.by_id.get_mut(i).map(|(_, p)| p)
+    }
+
+    /// Whether pool `id` is here.
+    pub fn contains_key(&self, id: &u32) -> bool {
+        self.find(*id).is_ok()
+    }
+
+    /// Put `pool` in as `id`; the one it replaces, if any.
+    pub fn insert(&mut self, id: u32, pool: Pool) -> Option<Pool> {
+        match self.find(id) {
+            Ok(i) => Some(core::mem::replace(&mut self.by_id[i].1, pool)),
+            Err(i) => {
+                self.by_id.insert(i, (id, pool));
+                None
+            }
+        }
+    }
+
+    /// Take pool `id` out.
+    pub fn remove(&mut self, id: &u32) -> Option<Pool> {
+        let i = self.find(*id).ok()?;
+        Some(self.by_id.remove(i).1)
+    }
+
+    /// How many pools.
+    pub fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    /// Whether there is none.
+    pub fn is_empty(&self) -> bool {
+        self.by_id.is_empty()
+    }
+
+    /// The pools with their ids, by id.
+    pub fn iter(&self) -> impl Iterator<Item = (&u32, &Pool)> + '_ {
+        self.by_id.iter().map(|(k, p)| (k, p))
+    }
+
+    /// The ids, in order.
+    pub fn keys(&self) -> impl Iterator<Item = &u32> + '_ {
+        self.by_id.iter().map(|(k, _)| k)
+    }
+
+    /// The pools, by id.
+    pub fn values(&self) -> impl Iterator<Item = &Pool> + '_ {
+        self.by_id.iter().map(|(_, p)| p)
+    }
+
+    /// The ids, in order, consuming the map.
+    pub fn into_keys(self) -> impl Iterator<Item = u32> {
+        self.by_id.into_iter().map(|(k, _)| k)
+    }
+}
+
+impl<'a> IntoIterator for &'a PoolMap {
+    type Item = (&'a u32, &'a Pool);
+    type IntoIter = core::iter::Map<core::slice::Iter<'a, (u32, Pool)>, PoolEntryFn<'a>>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.by_id.iter().map(pool_entry as PoolEntryFn<'a>)
+    }
+}
+
+/// [`PoolMap`]'s iterator's item of an entry.
+pub type PoolEntryFn<'a> = fn(&'a (u32, Pool)) -> (&'a u32, &'a Pool);
+
+fn pool_entry(e: &(u32, Pool)) -> (&u32, &Pool) {
+    (&e.0, &e.1)
+}
+
 /// One VM's memory: its IPA ranges, its pools, its unsent COW_BROKEN IPAs.
 ///
 /// The golden range the VM's copies last went to is held in the record itself (`hot`), with its
@@ -242,7 +349,7 @@ pub struct VmSpace {
     /// space fills).
     cursor: u64,
     /// The pools charged to this VM, by id.
-    pub pools: BTreeMap<u32, Pool>,
+    pub pools: PoolMap,
     /// IPAs copied since the last COW_BROKEN.
     pub pending_cow: Vec<u64>,
 }
@@ -752,5 +859,41 @@ mod tests {
             g.copies += 10;
         }
         assert_eq!(copies(&s, 0x10_0000), Some(13));
+    }
+
+    /// The pool map behaves as the `BTreeMap` it replaced: the same answers, order and
+    /// `Debug` text, whatever order the pools come and go in.
+    #[test]
+    fn the_pool_map_behaves_like_a_btreemap() {
+        let mut m = PoolMap::default();
+        let mut b = BTreeMap::new();
+        let pool = |id: u32, q: u64| Pool {
+            id,
+            owner: 0x80,
+            quota_pages: q,
+            ..Pool::default()
+        };
+        for (id, q) in [(5u32, 1u64), (2, 2), (9, 3), (5, 4), (0, 5), (7, 6)] {
+            assert_eq!(m.insert(id, pool(id, q)), b.insert(id, pool(id, q)));
+            assert_eq!(m.len(), b.len());
+        }
+        assert!(m.iter().eq(b.iter()));
+        assert!(m.keys().eq(b.keys()));
+        assert!(m.values().eq(b.values()));
+        assert!((&m).into_iter().eq(b.iter()));
+        assert_eq!(format!("{m:?}"), format!("{b:?}"));
+        for id in [2u32, 3, 9, 9, 0] {
+            assert_eq!(m.get(&id), b.get(&id));
+            assert_eq!(m.contains_key(&id), b.contains_key(&id));
+            if let (Some(x), Some(y)) = (m.get_mut(&id), b.get_mut(&id)) {
+                x.used_pages += 1;
+                y.used_pages += 1;
+            }
+            assert_eq!(m.remove(&id), b.remove(&id));
+            assert_eq!(m.len(), b.len());
+        }
+        assert!(m.iter().eq(b.iter()));
+        assert!(!m.is_empty());
+        assert!(m.clone().into_keys().eq(b.clone().into_keys()));
     }
 }
