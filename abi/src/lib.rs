@@ -23,6 +23,7 @@
 //!   [`DecodeError`] (RM error code + byte offset + what), [`Encode`].
 //! * [`mem`]: memparcel requests, replies and notifications (§3).
 //! * [`vm`]: VM management, IRQ and console payloads (§5, §8).
+//! * [`vm_id`]: VM identity: VM_GET_ID and VM_LOOKUP_NAME / URI / GUID (§9).
 //! * [`ext`]: the gmem / golden / CoW extension, family 0x47, **with the
 //!   offset table of every message**.
 //! * [`Request`], [`Reply`] / [`ReplyData`], [`Notification`]: decode any
@@ -77,6 +78,7 @@ pub mod request;
 #[cfg(feature = "serde")]
 pub mod ser;
 pub mod vm;
+pub mod vm_id;
 pub mod vm_state;
 pub mod vmid;
 pub mod wire;

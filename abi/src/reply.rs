@@ -13,6 +13,7 @@ use crate::msg_id::MsgId;
 use crate::reassemble::split_reply;
 use crate::request::Request;
 use crate::vm::{HypResources, VmPeers, VmStateReply, Word};
+use crate::vm_id::{VmIds, VmLookupReply};
 use crate::wire::{DecodeError, Encode, EncodeError, Writer};
 
 /// The data part of a reply.
@@ -44,6 +45,10 @@ pub enum ReplyData<'a> {
     HostType(Word),
     /// VM_GET_HYP_RESOURCES.
     HypResources(HypResources<'a>),
+    /// VM_GET_ID.
+    VmIds(VmIds<'a>),
+    /// VM_LOOKUP_NAME / URI / GUID.
+    VmLookup(VmLookupReply<'a>),
     /// VM_IRQ_LEND: virq_handle.
     #[cfg_attr(feature = "serde", serde(serialize_with = "crate::ser::virq_handle"))]
     VirqHandle(Word),
@@ -88,6 +93,8 @@ impl Encode for ReplyData<'_> {
             ReplyData::HypError(v) => v.encoded_len(),
             ReplyData::VmState(v) => v.encoded_len(),
             ReplyData::HypResources(v) => v.encoded_len(),
+            ReplyData::VmIds(v) => v.encoded_len(),
+            ReplyData::VmLookup(v) => v.encoded_len(),
             ReplyData::GmemId(v) | ReplyData::BindHandle(v) | ReplyData::SimWrite(v) => {
                 v.encoded_len()
             }
@@ -109,6 +116,8 @@ impl Encode for ReplyData<'_> {
             ReplyData::HypError(v) => v.encode(out),
             ReplyData::VmState(v) => v.encode(out),
             ReplyData::HypResources(v) => v.encode(out),
+            ReplyData::VmIds(v) => v.encode(out),
+            ReplyData::VmLookup(v) => v.encode(out),
             ReplyData::GmemId(v) | ReplyData::BindHandle(v) | ReplyData::SimWrite(v) => {
                 v.encode(out)
             }
@@ -188,6 +197,10 @@ impl<'a> Reply<'a> {
             MsgId::VM_GET_PEERS => ReplyData::Peers(VmPeers::decode(data)?),
             MsgId::VM_HOST_GET_TYPE => ReplyData::HostType(Word::decode(data)?),
             MsgId::VM_GET_HYP_RESOURCES => ReplyData::HypResources(HypResources::decode(data)?),
+            MsgId::VM_GET_ID => ReplyData::VmIds(VmIds::decode(data)?),
+            MsgId::VM_LOOKUP_NAME | MsgId::VM_LOOKUP_URI | MsgId::VM_LOOKUP_GUID => {
+                ReplyData::VmLookup(VmLookupReply::decode(data)?)
+            }
             MsgId::VM_IRQ_LEND => ReplyData::VirqHandle(Word::decode(data)?),
             MsgId::VM_IRQ_ACCEPT => ReplyData::Virq(Word::decode(data)?),
             MsgId::GMEM_CREATE => ReplyData::GmemId(IdReply::decode(data)?),

@@ -26,6 +26,7 @@ use crate::vm::{
     VmSetDemandPaging, VmSetFirmwareMemReq, VmSetStatusReq, VmSetTimeBaseReq, VmStopReq, VmidReq,
     Word,
 };
+use crate::vm_id::{VmGuidReq, VmIdChars};
 use crate::wire::{DecodeError, Empty, Encode, EncodeError, Writer};
 
 /// Generates a message enum: variant ↔ message ID ↔ payload type, with
@@ -159,6 +160,14 @@ message_enum! {
         VmGetState(VmidReq) = VM_GET_STATE,
         /// VM_GET_HYP_RESOURCES.
         VmGetHypResources(VmidReq) = VM_GET_HYP_RESOURCES,
+        /// VM_GET_ID (vmid 0 = self).
+        VmGetId(VmidReq) = VM_GET_ID,
+        /// VM_LOOKUP_URI.
+        VmLookupUri(VmIdChars<'a>) = VM_LOOKUP_URI,
+        /// VM_LOOKUP_GUID.
+        VmLookupGuid(VmGuidReq) = VM_LOOKUP_GUID,
+        /// VM_LOOKUP_NAME.
+        VmLookupName(VmIdChars<'a>) = VM_LOOKUP_NAME,
         /// VM_SET_TIME_BASE.
         VmSetTimeBase(VmSetTimeBaseReq) = VM_SET_TIME_BASE,
         /// VM_SET_BOOT_CONTEXT (0x56000031).

@@ -190,6 +190,7 @@ named_fields! {
     reg_set: u8 => reg_set::name;
     range_id: u32 => range_id::name;
     resource_type: u8 => resource_type::name;
+    vm_id_type: u8 => crate::vm_id::vm_id_type::name;
     fault_why: u8 => ext::fault_why::name;
     fault_action: u8 => ext::fault_action::name;
 }
