@@ -23,6 +23,9 @@
 //!   VM_GET_HYP_RESOURCES also from the VM itself (to anyone else the VM does not exist:
 //!   NORESOURCE / VMID_INVALID); VM_SET_STATUS and VM_EXIT are about the caller itself, never
 //!   from HLOS (DENIED).
+//! * **VM identity** (VM_GET_ID, VM_LOOKUP_NAME / URI / GUID, §9): about a VM only from
+//!   itself, its manager, or a VM it manages (Gunyah's peers: a VM may learn its manager's
+//!   name); to anyone else it does not exist (NORESOURCE; lookups do not list it).
 //! * **Memparcels** (§7.3): created only from the caller's own memory (MEM_INVALID); APPEND,
 //!   RECLAIM, NOTIFY(SHARED/RECALL) and LOOKUP_SGL only by the parcel's owner; ACCEPT, RELEASE
 //!   and NOTIFY(ACCEPTED/RELEASED) only by a VM in its ACL, with the spec's codes.
@@ -47,6 +50,7 @@ use zerocopy::IntoBytes;
 use crate::config::FaultAction;
 use crate::gmem::BindParams;
 use crate::golden::MapParams;
+use crate::lifecycle::Lookup;
 use crate::memparcel::{msg, TransType};
 use crate::platform::{Platform, Rights, Vmid};
 use crate::reply::{encode_vec, Refusal, Trailer};
@@ -177,6 +181,10 @@ impl<P: Platform> Rm<P> {
             Request::VmGetState(r) => self.vm_get_state(from, &r),
             Request::VmSetStatus(r) => self.vm_set_status(from, &r),
             Request::VmGetHypResources(r) => self.vm_get_hyp_resources(from, &r),
+            Request::VmGetId(r) => self.vm_get_id(from, &r),
+            Request::VmLookupName(q) => self.vm_lookup(from, Lookup::Name(q.id)),
+            Request::VmLookupUri(q) => self.vm_lookup(from, Lookup::Uri(q.id)),
+            Request::VmLookupGuid(q) => self.vm_lookup(from, Lookup::Guid(&q.guid)),
             Request::VmSetDemandPaging(r) => self.vm_set_demand_paging(from, &r),
             Request::VmSetAddressLayout(r) => self.vm_set_address_layout(from, &r),
             Request::VmSetBootContext(r) => self.vm_set_boot_context(from, &r),

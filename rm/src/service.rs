@@ -122,6 +122,8 @@ impl<P: Platform> Rm<P> {
         let mut hlos = Vm::new(VMID_HLOS, VMID_HLOS, VmState::Running);
         hlos.vcpus = 0;
         hlos.link = Some(1);
+        // Gunyah's RM names HLOS "HLOS" (`vm_mgnt_init`); VM_GET_ID answers it.
+        hlos.identity.name = alloc::string::String::from("HLOS");
         vms.vms.insert(VMID_HLOS, hlos);
         plat.create_space(VMID_HLOS)?;
         let mut m = VmSpace::default();

@@ -1,6 +1,7 @@
 //! The VM table and the RM's VM state machine (§5.1, §5.2).
 
 use alloc::collections::BTreeMap;
+use alloc::string::String;
 use alloc::vec::Vec;
 
 use crate::platform::Vmid;
@@ -153,6 +154,22 @@ pub struct HypResource {
     pub size: u64,
 }
 
+/// Who a VM is, as VM_GET_ID and VM_LOOKUP_NAME / URI / GUID answer (spec §9): the
+/// `image-name`, `vm-uri` and `vm-guid` of its config, recorded when the RM applies that config
+/// ([`crate::launch::apply::prepare`]: at VM_INIT of a VM whose DT carries its config, or when
+/// the host launcher launches it), and cleared by its reset, as Gunyah's RM takes them from
+/// the config it parses (`handle_ids`, `src/vm_config/vm_config.c`) and clears them in
+/// `vm_reset_handle_cleanup`. HLOS is named `"HLOS"` (`vm_mgnt_init`). Empty: not known.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct VmIdentity {
+    /// `image-name` (at most 79 bytes); empty when unknown.
+    pub name: String,
+    /// `vm-uri` (at most 79 bytes); empty when the config has none.
+    pub uri: String,
+    /// `vm-guid` as 16 bytes in the order written.
+    pub guid: Option<[u8; 16]>,
+}
+
 /// How a VM exited (for VM_EXITED).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ExitInfo {
@@ -215,6 +232,8 @@ pub struct Vm {
     /// number unique over the RM's lifetime, so a transport can tell this
     /// link from an earlier one of the same VMID (see [`links_in`]).
     pub link: Option<LinkId>,
+    /// Its name, URI and GUID (VM_GET_ID, VM_LOOKUP_*).
+    pub identity: VmIdentity,
 }
 
 /// Names one RM-RPC link (a VM's message-queue pair) for as long as it exists;
@@ -258,6 +277,7 @@ impl Vm {
             exit: None,
             reset: None,
             link: None,
+            identity: VmIdentity::default(),
         }
     }
 

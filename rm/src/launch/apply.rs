@@ -38,6 +38,7 @@ use crate::gmem::BindParams;
 use crate::golden::MapParams;
 use crate::platform::{Platform, Rights, Vmid};
 use crate::service::Rm;
+use crate::vm::VmIdentity;
 
 /// What [`prepare`] has done so far (for the caller's undo).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -120,6 +121,16 @@ pub fn prepare<P: Platform>(
             .map_err(rm_err(LaunchStep::GoldenMap(name.clone())))?;
         done.golden.push((p.golden, p.ipa, p.size));
     }
+    // Last, once nothing can fail: the VM's name, URI and GUID (VM_GET_ID, VM_LOOKUP_*),
+    // cleared with the rest of its record by its reset.
+    rm.set_vm_identity(
+        vmid,
+        VmIdentity {
+            name: c.image_name.clone(),
+            uri: c.vm_uri.clone().unwrap_or_default(),
+            guid: c.vm_guid,
+        },
+    );
     Ok(())
 }
 

@@ -11,6 +11,9 @@ mod exit;
 mod query;
 mod setup;
 
+pub(crate) use query::Lookup;
+pub use query::SIGN_AUTH_NONE;
+
 use gunyah_rm_abi::RmError;
 
 use crate::platform::{Platform, Vmid};

@@ -1,4 +1,5 @@
-//! VM_GET_STATE, VM_SET_STATUS and VM_GET_HYP_RESOURCES.
+//! VM_GET_STATE, VM_SET_STATUS, VM_GET_HYP_RESOURCES, and the VM identity queries VM_GET_ID
+//! and VM_LOOKUP_NAME / URI / GUID.
 
 use alloc::vec::Vec;
 
@@ -8,9 +9,28 @@ use super::HOST_TYPE;
 use crate::platform::{Platform, Vmid};
 use crate::service::Rm;
 use crate::vm::*;
+use gunyah_rm_abi::mem::VmidEntry;
 use gunyah_rm_abi::vm::{
     HypResourceEntry, HypResources, VmPeers, VmSetStatusReq, VmStateReply, VmidReq, Word,
 };
+use gunyah_rm_abi::vm_id::{vm_id_type, VmIdEntry, VmIdList, VmLookupReply, VM_GUID_LEN};
+
+/// The signing authority VM_GET_ID reports: what Gunyah's RM on QEMU answers for an image
+/// that was not authenticated (`platform_get_sign_authority_string(VM_SIGN_INIT)`, "N/A";
+/// `VM_SIGN_INIT` is 0, the `signer_info` of every VM on that platform). This RM
+/// authenticates no image either.
+pub const SIGN_AUTH_NONE: &[u8] = b"N/A";
+
+/// What a VM_LOOKUP_* request looks for.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Lookup<'a> {
+    /// VM_LOOKUP_NAME: an `image-name`.
+    Name(&'a [u8]),
+    /// VM_LOOKUP_URI: a `vm-uri`.
+    Uri(&'a [u8]),
+    /// VM_LOOKUP_GUID: a `vm-guid`.
+    Guid(&'a [u8; 16]),
+}
 
 impl<P: Platform> Rm<P> {
     /// VM_GET_STATE (vmid 0 = the caller).
@@ -96,6 +116,99 @@ impl<P: Platform> Rm<P> {
             })
             .collect();
         crate::reply::encode_vec(&HypResources { entries: &entries }).ok_or(RmError::NoResource)
+    }
+
+    /// Whether `caller` may ask about `vm`'s identity: Gunyah's `is_vm_query_allowed`
+    /// (`src/vm_mgnt/vm_mgnt.c`): the VM itself, its manager (owner), or one of its peers. A
+    /// VM's peers are its owner and the VMs it allocated (`vm_register_peers` at allocation;
+    /// what VM_GET_PEERS lists), so a VM HLOS manages may ask about HLOS too, which is what
+    /// Qualcomm's driver in a guest does to find its peers. Two VMs of the same manager are not
+    /// peers: to each other they do not exist.
+    fn may_query_identity(&self, vm: &Vm, caller: Vmid) -> bool {
+        caller == vm.vmid
+            || caller == vm.owner
+            || self
+                .vms
+                .get(caller)
+                .is_some_and(|c| c.owner == vm.vmid && c.vmid != vm.vmid)
+    }
+
+    /// VM_GET_ID (vmid 0 = the caller), answered as Gunyah's RM does
+    /// (`vm_mgnt_handle_get_id`, `src/vm_mgnt/vm_mgnt.c`; layout in `gunyah_rm_abi::vm_id`):
+    /// `u32 n_entries`, then the GUID (16 bytes, zero when the VM has none), the NAME and the
+    /// URI when the VM has them, and the signing authority ([`SIGN_AUTH_NONE`]).
+    ///
+    /// Refusals: a VMID that does not exist, or a VM the caller may not ask about
+    /// ([`Self::may_query_identity`]) → NORESOURCE, as Gunyah's RM answers both; a VM that is
+    /// not READY, RUNNING or PAUSED → VM_STATE. Gunyah's RM checks the state before the
+    /// caller, which tells any VM the state of a VM it may not see; here the caller is
+    /// checked first. The payload size (exactly 4 bytes, else MSG_INVALID) is the decoder's.
+    pub(crate) fn vm_get_id(&mut self, caller: Vmid, req: &VmidReq) -> Result<Vec<u8>, RmError> {
+        let vmid = match req.vmid.get() {
+            0 => caller,
+            v => v,
+        };
+        let vm = self
+            .vms
+            .get(vmid)
+            .filter(|v| self.may_query_identity(v, caller))
+            .ok_or(RmError::NoResource)?;
+        if !matches!(
+            vm.state,
+            VmState::Ready | VmState::Running | VmState::Paused
+        ) {
+            return Err(RmError::VmState);
+        }
+        let id = &vm.identity;
+        let guid = id.guid.unwrap_or([0; VM_GUID_LEN]);
+        let mut entries: [VmIdEntry<'_>; 4] = [VmIdEntry::new(vm_id_type::GUID, &guid); 4];
+        let mut n = 1;
+        for (ty, bytes) in [
+            (vm_id_type::NAME, id.name.as_bytes()),
+            (vm_id_type::URI, id.uri.as_bytes()),
+            (vm_id_type::SIGN_AUTH, SIGN_AUTH_NONE),
+        ] {
+            if !bytes.is_empty() {
+                entries[n] = VmIdEntry::new(ty, bytes);
+                n += 1;
+            }
+        }
+        crate::reply::encode_vec(&VmIdList {
+            entries: &entries[..n],
+        })
+        .ok_or(RmError::NoResource)
+    }
+
+    /// VM_LOOKUP_NAME / VM_LOOKUP_URI / VM_LOOKUP_GUID, answered as Gunyah's RM does
+    /// (`vm_mgnt_lookup_by_id`): `u32 count` and `{u16 vmid, u16 0}` for every VM the caller
+    /// may ask about ([`Self::may_query_identity`]) whose name, URI or GUID is the one asked
+    /// for, in VMID order; none found is OK with count 0. The request checks (size, padding,
+    /// the 79-byte limit) are the decoder's.
+    ///
+    /// Where this differs from Gunyah's RM: an empty name or URI, or the all-zero GUID,
+    /// matches no VM. Gunyah's RM compares them with the empty name/URI and the zero GUID of
+    /// every VM that has none, so those lookups list the caller's unnamed peers.
+    pub(crate) fn vm_lookup(&mut self, caller: Vmid, what: Lookup<'_>) -> Result<Vec<u8>, RmError> {
+        let matches = |id: &crate::vm::VmIdentity| match what {
+            Lookup::Name(n) => !n.is_empty() && id.name.as_bytes() == n,
+            Lookup::Uri(u) => !u.is_empty() && id.uri.as_bytes() == u,
+            Lookup::Guid(g) => id.guid.as_ref() == Some(g),
+        };
+        let vmids: Vec<VmidEntry> = self
+            .vms
+            .vms
+            .values()
+            .filter(|v| matches(&v.identity) && self.may_query_identity(v, caller))
+            .map(|v| VmidEntry::new(v.vmid))
+            .collect();
+        crate::reply::encode_vec(&VmLookupReply { vmids: &vmids }).ok_or(RmError::NoResource)
+    }
+
+    /// Record `vmid`'s identity (from its config: [`crate::launch::apply::prepare`]).
+    pub(crate) fn set_vm_identity(&mut self, vmid: Vmid, identity: crate::vm::VmIdentity) {
+        if let Some(vm) = self.vms.get_mut(vmid) {
+            vm.identity = identity;
+        }
     }
 
     /// VM_GET_OWNER: the caller's owner (HLOS's is the RM, 0xFF, §12.1).
