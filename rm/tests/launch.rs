@@ -529,3 +529,60 @@ fn the_image_parcel_sits_next_to_the_ram_in_a_region_with_tables_already() {
     l.stop(&mut rm, v).unwrap();
     check(&rm);
 }
+
+/// The launcher records each VM's `image-name`, `vm-uri` and `vm-guid` (`apply::prepare`):
+/// VM_GET_ID and VM_LOOKUP_* answer them to HLOS, the manager of the VMs it launched.
+#[test]
+fn launched_vms_answer_vm_get_id_and_lookups_with_their_config_ids() {
+    use gunyah_rm_abi::mem::VmidEntry;
+    use gunyah_rm_abi::vm::VmidReq;
+    use gunyah_rm_abi::vm_id::{vm_id_type, VmGuidReq, VmIdChars, VmIds, VmLookupReply};
+    let (mut rm, _l, _ev) = boot();
+    let hlos = 3;
+    let r = Client::new()
+        .call(&mut rm, hlos, &Request::VmGetId(VmidReq::new(0x80)))
+        .unwrap();
+    let ids = VmIds::decode(&r).unwrap();
+    let got: Vec<(u8, Vec<u8>)> = ids.iter().map(|e| (e.id_type, e.id.to_vec())).collect();
+    // zygote.dts: vm-guid = "6a0c2f4e-1d3b-4c5a-9e8f-0b1c2d3e4f50".
+    let guid = [
+        0x6a, 0x0c, 0x2f, 0x4e, 0x1d, 0x3b, 0x4c, 0x5a, 0x9e, 0x8f, 0x0b, 0x1c, 0x2d, 0x3e, 0x4f,
+        0x50,
+    ];
+    assert_eq!(
+        got,
+        vec![
+            (vm_id_type::GUID, guid.to_vec()),
+            (vm_id_type::NAME, b"zygote".to_vec()),
+            (vm_id_type::URI, b"vm://android/zygote".to_vec()),
+            (vm_id_type::SIGN_AUTH, b"N/A".to_vec()),
+        ]
+    );
+    let lookup = |rm: &mut Rm<SimPlatform>, req: Request<'_>| {
+        let r = Client::new().call(rm, hlos, &req).unwrap();
+        VmLookupReply::decode(&r).unwrap().vmids.to_vec()
+    };
+    assert_eq!(
+        lookup(
+            &mut rm,
+            Request::VmLookupName(VmIdChars::new(b"trusted-vm"))
+        ),
+        vec![VmidEntry::new(0x2d)]
+    );
+    assert_eq!(
+        lookup(
+            &mut rm,
+            Request::VmLookupUri(VmIdChars::new(b"vm://android/zygote"))
+        ),
+        vec![VmidEntry::new(0x80)]
+    );
+    assert_eq!(
+        lookup(&mut rm, Request::VmLookupGuid(VmGuidReq::new(guid))),
+        vec![VmidEntry::new(0x80)]
+    );
+    // The trusted VM and the zygote are both HLOS's: not peers of each other.
+    assert_eq!(
+        Client::new().call(&mut rm, 0x2d, &Request::VmGetId(VmidReq::new(0x80))),
+        Err(RmError::NoResource)
+    );
+}

@@ -1,6 +1,7 @@
 //! A VM's config applied to the RM: the steps of a launch that only the RM can do (the VM's
 //! IPA size, a gmem pool and the private RAM bound to it, protection, golden mappings with
-//! their quota, fault action and digest, a template's seal). One implementation for both places that launch
+//! their quota, fault action and digest, a template's seal, and the VM's name, URI and GUID for
+//! VM_GET_ID / VM_LOOKUP_*). One implementation for both places that launch
 //! from configs:
 //!
 //! * the host launcher ([`super::Launch`]) calls [`prepare`] and [`seal_template`] for each

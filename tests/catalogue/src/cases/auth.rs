@@ -209,6 +209,41 @@ fn rows() -> Vec<Row> {
                 Err(ARGUMENT_INVALID)
             ]
         },
+        // §9 VM identity: T itself, its manager; to another VM T does not exist. A VM HLOS
+        // manages is HLOS's peer (Gunyah's is_vm_query_allowed): it may ask who HLOS is.
+        Row {
+            name: "vm_get_id_of_t",
+            setup: none,
+            id: VM_GET_ID,
+            body: || vmid_req(t()),
+            ans: [
+                Ok(|c, _| c.ok_data(super::identity::anonymous_ids())),
+                Ok(|c, _| c.ok_data(super::identity::anonymous_ids())),
+                Err(NORESOURCE)
+            ]
+        },
+        Row {
+            name: "vm_get_id_of_hlos",
+            setup: none,
+            id: VM_GET_ID,
+            body: || vmid_req(HLOS),
+            ans: [
+                Ok(|c, _| c.ok_data(super::identity::hlos_ids())),
+                Ok(|c, _| c.ok_data(super::identity::hlos_ids())),
+                Ok(|c, _| c.ok_data(super::identity::hlos_ids()))
+            ]
+        },
+        Row {
+            name: "vm_lookup_name_hlos",
+            setup: none,
+            id: VM_LOOKUP_NAME,
+            body: || Tmpl::new().u16(4u16).u16(0u16).bytes(b"HLOS"),
+            ans: [
+                Ok(|c, _| c.ok_data(Tmpl::new().u32(1u32).u16(HLOS).u16(0u16))),
+                Ok(|c, _| c.ok_data(Tmpl::new().u32(1u32).u16(HLOS).u16(0u16))),
+                Ok(|c, _| c.ok_data(Tmpl::new().u32(1u32).u16(HLOS).u16(0u16)))
+            ]
+        },
         // §12.1: NORESOURCE for a VMID the caller cannot see.
         Row {
             name: "vm_set_firmware_mem_of_t",

@@ -7,6 +7,7 @@ use crate::case::Case;
 
 mod auth;
 mod golden;
+mod identity;
 mod lifecycle;
 mod memparcel;
 mod observed;
@@ -17,6 +18,7 @@ pub fn catalogue() -> Vec<Case> {
     let mut v = Vec::new();
     v.extend(protocol::cases());
     v.extend(lifecycle::cases());
+    v.extend(identity::cases());
     v.extend(memparcel::cases());
     v.extend(golden::cases());
     v.extend(observed::cases());
