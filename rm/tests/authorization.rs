@@ -188,6 +188,39 @@ fn rows() -> Vec<Row> {
             |_| vmid_pad(T),
             [Ok, Ok, Err(ARGUMENT_INVALID)],
         ),
+        // VM identity (§9): T itself and its manager; to another VM T does not exist
+        // (NORESOURCE, Gunyah's answer). A VM HLOS manages is HLOS's peer: it may ask about
+        // HLOS (Gunyah's is_vm_query_allowed).
+        row(
+            "VM_GET_ID(T)",
+            VM_GET_ID,
+            |_| vmid_pad(T),
+            [Ok, Ok, Err(NORESOURCE)],
+        ),
+        row(
+            "VM_GET_ID(HLOS)",
+            VM_GET_ID,
+            |_| vmid_pad(HLOS),
+            [Ok, Ok, Ok],
+        ),
+        row(
+            "VM_LOOKUP_NAME(HLOS)",
+            VM_LOOKUP_NAME,
+            |_| vec![4, 0, 0, 0, b'H', b'L', b'O', b'S'],
+            [Ok, Ok, Ok],
+        ),
+        row(
+            "VM_LOOKUP_URI(vm://x)",
+            VM_LOOKUP_URI,
+            |_| vec![6, 0, 0, 0, b'v', b'm', b':', b'/', b'/', b'x', 0, 0],
+            [Ok, Ok, Ok],
+        ),
+        row(
+            "VM_LOOKUP_GUID(1…)",
+            VM_LOOKUP_GUID,
+            |_| vec![1; 16],
+            [Ok, Ok, Ok],
+        ),
         row(
             "VM_SET_DEMAND_PAGING(T)",
             VM_SET_DEMAND_PAGING,
@@ -543,6 +576,10 @@ fn the_table_covers_every_implemented_request() {
         VM_RESET,
         VM_GET_STATE,
         VM_GET_HYP_RESOURCES,
+        VM_GET_ID,
+        VM_LOOKUP_NAME,
+        VM_LOOKUP_URI,
+        VM_LOOKUP_GUID,
         VM_SET_DEMAND_PAGING,
         VM_SET_ADDRESS_LAYOUT,
         VM_SET_BOOT_CONTEXT,

@@ -95,6 +95,13 @@ fn templates() -> Vec<(u32, Vec<u8>)> {
         (VM_GET_STATE, vmid_pad(VM)),
         (VM_SET_STATUS, vec![0, 4, 0, 0]),
         (VM_GET_HYP_RESOURCES, vmid_pad(VM)),
+        (VM_GET_ID, vmid_pad(VM)),
+        (VM_LOOKUP_NAME, vec![4, 0, 0, 0, b'H', b'L', b'O', b'S']),
+        (
+            VM_LOOKUP_URI,
+            vec![6, 0, 0, 0, b'v', b'm', b':', b'/', b'/', b'x', 0, 0],
+        ),
+        (VM_LOOKUP_GUID, vec![0; 16]),
         (VM_GET_VMID, vec![]),
         (VM_SET_BOOT_CONTEXT, bc),
         (VM_SET_FIRMWARE_MEM, fw),

@@ -12,11 +12,6 @@ mod dtc_tool;
 use common::*;
 use dtc_tool::dtc;
 
-const VM_GET_ID: u32 = 0x5600_0010;
-const VM_LOOKUP_URI: u32 = 0x5600_0011;
-const VM_LOOKUP_GUID: u32 = 0x5600_0012;
-const VM_LOOKUP_NAME: u32 = 0x5600_0013;
-
 /// `vm-guid = "0f2b6a9c-3e4d-4f5a-8b7c-6d5e4f3a2b1c"` as bytes, in the order written (as
 /// Gunyah's parser and Linux's `uuid_parse` give them).
 const GUID: [u8; 16] = [
