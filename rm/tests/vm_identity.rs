@@ -101,7 +101,7 @@ fn ids(entries: &[(u8, &[u8])]) -> Vec<u8> {
         v.extend_from_slice(&[*ty, 0]);
         v.extend_from_slice(&(id.len() as u16).to_le_bytes());
         v.extend_from_slice(id);
-        while v.len() % 4 != 0 {
+        while !v.len().is_multiple_of(4) {
             v.push(0);
         }
     }
@@ -124,7 +124,7 @@ fn chars(s: &[u8]) -> Vec<u8> {
     let mut v = (s.len() as u16).to_le_bytes().to_vec();
     v.extend_from_slice(&[0, 0]);
     v.extend_from_slice(s);
-    while v.len() % 4 != 0 {
+    while !v.len().is_multiple_of(4) {
         v.push(0);
     }
     v

@@ -73,7 +73,7 @@ pub fn cases() -> Vec<Case> {
             .send(HLOS, VM_START, vmid_req(t))
             .notif(HLOS, N_VM_STATUS, vm_status(t, st::RUNNING))
             .ok()
-            .send(t.clone(), VM_GET_ID, vmid_req(0u16))
+            .send(t, VM_GET_ID, vmid_req(0u16))
             .ok_data(anonymous_ids()),
         // Outside READY, RUNNING, PAUSED: VM_STATE. Unknown VMIDs and the RM: NORESOURCE.
         case("get_id_of_a_vm_in_load_is_vm_state", &[Query])
