@@ -422,6 +422,25 @@ mod tests {
         assert_eq!(
             to_value(Notification::VmIrqAccepted(Word::new(9))).unwrap(),
             json!({"virq_handle": 9})
+        ); // VM identity: the entries with their named types, the lookups' VMIDs.
+        use crate::mem::VmidEntry;
+        use crate::vm_id::{VmIdChars, VmIds, VmLookupReply};
+        let ids = [
+            1, 0, 0, 0, // one entry
+            2, 0, 4, 0, b'H', b'L', b'O', b'S',
+        ];
+        assert_eq!(
+            to_value(ReplyData::VmIds(VmIds::decode(&ids).unwrap())).unwrap(),
+            json!({"entries": [{"id_type": {"value": 2, "name": "NAME"}, "id": "484c4f53"}]})
+        );
+        assert_eq!(
+            to_value(Request::VmLookupName(VmIdChars::new(b"HLOS"))).unwrap(),
+            json!({"id": "484c4f53"})
+        );
+        let found = [VmidEntry::new(3)];
+        assert_eq!(
+            to_value(ReplyData::VmLookup(VmLookupReply { vmids: &found })).unwrap(),
+            json!({"vmids": [{"vmid": 3}]})
         );
     }
 }
