@@ -121,6 +121,11 @@ impl Entry {
         key(self.gen, self.vcpu.vmid, self.vcpu.index)
     }
 
+    /// Whether this is a vCPU of generation `gen` of `vmid`.
+    fn of_vm(&self, vmid: Vmid, gen: u32) -> bool {
+        self.vcpu.vmid == vmid && self.gen == gen
+    }
+
     fn may_run_on(&self, cpu: usize) -> bool {
         self.state == State::Ready && self.affinity.is_none_or(|a| a == cpu)
     }
@@ -177,6 +182,19 @@ impl Sched {
         let at = self.gics.iter().position(|(k, _)| *k == id)?;
         self.vcpus[i].gic_at = at;
         Some(at)
+    }
+
+    /// How many vCPUs generation `gen` of `vmid` has (what its virtual GIC and SGI
+    /// targets are sized by).
+    fn vcpus_of(&self, vmid: Vmid, gen: u32) -> u32 {
+        self.vcpus.iter().filter(|e| e.of_vm(vmid, gen)).count() as u32
+    }
+
+    /// Where vCPU `index` of (`vmid`, `gen`) is in `vcpus`.
+    fn vcpu_index(&self, vmid: Vmid, gen: u32, index: u32) -> Option<usize> {
+        self.vcpus
+            .iter()
+            .position(|e| e.of_vm(vmid, gen) && e.vcpu.index == index)
     }
 
     /// Where the distributor of (`vmid`, `gen`) is in `gics`.
@@ -337,7 +355,7 @@ pub fn add(vmid: Vmid, gen: u32, entries: Vec<Entry>) {
 /// Drop every vCPU of generation `gen` of `vmid` (after `percpu::evict_vm`: none runs).
 pub fn remove_vm(vmid: Vmid, gen: u32) {
     let mut s = SCHED.lock();
-    s.vcpus.retain(|e| !(e.vcpu.vmid == vmid && e.gen == gen));
+    s.vcpus.retain(|e| !e.of_vm(vmid, gen));
     s.gics.retain(|(k, _)| *k != (vmid, gen));
 }
 
@@ -364,11 +382,7 @@ pub fn raise_spi(vmid: Vmid, gen: u32, intid: u32) {
     else {
         return;
     };
-    if let Some(i) = s
-        .vcpus
-        .iter()
-        .position(|e| e.vcpu.vmid == vmid && e.gen == gen && e.vcpu.index == target)
-    {
+    if let Some(i) = s.vcpu_index(vmid, gen, target) {
         deliver(&mut s, i, Some(priority));
     }
 }
@@ -390,20 +404,12 @@ fn raise_ppi_locked(s: &mut Sched, i: usize, intid: u32) {
 pub fn send_sgi(vmid: Vmid, gen: u32, me: u32, value: u64) -> u32 {
     let mut s = SCHED.lock();
     let s = &mut *s;
-    let vcpus = s
-        .vcpus
-        .iter()
-        .filter(|e| e.vcpu.vmid == vmid && e.gen == gen)
-        .count() as u32;
+    let vcpus = s.vcpus_of(vmid, gen);
     let (intid, targets) = vgic::sgi_targets(value, me, vcpus);
     let mut sent = 0;
     for i in 0..s.vcpus.len() {
         let e = &s.vcpus[i];
-        if e.vcpu.vmid == vmid
-            && e.gen == gen
-            && e.vcpu.index < 64
-            && targets & (1 << e.vcpu.index) != 0
-        {
+        if e.of_vm(vmid, gen) && e.vcpu.index < 64 && targets & (1 << e.vcpu.index) != 0 {
             raise_ppi_locked(s, i, intid);
             sent += 1;
         }
@@ -415,11 +421,7 @@ pub fn send_sgi(vmid: Vmid, gen: u32, me: u32, value: u64) -> u32 {
 /// such vCPU), -4 ALREADY_ON. It starts at `entry` (EL1h, MMU off) with x0 = `context`.
 pub fn cpu_on(vmid: Vmid, gen: u32, index: u32, entry: u64, context: u64) -> i64 {
     let mut s = SCHED.lock();
-    let Some(i) = s
-        .vcpus
-        .iter()
-        .position(|e| e.vcpu.vmid == vmid && e.gen == gen && e.vcpu.index == index)
-    else {
+    let Some(i) = s.vcpu_index(vmid, gen, index) else {
         return -2;
     };
     let e = &mut s.vcpus[i];
@@ -438,11 +440,7 @@ pub fn cpu_on(vmid: Vmid, gen: u32, index: u32, entry: u64, context: u64) -> i64
 /// PSCI AFFINITY_INFO for vCPU `index` of the caller's VM: 0 ON, 1 OFF, -2 no such vCPU.
 pub fn affinity_info(vmid: Vmid, gen: u32, index: u32) -> i64 {
     let s = SCHED.lock();
-    match s
-        .vcpus
-        .iter()
-        .find(|e| e.vcpu.vmid == vmid && e.gen == gen && e.vcpu.index == index)
-    {
+    match s.vcpu_index(vmid, gen, index).map(|i| &s.vcpus[i]) {
         None => -2,
         Some(e) if e.state == State::Off => 1,
         Some(_) => 0,
@@ -454,29 +452,21 @@ pub fn affinity_info(vmid: Vmid, gen: u32, index: u32) -> i64 {
 pub fn vgic_access(vmid: Vmid, gen: u32, ipa: u64, size: u64, write: Option<u64>) -> Option<u64> {
     let mut s = SCHED.lock();
     let s = &mut *s;
-    let vcpus = s
-        .vcpus
-        .iter()
-        .filter(|e| e.vcpu.vmid == vmid && e.gen == gen)
-        .count() as u32;
+    let vcpus = s.vcpus_of(vmid, gen);
     let frame = vgic::decode(ipa, vcpus)?;
     let g = s.gic_index(vmid, gen)?;
-    let vm = &mut s.gics[g].1;
     let v = match frame {
-        vgic::Frame::Dist(off) => vgic::distributor(off, size, write, vm),
+        vgic::Frame::Dist(off) => vgic::distributor(off, size, write, &mut s.gics[g].1),
         vgic::Frame::Redist(idx, off) => {
-            let e = s
-                .vcpus
-                .iter_mut()
-                .find(|e| e.vcpu.vmid == vmid && e.gen == gen && e.vcpu.index == idx)?;
-            vgic::redistributor(off, size, write, &mut e.gic, idx, vcpus)
+            let i = s.vcpu_index(vmid, gen, idx)?;
+            vgic::redistributor(off, size, write, &mut s.vcpus[i].gic, idx, vcpus)
         }
     };
     // An enable may have made something deliverable: wake whoever can take it.
     if write.is_some() {
         for i in 0..s.vcpus.len() {
             let e = &mut s.vcpus[i];
-            if e.vcpu.vmid == vmid && e.gen == gen {
+            if e.of_vm(vmid, gen) {
                 let live = e.state == State::Running(this_cpu());
                 let index = e.vcpu.index;
                 if e.gic.has_work(&s.gics[g].1, index, live) {
