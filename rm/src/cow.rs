@@ -510,7 +510,7 @@ impl<P: Platform> Rm<P> {
 
     pub(crate) fn flush_cow_broken_of(&mut self, vmid: Vmid) {
         self.cow_dirty.remove(vmid);
-        let Some(mut ipas) = self
+        let Some(ipas) = self
             .spaces
             .get_mut(&vmid)
             .map(|s| core::mem::take(&mut s.pending_cow))
@@ -519,6 +519,11 @@ impl<P: Platform> Rm<P> {
         };
         if !ipas.is_empty() {
             let owner = self.vms.get(vmid).map_or(vmid, |v| v.owner);
+            // Most batches (one VM's copies since the last drain) fit one packet: written
+            // straight into it, the bytes `notify_with` would make.
+            if self.notify_cow_broken_packet(owner, vmid, &ipas) {
+                return self.give_back_cow_buffer(vmid, ipas);
+            }
             let mut list = core::mem::take(&mut self.cow_list);
             for chunk in ipas.chunks(COW_BATCH) {
                 list.clear();
@@ -528,8 +533,12 @@ impl<P: Platform> Rm<P> {
             }
             self.cow_list = list;
         }
-        // The buffer goes back with its capacity: the VM's next copies push without
-        // allocating on the fault path.
+        self.give_back_cow_buffer(vmid, ipas);
+    }
+
+    /// The buffer goes back with its capacity: the VM's next copies push without allocating on
+    /// the fault path.
+    fn give_back_cow_buffer(&mut self, vmid: Vmid, mut ipas: Vec<u64>) {
         ipas.clear();
         if let Some(s) = self.spaces.get_mut(&vmid) {
             if s.pending_cow.is_empty() {

@@ -99,6 +99,34 @@ pub fn notification_packet(seq: u16, msg_id: u32, payload: &[u8]) -> Option<Vec<
     Some(p)
 }
 
+/// The one packet of a COW_BROKEN notification (sequence number `seq`) of `vmid` for `ipas`,
+/// written straight into one exact-size vector: the same bytes as [`notification_packet`] of
+/// `CowBroken { vmid, ipas }`'s encoding (header; vmid, reserved; the list's count, reserved;
+/// the IPAs), without encoding the payload into a buffer and fragmenting it. `None` if it takes
+/// more than one packet (more than 28 IPAs).
+pub fn cow_broken_packet(seq: u16, vmid: Vmid, ipas: &[u64]) -> Option<Vec<u8>> {
+    use gunyah_rm_abi::header::{HEADER_SIZE, MAX_FRAGMENT_PAYLOAD};
+    use gunyah_rm_abi::RpcHeader;
+    use zerocopy::IntoBytes;
+    let payload = 8 + 8 * ipas.len();
+    if payload > MAX_FRAGMENT_PAYLOAD {
+        return None;
+    }
+    // The header and the payload's first 8 bytes (vmid and the list's count; their reserved
+    // halves zero) in one piece, then the IPAs.
+    let mut head = [0u8; HEADER_SIZE + 8];
+    let h = RpcHeader::new(MsgType::Notification, 0, seq, MsgId::COW_BROKEN);
+    head[..HEADER_SIZE].copy_from_slice(h.as_bytes());
+    head[HEADER_SIZE..HEADER_SIZE + 4].copy_from_slice(&u32::from(vmid).to_le_bytes());
+    head[HEADER_SIZE + 4..].copy_from_slice(&(ipas.len() as u32).to_le_bytes());
+    let mut p = Vec::with_capacity(HEADER_SIZE + payload);
+    p.extend_from_slice(&head);
+    for &ipa in ipas {
+        p.extend_from_slice(&ipa.to_le_bytes());
+    }
+    Some(p)
+}
+
 /// A complete request received from a client.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Incoming {
@@ -369,6 +397,35 @@ mod tests {
             assert_eq!(a, c, "{len}");
         }
         assert!(notification_packet(1, 2, &[0; MAX_PACKET_SIZE - 7]).is_none());
+    }
+
+    /// COW_BROKEN written straight into its packet is the fragmenter's packet of the encoded
+    /// notification, byte for byte, up to the most IPAs one packet holds; one more is refused.
+    #[test]
+    fn a_cow_broken_packet_is_the_encoded_notifications() {
+        use gunyah_rm_abi::ext::CowBroken;
+        use gunyah_rm_abi::Encode;
+        use zerocopy::little_endian::U64;
+        for n in 0..=28usize {
+            let ipas: Vec<u64> = (0..n as u64)
+                .map(|i| 0x80_0000_0000 + i * 0x1_2345_6000)
+                .collect();
+            let list: Vec<U64> = ipas.iter().map(|&i| U64::new(i)).collect();
+            let c = CowBroken {
+                vmid: 0x1234,
+                ipas: &list,
+            };
+            let mut payload = vec![0u8; c.encoded_len()];
+            let len = c.encode(&mut payload).unwrap();
+            payload.truncate(len);
+            let want = notification_packet(0xBEEF, MsgId::COW_BROKEN.0, &payload).unwrap();
+            assert_eq!(
+                cow_broken_packet(0xBEEF, 0x1234, &ipas),
+                Some(want),
+                "{n} IPAs"
+            );
+        }
+        assert_eq!(cow_broken_packet(1, 2, &[0; 29]), None);
     }
 
     #[test]

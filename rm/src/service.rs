@@ -315,6 +315,24 @@ impl<P: Platform> Rm<P> {
         self.notif_buf = buf;
     }
 
+    /// COW_BROKEN of `vmid` for `ipas` to `to`, written straight into its one packet
+    /// ([`crate::rpc::cow_broken_packet`]: the bytes [`Rm::notify_with`] makes of it, the same
+    /// sequence number); whether it is done (queued, or not sent because `to` has no link, as
+    /// `notify_with` does). False, nothing queued, if it takes more than one packet.
+    pub(crate) fn notify_cow_broken_packet(&mut self, to: Vmid, vmid: Vmid, ipas: &[u64]) -> bool {
+        if self.link(to).is_none() {
+            return true;
+        }
+        let seq = self.notif_seq;
+        let Some(p) = crate::rpc::cow_broken_packet(seq, vmid, ipas) else {
+            return false;
+        };
+        self.notif_seq = seq.wrapping_add(1);
+        self.out
+            .notify_packet(to, seq, gunyah_rm_abi::MsgId::COW_BROKEN.0, p);
+        true
+    }
+
     /// Record VM status changes from now on, for [`Rm::take_events`].
     pub fn observe_events(&mut self) {
         self.events.get_or_insert_with(VecDeque::new);
