@@ -21,6 +21,13 @@
 //! faults rotate over the VMs; *dense* = consecutive pages of each VM (one split per 2 MiB),
 //! *spread* = pages 8 MiB apart (a split on every fault). Run:
 //! `cargo bench -p gunyah-rm --bench cow_fault` (shorter: `-- --warm-up-time 1 --measurement-time 3`).
+//!
+//! Diagnostics, off unless asked for (they measure less than the target counts; the report then
+//! says so): `COW_FAULT_DIAG=warm-records` serves a read fault on the same page right before
+//! each timed fault, untimed (the VM's records, range and table walk brought into the caches),
+//! and `COW_FAULT_DIAG=untimed-drain` leaves the outbox drains out of the timed region; both:
+//! `warm-records,untimed-drain`. What the many-VM cases pay for cold records and for the drain
+//! is the difference to a run without (docs/PERFORMANCE.md).
 
 #[path = "common/mod.rs"]
 mod common;
@@ -40,7 +47,7 @@ use gunyah_rm_abi::ext::{map_flags, GmemCreateReq, GoldenMapReq, GoldenSealReq, 
 use gunyah_rm_abi::mem::{rights, AclEntry, MemCreate, SglEntry};
 use gunyah_rm_abi::vm::VmidReq;
 use gunyah_rm_abi::Request;
-use gunyah_stage2::Fault;
+use gunyah_stage2::{Access, Fault};
 
 #[global_allocator]
 static ALLOC: common::Counting = common::Counting;
@@ -216,6 +223,12 @@ impl Cow {
             let p = self.pages[(k / n) as usize];
             evict_pa(&self.rm, HLOS_BASE + p * PAGE);
             self.fault.ipa = Some(CLONE_IPA + p * PAGE);
+            if diag().warm_records {
+                black_box(
+                    self.rm
+                        .handle_access_fault(v, CLONE_IPA + p * PAGE, Access::Read),
+                );
+            }
             let t = Instant::now();
             let o = self.rm.handle_fault(v, black_box(&self.fault));
             total += t.elapsed();
@@ -227,11 +240,36 @@ impl Cow {
             if self.done.is_multiple_of(DRAIN_EVERY) || self.fresh() == 0 {
                 let t = Instant::now();
                 black_box(self.rm.drain_outgoing());
-                total += t.elapsed();
+                if !diag().untimed_drain {
+                    total += t.elapsed();
+                }
             }
         }
         total
     }
+}
+
+/// The diagnostics `COW_FAULT_DIAG` asks for (see the module docs).
+#[derive(Clone, Copy, Debug, Default)]
+struct Diag {
+    warm_records: bool,
+    untimed_drain: bool,
+}
+
+fn diag() -> Diag {
+    static D: std::sync::OnceLock<Diag> = std::sync::OnceLock::new();
+    *D.get_or_init(|| {
+        let v = std::env::var("COW_FAULT_DIAG").unwrap_or_default();
+        let mut d = Diag::default();
+        for w in v.split(',').filter(|w| !w.is_empty()) {
+            match w {
+                "warm-records" => d.warm_records = true,
+                "untimed-drain" => d.untimed_drain = true,
+                _ => panic!("COW_FAULT_DIAG: unknown {w:?} (warm-records, untimed-drain)"),
+            }
+        }
+        d
+    })
 }
 
 fn size_name(b: u64) -> String {
@@ -376,6 +414,10 @@ fn report(cpu: Option<usize>) {
          criterion samples; pinned to CPU {})",
         cpu.map_or("none".into(), |c| c.to_string())
     );
+    let d = diag();
+    if d.warm_records || d.untimed_drain {
+        println!("  DIAGNOSTIC RUN, not the target's figure: {d:?} (COW_FAULT_DIAG)");
+    }
     let show = |name: &str, a: &str, b: &str| {
         if let (Some(x), Some(y)) = (m(a), m(b)) {
             println!(
