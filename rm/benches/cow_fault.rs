@@ -18,7 +18,8 @@
 //! leaves them.
 //!
 //! Cases: 1, 8 or 64 VMs mapping a 1 MiB .. 4 GiB image (1 GiB / 2 MiB blocks where aligned);
-//! faults rotate over the VMs; *dense* = consecutive pages of each VM (one split per 2 MiB),
+//! faults rotate over the VMs, each VM starting at its own offset in the pages (consecutive
+//! faults copy different golden pages); *dense* = consecutive pages of each VM (one split per 2 MiB),
 //! *spread* = pages 8 MiB apart (a split on every fault). Run:
 //! `cargo bench -p gunyah-rm --bench cow_fault` (shorter: `-- --warm-up-time 1 --measurement-time 3`).
 //!
@@ -220,7 +221,16 @@ impl Cow {
             }
             let k = self.done;
             let v = self.clones[(k % n) as usize];
-            let p = self.pages[(k / n) as usize];
+            // Each VM starts its pages at its own offset (VM i at page i × len / n of the
+            // list), so consecutive faults copy different golden pages, as with one VM: every
+            // VM still faults once on every page per renewal, in its order (dense: consecutive
+            // pages, the same splits), each page evicted before its fault. Before, the n VMs
+            // copied the same golden page one after another, each time just flushed from the
+            // caches: a re-read of a line flushed a microsecond earlier cost 50-100 ns more than
+            // a cold page (docs/PERFORMANCE.md), which a real system does not pay (a page read
+            // that recently is in its caches) and the one-VM case and the baseline did not.
+            let len = self.pages.len() as u64;
+            let p = self.pages[((k / n + (k % n) * (len / n)) % len) as usize];
             evict_pa(&self.rm, HLOS_BASE + p * PAGE);
             self.fault.ipa = Some(CLONE_IPA + p * PAGE);
             if diag().warm_records {
