@@ -21,6 +21,8 @@
 //! vCPUs at once through the same decision ([`decide`]), with shared access to the RM and a
 //! per-VM lock.
 
+use alloc::vec::Vec;
+
 use gunyah_stage2::{Access, Fault, FaultKind};
 
 use gunyah_rm_abi::ext::{CowBroken, FaultUnserved, QuotaExhausted};
