@@ -44,6 +44,7 @@ use gunyah_rm_abi::mem::{AclEntry, MemAccept, MemCreate, MemNotify, MemReleaseRe
 use gunyah_rm_abi::vm::{
     VmConfigImageReq, VmExitReq, VmInitReq, VmSetStatusReq, VmStopReq, VmidReq,
 };
+use gunyah_rm_abi::vm_id::{VmGuidReq, VmIdChars};
 use gunyah_rm_abi::{
     Encode, Fragmenter, MsgId, MsgType, Notification, Reassembler, Received, Reply, Request,
 };
@@ -805,7 +806,7 @@ pub fn structured(w: &World, inp: &mut Input<'_>) -> Msg {
         },
         13 => {
             let vm = sender(inp.u8());
-            match inp.u8() % 10 {
+            match inp.u8() % 14 {
                 0 => Request::VmAllocVmid(VmidReq::new(0)),
                 1 => Request::VmDeallocVmid(VmidReq::new(vm)),
                 2 => Request::VmStart(VmidReq::new(vm)),
@@ -819,7 +820,11 @@ pub fn structured(w: &World, inp: &mut Input<'_>) -> Msg {
                     app_status: 0.into(),
                 }),
                 8 => Request::VmExit(VmExitReq::new(0, inp.u8())),
-                _ => Request::VmMemStats(VmidReq::new(vm)),
+                9 => Request::VmMemStats(VmidReq::new(vm)),
+                10 => Request::VmGetId(VmidReq::new(vm)),
+                11 => Request::VmLookupName(VmIdChars::new(id_chars(inp.u8()))),
+                12 => Request::VmLookupUri(VmIdChars::new(id_chars(inp.u8()))),
+                _ => Request::VmLookupGuid(VmGuidReq::new([inp.u8(); 16])),
             }
         }
         14 => {
@@ -861,6 +866,20 @@ pub fn structured(w: &World, inp: &mut Input<'_>) -> Msg {
     msg(&req)
 }
 
+/// A name or URI to look up: none, HLOS's (Gunyah's RM names it), a shipped config's,
+/// or the longest Gunyah allows (79 bytes) and one byte more (refused).
+fn id_chars(pick: u8) -> &'static [u8] {
+    const LONG: &[u8; 80] = &[b'v'; 80];
+    match pick % 6 {
+        0 => b"",
+        1 => b"HLOS",
+        2 => b"app-clone-0",
+        3 => b"vm://android/app/0",
+        4 => &LONG[..79],
+        _ => LONG,
+    }
+}
+
 /// Requests a client really sends, encoded by the abi crate with the world's handles and VMIDs:
 /// (name, ID, payload). Seeds for this target and `abi_decode`.
 pub fn sample_requests() -> Vec<(String, MsgId, Vec<u8>)> {
@@ -872,6 +891,11 @@ pub fn sample_requests() -> Vec<(String, MsgId, Vec<u8>)> {
         ),
         ("vm-alloc", msg(&Request::VmAllocVmid(VmidReq::new(0)))),
         ("vm-get-state", msg(&Request::VmGetState(VmidReq::new(T)))),
+        ("vm-get-id", msg(&Request::VmGetId(VmidReq::new(T)))),
+        (
+            "vm-lookup-name",
+            msg(&Request::VmLookupName(VmIdChars::new(b"HLOS"))),
+        ),
         ("vm-start-u", msg(&Request::VmStart(VmidReq::new(U)))),
         ("vm-stop-t", msg(&Request::VmStop(VmStopReq::new(T, 0, 0)))),
         ("vm-reset-u", msg(&Request::VmReset(VmidReq::new(U)))),
