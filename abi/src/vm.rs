@@ -9,7 +9,8 @@ use zerocopy::little_endian::{U16, U32, U64};
 use crate::mem::{SglEntry, VmidEntry};
 use crate::vm_state::{OsState, VmState};
 use crate::wire::{
-    fixed_payload, list_len, wire_struct, DecodeError, Encode, EncodeError, Reader, Writer,
+    counted_len, fixed_payload, list_len, wire_struct, DecodeError, Encode, EncodeError, Reader,
+    Writer,
 };
 
 /// VM_STOP flags.
@@ -930,8 +931,7 @@ impl<'a> VmPeers<'a> {
     /// Decode untrusted bytes.
     pub fn decode(bytes: &'a [u8]) -> Result<Self, DecodeError> {
         let mut r = Reader::new(bytes);
-        let n = r.read::<U32>("count")?.get() as usize;
-        let vmids = r.slice(n, "peer VMIDs")?;
+        let vmids = r.counted("count", "peer VMIDs")?;
         r.finish()?;
         Ok(VmPeers { vmids })
     }
@@ -939,13 +939,12 @@ impl<'a> VmPeers<'a> {
 
 impl Encode for VmPeers<'_> {
     fn encoded_len(&self) -> usize {
-        4 + 4 * self.vmids.len()
+        counted_len::<U32>(self.vmids.len())
     }
 
     fn encode(&self, out: &mut [u8]) -> Result<usize, EncodeError> {
         let mut w = Writer::new(out);
-        w.put(&U32::new(self.vmids.len() as u32))?;
-        w.put(self.vmids)?;
+        w.counted(self.vmids)?;
         Ok(w.finish())
     }
 }
@@ -963,8 +962,7 @@ impl<'a> HypResources<'a> {
     /// Decode untrusted bytes.
     pub fn decode(bytes: &'a [u8]) -> Result<Self, DecodeError> {
         let mut r = Reader::new(bytes);
-        let n = r.read::<U32>("n_entries")?.get() as usize;
-        let entries = r.slice(n, "resource entries")?;
+        let entries = r.counted("n_entries", "resource entries")?;
         r.finish()?;
         Ok(HypResources { entries })
     }
@@ -972,13 +970,12 @@ impl<'a> HypResources<'a> {
 
 impl Encode for HypResources<'_> {
     fn encoded_len(&self) -> usize {
-        4 + 44 * self.entries.len()
+        counted_len::<HypResourceEntry>(self.entries.len())
     }
 
     fn encode(&self, out: &mut [u8]) -> Result<usize, EncodeError> {
         let mut w = Writer::new(out);
-        w.put(&U32::new(self.entries.len() as u32))?;
-        w.put(self.entries)?;
+        w.counted(self.entries)?;
         Ok(w.finish())
     }
 }

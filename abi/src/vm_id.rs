@@ -32,7 +32,9 @@ use zerocopy::little_endian::{U16, U32};
 
 use crate::error::RmError;
 use crate::mem::VmidEntry;
-use crate::wire::{fixed_payload, wire_struct, DecodeError, Encode, EncodeError, Reader, Writer};
+use crate::wire::{
+    counted_len, fixed_payload, wire_struct, DecodeError, Encode, EncodeError, Reader, Writer,
+};
 
 /// `id_type` values of VM_GET_ID entries (§9, `vm_id_type_t`).
 pub mod vm_id_type {
@@ -335,8 +337,7 @@ impl<'a> VmLookupReply<'a> {
     /// Decode untrusted bytes.
     pub fn decode(bytes: &'a [u8]) -> Result<Self, DecodeError> {
         let mut r = Reader::new(bytes);
-        let n = r.read::<U32>("count")?.get() as usize;
-        let vmids = r.slice(n, "VMID entries")?;
+        let vmids = r.counted("count", "VMID entries")?;
         r.finish()?;
         Ok(VmLookupReply { vmids })
     }
@@ -344,13 +345,12 @@ impl<'a> VmLookupReply<'a> {
 
 impl Encode for VmLookupReply<'_> {
     fn encoded_len(&self) -> usize {
-        4 + 4 * self.vmids.len()
+        counted_len::<VmidEntry>(self.vmids.len())
     }
 
     fn encode(&self, out: &mut [u8]) -> Result<usize, EncodeError> {
         let mut w = Writer::new(out);
-        w.put(&U32::new(self.vmids.len() as u32))?;
-        w.put(self.vmids)?;
+        w.counted(self.vmids)?;
         Ok(w.finish())
     }
 }

@@ -8,6 +8,10 @@
 //! bytes for a list header or entries overrunning the buffer → `MSG_INVALID`;
 //! more than 512 entries → `NORESOURCE` (checked before the overrun, as the RM
 //! does).
+//!
+//! Some replies (VM_GET_PEERS, VM_GET_HYP_RESOURCES, VM_LOOKUP_*) instead carry
+//! a `u32` count and then exactly that many entries, with no 512 limit and no
+//! padding: [`Reader::counted`], [`Writer::counted`], [`counted_len`].
 
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
@@ -247,6 +251,20 @@ impl<'a> Reader<'a> {
         })
     }
 
+    /// Read a `u32` count, then borrow that many `T`s. A short count is
+    /// `MSG_INVALID` at the count's offset (labelled `count_what`), entries
+    /// overrunning the payload `MSG_INVALID` just after it (labelled `what`).
+    /// Bytes after the entries are left to the caller ([`Self::finish`]).
+    pub fn counted<T: FromBytes + Immutable + Unaligned>(
+        &mut self,
+        count_what: &'static str,
+        what: &'static str,
+    ) -> Result<&'a [T], DecodeError> {
+        let count = self.read::<zerocopy::little_endian::U32>(count_what)?.get();
+        // A count beyond usize cannot be present: let `slice` report the overrun.
+        self.slice(usize::try_from(count).unwrap_or(usize::MAX), what)
+    }
+
     /// Fail with `MSG_INVALID` if bytes are left over.
     pub fn finish(&self) -> Result<(), DecodeError> {
         if self.pos < self.buf.len() {
@@ -331,6 +349,17 @@ impl<'a> Writer<'a> {
         self.pad4()
     }
 
+    /// Write a `u32` count, then the entries; more entries than a `u32` can
+    /// count is [`EncodeError::TooManyEntries`] (nothing is written).
+    pub fn counted<T: IntoBytes + Immutable>(&mut self, entries: &[T]) -> Result<(), EncodeError> {
+        let count = u32::try_from(entries.len()).map_err(|_| EncodeError::TooManyEntries {
+            count: entries.len(),
+            max: u32::MAX as usize,
+        })?;
+        self.bytes(&count.to_le_bytes())?;
+        self.put(entries)
+    }
+
     /// The number of bytes written.
     pub fn finish(self) -> usize {
         self.pos
@@ -340,6 +369,11 @@ impl<'a> Writer<'a> {
 /// Length of an RM list with `n` entries of `T` on the wire.
 pub const fn list_len<T>(n: usize) -> usize {
     (4 + n * core::mem::size_of::<T>() + 3) & !3
+}
+
+/// Length of a `u32`-counted list with `n` entries of `T` on the wire.
+pub const fn counted_len<T>(n: usize) -> usize {
+    4 + n * core::mem::size_of::<T>()
 }
 
 /// A payload that can be written into a caller's buffer.
@@ -378,6 +412,86 @@ mod tests {
         assert_eq!(l.aux, 0x0203);
         assert_eq!(l.entries[1].get(), 2);
         assert_eq!(r.finish().unwrap_err().offset, 12);
+    }
+
+    #[test]
+    fn counted_rules() {
+        let err = |b: &[u8]| Reader::new(b).counted::<U32>("n", "e").unwrap_err();
+        // Empty list: just the count, nothing else.
+        let mut r = Reader::new(&[0, 0, 0, 0]);
+        assert!(r.counted::<U32>("n", "e").unwrap().is_empty());
+        assert_eq!((r.pos(), r.finish()), (4, Ok(())));
+        // Exact list, no padding after 3-byte entries.
+        let b = [2, 0, 0, 0, 1, 2, 3, 4, 5, 6];
+        let mut r = Reader::new(&b);
+        assert_eq!(
+            r.counted::<[u8; 3]>("n", "e").unwrap(),
+            &[[1, 2, 3], [4, 5, 6]]
+        );
+        assert_eq!(r.finish(), Ok(()));
+        // Short count: at offset 0, under the count's label.
+        let e = err(&[1, 0, 0]);
+        assert_eq!((e.error, e.offset, e.what), (RmError::MsgInvalid, 0, "n"));
+        assert_eq!(e.why, "payload ends early");
+        // More entries counted than present (one short; u32::MAX): just after the count.
+        for b in [&[2, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0][..], &[0xFF; 12][..]] {
+            let e = err(b);
+            assert_eq!((e.error, e.offset, e.what), (RmError::MsgInvalid, 4, "e"));
+            assert_eq!(e.why, "overruns the payload");
+        }
+        // Bytes after the entries are the caller's: they stay unread.
+        let b = [1, 0, 0, 0, 7, 0, 0, 0, 9];
+        let mut r = Reader::new(&b);
+        assert_eq!(r.counted::<U32>("n", "e").unwrap(), &[U32::new(7)]);
+        assert_eq!(r.remaining(), 1);
+        let e = r.finish().unwrap_err();
+        assert_eq!(
+            (e.error, e.offset, e.why),
+            (RmError::MsgInvalid, 8, "trailing bytes")
+        );
+        // Encode: count, entries, no padding; then decodes to the same entries.
+        let v = [[1u8, 2, 3], [4, 5, 6]];
+        let mut out = [0xEEu8; 16];
+        let mut w = Writer::new(&mut out);
+        w.counted(&v[..]).unwrap();
+        let n = w.finish();
+        assert_eq!((n, counted_len::<[u8; 3]>(2)), (10, 10));
+        assert_eq!(&out[..n], &b"\x02\0\0\0\x01\x02\x03\x04\x05\x06"[..]);
+        assert_eq!(
+            Reader::new(&out[..n]).counted::<[u8; 3]>("n", "e"),
+            Ok(&v[..])
+        );
+        assert_eq!(counted_len::<U32>(0), 4);
+        // Too small a buffer.
+        assert_eq!(
+            Writer::new(&mut [0u8; 9]).counted(&v[..]),
+            Err(EncodeError::BufferTooSmall {
+                needed: 10,
+                available: 9
+            })
+        );
+    }
+
+    /// 2^32 entries do not fit the u32 count: an error, not a count of 0.
+    #[cfg(target_pointer_width = "64")]
+    #[test]
+    fn counted_refuses_more_than_u32_entries() {
+        let many = [(); 1 << 32];
+        let mut out = [0xEEu8; 4];
+        let mut w = Writer::new(&mut out);
+        assert_eq!(
+            w.counted(&many[..]),
+            Err(EncodeError::TooManyEntries {
+                count: 1 << 32,
+                max: u32::MAX as usize
+            })
+        );
+        assert!(w.is_empty());
+        assert_eq!(out, [0xEE; 4]);
+        // One fewer fits: the count is u32::MAX and the entries take no bytes.
+        let mut w = Writer::new(&mut out);
+        w.counted(&many[1..]).unwrap();
+        assert_eq!(out, [0xFF; 4]);
     }
 
     #[test]
