@@ -83,7 +83,7 @@ pub(crate) struct Ledger {
     /// Pages charged per pool.
     charged: Vec<(u32, u64)>,
     /// IPAs copied, for COW_BROKEN, after the VM's pending ones.
-    pending_cow: Vec<u64>,
+    pending_cow: Vec<zerocopy::little_endian::U64>,
     /// Fault counters.
     counters: FaultCounters,
 }
@@ -304,7 +304,9 @@ impl<P: ConcurrentPlatform> Rm<P> {
                 }
                 bump(&mut ledger.copies, range);
                 bump(&mut ledger.charged, gid);
-                ledger.pending_cow.push(page);
+                ledger
+                    .pending_cow
+                    .push(zerocopy::little_endian::U64::new(page));
                 ledger.counters.cow_copies += 1;
                 let full = space.pending_cow.len() + ledger.pending_cow.len() >= COW_BATCH;
                 Some((FaultOutcome::Copied { pa }, full))

@@ -441,7 +441,7 @@ impl<P: Platform> Rm<P> {
         self.counters.cow_copies += 1;
         pool.used_pages += 1;
         space.count_copy(range);
-        space.pending_cow.push(page);
+        space.pending_cow.push(U64::new(page));
         self.cow_dirty.insert(vmid);
         if space.pending_cow.len() >= COW_BATCH {
             self.flush_cow_broken_of(vmid);
@@ -521,26 +521,19 @@ impl<P: Platform> Rm<P> {
         };
         if !ipas.is_empty() {
             let owner = self.vms.get(vmid).map_or(vmid, |v| v.owner);
-            // Most batches (one VM's copies since the last drain) fit one packet: written
-            // straight into it, the bytes `notify_with` would make.
-            if self.notify_cow_broken_packet(owner, vmid, &ipas) {
-                return self.give_back_cow_buffer(vmid, ipas);
-            }
-            let mut list = core::mem::take(&mut self.cow_list);
+            // The pending list is the wire's IPA list: each batch is encoded straight into its
+            // packet (most fit one), no copy of the list in between.
             for chunk in ipas.chunks(COW_BATCH) {
-                list.clear();
-                list.extend(chunk.iter().map(|&ipa| U64::new(ipa)));
-                let n = CowBroken { vmid, ipas: &list };
+                let n = CowBroken { vmid, ipas: chunk };
                 self.notify_with(owner, MsgId::COW_BROKEN, &n);
             }
-            self.cow_list = list;
         }
         self.give_back_cow_buffer(vmid, ipas);
     }
 
     /// The buffer goes back with its capacity: the VM's next copies push without allocating on
     /// the fault path.
-    fn give_back_cow_buffer(&mut self, vmid: Vmid, mut ipas: Vec<u64>) {
+    fn give_back_cow_buffer(&mut self, vmid: Vmid, mut ipas: Vec<U64>) {
         ipas.clear();
         if let Some(s) = self.spaces.get_mut(&vmid) {
             if s.pending_cow.is_empty() {

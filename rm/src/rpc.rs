@@ -12,8 +12,11 @@ use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
 
-use gunyah_rm_abi::header::MAX_PACKET_SIZE;
-use gunyah_rm_abi::{Fragmenter, MsgId, MsgType, Reassembler, Received, RmError};
+use gunyah_rm_abi::header::{HEADER_SIZE, MAX_FRAGMENT_PAYLOAD, MAX_PACKET_SIZE};
+use gunyah_rm_abi::{
+    Encode, Fragmenter, MsgId, MsgType, Reassembler, Received, RmError, RpcHeader,
+};
+use zerocopy::IntoBytes;
 
 use crate::platform::Vmid;
 use crate::reply::Refusal;
@@ -86,44 +89,24 @@ impl Outgoing {
     }
 }
 
-/// The one packet of notification `msg_id` (sequence number `seq`) carrying `payload`, as the
-/// transport would fragment it; `None` if it takes more than one packet (or cannot be sent).
-pub fn notification_packet(seq: u16, msg_id: u32, payload: &[u8]) -> Option<Vec<u8>> {
-    let mut f = Fragmenter::notification(seq, MsgId(msg_id), payload).ok()?;
-    if f.packet_count() != 1 {
+/// The one packet of notification `msg_id` (sequence number `seq`) carrying `payload`'s
+/// encoding, written straight into one exact-size vector: the bytes the fragmenter makes of the
+/// encoded payload, without encoding it into a buffer first and copying it again (one
+/// allocation, the packet). `None` if it takes more than one packet or cannot be encoded.
+pub fn notification_packet<E: Encode + ?Sized>(
+    seq: u16,
+    msg_id: MsgId,
+    payload: &E,
+) -> Option<Vec<u8>> {
+    let len = payload.encoded_len();
+    if len > MAX_FRAGMENT_PAYLOAD {
         return None;
     }
-    let mut p = alloc::vec![0u8; gunyah_rm_abi::header::HEADER_SIZE + payload.len()];
-    let n = f.next_into(&mut p)?;
-    p.truncate(n);
-    Some(p)
-}
-
-/// The one packet of a COW_BROKEN notification (sequence number `seq`) of `vmid` for `ipas`,
-/// written straight into one exact-size vector: the same bytes as [`notification_packet`] of
-/// `CowBroken { vmid, ipas }`'s encoding (header; vmid, reserved; the list's count, reserved;
-/// the IPAs), without encoding the payload into a buffer and fragmenting it. `None` if it takes
-/// more than one packet (more than 28 IPAs).
-pub fn cow_broken_packet(seq: u16, vmid: Vmid, ipas: &[u64]) -> Option<Vec<u8>> {
-    use gunyah_rm_abi::header::{HEADER_SIZE, MAX_FRAGMENT_PAYLOAD};
-    use gunyah_rm_abi::RpcHeader;
-    use zerocopy::IntoBytes;
-    let payload = 8 + 8 * ipas.len();
-    if payload > MAX_FRAGMENT_PAYLOAD {
-        return None;
-    }
-    // The header and the payload's first 8 bytes (vmid and the list's count; their reserved
-    // halves zero) in one piece, then the IPAs.
-    let mut head = [0u8; HEADER_SIZE + 8];
-    let h = RpcHeader::new(MsgType::Notification, 0, seq, MsgId::COW_BROKEN);
-    head[..HEADER_SIZE].copy_from_slice(h.as_bytes());
-    head[HEADER_SIZE..HEADER_SIZE + 4].copy_from_slice(&u32::from(vmid).to_le_bytes());
-    head[HEADER_SIZE + 4..].copy_from_slice(&(ipas.len() as u32).to_le_bytes());
-    let mut p = Vec::with_capacity(HEADER_SIZE + payload);
-    p.extend_from_slice(&head);
-    for &ipa in ipas {
-        p.extend_from_slice(&ipa.to_le_bytes());
-    }
+    let mut p = alloc::vec![0u8; HEADER_SIZE + len];
+    let (head, body) = p.split_at_mut(HEADER_SIZE);
+    head.copy_from_slice(RpcHeader::new(MsgType::Notification, 0, seq, msg_id).as_bytes());
+    let n = payload.encode(body).ok()?;
+    p.truncate(HEADER_SIZE + n);
     Some(p)
 }
 
@@ -371,9 +354,10 @@ mod tests {
     /// fragmented at the drain; one that needs more than one packet is not made into one.
     #[test]
     fn a_notification_packet_made_at_queue_time_is_the_fragmenters() {
-        for len in [0usize, 1, 16, 8 + 8 * 4, MAX_PACKET_SIZE - 8] {
+        use gunyah_rm_abi::wire::Bytes;
+        for len in [0usize, 1, 3, 16, 8 + 8 * 4, MAX_PACKET_SIZE - 8] {
             let payload: Vec<u8> = (0..len).map(|i| (i * 7) as u8).collect();
-            let p = notification_packet(0xBEEF, 0x4710_0001, &payload).unwrap();
+            let p = notification_packet(0xBEEF, MsgId(0x4710_0001), &Bytes(&payload)).unwrap();
             let mut a = Vec::new();
             Outgoing {
                 to: 3,
@@ -396,36 +380,43 @@ mod tests {
             o.into_packets(&mut c);
             assert_eq!(a, c, "{len}");
         }
-        assert!(notification_packet(1, 2, &[0; MAX_PACKET_SIZE - 7]).is_none());
+        assert!(notification_packet(1, MsgId(2), &Bytes(&[0; MAX_PACKET_SIZE - 7])).is_none());
     }
 
-    /// COW_BROKEN written straight into its packet is the fragmenter's packet of the encoded
+    /// COW_BROKEN encoded straight into its packet is the fragmenter's packet of the encoded
     /// notification, byte for byte, up to the most IPAs one packet holds; one more is refused.
     #[test]
     fn a_cow_broken_packet_is_the_encoded_notifications() {
         use gunyah_rm_abi::ext::CowBroken;
-        use gunyah_rm_abi::Encode;
         use zerocopy::little_endian::U64;
-        for n in 0..=28usize {
-            let ipas: Vec<u64> = (0..n as u64)
-                .map(|i| 0x80_0000_0000 + i * 0x1_2345_6000)
+        for n in 0..=28u64 {
+            let ipas: Vec<U64> = (0..n)
+                .map(|i| U64::new(0x80_0000_0000 + i * 0x1_2345_6000))
                 .collect();
-            let list: Vec<U64> = ipas.iter().map(|&i| U64::new(i)).collect();
             let c = CowBroken {
                 vmid: 0x1234,
-                ipas: &list,
+                ipas: &ipas,
             };
             let mut payload = vec![0u8; c.encoded_len()];
             let len = c.encode(&mut payload).unwrap();
             payload.truncate(len);
-            let want = notification_packet(0xBEEF, MsgId::COW_BROKEN.0, &payload).unwrap();
+            let mut f = Fragmenter::notification(0xBEEF, MsgId::COW_BROKEN, &payload).unwrap();
+            let mut want = vec![0u8; MAX_PACKET_SIZE];
+            let wlen = f.next_into(&mut want).unwrap();
+            want.truncate(wlen);
+            assert_eq!(f.next_into(&mut [0u8; MAX_PACKET_SIZE]), None, "{n} IPAs");
             assert_eq!(
-                cow_broken_packet(0xBEEF, 0x1234, &ipas),
+                notification_packet(0xBEEF, MsgId::COW_BROKEN, &c),
                 Some(want),
                 "{n} IPAs"
             );
         }
-        assert_eq!(cow_broken_packet(1, 2, &[0; 29]), None);
+        let ipas = [U64::new(0); 29];
+        let c = CowBroken {
+            vmid: 2,
+            ipas: &ipas,
+        };
+        assert_eq!(notification_packet(1, MsgId::COW_BROKEN, &c), None);
     }
 
     #[test]

@@ -79,15 +79,9 @@ pub struct Rm<P: Platform> {
     pub(crate) rx: BTreeMap<Vmid, ClientRx>,
     /// The payload of the request being handled, kept between requests for its allocation.
     rx_payload: Vec<u8>,
-    /// A COW_BROKEN's IPA list as it is encoded, kept between notifications for its
-    /// allocation (a drain after faults in many VMs sends one per VM).
-    pub(crate) cow_list: Vec<zerocopy::little_endian::U64>,
     /// The VMs whose `pending_cow` may hold IPAs (every VM with pending IPAs is in it): the
     /// drain sends their COW_BROKENs without visiting the other VMs.
     pub(crate) cow_dirty: crate::vmid_map::VmidSet,
-    /// A notification's payload as it is encoded, kept between notifications for its
-    /// allocation ([`Rm::notify_with`]).
-    notif_buf: Vec<u8>,
     pub(crate) notif_seq: u16,
     pub(crate) next_cap: u64,
     /// VMs with asynchronous work (reset stages) pending, in order.
@@ -169,9 +163,7 @@ impl<P: Platform> Rm<P> {
             out: Outbox::default(),
             rx: BTreeMap::new(),
             rx_payload: Vec::new(),
-            cow_list: Vec::new(),
             cow_dirty: crate::vmid_map::VmidSet::new(),
-            notif_buf: Vec::new(),
             notif_seq: 0,
             next_cap: 0x100,
             deferred: VecDeque::new(),
@@ -285,12 +277,13 @@ impl<P: Platform> Rm<P> {
 
     /// Queue a notification whose payload is `payload` encoded by the abi crate.
     /// A payload that cannot be encoded (more entries than its count field
-    /// holds) is not sent.
+    /// holds) is not sent and takes no sequence number.
     ///
-    /// The payload is encoded into a buffer kept for it (`notif_buf`), and a notification of
-    /// one packet (most: COW_BROKEN of up to 29 IPAs, QUOTA_EXHAUSTED, FAULT_UNSERVED, ..) is
-    /// made into that packet here, so the drain hands it out without fragmenting or copying it
-    /// again: one allocation per notification, its packet. The packets are the same bytes.
+    /// A notification of one packet (most: COW_BROKEN of up to 28 IPAs, QUOTA_EXHAUSTED,
+    /// FAULT_UNSERVED, ..) is encoded straight into that packet
+    /// ([`crate::rpc::notification_packet`]), so the drain hands it out without fragmenting or
+    /// copying it again: one allocation per notification, its packet. A longer one is encoded
+    /// into its own payload vector and fragmented at the drain.
     pub(crate) fn notify_with<E: gunyah_rm_abi::Encode + ?Sized>(
         &mut self,
         to: Vmid,
@@ -300,37 +293,18 @@ impl<P: Platform> Rm<P> {
         if self.link(to).is_none() {
             return;
         }
-        let mut buf = core::mem::take(&mut self.notif_buf);
-        buf.clear();
-        buf.resize(payload.encoded_len(), 0);
-        if let Ok(n) = payload.encode(&mut buf) {
-            buf.truncate(n);
-            let seq = self.notif_seq;
-            self.notif_seq = self.notif_seq.wrapping_add(1);
-            match crate::rpc::notification_packet(seq, msg_id.0, &buf) {
-                Some(p) => self.out.notify_packet(to, seq, msg_id.0, p),
-                None => self.out.notify(to, seq, msg_id.0, buf.clone()),
-            }
-        }
-        self.notif_buf = buf;
-    }
-
-    /// COW_BROKEN of `vmid` for `ipas` to `to`, written straight into its one packet
-    /// ([`crate::rpc::cow_broken_packet`]: the bytes [`Rm::notify_with`] makes of it, the same
-    /// sequence number); whether it is done (queued, or not sent because `to` has no link, as
-    /// `notify_with` does). False, nothing queued, if it takes more than one packet.
-    pub(crate) fn notify_cow_broken_packet(&mut self, to: Vmid, vmid: Vmid, ipas: &[u64]) -> bool {
-        if self.link(to).is_none() {
-            return true;
-        }
         let seq = self.notif_seq;
-        let Some(p) = crate::rpc::cow_broken_packet(seq, vmid, ipas) else {
-            return false;
-        };
+        if let Some(p) = crate::rpc::notification_packet(seq, msg_id, payload) {
+            self.out.notify_packet(to, seq, msg_id.0, p);
+        } else {
+            let mut buf = alloc::vec![0u8; payload.encoded_len()];
+            let Ok(n) = payload.encode(&mut buf) else {
+                return;
+            };
+            buf.truncate(n);
+            self.out.notify(to, seq, msg_id.0, buf);
+        }
         self.notif_seq = seq.wrapping_add(1);
-        self.out
-            .notify_packet(to, seq, gunyah_rm_abi::MsgId::COW_BROKEN.0, p);
-        true
     }
 
     /// Record VM status changes from now on, for [`Rm::take_events`].

@@ -350,8 +350,9 @@ pub struct VmSpace {
     cursor: u64,
     /// The pools charged to this VM, by id.
     pub pools: PoolMap,
-    /// IPAs copied since the last COW_BROKEN.
-    pub pending_cow: Vec<u64>,
+    /// IPAs copied since the last COW_BROKEN, kept as the wire's little-endian entries: the
+    /// batch is COW_BROKEN's IPA list as it is, encoded without a copy.
+    pub pending_cow: Vec<zerocopy::little_endian::U64>,
 }
 
 impl core::fmt::Debug for VmSpace {
