@@ -27,7 +27,7 @@ use crate::platform::{
     AddressSpaces, Leaf, MemKind, PlatformError, Prepared, Rights, SharedAddressSpaces, Site, Tag,
     Vmid, Walked, PAGE_SIZE,
 };
-use crate::sync::{CachePadded, Mutex, MutexGuard};
+use crate::sync::{Mutex, MutexGuard};
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// Fewest spare split tables a VM that splits gets at a refill: a 1 GiB block splits into two.
@@ -55,7 +55,9 @@ pub type Space<P> = AddressSpace<<P as SpaceParts>::Mem, <P as SpaceParts>::Tlb>
 /// Every VM's stage-2 address space, by VMID.
 pub struct Stage2Spaces<P: SpaceParts> {
     parts: P,
-    spaces: VmidMap<CachePadded<Mutex<Space<P>>>>,
+    /// Each VM's lock and tables in a slot that starts a cache line (`VmidMap`), not padded
+    /// further: the lock word and the fields a walk reads share the slot's first line.
+    spaces: VmidMap<Mutex<Space<P>>>,
     ipa_bits: u8,
     parange: PaRange,
     /// Tables a prepared plan set aside, per VM, until it is committed or abandoned.
@@ -374,16 +376,12 @@ impl<B: Stage2Backed> AddressSpaces for B {
         let cfg = Stage2Config::new(s2.ipa_bits, s2.parange, vmid);
         let (mem, tlb) = s2.parts.parts(vmid).ok_or(PlatformError::NoMemory)?;
         let s = AddressSpace::new(mem, tlb, cfg).map_err(perr)?;
-        s2.spaces.insert(vmid, CachePadded(Mutex::new(s)));
+        s2.spaces.insert(vmid, Mutex::new(s));
         Ok(())
     }
     fn destroy_space(&mut self, vmid: Vmid) -> Result<(), PlatformError> {
         let s = self.stage2_mut().spaces.remove(&vmid);
-        let _ = s
-            .ok_or(PlatformError::NoSuchSpace)?
-            .0
-            .into_inner()
-            .destroy();
+        let _ = s.ok_or(PlatformError::NoSuchSpace)?.into_inner().destroy();
         Ok(())
     }
     fn map(
@@ -535,9 +533,9 @@ impl<B: Stage2Backed> AddressSpaces for B {
         let cfg = Stage2Config::new(ipa_bits, s2.parange, vmid);
         let (mem, tlb) = s2.parts.parts(vmid).ok_or(PlatformError::NoMemory)?;
         let new = AddressSpace::new(mem, tlb, cfg).map_err(perr)?;
-        let old = s2.spaces.insert(vmid, CachePadded(Mutex::new(new)));
+        let old = s2.spaces.insert(vmid, Mutex::new(new));
         if let Some(old) = old {
-            let _ = old.0.into_inner().destroy();
+            let _ = old.into_inner().destroy();
         }
         Ok(())
     }

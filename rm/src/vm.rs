@@ -5,6 +5,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use crate::platform::Vmid;
+use crate::vmid_map::VmidMap;
 
 /// VMID of the hypervisor.
 pub const VMID_HYP: Vmid = 0;
@@ -194,9 +195,19 @@ pub enum ResetStage {
     CleanupVm,
 }
 
-/// One VM's record.
+/// One VM's record. `repr(C)`, the fields the fault path and the COW_BROKEN drain read (owner,
+/// state, flags, link) first: with the niche `Option` uses (the first vector's capacity) they
+/// share the record's first cache line, so a lookup in [`VmTable`]'s flat slots touches one
+/// line, not three.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[repr(C)]
 pub struct Vm {
+    /// VM_SET_DEMAND_PAGING ranges (GPA base, size).
+    pub demand_paging: Vec<(u64, u64)>,
+    /// The VM's RM-RPC link (its message-queue pair) while it exists: a
+    /// number unique over the RM's lifetime, so a transport can tell this
+    /// link from an earlier one of the same VMID (see [`links_in`]).
+    pub link: Option<LinkId>,
     /// Its VMID.
     pub vmid: Vmid,
     /// The VM that allocated it (HLOS for secondaries; itself for HLOS).
@@ -209,29 +220,23 @@ pub struct Vm {
     pub app_status: u16,
     /// Policy flags.
     pub flags: VmFlags,
+    /// Number of vCPUs to create at VM_INIT.
+    pub vcpus: u32,
     /// VM_CONFIG_IMAGE data.
     pub image: Option<ImageConfig>,
     /// VM_SET_FIRMWARE_MEM data.
     pub firmware: Option<FirmwareConfig>,
-    /// VM_SET_DEMAND_PAGING ranges (GPA base, size).
-    pub demand_paging: Vec<(u64, u64)>,
     /// VM_SET_ADDRESS_LAYOUT ranges (base, size), indexed by range id (`LAYOUT_IMAGE`,
     /// `LAYOUT_FIRMWARE`: the only two the RM accepts), held inline: no heap per VM.
     pub layout: [Option<(u64, u64)>; 2],
     /// VM_SET_BOOT_CONTEXT registers.
     pub boot_context: BTreeMap<BootReg, u64>,
-    /// Number of vCPUs to create at VM_INIT.
-    pub vcpus: u32,
     /// Resources created at VM_INIT.
     pub resources: Vec<HypResource>,
     /// Exit information once EXITED.
     pub exit: Option<ExitInfo>,
     /// Pending reset stage.
     pub reset: Option<ResetStage>,
-    /// The VM's RM-RPC link (its message-queue pair) while it exists: a
-    /// number unique over the RM's lifetime, so a transport can tell this
-    /// link from an earlier one of the same VMID (see [`links_in`]).
-    pub link: Option<LinkId>,
     /// Its name, URI and GUID (VM_GET_ID, VM_LOOKUP_*).
     pub identity: VmIdentity,
 }
@@ -287,11 +292,12 @@ impl Vm {
     }
 }
 
-/// All VMs by VMID.
+/// All VMs by VMID, in flat slots ([`VmidMap`]): the fault path and the COW_BROKEN drain look a
+/// VM up by index, not through tree nodes that miss the cache when many VMs fault in turn.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct VmTable {
     /// The records.
-    pub vms: BTreeMap<Vmid, Vm>,
+    pub vms: VmidMap<Vm>,
 }
 
 impl VmTable {
@@ -317,6 +323,44 @@ impl VmTable {
 mod tests {
     use super::*;
     use VmState::*;
+
+    /// In [`VmTable`]'s slots a record's hot fields (what a fault and a COW_BROKEN drain read)
+    /// all sit in the slot's first cache line, whatever VMID the record has.
+    #[test]
+    fn a_records_hot_fields_share_its_first_line() {
+        let mut t = VmTable::default();
+        for v in [3u16, 4, 0x80, 0x81, 0xBF, 0xFE] {
+            t.vms.insert(v, Vm::new(v, 3, VmState::Init));
+        }
+        for vm in t.vms.values() {
+            let at = |p: *const u8| p as usize;
+            let line = at((vm as *const Vm).cast()) / 64;
+            for (name, a, len) in [
+                ("owner", at((&vm.owner as *const Vmid).cast()), 2),
+                ("vmid", at((&vm.vmid as *const Vmid).cast()), 2),
+                ("state", at((&vm.state as *const VmState).cast()), 1),
+                (
+                    "flags",
+                    at((&vm.flags as *const VmFlags).cast()),
+                    size_of::<VmFlags>(),
+                ),
+                ("link", at((&vm.link as *const Option<LinkId>).cast()), 16),
+            ] {
+                assert_eq!(
+                    a / 64,
+                    line,
+                    "{name} of VM {} not in its first line",
+                    vm.vmid
+                );
+                assert_eq!(
+                    (a + len - 1) / 64,
+                    line,
+                    "{name} of VM {} straddles",
+                    vm.vmid
+                );
+            }
+        }
+    }
 
     #[test]
     fn state_table_matches_spec() {

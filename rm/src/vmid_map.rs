@@ -18,12 +18,19 @@ use crate::platform::Vmid;
 /// VMIDs below this have a flat slot.
 pub const FLAT_VMIDS: usize = 256;
 
+/// One VMID's slot, starting on a cache line of its own: a record laid out with its hot fields
+/// first (as [`crate::vm::Vm`] is) is read in one line, and no record shares its first line
+/// with the end of its neighbour's (which another CPU may be writing).
+#[derive(Clone)]
+#[repr(align(64))]
+pub struct Slot<T>(Option<(Vmid, T)>);
+
 /// Records of type `T` by VMID (see the module docs).
 #[derive(Clone)]
 pub struct VmidMap<T> {
     /// Slot `v` holds VMID `v`'s record (with its key, for iterators that lend `&Vmid`); grown
     /// up to the highest VMID below [`FLAT_VMIDS`] inserted.
-    flat: Vec<Option<(Vmid, T)>>,
+    flat: Vec<Slot<T>>,
     /// Records of VMIDs from [`FLAT_VMIDS`] up.
     rest: BTreeMap<Vmid, T>,
     len: usize,
@@ -50,7 +57,7 @@ impl<T> VmidMap<T> {
     pub fn get(&self, vmid: &Vmid) -> Option<&T> {
         let v = usize::from(*vmid);
         if v < FLAT_VMIDS {
-            self.flat.get(v)?.as_ref().map(|(_, t)| t)
+            self.flat.get(v)?.0.as_ref().map(|(_, t)| t)
         } else {
             self.rest.get(vmid)
         }
@@ -61,7 +68,7 @@ impl<T> VmidMap<T> {
     pub fn get_mut(&mut self, vmid: &Vmid) -> Option<&mut T> {
         let v = usize::from(*vmid);
         if v < FLAT_VMIDS {
-            self.flat.get_mut(v)?.as_mut().map(|(_, t)| t)
+            self.flat.get_mut(v)?.0.as_mut().map(|(_, t)| t)
         } else {
             self.rest.get_mut(vmid)
         }
@@ -77,9 +84,9 @@ impl<T> VmidMap<T> {
         let v = usize::from(vmid);
         let old = if v < FLAT_VMIDS {
             if self.flat.len() <= v {
-                self.flat.resize_with(v + 1, || None);
+                self.flat.resize_with(v + 1, || Slot(None));
             }
-            self.flat[v].replace((vmid, t)).map(|(_, t)| t)
+            self.flat[v].0.replace((vmid, t)).map(|(_, t)| t)
         } else {
             self.rest.insert(vmid, t)
         };
@@ -93,7 +100,7 @@ impl<T> VmidMap<T> {
     pub fn remove(&mut self, vmid: &Vmid) -> Option<T> {
         let v = usize::from(*vmid);
         let old = if v < FLAT_VMIDS {
-            self.flat.get_mut(v)?.take().map(|(_, t)| t)
+            self.flat.get_mut(v)?.0.take().map(|(_, t)| t)
         } else {
             self.rest.remove(vmid)
         };
@@ -125,7 +132,7 @@ impl<T> VmidMap<T> {
     pub fn iter_mut(&mut self) -> impl Iterator<Item = (&Vmid, &mut T)> + '_ {
         self.flat
             .iter_mut()
-            .filter_map(|s| s.as_mut().map(|(v, t)| (&*v, t)))
+            .filter_map(|s| s.0.as_mut().map(|(v, t)| (&*v, t)))
             .chain(self.rest.iter_mut())
     }
 
@@ -136,7 +143,7 @@ impl<T> VmidMap<T> {
             .get(from..)
             .unwrap_or(&[])
             .iter()
-            .filter_map(|s| s.as_ref().map(|(v, t)| (v, t)))
+            .filter_map(|s| s.0.as_ref().map(|(v, t)| (v, t)))
             .chain(self.rest.range(r))
     }
 
@@ -179,15 +186,15 @@ impl<'a, T> IntoIterator for &'a VmidMap<T> {
 }
 
 /// A filled slot's key and record.
-type SlotFn<'a, T> = fn(&'a Option<(Vmid, T)>) -> Option<(&'a Vmid, &'a T)>;
+type SlotFn<'a, T> = fn(&'a Slot<T>) -> Option<(&'a Vmid, &'a T)>;
 
-fn slot<T>(s: &Option<(Vmid, T)>) -> Option<(&Vmid, &T)> {
-    s.as_ref().map(|(v, t)| (v, t))
+fn slot<T>(s: &Slot<T>) -> Option<(&Vmid, &T)> {
+    s.0.as_ref().map(|(v, t)| (v, t))
 }
 
 /// [`VmidMap::iter`]'s iterator.
 pub type Iter<'a, T> = core::iter::Chain<
-    core::iter::FilterMap<core::slice::Iter<'a, Option<(Vmid, T)>>, SlotFn<'a, T>>,
+    core::iter::FilterMap<core::slice::Iter<'a, Slot<T>>, SlotFn<'a, T>>,
     alloc::collections::btree_map::Iter<'a, Vmid, T>,
 >;
 
@@ -296,6 +303,24 @@ mod tests {
         assert_eq!(m.get(&0x80), Some(&11));
         assert!(m.keys().copied().eq([0x80u16, 0xFF]));
         assert!(!m.is_empty());
+    }
+
+    /// Every slot starts a cache line, so no record shares a line with its neighbour's.
+    #[test]
+    fn slots_are_whole_lines() {
+        assert_eq!(align_of::<Slot<u8>>(), 64);
+        assert_eq!(size_of::<Slot<[u8; 100]>>() % 64, 0);
+        let mut m = VmidMap::new();
+        for v in 0..10u16 {
+            m.insert(v, [v as u8; 70]);
+        }
+        // A slot of 72 bytes takes two lines, and its record starts its first line (after the
+        // key at most).
+        for (_, r) in m.iter() {
+            assert!(r.as_ptr() as usize % 64 <= 8, "{:p}", r.as_ptr());
+        }
+        let lines: Vec<usize> = m.values().map(|r| r.as_ptr() as usize / 64).collect();
+        assert!(lines.windows(2).all(|w| w[1] - w[0] == 2), "{lines:?}");
     }
 
     #[test]

@@ -233,12 +233,17 @@ pub struct SplitCounters {
 /// [`destroy`](Self::destroy) and [`release_spare`](Self::release_spare) give them back.
 /// [`table_pages`](Self::table_pages) counts tables in use only; the spare ones are
 /// [`spare_tables`](Self::spare_tables).
+///
+/// `repr(C)`, the fields every walk reads (root, table memory, geometry) first: behind the RM's
+/// per-VM lock word they fill one cache line, so a fault in a VM whose record went cold misses
+/// one line for them, not one per field the compiler scattered.
+#[repr(C)]
 pub struct AddressSpace<M: TableMemory, T: TlbMaintenance> {
-    mem: M,
-    tlb: T,
-    config: Stage2Config,
-    geometry: Geometry,
     root: u64,
+    mem: M,
+    geometry: Geometry,
+    config: Stage2Config,
+    tlb: T,
     tables: usize,
     /// Unzeroed table pages set aside for block splits.
     spare: Reserve,
