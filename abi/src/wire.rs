@@ -287,20 +287,24 @@ pub struct Writer<'a> {
 
 impl<'a> Writer<'a> {
     /// A writer at offset 0 of `buf`.
+    #[inline]
     pub fn new(buf: &'a mut [u8]) -> Self {
         Writer { buf, pos: 0 }
     }
 
     /// Bytes written so far.
+    #[inline]
     pub fn len(&self) -> usize {
         self.pos
     }
 
     /// Whether nothing was written yet.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.pos == 0
     }
 
+    #[inline]
     fn room(&self, n: usize) -> Result<(), EncodeError> {
         if self.buf.len() - self.pos < n {
             Err(EncodeError::BufferTooSmall {
@@ -313,6 +317,7 @@ impl<'a> Writer<'a> {
     }
 
     /// Write raw bytes.
+    #[inline]
     pub fn bytes(&mut self, b: &[u8]) -> Result<(), EncodeError> {
         self.room(b.len())?;
         self.buf[self.pos..self.pos + b.len()].copy_from_slice(b);
@@ -321,17 +326,20 @@ impl<'a> Writer<'a> {
     }
 
     /// Write a wire struct or a slice of them.
+    #[inline]
     pub fn put<T: IntoBytes + Immutable + ?Sized>(&mut self, v: &T) -> Result<(), EncodeError> {
         self.bytes(v.as_bytes())
     }
 
     /// Zero-pad to the next 4-byte boundary.
+    #[inline]
     pub fn pad4(&mut self) -> Result<(), EncodeError> {
         let pad = (4 - (self.pos & 3)) & 3;
         self.bytes(&[0u8; 3][..pad])
     }
 
     /// Write an RM list: `u16 count, u16 aux, entries`, padded to 4 bytes.
+    #[inline]
     pub fn list<T: IntoBytes + Immutable>(
         &mut self,
         entries: &[T],
@@ -351,6 +359,7 @@ impl<'a> Writer<'a> {
 
     /// Write a `u32` count, then the entries; more entries than a `u32` can
     /// count is [`EncodeError::TooManyEntries`] (nothing is written).
+    #[inline]
     pub fn counted<T: IntoBytes + Immutable>(&mut self, entries: &[T]) -> Result<(), EncodeError> {
         let count = u32::try_from(entries.len()).map_err(|_| EncodeError::TooManyEntries {
             count: entries.len(),
@@ -361,6 +370,7 @@ impl<'a> Writer<'a> {
     }
 
     /// The number of bytes written.
+    #[inline]
     pub fn finish(self) -> usize {
         self.pos
     }
