@@ -56,7 +56,8 @@ pub type Space<P> = AddressSpace<<P as SpaceParts>::Mem, <P as SpaceParts>::Tlb>
 pub struct Stage2Spaces<P: SpaceParts> {
     parts: P,
     /// Each VM's lock and tables in a slot that starts a cache line (`VmidMap`), not padded
-    /// further: the lock word and the fields a walk reads share the slot's first line.
+    /// further: two VMs' lock words never share a line. `spin`'s mutex keeps its lock word ahead
+    /// of the data, and `AddressSpace` puts the walk's fields first, so they start near it.
     spaces: VmidMap<Mutex<Space<P>>>,
     ipa_bits: u8,
     parange: PaRange,

@@ -234,9 +234,9 @@ pub struct SplitCounters {
 /// [`table_pages`](Self::table_pages) counts tables in use only; the spare ones are
 /// [`spare_tables`](Self::spare_tables).
 ///
-/// `repr(C)`, the fields every walk reads (root, table memory, geometry) first: behind the RM's
-/// per-VM lock word they fill one cache line, so a fault in a VM whose record went cold misses
-/// one line for them, not one per field the compiler scattered.
+/// `repr(C)`, the fields every walk reads (root, table memory, geometry) first and together,
+/// so a fault in a VM whose record went cold misses few lines for them, not one per field the
+/// compiler scattered.
 #[repr(C)]
 pub struct AddressSpace<M: TableMemory, T: TlbMaintenance> {
     root: u64,
