@@ -156,8 +156,11 @@ extern "C" fn el2_secondary_main() -> ! {
 extern "C" fn el2_lower_rust(frame: &mut Frame, kind: u64) {
     percpu::left_guest();
     // Anything but a stage-2 data abort sends the COW_BROKEN batch CoW faults left (the
-    // faults themselves let it fill: `rmcore` module doc).
-    if kind == 1 || (ESR_EL2.get() >> 26) & 0x3F != 0x24 {
+    // faults themselves let it fill: `rmcore` module doc), and but a PMU or debug register
+    // access: it reaches only the vCPU's own state (`vpmu.rs`), so nothing another VM sees
+    // has to come after the batch (the guest agents read the counters around each fault).
+    let esr = ESR_EL2.get();
+    if kind == 1 || !((esr >> 26) & 0x3F == 0x24 || own_register(esr)) {
         rmcore::send_cow_batch();
     }
     let Some((vmid, index, gen)) = sched::current() else {
@@ -182,6 +185,13 @@ extern "C" fn el2_lower_rust(frame: &mut Frame, kind: u64) {
         sync_trap(vmid, index, gen, frame)
     };
     sched::after_trap(frame, after);
+}
+
+/// Whether `esr` is a trapped PMU or debug register access (EC 0x18).
+fn own_register(esr: u64) -> bool {
+    let iss = esr & 0x1FF_FFFF;
+    (esr >> 26) & 0x3F == 0x18
+        && (crate::vpmu::decode(iss).is_some() || crate::vpmu::debug_access(iss).is_ok())
 }
 
 fn sync_trap(vmid: u16, index: u32, gen: u32, frame: &mut Frame) -> After {
@@ -270,7 +280,8 @@ fn vgic_access(vmid: u16, gen: u32, esr: u64, frame: &mut Frame) -> bool {
 }
 
 /// A trapped system register access: an SGI (HCR_EL2.IMO) is sent to the vCPUs of the VM it
-/// names (`sched::send_sgi`); an ID register read (HCR_EL2.TID3) gets the CPU's
+/// names (`sched::send_sgi`); a PMU or debug register access (MDCR_EL2) reaches the vCPU's
+/// own counters or nothing (`vpmu.rs`); an ID register read (HCR_EL2.TID3) gets the CPU's
 /// value with what the board does not switch hidden (`idregs.rs`); anything else is
 /// UNDEFINED for the vCPU, as Gunyah makes a system register access it does not emulate.
 fn sysreg(vmid: u16, index: u32, gen: u32, esr: u64, frame: &mut Frame) -> After {
@@ -285,6 +296,26 @@ fn sysreg(vmid: u16, index: u32, gen: u32, esr: u64, frame: &mut Frame) -> After
                 frame.x[usize::from(rt)]
             };
             sched::send_sgi(vmid, gen, index, v);
+        }
+        let elr = aarch64_cpu::registers::ELR_EL2.get();
+        aarch64_cpu::registers::ELR_EL2.set(elr + 4);
+        return After::Resume;
+    }
+    // The PMU and the debug registers (MDCR_EL2 traps them): the vCPU's own two counters,
+    // the rest read as zero and writes ignored (`vpmu.rs`).
+    let read_into = if let Some(a) = crate::vpmu::decode(iss) {
+        let v = crate::vpmu::value(&a, crate::sched::vpmu_counts());
+        Some(a.read.then_some((a.rt, v)))
+    } else {
+        crate::vpmu::debug_access(iss)
+            .ok()
+            .map(|rt| rt.map(|rt| (rt, 0)))
+    };
+    if let Some(read) = read_into {
+        if let Some((rt, v)) = read {
+            if rt != 31 {
+                frame.x[usize::from(rt)] = v;
+            }
         }
         let elr = aarch64_cpu::registers::ELR_EL2.get();
         aarch64_cpu::registers::ELR_EL2.set(elr + 4);

@@ -7,7 +7,8 @@
 //! Hidden: SVE (ID_AA64PFR0_EL1.SVE, ID_AA64ZFR0_EL1), SME (ID_AA64PFR1_EL1.SME,
 //! ID_AA64SMFR0_EL1; CPTR_EL2.TSM traps it), MTE (ID_AA64PFR1_EL1.MTE; HCR_EL2.ATA is 0, so
 //! its registers trap), pointer authentication (ID_AA64ISAR1_EL1 APA/API/GPA/GPI,
-//! ID_AA64ISAR2_EL1 APA3/GPA3; HCR_EL2.API/APK are 0, so its keys and instructions trap).
+//! ID_AA64ISAR2_EL1 APA3/GPA3; HCR_EL2.API/APK are 0, so its keys and instructions trap),
+//! the PMU (ID_AA64DFR0_EL1.PMUVer, ID_DFR0_EL1.PerfMon; MDCR_EL2.TPM traps it, `vpmu.rs`).
 //! Everything else reads as the CPU's.
 //!
 //! Pure logic, also built on the host (`tests/idregs.rs`).
@@ -55,6 +56,10 @@ pub fn vm_value(crm: u8, op2: u8, hw: u64) -> u64 {
         (4, 1) => hw & !(field(8) | field(24) | field(40)),
         // ID_AA64ZFR0_EL1 (SVE), ID_AA64SMFR0_EL1 (SME): nothing.
         (4, 4) | (4, 5) => 0,
+        // ID_DFR0_EL1: PerfMon [27:24]; ID_AA64DFR0_EL1: PMUVer [11:8] (the PMU traps:
+        // `vpmu.rs`).
+        (1, 2) => hw & !field(24),
+        (5, 0) => hw & !field(8),
         // ID_AA64ISAR1_EL1: APA [7:4], API [11:8], GPA [27:24], GPI [31:28].
         (6, 1) => hw & !(field(4) | field(8) | field(24) | field(28)),
         // ID_AA64ISAR2_EL1: GPA3 [11:8], APA3 [15:12].

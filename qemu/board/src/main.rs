@@ -63,6 +63,8 @@ mod vcpu;
 mod vgic;
 #[cfg(target_os = "none")]
 mod vm_dt;
+#[cfg(target_os = "none")]
+mod vpmu;
 
 #[cfg(not(target_os = "none"))]
 fn main() {

@@ -292,6 +292,14 @@ const NO_VCPU: AtomicU64 = AtomicU64::new(NONE);
 /// Per CPU: the key of the vCPU loaded on it (written only by that CPU).
 static CURRENT: [AtomicU64; MAX_CPUS] = [NO_VCPU; MAX_CPUS];
 
+/// The PMU counters of the vCPU each CPU runs (`vpmu.rs`).
+static VPMU: [crate::vpmu::Loaded; MAX_CPUS] = [const { crate::vpmu::Loaded::new() }; MAX_CPUS];
+
+/// The PMU counters of the vCPU running on this CPU (a trapped counter read).
+pub fn vpmu_counts() -> [u32; 2] {
+    VPMU[this_cpu()].read(crate::pmu::counters())
+}
+
 /// vCPUs taken off a CPU by the tick (their slice used up) while another of their priority
 /// waited.
 pub static PREEMPTIONS: AtomicU64 = AtomicU64::new(0);
@@ -525,6 +533,7 @@ pub fn after_trap(frame: &mut Frame, after: After) {
                     let e = &mut s.vcpus[i];
                     e.vcpu.frame.clone_from(frame);
                     e.vcpu.sys = SysRegs::save();
+                    e.vcpu.pmu = VPMU[cpu].read(crate::pmu::counters());
                     e.gic.save();
                     e.last_cpu = cpu;
                     e.state = match after {
@@ -599,6 +608,7 @@ pub fn schedule(frame: &mut Frame) {
         let (vmid, gen) = (e.vcpu.vmid, e.gen);
         frame.clone_from(&e.vcpu.frame);
         e.vcpu.sys.restore();
+        VPMU[cpu].load(e.vcpu.pmu, crate::pmu::counters());
         e.gic.restore();
         s2.fill(i);
         let (vtcr, vttbr) = s2.vcpus[i].stage2;

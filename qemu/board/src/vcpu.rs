@@ -58,6 +58,8 @@ pub struct Vcpu {
     pub frame: Frame,
     /// Saved system registers.
     pub sys: SysRegs,
+    /// Its two PMU counters while it is off a CPU (`vpmu.rs`).
+    pub pmu: [u32; 2],
 }
 
 impl Vcpu {
@@ -79,6 +81,7 @@ impl Vcpu {
             index,
             frame,
             sys,
+            pmu: [0; 2],
         }
     }
 }

@@ -65,8 +65,13 @@ fn features_the_board_does_not_switch_are_hidden() {
     );
     let isar2 = 0x0000_0000_0000_1100u64;
     assert_eq!(vm_value(6, 2, isar2), 0, "APA3 and GPA3 hidden");
-    // The rest as the CPU has it: ID_AA64MMFR0_EL1, ID_AA64DFR0_EL1, AArch32 ID registers.
-    for (crm, op2) in [(7, 0), (5, 0), (1, 0), (3, 0), (6, 0)] {
+    // ID_AA64DFR0_EL1 of QEMU 7.2's -cpu max: PMUVer 6 (PMUv3p5) [11:8] hidden (the PMU
+    // traps), DebugVer, BRPs 5, WRPs 3, CTX_CMPs 1 kept; ID_DFR0_EL1's PerfMon [27:24].
+    let dfr0 = 0x0000_0000_1030_5606u64;
+    assert_eq!(vm_value(5, 0, dfr0), 0x0000_0000_1030_5006, "PMUVer hidden");
+    assert_eq!(vm_value(1, 2, 0x0600_3000), 0x0000_3000, "PerfMon hidden");
+    // The rest as the CPU has it: ID_AA64MMFR0_EL1, ID_AA64DFR1_EL1, AArch32 ID registers.
+    for (crm, op2) in [(7, 0), (5, 1), (1, 0), (3, 0), (6, 0)] {
         assert_eq!(
             vm_value(crm, op2, 0x1234_5678_9abc_def0),
             0x1234_5678_9abc_def0

@@ -106,10 +106,11 @@ fn hlos_payload_boots_by_gunyahs_contract_and_drives_vms_through_rpc() {
          mask at 0x60, HLOS took the SPI and not the timer's interrupt; with the mask open, \
          the timer's\n",
         "hlos: clones' FP/SIMD registers survived traps to EL2 (CoW faults)\n",
-        "hlos: attacker VM 130: 7 attacks stopped (a write to a read-only golden page, reads of \
+        "hlos: attacker VM 130: 8 attacks stopped (a write to a read-only golden page, reads of \
          HLOS's and EL2's memory, MEM_ACCEPT of VM 128's mailbox, VM_STOP of VM 128, \
          GOLDEN_MAP of an image it does not own, VM_ALLOC_VMID, a capability from another \
-         cspace, malformed fragments); the golden page is unchanged\n",
+         cspace, malformed fragments, the PMU and debug registers); the golden page is \
+         unchanged\n",
         "hlos: stopped (the spinner too: VM_STOP took it off its CPU), reset and deallocated \
          the seven VMs, reclaimed the parcels, released the golden image; its source reads back \
          unchanged\n",
@@ -210,7 +211,7 @@ fn hlos_payload_boots_by_gunyahs_contract_and_drives_vms_through_rpc() {
     assert!(
         hlos.ends_with(
             " notifications; FAULT_UNSERVED to HLOS 8; isolation probes stopped 4; attacks \
-             stopped 8 (the attacker's 7, the spinner's endless loop)"
+             stopped 9 (the attacker's 8, the spinner's endless loop)"
         ),
         "{hlos}"
     );

@@ -26,7 +26,8 @@ use crate::mailbox::Mailbox;
 use crate::rpc::Rpc;
 use crate::start::{fp_regs_survive, probe, FATAL_MAILBOX};
 
-/// Instructions retired at EL2 (PMU counter 0, which the board sets up and lets EL1 read).
+/// Instructions retired at EL2 while this vCPU was on its CPU (PMU counter 0: the board
+/// traps the read and gives each vCPU its own count, `board/src/vpmu.rs`).
 pub(crate) fn el2_instructions() -> u64 {
     let v: u64;
     // SAFETY: reading a PMU counter has no side effects.
@@ -34,7 +35,18 @@ pub(crate) fn el2_instructions() -> u64 {
     v
 }
 
-/// Instructions retired at EL1 (PMU counter 1).
+/// EL2 instructions while `f` runs, and what it returned. A counter read is itself a trap to
+/// EL2, counted in the next read: the cost of one (two reads back to back) is subtracted.
+pub(crate) fn el2_during<R>(f: impl FnOnce() -> R) -> (R, u64) {
+    let a = el2_instructions();
+    let reads = el2_instructions().wrapping_sub(a);
+    let before = el2_instructions();
+    let r = f();
+    let n = el2_instructions().wrapping_sub(before).wrapping_sub(reads);
+    (r, n)
+}
+
+/// Instructions this vCPU retired at EL1 (PMU counter 1, its own as counter 0).
 pub(crate) fn el1_instructions() -> u64 {
     let v: u64;
     // SAFETY: as above.
@@ -209,10 +221,10 @@ fn scene(index: u64, me: u64, tx: u64) -> (u64, [u64; 6]) {
         }
     }
     // The write: the first store faults to EL2 and is retried there.
-    let before = el2_instructions();
-    // SAFETY: the clone's copy-on-write golden mapping.
-    unsafe { write_volatile(golden_va(WRITE_PAGE, 0), clone_word(index, 0)) };
-    let el2 = el2_instructions().wrapping_sub(before);
+    let ((), el2) = el2_during(|| {
+        // SAFETY: the clone's copy-on-write golden mapping.
+        unsafe { write_volatile(golden_va(WRITE_PAGE, 0), clone_word(index, 0)) }
+    });
     for w in 1..WRITTEN_WORDS {
         // SAFETY: as above; the page is now the clone's own copy.
         unsafe { write_volatile(golden_va(WRITE_PAGE, w), clone_word(index, w)) };
@@ -234,14 +246,14 @@ fn scene(index: u64, me: u64, tx: u64) -> (u64, [u64; 6]) {
     }
     // A second CoW fault in the same 2 MiB block (already split by the first), taken with
     // every FP/SIMD register loaded: they must survive it.
-    let before = el2_instructions();
-    let changed = fp_regs_survive(
-        clone_word(index, 0),
-        &[],
-        golden_va(SECOND_WRITE_PAGE, 0) as u64,
-        tx,
-    );
-    let el2_next = el2_instructions().wrapping_sub(before);
+    let (changed, el2_next) = el2_during(|| {
+        fp_regs_survive(
+            clone_word(index, 0),
+            &[],
+            golden_va(SECOND_WRITE_PAGE, 0) as u64,
+            tx,
+        )
+    });
     if changed != 0 {
         return fail(26, changed, 0);
     }

@@ -9,7 +9,11 @@
 //! 6. msgqueue_send on a capability that is not in its cspace (HLOS's): CSPACE_CAP_NULL;
 //! 7. malformed fragments (a request announcing continuations, then a continuation of
 //!    another sequence number, then a packet with a bad API version): dropped, and its next
-//!    request is answered normally.
+//!    request is answered normally;
+//! 8. the PMU and the debug registers, which the board does not switch between vCPUs: a
+//!    hardware counter other than its own two (PMEVCNTR2_EL0, PMCCNTR_EL0) and PMCR_EL0 read
+//!    as zero, a reset of the counters (PMCR_EL0.P, C) leaves its own counting, and a
+//!    breakpoint (DBGBVR0_EL1, DBGBCR0_EL1) or MDSCR_EL1.MDE/KDE written does not stick.
 //!
 //! Results: [attacks stopped, 0, 0, its VMID, 0, 0]; the status names the first attack
 //! that was not stopped.
@@ -87,5 +91,53 @@ pub fn scene(rpc: &mut Rpc, me: u64, victim: u64) -> (u64, [u64; 6]) {
         Ok(r) if r.err == RmError::Ok && r.word(0) as u64 == me => {}
         _ => return fail(7, 2),
     }
-    (0, [7, 0, 0, me, 0, 0])
+    if let Some(why) = pmu_and_debug() {
+        return fail(8, why);
+    }
+    (0, [8, 0, 0, me, 0, 0])
+}
+
+/// MRS of a system register by name.
+macro_rules! mrs {
+    ($reg:literal) => {{
+        let v: u64;
+        // SAFETY: a system register read; the board traps it (MDCR_EL2) and emulates it.
+        unsafe { core::arch::asm!(concat!("mrs {0}, ", $reg), out(reg) v, options(nostack)) };
+        v
+    }};
+}
+
+/// MSR of a system register by name.
+macro_rules! msr {
+    ($reg:literal, $v:expr) => {{
+        let v: u64 = $v;
+        // SAFETY: a system register write; the board traps it (MDCR_EL2) and ignores it.
+        unsafe { core::arch::asm!(concat!("msr ", $reg, ", {0}"), "isb", in(reg) v, options(nostack)) };
+    }};
+}
+
+/// Attack 8: None if the board kept the PMU and the debug registers to itself, else which
+/// check failed (1-based).
+fn pmu_and_debug() -> Option<u64> {
+    if mrs!("pmcr_el0") != 0 || mrs!("pmevcntr2_el0") != 0 || mrs!("pmccntr_el0") != 0 {
+        return Some(1);
+    }
+    // Reset every counter and enable them all: its own counting goes on from where it was.
+    let before = crate::agent::el1_instructions();
+    msr!("pmcr_el0", 0b111);
+    msr!("pmcntenclr_el0", u64::MAX);
+    if crate::agent::el1_instructions() < before {
+        return Some(2);
+    }
+    // A breakpoint on its own code, enabled, and self-hosted debug switched on.
+    msr!(
+        "dbgbvr0_el1",
+        pmu_and_debug as fn() -> Option<u64> as usize as u64
+    );
+    msr!("dbgbcr0_el1", (0xF << 5) | (0b11 << 1) | 1);
+    msr!("mdscr_el1", (1 << 15) | (1 << 13));
+    if mrs!("dbgbvr0_el1") != 0 || mrs!("dbgbcr0_el1") != 0 || mrs!("mdscr_el1") != 0 {
+        return Some(3);
+    }
+    None
 }

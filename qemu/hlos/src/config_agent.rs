@@ -9,7 +9,7 @@ use core::ptr::{read_volatile, write_volatile};
 use gunyah_rm_abi::vm::VmSetStatusReq;
 use gunyah_rm_abi::{Request, RmError};
 
-use crate::agent::{el1_instructions, el2_instructions};
+use crate::agent::{el1_instructions, el2_during};
 use crate::el1::is_injected_abort;
 use crate::layout::*;
 use crate::mailbox::Mailbox;
@@ -165,9 +165,7 @@ fn app_clone(index: u64, me: u64) -> (u64, [u64; 6]) {
     // SAFETY: the clone's private RAM (IPA = VA).
     unsafe { write_volatile(own, me) };
     // The first write faults to EL2 (splitting the 2 MiB golden block) and is retried.
-    let before = el2_instructions();
-    put(CLONE_FIRST_PAGE, 0, clone_word(index, 0));
-    let el2 = el2_instructions().wrapping_sub(before);
+    let ((), el2) = el2_during(|| put(CLONE_FIRST_PAGE, 0, clone_word(index, 0)));
     for w in 1..WRITTEN_WORDS {
         put(CLONE_FIRST_PAGE, w, clone_word(index, w));
     }
@@ -185,9 +183,7 @@ fn app_clone(index: u64, me: u64) -> (u64, [u64; 6]) {
         return fail(23, p, get(p, 0));
     }
     // A second fault in the block already split.
-    let before = el2_instructions();
-    put(CLONE_SECOND_PAGE, 0, clone_word(index, 0));
-    let el2_next = el2_instructions().wrapping_sub(before);
+    let ((), el2_next) = el2_during(|| put(CLONE_SECOND_PAGE, 0, clone_word(index, 0)));
     if get(CLONE_SECOND_PAGE, 0) != clone_word(index, 0)
         || get(CLONE_SECOND_PAGE, 1) != zygote_word(CLONE_SECOND_PAGE, 1)
     {

@@ -685,7 +685,8 @@ pub fn main(info: &DtInfo) -> ! {
                 "attacker VM {x}: {} attacks stopped (a write to a read-only golden page, reads \
                  of HLOS's and EL2's memory, MEM_ACCEPT of VM {a}'s mailbox, VM_STOP of VM {a}, \
                  GOLDEN_MAP of an image it does not own, VM_ALLOC_VMID, a capability from \
-                 another cspace, malformed fragments); the golden page is unchanged",
+                 another cspace, malformed fragments, the PMU and debug registers); the \
+                 golden page is unchanged",
                 r[0]
             );
             continue;
