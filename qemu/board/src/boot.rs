@@ -227,7 +227,8 @@ static EL2_L1: Table = {
     Table(t)
 };
 
-/// Turn on EL2's MMU and caches and let EL2 use FP/SIMD (its Rust code does).
+/// Turn on EL2's MMU and caches and let EL2 use FP/SIMD (its Rust code does), and SVE at
+/// 128 bits where the CPU has it (the vCPUs' state, `sve.rs`).
 pub fn init_cpu() {
     MAIR_EL2.set(0xFF00);
     // T0SZ 25, IRGN0/ORGN0 WB, SH0 inner, TG0 4K, PS 40-bit, RES1 bits 23 and 31.
@@ -242,10 +243,11 @@ pub fn init_cpu() {
     SCTLR_EL2.set(0x30C5_1835); // M, C, I + RES1
     #[cfg(target_arch = "aarch64")]
     // SAFETY: context synchronisation; then CPTR_EL2.TFP = 0 (RES1 bits kept) so FP/SIMD
-    // does not trap.
+    // does not trap, and TZ = 0 where the CPU has SVE (`sve.rs`).
     unsafe {
-        core::arch::asm!("isb", "msr cptr_el2, {0}", "isb", in(reg) 0x33FFu64)
+        core::arch::asm!("isb", "msr cptr_el2, {0}", "isb", in(reg) crate::sve::cptr_el2())
     };
+    crate::sve::init_cpu();
 }
 
 /// Inject a synchronous external abort (data abort) into the trapping vCPU, as the abort

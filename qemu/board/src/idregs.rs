@@ -1,10 +1,10 @@
 //! The ID registers a VM reads (HCR_EL2.TID3 traps them to EL2): the CPU's own values but
 //! for the features whose state the board does not switch between vCPUs, which a VM must not
 //! find (Gunyah hides them the same way unless it context-switches them). Linux reads
-//! these at boot and uses what they list: with SVE listed it writes ZCR_EL1, which
-//! CPTR_EL2.TZ traps, and its boot stopped there.
+//! these at boot and uses what they list (with SVE listed while CPTR_EL2.TZ trapped it, it
+//! wrote ZCR_EL1 and its boot stopped there: SVE is now switched, `sve.rs`, and listed).
 //!
-//! Hidden: SVE (ID_AA64PFR0_EL1.SVE, ID_AA64ZFR0_EL1), SME (ID_AA64PFR1_EL1.SME,
+//! Hidden: SME (ID_AA64PFR1_EL1.SME,
 //! ID_AA64SMFR0_EL1; CPTR_EL2.TSM traps it), MTE (ID_AA64PFR1_EL1.MTE; HCR_EL2.ATA is 0, so
 //! its registers trap), pointer authentication (ID_AA64ISAR1_EL1 APA/API/GPA/GPI,
 //! ID_AA64ISAR2_EL1 APA3/GPA3; HCR_EL2.API/APK are 0, so its keys and instructions trap),
@@ -50,12 +50,10 @@ const fn field(lsb: u32) -> u64 {
 /// What a VM reads for ID register (`crm`, `op2`) whose value on the CPU is `hw`.
 pub fn vm_value(crm: u8, op2: u8, hw: u64) -> u64 {
     match (crm, op2) {
-        // ID_AA64PFR0_EL1: SVE [35:32].
-        (4, 0) => hw & !field(32),
         // ID_AA64PFR1_EL1: MTE [11:8], SME [27:24], MTE_frac [43:40].
         (4, 1) => hw & !(field(8) | field(24) | field(40)),
-        // ID_AA64ZFR0_EL1 (SVE), ID_AA64SMFR0_EL1 (SME): nothing.
-        (4, 4) | (4, 5) => 0,
+        // ID_AA64SMFR0_EL1 (SME): nothing.
+        (4, 5) => 0,
         // ID_DFR0_EL1: PerfMon [27:24]; ID_AA64DFR0_EL1: PMUVer [11:8] (the PMU traps:
         // `vpmu.rs`).
         (1, 2) => hw & !field(24),

@@ -55,6 +55,8 @@ mod rmcore;
 mod sched;
 #[cfg(target_os = "none")]
 mod sched_policy;
+#[cfg(target_os = "none")]
+mod sve;
 #[cfg(all(target_os = "none", feature = "catalogue"))]
 mod testchan;
 #[cfg(target_os = "none")]

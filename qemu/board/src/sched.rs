@@ -534,6 +534,7 @@ pub fn after_trap(frame: &mut Frame, after: After) {
                     e.vcpu.frame.clone_from(frame);
                     e.vcpu.sys = SysRegs::save();
                     e.vcpu.pmu = VPMU[cpu].read(crate::pmu::counters());
+                    e.vcpu.sve = crate::sve::SveRegs::save();
                     e.gic.save();
                     e.last_cpu = cpu;
                     e.state = match after {
@@ -609,6 +610,7 @@ pub fn schedule(frame: &mut Frame) {
         frame.clone_from(&e.vcpu.frame);
         e.vcpu.sys.restore();
         VPMU[cpu].load(e.vcpu.pmu, crate::pmu::counters());
+        e.vcpu.sve.restore();
         e.gic.restore();
         s2.fill(i);
         let (vtcr, vttbr) = s2.vcpus[i].stage2;

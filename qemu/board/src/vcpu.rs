@@ -1,10 +1,12 @@
 //! A vCPU's state while it is not on a physical CPU: the registers the trap frame holds
 //! (x0-x30, q0-q31, FPSR, FPCR) and the EL1/EL0 system registers, ELR_EL2/SPSR_EL2 and
-//! VMPIDR_EL2 that the board switches when another vCPU runs.
+//! VMPIDR_EL2, its PMU counters and SVE predicates that the board switches when another vCPU
+//! runs.
 
 use gunyah_rm::platform::Vmid;
 
 use crate::boot::Frame;
+use crate::sve::SveRegs;
 
 macro_rules! sysregs {
     ($($name:ident: $reg:literal),* $(,)?) => {
@@ -60,6 +62,9 @@ pub struct Vcpu {
     pub sys: SysRegs,
     /// Its two PMU counters while it is off a CPU (`vpmu.rs`).
     pub pmu: [u32; 2],
+    /// Its SVE predicates, FFR and ZCR_EL1 while it is off a CPU (`sve.rs`; the Z registers
+    /// are the V registers in `frame`).
+    pub sve: SveRegs,
 }
 
 impl Vcpu {
@@ -82,6 +87,7 @@ impl Vcpu {
             frame,
             sys,
             pmu: [0; 2],
+            sve: SveRegs::default(),
         }
     }
 }

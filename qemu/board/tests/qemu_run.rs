@@ -106,6 +106,10 @@ fn hlos_payload_boots_by_gunyahs_contract_and_drives_vms_through_rpc() {
          mask at 0x60, HLOS took the SPI and not the timer's interrupt; with the mask open, \
          the timer's\n",
         "hlos: clones' FP/SIMD registers survived traps to EL2 (CoW faults)\n",
+        // SVE switched per vCPU at 128 bits (`board/src/sve.rs`, `hlos/src/sve.rs`).
+        "hlos: SVE at 128 bits: the predicates and FFR of HLOS and of every VM that reported \
+         (clones, attacker, racers, the vm-configs VMs) started zero and kept their own values \
+         to the end, through traps to EL2 and the spinner's vCPUs on HLOS's CPU\n",
         "hlos: attacker VM 130: 8 attacks stopped (a write to a read-only golden page, reads of \
          HLOS's and EL2's memory, MEM_ACCEPT of VM 128's mailbox, VM_STOP of VM 128, \
          GOLDEN_MAP of an image it does not own, VM_ALLOC_VMID, a capability from another \

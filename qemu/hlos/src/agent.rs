@@ -80,6 +80,17 @@ pub fn main(info: &DtInfo, mailbox_handle: u64, index: u64, role: u64, victim: u
     }
     let mb = Mailbox::at(CLONE_MAILBOX_IPA);
     FATAL_MAILBOX.store(CLONE_MAILBOX_IPA, Ordering::Relaxed);
+    // Its SVE predicates: zero now (nothing of another vCPU's), its own pattern from here
+    // to the end of its scene (`sve.rs`).
+    let seed = me ^ (role << 16) ^ 0x5E5E;
+    let sve = crate::sve::start(seed);
+    let finish = |status: u64, results: [u64; 6]| {
+        let sve = sve.map(|s| s.and_then(|()| crate::sve::check(seed)));
+        match sve {
+            Some(Err(code)) if status == 0 => mb.finish(80 + code, [code, 0, 0, me, 0, 0]),
+            _ => mb.finish(status, results),
+        }
+    };
     if role == 2 {
         // Its second vCPU spins too, on the same physical CPU (its VM config).
         SPINNER.store(1, Ordering::SeqCst);
@@ -92,12 +103,12 @@ pub fn main(info: &DtInfo, mailbox_handle: u64, index: u64, role: u64, victim: u
     if role >= crate::config_agent::ROLE_TRUSTED {
         // A VM HLOS launched from its config (`configs.rs`).
         let (status, results) = crate::config_agent::scene(role, index, me, &mut rpc);
-        mb.finish(status, results);
+        finish(status, results);
         hvc::cpu_off()
     }
     if role == 3 {
         let (status, results) = race(index, me);
-        mb.finish(status, results);
+        finish(status, results);
         hvc::cpu_off()
     }
     let (status, results) = if role == 1 {
@@ -105,7 +116,7 @@ pub fn main(info: &DtInfo, mailbox_handle: u64, index: u64, role: u64, victim: u
     } else {
         scene(index, me, info.tx_cap)
     };
-    mb.finish(status, results);
+    finish(status, results);
     hvc::cpu_off()
 }
 
@@ -184,6 +195,8 @@ pub fn secondary(index: u64) -> ! {
 /// A spinner vCPU: count in mailbox word 2 + `vcpu` forever, never trapping (no hypercall,
 /// no WFI, no fault); only the hypervisor takes the CPU away from it.
 fn spin(vcpu: u64) -> ! {
+    // Predicates of its own on HLOS's CPU, which HLOS must not find in its.
+    crate::sve::set(0x5917 + vcpu);
     let counter = (CLONE_MAILBOX_IPA + 16 + vcpu * 8) as *mut u64;
     let mut n = 0u64;
     loop {

@@ -39,6 +39,9 @@ use crate::start::{fp_regs_survive, probe};
 /// HLOS's VMID.
 pub const HLOS_VMID: u16 = 3;
 
+/// The seed of HLOS's SVE predicates (`sve::pattern`).
+const SVE_SEED: u64 = 0x4C05;
+
 /// The clones' DT (`clone.dts`, compiled by build.rs).
 static CLONE_DTB: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/clone.dtb"));
 /// The spinner's DT (`spinner.dts`): a VM config pinning its two vCPUs to physical CPU 0,
@@ -472,6 +475,12 @@ pub fn main(info: &DtInfo) -> ! {
          call, malformed RPC, small receive buffer) got Gunyah error codes and changed nothing; \
          FP/SIMD registers survived a trap"
     );
+    // SVE predicates of its own from here to the end, on CPU 0, which the spinner's vCPUs
+    // share with it (`sve.rs`).
+    let sve = crate::sve::start(SVE_SEED);
+    if let Some(Err(code)) = sve {
+        fail(format_args!("SVE at HLOS's start: check {code}"));
+    }
 
     // Two VMs and a golden image.
     let a = ok(
@@ -800,6 +809,18 @@ pub fn main(info: &DtInfo) -> ! {
              {n0} (VM {a}), {n1} (VM {b}); guest's own 4 KiB copy at EL1: {g0} (VM {a}), {g1} \
              (VM {b})"
         );
+    }
+    match sve {
+        Some(_) => match crate::sve::check(SVE_SEED) {
+            Ok(()) => say!(
+                "SVE at 128 bits: the predicates and FFR of HLOS and of every VM that \
+                 reported (clones, attacker, racers, the vm-configs VMs) started zero and kept \
+                 their own values to the end, through traps to EL2 and the spinner's vCPUs on \
+                 HLOS's CPU"
+            ),
+            Err(code) => fail(format_args!("SVE at HLOS's end: check {code}")),
+        },
+        None => say!("SVE: not on this CPU"),
     }
     say!(
         "summary: VMs launched 7; golden pages {}; CoW copies {COPIES}; COW_BROKEN to HLOS {} \

@@ -43,6 +43,8 @@ mod pattern;
 mod rpc;
 #[cfg(target_os = "none")]
 mod start;
+#[cfg(target_os = "none")]
+mod sve;
 
 #[cfg(not(target_os = "none"))]
 fn main() {
