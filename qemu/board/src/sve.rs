@@ -11,6 +11,9 @@
 
 use core::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
+#[path = "../../sve_predicates.rs"]
+mod predicates;
+
 /// Whether the CPU has SVE (set by [`init_cpu`] on each CPU; the same on all).
 static PRESENT: AtomicBool = AtomicBool::new(false);
 
@@ -18,7 +21,7 @@ static PRESENT: AtomicBool = AtomicBool::new(false);
 #[derive(Clone, Copy, Debug, Default)]
 #[repr(C)]
 pub struct SveRegs {
-    p: [u16; 17],
+    p: predicates::Predicates,
     zcr: u64,
 }
 
@@ -57,43 +60,19 @@ pub fn init_cpu() {
 }
 
 impl SveRegs {
-    /// Read the running vCPU's from the CPU (nothing without SVE).
+    /// Read the running vCPU's from the CPU (nothing without SVE). The CPU's P0 then holds
+    /// what it held; the next vCPU's restore overwrites all of them.
     pub fn save() -> Self {
         let mut r = SveRegs::default();
         if !PRESENT.load(Relaxed) {
             return r;
         }
+        // SAFETY: SVE is enabled at EL2 (CPTR_EL2.TZ 0) at 128 bits (ZCR_EL2.LEN 0, `init_cpu`).
+        unsafe { predicates::save(&mut r.p) };
         #[cfg(target_arch = "aarch64")]
-        // SAFETY: SVE is enabled at EL2 (CPTR_EL2.TZ 0) at 128 bits, so each predicate is 2
-        // bytes and `#n, MUL VL` is byte offset 2n inside `r.p` (34 bytes). P0 is saved
-        // before FFR is read through it; the CPU's P0 then holds FFR, which the next vCPU's
-        // restore overwrites.
+        // SAFETY: ZCR_EL1 (S3_0_C1_C2_0) exists with SVE; reading it has no side effects.
         unsafe {
-            core::arch::asm!(
-                ".arch_extension sve",
-                "str p0, [{b}, #0, MUL VL]",
-                "str p1, [{b}, #1, MUL VL]",
-                "str p2, [{b}, #2, MUL VL]",
-                "str p3, [{b}, #3, MUL VL]",
-                "str p4, [{b}, #4, MUL VL]",
-                "str p5, [{b}, #5, MUL VL]",
-                "str p6, [{b}, #6, MUL VL]",
-                "str p7, [{b}, #7, MUL VL]",
-                "str p8, [{b}, #8, MUL VL]",
-                "str p9, [{b}, #9, MUL VL]",
-                "str p10, [{b}, #10, MUL VL]",
-                "str p11, [{b}, #11, MUL VL]",
-                "str p12, [{b}, #12, MUL VL]",
-                "str p13, [{b}, #13, MUL VL]",
-                "str p14, [{b}, #14, MUL VL]",
-                "str p15, [{b}, #15, MUL VL]",
-                "rdffr p0.b",
-                "str p0, [{b}, #16, MUL VL]",
-                "mrs {z}, s3_0_c1_c2_0",
-                b = in(reg) r.p.as_mut_ptr(),
-                z = out(reg) r.zcr,
-                options(nostack)
-            )
+            core::arch::asm!("mrs {0}, s3_0_c1_c2_0", out(reg) r.zcr, options(nomem, nostack))
         };
         r
     }
@@ -103,34 +82,12 @@ impl SveRegs {
         if !PRESENT.load(Relaxed) {
             return;
         }
+        // SAFETY: as in `save`.
+        unsafe { predicates::load(&self.p) };
         #[cfg(target_arch = "aarch64")]
-        // SAFETY: as in `save`; FFR is written through P0 before P0 gets its own value.
+        // SAFETY: ZCR_EL1 only sets the vector length of EL1/EL0 (at most ZCR_EL2's).
         unsafe {
-            core::arch::asm!(
-                ".arch_extension sve",
-                "ldr p0, [{b}, #16, MUL VL]",
-                "wrffr p0.b",
-                "ldr p0, [{b}, #0, MUL VL]",
-                "ldr p1, [{b}, #1, MUL VL]",
-                "ldr p2, [{b}, #2, MUL VL]",
-                "ldr p3, [{b}, #3, MUL VL]",
-                "ldr p4, [{b}, #4, MUL VL]",
-                "ldr p5, [{b}, #5, MUL VL]",
-                "ldr p6, [{b}, #6, MUL VL]",
-                "ldr p7, [{b}, #7, MUL VL]",
-                "ldr p8, [{b}, #8, MUL VL]",
-                "ldr p9, [{b}, #9, MUL VL]",
-                "ldr p10, [{b}, #10, MUL VL]",
-                "ldr p11, [{b}, #11, MUL VL]",
-                "ldr p12, [{b}, #12, MUL VL]",
-                "ldr p13, [{b}, #13, MUL VL]",
-                "ldr p14, [{b}, #14, MUL VL]",
-                "ldr p15, [{b}, #15, MUL VL]",
-                "msr s3_0_c1_c2_0, {z}",
-                b = in(reg) self.p.as_ptr(),
-                z = in(reg) self.zcr,
-                options(nostack, readonly)
-            )
+            core::arch::asm!("msr s3_0_c1_c2_0, {0}", in(reg) self.zcr, options(nomem, nostack))
         };
     }
 }

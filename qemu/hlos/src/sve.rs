@@ -42,72 +42,22 @@ pub fn vl_bytes() -> u64 {
     v
 }
 
-/// P0-P15 and FFR (index 16).
-pub type Predicates = [u16; 17];
+#[path = "../../sve_predicates.rs"]
+mod predicates;
+pub use predicates::Predicates;
 
 /// Read P0-P15 and FFR (the vector length must be 128 bits: [`vl_bytes`]).
 pub fn read() -> Predicates {
     let mut p = [0u16; 17];
-    // SAFETY: at 128 bits each predicate is 2 bytes and `#n, MUL VL` is byte offset 2n in `p`
-    // (34 bytes). P0 is stored before FFR is read through it, and loaded back after.
-    unsafe {
-        core::arch::asm!(
-            ".arch_extension sve",
-            "str p0, [{b}, #0, MUL VL]",
-            "str p1, [{b}, #1, MUL VL]",
-            "str p2, [{b}, #2, MUL VL]",
-            "str p3, [{b}, #3, MUL VL]",
-            "str p4, [{b}, #4, MUL VL]",
-            "str p5, [{b}, #5, MUL VL]",
-            "str p6, [{b}, #6, MUL VL]",
-            "str p7, [{b}, #7, MUL VL]",
-            "str p8, [{b}, #8, MUL VL]",
-            "str p9, [{b}, #9, MUL VL]",
-            "str p10, [{b}, #10, MUL VL]",
-            "str p11, [{b}, #11, MUL VL]",
-            "str p12, [{b}, #12, MUL VL]",
-            "str p13, [{b}, #13, MUL VL]",
-            "str p14, [{b}, #14, MUL VL]",
-            "str p15, [{b}, #15, MUL VL]",
-            "rdffr p0.b",
-            "str p0, [{b}, #16, MUL VL]",
-            "ldr p0, [{b}, #0, MUL VL]",
-            b = in(reg) p.as_mut_ptr(),
-            options(nostack)
-        )
-    };
+    // SAFETY: SVE is on at EL1 (`enable`) and the callers checked the vector length.
+    unsafe { predicates::save(&mut p) };
     p
 }
 
-/// Load P0-P15 and FFR from `p` (the vector length must be 128 bits). FFR must be a
-/// "first elements true" predicate (WRFFR of any other is unpredictable).
+/// Load P0-P15 and FFR from `p` (the vector length must be 128 bits).
 pub fn write(p: &Predicates) {
-    // SAFETY: as in `read`; FFR is written through P0 before P0 gets its own value.
-    unsafe {
-        core::arch::asm!(
-            ".arch_extension sve",
-            "ldr p0, [{b}, #16, MUL VL]",
-            "wrffr p0.b",
-            "ldr p0, [{b}, #0, MUL VL]",
-            "ldr p1, [{b}, #1, MUL VL]",
-            "ldr p2, [{b}, #2, MUL VL]",
-            "ldr p3, [{b}, #3, MUL VL]",
-            "ldr p4, [{b}, #4, MUL VL]",
-            "ldr p5, [{b}, #5, MUL VL]",
-            "ldr p6, [{b}, #6, MUL VL]",
-            "ldr p7, [{b}, #7, MUL VL]",
-            "ldr p8, [{b}, #8, MUL VL]",
-            "ldr p9, [{b}, #9, MUL VL]",
-            "ldr p10, [{b}, #10, MUL VL]",
-            "ldr p11, [{b}, #11, MUL VL]",
-            "ldr p12, [{b}, #12, MUL VL]",
-            "ldr p13, [{b}, #13, MUL VL]",
-            "ldr p14, [{b}, #14, MUL VL]",
-            "ldr p15, [{b}, #15, MUL VL]",
-            b = in(reg) p.as_ptr(),
-            options(nostack, readonly)
-        )
-    };
+    // SAFETY: as in `read`.
+    unsafe { predicates::load(p) };
 }
 
 /// A pattern of `seed`'s own: P<i> = seed-derived bits, FFR the first (seed % 16 + 1)
