@@ -190,8 +190,14 @@ extern "C" fn el2_lower_rust(frame: &mut Frame, kind: u64) {
 /// Whether `esr` is a trapped PMU or debug register access (EC 0x18).
 fn own_register(esr: u64) -> bool {
     let iss = esr & 0x1FF_FFFF;
-    (esr >> 26) & 0x3F == 0x18
-        && (crate::vpmu::decode(iss).is_some() || crate::vpmu::debug_access(iss).is_ok())
+    (esr >> 26) & 0x3F == 0x18 && crate::vpmu::own_access(iss).is_some()
+}
+
+/// Resume the trapping vCPU after the instruction it trapped on (an SMC, a WFI/WFE, an
+/// emulated vGIC or system register access).
+fn skip_instruction() {
+    let elr = aarch64_cpu::registers::ELR_EL2.get();
+    aarch64_cpu::registers::ELR_EL2.set(elr + 4);
 }
 
 fn sync_trap(vmid: u16, index: u32, gen: u32, frame: &mut Frame) -> After {
@@ -200,8 +206,7 @@ fn sync_trap(vmid: u16, index: u32, gen: u32, frame: &mut Frame) -> After {
         // HVC, or SMC (trapped by HCR_EL2.TSC: the return address is the SMC itself).
         ec @ (0x16 | 0x17) => {
             if ec == 0x17 {
-                let elr = aarch64_cpu::registers::ELR_EL2.get();
-                aarch64_cpu::registers::ELR_EL2.set(elr + 4);
+                skip_instruction();
             }
             // Gunyah's own form, `hvc #0x6000 + n` (its RM's and Qualcomm's Linux drivers'):
             // the same call in the SMCCC form. Any other non-zero immediate is no call.
@@ -226,8 +231,7 @@ fn sync_trap(vmid: u16, index: u32, gen: u32, frame: &mut Frame) -> After {
         }
         // WFI (sleep until an interrupt is pending) or WFE (yield).
         0x01 => {
-            let elr = aarch64_cpu::registers::ELR_EL2.get();
-            aarch64_cpu::registers::ELR_EL2.set(elr + 4);
+            skip_instruction();
             if esr & 1 == 0 {
                 After::Wfi
             } else {
@@ -274,8 +278,7 @@ fn vgic_access(vmid: u16, gen: u32, esr: u64, frame: &mut Frame) -> bool {
     if write.is_none() && srt != 31 {
         frame.x[srt] = v & mask;
     }
-    let elr = aarch64_cpu::registers::ELR_EL2.get();
-    aarch64_cpu::registers::ELR_EL2.set(elr + 4);
+    skip_instruction();
     true
 }
 
@@ -297,28 +300,16 @@ fn sysreg(vmid: u16, index: u32, gen: u32, esr: u64, frame: &mut Frame) -> After
             };
             sched::send_sgi(vmid, gen, index, v);
         }
-        let elr = aarch64_cpu::registers::ELR_EL2.get();
-        aarch64_cpu::registers::ELR_EL2.set(elr + 4);
+        skip_instruction();
         return After::Resume;
     }
     // The PMU and the debug registers (MDCR_EL2 traps them): the vCPU's own two counters,
     // the rest read as zero and writes ignored (`vpmu.rs`).
-    let read_into = if let Some(a) = crate::vpmu::decode(iss) {
-        let v = crate::vpmu::value(&a, crate::sched::vpmu_counts());
-        Some(a.read.then_some((a.rt, v)))
-    } else {
-        crate::vpmu::debug_access(iss)
-            .ok()
-            .map(|rt| rt.map(|rt| (rt, 0)))
-    };
-    if let Some(read) = read_into {
-        if let Some((rt, v)) = read {
-            if rt != 31 {
-                frame.x[usize::from(rt)] = v;
-            }
+    if let Some(a) = crate::vpmu::own_access(iss) {
+        if a.read && a.rt != 31 {
+            frame.x[usize::from(a.rt)] = crate::vpmu::value(&a, crate::sched::vpmu_counts());
         }
-        let elr = aarch64_cpu::registers::ELR_EL2.get();
-        aarch64_cpu::registers::ELR_EL2.set(elr + 4);
+        skip_instruction();
         return After::Resume;
     }
     if let Some(r) = crate::idregs::decode(iss) {
@@ -326,8 +317,7 @@ fn sysreg(vmid: u16, index: u32, gen: u32, esr: u64, frame: &mut Frame) -> After
         if r.rt != 31 {
             frame.x[usize::from(r.rt)] = v;
         }
-        let elr = aarch64_cpu::registers::ELR_EL2.get();
-        aarch64_cpu::registers::ELR_EL2.set(elr + 4);
+        skip_instruction();
         return After::Resume;
     }
     if crate::boot::inject_undef() {

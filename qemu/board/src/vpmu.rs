@@ -19,9 +19,9 @@
 
 use core::sync::atomic::{AtomicU32, Ordering::Relaxed};
 
-/// A trapped access to a PMU register, from the ISS of an ESR_EL2 with EC 0x18.
+/// A trapped access to a PMU or debug register, from the ISS of an ESR_EL2 with EC 0x18.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PmuAccess {
+pub struct OwnAccess {
     /// Which of the vCPU's two counters (`PMEVCNTR0_EL0`, `PMEVCNTR1_EL0`) it names, if one.
     pub counter: Option<usize>,
     /// An MRS (else an MSR).
@@ -34,7 +34,7 @@ pub struct PmuAccess {
 /// register: op0 3 with op1 3 and CRn 9 (PMCR_EL0 .. PMOVSSET_EL0) or CRn 14 with CRm 8..=15
 /// (the event counters, their types, PMCCFILTR_EL0), or op1 0, CRn 9, CRm 14 (PMINTENSET_EL1,
 /// PMINTENCLR_EL1, PMMIR_EL1).
-pub fn decode(iss: u64) -> Option<PmuAccess> {
+pub fn decode(iss: u64) -> Option<OwnAccess> {
     let op0 = (iss >> 20) & 3;
     let op2 = (iss >> 17) & 7;
     let op1 = (iss >> 14) & 7;
@@ -54,7 +54,7 @@ pub fn decode(iss: u64) -> Option<PmuAccess> {
     }
     // PMEVCNTR<n>_EL0 is S3_3_C14_C<8 + n / 8>_<n % 8>.
     let counter = (op1 == 3 && crn == 14 && crm == 8 && op2 < 2).then_some(op2 as usize);
-    Some(PmuAccess { counter, read, rt })
+    Some(OwnAccess { counter, read, rt })
 }
 
 /// One physical CPU's view of the vCPU it runs: what to add to the hardware counters to get
@@ -93,7 +93,7 @@ impl Default for Loaded {
 
 /// What a trapped PMU access gives the vCPU whose counters are `counts`: the value of an MRS
 /// (0 for any register but its two counters); an MSR changes nothing.
-pub fn value(access: &PmuAccess, counts: [u32; 2]) -> u64 {
+pub fn value(access: &OwnAccess, counts: [u32; 2]) -> u64 {
     match access.counter {
         Some(i) if access.read => u64::from(counts[i]),
         _ => 0,
@@ -104,11 +104,17 @@ pub fn value(access: &PmuAccess, counts: [u32; 2]) -> u64 {
 /// register, MDSCR_EL1, the OS lock, the breakpoint and watchpoint registers, DBGCLAIM, the
 /// DCC): the board does not switch their state between vCPUs, so none of it reaches the
 /// hardware: reads as zero, writes ignored. A VM's breakpoints and watchpoints then never
-/// fire (MDSCR_EL1.MDE stays 0), and no VM sees or disturbs another's. Returns the
-/// destination register of a read (31: XZR), or None for a write; `Err` if it is not one.
-pub fn debug_access(iss: u64) -> Result<Option<u8>, ()> {
-    if (iss >> 20) & 3 != 2 {
-        return Err(());
-    }
-    Ok((iss & 1 == 1).then_some(((iss >> 5) & 0x1F) as u8))
+/// fire (MDSCR_EL1.MDE stays 0), and no VM sees or disturbs another's. None if it is not one.
+pub fn debug_access(iss: u64) -> Option<OwnAccess> {
+    ((iss >> 20) & 3 == 2).then_some(OwnAccess {
+        counter: None,
+        read: iss & 1 == 1,
+        rt: ((iss >> 5) & 0x1F) as u8,
+    })
+}
+
+/// A trapped access the board answers from the vCPU's own state: a PMU register
+/// ([`decode`]) or a debug register ([`debug_access`]); None for anything else.
+pub fn own_access(iss: u64) -> Option<OwnAccess> {
+    decode(iss).or_else(|| debug_access(iss))
 }

@@ -6,7 +6,7 @@
 #[allow(dead_code)]
 mod vpmu;
 
-use vpmu::{debug_access, decode, value, Loaded, PmuAccess};
+use vpmu::{debug_access, decode, own_access, value, Loaded, OwnAccess};
 
 /// The ISS of a trapped MRS/MSR (EC 0x18) of S<op0>_<op1>_C<crn>_C<crm>_<op2> with Rt `rt`.
 fn iss(op0: u64, op1: u64, crn: u64, crm: u64, op2: u64, rt: u64, read: bool) -> u64 {
@@ -19,7 +19,7 @@ fn pmu_registers_are_decoded_and_only_they() {
     for n in 0..2 {
         assert_eq!(
             decode(iss(3, 3, 14, 8, n, 4, true)),
-            Some(PmuAccess {
+            Some(OwnAccess {
                 counter: Some(n as usize),
                 read: true,
                 rt: 4
@@ -42,7 +42,7 @@ fn pmu_registers_are_decoded_and_only_they() {
         let a = decode(iss(3, op1, crn, crm, op2, 0, false));
         assert_eq!(
             a,
-            Some(PmuAccess {
+            Some(OwnAccess {
                 counter: None,
                 read: false,
                 rt: 0
@@ -68,7 +68,7 @@ fn a_read_gets_the_vcpus_counter_and_nothing_else() {
     let counts = [7, 11];
     let read = |counter, read| {
         value(
-            &PmuAccess {
+            &OwnAccess {
                 counter,
                 read,
                 rt: 0,
@@ -105,12 +105,33 @@ fn each_vcpu_counts_only_while_it_runs() {
 
 #[test]
 fn debug_registers_are_read_as_zero_and_write_ignored() {
+    let debug = |read, rt| {
+        Some(OwnAccess {
+            counter: None,
+            read,
+            rt,
+        })
+    };
     // mrs x2, mdscr_el1 (S2_0_C0_C2_2): a read into x2; msr dbgbvr0_el1 (S2_0_C0_C0_4): a
     // write; msr oslar_el1 (S2_0_C1_C0_4).
-    assert_eq!(debug_access(iss(2, 0, 0, 2, 2, 2, true)), Ok(Some(2)));
-    assert_eq!(debug_access(iss(2, 0, 0, 0, 4, 2, false)), Ok(None));
-    assert_eq!(debug_access(iss(2, 0, 1, 0, 4, 0, false)), Ok(None));
+    assert_eq!(debug_access(iss(2, 0, 0, 2, 2, 2, true)), debug(true, 2));
+    assert_eq!(debug_access(iss(2, 0, 0, 0, 4, 2, false)), debug(false, 2));
+    assert_eq!(debug_access(iss(2, 0, 1, 0, 4, 0, false)), debug(false, 0));
+    // A debug read names no counter of the vCPU's: it reads as zero.
+    assert_eq!(value(&debug(true, 2).unwrap(), [7, 11]), 0);
     // op0 3 (an ID register, the PMU) is not one.
-    assert_eq!(debug_access(iss(3, 0, 0, 5, 0, 2, true)), Err(()));
-    assert_eq!(debug_access(iss(3, 3, 9, 12, 0, 2, true)), Err(()));
+    assert_eq!(debug_access(iss(3, 0, 0, 5, 0, 2, true)), None);
+    assert_eq!(debug_access(iss(3, 3, 9, 12, 0, 2, true)), None);
+}
+
+#[test]
+fn the_board_answers_pmu_and_debug_accesses_and_nothing_else() {
+    // PMEVCNTR1_EL0, MDSCR_EL1: the vCPU's own; ID_AA64DFR0_EL1, CNTV_CTL_EL0: not.
+    assert_eq!(
+        own_access(iss(3, 3, 14, 8, 1, 4, true)).and_then(|a| a.counter),
+        Some(1)
+    );
+    assert!(own_access(iss(2, 0, 0, 2, 2, 2, true)).is_some());
+    assert_eq!(own_access(iss(3, 0, 0, 5, 0, 1, true)), None);
+    assert_eq!(own_access(iss(3, 3, 14, 3, 1, 1, true)), None);
 }

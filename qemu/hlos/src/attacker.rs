@@ -122,7 +122,8 @@ fn pmu_and_debug() -> Option<u64> {
     if mrs!("pmcr_el0") != 0 || mrs!("pmevcntr2_el0") != 0 || mrs!("pmccntr_el0") != 0 {
         return Some(1);
     }
-    // Reset every counter and enable them all: its own counting goes on from where it was.
+    // Reset every counter (PMCR_EL0.P, C) and disable them all (PMCNTENCLR_EL0): its own
+    // counting goes on from where it was.
     let before = crate::agent::el1_instructions();
     msr!("pmcr_el0", 0b111);
     msr!("pmcntenclr_el0", u64::MAX);
