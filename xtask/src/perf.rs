@@ -230,7 +230,8 @@ enum Axis {
 }
 
 /// Fault cost (ns) against VM count (64 MiB, dense and spread) or image size (1 VM), with the
-/// cold memcpy and Linux's file CoW fault of the same run as horizontal lines.
+/// cold memcpy (up to its instructions' end and up to its stores' completion) and Linux's file
+/// CoW fault of the same run as horizontal lines.
 fn fault_vs(root: &Path, axis: Axis) -> Option<String> {
     let g = "cow_fault";
     let anchor = |a: &str, b: &str| {
@@ -241,6 +242,7 @@ fn fault_vs(root: &Path, axis: Axis) -> Option<String> {
         (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
     };
     let memcpy = anchor("memcpy_4k_cold", "memcpy_4k_cold_after");
+    let complete = anchor("memcpy_4k_complete", "memcpy_4k_complete_after");
     let linux = anchor("linux_file_cow_before", "linux_file_cow_after");
     let fork = anchor("linux_fork_cow_before", "linux_fork_cow_after");
     let mut series = Vec::new();
@@ -289,6 +291,7 @@ fn fault_vs(root: &Path, axis: Axis) -> Option<String> {
     let (lo, hi) = (xs.first()?.0, xs.last()?.0);
     for (name, v) in [
         ("cold 4 KiB memcpy", memcpy),
+        ("the same, completed (fence)", complete),
         ("Linux file CoW fault", linux),
         ("Linux fork CoW fault", fork),
     ] {

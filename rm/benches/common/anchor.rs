@@ -5,7 +5,11 @@
 //! the development machine: streaming a buffer through it evicts nothing).
 //!
 //! * [`Memcpy`]: a 4 KiB memcpy (`copy_nonoverlapping`) between two cold pages: the copy a CoW fault cannot
-//!   avoid (the physical limit).
+//!   avoid (the physical limit). [`Memcpy::run`] stops the clock when the copy's instructions
+//!   are done, its stores possibly still in the CPU's store buffer; [`Memcpy::run_complete`]
+//!   stops it after a full fence ([`complete`]), when they have reached the caches, as they must
+//!   before a fault can resume the vCPU (the DSB that break-before-make needs waits for them;
+//!   on the host every locked instruction after the copy does).
 //! * [`FileCow`]: Linux's own copy-on-write write fault: a page of a `MAP_PRIVATE` mapping of a
 //!   file is read (mapping the page-cache page read-only), evicted from the caches, then
 //!   written: the kernel allocates a page, copies 4 KiB and maps it.
@@ -23,6 +27,23 @@ use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 pub const PAGE: usize = 4096;
+
+/// A full fence: every earlier load and store is complete (globally visible) before any later
+/// one (`mfence`; `dsb sy` on aarch64). The end of each timed region of a copy that counts its
+/// completion, and of every CoW fault's.
+#[inline(always)]
+pub fn complete() {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a fence has no memory-safety precondition.
+    unsafe {
+        core::arch::x86_64::_mm_mfence()
+    };
+    #[cfg(target_arch = "aarch64")]
+    // SAFETY: a barrier has no memory-safety precondition.
+    unsafe {
+        core::arch::asm!("dsb sy")
+    };
+}
 
 /// Evict `[p, p + len)` from every CPU cache level (to DRAM).
 pub fn evict(p: *const u8, len: usize) {
@@ -174,7 +195,15 @@ impl Memcpy {
             d: 0,
         }
     }
+    /// Time `iters` copies, each up to the end of its instructions.
     pub fn run(&mut self, iters: u64) -> Duration {
+        self.run_with(iters, false)
+    }
+    /// Time `iters` copies, each up to its stores' completion (a full fence, [`complete`]).
+    pub fn run_complete(&mut self, iters: u64) -> Duration {
+        self.run_with(iters, true)
+    }
+    fn run_with(&mut self, iters: u64, fenced: bool) -> Duration {
         let pages = self.src.len / PAGE;
         let mut total = Duration::ZERO;
         for _ in 0..iters {
@@ -190,6 +219,9 @@ impl Memcpy {
             let t = Instant::now();
             // SAFETY: two whole pages of distinct live mappings of ours.
             unsafe { std::ptr::copy_nonoverlapping(black_box(s.cast_const()), d, PAGE) };
+            if fenced {
+                complete();
+            }
             total += t.elapsed();
         }
         black_box(self.dst.p);
