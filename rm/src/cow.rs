@@ -281,7 +281,7 @@ impl<P: Platform> Rm<P> {
     /// the pool's counters and the COW_BROKEN batch.
     pub fn handle_access_fault(&mut self, vmid: Vmid, ipa: u64, access: Access) -> FaultOutcome {
         let page = ipa & !(PAGE_SIZE - 1);
-        let Some(walked) = self.plat.walk(vmid, page) else {
+        let Some(walked) = self.plat.walk_exclusive(vmid, page) else {
             return FaultOutcome::Report;
         };
         let Some(space) = self.spaces.get(&vmid) else {

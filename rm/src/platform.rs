@@ -257,6 +257,12 @@ pub trait AddressSpaces {
             site: Site::default(),
         })
     }
+    /// [`AddressSpaces::walk`] with the platform held exclusively (the RM's own fault path):
+    /// platforms that lock each address space for shared walkers skip the lock. The default
+    /// walks.
+    fn walk_exclusive(&mut self, vmid: Vmid, ipa: u64) -> Option<Walked> {
+        self.walk(vmid, ipa)
+    }
     /// [`AddressSpaces::replace_page`] of the page a [`AddressSpaces::walk`] just found, with no
     /// change to `vmid`'s tables in between: platforms that can replace the entry the walk
     /// ended at without walking again do so (they check it is unchanged). The default walks.

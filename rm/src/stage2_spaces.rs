@@ -470,11 +470,11 @@ impl<B: Stage2Backed> AddressSpaces for B {
             .map_err(perr)
     }
     fn walk(&self, vmid: Vmid, ipa: u64) -> Option<Walked> {
-        let e = self.stage2().get(vmid)?.entry(ipa)?;
-        Some(Walked {
-            leaf: e.leaf().map(|l| leaf_of(&l)),
-            site: Site(e.to_words()),
-        })
+        self.stage2().get(vmid)?.entry(ipa).map(walked_of)
+    }
+    fn walk_exclusive(&mut self, vmid: Vmid, ipa: u64) -> Option<Walked> {
+        // `&mut self`: the space's lock is not taken (nobody else can hold it).
+        self.stage2_mut().get_mut(vmid)?.entry(ipa).map(walked_of)
     }
     fn replace_page_at(
         &mut self,
@@ -575,6 +575,14 @@ impl<B: Stage2Backed + Sync> SharedAddressSpaces for B {
         let r = replace_walked(&mut s, walked, ipa, pa, tagged_attrs(rights, kind, tag));
         s2.note_split(vmid, &s);
         r.map_err(perr)
+    }
+}
+
+/// What the RM's fault path needs of a walk: the leaf and the entry, for the replace after it.
+fn walked_of(e: Entry) -> Walked {
+    Walked {
+        leaf: e.leaf().map(|l| leaf_of(&l)),
+        site: Site(e.to_words()),
     }
 }
 

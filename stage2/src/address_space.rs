@@ -8,7 +8,7 @@ use crate::geometry::{
 };
 use crate::memory::TableMemory;
 use crate::tlb::TlbMaintenance;
-use crate::update::{check_range, plan_table, Committer, Node, Op, Reserve};
+use crate::update::{check_range, plan_table, replace_live_page, Committer, Node, Op, Reserve};
 
 /// Which block sizes [`AddressSpace::map`] may use, and whether it may replace existing mappings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -653,9 +653,13 @@ impl<M: TableMemory, T: TlbMaintenance> AddressSpace<M, T> {
         if e.level == 3 {
             // No split: the page entry in place (the common fault; kept apart from the split
             // below so that it stays as small as it was).
-            let mut c = self.committer(Reserve::empty());
-            c.replace(e.table, e.index, 3, e.es, e.desc, new_leaf, true);
-            c.finish();
+            let vttbr = self.vttbr();
+            let at = (e.table, e.index, e.es);
+            if !replace_live_page(&mut self.mem, &mut self.tlb, vttbr, at, e.desc, new_leaf) {
+                let mut c = self.committer(Reserve::empty());
+                c.replace(e.table, e.index, 3, e.es, e.desc, new_leaf, true);
+                c.finish();
+            }
             return Ok(());
         }
         self.replace_splitting(e, page, new_leaf)

@@ -142,6 +142,45 @@ fn replace_page_at_page_level_sequence() {
     );
 }
 
+/// The copy-on-write replace of a page entry found by a walk (`entry` + `replace_page_at`):
+/// the same break-before-make as `replace_page`, and one write sync at the end; a replace
+/// that keeps the output (only the rights change) goes in place with one invalidation.
+#[test]
+fn replace_page_at_of_a_walked_page_entry_sequence() {
+    let mut vm = vm();
+    vm.map(0x8000, K4, PA, RO, MapFlags::PAGES).unwrap();
+    let (l3, idx) = slot(&vm, 0x8000, 3);
+    let live = live_tables(&vm);
+    let e = vm.entry(0x8000).unwrap();
+    let syncs = vm.tlb().write_syncs();
+    let (r, trace) = checked_trace(&mut vm, |vm| vm.replace_page_at(&e, PA + M2, RW));
+    r.unwrap();
+    assert_eq!(
+        live_events(&trace, &live),
+        vec![
+            format!("w {l3:#x}[{idx}] {:#x}->0x0", PA | 0x77F),
+            "tlbi [8000]".to_string(),
+            format!("w {l3:#x}[{idx}] 0x0->{:#x}", (PA + M2) | 0x7FF),
+        ]
+    );
+    assert_eq!(vm.tlb().write_syncs(), syncs + 1);
+    // Same output, read-only again: no break, the rights change in place, then invalidated.
+    let e = vm.entry(0x8000).unwrap();
+    let (r, trace) = checked_trace(&mut vm, |vm| vm.replace_page_at(&e, PA + M2, RO));
+    r.unwrap();
+    assert_eq!(
+        live_events(&trace, &live),
+        vec![
+            format!(
+                "w {l3:#x}[{idx}] {:#x}->{:#x}",
+                (PA + M2) | 0x7FF,
+                (PA + M2) | 0x77F
+            ),
+            "tlbi [8000]".to_string(),
+        ]
+    );
+}
+
 #[test]
 fn unmap_last_page_frees_tables_after_invalidation() {
     let mut vm = vm();
