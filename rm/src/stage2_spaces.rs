@@ -521,8 +521,14 @@ impl<B: Stage2Backed> AddressSpaces for B {
         if !(MIN_VM_IPA_BITS..=s2.ipa_bits).contains(&ipa_bits) {
             return Err(PlatformError::BadAddress);
         }
+        let cfg = Stage2Config::new(ipa_bits, s2.parange, vmid);
         let old = s2.get_mut(vmid).ok_or(PlatformError::NoSuchSpace)?;
         if old.geometry().ipa_bits() == ipa_bits {
+            return Ok(());
+        }
+        // A smaller IPA size (the shipped configs' 39 bits on a 40-bit platform) keeps the
+        // root it has: no allocation, no zeroing.
+        if old.reconfigure_empty(cfg).map_err(perr)? {
             return Ok(());
         }
         // Reads the root pages only: a walk of an empty 40-bit space's 1024 root entries cost
@@ -531,7 +537,6 @@ impl<B: Stage2Backed> AddressSpaces for B {
             return Err(PlatformError::AlreadyMapped);
         }
         // The new space first: if it cannot be made, the old one stays as it was.
-        let cfg = Stage2Config::new(ipa_bits, s2.parange, vmid);
         let (mem, tlb) = s2.parts.parts(vmid).ok_or(PlatformError::NoMemory)?;
         let new = AddressSpace::new(mem, tlb, cfg).map_err(perr)?;
         let old = s2.spaces.insert(vmid, Mutex::new(new));

@@ -275,6 +275,36 @@ impl<M: TableMemory, T: TlbMaintenance> AddressSpace<M, T> {
         })
     }
 
+    /// Give an empty address space another configuration (an IPA size, a VM config's
+    /// `ipa-bits`) in place, keeping its root where the new geometry needs no more root pages
+    /// than it has: the pages it no longer needs go back to the table memory (they hold only
+    /// zeros) and nothing is allocated or zeroed, where a new address space would allocate and
+    /// zero a root and free the old one. `Ok(false)`, with nothing changed, if the space maps
+    /// anything or the new geometry needs more root pages: make a new address space then.
+    /// The VMID's TLB entries are invalidated, as when a space is destroyed.
+    pub fn reconfigure_empty(&mut self, config: Stage2Config) -> Result<bool, Error> {
+        if !self.is_empty() {
+            return Ok(false);
+        }
+        let geometry = config.geometry()?;
+        let (from, to) = (self.geometry.root_tables(), geometry.root_tables());
+        if to > from {
+            return Ok(false);
+        }
+        // Root pages are a power of two aligned to their size, so the first `to` of them are
+        // aligned for the new root.
+        debug_assert!(self.root.is_multiple_of(to as u64 * PAGE_SIZE));
+        let vttbr = self.vttbr();
+        self.tlb.invalidate_vmid(vttbr);
+        if to < from {
+            self.mem.shrink_root(self.root, from, to);
+            self.tables -= from - to;
+        }
+        self.config = config;
+        self.geometry = geometry;
+        Ok(true)
+    }
+
     /// The configuration the address space was created with.
     pub fn config(&self) -> &Stage2Config {
         &self.config

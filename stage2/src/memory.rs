@@ -110,6 +110,17 @@ pub unsafe trait TableMemory {
         }
     }
 
+    /// Keep the first `to` of the `from` pages of a root obtained from
+    /// [`alloc_root`](Self::alloc_root) at `pa` (`to` < `from`, both powers of two) and free
+    /// the rest, which hold only zeros (an empty address space given a smaller IPA size in
+    /// place). The default frees them page by page with
+    /// [`free_zeroed_table`](Self::free_zeroed_table).
+    fn shrink_root(&mut self, pa: u64, from: usize, to: usize) {
+        for i in to..from {
+            self.free_zeroed_table(pa + i as u64 * crate::PAGE_SIZE);
+        }
+    }
+
     /// Read descriptor `index` (0..512) of the table page at `table_pa` with one 64-bit load.
     fn read_entry(&self, table_pa: u64, index: usize) -> u64 {
         debug_assert!(index < crate::ENTRIES_PER_TABLE);
@@ -249,6 +260,9 @@ unsafe impl<M: TableMemory + ?Sized> TableMemory for alloc::boxed::Box<M> {
     }
     fn free_root(&mut self, pa: u64, count: usize) {
         (**self).free_root(pa, count)
+    }
+    fn shrink_root(&mut self, pa: u64, from: usize, to: usize) {
+        (**self).shrink_root(pa, from, to)
     }
     fn read_entry(&self, table_pa: u64, index: usize) -> u64 {
         (**self).read_entry(table_pa, index)

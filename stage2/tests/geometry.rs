@@ -6,7 +6,9 @@
 mod common;
 use common::*;
 use gunyah_stage2::host::{HostArena, RecordingTlb};
-use gunyah_stage2::{AddressSpace, Error, Geometry, PaRange, Stage2Config, VmidBits};
+use gunyah_stage2::{
+    AddressSpace, Attrs, Error, Geometry, MapFlags, PaRange, Stage2Config, VmidBits,
+};
 
 #[test]
 fn start_level_and_concatenation_for_every_ipa_size() {
@@ -193,4 +195,59 @@ fn destroy_returns_every_page_and_invalidates_vmid() {
     let (arena, tlb) = vm.destroy();
     assert_eq!(arena.pages_in_use(), 0);
     assert_eq!(tlb.vmid_invalidations(), 1);
+}
+
+/// An empty 40-bit space (two concatenated root pages) given 39 bits in place keeps its first
+/// root page, gives the second back as known zero, and then translates and refuses as a 39-bit
+/// space made new would; a space that maps anything, or a larger IPA size, is left alone.
+#[test]
+fn an_empty_space_shrinks_its_ipa_size_in_place() {
+    let mut vm = vm();
+    let root = vm.root_pa();
+    assert_eq!((vm.table_pages(), vm.memory().pages_in_use()), (2, 2));
+    let cfg39 = Stage2Config::new(39, PaRange::Bits48, 7);
+    take_trace(&mut vm);
+    assert_eq!(vm.reconfigure_empty(cfg39), Ok(true));
+    assert_eq!(vm.root_pa(), root, "the root stays where it was");
+    assert_eq!((vm.table_pages(), vm.memory().pages_in_use()), (1, 1));
+    assert!(
+        vm.memory().is_known_zero(root + K4),
+        "the freed root page is known zero"
+    );
+    assert_eq!(
+        tlbi_vmids(&take_trace(&mut vm)),
+        1,
+        "the VMID's TLB entries invalidated"
+    );
+    // The same VTCR and limits as a 39-bit space made new.
+    let fresh = vm_with(39, 16);
+    assert_eq!(vm.vtcr(), fresh.vtcr());
+    assert_eq!(vm.geometry(), fresh.geometry());
+    let top = (1u64 << 39) - K4;
+    vm.map(top, K4, 0x1_0000_0000, Attrs::normal_rw(), MapFlags::PAGES)
+        .unwrap();
+    assert_eq!(vm.query(top).map(|l| l.pa), Some(0x1_0000_0000));
+    assert!(matches!(
+        vm.map(
+            1 << 39,
+            K4,
+            0x1_0000_0000,
+            Attrs::normal_rw(),
+            MapFlags::PAGES
+        ),
+        Err(Error::IpaOutOfRange { .. })
+    ));
+    check_invariants(&vm);
+    // Not empty now: nothing changes.
+    let cfg36 = Stage2Config::new(36, PaRange::Bits48, 7);
+    assert_eq!(vm.reconfigure_empty(cfg36), Ok(false));
+    assert_eq!(vm.geometry(), fresh.geometry());
+    // Empty again, but 40 bits needs two root pages: left to a new space.
+    vm.unmap(top, K4).unwrap();
+    let cfg40 = Stage2Config::new(40, PaRange::Bits48, 7);
+    assert_eq!(vm.reconfigure_empty(cfg40), Ok(false));
+    assert_eq!(vm.geometry(), fresh.geometry());
+    // Destroyed, every page is back.
+    let (arena, _) = vm.destroy();
+    assert_eq!(arena.pages_in_use(), 0);
 }
