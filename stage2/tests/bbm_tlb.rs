@@ -124,6 +124,16 @@ fn split_block_sequence() {
     );
 }
 
+/// The trace of a read-only page at 0x8000 (entry `idx` of `l3`) replaced by a writable one
+/// at another PA: break, invalidate, make.
+fn page_break_before_make(l3: u64, idx: usize) -> Vec<String> {
+    vec![
+        format!("w {l3:#x}[{idx}] {:#x}->0x0", PA | 0x77F),
+        "tlbi [8000]".to_string(),
+        format!("w {l3:#x}[{idx}] 0x0->{:#x}", (PA + M2) | 0x7FF),
+    ]
+}
+
 #[test]
 fn replace_page_at_page_level_sequence() {
     let mut vm = vm();
@@ -132,14 +142,7 @@ fn replace_page_at_page_level_sequence() {
     let live = live_tables(&vm);
     let (r, trace) = checked_trace(&mut vm, |vm| vm.replace_page(0x8000, PA + M2, RW));
     r.unwrap();
-    assert_eq!(
-        live_events(&trace, &live),
-        vec![
-            format!("w {l3:#x}[{idx}] {:#x}->0x0", PA | 0x77F),
-            "tlbi [8000]".to_string(),
-            format!("w {l3:#x}[{idx}] 0x0->{:#x}", (PA + M2) | 0x7FF),
-        ]
-    );
+    assert_eq!(live_events(&trace, &live), page_break_before_make(l3, idx));
 }
 
 /// The copy-on-write replace of a page entry found by a walk (`entry` + `replace_page_at`):
@@ -155,14 +158,7 @@ fn replace_page_at_of_a_walked_page_entry_sequence() {
     let syncs = vm.tlb().write_syncs();
     let (r, trace) = checked_trace(&mut vm, |vm| vm.replace_page_at(&e, PA + M2, RW));
     r.unwrap();
-    assert_eq!(
-        live_events(&trace, &live),
-        vec![
-            format!("w {l3:#x}[{idx}] {:#x}->0x0", PA | 0x77F),
-            "tlbi [8000]".to_string(),
-            format!("w {l3:#x}[{idx}] 0x0->{:#x}", (PA + M2) | 0x7FF),
-        ]
-    );
+    assert_eq!(live_events(&trace, &live), page_break_before_make(l3, idx));
     assert_eq!(vm.tlb().write_syncs(), syncs + 1);
     // Same output, read-only again: no break, the rights change in place, then invalidated.
     let e = vm.entry(0x8000).unwrap();
