@@ -327,6 +327,28 @@ fn case_id(vms: usize, size: u64, spread: bool) -> String {
     format!("{vms}vm/{}/{how}", size_name(size))
 }
 
+/// The memcpy baselines, as criterion benchmarks named `memcpy_4k_cold{suffix}` (up to the
+/// copy's instructions' end) and `memcpy_4k_complete{suffix}` (up to its stores' completion).
+fn memcpy_anchors(
+    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    memcpy: &mut anchor::Memcpy,
+    suffix: &str,
+) {
+    for (name, complete) in [("cold", false), ("complete", true)] {
+        let id = format!("memcpy_4k_{name}{suffix}");
+        g.bench_function(&id, |b| {
+            b.iter_custom(|iters| {
+                let d = if complete {
+                    memcpy.run_complete(iters)
+                } else {
+                    memcpy.run(iters)
+                };
+                common::record(&id, d, iters)
+            })
+        });
+    }
+}
+
 /// The Linux anchors, as criterion benchmarks named `linux_*_{when}`.
 fn linux_anchors(
     g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
@@ -359,14 +381,7 @@ fn main() {
         b.iter_custom(|iters| common::record("timer", anchor::timer_overhead(iters), iters))
     });
     let mut memcpy = anchor::Memcpy::new();
-    g.bench_function("memcpy_4k_cold", |b| {
-        b.iter_custom(|iters| common::record("memcpy_4k_cold", memcpy.run(iters), iters))
-    });
-    g.bench_function("memcpy_4k_complete", |b| {
-        b.iter_custom(|iters| {
-            common::record("memcpy_4k_complete", memcpy.run_complete(iters), iters)
-        })
-    });
+    memcpy_anchors(&mut g, &mut memcpy, "");
     linux_anchors(&mut g, "before");
     let filter = common::name_filter();
     for &(vms, size, spread) in CASES {
@@ -419,18 +434,7 @@ fn main() {
     }
     // The baseline again, and Linux, after the RM's cases (the machine is shared: a drift
     // between the two shows in the report).
-    g.bench_function("memcpy_4k_cold_after", |b| {
-        b.iter_custom(|iters| common::record("memcpy_4k_cold_after", memcpy.run(iters), iters))
-    });
-    g.bench_function("memcpy_4k_complete_after", |b| {
-        b.iter_custom(|iters| {
-            common::record(
-                "memcpy_4k_complete_after",
-                memcpy.run_complete(iters),
-                iters,
-            )
-        })
-    });
+    memcpy_anchors(&mut g, &mut memcpy, "_after");
     linux_anchors(&mut g, "after");
     g.finish();
     c.final_summary();
