@@ -845,6 +845,12 @@ mod fuzz {
                 b"\xff\0",
                 "property name is not a NUL-terminated UTF-8 string inside the strings block",
             ),
+            // Inside a valid block, but in the middle of a two-byte character.
+            (
+                vec![root(), Prop(2, 1, b"a\0".to_vec()), End, Fin],
+                "\u{e9}\0".as_bytes(),
+                "property name is not a NUL-terminated UTF-8 string inside the strings block",
+            ),
             (vec![p(), Fin], s, "property outside any node"),
         ];
         for (toks, strings, why) in cases {

@@ -71,7 +71,23 @@ pub fn check(data: &[u8]) -> Result<(), ConfigError> {
     walk(st, strings)
 }
 
+/// The strings block up to and including its last NUL, if that part is valid UTF-8. Then a
+/// property name is a NUL-terminated UTF-8 string exactly when its offset is a character
+/// boundary before the end of it (a NUL byte is never part of a multi-byte sequence, so every
+/// name that starts on a boundary ends at a NUL inside valid UTF-8): one pass over the block
+/// instead of one scan and one validation per property. `None` (some byte after the last NUL, or
+/// in a string no property may name, is not UTF-8) leaves each name to [`cstr_len`], as before.
+fn valid_names(strings: &[u8]) -> Option<&str> {
+    let last = strings.iter().rposition(|&b| b == 0)?;
+    core::str::from_utf8(&strings[..=last]).ok()
+}
+
 fn walk(st: &[u8], strings: &[u8]) -> Result<(), ConfigError> {
+    let names = valid_names(strings);
+    let name_ok = |off: usize| match names {
+        Some(n) => off < n.len() && n.is_char_boundary(off),
+        None => cstr_len(strings, off).is_some(),
+    };
     let mut pos = 0usize;
     let mut depth = 0usize;
     // Per open node: have we seen a child yet (then no more properties are allowed)?
@@ -121,8 +137,9 @@ fn walk(st: &[u8], strings: &[u8]) -> Result<(), ConfigError> {
                 pos += 8;
                 let end = pos.checked_add(len).filter(|&e| e <= st.len());
                 let end = end.ok_or_else(|| bad("property value runs past the structure block"))?;
-                cstr_len(strings, nameoff)
-                    .ok_or_else(|| bad("property name is not a NUL-terminated UTF-8 string inside the strings block"))?;
+                if !name_ok(nameoff) {
+                    return Err(bad("property name is not a NUL-terminated UTF-8 string inside the strings block"));
+                }
                 pos = align4(end).ok_or_else(|| bad("property overflows"))?;
             }
             END => {
@@ -133,5 +150,35 @@ fn walk(st: &[u8], strings: &[u8]) -> Result<(), ConfigError> {
             }
             _ => return Err(bad(format!("unexpected token {tok:#x}"))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{cstr_len, valid_names};
+
+    /// The one-pass check of the strings block accepts a name offset exactly where the
+    /// per-name scan does, at every offset of blocks with multi-byte characters, empty names,
+    /// and bytes after the last NUL.
+    #[test]
+    fn one_pass_names_agree_with_the_per_name_scan() {
+        let blocks: [&[u8]; 5] = [
+            b"compatible\0reg\0",
+            "a\u{e9}b\0\u{1f600}\0\0x\0".as_bytes(),
+            b"\0\0",
+            b"name\0tail-without-nul",
+            "\u{e9}\0\u{e9}".as_bytes(),
+        ];
+        for block in blocks {
+            let names = valid_names(block).expect("valid UTF-8 up to the last NUL");
+            for off in 0..block.len() + 2 {
+                let fast = off < names.len() && names.is_char_boundary(off);
+                assert_eq!(fast, cstr_len(block, off).is_some(), "{block:?} at {off}");
+            }
+        }
+        // Not valid UTF-8 before the last NUL: no one-pass view, each name is scanned.
+        assert!(valid_names(b"ok\0\xff\0").is_none());
+        assert!(valid_names(b"no nul").is_none());
+        assert!(valid_names(b"").is_none());
     }
 }
