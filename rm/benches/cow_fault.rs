@@ -38,6 +38,8 @@ mod common;
 
 #[path = "common/anchor.rs"]
 mod anchor;
+#[path = "common/pin.rs"]
+mod pin;
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -374,7 +376,7 @@ fn linux_anchors(
 }
 
 fn main() {
-    let cpu = anchor::pin_to_current_cpu();
+    let cpu = pin::pin_to_current_cpu();
     let mut c = common::criterion();
     let mut g = c.benchmark_group("cow_fault");
     g.bench_function("timer", |b| {

@@ -15,6 +15,10 @@
 //! time, while what two vCPUs cost each other (a lock, a cache line moving between cores)
 //! shows in both. Rounds of 4096 faults (some milliseconds) make the threads' start skew small.
 //!
+//! Thread `t` (vCPU or copy) is pinned to the `t`-th CPU the process may use, as a vCPU runs
+//! on a CPU of its own: unpinned, the host's scheduler often ran both threads of a short round
+//! on one CPU (the copy baseline's 2-thread ratio came out 1.00–1.03 unpinned, 1.43–1.83 pinned).
+//!
 //! What the host cannot contain: TLB invalidation is a counter in the simulator; the golden
 //! pages are shared by the clones and stay in cache. Two threads need two free cores: on a
 //! machine shared with other work the ratio shows how much of them the run got.
@@ -34,6 +38,8 @@ use gunyah_stage2::Access;
 
 #[path = "../tests/common/golden_setup.rs"]
 mod golden_setup;
+#[path = "common/pin.rs"]
+mod pin;
 use golden_setup::{alloc_vm, seal_lent};
 
 const HLOS: u16 = 3;
@@ -104,21 +110,35 @@ struct Vcpus {
 }
 
 impl Vcpus {
-    fn new() -> Vcpus {
+    /// `cpus`: one CPU per vCPU thread to pin it to, or empty to leave them unpinned.
+    fn new(cpus: &[usize]) -> Vcpus {
         let (rm, clones, golden) = setup();
         let (rm, clones) = (Arc::new(rm), Arc::new(clones));
         let (done_tx, done) = std::sync::mpsc::channel();
         let start = Arc::new(Barrier::new(MAX_THREADS + 1));
+        let sweep = Arc::new(Sweep::new());
         let mut go = Vec::new();
         for t in 0..MAX_THREADS {
             let (tx, rx) = std::sync::mpsc::channel::<bool>();
             go.push(tx);
-            let (rm, clones, done, start) =
-                (rm.clone(), clones.clone(), done_tx.clone(), start.clone());
+            let (rm, clones, done, start, sweep) = (
+                rm.clone(),
+                clones.clone(),
+                done_tx.clone(),
+                start.clone(),
+                sweep.clone(),
+            );
+            let cpu = cpus.get(t).copied();
             std::thread::spawn(move || {
+                // A vCPU runs on a CPU of its own, as Gunyah schedules it; unpinned, the host's
+                // scheduler sometimes runs both threads on one CPU for part of a round.
+                if let Some(cpu) = cpu {
+                    assert!(pin::pin_to(cpu), "pin vCPU thread {t} to CPU {cpu}");
+                }
                 let vm = clones[t].vm;
                 // Each round: told whether to fault, then all start together.
                 while let Ok(active) = rx.recv() {
+                    sweep.run();
                     start.wait();
                     let span = active.then(|| {
                         Span::of(|| {
@@ -211,18 +231,55 @@ fn thread_cpu_time() -> Duration {
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
+/// What every round starts from: caches holding none of the round's pages. Each thread reads
+/// a buffer of twice the last-level cache (64 MiB to 512 MiB) before the start barrier,
+/// untimed, so the golden pages, the previous round's copies and whatever the other
+/// configuration left are gone from its own caches and the shared one alike. Without it, back
+/// to back 1-thread rounds found one clone's 16 MiB of copies and the 16 MiB image in this
+/// machine's 32 MiB L3 while 2-thread rounds (48 MiB) did not, and alternating rounds favoured
+/// the other side: the ratio measured the cache, not the fault path. Reads, not writes, so
+/// the sweep leaves no dirty lines to be written back inside the next timed round.
+struct Sweep(Vec<u64>);
+
+impl Sweep {
+    fn new() -> Sweep {
+        let llc = std::fs::read_to_string("/sys/devices/system/cpu/cpu0/cache/index3/size")
+            .ok()
+            .and_then(|s| s.trim().strip_suffix('K')?.parse::<usize>().ok())
+            .map_or(32 << 20, |k| k << 10);
+        let bytes = (2 * llc).clamp(64 << 20, 512 << 20);
+        // Written once (a fresh zeroed allocation would read the one shared zero page).
+        Sweep((0..bytes / 8).map(|i| i as u64).collect())
+    }
+
+    /// Read one word of every cache line.
+    fn run(&self) {
+        let sum = self
+            .0
+            .iter()
+            .step_by(8)
+            .fold(0u64, |a, &w| a.wrapping_add(w));
+        std::hint::black_box(sum);
+    }
+}
+
 /// The machine's own scaling, measured in the same run: 4 KiB copies per second (the bulk of a
 /// CoW fault) of one thread against two, each copying between its own buffers (16 MiB each
 /// way, like one clone's round), timed by the threads' own clocks.
-fn copy_scaling(rounds: usize) -> (Rates, Rates) {
-    fn round(threads: usize) -> Round {
+fn copy_scaling(rounds: usize, cpus: &[usize]) -> (Rates, Rates) {
+    fn round(threads: usize, cpus: &[usize], sweep: &Arc<Sweep>) -> Round {
         let start = Arc::new(Barrier::new(threads));
         let spans: Vec<Span> = (0..threads)
-            .map(|_| {
-                let start = start.clone();
+            .map(|t| {
+                let (start, sweep) = (start.clone(), sweep.clone());
+                let cpu = cpus.get(t).copied();
                 std::thread::spawn(move || {
+                    if let Some(cpu) = cpu {
+                        assert!(pin::pin_to(cpu), "pin copy thread {t} to CPU {cpu}");
+                    }
                     let src = vec![1u8; IMAGE as usize];
                     let mut dst = vec![0u8; IMAGE as usize];
+                    sweep.run();
                     start.wait();
                     Span::of(|| {
                         for (d, s) in dst
@@ -241,10 +298,11 @@ fn copy_scaling(rounds: usize) -> (Rates, Rates) {
             .collect();
         Round::of(&spans)
     }
+    let sweep = Arc::new(Sweep::new());
     let (mut one, mut two) = (Rates::default(), Rates::default());
     for _ in 0..rounds {
-        one.push(PAGES, round(1));
-        two.push(2 * PAGES, round(2));
+        one.push(PAGES, round(1, cpus, &sweep));
+        two.push(2 * PAGES, round(2, cpus, &sweep));
     }
     (one, two)
 }
@@ -286,7 +344,13 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() {
-    let vcpus = Vcpus::new();
+    // The first MAX_THREADS CPUs this process may use, one per thread (vCPU thread t and copy
+    // thread t on the same CPU); with fewer CPUs than threads, none is pinned.
+    let cpus: Vec<usize> = Some(pin::allowed_cpus())
+        .filter(|c| c.len() >= MAX_THREADS)
+        .map(|c| c[..MAX_THREADS].to_vec())
+        .unwrap_or_default();
+    let vcpus = Vcpus::new(&cpus);
     let mut c = Criterion::default()
         .configure_from_args()
         .sample_size(20)
@@ -309,7 +373,7 @@ fn main() {
     }
     println!(
         "faults/s, CoW in different VMs ({ROUNDS} alternating rounds of {PAGES} faults per thread, \
-         {} cores, load average {}): median 1 thread {:.0}, 2 threads {:.0}: ratio {:.2}; \
+         {} cores, threads pinned to CPUs {cpus:?}, load average {}): median 1 thread {:.0}, 2 threads {:.0}: ratio {:.2}; \
          best rounds {:.0} and {:.0}: ratio {:.2} (target >= 1.6)",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         load_average(),
@@ -328,7 +392,7 @@ fn main() {
         two.cpu(),
         two.cpu() / one.cpu(),
     );
-    let (c1, c2) = copy_scaling(ROUNDS);
+    let (c1, c2) = copy_scaling(ROUNDS, &cpus);
     println!(
         "baseline, same run: 4 KiB copies/s ({} KiB per thread per round, {ROUNDS} alternating \
          rounds): median 1 thread {:.0}, 2 threads {:.0}: ratio {:.2} (what this machine gives \

@@ -4,7 +4,8 @@
 //! settings of a shared machine unless `--full`), saves each one's report (the ratios against
 //! its same-run baseline) under `target/perf/`, runs `gunyah-rm simulate --json` over a range of
 //! clone counts, and writes SVG plots to `docs/perf/` from criterion's own output
-//! (`target/criterion/*/new/estimates.json`) and the simulator's JSON. `--plots` only redraws
+//! (`target/criterion/*/new/estimates.json`), the simulator's JSON and, for faults against
+//! threads, the medians `fault_scaling` prints (`target/perf/fault_scaling.txt`). `--plots` only redraws
 //! the plots from what the last run left. It ends with the simulator's resident memory
 //! against its target and one `cargo xtask qemu` boot's EL2 instruction counts (`--no-qemu`
 //! skips that boot). No plotting crate: the SVG is written by hand, so
@@ -361,18 +362,14 @@ fn rpc_vs_parcels(root: &Path) -> Option<String> {
     ))
 }
 
-/// CoW faults/s of 1 and 2 vCPU threads, each faulting in its own VM (`fault_scaling`: one
-/// criterion sample is a round of 512 faults per thread), with the linear-scaling line.
+/// CoW faults/s of 1 and 2 vCPU threads, each faulting in its own VM, with the linear-scaling
+/// line: the medians of the bench's alternating rounds, as its report prints them (saved in
+/// `target/perf/fault_scaling.txt`), so the plot shows the figures the ratio is made of.
 fn faults_vs_threads(root: &Path) -> Option<String> {
-    const PAGES: f64 = 512.0;
-    let pts: Vec<(f64, f64)> = [1u32, 2]
-        .iter()
-        .filter_map(|&t| {
-            median(root, &format!("cow_faults_in_different_vms/threads/{t}"))
-                .map(|ns| (t as f64, PAGES * t as f64 / ns * 1e3))
-        })
-        .collect();
-    let one = pts.first().filter(|p| p.0 == 1.0)?.1;
+    let report = std::fs::read_to_string(root.join("target/perf/fault_scaling.txt")).ok()?;
+    let (one, two) = thread_medians(&report)?;
+    let (one, two) = (one / 1e6, two / 1e6);
+    let pts = vec![(1.0, one), (2.0, two)];
     Some(chart(
         "CoW faults/s vs vCPU threads (each in its own VM)",
         "vCPU threads",
@@ -390,6 +387,14 @@ fn faults_vs_threads(root: &Path) -> Option<String> {
             ),
         ],
     ))
+}
+
+/// The 1- and 2-thread medians (faults/s) of `fault_scaling`'s report line, not its best rounds.
+fn thread_medians(report: &str) -> Option<(f64, f64)> {
+    let line = report.lines().find(|l| l.starts_with("faults/s, CoW"))?;
+    let medians = &line[line.find("median 1 thread ")?..];
+    let one = number_after(medians, "median 1 thread ")?;
+    Some((one, number_after(medians, ", 2 threads ")?))
 }
 
 /// A line chart: log-scale x when `logx`, linear y from 0.
@@ -517,4 +522,25 @@ fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::thread_medians;
+
+    /// The plot takes the medians of the alternating rounds, not the best rounds, and not the
+    /// "2 threads" of the CPU-time or copy lines that follow.
+    #[test]
+    fn thread_medians_come_from_the_faults_line() {
+        let report = "cow_faults_in_different_vms/threads/2\n\
+            faults/s, CoW in different VMs (200 alternating rounds of 4096 faults per thread, 2 \
+            cores, threads pinned to CPUs [0, 1], load average 1.20): median 1 thread 1506211, \
+            2 threads 2630583: ratio 1.75; best rounds 1854292 and 2977373: ratio 1.61\n\
+            faults per CPU-second: median 1 thread 1507916, 2 threads 1336430\n";
+        assert_eq!(thread_medians(report), Some((1506211.0, 2630583.0)));
+        assert_eq!(
+            thread_medians("faults per CPU-second: median 1 thread 1, 2 threads 2"),
+            None
+        );
+    }
 }

@@ -67,21 +67,6 @@ pub fn evict(p: *const u8, len: usize) {
     }
 }
 
-/// Pin this process to the CPU it runs on now (the "pinned to one core"), so the
-/// anchors, the baseline and the RM run on one core with one set of caches.
-pub fn pin_to_current_cpu() -> Option<usize> {
-    // SAFETY: `sched_getcpu` has no preconditions.
-    let cpu = unsafe { libc::sched_getcpu() };
-    let cpu = usize::try_from(cpu).ok()?;
-    // SAFETY: an all-zero cpu_set_t is a valid empty set; CPU_SET writes inside it.
-    let ok = unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set)
-    };
-    (ok == 0).then_some(cpu)
-}
-
 /// Minor page faults this process has taken so far.
 pub fn host_page_faults() -> i64 {
     // SAFETY: an all-zero rusage is valid; getrusage fills it.
