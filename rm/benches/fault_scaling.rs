@@ -19,8 +19,9 @@
 //! on a CPU of its own: unpinned, the host's scheduler often ran both threads of a short round
 //! on one CPU (the copy baseline's 2-thread ratio came out 1.00–1.03 unpinned, 1.43–1.83 pinned).
 //!
-//! What the host cannot contain: TLB invalidation is a counter in the simulator; the golden
-//! pages are shared by the clones and stay in cache. Two threads need two free cores: on a
+//! What the host cannot contain: TLB invalidation is a counter in the simulator. The golden
+//! pages are shared by the clones; every round starts with them out of the caches ([`Sweep`]).
+//! Two threads need two free cores: on a
 //! machine shared with other work the ratio shows how much of them the run got.
 //!
 //! Run: `cargo bench -p gunyah-rm --bench fault_scaling`.
@@ -110,13 +111,13 @@ struct Vcpus {
 }
 
 impl Vcpus {
-    /// `cpus`: one CPU per vCPU thread to pin it to, or empty to leave them unpinned.
-    fn new(cpus: &[usize]) -> Vcpus {
+    /// `cpus`: one CPU per vCPU thread to pin it to, or empty to leave them unpinned; `sweep`
+    /// runs on every thread before each round.
+    fn new(cpus: &[usize], sweep: &Arc<Sweep>) -> Vcpus {
         let (rm, clones, golden) = setup();
         let (rm, clones) = (Arc::new(rm), Arc::new(clones));
         let (done_tx, done) = std::sync::mpsc::channel();
         let start = Arc::new(Barrier::new(MAX_THREADS + 1));
-        let sweep = Arc::new(Sweep::new());
         let mut go = Vec::new();
         for t in 0..MAX_THREADS {
             let (tx, rx) = std::sync::mpsc::channel::<bool>();
@@ -266,7 +267,7 @@ impl Sweep {
 /// The machine's own scaling, measured in the same run: 4 KiB copies per second (the bulk of a
 /// CoW fault) of one thread against two, each copying between its own buffers (16 MiB each
 /// way, like one clone's round), timed by the threads' own clocks.
-fn copy_scaling(rounds: usize, cpus: &[usize]) -> (Rates, Rates) {
+fn copy_scaling(rounds: usize, cpus: &[usize], sweep: &Arc<Sweep>) -> (Rates, Rates) {
     fn round(threads: usize, cpus: &[usize], sweep: &Arc<Sweep>) -> Round {
         let start = Arc::new(Barrier::new(threads));
         let spans: Vec<Span> = (0..threads)
@@ -298,11 +299,10 @@ fn copy_scaling(rounds: usize, cpus: &[usize]) -> (Rates, Rates) {
             .collect();
         Round::of(&spans)
     }
-    let sweep = Arc::new(Sweep::new());
     let (mut one, mut two) = (Rates::default(), Rates::default());
     for _ in 0..rounds {
-        one.push(PAGES, round(1, cpus, &sweep));
-        two.push(2 * PAGES, round(2, cpus, &sweep));
+        one.push(PAGES, round(1, cpus, sweep));
+        two.push(2 * PAGES, round(2, cpus, sweep));
     }
     (one, two)
 }
@@ -350,7 +350,9 @@ fn main() {
         .filter(|c| c.len() >= MAX_THREADS)
         .map(|c| c[..MAX_THREADS].to_vec())
         .unwrap_or_default();
-    let vcpus = Vcpus::new(&cpus);
+    // One buffer (64-512 MiB) for both measurements.
+    let sweep = Arc::new(Sweep::new());
+    let vcpus = Vcpus::new(&cpus, &sweep);
     let mut c = Criterion::default()
         .configure_from_args()
         .sample_size(20)
@@ -392,7 +394,7 @@ fn main() {
         two.cpu(),
         two.cpu() / one.cpu(),
     );
-    let (c1, c2) = copy_scaling(ROUNDS, &cpus);
+    let (c1, c2) = copy_scaling(ROUNDS, &cpus, &sweep);
     println!(
         "baseline, same run: 4 KiB copies/s ({} KiB per thread per round, {ROUNDS} alternating \
          rounds): median 1 thread {:.0}, 2 threads {:.0}: ratio {:.2} (what this machine gives \
