@@ -75,8 +75,9 @@ pub fn check(data: &[u8]) -> Result<(), ConfigError> {
 /// property name is a NUL-terminated UTF-8 string exactly when its offset is a character
 /// boundary before the end of it (a NUL byte is never part of a multi-byte sequence, so every
 /// name that starts on a boundary ends at a NUL inside valid UTF-8): one pass over the block
-/// instead of one scan and one validation per property. `None` (some byte after the last NUL, or
-/// in a string no property may name, is not UTF-8) leaves each name to [`cstr_len`], as before.
+/// instead of one scan and one validation per property. `None` when the block has no NUL or is
+/// not UTF-8 up to its last one (possibly in a string no property names): then each name is
+/// left to [`cstr_len`], as before. Bytes after the last NUL end no name and are not looked at.
 fn valid_names(strings: &[u8]) -> Option<&str> {
     let last = strings.iter().rposition(|&b| b == 0)?;
     core::str::from_utf8(&strings[..=last]).ok()
